@@ -1,0 +1,76 @@
+"""ASGI app factory: one port, every dialect (see ``routing`` for the table)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from anyio import to_thread
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from mediagate import routing
+from mediagate.config import Settings
+from mediagate.core.gateway import Gateway
+from mediagate.http import RequestIdMiddleware
+from mediagate.services import build_gateway
+
+log = logging.getLogger("mediagate")
+
+MAINTENANCE_INTERVAL = 30.0
+
+
+async def _every(seconds: float, job: Callable[[], Awaitable[object]], name: str) -> None:
+    while True:
+        try:
+            await job()
+        except Exception:
+            log.exception("background job %s failed", name)
+        await asyncio.sleep(seconds)
+
+
+def create_app(settings: Settings | None = None, *, gateway: Gateway | None = None) -> Starlette:
+    gw = gateway or build_gateway(settings or Settings())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        from datetime import timedelta
+
+        from mediagate.core import notify
+
+        await to_thread.run_sync(lambda: gw.clean_staging(older_than=timedelta(0)))
+        tasks = [
+            asyncio.create_task(
+                _every(MAINTENANCE_INTERVAL, lambda: to_thread.run_sync(gw.collect_garbage), "gc")
+            ),
+            asyncio.create_task(notify.delivery_loop(gw)),
+        ]
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await notify.close()
+
+    async def server_error(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        return JSONResponse({"code": 500, "message": "internal error"}, status_code=500)
+
+    app = Starlette(
+        routes=routing.routes(),
+        middleware=[Middleware(RequestIdMiddleware)],
+        lifespan=lifespan,
+        exception_handlers={Exception: server_error},
+    )
+    app.state.gateway = gw
+    return app
+
+
+def app_from_env() -> Starlette:
+    """``uvicorn --factory mediagate.app:app_from_env`` entry point (settings from the env)."""
+    return create_app(Settings())

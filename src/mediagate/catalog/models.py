@@ -1,0 +1,156 @@
+"""Catalog tables. Visibility of an object is a row here; blobs without a row are garbage."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Bucket(Base):
+    __tablename__ = "buckets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    """Per-bucket options: cors_origins, public, versions, normalise …"""
+
+
+class Credential(Base):
+    """A secret of a bucket. ``kind``: 'upyun' (operator, md5(password)), 'form' (form API
+    secret), 'aksk' (access key id, secret access key). Secrets are sealed (see core.secrets);
+    revoked keys keep their row so tokens minted from them can be refused."""
+
+    __tablename__ = "credentials"
+    __table_args__ = (Index("ix_credentials_lookup", "kind", "key_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    bucket_id: Mapped[int] = mapped_column(ForeignKey("buckets.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    key_id: Mapped[str] = mapped_column(String(128))
+    sealed_secret: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Object(Base):
+    __tablename__ = "objects"
+    __table_args__ = (
+        UniqueConstraint("bucket_id", "key", name="uq_objects_bucket_key"),
+        Index("ix_objects_dir", "bucket_id", "dir", "name"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    bucket_id: Mapped[int] = mapped_column(ForeignKey("buckets.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(1024))
+    dir: Mapped[str] = mapped_column(String(1024))
+    name: Mapped[str] = mapped_column(String(1024))
+    blob_id: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    md5: Mapped[str] = mapped_column(String(32))
+    sha256: Mapped[str] = mapped_column(String(64))
+    crc32: Mapped[int] = mapped_column(BigInteger)
+    mime: Mapped[str] = mapped_column(String(255))
+    width: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    height: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    frames: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    image_type: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    content_secret: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Folder(Base):
+    __tablename__ = "folders"
+    __table_args__ = (
+        UniqueConstraint("bucket_id", "path", name="uq_folders_bucket_path"),
+        Index("ix_folders_dir", "bucket_id", "dir", "name"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    bucket_id: Mapped[int] = mapped_column(ForeignKey("buckets.id", ondelete="CASCADE"))
+    path: Mapped[str] = mapped_column(String(1024))
+    dir: Mapped[str] = mapped_column(String(1024))
+    name: Mapped[str] = mapped_column(String(1024))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class UploadSession(Base):
+    """A multi-part upload in progress (UPYUN multi, Wantu blocks, ImageX chunks).
+
+    Lives in the catalog so that the next part may land on another process or after a restart."""
+
+    __tablename__ = "upload_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    bucket_id: Mapped[int] = mapped_column(ForeignKey("buckets.id", ondelete="CASCADE"), index=True)
+    dialect: Mapped[str] = mapped_column(String(16))
+    key: Mapped[str] = mapped_column(String(1024))
+    state: Mapped[str] = mapped_column(String(16), default="open")
+    total_size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    part_size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    """Dialect-specific state (the grant's fields, headers to apply on completion …)."""
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class UploadPart(Base):
+    __tablename__ = "upload_parts"
+
+    session_id: Mapped[str] = mapped_column(
+        ForeignKey("upload_sessions.id", ondelete="CASCADE"), primary_key=True
+    )
+    part_number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    blob_id: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    md5: Mapped[str] = mapped_column(String(32))
+    crc32: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Delivery(Base):
+    """An outgoing notification (notify-url …) waiting to be delivered, retried with backoff."""
+
+    __tablename__ = "deliveries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    url: Mapped[str] = mapped_column(Text)
+    method: Mapped[str] = mapped_column(String(8), default="POST")
+    headers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    body: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    state: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class GarbageBlob(Base):
+    """A blob to delete once no longer referenced (old version after overwrite, cancelled part).
+
+    Deleting after the catalog commit, and via this table, means a crash never deletes a blob that
+    a committed row still points to, and never forgets one that nothing points to."""
+
+    __tablename__ = "garbage_blobs"
+
+    blob_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -1,0 +1,508 @@
+"""The catalog repository: the only module that speaks SQL.
+
+All methods are synchronous (SQLAlchemy sessions); async callers run them in a worker thread.
+Returned ORM objects are detached snapshots (``expire_on_commit=False``).
+
+SQLite is opened in WAL mode with ``synchronous=FULL`` (an acknowledged upload survives a power
+cut, not only a process kill), and write transactions start with ``BEGIN IMMEDIATE`` so two
+writers queue on the busy timeout instead of deadlocking on a lock upgrade.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, and_, create_engine, delete, event, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from mediagate.catalog.models import (
+    Bucket,
+    Credential,
+    Delivery,
+    Folder,
+    GarbageBlob,
+    Object,
+    UploadPart,
+    UploadSession,
+)
+from mediagate.core.errors import Conflict, NotFound
+from mediagate.core.keys import parent_dirs, split_key
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def as_utc(value: datetime) -> datetime:
+    """SQLite returns naive datetimes; everything we store is UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class DirEntry:
+    name: str
+    is_folder: bool
+    size: int
+    mtime: datetime
+    mime: str | None = None
+
+
+def make_engine(url: str, *, writer: bool = True) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=FULL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn: Any) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+class Catalog:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url, writer=True)
+        self._reader_engine = make_engine(url, writer=False) if url.startswith("sqlite") else self.engine
+        self._write_sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._read_sessions = sessionmaker(self._reader_engine, expire_on_commit=False)
+
+    def close(self) -> None:
+        self.engine.dispose()
+        if self._reader_engine is not self.engine:
+            self._reader_engine.dispose()
+
+    @contextmanager
+    def _write(self) -> Iterator[Session]:
+        with self._write_sessions() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def _read(self) -> Iterator[Session]:
+        with self._read_sessions() as session, session.begin():
+            yield session
+
+    # -- buckets -------------------------------------------------------------------------------
+
+    def create_bucket(self, name: str, settings: dict[str, Any] | None = None) -> Bucket:
+        try:
+            with self._write() as s:
+                bucket = Bucket(name=name, created_at=utcnow(), settings=settings or {})
+                s.add(bucket)
+                s.flush()
+                return bucket
+        except IntegrityError as exc:
+            raise Conflict(f"bucket {name!r} already exists", code="bucket_exists") from exc
+
+    def get_bucket(self, name: str) -> Bucket | None:
+        with self._read() as s:
+            return s.scalar(select(Bucket).where(Bucket.name == name))
+
+    def require_bucket(self, name: str) -> Bucket:
+        bucket = self.get_bucket(name)
+        if bucket is None:
+            raise NotFound(f"bucket {name!r} does not exist", code="bucket_not_found")
+        return bucket
+
+    def list_buckets(self) -> list[Bucket]:
+        with self._read() as s:
+            return list(s.scalars(select(Bucket).order_by(Bucket.name)))
+
+    def update_bucket_settings(self, name: str, changes: dict[str, Any]) -> Bucket:
+        with self._write() as s:
+            bucket = s.scalar(select(Bucket).where(Bucket.name == name))
+            if bucket is None:
+                raise NotFound(f"bucket {name!r} does not exist", code="bucket_not_found")
+            bucket.settings = {**(bucket.settings or {}), **changes}
+            return bucket
+
+    def delete_bucket(self, name: str) -> None:
+        """Remove the bucket and everything in it; its blobs go to the garbage list."""
+        with self._write() as s:
+            bucket = s.scalar(select(Bucket).where(Bucket.name == name))
+            if bucket is None:
+                raise NotFound(f"bucket {name!r} does not exist", code="bucket_not_found")
+            now = utcnow()
+            blobs = list(s.scalars(select(Object.blob_id).where(Object.bucket_id == bucket.id)))
+            session_ids = select(UploadSession.id).where(UploadSession.bucket_id == bucket.id)
+            blobs += list(s.scalars(select(UploadPart.blob_id).where(UploadPart.session_id.in_(session_ids))))
+            for blob_id in blobs:
+                s.merge(GarbageBlob(blob_id=blob_id, created_at=now))
+            s.execute(delete(UploadPart).where(UploadPart.session_id.in_(session_ids)))
+            for model in (UploadSession, Object, Folder, Credential):
+                s.execute(delete(model).where(model.bucket_id == bucket.id))
+            s.delete(bucket)
+
+    # -- credentials ---------------------------------------------------------------------------
+
+    def add_credential(self, bucket_id: int, kind: str, key_id: str, sealed_secret: str) -> Credential:
+        with self._write() as s:
+            cred = Credential(
+                bucket_id=bucket_id,
+                kind=kind,
+                key_id=key_id,
+                sealed_secret=sealed_secret,
+                created_at=utcnow(),
+            )
+            s.add(cred)
+            s.flush()
+            return cred
+
+    def credentials(self, bucket_id: int, kind: str, *, include_revoked: bool = False) -> list[Credential]:
+        with self._read() as s:
+            query = select(Credential).where(Credential.bucket_id == bucket_id, Credential.kind == kind)
+            if not include_revoked:
+                query = query.where(Credential.revoked_at.is_(None))
+            return list(s.scalars(query.order_by(Credential.id.desc())))
+
+    def find_credential(self, kind: str, key_id: str) -> tuple[Credential, Bucket] | None:
+        """An active credential by its public id (e.g. an access key id), with its bucket."""
+        with self._read() as s:
+            row = s.execute(
+                select(Credential, Bucket)
+                .join(Bucket, Bucket.id == Credential.bucket_id)
+                .where(
+                    Credential.kind == kind,
+                    Credential.key_id == key_id,
+                    Credential.revoked_at.is_(None),
+                )
+            ).first()
+            return None if row is None else (row[0], row[1])
+
+    def revoke_credential(self, credential_id: int) -> None:
+        with self._write() as s:
+            s.execute(update(Credential).where(Credential.id == credential_id).values(revoked_at=utcnow()))
+
+    # -- objects -------------------------------------------------------------------------------
+
+    def get_object(self, bucket_id: int, key: str) -> Object | None:
+        with self._read() as s:
+            return s.scalar(select(Object).where(Object.bucket_id == bucket_id, Object.key == key))
+
+    def reserve_blob(self, blob_id: str) -> None:
+        """Record a blob as garbage *before* it is stored; committing an object un-records it.
+
+        So a crash between storing a blob and committing its row leaves a blob the collector
+        will delete, never one that nothing knows about."""
+        with self._write() as s:
+            s.add(GarbageBlob(blob_id=blob_id, created_at=utcnow()))
+
+    def commit_object(self, obj: Object, *, insert_only: bool = False) -> None:
+        """Make ``obj`` visible: insert, or replace the row of the same key (its old blob becomes
+        garbage). Parent folders are created as needed. Raises Conflict under ``insert_only``."""
+        obj.dir, obj.name = split_key(obj.key)
+        with self._write() as s:
+            if s.scalar(select(Folder.id).where(Folder.bucket_id == obj.bucket_id, Folder.path == obj.key)):
+                raise Conflict("a folder of that name exists", code="is_folder")
+            existing = s.scalar(
+                select(Object).where(Object.bucket_id == obj.bucket_id, Object.key == obj.key)
+            )
+            now = utcnow()
+            if existing is not None:
+                if insert_only:
+                    raise Conflict("an object with this key already exists", code="key_exists")
+                s.merge(GarbageBlob(blob_id=existing.blob_id, created_at=now))
+                s.delete(existing)
+                s.flush()
+            self._ensure_folders(s, obj.bucket_id, obj.dir, now)
+            s.add(obj)
+            s.execute(delete(GarbageBlob).where(GarbageBlob.blob_id == obj.blob_id))
+
+    def delete_object(self, bucket_id: int, key: str) -> bool:
+        with self._write() as s:
+            existing = s.scalar(select(Object).where(Object.bucket_id == bucket_id, Object.key == key))
+            if existing is None:
+                return False
+            s.merge(GarbageBlob(blob_id=existing.blob_id, created_at=utcnow()))
+            s.delete(existing)
+            return True
+
+    def update_object_meta(self, bucket_id: int, key: str, meta: dict[str, Any]) -> None:
+        with self._write() as s:
+            s.execute(
+                update(Object).where(Object.bucket_id == bucket_id, Object.key == key).values(meta=meta)
+            )
+
+    def usage(self, bucket_id: int) -> int:
+        with self._read() as s:
+            return int(
+                s.scalar(select(func.coalesce(func.sum(Object.size), 0)).where(Object.bucket_id == bucket_id))
+                or 0
+            )
+
+    def expired_objects(self, now: datetime, limit: int = 500) -> list[Object]:
+        with self._read() as s:
+            return list(
+                s.scalars(
+                    select(Object).where(Object.expires_at.is_not(None), Object.expires_at < now).limit(limit)
+                )
+            )
+
+    # -- folders -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _ensure_folders(s: Session, bucket_id: int, dir_path: str, now: datetime) -> None:
+        for path in parent_dirs(dir_path):
+            if s.scalar(select(Object.id).where(Object.bucket_id == bucket_id, Object.key == path)):
+                raise Conflict(f"{path!r} is a file, not a folder", code="not_a_folder")
+            if s.scalar(select(Folder.id).where(Folder.bucket_id == bucket_id, Folder.path == path)) is None:
+                parent, name = split_key(path)
+                s.add(Folder(bucket_id=bucket_id, path=path, dir=parent, name=name, created_at=now))
+                s.flush()
+
+    def create_folder(self, bucket_id: int, path: str, *, exist_ok: bool = True) -> bool:
+        """Create ``path`` and its parents. Returns False if it already existed."""
+        with self._write() as s:
+            exists = s.scalar(select(Folder.id).where(Folder.bucket_id == bucket_id, Folder.path == path))
+            if exists is not None:
+                if not exist_ok:
+                    raise Conflict("folder already exists", code="folder_exists")
+                return False
+            self._ensure_folders(s, bucket_id, path, utcnow())
+            return True
+
+    def get_folder(self, bucket_id: int, path: str) -> Folder | None:
+        with self._read() as s:
+            return s.scalar(select(Folder).where(Folder.bucket_id == bucket_id, Folder.path == path))
+
+    def folder_is_empty(self, bucket_id: int, path: str) -> bool:
+        with self._read() as s:
+            return self._folder_is_empty(s, bucket_id, path)
+
+    @staticmethod
+    def _folder_is_empty(s: Session, bucket_id: int, path: str) -> bool:
+        has_object = s.scalar(
+            select(Object.id).where(Object.bucket_id == bucket_id, Object.dir == path).limit(1)
+        )
+        has_folder = s.scalar(
+            select(Folder.id).where(Folder.bucket_id == bucket_id, Folder.dir == path).limit(1)
+        )
+        return has_object is None and has_folder is None
+
+    def delete_folder(self, bucket_id: int, path: str) -> None:
+        with self._write() as s:
+            folder = s.scalar(select(Folder).where(Folder.bucket_id == bucket_id, Folder.path == path))
+            if folder is None:
+                raise NotFound("folder not found", code="folder_not_found")
+            if not self._folder_is_empty(s, bucket_id, path):
+                raise Conflict("folder is not empty", code="folder_not_empty")
+            s.delete(folder)
+
+    def list_dir(
+        self,
+        bucket_id: int,
+        dir_path: str,
+        *,
+        limit: int = 1000,
+        after: str | None = None,
+        descending: bool = False,
+        offset: int = 0,
+    ) -> list[DirEntry]:
+        """Folders and objects directly in ``dir_path``, merged and ordered by name.
+
+        Paging by ``after`` (the last name seen: stable under concurrent inserts) or ``offset``."""
+        take = limit + offset
+        with self._read() as s:
+
+            def page(model: type[Object] | type[Folder]) -> Any:
+                query = select(model).where(model.bucket_id == bucket_id, model.dir == dir_path)
+                if after is not None:
+                    query = query.where(model.name < after if descending else model.name > after)
+                order = model.name.desc() if descending else model.name.asc()
+                return s.scalars(query.order_by(order).limit(take))
+
+            entries = [DirEntry(f.name, True, 0, as_utc(f.created_at)) for f in page(Folder)]
+            entries += [DirEntry(o.name, False, o.size, as_utc(o.created_at), o.mime) for o in page(Object)]
+        entries.sort(key=lambda e: e.name, reverse=descending)
+        return entries[offset:take]
+
+    def count_dir(self, bucket_id: int, dir_path: str) -> int:
+        with self._read() as s:
+            objects = s.scalar(
+                select(func.count())
+                .select_from(Object)
+                .where(Object.bucket_id == bucket_id, Object.dir == dir_path)
+            )
+            folders = s.scalar(
+                select(func.count())
+                .select_from(Folder)
+                .where(Folder.bucket_id == bucket_id, Folder.dir == dir_path)
+            )
+            return int(objects or 0) + int(folders or 0)
+
+    # -- multi-part sessions -------------------------------------------------------------------
+
+    def create_session(
+        self,
+        session_id: str,
+        bucket_id: int,
+        dialect: str,
+        key: str,
+        *,
+        total_size: int | None = None,
+        part_size: int | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> UploadSession:
+        now = utcnow()
+        with self._write() as s:
+            session = UploadSession(
+                id=session_id,
+                bucket_id=bucket_id,
+                dialect=dialect,
+                key=key,
+                state="open",
+                total_size=total_size,
+                part_size=part_size,
+                data=data or {},
+                created_at=now,
+                updated_at=now,
+            )
+            s.add(session)
+            return session
+
+    def get_session(self, session_id: str) -> UploadSession | None:
+        with self._read() as s:
+            return s.get(UploadSession, session_id)
+
+    def update_session(self, session_id: str, **values: Any) -> None:
+        with self._write() as s:
+            s.execute(
+                update(UploadSession)
+                .where(UploadSession.id == session_id)
+                .values(updated_at=utcnow(), **values)
+            )
+
+    def add_part(
+        self, session_id: str, part_number: int, blob_id: str, size: int, md5: str, crc32: int
+    ) -> None:
+        """Record a stored part (replacing a part of the same number, whose blob becomes garbage)."""
+        now = utcnow()
+        with self._write() as s:
+            if s.get(UploadSession, session_id) is None:
+                raise NotFound("upload session not found", code="session_not_found")
+            old = s.get(UploadPart, (session_id, part_number))
+            if old is not None:
+                s.merge(GarbageBlob(blob_id=old.blob_id, created_at=now))
+                s.delete(old)
+                s.flush()
+            s.add(
+                UploadPart(
+                    session_id=session_id,
+                    part_number=part_number,
+                    blob_id=blob_id,
+                    size=size,
+                    md5=md5,
+                    crc32=crc32,
+                    created_at=now,
+                )
+            )
+            s.execute(delete(GarbageBlob).where(GarbageBlob.blob_id == blob_id))
+            s.execute(update(UploadSession).where(UploadSession.id == session_id).values(updated_at=now))
+
+    def parts(self, session_id: str) -> list[UploadPart]:
+        with self._read() as s:
+            return list(
+                s.scalars(
+                    select(UploadPart)
+                    .where(UploadPart.session_id == session_id)
+                    .order_by(UploadPart.part_number)
+                )
+            )
+
+    def end_session(self, session_id: str) -> None:
+        """Drop a session and its parts; their blobs become garbage."""
+        now = utcnow()
+        with self._write() as s:
+            for blob_id in s.scalars(select(UploadPart.blob_id).where(UploadPart.session_id == session_id)):
+                s.merge(GarbageBlob(blob_id=blob_id, created_at=now))
+            s.execute(delete(UploadPart).where(UploadPart.session_id == session_id))
+            s.execute(delete(UploadSession).where(UploadSession.id == session_id))
+
+    def stale_sessions(self, older_than: datetime, limit: int = 100) -> list[str]:
+        with self._read() as s:
+            return list(
+                s.scalars(select(UploadSession.id).where(UploadSession.updated_at < older_than).limit(limit))
+            )
+
+    # -- garbage -------------------------------------------------------------------------------
+
+    def garbage(self, older_than: datetime, limit: int = 500) -> list[str]:
+        with self._read() as s:
+            return list(
+                s.scalars(select(GarbageBlob.blob_id).where(GarbageBlob.created_at < older_than).limit(limit))
+            )
+
+    def forget_garbage(self, blob_ids: list[str]) -> None:
+        if blob_ids:
+            with self._write() as s:
+                s.execute(delete(GarbageBlob).where(GarbageBlob.blob_id.in_(blob_ids)))
+
+    # -- deliveries ----------------------------------------------------------------------------
+
+    def enqueue_delivery(self, url: str, body: str, headers: dict[str, str], *, method: str = "POST") -> int:
+        now = utcnow()
+        with self._write() as s:
+            d = Delivery(
+                url=url,
+                method=method,
+                headers=headers,
+                body=body,
+                attempts=0,
+                state="pending",
+                next_attempt_at=now,
+                created_at=now,
+            )
+            s.add(d)
+            s.flush()
+            return d.id
+
+    def claim_deliveries(self, now: datetime, *, lease: timedelta, limit: int = 20) -> list[Delivery]:
+        """Due deliveries, leased to the caller by pushing their next attempt past ``lease``."""
+        with self._write() as s:
+            rows = list(
+                s.scalars(
+                    select(Delivery)
+                    .where(and_(Delivery.state == "pending", Delivery.next_attempt_at <= now))
+                    .order_by(Delivery.next_attempt_at)
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
+                )
+            )
+            for d in rows:
+                d.next_attempt_at = now + lease
+            return rows
+
+    def finish_delivery(
+        self, delivery_id: int, *, ok: bool, error: str | None, retry_at: datetime | None
+    ) -> None:
+        with self._write() as s:
+            d = s.get(Delivery, delivery_id)
+            if d is None:
+                return
+            d.attempts += 1
+            d.last_error = error
+            if ok:
+                d.state = "delivered"
+            elif retry_at is None:
+                d.state = "failed"
+            else:
+                d.next_attempt_at = retry_at
+
+    def get_delivery(self, delivery_id: int) -> Delivery | None:
+        with self._read() as s:
+            return s.get(Delivery, delivery_id)

@@ -1,0 +1,88 @@
+"""Settings from the environment (``MEDIAGATE_*``) and ``<home>/mediagate.toml``.
+
+Precedence, highest first: explicit arguments, environment, the home's TOML file, defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+CONFIG_FILE = "mediagate.toml"
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("MEDIAGATE_HOME", "./data"))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MEDIAGATE_", extra="ignore")
+
+    home: Path = Field(default_factory=default_home)
+    database_url: str | None = None
+    """SQLAlchemy URL; default ``sqlite:///<home>/catalog.sqlite3``."""
+
+    storage: Literal["local", "s3"] = "local"
+    s3_endpoint_url: str | None = None
+    s3_bucket: str = "mediagate"
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = None
+    s3_prefix: str = ""
+
+    public_url: str | None = None
+    """Base URL clients reach us at; default: taken from each request's Host."""
+
+    allow_private_callbacks: bool = False
+    """Allow notify/callback/URL-import targets on loopback or private networks."""
+
+    max_upload_size: int = 5 * 1024**3
+    max_form_field_size: int = 64 * 1024
+    max_header_size: int = 16 * 1024
+    form_prebuffer_limit: int = 100 * 1024**2
+    """Largest file part read before the policy fields when a form sends the file first."""
+
+    date_skew_seconds: int = 1800
+    notify_timeout_seconds: float = 5.0
+    notify_retries: int = 5
+    session_max_age_seconds: int = 7 * 24 * 3600
+    """Abandoned multi-part upload sessions older than this are collected."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        home = _home_hint(init_settings)
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=home / CONFIG_FILE)
+        return (init_settings, env_settings, toml)
+
+    @property
+    def catalog_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home.resolve() / 'catalog.sqlite3'}"
+
+    @property
+    def staging_dir(self) -> Path:
+        return self.home / "staging"
+
+    @property
+    def key_file(self) -> Path:
+        return self.home / "secret.key"
+
+
+def _home_hint(init_settings: PydanticBaseSettingsSource) -> Path:
+    explicit: Any = init_settings().get("home")
+    return Path(explicit) if explicit else default_home()

@@ -1,0 +1,1 @@
+"""Dialect-free domain logic: authorise -> receive -> check -> commit -> tell."""

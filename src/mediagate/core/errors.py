@@ -1,0 +1,118 @@
+"""One exception tree for the whole core.
+
+Every error the core raises is a :class:`MediagateError` carrying a stable ``code``, an HTTP
+``status`` and a ``message`` that is safe to show to an untrusted client (no secrets, no paths).
+Each dialect renders these in its own format in exactly one place; anything that is *not* a
+MediagateError is a bug and becomes a 500.
+
+    MediagateError
+    ├── BadRequest (400)            malformed input: bad base64/JSON, missing field, bad header
+    │   ├── MalformedBody           truncated or invalid multipart/body stream
+    │   ├── InvalidKey              a key/path that escapes the bucket or is not allowed
+    │   └── ChecksumMismatch        declared MD5/CRC32/length does not match the bytes
+    ├── Unauthorized (401)          missing/invalid signature, unknown operator or key
+    ├── Forbidden (403)             authenticated but not allowed: expired, policy violation
+    │   ├── Expired
+    │   └── PolicyViolation         size/type/dimension outside the grant
+    ├── NotFound (404)
+    ├── Conflict (409)              insert-only and the key exists; non-empty folder
+    ├── PayloadTooLarge (413)
+    ├── RangeNotSatisfiable (416)
+    ├── UnsupportedMedia (415)      the bytes are not what the grant requires (e.g. not an image)
+    └── NotSupported (501→400)      a feature the request asks for that we do not offer yet
+"""
+
+from __future__ import annotations
+
+
+class MediagateError(Exception):
+    code: str = "internal_error"
+    status: int = 500
+    default_message: str = "internal error"
+
+    def __init__(self, message: str | None = None, *, code: str | None = None) -> None:
+        self.message = message or self.default_message
+        if code is not None:
+            self.code = code
+        super().__init__(self.message)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.code!r}, {self.message!r})"
+
+
+class BadRequest(MediagateError):
+    code = "bad_request"
+    status = 400
+    default_message = "bad request"
+
+
+class MalformedBody(BadRequest):
+    code = "malformed_body"
+    default_message = "request body is malformed or truncated"
+
+
+class InvalidKey(BadRequest):
+    code = "invalid_key"
+    default_message = "invalid object key"
+
+
+class ChecksumMismatch(BadRequest):
+    code = "checksum_mismatch"
+    default_message = "checksum does not match the uploaded bytes"
+
+
+class Unauthorized(MediagateError):
+    code = "unauthorized"
+    status = 401
+    default_message = "authentication failed"
+
+
+class Forbidden(MediagateError):
+    code = "forbidden"
+    status = 403
+    default_message = "forbidden"
+
+
+class Expired(Forbidden):
+    code = "expired"
+    default_message = "the signature or policy has expired"
+
+
+class PolicyViolation(Forbidden):
+    code = "policy_violation"
+    default_message = "the upload violates the policy"
+
+
+class NotFound(MediagateError):
+    code = "not_found"
+    status = 404
+    default_message = "not found"
+
+
+class Conflict(MediagateError):
+    code = "conflict"
+    status = 409
+    default_message = "conflict"
+
+
+class PayloadTooLarge(MediagateError):
+    code = "payload_too_large"
+    status = 413
+    default_message = "payload too large"
+
+
+class RangeNotSatisfiable(MediagateError):
+    code = "range_not_satisfiable"
+    status = 416
+    default_message = "requested range not satisfiable"
+
+
+class UnsupportedMedia(MediagateError):
+    code = "unsupported_media"
+    status = 415
+    default_message = "unsupported media type"
+
+
+class NotSupported(BadRequest):
+    code = "not_supported"
+    default_message = "not supported yet"

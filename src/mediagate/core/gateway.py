@@ -1,0 +1,353 @@
+"""The core pipeline, once: authorise (done by the dialect) -> receive -> check -> commit.
+
+Dialects call :class:`Gateway`; it owns the catalog, the storage and the staging area, so protocol
+code never touches SQL or files. Blocking work (catalog, storage, hashing) runs in worker threads.
+
+Publishing order, which is what makes a crash safe:
+1. bytes land in a fsynced staging file (``ingest.receive``);
+2. checks run on the staging file; a failure deletes it and nothing else exists;
+3. the blob id is recorded as garbage, then the file is moved into storage;
+4. one catalog transaction inserts the row and un-records the blob (old version -> garbage).
+A crash before 4 leaves only garbage the collector removes; after 4 the object is whole.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from anyio import to_thread
+
+from mediagate.catalog import Catalog
+from mediagate.catalog.models import Bucket, Object, UploadPart, UploadSession
+from mediagate.config import Settings
+from mediagate.core.checks import MediaInfo, check_received, sniff
+from mediagate.core.errors import (
+    BadRequest,
+    ChecksumMismatch,
+    NotFound,
+    PolicyViolation,
+)
+from mediagate.core.grant import UploadGrant
+from mediagate.core.ingest import Received, hash_file, new_staging_path, receive
+from mediagate.core.savekey import FileFacts
+from mediagate.core.secrets import SecretBox
+from mediagate.storage.base import Storage
+
+log = logging.getLogger("mediagate")
+
+GARBAGE_GRACE = timedelta(seconds=60)
+"""Old versions stay readable this long after being replaced, for readers already streaming."""
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A committed object, as the dialects report it."""
+
+    object: Object
+    info: MediaInfo
+    replaced: bool
+
+
+def new_blob_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Gateway:
+    def __init__(self, settings: Settings, catalog: Catalog, storage: Storage, secrets: SecretBox) -> None:
+        self.settings = settings
+        self.catalog = catalog
+        self.storage = storage
+        self.secrets = secrets
+        self.staging_dir = settings.staging_dir
+        self.staging_dir.mkdir(parents=True, exist_ok=True)
+
+    # -- buckets and credentials -----------------------------------------------------------------
+
+    async def bucket(self, name: str) -> Bucket:
+        return await to_thread.run_sync(self.catalog.require_bucket, name)
+
+    async def find_bucket(self, name: str) -> Bucket | None:
+        return await to_thread.run_sync(self.catalog.get_bucket, name)
+
+    async def secrets_of(self, bucket: Bucket, kind: str) -> list[tuple[str, str]]:
+        """(key_id, plaintext secret) of every active credential of ``kind``, newest first."""
+        creds = await to_thread.run_sync(self.catalog.credentials, bucket.id, kind)
+        return [(c.key_id, self.secrets.open(c.sealed_secret)) for c in creds]
+
+    async def find_key(self, kind: str, key_id: str) -> tuple[Bucket, str] | None:
+        """Bucket and plaintext secret for an access key id (ImageX/Wantu AK lookup)."""
+        found = await to_thread.run_sync(self.catalog.find_credential, kind, key_id)
+        if found is None:
+            return None
+        cred, bucket = found
+        return bucket, self.secrets.open(cred.sealed_secret)
+
+    # -- single uploads ---------------------------------------------------------------------------
+
+    def _limit(self, grant: UploadGrant) -> int:
+        limits = [self.settings.max_upload_size]
+        if grant.max_size is not None:
+            limits.append(grant.max_size)
+        if grant.size_range is not None:
+            limits.append(grant.size_range[1])
+        if grant.exact_size is not None:
+            limits.append(grant.exact_size)
+        return min(limits)
+
+    async def receive(self, grant: UploadGrant, chunks: AsyncIterable[bytes]) -> Received:
+        """Stream a file into staging, refusing it the moment it passes the grant's size limit."""
+        limit = self._limit(grant)
+
+        def too_large() -> Exception:
+            if grant.exact_size is not None and limit == grant.exact_size:
+                return ChecksumMismatch(f"file is longer than the declared {grant.exact_size} bytes")
+            if grant.size_range is not None and limit == grant.size_range[1]:
+                return PolicyViolation(
+                    f"file size exceeds the allowed maximum of {limit} bytes", code="size_out_of_range"
+                )
+            from mediagate.core.errors import PayloadTooLarge
+
+            return PayloadTooLarge(f"file exceeds the maximum upload size of {limit} bytes")
+
+        return await receive(
+            chunks,
+            self.staging_dir,
+            max_size=limit,
+            too_large=too_large,
+            base64_encoded=grant.base64_encoded,
+        )
+
+    async def upload(
+        self, grant: UploadGrant, chunks: AsyncIterable[bytes], *, filename: str | None
+    ) -> Stored:
+        received = await self.receive(grant, chunks)
+        return await self.commit(grant, received, filename=filename)
+
+    async def commit(
+        self,
+        grant: UploadGrant,
+        received: Received,
+        *,
+        filename: str | None,
+        created_at: datetime | None = None,
+    ) -> Stored:
+        """Check a received file against the grant and publish it; the staging file is consumed."""
+        blob_id: str | None = None
+        try:
+            info = await to_thread.run_sync(sniff, received.path, filename)
+            check_received(grant, received, info, filename)
+            key = grant.render_key(FileFacts(filename=filename, md5=received.md5))
+            bucket = await self.bucket(grant.bucket)
+            now = created_at or datetime.now(UTC)
+            if grant.insert_only:
+                existing = await to_thread.run_sync(self.catalog.get_object, bucket.id, key)
+                if existing is not None:
+                    from mediagate.core.errors import Conflict
+
+                    raise Conflict("an object with this key already exists", code="key_exists")
+            obj = Object(
+                bucket_id=bucket.id,
+                key=key,
+                blob_id=new_blob_id(),
+                size=received.size,
+                md5=received.md5,
+                sha256=received.sha256,
+                crc32=received.crc32,
+                mime=grant.content_type or info.mime,
+                width=info.width,
+                height=info.height,
+                frames=info.frames,
+                image_type=info.image_type,
+                meta=dict(grant.meta),
+                content_secret=grant.content_secret,
+                created_at=now,
+                expires_at=now + timedelta(seconds=grant.ttl_seconds) if grant.ttl_seconds else None,
+            )
+            blob_id = obj.blob_id
+            await to_thread.run_sync(self.catalog.reserve_blob, blob_id)
+            await to_thread.run_sync(self.storage.put, blob_id, received.path)
+            existed = await to_thread.run_sync(self.catalog.get_object, bucket.id, key) is not None
+            await to_thread.run_sync(lambda: self.catalog.commit_object(obj, insert_only=grant.insert_only))
+            return Stored(object=obj, info=info, replaced=existed)
+        except BaseException:
+            received.discard()
+            if blob_id is not None:
+                # reserved as garbage; remove now rather than waiting for the collector
+                await _quietly(self._drop_blob, blob_id)
+            raise
+
+    # -- reading ----------------------------------------------------------------------------------
+
+    async def get_object(self, bucket: Bucket, key: str) -> Object:
+        obj = await to_thread.run_sync(self.catalog.get_object, bucket.id, key)
+        if obj is None or _is_expired(obj):
+            raise NotFound("file not found", code="file_not_found")
+        return obj
+
+    def read(self, obj: Object, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        """A blocking iterator over the object's bytes (iterate it in a worker thread)."""
+        return self.storage.open(obj.blob_id, start, end)
+
+    async def delete_object(self, bucket: Bucket, key: str) -> None:
+        if not await to_thread.run_sync(self.catalog.delete_object, bucket.id, key):
+            raise NotFound("file not found", code="file_not_found")
+
+    # -- multi-part sessions -------------------------------------------------------------------
+
+    async def start_session(
+        self,
+        bucket: Bucket,
+        dialect: str,
+        key: str,
+        *,
+        total_size: int | None = None,
+        part_size: int | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> UploadSession:
+        session_id = uuid.uuid4().hex
+        return await to_thread.run_sync(
+            lambda: self.catalog.create_session(
+                session_id,
+                bucket.id,
+                dialect,
+                key,
+                total_size=total_size,
+                part_size=part_size,
+                data=data,
+            )
+        )
+
+    async def session(self, session_id: str, *, bucket: Bucket | None = None) -> UploadSession:
+        found = await to_thread.run_sync(self.catalog.get_session, session_id)
+        if found is None or (bucket is not None and found.bucket_id != bucket.id):
+            raise NotFound("upload session not found", code="session_not_found")
+        return found
+
+    async def put_part(
+        self,
+        session: UploadSession,
+        part_number: int,
+        chunks: AsyncIterable[bytes],
+        *,
+        max_size: int | None = None,
+        expected_md5: str | None = None,
+    ) -> UploadPart:
+        """Store one part; a part of the same number is replaced. Returns its record."""
+        limit = min(self.settings.max_upload_size, max_size or self.settings.max_upload_size)
+        received = await receive(chunks, self.staging_dir, max_size=limit)
+        blob_id = new_blob_id()
+        try:
+            if expected_md5 is not None and expected_md5.lower() != received.md5:
+                raise ChecksumMismatch("Content-MD5 does not match the part")
+            await to_thread.run_sync(self.catalog.reserve_blob, blob_id)
+            await to_thread.run_sync(self.storage.put, blob_id, received.path)
+            await to_thread.run_sync(
+                self.catalog.add_part,
+                session.id,
+                part_number,
+                blob_id,
+                received.size,
+                received.md5,
+                received.crc32,
+            )
+        except BaseException:
+            received.discard()
+            await _quietly(self._drop_blob, blob_id)
+            raise
+        return UploadPart(
+            session_id=session.id,
+            part_number=part_number,
+            blob_id=blob_id,
+            size=received.size,
+            md5=received.md5,
+            crc32=received.crc32,
+        )
+
+    async def parts(self, session: UploadSession) -> list[UploadPart]:
+        return await to_thread.run_sync(self.catalog.parts, session.id)
+
+    async def complete_session(
+        self,
+        session: UploadSession,
+        grant: UploadGrant,
+        *,
+        part_numbers: list[int] | None = None,
+        filename: str | None = None,
+    ) -> Stored:
+        """Assemble the parts (all, or exactly ``part_numbers`` in that order) and publish them
+        through the same checks as a single upload. The session ends only on success."""
+        parts = {p.part_number: p for p in await self.parts(session)}
+        order = part_numbers if part_numbers is not None else sorted(parts)
+        missing = [n for n in order if n not in parts]
+        if missing or not order:
+            raise BadRequest(f"missing parts: {missing or 'all'}", code="missing_parts")
+        dest = new_staging_path(self.staging_dir)
+        try:
+            await to_thread.run_sync(self.storage.assemble, [parts[n].blob_id for n in order], dest)
+            size, md5, sha256, crc32 = await to_thread.run_sync(hash_file, dest)
+        except BaseException:
+            dest.unlink(missing_ok=True)
+            raise
+        stored = await self.commit(grant, Received(dest, size, md5, sha256, crc32), filename=filename)
+        await to_thread.run_sync(self.catalog.end_session, session.id)
+        return stored
+
+    async def abort_session(self, session: UploadSession) -> None:
+        await to_thread.run_sync(self.catalog.end_session, session.id)
+
+    # -- maintenance -----------------------------------------------------------------------------
+
+    def _drop_blob(self, blob_id: str) -> None:
+        self.storage.delete(blob_id)
+        self.catalog.forget_garbage([blob_id])
+
+    def collect_garbage(self, *, grace: timedelta = GARBAGE_GRACE) -> int:
+        """Delete blobs nothing refers to, stale sessions and expired objects. Blocking."""
+        now = datetime.now(UTC)
+        for session_id in self.catalog.stale_sessions(
+            now - timedelta(seconds=self.settings.session_max_age_seconds)
+        ):
+            self.catalog.end_session(session_id)
+        for obj in self.catalog.expired_objects(now):
+            self.catalog.delete_object(obj.bucket_id, obj.key)
+        removed = 0
+        while batch := self.catalog.garbage(now - grace):
+            for blob_id in batch:
+                self.storage.delete(blob_id)
+            self.catalog.forget_garbage(batch)
+            removed += len(batch)
+        return removed
+
+    def clean_staging(self, older_than: timedelta = timedelta(hours=6)) -> None:
+        """Staging files left by a crash; at start-up every one is stale (``older_than=0``)."""
+        cutoff = datetime.now(UTC).timestamp() - older_than.total_seconds()
+        for path in self.staging_dir.glob("*"):
+            try:
+                if path.stat().st_mtime <= cutoff:
+                    path.unlink()
+            except FileNotFoundError:
+                pass
+
+
+def _is_expired(obj: Object) -> bool:
+    if obj.expires_at is None:
+        return False
+    expires = obj.expires_at if obj.expires_at.tzinfo else obj.expires_at.replace(tzinfo=UTC)
+    return expires <= datetime.now(UTC)
+
+
+async def _quietly(fn: Any, *args: Any) -> None:
+    try:
+        await to_thread.run_sync(fn, *args)
+    except Exception:  # cleanup must not hide the original error
+        log.exception("cleanup failed")
+
+
+def staging_path_for(staging_dir: Path) -> Path:
+    return new_staging_path(staging_dir)

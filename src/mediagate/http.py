@@ -1,0 +1,63 @@
+"""Small HTTP helpers shared by every dialect: request ids, the gateway, the body stream."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+from starlette.requests import ClientDisconnect, Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mediagate.core.errors import MalformedBody
+from mediagate.core.gateway import Gateway
+
+
+def gateway(request: Request) -> Gateway:
+    gw: Gateway = request.app.state.gateway
+    return gw
+
+
+def request_id(request: Request) -> str:
+    rid: str = request.scope.setdefault("state", {}).setdefault("request_id", uuid.uuid4().hex)
+    return rid
+
+
+def raw_target(request: Request) -> str:
+    """The request-target exactly as the client sent it (percent-encoding kept), with query."""
+    raw = request.scope.get("raw_path") or request.scope["path"].encode()
+    target = raw.decode("latin-1")
+    query = request.scope.get("query_string", b"")
+    return f"{target}?{query.decode('latin-1')}" if query else target
+
+
+async def body_stream(request: Request) -> AsyncIterator[bytes]:
+    """The request body, chunk by chunk; a client that goes away mid-body is a malformed body."""
+    try:
+        async for chunk in request.stream():
+            if chunk:
+                yield chunk
+    except ClientDisconnect as exc:
+        raise MalformedBody("the client closed the connection before the body was complete") from exc
+
+
+class RequestIdMiddleware:
+    """Gives every request an id and returns it as ``X-Request-Id`` (the UPYUN SDK reads it)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = rid
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", rid.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)

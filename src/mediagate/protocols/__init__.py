@@ -1,0 +1,1 @@
+"""Dialects: thin translators between a cloud's wire format and the core pipeline."""

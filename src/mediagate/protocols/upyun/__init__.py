@@ -1,0 +1,1 @@
+"""UPYUN: the FORM API (``POST /<bucket>``) and the REST API (``/<bucket>/<path>``)."""

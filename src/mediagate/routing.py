@@ -1,0 +1,64 @@
+"""The one-port routing table: the first path segment decides who answers.
+
+| request                                                   | who answers                      |
+| --------------------------------------------------------- | -------------------------------- |
+| ``GET /healthz``                                          | operations                       |
+| ``OPTIONS /<bucket>[/<path>]``                            | CORS preflight (per bucket)      |
+| ``* /<bucket>[/<path>]`` with ``Authorization: UPYUN …``  | UPYUN REST API                   |
+| ``POST /<bucket>[/]`` multipart/form-data                 | UPYUN FORM API                   |
+| ``GET/HEAD /<bucket>/<key>`` without auth                 | public read                      |
+| anything else on a bucket path                            | UPYUN REST API (answers 401)     |
+
+A new dialect adds a row here, not a special case elsewhere.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from mediagate import cors, serving
+from mediagate.protocols.upyun import form as upyun_form
+from mediagate.protocols.upyun import rest as upyun_rest
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+def _is_upyun_rest(request: Request) -> bool:
+    return request.headers.get("authorization", "")[:6].upper() == "UPYUN "
+
+
+def _is_form_upload(request: Request) -> bool:
+    return request.method == "POST" and request.headers.get("content-type", "").lower().startswith(
+        "multipart/form-data"
+    )
+
+
+async def bucket_endpoint(request: Request) -> Response:
+    bucket = request.path_params["bucket"]
+    path: str = request.path_params.get("path", "")
+    if request.method == "OPTIONS":
+        return await cors.preflight(request, bucket)
+    if _is_upyun_rest(request):
+        response = await upyun_rest.handle(request, bucket, path)
+    elif _is_form_upload(request) and not path:
+        response = await upyun_form.handle(request, bucket)
+    elif request.method in ("GET", "HEAD") and not request.headers.get("authorization"):
+        response = await serving.read(request, bucket, path)
+    else:
+        response = await upyun_rest.handle(request, bucket, path)
+    return await cors.decorate(request, bucket, response)
+
+
+ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"]
+
+
+def routes() -> list[BaseRoute]:
+    return [
+        Route("/healthz", healthz, methods=["GET", "HEAD"]),
+        Route("/{bucket}", bucket_endpoint, methods=ALL_METHODS),
+        Route("/{bucket}/{path:path}", bucket_endpoint, methods=ALL_METHODS),
+    ]

@@ -1,0 +1,57 @@
+"""All wiring in one place: settings -> catalog, storage, secrets, gateway.
+
+The only module that knows every backend; the CLI and the app factory call it.
+"""
+
+from __future__ import annotations
+
+from mediagate.catalog import Catalog
+from mediagate.catalog.migrate import upgrade
+from mediagate.config import CONFIG_FILE, Settings
+from mediagate.core.gateway import Gateway
+from mediagate.core.secrets import SecretBox
+from mediagate.storage.base import Storage
+
+
+def build_storage(settings: Settings) -> Storage:
+    if settings.storage == "s3":
+        from mediagate.storage.s3 import S3Storage
+
+        return S3Storage.from_settings(settings)
+    from mediagate.storage.local import LocalStorage
+
+    return LocalStorage(settings.home / "blobs")
+
+
+def init_home(settings: Settings) -> bool:
+    """Create the home (idempotent). Returns True if it was new."""
+    home = settings.home
+    fresh = not (home / CONFIG_FILE).exists()
+    for sub in ("staging", "blobs"):
+        (home / sub).mkdir(parents=True, exist_ok=True)
+    SecretBox.create_key_file(settings.key_file)
+    if fresh:
+        (home / CONFIG_FILE).write_text(
+            "# mediagate settings; environment variables MEDIAGATE_<NAME> override these.\n"
+            '# database_url = "postgresql+psycopg://user@host/db"\n'
+            '# storage = "s3"\n'
+            '# s3_endpoint_url = "http://127.0.0.1:9000"\n'
+            "# allow_private_callbacks = false\n"
+        )
+    catalog = Catalog(settings.catalog_url)
+    try:
+        upgrade(catalog.engine)
+    finally:
+        catalog.close()
+    return fresh
+
+
+def build_gateway(settings: Settings, *, migrate: bool = True) -> Gateway:
+    if not settings.key_file.exists():
+        raise FileNotFoundError(
+            f"{settings.home} is not a mediagate home; run `mediagate --home {settings.home} init`"
+        )
+    catalog = Catalog(settings.catalog_url)
+    if migrate:
+        upgrade(catalog.engine)
+    return Gateway(settings, catalog, build_storage(settings), SecretBox.from_file(settings.key_file))

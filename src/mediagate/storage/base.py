@@ -1,0 +1,49 @@
+"""The storage seam: what the core needs from a blob store, and nothing more.
+
+Blobs are opaque, immutable byte strings addressed by an id the core chooses. Visibility is
+decided by the catalog, never by storage: a blob without a catalog row is garbage, so a crash
+between ``put`` and the catalog commit leaves nothing visible. Backends:
+
+* ``local.LocalStorage``: files under ``<home>/blobs``; ``put`` is a rename of an fsynced staging
+  file (same filesystem), so a blob is either whole or absent.
+* ``s3.S3Storage``: an S3-compatible bucket.
+
+Contract (checked by ``tests/storage/test_contract.py`` for every backend):
+* ``put`` consumes ``source`` (a fsynced file in the staging directory) and makes the blob
+  readable in full, or raises and leaves no blob.
+* ``open`` streams ``[start, end)``; raises :class:`BlobNotFound` if absent.
+* ``delete`` is idempotent.
+* ``assemble`` writes the concatenation of ``parts`` into a local file (fsynced) without holding
+  them in memory; the core then hashes, checks and ``put``s it like any other upload.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+CHUNK_SIZE = 1024 * 1024
+
+
+class BlobNotFound(FileNotFoundError):
+    """The blob does not exist (converted from each backend's own error at its border)."""
+
+
+@runtime_checkable
+class Storage(Protocol):
+    def put(self, blob_id: str, source: Path) -> None: ...
+
+    def open(self, blob_id: str, start: int = 0, end: int | None = None) -> Iterator[bytes]: ...
+
+    def size(self, blob_id: str) -> int: ...
+
+    def exists(self, blob_id: str) -> bool: ...
+
+    def delete(self, blob_id: str) -> None: ...
+
+    def assemble(self, part_ids: list[str], dest: Path) -> None: ...
+
+    def local_path(self, blob_id: str) -> Path | None:
+        """A filesystem path for zero-copy serving, or None when the backend has none."""
+        ...
