@@ -1,0 +1,13 @@
+"""The ``mediagate`` command (Typer + Rich): parse flags, call the factories, print results.
+
+Each command group lives in its own module and registers itself on ``app`` when imported.
+"""
+
+from __future__ import annotations
+
+from mediagate.cli import bucket, home  # noqa: F401 - registers the commands
+from mediagate.cli.common import app
+
+
+def main() -> None:
+    app()

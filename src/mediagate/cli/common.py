@@ -1,0 +1,70 @@
+"""What every command module shares: the Typer app, consoles, the home, error output."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from mediagate.config import Settings, default_home
+
+app = typer.Typer(
+    help="mediagate: a self-hosted media upload gateway (UPYUN, Wantu and ImageX dialects).",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+class State:
+    home: Path = default_home()
+
+    @classmethod
+    def settings(cls) -> Settings:
+        return Settings(home=cls.home)
+
+
+def fail(message: str, hint: str | None = None) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {message}")
+    if hint:
+        err_console.print(f"[yellow]hint:[/] {hint}")
+    return typer.Exit(code=1)
+
+
+def open_gateway() -> Any:
+    from mediagate.services import build_gateway
+
+    settings = State.settings()
+    try:
+        return build_gateway(settings)
+    except FileNotFoundError as exc:
+        raise fail(str(exc)) from None
+
+
+@app.callback()
+def main_options(
+    home: Annotated[
+        Path | None,
+        typer.Option(
+            "--home", help="Home directory (default: $MEDIAGATE_HOME, else ./data).", envvar="MEDIAGATE_HOME"
+        ),
+    ] = None,
+) -> None:
+    State.home = home or default_home()
+
+
+def print_credentials(creds: dict[str, str], as_json: bool, *, title: str) -> None:
+    if as_json:
+        typer.echo(json.dumps(creds))
+        return
+    table = Table(title=title, show_header=False)
+    for name, value in creds.items():
+        table.add_row(name, value)
+    console.print(table)
+    console.print("[yellow]These secrets are shown once; mediagate keeps only sealed copies.[/]")

@@ -1,0 +1,68 @@
+"""`mediagate init` and `mediagate serve`: the home and the server."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from mediagate.cli.common import State, app, console, fail, print_credentials
+
+
+@app.command()
+def init(
+    demo: Annotated[
+        bool, typer.Option(help="Also create a 'demo' bucket (once) and print its keys.")
+    ] = False,
+) -> None:
+    """Create (or upgrade) a home: config file, secret key, catalog schema. Idempotent."""
+    from mediagate.services import build_gateway, init_home
+
+    settings = State.settings()
+    fresh = init_home(settings)
+    console.print(
+        f"{'Initialised' if fresh else 'Home already initialised at'} [bold]{settings.home}[/]"
+        + (f" (catalog {settings.catalog_url.split('://')[0]})" if fresh else "")
+    )
+    if demo:
+        from mediagate.core.buckets import create_bucket
+
+        gw = build_gateway(settings, migrate=False)
+        try:
+            if gw.catalog.get_bucket("demo") is None:
+                creds = create_bucket(gw.catalog, gw.secrets, "demo", operator="demo-op")
+                print_credentials(creds.as_dict(), False, title="demo bucket")
+            else:
+                console.print("Bucket [bold]demo[/] exists (its secrets were printed when it was made).")
+        finally:
+            gw.catalog.close()
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    workers: Annotated[int, typer.Option(help="Worker processes sharing the home.")] = 1,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Serve every dialect on one port."""
+    import os
+
+    import uvicorn
+
+    settings = State.settings()
+    if not settings.key_file.exists():
+        raise fail(f"{settings.home} is not a mediagate home", f"run `mediagate --home {settings.home} init`")
+    os.environ["MEDIAGATE_HOME"] = str(settings.home)
+    console.print(f"mediagate serving {settings.home} on http://{host}:{port}")
+    uvicorn.run(
+        "mediagate.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        proxy_headers=False,
+        server_header=False,
+        h11_max_incomplete_event_size=settings.max_header_size * 4,
+    )
