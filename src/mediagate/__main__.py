@@ -1,0 +1,5 @@
+"""``python -m mediagate`` runs the CLI."""
+
+from mediagate.cli import main
+
+main()
