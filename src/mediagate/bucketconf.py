@@ -1,0 +1,138 @@
+"""Per-bucket serving options (``Bucket.settings``), with their defaults in one place.
+
+=================  =========  ==============================================================
+setting            default    meaning
+=================  =========  ==============================================================
+``public``         ``True``   anonymous ``GET/HEAD /<bucket>/<key>`` allowed; ``False`` -> 403
+``cors_origins``   ``["*"]``  browser origins allowed to call the bucket (reads *and* uploads:
+                              direct browser upload is the product's point). Entries are
+                              ``*``, an origin ``https://app.example.com[:port]``, or a
+                              subdomain pattern ``https://*.example.com``. ``[]`` = no CORS.
+``cors_max_age``   ``600``    seconds a browser may cache a preflight answer
+=================  =========  ==============================================================
+
+The settings are read on every request through :class:`BucketCache`, which keeps a bucket row
+for :data:`CACHE_SECONDS` so that a change made by the CLI (another process) reaches a running
+server within a few seconds without a catalog query per request.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from anyio import to_thread
+
+from mediagate.catalog.models import Bucket
+from mediagate.core.errors import BadRequest
+from mediagate.core.gateway import Gateway
+
+DEFAULT_CORS_ORIGINS: tuple[str, ...] = ("*",)
+DEFAULT_CORS_MAX_AGE = 600
+CACHE_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class BucketConf:
+    public: bool = True
+    cors_origins: tuple[str, ...] = DEFAULT_CORS_ORIGINS
+    cors_max_age: int = DEFAULT_CORS_MAX_AGE
+
+    @classmethod
+    def of(cls, settings: Mapping[str, Any] | None) -> BucketConf:
+        """Read the settings leniently: a malformed value falls back to its default."""
+        s = settings or {}
+        origins = s.get("cors_origins")
+        max_age = s.get("cors_max_age")
+        return cls(
+            public=s.get("public") is not False,
+            cors_origins=(
+                tuple(o for o in origins if isinstance(o, str))
+                if isinstance(origins, list)
+                else DEFAULT_CORS_ORIGINS
+            ),
+            cors_max_age=max_age if isinstance(max_age, int) and max_age >= 0 else DEFAULT_CORS_MAX_AGE,
+        )
+
+
+def normalise_origin(value: str) -> str:
+    """Canonical spelling of an allowed-origin entry, or BadRequest with the reason."""
+    value = value.strip()
+    if value == "*":
+        return value
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise BadRequest(f"{value!r} is not an origin: expected '*' or scheme://host[:port]")
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+        raise BadRequest(f"{value!r} is not an origin: an origin has no path, query or user")
+    host = parts.hostname.lower()
+    if "*" in host and not (host.startswith("*.") and "*" not in host[2:]):
+        raise BadRequest(f"{value!r}: a wildcard is only allowed as the first label ('*.example.com')")
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise BadRequest(f"{value!r} has an invalid port") from exc
+    return f"{parts.scheme}://{host}" + (f":{port}" if port is not None else "")
+
+
+def origin_allowed(origin: str, allowed: tuple[str, ...]) -> bool:
+    """Whether a request's ``Origin`` matches one of the allowed entries (case-insensitive)."""
+    origin = origin.strip().lower()
+    for entry in allowed:
+        entry = entry.lower()
+        if entry == "*" or entry == origin:
+            return True
+        if "://*." in entry:
+            scheme, _, suffix = entry.partition("://*")
+            if (
+                origin.startswith(scheme + "://")
+                and origin.endswith(suffix)
+                and len(origin) > len(scheme + "://" + suffix)
+            ):
+                return True
+    return False
+
+
+class BucketCache:
+    """Bucket rows (or their absence) by name, each kept for ``ttl`` seconds."""
+
+    def __init__(self, gateway: Gateway, ttl: float = CACHE_SECONDS) -> None:
+        self.gateway = gateway
+        self.ttl = ttl
+        self._rows: dict[str, tuple[float, Bucket | None]] = {}
+
+    async def get(self, name: str) -> Bucket | None:
+        now = time.monotonic()
+        hit = self._rows.get(name)
+        if hit is not None and now - hit[0] < self.ttl:
+            return hit[1]
+        bucket = await self.gateway.find_bucket(name)
+        if len(self._rows) > 10_000:  # unknown names are cached too: keep the dict bounded
+            self._rows.clear()
+        self._rows[name] = (now, bucket)
+        return bucket
+
+    async def conf(self, name: str) -> BucketConf:
+        bucket = await self.get(name)
+        return BucketConf.of(bucket.settings if bucket else None)
+
+
+def update_settings(gateway: Gateway, name: str, changes: dict[str, Any]) -> Bucket:
+    """Change some of a bucket's settings (blocking; the CLI's entry point)."""
+    return gateway.catalog.update_bucket_settings(name, changes)
+
+
+async def update_settings_async(gateway: Gateway, name: str, changes: dict[str, Any]) -> Bucket:
+    return await to_thread.run_sync(update_settings, gateway, name, changes)
+
+
+def bucket_cache(state: Any, gateway: Gateway) -> BucketCache:
+    """The app's one cache (kept on ``app.state``, created on first use)."""
+    cache: BucketCache | None = getattr(state, "bucket_cache", None)
+    if cache is None or cache.gateway is not gateway:
+        cache = BucketCache(gateway)
+        state.bucket_cache = cache
+    return cache
