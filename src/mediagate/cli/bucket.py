@@ -89,3 +89,99 @@ def bucket_delete(
     finally:
         gw.catalog.close()
     console.print(f"Deleted bucket [bold]{name}[/]")
+
+
+# -- serving settings: public reads and CORS (see mediagate.bucketconf) ------------------------------
+
+cors_app = typer.Typer(help="Which browser origins may call a bucket (CORS).", no_args_is_help=True)
+bucket_app.add_typer(cors_app, name="cors")
+
+
+def _change_settings(name: str, changes: dict[str, object]) -> dict[str, object]:
+    from mediagate.bucketconf import update_settings
+
+    gw = open_gateway()
+    try:
+        return dict(update_settings(gw, name, changes).settings)
+    except MediagateError as exc:
+        raise fail(exc.message, "see `mediagate bucket list`") from None
+    finally:
+        gw.catalog.close()
+
+
+def _print_cors(name: str, settings: dict[str, object] | None, as_json: bool) -> None:
+    from mediagate.bucketconf import BucketConf
+
+    conf = BucketConf.of(settings)
+    data = {
+        "bucket": name,
+        "origins": list(conf.cors_origins),
+        "max_age": conf.cors_max_age,
+        "public": conf.public,
+        "default": not settings or "cors_origins" not in settings,
+    }
+    if as_json:
+        typer.echo(json.dumps(data))
+        return
+    table = Table(title=f"bucket {name}", show_header=False)
+    origins = ", ".join(conf.cors_origins) or "(none: browsers may not call this bucket)"
+    table.add_row("cors origins", origins + (" (default)" if data["default"] else ""))
+    table.add_row("cors max-age", f"{conf.cors_max_age} s")
+    table.add_row("public reads", "on" if conf.public else "off")
+    console.print(table)
+
+
+@cors_app.command("set")
+def cors_set(
+    name: Annotated[str, typer.Argument(help="Bucket name.")],
+    origins: Annotated[
+        list[str],
+        typer.Option(
+            "--origin",
+            help="Allowed origin: '*', https://host[:port] or https://*.example.com; repeat for more.",
+        ),
+    ],
+    max_age: Annotated[
+        int | None, typer.Option("--max-age", min=0, help="Seconds browsers may cache a preflight.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Replace the bucket's allowed CORS origins (a running server applies it within seconds)."""
+    from mediagate.bucketconf import normalise_origin
+
+    try:
+        clean = list(dict.fromkeys(normalise_origin(o) for o in origins))
+    except MediagateError as exc:
+        raise fail(exc.message) from None
+    changes: dict[str, object] = {"cors_origins": clean}
+    if max_age is not None:
+        changes["cors_max_age"] = max_age
+    _print_cors(name, _change_settings(name, changes), as_json)
+
+
+@cors_app.command("show")
+def cors_show(
+    name: Annotated[str, typer.Argument(help="Bucket name.")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Show the bucket's CORS origins, preflight max-age and public-read switch."""
+    gw = open_gateway()
+    try:
+        bucket = gw.catalog.get_bucket(name)
+    finally:
+        gw.catalog.close()
+    if bucket is None:
+        raise fail(f"bucket {name!r} does not exist", "see `mediagate bucket list`")
+    _print_cors(name, bucket.settings, as_json)
+
+
+@bucket_app.command("public")
+def bucket_public(
+    name: Annotated[str, typer.Argument(help="Bucket name.")],
+    on: Annotated[
+        bool, typer.Option("--on/--off", help="Allow anonymous GET/HEAD of objects (default on).")
+    ],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Switch anonymous reads of a bucket's objects on or off."""
+    _print_cors(name, _change_settings(name, {"public": on}), as_json)
