@@ -471,6 +471,13 @@ class Catalog:
             s.flush()
             return d.id
 
+    def next_delivery_at(self) -> datetime | None:
+        """When the earliest pending delivery is due (None if none): a cheap read that lets an
+        idle delivery loop poll without opening a write transaction."""
+        with self._read() as s:
+            due = s.scalar(select(func.min(Delivery.next_attempt_at)).where(Delivery.state == "pending"))
+        return as_utc(due) if due is not None else None
+
     def claim_deliveries(self, now: datetime, *, lease: timedelta, limit: int = 20) -> list[Delivery]:
         """Due deliveries, leased to the caller by pushing their next attempt past ``lease``."""
         with self._write() as s:
