@@ -29,7 +29,7 @@ from mediagate.core.gateway import Gateway
 
 EXPLAINERS: tuple[str, ...] = (
     "mediagate.protocols.upyun.explain:explain_rest",
-    # "mediagate.protocols.upyun.explain:explain_form",
+    "mediagate.protocols.upyun.explain:explain_form",
 )
 """``module:function`` of every explainer, most specific format first."""
 

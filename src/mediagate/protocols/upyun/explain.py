@@ -8,12 +8,16 @@
 
 from __future__ import annotations
 
+import hmac
+import re
+from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from mediagate.core.buckets import FORM, UPYUN  # noqa: F401 - FORM: see explain_form
+from mediagate.core.buckets import FORM, UPYUN
 from mediagate.core.errors import MediagateError
 from mediagate.explain import ExplainContext, Explanation, ago
-from mediagate.protocols.upyun import signing
+from mediagate.protocols.upyun import policy, signing
 
 
 def _uri_bucket(uri: str) -> str:
@@ -122,3 +126,222 @@ def _rest_mismatch(secret: str, signature: str, method: str, uri: str, ctx: Expl
 
 
 _METHODS = ("GET", "HEAD", "PUT", "POST", "DELETE")
+
+
+# -- FORM API policy --------------------------------------------------------------------------------
+
+_FIELD = re.compile(r"policy field '([^']+)'")
+_OWN_CHECKS = ("bucket", "service", "expiration", "date", "save-key")
+"""Fields explained one by one below (for the wording); every other field is validated by
+``policy.build_grant`` itself, one error at a time."""
+_NEUTRAL: dict[str, Any] = {"save-key": "/probe.bin", "expiration": 2**40}
+
+
+async def explain_form(token: str, ctx: ExplainContext) -> Explanation | None:
+    try:
+        decoded = policy.decode_policy(token)
+    except MediagateError:
+        return None  # not base64 JSON: another dialect's token
+    doc = decoded.doc
+    exp = Explanation(dialect="UPYUN FORM policy", decoded=dict(doc))
+    _check_bucket(exp, ctx)
+    _form_bucket(exp, ctx, doc)
+    expiration = _form_expiration(exp, ctx, doc)
+    if doc.get("date") is not None:
+        _check_date(exp, ctx, decoded.text("date"), "policy 'date'")
+    template = _form_save_key(exp, doc)
+    others_ok = _other_fields(exp, ctx, doc)
+    await _form_signature(exp, ctx, decoded)
+    if exp.accepted and others_ok:
+        _summarise(exp, ctx, decoded, expiration, template)
+    return exp
+
+
+def _form_bucket(exp: Explanation, ctx: ExplainContext, doc: dict[str, Any]) -> None:
+    try:
+        policy._check_bucket(doc, ctx.bucket_name)
+    except MediagateError as exc:
+        named = [(f, doc.get(f)) for f in ("bucket", "service") if doc.get(f) is not None]
+        if not named:
+            exp.error("bucket", "the policy names no bucket (field 'bucket', or 'service' as the SDK sends)")
+        for name, value in named:
+            if value != ctx.bucket_name:
+                exp.error(
+                    "bucket", f"{name} in policy is {value!r} but the URL bucket is {ctx.bucket_name!r}"
+                )
+        if not exp.findings or exp.findings[-1].topic != "bucket":
+            exp.error("bucket", exc.message)
+        return
+    exp.ok("bucket", f"policy is for bucket {ctx.bucket_name!r}")
+
+
+def _form_expiration(exp: Explanation, ctx: ExplainContext, doc: dict[str, Any]) -> int | None:
+    try:
+        expiration = policy._integer(doc, "expiration", required=True)
+    except MediagateError as exc:
+        exp.error("expiration", exc.message)
+        return None
+    assert expiration is not None
+    left = expiration - ctx.now.timestamp()
+    when = datetime.fromtimestamp(expiration, UTC).isoformat(timespec="seconds")
+    if left < 0:
+        exp.error("expiration", f"expired {ago(left)} ago ({when})")
+    elif left > LONG_LIVED:
+        exp.warn(
+            "expiration",
+            f"valid for {ago(left)} more (until {when}): a leaked policy can be replayed until then; "
+            "sign short-lived policies (the SDK uses 30 min)",
+        )
+    else:
+        exp.ok("expiration", f"expires in {ago(left)} ({when})")
+    return expiration
+
+
+LONG_LIVED = 7 * 86400
+
+
+def _form_save_key(exp: Explanation, doc: dict[str, Any]) -> str | None:
+    template = doc.get("save-key")
+    try:
+        policy._save_key(doc)
+    except MediagateError as exc:
+        if isinstance(template, str) and ".." in template.split("/"):
+            exp.error("save-key", f"save-key {template!r} escapes the bucket ('..' segments are refused)")
+        else:
+            exp.error("save-key", exc.message)
+        return None
+    assert isinstance(template, str)
+    if not any(p in template for p in ("{random", "{filemd5}", "{filename}", "{sec}")):
+        exp.info("save-key", f"save-key {template!r} is fixed: each upload replaces the same object")
+    else:
+        exp.ok("save-key", f"save-key {template!r} stays inside the bucket")
+    return template
+
+
+def _other_fields(exp: Explanation, ctx: ExplainContext, doc: dict[str, Any]) -> bool:
+    """Every remaining field, validated by ``policy.build_grant`` (the server's own code): the
+    explained fields are neutralised, then each error's field is dropped and the rest checked
+    again, so that every bad field is reported, not only the first."""
+    probe = {k: v for k, v in doc.items() if k not in _OWN_CHECKS} | _NEUTRAL | {"bucket": ctx.bucket_name}
+    ok = True
+    for _ in range(len(doc) + 1):
+        try:
+            grant = policy.build_grant(
+                policy.FormPolicy(raw="", doc=probe),
+                ctx.bucket_name,
+                date_skew_seconds=ctx.gateway.settings.date_skew_seconds,
+                now=ctx.now.timestamp(),
+            )
+            policy.refuse_unsupported(grant)
+            return ok
+        except MediagateError as exc:
+            ok = False
+            match = _FIELD.search(exc.message)
+            field = match.group(1) if match else ("apps" if "apps" in exc.message else None)
+            if exc.code == "not_supported":
+                field = next((k for k in probe if k.startswith("x-gmkerl-")), field)
+                exp.error(field or "policy", exc.message)
+                probe = {k: v for k, v in probe.items() if not (k.startswith("x-gmkerl-") or k == field)}
+                continue
+            exp.error(field or "policy", exc.message)
+            if field is None or field not in probe:
+                return False
+            del probe[field]
+    return ok
+
+
+async def _form_signature(exp: Explanation, ctx: ExplainContext, decoded: policy.FormPolicy) -> None:
+    if ctx.authorization is None and ctx.signature is None:
+        exp.error(
+            "signature",
+            "no signature given: a FORM upload needs the 'authorization' (HMAC) or 'signature' (md5) "
+            "field; pass --authorization or --signature to check it",
+        )
+        return
+    if ctx.bucket is None:
+        return
+    if ctx.signature is not None:
+        secrets = [s for _, s in await ctx.gateway.secrets_of(ctx.bucket, FORM)]
+        good = False
+        for secret in secrets:
+            good |= hmac.compare_digest(
+                signing.old_form_signature(decoded.raw, secret), ctx.signature.strip().lower()
+            )
+        if good:
+            exp.ok("signature", "md5 'signature' matches the bucket's form API secret")
+        else:
+            exp.error(
+                "signature",
+                f"md5 'signature' does not match md5(policy + '&' + form API secret) for any form API "
+                f"secret of bucket {ctx.bucket_name!r} (wrong secret, or the policy changed after signing)",
+            )
+        return
+    assert ctx.authorization is not None
+    try:
+        operator, signature = signing.parse_authorization(ctx.authorization)
+    except MediagateError:
+        exp.error("signature", "malformed 'authorization': expected 'UPYUN <operator>:<base64 signature>'")
+        return
+    password_md5 = await _operator_secret(exp, ctx, operator)
+    if password_md5 is None:
+        return
+    if ctx.uri and _uri_bucket(ctx.uri) != ctx.bucket_name:
+        exp.error(
+            "uri", f"bucket in the URI is {_uri_bucket(ctx.uri)!r} but the URL bucket is {ctx.bucket_name!r}"
+        )
+    uris = [ctx.uri] if ctx.uri else [f"/{ctx.bucket_name}", f"/{ctx.bucket_name}/"]
+    date = decoded.text("date") or ""
+    md5 = decoded.text("content-md5") or ""
+    candidates = [signing.string_to_sign("POST", u, date, decoded.raw, m) for u in uris for m in {"", md5}]
+    if signing.signature_matches(password_md5, signature, candidates):
+        exp.ok("signature", f"'authorization' is a valid HMAC of operator {operator!r}")
+        return
+    hint = "" if date else " (the policy has no 'date': the SDK signs with it)"
+    exp.error(
+        "signature",
+        "'authorization' does not match HMAC-SHA1(md5(password), 'POST&<uri>&<policy date>&<policy>') for "
+        f"operator {operator!r} and uri {' or '.join(uris)}: wrong password, or another uri/date/policy "
+        f"was signed{hint}",
+    )
+
+
+def _summarise(
+    exp: Explanation,
+    ctx: ExplainContext,
+    decoded: policy.FormPolicy,
+    expiration: int | None,
+    template: str | None,
+) -> None:
+    doc = decoded.doc
+    grant = policy.build_grant(
+        decoded,
+        ctx.bucket_name,
+        date_skew_seconds=ctx.gateway.settings.date_skew_seconds,
+        now=ctx.now.timestamp(),
+    )
+    allows = exp.allows
+    allows.append(f"upload files to bucket {ctx.bucket_name!r} at save-key {template!r}")
+    if expiration is not None:
+        allows.append(f"until {datetime.fromtimestamp(expiration, UTC).isoformat(timespec='seconds')}")
+    if grant.size_range:
+        allows.append(f"sizes from {grant.size_range[0]} to {grant.size_range[1]} bytes")
+    if grant.exact_size is not None:
+        allows.append(f"exactly {grant.exact_size} bytes (large-file mode)")
+    if grant.allowed_extensions:
+        allows.append("only extensions " + ", ".join(sorted(grant.allowed_extensions)))
+    if grant.width_range or grant.height_range:
+        allows.append(
+            f"images only: width {grant.width_range or 'any'}, height {grant.height_range or 'any'}"
+        )
+    if grant.content_md5:
+        allows.append(f"only the file with MD5 {grant.content_md5}")
+    if grant.content_type:
+        allows.append(f"stored as {grant.content_type}")
+    if grant.content_secret:
+        allows.append("served only at <url>!<content-secret>")
+    if grant.ttl_seconds:
+        allows.append(f"deleted after {grant.ttl_seconds // 86400} days")
+    for name in ("return-url", "notify-url", "callback-url"):
+        if doc.get(name):
+            allows.append(f"{name} {doc[name]}")
+    allows.append("replacing an existing object of the same key")
