@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -122,6 +122,15 @@ class Gateway:
             too_large=too_large,
             base64_encoded=grant.base64_encoded,
         )
+
+    async def restage(self, grant: UploadGrant, staged: Received) -> Received:
+        """Run a file staged before its grant was known (a form that sent its file before its
+        policy) through ``receive`` again, so the grant's size limit and base64 decoding apply as
+        if it had streamed in now. The old staging file is consumed either way."""
+        try:
+            return await self.receive(grant, _file_chunks(staged.path))
+        finally:
+            staged.discard()
 
     async def upload(
         self, grant: UploadGrant, chunks: AsyncIterable[bytes], *, filename: str | None
@@ -340,6 +349,16 @@ def _is_expired(obj: Object) -> bool:
         return False
     expires = obj.expires_at if obj.expires_at.tzinfo else obj.expires_at.replace(tzinfo=UTC)
     return expires <= datetime.now(UTC)
+
+
+async def _file_chunks(path: Path, size: int = 1024 * 1024) -> AsyncIterator[bytes]:
+    """A local file as an async byte stream, read in a worker thread."""
+    f = await to_thread.run_sync(open, path, "rb")
+    try:
+        while chunk := await to_thread.run_sync(f.read, size):
+            yield chunk
+    finally:
+        await to_thread.run_sync(f.close)
 
 
 async def _quietly(fn: Any, *args: Any) -> None:

@@ -1,0 +1,315 @@
+"""Outgoing calls to the customer's servers: durable notifications, synchronous callbacks, and the
+SSRF guard both go through.
+
+* :func:`enqueue` records a notification in the catalog (``deliveries``) and wakes the loop; the
+  upload answer never waits for the customer's server. Dialects sign the body and headers
+  themselves; this module only carries them.
+* :func:`delivery_loop` (started by the app's lifespan, one per process; several nodes may run it
+  on one catalog: rows are leased) claims due deliveries and POSTs them. A 2xx is delivered; any
+  other answer, a timeout or a refused address is retried with exponential backoff
+  (``BACKOFF_SECONDS * BACKOFF_FACTOR**n``) up to ``settings.notify_retries`` retries, then failed.
+  When idle it costs one indexed read per ``POLL_SECONDS``; an enqueue wakes it at once.
+* :func:`post_now` is the synchronous call (``callback-url``): one attempt, no retry.
+* :func:`check_url` is the SSRF guard: only http/https; the host is resolved and every address
+  must be public (not loopback, private, link-local, multicast, reserved, unspecified, shared, nor
+  such an IPv4 address embedded in IPv6) unless ``settings.allow_private_callbacks``. The request
+  is then pinned to the checked address (Host header and TLS SNI keep the name), so DNS cannot
+  change its answer between the check and the connection. Redirects are never followed and
+  environment proxies are never used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import socket
+import weakref
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+from anyio import to_thread
+
+from mediagate.core.errors import BadRequest, Forbidden
+from mediagate.core.gateway import Gateway
+
+log = logging.getLogger("mediagate.notify")
+
+POLL_SECONDS = 1.0
+BACKOFF_SECONDS = 2.0
+BACKOFF_FACTOR = 4.0
+MAX_BACKOFF_SECONDS = 3600.0
+CLAIM_BATCH = 20
+MAX_REPLY_BYTES = 1024 * 1024
+"""Largest callback answer relayed to an uploader; a larger one counts as a failed callback."""
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+class DeliveryFailed(Exception):
+    """A call that did not get an answer (refused address, DNS, connect, timeout, too large)."""
+
+
+@dataclass(frozen=True)
+class Reply:
+    """The customer server's answer to a synchronous call."""
+
+    status: int
+    content_type: str | None
+    body: bytes
+
+
+# -- per-event-loop state: one HTTP client and one wake-up event ----------------------------------------
+
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+    weakref.WeakKeyDictionary()
+)
+_wakers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Event] = weakref.WeakKeyDictionary()
+
+
+def _client() -> httpx.AsyncClient:
+    loop = asyncio.get_running_loop()
+    client = _clients.get(loop)
+    if client is None or client.is_closed:
+        client = httpx.AsyncClient(follow_redirects=False, trust_env=False)
+        _clients[loop] = client
+    return client
+
+
+def _waker() -> asyncio.Event:
+    loop = asyncio.get_running_loop()
+    event = _wakers.get(loop)
+    if event is None:
+        event = _wakers[loop] = asyncio.Event()
+    return event
+
+
+async def close() -> None:
+    """Close this event loop's HTTP client (app shutdown)."""
+    with contextlib.suppress(RuntimeError):
+        client = _clients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.aclose()
+
+
+# -- the SSRF guard ---------------------------------------------------------------------------------------
+
+
+def is_public_address(ip: IPAddress) -> bool:
+    """True only for globally routable unicast addresses (IPv4 embedded in IPv6 is checked too)."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded: IPAddress | None = ip.ipv4_mapped or ip.sixtofour
+        if embedded is None and ip.teredo is not None:
+            embedded = ip.teredo[1]
+        if embedded is None and ip in _NAT64:
+            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        if embedded is not None and not is_public_address(embedded):
+            return False
+    return ip.is_global and not (
+        ip.is_loopback
+        or ip.is_private
+        or ip.is_link_local
+        or ip.is_multicast
+        or ip.is_reserved
+        or ip.is_unspecified
+    )
+
+
+@dataclass(frozen=True)
+class Target:
+    """A checked URL and, unless private targets are allowed, the address to connect to."""
+
+    url: httpx.URL
+    address: IPAddress | None = None
+
+    def request_args(self) -> tuple[httpx.URL, dict[str, str], dict[str, Any]]:
+        """(URL to connect to, extra headers, httpx extensions) pinning the checked address."""
+        if self.address is None:
+            return self.url, {}, {}
+        host = self.url.host
+        pinned = self.url.copy_with(host=str(self.address))
+        default_port = {"http": 80, "https": 443}[self.url.scheme]
+        port = self.url.port
+        host_header = host if port in (None, default_port) else f"{host}:{port}"
+        if ":" in host:  # an IPv6 literal in the URL
+            host_header = f"[{host}]" if port in (None, default_port) else f"[{host}]:{port}"
+        extensions: dict[str, Any] = {}
+        if self.url.scheme == "https":
+            extensions["sni_hostname"] = host
+        return pinned, {"Host": host_header}, extensions
+
+
+async def check_url(url: str, *, allow_private: bool) -> Target:
+    """Refuse a URL we must not call (see the module docstring); resolve and pin it otherwise.
+
+    Raises BadRequest for a URL that is not http(s), Forbidden for one that resolves to a
+    non-public address, and DeliveryFailed... never: an unresolvable host is a BadRequest too.
+    """
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError, ValueError) as exc:
+        raise BadRequest(f"not a valid URL: {url[:200]!r}", code="invalid_url") from exc
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise BadRequest("only absolute http:// and https:// URLs can be called", code="invalid_url")
+    if allow_private:
+        return Target(parsed)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(parsed.host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        raise BadRequest(f"cannot resolve the host of {parsed.host!r}", code="invalid_url") from exc
+    addresses = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
+    if not addresses:
+        raise BadRequest(f"cannot resolve the host of {parsed.host!r}", code="invalid_url")
+    for address in addresses:
+        if not is_public_address(address):
+            raise Forbidden(
+                f"{parsed.host} resolves to a private or reserved address; outgoing calls may only "
+                "go to public addresses (the operator can allow private ones)",
+                code="url_not_allowed",
+            )
+    return Target(parsed, addresses[0])
+
+
+# -- calling ----------------------------------------------------------------------------------------------
+
+
+async def _send(
+    url: str,
+    *,
+    method: str,
+    body: bytes,
+    headers: dict[str, str],
+    timeout: float,
+    allow_private: bool,
+) -> Reply:
+    try:
+        target = await check_url(url, allow_private=allow_private)
+    except (BadRequest, Forbidden) as exc:
+        raise DeliveryFailed(exc.message) from exc
+    connect_url, extra, extensions = target.request_args()
+    request = _client().build_request(
+        method,
+        connect_url,
+        content=body,
+        headers={**headers, **extra},
+        timeout=timeout,
+        extensions=extensions,
+    )
+    try:
+        async with asyncio.timeout(timeout):
+            response = await _client().send(request, stream=True)
+            try:
+                data = bytearray()
+                async for chunk in response.aiter_raw():
+                    data += chunk
+                    if len(data) > MAX_REPLY_BYTES:
+                        raise DeliveryFailed(f"the answer is larger than {MAX_REPLY_BYTES} bytes")
+            finally:
+                await response.aclose()
+    except TimeoutError as exc:
+        raise DeliveryFailed(f"no answer within {timeout:g} s") from exc
+    except httpx.HTTPError as exc:
+        raise DeliveryFailed(f"{type(exc).__name__}: {exc}"[:300]) from exc
+    return Reply(response.status_code, response.headers.get("content-type"), bytes(data))
+
+
+async def post_now(
+    url: str,
+    body: bytes | str,
+    headers: dict[str, str],
+    *,
+    timeout: float,
+    allow_private: bool,
+) -> Reply:
+    """One synchronous POST (no retry); raises DeliveryFailed when there is no answer."""
+    data = body.encode() if isinstance(body, str) else body
+    return await _send(
+        url, method="POST", body=data, headers=headers, timeout=timeout, allow_private=allow_private
+    )
+
+
+async def enqueue(gw: Gateway, url: str, body: str, headers: dict[str, str], *, method: str = "POST") -> int:
+    """Record a notification durably and wake the delivery loop; returns the delivery id."""
+    delivery_id = await to_thread.run_sync(
+        lambda: gw.catalog.enqueue_delivery(url, body, headers, method=method)
+    )
+    _waker().set()
+    return delivery_id
+
+
+def backoff(attempts: int) -> timedelta:
+    """Delay before the next try after ``attempts`` failed ones (1 -> 2 s, 2 -> 8 s, 3 -> 32 s …)."""
+    return timedelta(seconds=min(MAX_BACKOFF_SECONDS, BACKOFF_SECONDS * BACKOFF_FACTOR ** (attempts - 1)))
+
+
+async def _deliver(
+    gw: Gateway, delivery_id: int, url: str, method: str, body: str, headers: dict[str, Any], attempts: int
+) -> None:
+    settings = gw.settings
+    error: str | None = None
+    try:
+        reply = await _send(
+            url,
+            method=method,
+            body=body.encode(),
+            headers={str(k): str(v) for k, v in headers.items()},
+            timeout=settings.notify_timeout_seconds,
+            allow_private=settings.allow_private_callbacks,
+        )
+        if not 200 <= reply.status < 300:
+            error = f"answered HTTP {reply.status}"
+    except DeliveryFailed as exc:
+        error = str(exc)
+    done = attempts + 1
+    retry_at = None
+    if error is not None and done <= settings.notify_retries:
+        retry_at = datetime.now(UTC) + backoff(done)
+    if error is not None:
+        log.warning("notification %s to %s: attempt %s failed: %s", delivery_id, _safe(url), done, error)
+    await to_thread.run_sync(
+        lambda: gw.catalog.finish_delivery(delivery_id, ok=error is None, error=error, retry_at=retry_at)
+    )
+
+
+async def deliver_due(gw: Gateway) -> int:
+    """Send every delivery due now (at most one batch); returns how many were tried."""
+    now = datetime.now(UTC)
+    due = await to_thread.run_sync(gw.catalog.next_delivery_at)
+    if due is None or due > now:
+        return 0
+    lease = timedelta(seconds=gw.settings.notify_timeout_seconds + 30)
+    rows = await to_thread.run_sync(lambda: gw.catalog.claim_deliveries(now, lease=lease, limit=CLAIM_BATCH))
+    await asyncio.gather(
+        *(_deliver(gw, d.id, d.url, d.method, d.body, dict(d.headers or {}), d.attempts) for d in rows)
+    )
+    return len(rows)
+
+
+async def delivery_loop(gw: Gateway) -> None:
+    """Deliver notifications until cancelled; never raises (errors are logged and retried)."""
+    wake = _waker()
+    while True:
+        wake.clear()
+        try:
+            busy = await deliver_due(gw)
+        except Exception:
+            log.exception("notification delivery round failed")
+            busy = 0
+        if busy >= CLAIM_BATCH:
+            continue
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), POLL_SECONDS)
+
+
+def _safe(url: str) -> str:
+    """A URL for the log: scheme, host and path only (queries may carry tokens)."""
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError, ValueError):
+        return "<invalid url>"
+    return str(parsed.copy_with(query=None, fragment=None, username=None, password=None))
