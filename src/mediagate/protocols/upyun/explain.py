@@ -289,7 +289,9 @@ async def _form_signature(exp: Explanation, ctx: ExplainContext, decoded: policy
         exp.error(
             "uri", f"bucket in the URI is {_uri_bucket(ctx.uri)!r} but the URL bucket is {ctx.bucket_name!r}"
         )
-    uris = [ctx.uri] if ctx.uri else [f"/{ctx.bucket_name}", f"/{ctx.bucket_name}/"]
+    # the same candidates as form._signed_strings: the path posted to, or its slash twins
+    posted = [urlsplit(ctx.uri).path] if ctx.uri else []
+    uris = list(dict.fromkeys([*posted, f"/{ctx.bucket_name}", f"/{ctx.bucket_name}/"]))
     date = decoded.text("date") or ""
     md5 = decoded.text("content-md5") or ""
     candidates = [signing.string_to_sign("POST", u, date, decoded.raw, m) for u in uris for m in {"", md5}]
