@@ -152,3 +152,14 @@ def staging_files(home: Path) -> list[Path]:
 
 def dump(value: object) -> str:
     return json.dumps(value, ensure_ascii=False)
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A moto S3 server (a subprocess on a free loopback port) shared by the whole run; tests keep
+    apart by using a fresh S3 bucket each (see ``tests.support.moto.MotoServer``)."""
+    from tests.support.moto import MotoServer
+
+    moto = MotoServer(tmp_path_factory.mktemp("moto") / "moto.log").start()
+    yield moto
+    moto.stop()

@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     s3_access_key_id: str | None = None
     s3_secret_access_key: str | None = None
     s3_prefix: str = ""
+    s3_create_bucket: bool = True
+    """Create ``s3_bucket`` on first use if it does not exist (needs s3:CreateBucket)."""
 
     public_url: str | None = None
     """Base URL clients reach us at; default: taken from each request's Host."""

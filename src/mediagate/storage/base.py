@@ -10,9 +10,13 @@ between ``put`` and the catalog commit leaves nothing visible. Backends:
 
 Contract (checked by ``tests/storage/test_contract.py`` for every backend):
 * ``put`` consumes ``source`` (a fsynced file in the staging directory) and makes the blob
-  readable in full, or raises and leaves no blob.
-* ``open`` streams ``[start, end)``; raises :class:`BlobNotFound` if absent.
-* ``delete`` is idempotent.
+  readable in full, or raises and leaves no blob (the caller still owns ``source`` then).
+* ``open`` streams ``[start, end)``, clamped to the blob's size (a start at or beyond the end
+  yields nothing); it raises :class:`BlobNotFound` when called, not when first iterated.
+* ``size``/``open``/``assemble`` raise :class:`BlobNotFound` for a missing blob; ``exists``
+  answers False; ``delete`` is idempotent.
+* Blob ids are the core's own (hex uuids): :func:`check_blob_id` refuses anything that could
+  name a path outside the store.
 * ``assemble`` writes the concatenation of ``parts`` into a local file (fsynced) without holding
   them in memory; the core then hashes, checks and ``put``s it like any other upload.
 """
@@ -28,6 +32,13 @@ CHUNK_SIZE = 1024 * 1024
 
 class BlobNotFound(FileNotFoundError):
     """The blob does not exist (converted from each backend's own error at its border)."""
+
+
+def check_blob_id(blob_id: str) -> str:
+    """Refuse ids that are not a single plain name (they become file names and object keys)."""
+    if not blob_id or "/" in blob_id or "\\" in blob_id or blob_id.startswith(".") or "\x00" in blob_id:
+        raise ValueError("invalid blob id")
+    return blob_id
 
 
 @runtime_checkable

@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from mediagate.storage.base import CHUNK_SIZE, BlobNotFound
+from mediagate.storage.base import CHUNK_SIZE, BlobNotFound, check_blob_id
 
 
 def fsync_dir(path: Path) -> None:
@@ -24,8 +24,7 @@ class LocalStorage:
         root.mkdir(parents=True, exist_ok=True)
 
     def _path(self, blob_id: str) -> Path:
-        if not blob_id or "/" in blob_id or blob_id.startswith(".") or "\x00" in blob_id:
-            raise ValueError("invalid blob id")
+        check_blob_id(blob_id)
         return self.root / blob_id[:2] / blob_id[2:4] / blob_id
 
     def put(self, blob_id: str, source: Path) -> None:
