@@ -232,18 +232,42 @@ class Catalog:
             s.delete(existing)
             return True
 
+    def rename_object(self, bucket_id: int, key: str, new_key: str) -> Object:
+        """Give object ``key`` the name ``new_key`` in one transaction; its blob moves with it.
+        An object already at ``new_key`` is replaced (its blob becomes garbage); the parent folders
+        of ``new_key`` are created. NotFound if ``key`` is absent, Conflict if ``new_key`` is a folder."""
+        new_dir, new_name = split_key(new_key)
+        with self._write() as s:
+            obj = s.scalar(select(Object).where(Object.bucket_id == bucket_id, Object.key == key))
+            if obj is None:
+                raise NotFound("file not found", code="file_not_found")
+            if new_key == key:
+                return obj
+            if s.scalar(select(Folder.id).where(Folder.bucket_id == bucket_id, Folder.path == new_key)):
+                raise Conflict("a folder of that name exists", code="is_folder")
+            now = utcnow()
+            existing = s.scalar(select(Object).where(Object.bucket_id == bucket_id, Object.key == new_key))
+            if existing is not None:
+                s.merge(GarbageBlob(blob_id=existing.blob_id, created_at=now))
+                s.delete(existing)
+                s.flush()
+            self._ensure_folders(s, bucket_id, new_dir, now)
+            obj.key, obj.dir, obj.name = new_key, new_dir, new_name
+            return obj
+
     def update_object_meta(self, bucket_id: int, key: str, meta: dict[str, Any]) -> None:
         with self._write() as s:
             s.execute(
                 update(Object).where(Object.bucket_id == bucket_id, Object.key == key).values(meta=meta)
             )
 
-    def usage(self, bucket_id: int) -> int:
+    def usage(self, bucket_id: int, prefix: str = "") -> int:
+        """Bytes held by the bucket's objects (only those under folder ``prefix`` if given)."""
+        query = select(func.coalesce(func.sum(Object.size), 0)).where(Object.bucket_id == bucket_id)
+        if prefix:
+            query = query.where(Object.key.startswith(prefix + "/", autoescape=True))
         with self._read() as s:
-            return int(
-                s.scalar(select(func.coalesce(func.sum(Object.size), 0)).where(Object.bucket_id == bucket_id))
-                or 0
-            )
+            return int(s.scalar(query) or 0)
 
     def expired_objects(self, now: datetime, limit: int = 500) -> list[Object]:
         with self._read() as s:
@@ -432,6 +456,21 @@ class Catalog:
                 s.merge(GarbageBlob(blob_id=blob_id, created_at=now))
             s.execute(delete(UploadPart).where(UploadPart.session_id == session_id))
             s.execute(delete(UploadSession).where(UploadSession.id == session_id))
+
+    def finish_session(self, session_id: str) -> None:
+        """End a completed session but keep its row (state ``completed``, parts dropped and their
+        blobs garbage), so a repeated completion is told apart from an unknown id until the
+        collector removes the row with the other stale sessions."""
+        now = utcnow()
+        with self._write() as s:
+            for blob_id in s.scalars(select(UploadPart.blob_id).where(UploadPart.session_id == session_id)):
+                s.merge(GarbageBlob(blob_id=blob_id, created_at=now))
+            s.execute(delete(UploadPart).where(UploadPart.session_id == session_id))
+            s.execute(
+                update(UploadSession)
+                .where(UploadSession.id == session_id)
+                .values(state="completed", updated_at=now)
+            )
 
     def stale_sessions(self, older_than: datetime, limit: int = 100) -> list[str]:
         with self._read() as s:

@@ -24,7 +24,8 @@ from typing import Any
 from anyio import to_thread
 
 from mediagate.catalog import Catalog
-from mediagate.catalog.models import Bucket, Object, UploadPart, UploadSession
+from mediagate.catalog.repo import DirEntry
+from mediagate.catalog.models import Bucket, Folder, Object, UploadPart, UploadSession
 from mediagate.config import Settings
 from mediagate.core.checks import MediaInfo, check_received, sniff
 from mediagate.core.errors import (
@@ -37,7 +38,7 @@ from mediagate.core.grant import UploadGrant
 from mediagate.core.ingest import Received, hash_file, new_staging_path, receive
 from mediagate.core.savekey import FileFacts
 from mediagate.core.secrets import SecretBox
-from mediagate.storage.base import Storage
+from mediagate.storage.base import BlobNotFound, Storage
 
 log = logging.getLogger("mediagate")
 
@@ -288,9 +289,11 @@ class Gateway:
         *,
         part_numbers: list[int] | None = None,
         filename: str | None = None,
+        keep_record: bool = False,
     ) -> Stored:
         """Assemble the parts (all, or exactly ``part_numbers`` in that order) and publish them
-        through the same checks as a single upload. The session ends only on success."""
+        through the same checks as a single upload. The session ends only on success; with
+        ``keep_record`` its row stays as ``completed`` (see ``Catalog.finish_session``)."""
         parts = {p.part_number: p for p in await self.parts(session)}
         order = part_numbers if part_numbers is not None else sorted(parts)
         missing = [n for n in order if n not in parts]
@@ -304,11 +307,91 @@ class Gateway:
             dest.unlink(missing_ok=True)
             raise
         stored = await self.commit(grant, Received(dest, size, md5, sha256, crc32), filename=filename)
-        await to_thread.run_sync(self.catalog.end_session, session.id)
+        end = self.catalog.finish_session if keep_record else self.catalog.end_session
+        await to_thread.run_sync(end, session.id)
         return stored
 
     async def abort_session(self, session: UploadSession) -> None:
         await to_thread.run_sync(self.catalog.end_session, session.id)
+
+    # -- paths: what a name is, listings, usage, copy and move ----------------------------------
+
+    async def stat_path(self, bucket: Bucket, path: str) -> Object | Folder | None:
+        """What a normalised path names: a live object, a folder ('' is the bucket root, which
+        always exists), or None. The catalog never holds an object and a folder of one name."""
+        if not path:
+            return Folder(bucket_id=bucket.id, path="", dir="", name="", created_at=bucket.created_at)
+        obj = await to_thread.run_sync(self.catalog.get_object, bucket.id, path)
+        if obj is not None and not _is_expired(obj):
+            return obj
+        return await to_thread.run_sync(self.catalog.get_folder, bucket.id, path)
+
+    async def list_dir(
+        self,
+        bucket: Bucket,
+        dir_path: str,
+        *,
+        limit: int,
+        after: str | None = None,
+        descending: bool = False,
+    ) -> list[DirEntry]:
+        """Folders and objects directly in ``dir_path``, merged by name; paged by the last name
+        seen (``after``), which stays correct while other clients add or remove entries."""
+        return await to_thread.run_sync(
+            lambda: self.catalog.list_dir(
+                bucket.id, dir_path, limit=limit, after=after, descending=descending
+            )
+        )
+
+    async def usage(self, bucket: Bucket, prefix: str = "") -> int:
+        """Bytes held by the bucket's objects, or by those under folder ``prefix``."""
+        return await to_thread.run_sync(lambda: self.catalog.usage(bucket.id, prefix))
+
+    async def copy_object(self, bucket: Bucket, source_key: str, dest_key: str) -> Object:
+        """A new object at ``dest_key`` with the source's bytes and metadata (replacing what was
+        there). Storage copies the bytes into a new blob (kernel-side for local files), so every
+        object owns its blob and deleting one never affects the other."""
+        src = await self.get_object(bucket, source_key)
+        staged = new_staging_path(self.staging_dir)
+        blob_id: str | None = None
+        try:
+            try:
+                await to_thread.run_sync(self.storage.assemble, [src.blob_id], staged)
+            except BlobNotFound as exc:
+                raise NotFound("file not found", code="file_not_found") from exc
+            obj = Object(
+                bucket_id=bucket.id,
+                key=dest_key,
+                blob_id=new_blob_id(),
+                size=src.size,
+                md5=src.md5,
+                sha256=src.sha256,
+                crc32=src.crc32,
+                mime=src.mime,
+                width=src.width,
+                height=src.height,
+                frames=src.frames,
+                image_type=src.image_type,
+                meta=dict(src.meta or {}),
+                content_secret=src.content_secret,
+                created_at=datetime.now(UTC),
+                expires_at=src.expires_at,
+            )
+            blob_id = obj.blob_id
+            await to_thread.run_sync(self.catalog.reserve_blob, blob_id)
+            await to_thread.run_sync(self.storage.put, blob_id, staged)
+            await to_thread.run_sync(self.catalog.commit_object, obj)
+            return obj
+        except BaseException:
+            staged.unlink(missing_ok=True)
+            if blob_id is not None:
+                await _quietly(self._drop_blob, blob_id)
+            raise
+
+    async def move_object(self, bucket: Bucket, source_key: str, dest_key: str) -> Object:
+        """Rename an object in one catalog transaction; its bytes are not touched."""
+        await self.get_object(bucket, source_key)
+        return await to_thread.run_sync(self.catalog.rename_object, bucket.id, source_key, dest_key)
 
     # -- maintenance -----------------------------------------------------------------------------
 
