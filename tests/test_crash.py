@@ -221,6 +221,10 @@ def pool() -> bytes:
     return os.urandom(MAX_SIZE + 1024 * 1024)
 
 
+def human_bytes(uploads: list[Upload]) -> str:
+    return f"{sum(u.size for u in uploads) / 2**20:.0f} MiB"
+
+
 def blob_files(home: Path) -> set[str]:
     return {p.name for p in (home / "blobs").rglob("*") if p.is_file()}
 
@@ -253,6 +257,10 @@ def test_sigkill_under_upload_load_loses_nothing_acknowledged_and_shows_nothing_
             servers.append(server)
             assert staging_files(settings.home) == [], "start-up left staging files behind"
             check_home(server, creds, all_uploads)
+            print(
+                f"cycle {cycle}: {len(acked)} acknowledged ({human_bytes(acked)}),"
+                f" {len(cut)} cut by the kill of which {sum(u.detail == 'visible' for u in cut)} committed"
+            )
 
         # Everything on disk is either a visible object's blob or recorded garbage: after a
         # collection with no grace, exactly the visible objects' blobs remain.
