@@ -78,7 +78,9 @@ def multipart(fields: list[Field], boundary: str | None = None) -> tuple[bytes, 
     return bytes(out), f"multipart/form-data; boundary={boundary}"
 
 
-def post(client: httpx.Client, bucket: str, fields: list[Field], *, path: str | None = None) -> httpx.Response:
+def post(
+    client: httpx.Client, bucket: str, fields: list[Field], *, path: str | None = None
+) -> httpx.Response:
     body, content_type = multipart(fields)
     return client.post(path or f"/{bucket}", content=body, headers={"Content-Type": content_type})
 
@@ -94,7 +96,11 @@ def upload(
 ) -> httpx.Response:
     """The seed's layout: policy, signature, file last."""
     p = policy_of(creds, key, **policy)
-    return post(client, creds.bucket, [("policy", p), ("signature", signature(creds, p)), ("file", (filename, content))])
+    return post(
+        client,
+        creds.bucket,
+        [("policy", p), ("signature", signature(creds, p)), ("file", (filename, content))],
+    )
 
 
 def keys_in(admin: Gateway, bucket: str, folder: str = "") -> list[str]:
@@ -149,7 +155,7 @@ class Receiver:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 data = self.rfile.read(length)
                 headers = {k.lower(): v for k, v in self.headers.items()}

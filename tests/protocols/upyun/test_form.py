@@ -164,7 +164,12 @@ def test_authorization_field_signed_over_either_uri_and_optional_md5(
         date = http_date()
         p = policy_of(bucket, f"/auth/{n}.bin", date=date, content_md5=md5)
         auth = authorization(bucket, p, uri=uri, date=date, content_md5=md5 if with_md5 else "")
-        r = post(client, bucket.bucket, [("policy", p), ("authorization", auth), ("file", ("a.bin", BODY))], path=path)
+        r = post(
+            client,
+            bucket.bucket,
+            [("policy", p), ("authorization", auth), ("file", ("a.bin", BODY))],
+            path=path,
+        )
         assert r.status_code == 200, r.text
         assert read(client, bucket, f"auth/{n}.bin") == BODY
 
@@ -173,7 +178,11 @@ def test_file_before_the_policy_is_prebuffered_then_authorised(
     server: LiveServer, client: httpx.Client, bucket: BucketCredentials
 ) -> None:
     p = policy_of(bucket, "/first/{filename}{.suffix}")
-    r = post(client, bucket.bucket, [("file", ("early.dat", BODY)), ("policy", p), ("signature", signature(bucket, p))])
+    r = post(
+        client,
+        bucket.bucket,
+        [("file", ("early.dat", BODY)), ("policy", p), ("signature", signature(bucket, p))],
+    )
     assert r.status_code == 200, r.text
     assert r.json()["url"] == "/first/early.dat"
     assert read(client, bucket, "first/early.dat") == BODY
@@ -188,7 +197,9 @@ def test_text_fields_sent_as_file_parts_like_the_sdk(client: httpx.Client, bucke
 
 
 @pytest.mark.parametrize("file_first", [False, True])
-def test_b64encoded_file_is_decoded(client: httpx.Client, bucket: BucketCredentials, file_first: bool) -> None:
+def test_b64encoded_file_is_decoded(
+    client: httpx.Client, bucket: BucketCredentials, file_first: bool
+) -> None:
     import base64
 
     encoded = base64.b64encode(BODY)
@@ -203,7 +214,9 @@ def test_b64encoded_file_is_decoded(client: httpx.Client, bucket: BucketCredenti
 
 
 def test_every_save_key_placeholder(client: httpx.Client, bucket: BucketCredentials) -> None:
-    template = "/{year}/{mon}/{day}/{hour}_{min}_{sec}/{filemd5}-{random}-{random32}/{filename}-{suffix}{.suffix}"
+    template = (
+        "/{year}/{mon}/{day}/{hour}_{min}_{sec}/{filemd5}-{random}-{random32}/{filename}-{suffix}{.suffix}"
+    )
     before = datetime.now(UTC)
     r = upload(client, bucket, BODY, filename="sample.jpg", key=template)
     after = datetime.now(UTC)
@@ -236,7 +249,9 @@ def test_allow_file_type(client: httpx.Client, admin: Gateway, bucket: BucketCre
     assert keys_in(admin, bucket.bucket) == ["ok.png"]
 
 
-def test_content_length_range_bounds_are_inclusive(client: httpx.Client, admin: Gateway, bucket: BucketCredentials) -> None:
+def test_content_length_range_bounds_are_inclusive(
+    client: httpx.Client, admin: Gateway, bucket: BucketCredentials
+) -> None:
     assert upload(client, bucket, b"x" * 10, key="/lo", content_length_range="10,20").status_code == 200
     assert upload(client, bucket, b"x" * 20, key="/hi", content_length_range="10,20").status_code == 200
     small = upload(client, bucket, b"x" * 9, key="/small", content_length_range="10,20")
@@ -245,7 +260,9 @@ def test_content_length_range_bounds_are_inclusive(client: httpx.Client, admin: 
     assert sorted(keys_in(admin, bucket.bucket)) == ["hi", "lo"]
 
 
-def test_large_file_mode_exact_length(client: httpx.Client, admin: Gateway, bucket: BucketCredentials) -> None:
+def test_large_file_mode_exact_length(
+    client: httpx.Client, admin: Gateway, bucket: BucketCredentials
+) -> None:
     assert upload(client, bucket, BODY, key="/exact", content_length=len(BODY)).status_code == 200
     short = upload(client, bucket, BODY, key="/short", content_length=len(BODY) + 1)
     long = upload(client, bucket, BODY, key="/long", content_length=len(BODY) - 1)
@@ -253,7 +270,9 @@ def test_large_file_mode_exact_length(client: httpx.Client, admin: Gateway, buck
     assert keys_in(admin, bucket.bucket) == ["exact"]
 
 
-def test_image_ranges_with_a_real_png(client: httpx.Client, admin: Gateway, bucket: BucketCredentials) -> None:
+def test_image_ranges_with_a_real_png(
+    client: httpx.Client, admin: Gateway, bucket: BucketCredentials
+) -> None:
     image = png(120, 80)
     r = upload(client, bucket, image, key="/img.png", image_width_range="100,200", image_height_range="50,80")
     assert r.status_code == 200, r.text
@@ -312,7 +331,9 @@ def test_ext_param_is_echoed_and_signed(client: httpx.Client, bucket: BucketCred
 # -- return-url, notify-url, callback-url ------------------------------------------------------------------
 
 
-def test_return_url_redirects_with_the_result_in_the_query(client: httpx.Client, bucket: BucketCredentials) -> None:
+def test_return_url_redirects_with_the_result_in_the_query(
+    client: httpx.Client, bucket: BucketCredentials
+) -> None:
     r = upload(client, bucket, png(8, 6), key="/ret.png", return_url="https://app.example/done?session=9#top")
     assert r.status_code == 303
     location = urlsplit(r.headers["location"])
@@ -333,9 +354,18 @@ def test_return_url_redirects_with_the_result_in_the_query(client: httpx.Client,
 def test_errors_after_validation_go_to_return_url(
     client: httpx.Client, admin: Gateway, bucket: BucketCredentials
 ) -> None:
-    r = upload(client, bucket, b"x" * 50, key="/r.bin", return_url="http://app.example/r", content_length_range="0,10")
+    r = upload(
+        client,
+        bucket,
+        b"x" * 50,
+        key="/r.bin",
+        return_url="http://app.example/r",
+        content_length_range="0,10",
+    )
     assert r.status_code == 303
-    query = {k: v[0] for k, v in parse_qs(urlsplit(r.headers["location"]).query, keep_blank_values=True).items()}
+    query = {
+        k: v[0] for k, v in parse_qs(urlsplit(r.headers["location"]).query, keep_blank_values=True).items()
+    }
     assert query["code"] == "403"
     assert "size" in query["message"]
     assert query["url"] == ""
@@ -346,12 +376,12 @@ def _fields(body: bytes) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(body.decode(), keep_blank_values=True).items()}
 
 
-def test_notify_url_posts_signed_fields_and_retries(
-    client: httpx.Client, bucket: BucketCredentials
-) -> None:
+def test_notify_url_posts_signed_fields_and_retries(client: httpx.Client, bucket: BucketCredentials) -> None:
     with Receiver([500, 200]) as receiver:
         date = http_date()
-        p = policy_of(bucket, "/n.png", date=date, notify_url=receiver.url("/hook?src=upyun"), ext_param="cid_1")
+        p = policy_of(
+            bucket, "/n.png", date=date, notify_url=receiver.url("/hook?src=upyun"), ext_param="cid_1"
+        )
         auth = authorization(bucket, p, date=date)
         image = png(10, 20)
         r = post(client, bucket.bucket, [("policy", p), ("authorization", auth), ("file", ("n.png", image))])
@@ -394,6 +424,7 @@ def test_callback_url_answer_is_relayed(client: httpx.Client, bucket: BucketCred
         assert r.json() == {"record": 17}
         path, headers, body = receiver.requests[0]
         assert path == "/cb"
+        assert "authorization" not in headers
         fields = _fields(body)
         assert fields["url"] == "/cb.bin"
         assert fields["sign"] == expected_sign(bucket, fields)
