@@ -102,7 +102,9 @@ async def close() -> None:
 def is_public_address(ip: IPAddress) -> bool:
     """True only for globally routable unicast addresses (IPv4 embedded in IPv6 is checked too)."""
     if isinstance(ip, ipaddress.IPv6Address):
-        embedded: IPAddress | None = ip.ipv4_mapped or ip.sixtofour
+        if ip.ipv4_mapped is not None:  # ::ffff:a.b.c.d is the IPv4 host itself
+            return is_public_address(ip.ipv4_mapped)
+        embedded: IPAddress | None = ip.sixtofour
         if embedded is None and ip.teredo is not None:
             embedded = ip.teredo[1]
         if embedded is None and ip in _NAT64:
