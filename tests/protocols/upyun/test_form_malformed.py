@@ -244,6 +244,9 @@ CASES: dict[str, Case] = {
     "content-type-garbage": Case(
         lambda c: signed_doc(c, base_doc(c, **{"content-type": "not a type"})), 400, "content-type"
     ),
+    "content-secret-with-slash": Case(
+        lambda c: signed_doc(c, base_doc(c, **{"content-secret": "a/b"})), 400, "content-secret"
+    ),
     "notify-url-not-http": Case(
         lambda c: signed_doc(c, base_doc(c, **{"notify-url": "ftp://example.com/x"})), 400, "notify-url"
     ),

@@ -37,10 +37,11 @@ import math
 import re
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from mediagate.core.errors import BadRequest, Expired, Forbidden, InvalidKey, NotSupported
+from mediagate.core.errors import BadRequest, Expired, Forbidden, InvalidKey, NotSupported, Unauthorized
 from mediagate.core.grant import UploadGrant
 from mediagate.core.savekey import FileFacts, render_upyun
 from mediagate.protocols.upyun.signing import check_date, parse_http_date
@@ -278,10 +279,8 @@ def _check_times(doc: dict[str, Any], *, date_skew_seconds: int, now: float) -> 
     if date:
         try:
             parse_http_date(date)
-        except Exception as exc:
+        except Unauthorized as exc:
             raise _invalid("policy field 'date' must be an RFC 1123 date") from exc
-        from datetime import UTC, datetime
-
         check_date(date, skew_seconds=date_skew_seconds, now=datetime.fromtimestamp(now, UTC))
     return expiration
 
@@ -305,8 +304,9 @@ def build_grant(
     meta, ttl_seconds = _meta(doc)
     urls = {name: _url(doc, name) for name in _URL_FIELDS}
     secret = _string(doc, "content-secret")
-    if secret is not None and (len(secret) > 255 or not re.fullmatch(r"[\x21-\x7e]*", secret)):
-        raise _invalid("policy field 'content-secret' must be at most 255 printable ASCII characters")
+    if secret and (len(secret) > 255 or not re.fullmatch(r"[\x21-\x7e]+", secret) or "/" in secret):
+        # the secret is a URL suffix (``/<bucket>/<key>!<secret>``): visible ASCII, no '/'
+        raise _invalid("policy field 'content-secret' must be 1-255 visible ASCII characters without '/'")
 
     def render_key(facts: FileFacts) -> str:
         return render_upyun(template, facts)
