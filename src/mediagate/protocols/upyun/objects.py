@@ -1,0 +1,199 @@
+"""What UPYUN REST headers say about an object, both ways.
+
+In: a ``PUT`` (single or multi-part) describes the object to store with ``Content-Type`` (or
+``X-Upyun-Multi-Type``), ``x-upyun-meta-<name>`` user metadata (``x-upyun-meta-ttl`` = lifetime in
+days, at most 180), ``Content-Secret`` and ``Content-MD5`` (lower-case hex as the SDK sends it, or
+RFC 1864 base64). ``x-gmkerl-*`` (image processing on upload) is refused until it is implemented,
+rather than silently storing an unprocessed image.
+
+Out: the answer to a stored object carries ``ETag``/``Content-MD5``, ``x-upyun-width/height/
+frames/file-type`` for images, and the metadata echoed as ``x-upyun-meta-<name>``; ``getinfo``
+(``HEAD``) answers ``x-upyun-file-type/size/date``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.datastructures import Headers
+
+from mediagate.catalog.models import Folder, Object
+from mediagate.core.errors import BadRequest, NotSupported
+from mediagate.core.grant import UploadGrant
+from mediagate.core.savekey import FileFacts
+
+META_PREFIX = "x-upyun-meta-"
+MAX_TTL_DAYS = 180
+MAX_SECRET_LENGTH = 255
+_HEX_MD5 = re.compile(r"^[0-9a-fA-F]{32}$")
+_TOKEN = re.compile(r"^[a-z0-9_-]+$")
+_SECRET = re.compile(r"^[\x21-\x7e]+$")
+
+
+def parse_md5(value: str, header: str) -> str:
+    """A Content-MD5 style header as lower-case hex: 32 hex digits, or base64 of 16 bytes."""
+    text = value.strip()
+    if _HEX_MD5.match(text):
+        return text.lower()
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != 16:
+        raise BadRequest(f"{header} must be an MD5 digest in hex (32 digits) or base64", code="bad_request")
+    return raw.hex()
+
+
+def refuse_processing(headers: Headers) -> None:
+    for name in headers:
+        if name.lower().startswith("x-gmkerl-"):
+            raise NotSupported(
+                f"image processing on upload ({name}) is not supported yet; upload the original "
+                "and process it later",
+                code="not_supported",
+            )
+
+
+@dataclass(frozen=True)
+class UploadOptions:
+    """The stored attributes a PUT asks for (kept in a multi-part session until completion)."""
+
+    content_type: str | None = None
+    meta: dict[str, str] = field(default_factory=dict)
+    content_secret: str | None = None
+    ttl_seconds: int | None = None
+
+    def grant(
+        self, bucket: str, key: str, *, content_md5: str | None = None, exact_size: int | None = None
+    ) -> UploadGrant:
+        def render(_facts: FileFacts) -> str:
+            return key
+
+        return UploadGrant(
+            bucket=bucket,
+            render_key=render,
+            content_type=self.content_type,
+            meta=dict(self.meta),
+            content_secret=self.content_secret,
+            ttl_seconds=self.ttl_seconds,
+            content_md5=content_md5,
+            exact_size=exact_size,
+        )
+
+    def to_data(self) -> dict[str, Any]:
+        return {
+            "content_type": self.content_type,
+            "meta": dict(self.meta),
+            "content_secret": self.content_secret,
+            "ttl_seconds": self.ttl_seconds,
+        }
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> UploadOptions:
+        return cls(
+            content_type=data.get("content_type"),
+            meta=dict(data.get("meta") or {}),
+            content_secret=data.get("content_secret"),
+            ttl_seconds=data.get("ttl_seconds"),
+        )
+
+
+def upload_options(headers: Headers, *, content_type: str | None) -> UploadOptions:
+    """Read metadata, TTL and secret from ``headers``; ``content_type`` is chosen by the caller
+    (Content-Type for a single PUT, X-Upyun-Multi-Type for a multi-part one)."""
+    meta: dict[str, str] = {}
+    ttl_seconds: int | None = None
+    for name, value in headers.items():
+        lower = name.lower()
+        if not lower.startswith(META_PREFIX):
+            continue
+        meta_name = lower[len(META_PREFIX) :]
+        if not meta_name or not _TOKEN.match(meta_name):
+            raise BadRequest(f"invalid metadata header name {name!r}", code="bad_request")
+        meta[meta_name] = value
+        if meta_name == "ttl":
+            text = value.strip()
+            if not text.isdigit() or not 1 <= int(text) <= MAX_TTL_DAYS:
+                raise BadRequest(
+                    f"x-upyun-meta-ttl must be a whole number of days from 1 to {MAX_TTL_DAYS}",
+                    code="bad_request",
+                )
+            ttl_seconds = int(text) * 86400
+    secret = headers.get("content-secret")
+    if secret is not None:
+        secret = secret.strip()
+        if not secret or len(secret) > MAX_SECRET_LENGTH or not _SECRET.match(secret) or "/" in secret:
+            raise BadRequest(
+                f"Content-Secret must be 1-{MAX_SECRET_LENGTH} visible ASCII characters without '/'",
+                code="bad_request",
+            )
+    kind = (content_type or "").strip() or None
+    if kind is not None and (len(kind) > 255 or "/" not in kind):
+        raise BadRequest("the content type must look like 'type/subtype'", code="bad_request")
+    return UploadOptions(content_type=kind, meta=meta, content_secret=secret, ttl_seconds=ttl_seconds)
+
+
+def unix_time(moment: datetime) -> int:
+    """Seconds since the epoch (SQLite hands back naive datetimes, which are UTC)."""
+    return int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp())
+
+
+def _header_safe(value: str) -> bool:
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return "\r" not in value and "\n" not in value
+
+
+def meta_headers(obj: Object) -> dict[str, str]:
+    """``x-upyun-meta-<name>`` for the object's metadata (names/values a header can carry)."""
+    out: dict[str, str] = {}
+    for name, value in (obj.meta or {}).items():
+        text = str(value)
+        if _TOKEN.match(str(name)) and _header_safe(text):
+            out[META_PREFIX + str(name)] = text
+    return out
+
+
+def image_headers(obj: Object) -> dict[str, str]:
+    if obj.width is None or obj.height is None:
+        return {}
+    return {
+        "x-upyun-width": str(obj.width),
+        "x-upyun-height": str(obj.height),
+        "x-upyun-frames": str(obj.frames or 1),
+    }
+
+
+def stored_headers(obj: Object) -> dict[str, str]:
+    """The answer to a PUT that stored ``obj`` (the SDK returns the x-upyun-* ones as a dict)."""
+    out = {"ETag": f'"{obj.md5}"', "Content-MD5": obj.md5, **image_headers(obj)}
+    if obj.image_type:
+        out["x-upyun-file-type"] = obj.image_type
+    return out | meta_headers(obj)
+
+
+def file_info_headers(obj: Object) -> dict[str, str]:
+    """``getinfo`` of a file (added to the streamed object response of HEAD and GET)."""
+    return {
+        "x-upyun-file-type": "file",
+        "x-upyun-file-size": str(obj.size),
+        "x-upyun-file-date": str(unix_time(obj.created_at)),
+        "Content-MD5": obj.md5,
+        **image_headers(obj),
+        **meta_headers(obj),
+    }
+
+
+def folder_info_headers(folder: Folder) -> dict[str, str]:
+    return {
+        "x-upyun-file-type": "folder",
+        "x-upyun-file-size": "0",
+        "x-upyun-file-date": str(unix_time(folder.created_at)),
+    }
