@@ -3,6 +3,12 @@
 | request                                                   | who answers                      |
 | --------------------------------------------------------- | -------------------------------- |
 | ``GET /healthz``                                          | operations                       |
+| ``GET/POST /?Action=…&Version=…``                         | ImageX OpenAPI (signed, both     |
+|                                                           | schemes): Apply/Commit, STS      |
+| ``POST /mweb/v1/get_upload_token`` (cookie ``sessionid``) | ImageX temporary credentials     |
+| ``POST /upload/v1/<StoreUri>``                            | ImageX upload host (seed)        |
+| ``PUT /tos-cn-i-<sid>/<name>`` (+ chunk queries)          | ImageX upload host (SDK); bucket |
+|                                                           | names never start with ``tos-``  |
 | ``OPTIONS /<bucket>[/<path>]``                            | CORS preflight (per bucket)      |
 | ``* /<bucket>[/<path>]`` with ``Authorization: UPYUN …``  | UPYUN REST API                   |
 | ``POST /<bucket>[/]`` multipart/form-data                 | UPYUN FORM API                   |
@@ -19,6 +25,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from mediagate import cors, serving
+from mediagate.protocols.imagex import actions as imagex_actions
+from mediagate.protocols.imagex import sts as imagex_sts
+from mediagate.protocols.imagex import upload as imagex_upload
 from mediagate.protocols.upyun import form as upyun_form
 from mediagate.protocols.upyun import rest as upyun_rest
 
@@ -56,9 +65,21 @@ async def bucket_endpoint(request: Request) -> Response:
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"]
 
 
+def imagex_routes() -> list[BaseRoute]:
+    """ImageX's fixed paths; before the ``/{bucket}`` rows ('mweb' and 'upload' are reserved bucket
+    names, and no bucket name starts with ``tos-``)."""
+    return [
+        Route("/", imagex_actions.openapi, methods=["GET", "POST"]),
+        Route("/mweb/v1/get_upload_token", imagex_sts.get_upload_token, methods=["POST"]),
+        Route("/upload/v1/{store_uri:path}", imagex_upload.seed_upload, methods=["POST"]),
+        Route("/tos-cn-i-{sid}/{name:path}", imagex_upload.store_endpoint, methods=["GET", "HEAD", "PUT"]),
+    ]
+
+
 def routes() -> list[BaseRoute]:
     return [
         Route("/healthz", healthz, methods=["GET", "HEAD"]),
+        *imagex_routes(),
         Route("/{bucket}", bucket_endpoint, methods=ALL_METHODS),
         Route("/{bucket}/{path:path}", bucket_endpoint, methods=ALL_METHODS),
     ]

@@ -411,6 +411,16 @@ class Catalog:
                 .values(updated_at=utcnow(), **values)
             )
 
+    def transition_session(self, session_id: str, from_state: str, to_state: str) -> bool:
+        """Compare-and-set of a session's state; True only for the one caller that moved it."""
+        with self._write() as s:
+            result = s.execute(
+                update(UploadSession)
+                .where(UploadSession.id == session_id, UploadSession.state == from_state)
+                .values(state=to_state, updated_at=utcnow())
+            )
+            return bool(getattr(result, "rowcount", 0) == 1)
+
     def add_part(
         self, session_id: str, part_number: int, blob_id: str, size: int, md5: str, crc32: int
     ) -> None:

@@ -89,6 +89,20 @@ class Gateway:
         cred, bucket = found
         return bucket, self.secrets.open(cred.sealed_secret)
 
+    async def add_key(self, bucket: Bucket, kind: str, key_id: str, secret: str) -> None:
+        """Record one more credential of ``kind`` for a bucket (sealed at rest), e.g. a dialect's
+        revocable session id; it is found by :meth:`find_key` until :meth:`revoke_key`."""
+        sealed = self.secrets.seal(secret)
+        await to_thread.run_sync(self.catalog.add_credential, bucket.id, kind, key_id, sealed)
+
+    async def revoke_key(self, kind: str, key_id: str) -> bool:
+        """Revoke the active credential ``key_id`` of ``kind``; False if there was none."""
+        found = await to_thread.run_sync(self.catalog.find_credential, kind, key_id)
+        if found is None:
+            return False
+        await to_thread.run_sync(self.catalog.revoke_credential, found[0].id)
+        return True
+
     # -- single uploads ---------------------------------------------------------------------------
 
     def _limit(self, grant: UploadGrant) -> int:
@@ -247,6 +261,7 @@ class Gateway:
         *,
         max_size: int | None = None,
         expected_md5: str | None = None,
+        expected_crc32: int | None = None,
     ) -> UploadPart:
         """Store one part; a part of the same number is replaced. Returns its record."""
         limit = min(self.settings.max_upload_size, max_size or self.settings.max_upload_size)
@@ -255,6 +270,8 @@ class Gateway:
         try:
             if expected_md5 is not None and expected_md5.lower() != received.md5:
                 raise ChecksumMismatch("Content-MD5 does not match the part")
+            if expected_crc32 is not None and expected_crc32 != received.crc32:
+                raise ChecksumMismatch("the CRC32 declared for the part does not match its bytes")
             await to_thread.run_sync(self.catalog.reserve_blob, blob_id)
             await to_thread.run_sync(self.storage.put, blob_id, received.path)
             await to_thread.run_sync(
@@ -278,6 +295,15 @@ class Gateway:
             md5=received.md5,
             crc32=received.crc32,
         )
+
+    async def claim_session(self, session: UploadSession, *, expect: str, state: str) -> bool:
+        """Move a session from state ``expect`` to ``state`` atomically; False if another request
+        moved it first (so a step that must happen once, like a commit, happens once)."""
+        return await to_thread.run_sync(self.catalog.transition_session, session.id, expect, state)
+
+    async def update_session_data(self, session: UploadSession, data: dict[str, Any]) -> None:
+        """Replace the session's dialect-specific state (e.g. the part order a merge fixed)."""
+        await to_thread.run_sync(lambda: self.catalog.update_session(session.id, data=dict(data)))
 
     async def parts(self, session: UploadSession) -> list[UploadPart]:
         return await to_thread.run_sync(self.catalog.parts, session.id)

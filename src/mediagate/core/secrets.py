@@ -17,6 +17,12 @@ from cryptography.fernet import Fernet, InvalidToken
 class SecretBox:
     def __init__(self, key: bytes) -> None:
         self._fernet = Fernet(key)
+        self._key = key
+
+    def derive(self, purpose: str) -> bytes:
+        """A 32-byte sub-key for one purpose (e.g. sealing a kind of token), so that tokens the
+        server issues are verifiable without storing them and no two uses share a key."""
+        return hmac.new(self._key, b"mediagate-derive:" + purpose.encode(), "sha256").digest()
 
     @classmethod
     def from_file(cls, path: Path) -> SecretBox:

@@ -1,0 +1,1 @@
+"""ByteDance ImageX dialect: STS credentials, signed OpenAPI actions, the upload host."""

@@ -1,0 +1,282 @@
+"""The two request-signing schemes ImageX clients use, for signing (our client) and verifying.
+
+Scheme ``AWS4-HMAC-SHA256`` is what the Dreamina seed script does by hand: headers ``X-Amz-Date``,
+``X-Amz-Security-Token`` and, for a non-empty body, ``X-Amz-Content-Sha256``; no ``host`` header;
+the query joined as raw ``k=v`` (not URL-encoded); scope ``<day>/<region>/<service>/aws4_request``;
+key chain starting from ``"AWS4" + secret``.
+
+Scheme ``HMAC-SHA256`` is the volcengine SDK's ``SignerV4``: headers ``X-Date``,
+``X-Security-Token``, ``X-Content-Sha256`` (always sent), ``Host`` signed (its ``:80``/``:443``
+dropped), query RFC3986-encoded (``quote(.., safe='-_.~')``, list values in order); scope
+``<day>/<region>/<service>/request``; key chain starting from the bare secret.
+
+Both share one canonical request layout::
+
+    METHOD \\n PATH \\n QUERY \\n "name:value\\n" per signed header \\n SIGNED_HEADERS \\n BODY_SHA256
+
+Nothing here knows HTTP frameworks; :func:`parse_authorization` and :func:`expected_signatures`
+are what the server uses, :func:`sign` what clients use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from urllib.parse import quote
+
+AWS = "AWS4-HMAC-SHA256"
+VOLC = "HMAC-SHA256"
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+
+_TERMINATOR = {AWS: "aws4_request", VOLC: "request"}
+_DATE_HEADER = {AWS: "x-amz-date", VOLC: "x-date"}
+_TOKEN_HEADER = {AWS: "x-amz-security-token", VOLC: "x-security-token"}
+_HASH_HEADER = {AWS: "x-amz-content-sha256", VOLC: "x-content-sha256"}
+
+_AUTH = re.compile(
+    r"^(?P<alg>AWS4-HMAC-SHA256|HMAC-SHA256)\s+Credential=(?P<cred>[^,\s]+)\s*,\s*"
+    r"SignedHeaders=(?P<signed>[^,\s]+)\s*,\s*Signature=(?P<sig>[0-9a-fA-F]{64})\s*$"
+)
+_DATE = re.compile(r"^\d{8}T\d{6}Z$")
+
+Query = Sequence[tuple[str, str]]
+
+
+class SignatureFormatError(ValueError):
+    """The Authorization header is not a well-formed signature of either scheme."""
+
+
+@dataclass(frozen=True)
+class Authorization:
+    """A parsed ``Authorization`` header."""
+
+    algorithm: str
+    access_key_id: str
+    day: str
+    region: str
+    service: str
+    signed_headers: tuple[str, ...]
+    signature: str
+
+    @property
+    def scope(self) -> str:
+        return f"{self.day}/{self.region}/{self.service}/{_TERMINATOR[self.algorithm]}"
+
+    @property
+    def date_header(self) -> str:
+        return _DATE_HEADER[self.algorithm]
+
+    @property
+    def token_header(self) -> str:
+        return _TOKEN_HEADER[self.algorithm]
+
+    @property
+    def hash_header(self) -> str:
+        return _HASH_HEADER[self.algorithm]
+
+
+def parse_authorization(value: str) -> Authorization:
+    match = _AUTH.match(value.strip())
+    if match is None:
+        raise SignatureFormatError(
+            "the Authorization header is not an AWS4-HMAC-SHA256/HMAC-SHA256 signature"
+        )
+    algorithm = match["alg"]
+    parts = match["cred"].split("/")
+    if len(parts) != 5 or parts[4] != _TERMINATOR[algorithm] or not re.fullmatch(r"\d{8}", parts[1]):
+        raise SignatureFormatError(
+            f"Credential must be <AccessKeyId>/<YYYYMMDD>/<region>/<service>/{_TERMINATOR[algorithm]}"
+        )
+    if not parts[0] or not parts[2] or not parts[3]:
+        raise SignatureFormatError("Credential has an empty access key id, region or service")
+    signed = tuple(match["signed"].lower().split(";"))
+    if list(signed) != sorted(set(signed)) or "" in signed:
+        raise SignatureFormatError("SignedHeaders must be lower-case names, sorted, without duplicates")
+    return Authorization(
+        algorithm=algorithm,
+        access_key_id=parts[0],
+        day=parts[1],
+        region=parts[2],
+        service=parts[3],
+        signed_headers=signed,
+        signature=match["sig"].lower(),
+    )
+
+
+def parse_date(value: str) -> datetime:
+    if not _DATE.match(value):
+        raise SignatureFormatError("the signing date must look like 20240101T000000Z")
+    try:
+        return datetime.strptime(value, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    except ValueError as exc:
+        raise SignatureFormatError("the signing date is not a valid date") from exc
+
+
+# -- canonical parts -----------------------------------------------------------------------------------
+
+
+def _sorted(query: Query) -> list[tuple[str, str]]:
+    # stable: repeated keys keep the order they were sent in (the SDK's doseq lists)
+    return sorted(query, key=lambda kv: kv[0])
+
+
+def raw_query(query: Query) -> str:
+    """The seed's canonical query: sorted ``k=v`` joined by ``&``, nothing encoded."""
+    return "&".join(f"{k}={v}" for k, v in _sorted(query))
+
+
+def encoded_query(query: Query) -> str:
+    """The SDK's canonical query: sorted, RFC3986-encoded keys and values."""
+    joined = "&".join(f"{quote(k, safe='-_.~')}={quote(v, safe='-_.~')}" for k, v in _sorted(query))
+    return joined.replace("+", "%20")
+
+
+def canonical_path(path: str) -> str:
+    return quote(path or "/").replace("%2F", "/").replace("+", "%20")
+
+
+def signing_host(host: str) -> str:
+    """The SDK drops a default port from the Host it signs."""
+    name, sep, port = host.rpartition(":")
+    if sep and port in ("80", "443") and "]" not in port:
+        return name
+    return host
+
+
+def canonical_request(
+    method: str,
+    path: str,
+    query: str,
+    headers: Sequence[tuple[str, str]],
+    body_sha256: str,
+) -> str:
+    lines = "".join(f"{name}:{value}\n" for name, value in headers)
+    signed = ";".join(name for name, _ in headers)
+    return f"{method}\n{path}\n{query}\n{lines}\n{signed}\n{body_sha256}"
+
+
+def signing_key(algorithm: str, secret: str, day: str, region: str, service: str) -> bytes:
+    start = ("AWS4" + secret) if algorithm == AWS else secret
+    key = _hmac(start.encode(), day)
+    for part in (region, service, _TERMINATOR[algorithm]):
+        key = _hmac(key, part)
+    return key
+
+
+def signature(
+    algorithm: str, secret: str, date: str, scope_parts: tuple[str, str, str], canonical: str
+) -> str:
+    day, region, service = scope_parts
+    scope = f"{day}/{region}/{service}/{_TERMINATOR[algorithm]}"
+    to_sign = f"{algorithm}\n{date}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
+    return hmac.new(
+        signing_key(algorithm, secret, day, region, service), to_sign.encode(), "sha256"
+    ).hexdigest()
+
+
+def _hmac(key: bytes, msg: str) -> bytes:
+    return hmac.new(key, msg.encode(), hashlib.sha256).digest()
+
+
+# -- verifying -----------------------------------------------------------------------------------------
+
+
+def expected_signatures(
+    auth: Authorization,
+    *,
+    secret: str,
+    method: str,
+    path: str,
+    query: Query,
+    headers: Mapping[str, str],
+    body_sha256: str,
+) -> list[str]:
+    """The signatures a correct client could have produced for this request (one per accepted
+    spelling of the canonical query). ``headers`` is keyed by lower-case name."""
+    signed: list[tuple[str, str]] = []
+    for name in auth.signed_headers:
+        value = headers.get(name)
+        if value is None:
+            raise SignatureFormatError(f"the signed header {name!r} is missing from the request")
+        value = value.strip()
+        if name == "host" and auth.algorithm == VOLC:
+            value = signing_host(value)
+        signed.append((name, value))
+    date = headers.get(auth.date_header, "")
+    spellings = [encoded_query(query)]
+    if auth.algorithm == AWS:
+        spellings.insert(0, raw_query(query))
+    results = []
+    for spelled in dict.fromkeys(spellings):
+        canonical = canonical_request(method, canonical_path(path), spelled, signed, body_sha256)
+        results.append(
+            signature(auth.algorithm, secret, date, (auth.day, auth.region, auth.service), canonical)
+        )
+    return results
+
+
+def matches(auth: Authorization, candidates: Iterable[str]) -> bool:
+    """Constant-time comparison against every candidate (no early exit)."""
+    found = False
+    for candidate in candidates:
+        found |= hmac.compare_digest(candidate.encode(), auth.signature.encode())
+    return found
+
+
+# -- signing (clients) -------------------------------------------------------------------------------
+
+
+def sign(
+    algorithm: str,
+    *,
+    access_key_id: str,
+    secret: str,
+    method: str,
+    host: str,
+    path: str = "/",
+    query: Query = (),
+    body: bytes = b"",
+    session_token: str | None = None,
+    region: str = "cn-north-1",
+    service: str | None = None,
+    content_type: str | None = None,
+    now: datetime | None = None,
+) -> dict[str, str]:
+    """Headers to add to a request, signed the way the seed (AWS) or the SDK (VOLC) does."""
+    date = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    day = date[:8]
+    body_hash = hashlib.sha256(body).hexdigest()
+    headers: dict[str, str] = {}
+    if algorithm == AWS:
+        service = service or "imagex"
+        headers["X-Amz-Date"] = date
+        if session_token:
+            headers["X-Amz-Security-Token"] = session_token
+        if body:
+            headers["X-Amz-Content-Sha256"] = body_hash
+        spelled = raw_query(query)
+    else:
+        service = service or "ImageX"
+        headers["Host"] = host
+        headers["X-Date"] = date
+        if session_token:
+            headers["X-Security-Token"] = session_token
+        headers["X-Content-Sha256"] = body_hash
+        if content_type:
+            headers["Content-Type"] = content_type
+        spelled = encoded_query(query)
+    signed = sorted(
+        (name.lower(), signing_host(value) if name == "Host" else value) for name, value in headers.items()
+    )
+    canonical = canonical_request(method, canonical_path(path), spelled, signed, body_hash)
+    sig = signature(algorithm, secret, date, (day, region, service), canonical)
+    scope = f"{day}/{region}/{service}/{_TERMINATOR[algorithm]}"
+    names = ";".join(name for name, _ in signed)
+    headers["Authorization"] = (
+        f"{algorithm} Credential={access_key_id}/{scope}, SignedHeaders={names}, Signature={sig}"
+    )
+    return headers
