@@ -9,6 +9,9 @@
 | ``POST /upload/v1/<StoreUri>``                            | ImageX upload host (seed)        |
 | ``PUT /tos-cn-i-<sid>/<name>`` (+ chunk queries)          | ImageX upload host (SDK); bucket |
 |                                                           | names never start with ``tos-``  |
+| ``PUT/POST /api/proxy/{upload,blockInit,blockUpload,``    | Wantu upload (``UPLOAD_AK_TOP``) |
+| ``blockComplete,blockCancel}``                            |                                  |
+| ``* /3.0/…``, ``* /3.1/…``                                | Wantu management (``ACL_TOP``)   |
 | ``OPTIONS /<bucket>[/<path>]``                            | CORS preflight (per bucket)      |
 | ``* /<bucket>[/<path>]`` with ``Authorization: UPYUN …``  | UPYUN REST API                   |
 | ``POST /<bucket>[/]`` multipart/form-data                 | UPYUN FORM API                   |
@@ -30,6 +33,9 @@ from mediagate.protocols.imagex import sts as imagex_sts
 from mediagate.protocols.imagex import upload as imagex_upload
 from mediagate.protocols.upyun import form as upyun_form
 from mediagate.protocols.upyun import rest as upyun_rest
+from mediagate.protocols.wantu import blocks as wantu_blocks
+from mediagate.protocols.wantu import manage as wantu_manage
+from mediagate.protocols.wantu import upload as wantu_upload
 
 
 async def healthz(request: Request) -> Response:
@@ -65,6 +71,21 @@ async def bucket_endpoint(request: Request) -> Response:
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"]
 
 
+def wantu_routes() -> list[BaseRoute]:
+    """Wantu's fixed paths; they come before the ``/{bucket}`` rows ('api', '3.0', '3.1' are
+    reserved bucket names)."""
+    upload = ["PUT", "POST"]
+    return [
+        Route("/api/proxy/upload", wantu_upload.upload, methods=upload),
+        Route("/api/proxy/blockInit", wantu_blocks.block_init, methods=upload),
+        Route("/api/proxy/blockUpload", wantu_blocks.block_upload, methods=upload),
+        Route("/api/proxy/blockComplete", wantu_blocks.block_complete, methods=upload),
+        Route("/api/proxy/blockCancel", wantu_blocks.block_cancel, methods=upload),
+        Route("/3.0/{path:path}", wantu_manage.handle, methods=ALL_METHODS),
+        Route("/3.1/{path:path}", wantu_manage.handle, methods=ALL_METHODS),
+    ]
+
+
 def imagex_routes() -> list[BaseRoute]:
     """ImageX's fixed paths; before the ``/{bucket}`` rows ('mweb' and 'upload' are reserved bucket
     names, and no bucket name starts with ``tos-``)."""
@@ -80,6 +101,7 @@ def routes() -> list[BaseRoute]:
     return [
         Route("/healthz", healthz, methods=["GET", "HEAD"]),
         *imagex_routes(),
+        *wantu_routes(),
         Route("/{bucket}", bucket_endpoint, methods=ALL_METHODS),
         Route("/{bucket}/{path:path}", bucket_endpoint, methods=ALL_METHODS),
     ]

@@ -369,6 +369,28 @@ class Catalog:
             )
             return int(objects or 0) + int(folders or 0)
 
+    def objects_in(self, bucket_id: int, dir_path: str, *, offset: int = 0, limit: int = 100) -> list[Object]:
+        """Objects directly in ``dir_path``, ordered by name (offset paging)."""
+        with self._read() as s:
+            query = select(Object).where(Object.bucket_id == bucket_id, Object.dir == dir_path)
+            return list(s.scalars(query.order_by(Object.name.asc()).offset(offset).limit(limit)))
+
+    def count_objects_in(self, bucket_id: int, dir_path: str) -> int:
+        with self._read() as s:
+            query = select(func.count()).select_from(Object)
+            return int(s.scalar(query.where(Object.bucket_id == bucket_id, Object.dir == dir_path)) or 0)
+
+    def folders_in(self, bucket_id: int, dir_path: str, *, offset: int = 0, limit: int = 100) -> list[Folder]:
+        """Folders directly in ``dir_path``, ordered by name (offset paging)."""
+        with self._read() as s:
+            query = select(Folder).where(Folder.bucket_id == bucket_id, Folder.dir == dir_path)
+            return list(s.scalars(query.order_by(Folder.name.asc()).offset(offset).limit(limit)))
+
+    def count_folders_in(self, bucket_id: int, dir_path: str) -> int:
+        with self._read() as s:
+            query = select(func.count()).select_from(Folder)
+            return int(s.scalar(query.where(Folder.bucket_id == bucket_id, Folder.dir == dir_path)) or 0)
+
     # -- multi-part sessions -------------------------------------------------------------------
 
     def create_session(

@@ -166,7 +166,18 @@ class Gateway:
         try:
             info = await to_thread.run_sync(sniff, received.path, filename)
             check_received(grant, received, info, filename)
-            key = grant.render_key(FileFacts(filename=filename, md5=received.md5))
+            mime = grant.content_type or info.mime
+            key = grant.render_key(
+                FileFacts(
+                    filename=filename,
+                    md5=received.md5,
+                    size=received.size,
+                    mime=mime,
+                    width=info.width,
+                    height=info.height,
+                    path=received.path,
+                )
+            )
             bucket = await self.bucket(grant.bucket)
             now = created_at or datetime.now(UTC)
             if grant.insert_only:
@@ -183,7 +194,7 @@ class Gateway:
                 md5=received.md5,
                 sha256=received.sha256,
                 crc32=received.crc32,
-                mime=grant.content_type or info.mime,
+                mime=mime,
                 width=info.width,
                 height=info.height,
                 frames=info.frames,
@@ -221,6 +232,44 @@ class Gateway:
     async def delete_object(self, bucket: Bucket, key: str) -> None:
         if not await to_thread.run_sync(self.catalog.delete_object, bucket.id, key):
             raise NotFound("file not found", code="file_not_found")
+
+    # -- folders and listings --------------------------------------------------------------------
+
+    async def folder_exists(self, bucket: Bucket, path: str) -> bool:
+        """Whether folder ``path`` (normalised, '' = the root, which always exists) exists."""
+        if not path:
+            return True
+        return await to_thread.run_sync(self.catalog.get_folder, bucket.id, path) is not None
+
+    async def make_folder(self, bucket: Bucket, path: str, *, exist_ok: bool = True) -> bool:
+        """Create folder ``path`` and its parents; False if it existed (Conflict unless exist_ok)."""
+        return await to_thread.run_sync(
+            lambda: self.catalog.create_folder(bucket.id, path, exist_ok=exist_ok)
+        )
+
+    async def delete_folder(self, bucket: Bucket, path: str) -> None:
+        """Remove an empty folder (NotFound if absent, Conflict if it holds anything)."""
+        await to_thread.run_sync(self.catalog.delete_folder, bucket.id, path)
+
+    async def list_objects(
+        self, bucket: Bucket, dir_path: str, *, offset: int = 0, limit: int = 100
+    ) -> tuple[int, list[Object]]:
+        """(how many objects are directly in ``dir_path``, one page of them by name)."""
+        total = await to_thread.run_sync(self.catalog.count_objects_in, bucket.id, dir_path)
+        page = await to_thread.run_sync(
+            lambda: self.catalog.objects_in(bucket.id, dir_path, offset=offset, limit=limit)
+        )
+        return total, [o for o in page if not _is_expired(o)]
+
+    async def list_folders(
+        self, bucket: Bucket, dir_path: str, *, offset: int = 0, limit: int = 100
+    ) -> tuple[int, list[Folder]]:
+        """(how many folders are directly in ``dir_path``, one page of them by name)."""
+        total = await to_thread.run_sync(self.catalog.count_folders_in, bucket.id, dir_path)
+        page = await to_thread.run_sync(
+            lambda: self.catalog.folders_in(bucket.id, dir_path, offset=offset, limit=limit)
+        )
+        return total, page
 
     # -- multi-part sessions -------------------------------------------------------------------
 
@@ -261,15 +310,30 @@ class Gateway:
         *,
         max_size: int | None = None,
         expected_md5: str | None = None,
+        expected_size: int | None = None,
         expected_crc32: int | None = None,
     ) -> UploadPart:
-        """Store one part; a part of the same number is replaced. Returns its record."""
+        """Store one part; a part of the same number is replaced. Returns its record.
+
+        A part whose bytes do not match ``expected_md5``/``expected_size`` is refused and not
+        stored (a longer one is cut off while streaming)."""
         limit = min(self.settings.max_upload_size, max_size or self.settings.max_upload_size)
-        received = await receive(chunks, self.staging_dir, max_size=limit)
+        too_long = None
+        if expected_size is not None and expected_size < limit:
+            limit = expected_size
+
+            def too_long() -> Exception:
+                return ChecksumMismatch(f"the part is longer than the declared {expected_size} bytes")
+
+        received = await receive(chunks, self.staging_dir, max_size=limit, too_large=too_long)
         blob_id = new_blob_id()
         try:
             if expected_md5 is not None and expected_md5.lower() != received.md5:
                 raise ChecksumMismatch("Content-MD5 does not match the part")
+            if expected_size is not None and expected_size != received.size:
+                raise ChecksumMismatch(
+                    f"the part has {received.size} bytes, not the declared {expected_size}"
+                )
             if expected_crc32 is not None and expected_crc32 != received.crc32:
                 raise ChecksumMismatch("the CRC32 declared for the part does not match its bytes")
             await to_thread.run_sync(self.catalog.reserve_blob, blob_id)

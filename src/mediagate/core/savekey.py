@@ -1,17 +1,23 @@
-"""Save-key templates: UPYUN's ``{placeholder}`` syntax.
+"""Save-key templates, two syntaxes:
 
-Rendering happens after the bytes are received (``{filemd5}`` needs them) and before the insert-only
-check; the result goes through :func:`mediagate.core.keys.normalise_key`, so a template cannot
-escape the bucket whatever the client's filename is. Unknown ``{names}`` are left as written, as
-UPYUN does.
+* ``{placeholder}`` (UPYUN): :func:`render_upyun`. Unknown ``{names}`` are left as written, as
+  UPYUN does.
+* ``${name}`` / ``$(name)`` (Wantu): :func:`render_dollar`, a plain substitution from a value table
+  the caller builds; names are case-insensitive and an unknown name renders empty.
+
+Rendering happens after the bytes are received (``{filemd5}``, ``${width}`` need them) and before
+the insert-only check; a key goes through :func:`mediagate.core.keys.normalise_key`, so a template
+cannot escape the bucket whatever the client sent.
 """
 
 from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 from mediagate.core.keys import normalise_key
 
@@ -25,6 +31,13 @@ class FileFacts:
     filename: str | None
     md5: str
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    size: int | None = None
+    mime: str | None = None
+    """The type sniffed from the bytes (or declared, when the grant sets one)."""
+    width: int | None = None
+    height: int | None = None
+    path: Path | None = None
+    """The staged file, for renderers that read more of it (EXIF); valid only while rendering."""
 
 
 def split_filename(filename: str | None) -> tuple[str, str]:
@@ -73,3 +86,22 @@ def render_upyun(template: str, facts: FileFacts) -> str:
         return match.group(0)
 
     return normalise_key(_PLACEHOLDER.sub(value, template))
+
+
+_DOLLAR = re.compile(r"\$(?:\{\s*([A-Za-z0-9_.\-]+)\s*\}|\(\s*([A-Za-z0-9_.\-]+)\s*\))")
+
+
+def placeholder_names(template: str) -> set[str]:
+    """The (lower-cased) ``${name}`` / ``$(name)`` placeholders a template uses."""
+    return {(m.group(1) or m.group(2)).lower() for m in _DOLLAR.finditer(template)}
+
+
+def render_dollar(template: str, values: Mapping[str, str]) -> str:
+    """Substitute ``${name}`` and ``$(name)`` (spaces inside allowed) from ``values``, whose keys
+    are lower-case; lookup is case-insensitive and an unknown name renders as the empty string.
+    The result is not normalised: callers use it for keys, paths and free text alike."""
+
+    def value(match: re.Match[str]) -> str:
+        return values.get((match.group(1) or match.group(2)).lower(), "")
+
+    return _DOLLAR.sub(value, template)

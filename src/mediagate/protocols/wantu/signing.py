@@ -1,0 +1,275 @@
+"""Wantu's two credentials, done once: the upload token and the manage token, plus resourceIds.
+
+Upload token (``Authorization: UPLOAD_AK_TOP <token>``, the prose's ``UPLOADAKTOP`` too)::
+
+    encodedPolicy = urlsafe_b64(policy_json)
+    sign          = hex(hmac_sha1(key=SK, msg=encodedPolicy))
+    token         = urlsafe_b64(AK + ":" + encodedPolicy + ":" + sign)
+
+The signature is checked over the encodedPolicy string exactly as received (never re-encoded).
+
+Manage token (``Authorization: ACL_TOP <token>`` + ``Date``)::
+
+    sign  = hex(hmac_sha1(key=SK, msg=<path>[?<query>] + "\\n" + <body> + "\\n" + <Date>))
+    token = urlsafe_b64(AK + ":" + sign)
+
+The seed spells the string to sign three ways, so :func:`manage_strings` lists every string a
+genuine client may have signed (see the package docstring); one match is enough.
+
+URL-safe base64 is decoded with or without ``=`` padding; we always encode without it, like the
+seed's examples. All comparisons are constant-time.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+from mediagate.core.errors import BadRequest, Unauthorized
+
+UPLOAD_TYPES = ("UPLOAD_AK_TOP", "UPLOADAKTOP")
+MANAGE_TYPE = "ACL_TOP"
+DATE_WINDOW_SECONDS = 15 * 60
+MAX_DIR_BYTES = 192
+MAX_NAME_BYTES = 64
+
+_B64URL = re.compile(r"^[A-Za-z0-9_\-]*={0,2}$")
+
+
+def b64encode(data: bytes | str) -> str:
+    """URL-safe base64 without padding (the seed's form)."""
+    raw = data.encode() if isinstance(data, str) else data
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def b64decode(text: str) -> bytes:
+    """URL-safe base64, padded or not (standard ``+/`` tolerated); ValueError when it is not."""
+    text = text.strip().replace("+", "-").replace("/", "_")
+    if not _B64URL.match(text) or len(text.rstrip("=")) % 4 == 1:
+        raise ValueError("not URL-safe base64")
+    stripped = text.rstrip("=")
+    try:
+        return base64.urlsafe_b64decode(stripped + "=" * (-len(stripped) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError("not URL-safe base64") from exc
+
+
+def hmac_sha1_hex(secret: str, message: str | bytes) -> str:
+    data = message.encode() if isinstance(message, str) else message
+    return hmac.new(secret.encode(), data, hashlib.sha1).hexdigest()
+
+
+def same(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
+# -- upload token --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UploadToken:
+    access_key: str
+    encoded_policy: str
+    signature: str
+
+    def policy(self) -> dict[str, Any]:
+        """The decoded policy JSON object (BadRequest if it is not one)."""
+        try:
+            value = json.loads(b64decode(self.encoded_policy).decode("utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise BadRequest("the upload policy is not URL-safe base64 JSON", code="invalid_policy") from exc
+        if not isinstance(value, dict):
+            raise BadRequest("the upload policy must be a JSON object", code="invalid_policy")
+        return value
+
+
+def encode_policy(policy: dict[str, Any]) -> str:
+    return b64encode(json.dumps(policy, separators=(",", ":"), ensure_ascii=False))
+
+
+def upload_token(access_key: str, secret: str, policy: dict[str, Any] | str) -> str:
+    """The bare token (without the ``UPLOAD_AK_TOP`` prefix) for a policy dict or encoded policy."""
+    encoded = policy if isinstance(policy, str) else encode_policy(policy)
+    return b64encode(f"{access_key}:{encoded}:{hmac_sha1_hex(secret, encoded)}")
+
+
+def split_authorization(header: str | None, types: tuple[str, ...]) -> str:
+    """The credential after one of ``types`` (case-insensitive, one or more spaces)."""
+    if not header or not header.strip():
+        raise Unauthorized("the Authorization header is missing", code="bad_authorization")
+    kind, _, rest = header.strip().partition(" ")
+    if kind.upper() not in types or not rest.strip():
+        raise Unauthorized(f"Authorization must be '{types[0]} <token>'", code="bad_authorization")
+    return rest.strip()
+
+
+def parse_upload_token(token: str) -> UploadToken:
+    """Decode ``urlsafe_b64(AK:encodedPolicy:sign)``; Unauthorized if it is not that shape."""
+    try:
+        text = b64decode(token).decode("utf-8")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Unauthorized("the upload token is not URL-safe base64", code="bad_authorization") from exc
+    pieces = text.split(":")
+    if len(pieces) != 3 or not all(pieces):
+        raise Unauthorized("the upload token must be AK:encodedPolicy:sign", code="bad_authorization")
+    return UploadToken(*pieces)
+
+
+def upload_signature_ok(token: UploadToken, secret: str) -> bool:
+    return same(hmac_sha1_hex(secret, token.encoded_policy), token.signature.lower())
+
+
+# -- manage token --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ManageToken:
+    access_key: str
+    signature: str
+
+
+def manage_token(access_key: str, secret: str, string_to_sign: str) -> str:
+    return b64encode(f"{access_key}:{hmac_sha1_hex(secret, string_to_sign)}")
+
+
+def parse_manage_token(token: str) -> ManageToken:
+    try:
+        text = b64decode(token).decode("utf-8")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Unauthorized("the manage token is not URL-safe base64", code="bad_authorization") from exc
+    access_key, sep, signature = text.rpartition(":")
+    if not sep or not access_key or not signature:
+        raise Unauthorized("the manage token must be AK:sign", code="bad_authorization")
+    return ManageToken(access_key, signature)
+
+
+def manage_strings(target: str, body: str, date: str) -> list[str]:
+    """Every string a client may have signed for ``target`` (raw path[?query]):
+
+    * ``<path>[?<query>]\\n<body>\\n<date>`` with the path as sent, or without its leading ``/``
+      (the seed's worked example), and with a bare ``?`` when there is no query (the template);
+    * ``uri=<path>[?<query>]\\ndate=<date>`` (the header section's formula), same path variants.
+    """
+    path, sep, query = target.partition("?")
+    paths = dict.fromkeys((path, path.lstrip("/"), "/" + path.lstrip("/")))
+    targets: list[str] = []
+    for p in paths:
+        targets.append(f"{p}?{query}" if sep and query else p)
+        if not query:
+            targets.append(f"{p}?")
+    found: list[str] = []
+    for t in dict.fromkeys(targets):
+        found.append(f"{t}\n{body}\n{date}")
+        found.append(f"uri={t}\ndate={date}")
+    return found
+
+
+def manage_signature_ok(token: ManageToken, secret: str, candidates: list[str]) -> bool:
+    sign = token.signature.lower()
+    ok = False
+    for candidate in candidates:
+        ok |= same(hmac_sha1_hex(secret, candidate), sign)
+    return ok
+
+
+def parse_date(value: str) -> datetime:
+    """A ``Date`` header: RFC 822/1123, or epoch milliseconds / seconds digits (the seed's example)."""
+    text = value.strip()
+    if re.fullmatch(r"\d{1,16}", text):
+        number = int(text)
+        seconds = number / 1000 if number > 10**11 else number
+        return datetime.fromtimestamp(seconds, UTC)
+    try:
+        moment = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError) as exc:
+        raise Unauthorized("the Date header is not an RFC 822 date", code="bad_date") from exc
+    if moment is None:
+        raise Unauthorized("the Date header is not an RFC 822 date", code="bad_date")
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def check_date(value: str | None, now: datetime) -> None:
+    """Refuse a missing Date or one more than 15 minutes from ``now`` (the seed's 401)."""
+    if not value or not value.strip():
+        raise Unauthorized("the Date header is required", code="date_required")
+    skew = abs((parse_date(value) - now).total_seconds())
+    if skew > DATE_WINDOW_SECONDS:
+        raise Unauthorized("the Date header is more than 15 minutes from the server time", code="date_skew")
+
+
+# -- resourceId ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ResourceId:
+    namespace: str
+    dir: str
+    """As the client wrote it: '/' or '/a/b'."""
+    name: str | None
+
+
+def check_dir(value: str) -> str:
+    """The seed's rules for a dir: starts with '/', no trailing '/' (except the root), no '//',
+    at most 192 bytes, no '.'/'..' segment or control character."""
+    if not value.startswith("/"):
+        raise BadRequest("dir must start with '/'", code="invalid_argument")
+    if value != "/" and value.endswith("/"):
+        raise BadRequest("dir must not end with '/'", code="invalid_argument")
+    if "//" in value:
+        raise BadRequest("dir must not contain '//'", code="invalid_argument")
+    if len(value.encode()) > MAX_DIR_BYTES:
+        raise BadRequest(f"dir is longer than {MAX_DIR_BYTES} bytes", code="invalid_argument")
+    if any(seg in (".", "..") for seg in value.split("/")) or re.search(r"[\x00-\x1f\x7f]", value):
+        raise BadRequest(
+            "dir may not contain '.' or '..' segments or control characters", code="invalid_argument"
+        )
+    return value
+
+
+def check_name(value: str) -> str:
+    """A file name: 1-64 bytes, no '/', not '.'/'..', no control character."""
+    if not value:
+        raise BadRequest("name is empty", code="invalid_argument")
+    if "/" in value or value in (".", "..") or re.search(r"[\x00-\x1f\x7f]", value):
+        raise BadRequest("name may not contain '/' or control characters", code="invalid_argument")
+    if len(value.encode()) > MAX_NAME_BYTES:
+        raise BadRequest(f"name is longer than {MAX_NAME_BYTES} bytes", code="invalid_argument")
+    return value
+
+
+def resource_id(namespace: str, dir: str, name: str | None = None) -> str:
+    items = [namespace, dir] if name is None else [namespace, dir, name]
+    return b64encode(json.dumps(items, ensure_ascii=False, separators=(",", ":")))
+
+
+def parse_resource_id(value: str, *, file: bool) -> ResourceId:
+    """Decode a file (``[ns, dir, name]``) or folder (``[ns, dir]``) resourceId; BadRequest else."""
+    try:
+        items = json.loads(b64decode(value).decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(
+            "resourceId is not URL-safe base64 of a JSON array", code="invalid_argument"
+        ) from exc
+    size = 3 if file else 2
+    what = '["namespace","dir","name"]' if file else '["namespace","dir"]'
+    if not isinstance(items, list) or len(items) != size or not all(isinstance(i, str) for i in items):
+        raise BadRequest(f"resourceId must encode {what}", code="invalid_argument")
+    name = check_name(items[2]) if file else None
+    return ResourceId(items[0], check_dir(items[1]), name)
+
+
+def dir_to_path(dir: str) -> str:
+    """'/a/b' -> 'a/b' (the catalog's folder path); '/' -> ''."""
+    return dir.strip("/")
+
+
+def path_to_dir(path: str) -> str:
+    return "/" + path if path else "/"
