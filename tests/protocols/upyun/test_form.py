@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import psutil
 import pytest
 import upyun
 from PIL import Image
@@ -28,6 +29,7 @@ from tests.protocols.upyun.forms import (
     authorization,
     http_date,
     keys_in,
+    multipart,
     policy_of,
     post,
     signature,
@@ -445,3 +447,38 @@ def test_callback_url_timeout_is_reported_and_the_file_kept(
     assert result["url"] == "/slow.bin"
     assert elapsed < server_home.notify_timeout_seconds + 1.5
     assert read(client, bucket, "slow.bin") == BODY
+
+
+def test_a_large_file_streams_with_flat_server_memory(
+    server: LiveServer, client: httpx.Client, bucket: BucketCredentials
+) -> None:
+    size = 64 * 1024 * 1024
+    chunk = hashlib.sha256(b"seed").digest() * 2048  # 64 KiB
+    p = policy_of(bucket, "/big.bin", content_length=size)
+    prefix, content_type = multipart(
+        [("policy", p), ("signature", signature(bucket, p)), ("file", ("big.bin", b""))]
+    )
+    cut = prefix.rindex(b"\r\n--")
+    head, tail = prefix[:cut], prefix[cut:]
+
+    def stream() -> Iterator[bytes]:
+        yield head
+        for _ in range(size // len(chunk)):
+            yield chunk
+        yield tail
+
+    process = psutil.Process(server.process.pid if server.process else 0)
+    before = process.memory_info().rss
+    r = client.post(f"/{bucket.bucket}", content=stream(), headers={"Content-Type": content_type})
+    grown = process.memory_info().rss - before
+    assert r.status_code == 200, r.text
+    assert r.json()["file_size"] == size
+    assert grown < 32 * 1024 * 1024, grown
+    digest = hashlib.sha256()
+    with client.stream("GET", f"/{bucket.bucket}/big.bin") as got:
+        for part in got.iter_bytes():
+            digest.update(part)
+    expected = hashlib.sha256()
+    for _ in range(size // len(chunk)):
+        expected.update(chunk)
+    assert digest.hexdigest() == expected.hexdigest()

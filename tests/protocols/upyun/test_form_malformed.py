@@ -457,3 +457,30 @@ def test_file_before_policy_is_capped(strict: Strict) -> None:
         )
     assert ok.status_code == 200, ok.text
     assert json.loads(ok.text)["file_size"] == 5000
+
+
+def test_bad_signature_is_answered_before_the_file_is_sent(
+    server: LiveServer, admin: Gateway, bucket: BucketCredentials
+) -> None:
+    """Authorisation happens before any file byte is read: the client need not send the file."""
+    p = policy_of(bucket)
+    body, content_type = multipart(
+        [("policy", p), ("signature", "0" * 32), ("file", ("f", b"y" * 10_000_000))]
+    )
+    head = (
+        f"POST /{bucket.bucket} HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    start = body.index(b"y" * 100)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(head + body[: start + 1000])
+        answer = b""
+        while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line.startswith(b"HTTP/1.1 401"), answer[:300]
+    assert json.loads(rest.split(b"\r\n\r\n", 1)[1])["code"] == 401
+    assert_nothing_left(server, admin, bucket)

@@ -70,7 +70,7 @@ from mediagate.protocols.upyun.policy import (
 FILE_FIELD = "file"
 DRAIN_LIMIT = 1024 * 1024
 """After an early error, this much of the unread body is discarded so the client sees the answer."""
-DRAIN_SECONDS = 5.0
+DRAIN_SECONDS = 1.0
 
 
 class CallbackFailed(MediagateError):
