@@ -37,7 +37,7 @@ CLIENTS = 16
 CYCLES = 3
 MIN_SIZE, MAX_SIZE = 1024, 16 * 1024 * 1024
 LOAD_SECONDS = 1.5
-MIN_ACKS_BEFORE_KILL = 8
+MIN_ACKS_PER_PATH = 4
 
 # -- a client written from the spec --------------------------------------------------------------
 
@@ -99,7 +99,7 @@ class Load:
         self.stop = threading.Event()
         self.killing = threading.Event()
         self.lock = threading.Lock()
-        self.acked = 0
+        self.acked = {"rest": 0, "form": 0}
         self.threads = [threading.Thread(target=self._run, args=(n,), daemon=True) for n in range(CLIENTS)]
 
     def _body(self, rng: random.Random) -> bytes:
@@ -127,7 +127,7 @@ class Load:
                 if r.is_success:
                     up.state = "acked"
                     with self.lock:
-                        self.acked += 1
+                        self.acked[path] += 1
                 else:
                     up.state, up.detail = "refused", f"{r.status_code} {r.text[:300]}"
                 i += 1
@@ -139,8 +139,8 @@ class Load:
         deadline = started + 30
         while time.monotonic() < deadline:
             with self.lock:
-                acked = self.acked
-            if acked >= MIN_ACKS_BEFORE_KILL and time.monotonic() - started >= LOAD_SECONDS:
+                acked = min(self.acked.values())
+            if acked >= MIN_ACKS_PER_PATH and time.monotonic() - started >= LOAD_SECONDS:
                 break
             time.sleep(0.02)
         self.killing.set()
@@ -248,8 +248,8 @@ def test_sigkill_under_upload_load_loses_nothing_acknowledged_and_shows_nothing_
             assert not failed, f"uploads failed before the kill: {[(u.key, u.detail) for u in failed[:5]]}"
             acked = [u for u in load.uploads if u.state == "acked"]
             cut = [u for u in load.uploads if u.state != "acked"]
-            assert len(acked) >= MIN_ACKS_BEFORE_KILL
-            assert {u.path for u in acked} == {"rest", "form"}
+            for path in ("rest", "form"):
+                assert sum(u.path == path for u in acked) >= MIN_ACKS_PER_PATH, f"too few {path} uploads"
             assert cut, "the kill cut no upload in flight; the test proved nothing"
             all_uploads += load.uploads
 
