@@ -482,3 +482,27 @@ def test_a_large_file_streams_with_flat_server_memory(
     for _ in range(size // len(chunk)):
         expected.update(chunk)
     assert digest.hexdigest() == expected.hexdigest()
+
+
+def test_no_sign_when_the_bucket_has_no_form_secret(
+    client: httpx.Client, admin: Gateway, bucket: BucketCredentials
+) -> None:
+    b = admin.catalog.get_bucket(bucket.bucket)
+    assert b is not None
+    for credential in admin.catalog.credentials(b.id, "form"):
+        admin.catalog.revoke_credential(credential.id)
+    date = http_date()
+    p = policy_of(bucket, "/nosign.bin", date=date)
+    r = post(
+        client,
+        bucket.bucket,
+        [("policy", p), ("authorization", authorization(bucket, p, date=date)), ("file", ("x", BODY))],
+    )
+    assert r.status_code == 200, r.text
+    result = r.json()
+    assert "sign" not in result
+    assert result["no-sign"] == callback_sign(200, "ok", "/nosign.bin", result["time"], "")
+    old = post(
+        client, bucket.bucket, [("policy", p), ("signature", signature(bucket, p)), ("file", ("x", BODY))]
+    )
+    assert old.status_code == 401
