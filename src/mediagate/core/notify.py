@@ -148,8 +148,8 @@ class Target:
 async def check_url(url: str, *, allow_private: bool) -> Target:
     """Refuse a URL we must not call (see the module docstring); resolve and pin it otherwise.
 
-    Raises BadRequest for a URL that is not http(s), Forbidden for one that resolves to a
-    non-public address, and DeliveryFailed... never: an unresolvable host is a BadRequest too.
+    Raises BadRequest for a URL that is not http(s) or whose host does not resolve, and
+    Forbidden for one that resolves to any non-public address.
     """
     try:
         parsed = httpx.URL(url)
