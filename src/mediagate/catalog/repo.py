@@ -6,19 +6,27 @@ Returned ORM objects are detached snapshots (``expire_on_commit=False``).
 SQLite is opened in WAL mode with ``synchronous=FULL`` (an acknowledged upload survives a power
 cut, not only a process kill), and write transactions start with ``BEGIN IMMEDIATE`` so two
 writers queue on the busy timeout instead of deadlocking on a lock upgrade.
+
+PostgreSQL runs READ COMMITTED, so two writers can both see "no row yet" and then collide on a
+unique key (the same object key, the same parent folder, the same part number), or both try to
+delete the row one of them replaced. Those write methods run through :meth:`Catalog._retry`: the
+loser's transaction is rolled back whole and replayed, and then sees the winner's row.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import random
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import Engine, and_, create_engine, delete, event, func, select, update
+from sqlalchemy import CursorResult, Delete, Engine, and_, create_engine, delete, event, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
 
 from mediagate.catalog.models import (
     Bucket,
@@ -33,6 +41,11 @@ from mediagate.catalog.models import (
 from mediagate.core.errors import Conflict, NotFound
 from mediagate.core.keys import parent_dirs, split_key
 
+T = TypeVar("T")
+
+RETRIES = 20
+"""Replays of a write transaction that lost a race (see the module docstring)."""
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -41,6 +54,13 @@ def utcnow() -> datetime:
 def as_utc(value: datetime) -> datetime:
     """SQLite returns naive datetimes; everything we store is UTC."""
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _delete_one(s: Session, statement: Delete) -> None:
+    """Delete the row a transaction just read; if a concurrent writer deleted it first, raise
+    StaleDataError so that :meth:`Catalog._retry` replays the transaction on the new state."""
+    if cast(CursorResult[Any], s.execute(statement)).rowcount != 1:
+        raise StaleDataError("row deleted by a concurrent transaction")
 
 
 @dataclass(frozen=True)
@@ -91,6 +111,21 @@ class Catalog:
     def _write(self) -> Iterator[Session]:
         with self._write_sessions() as session, session.begin():
             yield session
+
+    @staticmethod
+    def _retry(attempt: Callable[[], T]) -> T:
+        """Run a write transaction, replaying it when it lost a race with a concurrent writer.
+
+        ``attempt`` must do all of its work in one ``_write()`` block; a unique-key collision or a
+        row deleted under it rolls that block back whole, so replaying it is safe."""
+        for n in range(RETRIES):
+            try:
+                return attempt()
+            except (IntegrityError, StaleDataError):
+                if n == RETRIES - 1:
+                    raise
+                time.sleep(random.uniform(0, 0.002 * (n + 1)))
+        raise AssertionError("unreachable")
 
     @contextmanager
     def _read(self) -> Iterator[Session]:
@@ -206,6 +241,9 @@ class Catalog:
         """Make ``obj`` visible: insert, or replace the row of the same key (its old blob becomes
         garbage). Parent folders are created as needed. Raises Conflict under ``insert_only``."""
         obj.dir, obj.name = split_key(obj.key)
+        self._retry(lambda: self._commit_object(obj, insert_only))
+
+    def _commit_object(self, obj: Object, insert_only: bool) -> None:
         with self._write() as s:
             if s.scalar(select(Folder.id).where(Folder.bucket_id == obj.bucket_id, Folder.path == obj.key)):
                 raise Conflict("a folder of that name exists", code="is_folder")
@@ -217,19 +255,22 @@ class Catalog:
                 if insert_only:
                     raise Conflict("an object with this key already exists", code="key_exists")
                 s.merge(GarbageBlob(blob_id=existing.blob_id, created_at=now))
-                s.delete(existing)
-                s.flush()
+                _delete_one(s, delete(Object).where(Object.id == existing.id))
             self._ensure_folders(s, obj.bucket_id, obj.dir, now)
             s.add(obj)
             s.execute(delete(GarbageBlob).where(GarbageBlob.blob_id == obj.blob_id))
 
     def delete_object(self, bucket_id: int, key: str) -> bool:
+        """Hide the object at ``key`` (its blob becomes garbage); False if there was none."""
+        return self._retry(lambda: self._delete_object(bucket_id, key))
+
+    def _delete_object(self, bucket_id: int, key: str) -> bool:
         with self._write() as s:
             existing = s.scalar(select(Object).where(Object.bucket_id == bucket_id, Object.key == key))
             if existing is None:
                 return False
             s.merge(GarbageBlob(blob_id=existing.blob_id, created_at=utcnow()))
-            s.delete(existing)
+            _delete_one(s, delete(Object).where(Object.id == existing.id))
             return True
 
     def rename_object(self, bucket_id: int, key: str, new_key: str) -> Object:
@@ -291,6 +332,9 @@ class Catalog:
 
     def create_folder(self, bucket_id: int, path: str, *, exist_ok: bool = True) -> bool:
         """Create ``path`` and its parents. Returns False if it already existed."""
+        return self._retry(lambda: self._create_folder(bucket_id, path, exist_ok))
+
+    def _create_folder(self, bucket_id: int, path: str, exist_ok: bool) -> bool:
         with self._write() as s:
             exists = s.scalar(select(Folder.id).where(Folder.bucket_id == bucket_id, Folder.path == path))
             if exists is not None:
@@ -426,11 +470,12 @@ class Catalog:
             return s.get(UploadSession, session_id)
 
     def update_session(self, session_id: str, **values: Any) -> None:
+        """Set columns of a session; ``updated_at`` is refreshed unless given."""
         with self._write() as s:
             s.execute(
                 update(UploadSession)
                 .where(UploadSession.id == session_id)
-                .values(updated_at=utcnow(), **values)
+                .values(**{"updated_at": utcnow(), **values})
             )
 
     def transition_session(self, session_id: str, from_state: str, to_state: str) -> bool:
@@ -447,6 +492,11 @@ class Catalog:
         self, session_id: str, part_number: int, blob_id: str, size: int, md5: str, crc32: int
     ) -> None:
         """Record a stored part (replacing a part of the same number, whose blob becomes garbage)."""
+        self._retry(lambda: self._add_part(session_id, part_number, blob_id, size, md5, crc32))
+
+    def _add_part(
+        self, session_id: str, part_number: int, blob_id: str, size: int, md5: str, crc32: int
+    ) -> None:
         now = utcnow()
         with self._write() as s:
             if s.get(UploadSession, session_id) is None:
@@ -454,8 +504,14 @@ class Catalog:
             old = s.get(UploadPart, (session_id, part_number))
             if old is not None:
                 s.merge(GarbageBlob(blob_id=old.blob_id, created_at=now))
-                s.delete(old)
-                s.flush()
+                _delete_one(
+                    s,
+                    delete(UploadPart).where(  # this very row, not one a concurrent writer put there
+                        UploadPart.session_id == session_id,
+                        UploadPart.part_number == part_number,
+                        UploadPart.blob_id == old.blob_id,
+                    ),
+                )
             s.add(
                 UploadPart(
                     session_id=session_id,
@@ -482,9 +538,13 @@ class Catalog:
 
     def end_session(self, session_id: str) -> None:
         """Drop a session and its parts; their blobs become garbage."""
+        self._retry(lambda: self._end_session(session_id))
+
+    def _end_session(self, session_id: str) -> None:
         now = utcnow()
         with self._write() as s:
-            for blob_id in s.scalars(select(UploadPart.blob_id).where(UploadPart.session_id == session_id)):
+            blob_ids = list(s.scalars(select(UploadPart.blob_id).where(UploadPart.session_id == session_id)))
+            for blob_id in blob_ids:
                 s.merge(GarbageBlob(blob_id=blob_id, created_at=now))
             s.execute(delete(UploadPart).where(UploadPart.session_id == session_id))
             s.execute(delete(UploadSession).where(UploadSession.id == session_id))

@@ -1,0 +1,616 @@
+"""The catalog (``mediagate.catalog.repo.Catalog``): one suite, run on SQLite and on PostgreSQL.
+
+The catalog decides visibility, so these are the rules an upload's fate depends on: one row per
+key, an old version's blob handed to the garbage list in the same transaction that replaces it,
+folders that exist exactly when something is in them or they were made, and work queues that
+never hand the same row to two workers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from mediagate.catalog import Catalog, DirEntry
+from mediagate.catalog.migrate import upgrade
+from mediagate.catalog.models import Bucket, Folder, GarbageBlob, Object
+from mediagate.core.errors import Conflict, NotFound
+from tests.support.pg import fresh_schema
+
+PAST = datetime(2000, 1, 1, tzinfo=UTC)
+FUTURE = datetime(2100, 1, 1, tzinfo=UTC)
+
+
+def make_object(bucket: Bucket, key: str, data: bytes = b"data", **extra: Any) -> Object:
+    return Object(
+        bucket_id=bucket.id,
+        key=key,
+        blob_id=uuid.uuid4().hex,
+        size=len(data),
+        md5=hashlib.md5(data).hexdigest(),
+        sha256=hashlib.sha256(data).hexdigest(),
+        crc32=0,
+        mime="application/octet-stream",
+        meta={},
+        created_at=datetime.now(UTC),
+        **extra,
+    )
+
+
+def commit(catalog: Catalog, bucket: Bucket, key: str, data: bytes = b"data", **kw: Any) -> Object:
+    obj = make_object(bucket, key, data)
+    catalog.commit_object(obj, **kw)
+    return obj
+
+
+def garbage(catalog: Catalog) -> set[str]:
+    return set(catalog.garbage(FUTURE, limit=10_000))
+
+
+def names(entries: list[DirEntry]) -> list[str]:
+    return [e.name for e in entries]
+
+
+@pytest.fixture
+def bucket(catalog: Catalog) -> Bucket:
+    return catalog.create_bucket("photos")
+
+
+# -- buckets -----------------------------------------------------------------------------------------
+
+
+def test_buckets(catalog: Catalog) -> None:
+    made = catalog.create_bucket("alpha", {"public": True})
+    catalog.create_bucket("beta")
+    assert made.id is not None
+    got = catalog.get_bucket("alpha")
+    assert got is not None
+    assert (got.id, got.settings) == (made.id, {"public": True})
+    assert catalog.get_bucket("gamma") is None
+    assert [b.name for b in catalog.list_buckets()] == ["alpha", "beta"]
+    with pytest.raises(NotFound):
+        catalog.require_bucket("gamma")
+
+
+def test_duplicate_bucket_is_a_conflict(catalog: Catalog) -> None:
+    catalog.create_bucket("alpha")
+    with pytest.raises(Conflict) as info:
+        catalog.create_bucket("alpha")
+    assert info.value.code == "bucket_exists"
+    assert len(catalog.list_buckets()) == 1
+
+
+def test_bucket_settings_merge(catalog: Catalog) -> None:
+    catalog.create_bucket("alpha", {"public": True, "cors_origins": ["*"]})
+    updated = catalog.update_bucket_settings("alpha", {"public": False})
+    assert updated.settings == {"public": False, "cors_origins": ["*"]}
+    assert catalog.require_bucket("alpha").settings == {"public": False, "cors_origins": ["*"]}
+    with pytest.raises(NotFound):
+        catalog.update_bucket_settings("nope", {})
+
+
+def test_deleting_a_bucket_sends_its_blobs_to_the_garbage(catalog: Catalog, bucket: Bucket) -> None:
+    other = catalog.create_bucket("other")
+    obj = commit(catalog, bucket, "a/b.jpg")
+    kept = commit(catalog, other, "a/b.jpg")
+    catalog.create_session("s1", bucket.id, "test", "big.bin")
+    catalog.reserve_blob("partblob")
+    catalog.add_part("s1", 1, "partblob", 10, "0" * 32, 0)
+    catalog.add_credential(bucket.id, "aksk", "AK1", "sealed")
+    catalog.delete_bucket("photos")
+    assert catalog.get_bucket("photos") is None
+    assert garbage(catalog) == {obj.blob_id, "partblob"}
+    assert catalog.get_session("s1") is None
+    assert catalog.find_credential("aksk", "AK1") is None
+    assert catalog.get_object(other.id, "a/b.jpg") is not None
+    assert kept.blob_id not in garbage(catalog)
+    with pytest.raises(NotFound):
+        catalog.delete_bucket("photos")
+
+
+# -- credentials -------------------------------------------------------------------------------------
+
+
+def test_credentials_active_and_revoked(catalog: Catalog, bucket: Bucket) -> None:
+    old = catalog.add_credential(bucket.id, "aksk", "AK-OLD", "sealed-old")
+    new = catalog.add_credential(bucket.id, "aksk", "AK-NEW", "sealed-new")
+    catalog.add_credential(bucket.id, "form", "", "sealed-form")
+    assert [c.key_id for c in catalog.credentials(bucket.id, "aksk")] == ["AK-NEW", "AK-OLD"]  # newest first
+    catalog.revoke_credential(old.id)
+    assert [c.id for c in catalog.credentials(bucket.id, "aksk")] == [new.id]
+    revoked = catalog.credentials(bucket.id, "aksk", include_revoked=True)
+    assert [c.id for c in revoked] == [new.id, old.id]
+    assert revoked[1].revoked_at is not None
+    assert [c.sealed_secret for c in catalog.credentials(bucket.id, "form")] == ["sealed-form"]
+
+
+def test_find_credential(catalog: Catalog, bucket: Bucket) -> None:
+    cred = catalog.add_credential(bucket.id, "aksk", "AK1", "sealed")
+    found = catalog.find_credential("aksk", "AK1")
+    assert found is not None
+    assert (found[0].id, found[1].name) == (cred.id, "photos")
+    assert catalog.find_credential("upyun", "AK1") is None  # kind matters
+    assert catalog.find_credential("aksk", "ak1") is None  # exact id
+    catalog.revoke_credential(cred.id)
+    assert catalog.find_credential("aksk", "AK1") is None
+
+
+# -- objects -----------------------------------------------------------------------------------------
+
+
+def test_commit_inserts_a_visible_row_and_unreserves_its_blob(catalog: Catalog, bucket: Bucket) -> None:
+    obj = make_object(bucket, "a/b/c.jpg", b"bytes")
+    catalog.reserve_blob(obj.blob_id)
+    assert obj.blob_id in garbage(catalog)
+    catalog.commit_object(obj)
+    got = catalog.get_object(bucket.id, "a/b/c.jpg")
+    assert got is not None
+    assert (got.blob_id, got.size, got.dir, got.name) == (obj.blob_id, 5, "a/b", "c.jpg")
+    assert obj.blob_id not in garbage(catalog)
+
+
+def test_replacing_sends_the_old_blob_to_the_garbage(catalog: Catalog, bucket: Bucket) -> None:
+    first = commit(catalog, bucket, "k.bin", b"one")
+    second = commit(catalog, bucket, "k.bin", b"two!")
+    got = catalog.get_object(bucket.id, "k.bin")
+    assert got is not None
+    assert (got.blob_id, got.size) == (second.blob_id, 4)
+    assert garbage(catalog) == {first.blob_id}
+    with catalog._read() as s:
+        assert s.scalar(select(func.count()).select_from(Object)) == 1
+
+
+def test_insert_only_refuses_an_existing_key(catalog: Catalog, bucket: Bucket) -> None:
+    first = commit(catalog, bucket, "k.bin", b"one")
+    second = make_object(bucket, "k.bin", b"two")
+    catalog.reserve_blob(second.blob_id)
+    with pytest.raises(Conflict) as info:
+        catalog.commit_object(second, insert_only=True)
+    assert info.value.code == "key_exists"
+    got = catalog.get_object(bucket.id, "k.bin")
+    assert got is not None
+    assert got.blob_id == first.blob_id
+    assert garbage(catalog) == {second.blob_id}  # still reserved: the collector removes it
+    commit(catalog, bucket, "other.bin", insert_only=True)  # a free key is fine
+
+
+def test_commit_creates_parent_folders(catalog: Catalog, bucket: Bucket) -> None:
+    commit(catalog, bucket, "a/b/c/d.jpg")
+    for path in ("a", "a/b", "a/b/c"):
+        folder = catalog.get_folder(bucket.id, path)
+        assert folder is not None
+        assert (folder.dir, folder.name) == path.rpartition("/")[::2]
+    assert catalog.get_folder(bucket.id, "a/b/c/d.jpg") is None
+    commit(catalog, bucket, "a/b/x.jpg")  # existing folders are reused
+    with catalog._read() as s:
+        assert s.scalar(select(func.count()).select_from(Folder)) == 3
+
+
+def test_a_file_cannot_take_a_folders_name(catalog: Catalog, bucket: Bucket) -> None:
+    commit(catalog, bucket, "a/b.jpg")
+    with pytest.raises(Conflict) as info:
+        commit(catalog, bucket, "a")
+    assert info.value.code == "is_folder"
+    assert catalog.get_object(bucket.id, "a") is None
+
+
+def test_a_folder_cannot_be_made_under_a_file(catalog: Catalog, bucket: Bucket) -> None:
+    commit(catalog, bucket, "a/file")
+    with pytest.raises(Conflict) as info:
+        commit(catalog, bucket, "a/file/child.jpg")
+    assert info.value.code == "not_a_folder"
+    assert catalog.get_object(bucket.id, "a/file/child.jpg") is None
+    assert catalog.get_folder(bucket.id, "a/file") is None
+    with pytest.raises(Conflict):
+        catalog.create_folder(bucket.id, "a/file/sub")
+    with pytest.raises(Conflict):
+        catalog.create_folder(bucket.id, "a/file")
+
+
+def test_delete_object(catalog: Catalog, bucket: Bucket) -> None:
+    obj = commit(catalog, bucket, "a/k.bin")
+    assert catalog.delete_object(bucket.id, "a/k.bin") is True
+    assert catalog.get_object(bucket.id, "a/k.bin") is None
+    assert garbage(catalog) == {obj.blob_id}
+    assert catalog.delete_object(bucket.id, "a/k.bin") is False
+    assert catalog.get_folder(bucket.id, "a") is not None  # folders stay until removed
+
+
+def test_objects_are_per_bucket(catalog: Catalog, bucket: Bucket) -> None:
+    other = catalog.create_bucket("other")
+    commit(catalog, bucket, "same.bin", b"mine")
+    commit(catalog, other, "same.bin", b"theirs!")
+    a, b = catalog.get_object(bucket.id, "same.bin"), catalog.get_object(other.id, "same.bin")
+    assert a is not None and b is not None
+    assert (a.size, b.size) == (4, 7)
+    assert garbage(catalog) == set()
+
+
+def test_update_object_meta(catalog: Catalog, bucket: Bucket) -> None:
+    commit(catalog, bucket, "k.bin")
+    catalog.update_object_meta(bucket.id, "k.bin", {"x-upyun-meta-a": "1"})
+    got = catalog.get_object(bucket.id, "k.bin")
+    assert got is not None
+    assert got.meta == {"x-upyun-meta-a": "1"}
+
+
+def test_usage(catalog: Catalog, bucket: Bucket) -> None:
+    other = catalog.create_bucket("other")
+    assert catalog.usage(bucket.id) == 0
+    commit(catalog, bucket, "a", b"x" * 10)
+    commit(catalog, bucket, "b/c", b"x" * 5)
+    commit(catalog, other, "a", b"x" * 100)
+    assert catalog.usage(bucket.id) == 15
+    commit(catalog, bucket, "a", b"x" * 3)  # replaced, not added
+    assert catalog.usage(bucket.id) == 8
+
+
+def test_expired_objects(catalog: Catalog, bucket: Bucket) -> None:
+    now = datetime.now(UTC)
+    gone = make_object(bucket, "gone", expires_at=now - timedelta(seconds=1))
+    later = make_object(bucket, "later", expires_at=now + timedelta(hours=1))
+    catalog.commit_object(gone)
+    catalog.commit_object(later)
+    commit(catalog, bucket, "forever")
+    assert [o.key for o in catalog.expired_objects(now)] == ["gone"]
+    assert sorted(o.key for o in catalog.expired_objects(now + timedelta(hours=2))) == ["gone", "later"]
+    assert len(catalog.expired_objects(now + timedelta(hours=2), limit=1)) == 1
+
+
+# -- listing -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def tree(catalog: Catalog, bucket: Bucket) -> Bucket:
+    """photos/: folders b/, d/ (empty, made explicitly), objects a.jpg, c.jpg, e.jpg; b/ holds x."""
+    for key in ("a.jpg", "c.jpg", "e.jpg", "b/x.jpg"):
+        commit(catalog, bucket, key, key.encode())
+    catalog.create_folder(bucket.id, "d")
+    return bucket
+
+
+def test_list_dir_merges_folders_and_objects(catalog: Catalog, tree: Bucket) -> None:
+    entries = catalog.list_dir(tree.id, "")
+    assert names(entries) == ["a.jpg", "b", "c.jpg", "d", "e.jpg"]
+    assert [e.is_folder for e in entries] == [False, True, False, True, False]
+    a = entries[0]
+    assert (a.size, a.mime) == (5, "application/octet-stream")
+    assert a.mtime.tzinfo is not None
+    assert names(catalog.list_dir(tree.id, "b")) == ["x.jpg"]
+
+
+def test_list_dir_descending(catalog: Catalog, tree: Bucket) -> None:
+    assert names(catalog.list_dir(tree.id, "", descending=True)) == ["e.jpg", "d", "c.jpg", "b", "a.jpg"]
+
+
+def test_list_dir_paging_by_after(catalog: Catalog, tree: Bucket) -> None:
+    seen: list[str] = []
+    after = None
+    while page := catalog.list_dir(tree.id, "", limit=2, after=after):
+        seen += names(page)
+        after = page[-1].name
+    assert seen == ["a.jpg", "b", "c.jpg", "d", "e.jpg"]
+    assert names(catalog.list_dir(tree.id, "", limit=2, after="c.jpg", descending=True)) == ["b", "a.jpg"]
+
+
+def test_list_dir_paging_by_offset_and_limit(catalog: Catalog, tree: Bucket) -> None:
+    assert names(catalog.list_dir(tree.id, "", limit=2, offset=1)) == ["b", "c.jpg"]
+    assert names(catalog.list_dir(tree.id, "", limit=2, offset=4)) == ["e.jpg"]
+    assert catalog.list_dir(tree.id, "", limit=2, offset=5) == []
+    assert names(catalog.list_dir(tree.id, "", limit=1)) == ["a.jpg"]
+    assert names(catalog.list_dir(tree.id, "", limit=2, offset=1, descending=True)) == ["d", "c.jpg"]
+
+
+def test_list_dir_of_an_empty_or_missing_dir(catalog: Catalog, tree: Bucket) -> None:
+    assert catalog.list_dir(tree.id, "d") == []
+    assert catalog.list_dir(tree.id, "nope") == []
+    other = catalog.create_bucket("empty")
+    assert catalog.list_dir(other.id, "") == []
+
+
+def test_list_dir_orders_by_code_point(catalog: Catalog, bucket: Bucket) -> None:
+    """One order on every backend (a linguistic collation would differ from the merge in Python)."""
+    keys = ["B.jpg", "a.jpg", "_x", "Z/y", "中.png", "b/z", "a-b", "ab", "A"]
+    for key in keys:
+        commit(catalog, bucket, key)
+    expected = sorted({k.split("/")[0] for k in keys})
+    assert names(catalog.list_dir(bucket.id, "")) == expected
+    paged: list[str] = []
+    after = None
+    while page := catalog.list_dir(bucket.id, "", limit=3, after=after):
+        paged += names(page)
+        after = page[-1].name
+    assert paged == expected
+
+
+def test_count_dir(catalog: Catalog, tree: Bucket) -> None:
+    assert catalog.count_dir(tree.id, "") == 5
+    assert catalog.count_dir(tree.id, "b") == 1
+    assert catalog.count_dir(tree.id, "d") == 0
+    assert catalog.count_dir(tree.id, "nope") == 0
+
+
+# -- folders -----------------------------------------------------------------------------------------
+
+
+def test_create_folder(catalog: Catalog, bucket: Bucket) -> None:
+    assert catalog.create_folder(bucket.id, "x/y/z") is True
+    assert all(catalog.get_folder(bucket.id, p) is not None for p in ("x", "x/y", "x/y/z"))
+    assert catalog.create_folder(bucket.id, "x/y") is False
+    with pytest.raises(Conflict) as info:
+        catalog.create_folder(bucket.id, "x/y", exist_ok=False)
+    assert info.value.code == "folder_exists"
+
+
+def test_delete_folder(catalog: Catalog, bucket: Bucket) -> None:
+    catalog.create_folder(bucket.id, "x/y")
+    commit(catalog, bucket, "f/file.jpg")
+    assert not catalog.folder_is_empty(bucket.id, "x")  # holds a folder
+    assert not catalog.folder_is_empty(bucket.id, "f")  # holds a file
+    assert catalog.folder_is_empty(bucket.id, "x/y")
+    with pytest.raises(Conflict) as info:
+        catalog.delete_folder(bucket.id, "x")
+    assert info.value.code == "folder_not_empty"
+    with pytest.raises(Conflict):
+        catalog.delete_folder(bucket.id, "f")
+    catalog.delete_folder(bucket.id, "x/y")
+    catalog.delete_folder(bucket.id, "x")
+    assert catalog.get_folder(bucket.id, "x") is None
+    with pytest.raises(NotFound) as missing:
+        catalog.delete_folder(bucket.id, "x")
+    assert missing.value.code == "folder_not_found"
+    catalog.delete_object(bucket.id, "f/file.jpg")
+    catalog.delete_folder(bucket.id, "f")
+
+
+# -- multi-part sessions -------------------------------------------------------------------------------
+
+
+def test_sessions_and_parts(catalog: Catalog, bucket: Bucket) -> None:
+    made = catalog.create_session(
+        "s1", bucket.id, "wantu", "big.bin", total_size=30, part_size=10, data={"dir": "/a"}
+    )
+    got = catalog.get_session("s1")
+    assert got is not None
+    assert (got.key, got.state, got.total_size, got.part_size, got.data) == (
+        "big.bin",
+        "open",
+        30,
+        10,
+        {"dir": "/a"},
+    )
+    assert got.created_at == made.created_at
+    for number, blob in ((2, "blob2"), (1, "blob1")):
+        catalog.reserve_blob(blob)
+        catalog.add_part("s1", number, blob, 10, "0" * 32, number)
+    assert [(p.part_number, p.blob_id) for p in catalog.parts("s1")] == [(1, "blob1"), (2, "blob2")]
+    assert garbage(catalog) == set()
+    catalog.update_session("s1", state="completing", data={"dir": "/b"})
+    updated = catalog.get_session("s1")
+    assert updated is not None
+    assert (updated.state, updated.data) == ("completing", {"dir": "/b"})
+    assert catalog.get_session("nope") is None
+
+
+def test_replacing_a_part_sends_its_old_blob_to_the_garbage(catalog: Catalog, bucket: Bucket) -> None:
+    catalog.create_session("s1", bucket.id, "upyun", "big.bin")
+    catalog.add_part("s1", 1, "first", 10, "a" * 32, 1)
+    catalog.add_part("s1", 1, "second", 12, "b" * 32, 2)
+    parts = catalog.parts("s1")
+    assert [(p.part_number, p.blob_id, p.size) for p in parts] == [(1, "second", 12)]
+    assert garbage(catalog) == {"first"}
+
+
+def test_a_part_of_an_unknown_session_is_refused(catalog: Catalog, bucket: Bucket) -> None:
+    with pytest.raises(NotFound) as info:
+        catalog.add_part("nope", 1, "blob", 1, "0" * 32, 0)
+    assert info.value.code == "session_not_found"
+
+
+def test_end_session_garbages_its_blobs(catalog: Catalog, bucket: Bucket) -> None:
+    catalog.create_session("s1", bucket.id, "upyun", "a.bin")
+    catalog.create_session("s2", bucket.id, "upyun", "b.bin")
+    catalog.add_part("s1", 1, "p1", 1, "0" * 32, 0)
+    catalog.add_part("s1", 2, "p2", 1, "0" * 32, 0)
+    catalog.add_part("s2", 1, "q1", 1, "0" * 32, 0)
+    catalog.end_session("s1")
+    assert catalog.get_session("s1") is None
+    assert catalog.parts("s1") == []
+    assert garbage(catalog) == {"p1", "p2"}
+    assert [p.blob_id for p in catalog.parts("s2")] == ["q1"]
+    catalog.end_session("s1")  # idempotent
+
+
+def test_stale_sessions(catalog: Catalog, bucket: Bucket) -> None:
+    catalog.create_session("old", bucket.id, "upyun", "a.bin")
+    catalog.create_session("fresh", bucket.id, "upyun", "b.bin")
+    catalog.update_session("old", updated_at=PAST)
+    now = datetime.now(UTC)
+    assert catalog.stale_sessions(now - timedelta(minutes=5)) == ["old"]
+    catalog.add_part("old", 1, "p", 1, "0" * 32, 0)  # activity makes it fresh again
+    assert catalog.stale_sessions(now - timedelta(minutes=5)) == []
+    assert sorted(catalog.stale_sessions(datetime.now(UTC) + timedelta(seconds=1))) == ["fresh", "old"]
+
+
+# -- garbage -----------------------------------------------------------------------------------------
+
+
+def test_garbage_reserve_and_forget(catalog: Catalog) -> None:
+    catalog.reserve_blob("b1")
+    catalog.reserve_blob("b2")
+    assert catalog.garbage(datetime.now(UTC) - timedelta(minutes=1)) == []  # not old enough
+    assert sorted(catalog.garbage(FUTURE)) == ["b1", "b2"]
+    assert len(catalog.garbage(FUTURE, limit=1)) == 1
+    catalog.forget_garbage(["b1", "unknown"])
+    catalog.forget_garbage([])
+    assert catalog.garbage(FUTURE) == ["b2"]
+
+
+# -- deliveries ----------------------------------------------------------------------------------------
+
+
+def test_delivery_lifecycle(catalog: Catalog) -> None:
+    now = datetime.now(UTC)
+    assert catalog.next_delivery_at() is None
+    did = catalog.enqueue_delivery("http://example.test/hook", "a=1", {"Content-Type": "x"}, method="PUT")
+    due = catalog.next_delivery_at()
+    assert due is not None and due <= datetime.now(UTC)
+    claimed = catalog.claim_deliveries(now + timedelta(seconds=1), lease=timedelta(minutes=5))
+    assert [(d.id, d.url, d.method, d.body, d.headers) for d in claimed] == [
+        (did, "http://example.test/hook", "PUT", "a=1", {"Content-Type": "x"})
+    ]
+    # leased: nobody else gets it until the lease runs out
+    assert catalog.claim_deliveries(now + timedelta(seconds=2), lease=timedelta(minutes=5)) == []
+    assert len(catalog.claim_deliveries(now + timedelta(minutes=6), lease=timedelta(minutes=5))) == 1
+    catalog.finish_delivery(did, ok=False, error="HTTP 500", retry_at=now + timedelta(hours=1))
+    d = catalog.get_delivery(did)
+    assert d is not None
+    assert (d.attempts, d.state, d.last_error) == (1, "pending", "HTTP 500")
+    assert catalog.claim_deliveries(now + timedelta(minutes=30), lease=timedelta(minutes=5)) == []
+    assert len(catalog.claim_deliveries(now + timedelta(hours=2), lease=timedelta(minutes=5))) == 1
+    catalog.finish_delivery(did, ok=True, error=None, retry_at=None)
+    d = catalog.get_delivery(did)
+    assert d is not None
+    assert (d.attempts, d.state) == (2, "delivered")
+    assert catalog.claim_deliveries(FUTURE, lease=timedelta(minutes=5)) == []
+    assert catalog.next_delivery_at() is None
+
+
+def test_a_delivery_out_of_retries_fails(catalog: Catalog) -> None:
+    did = catalog.enqueue_delivery("http://example.test/hook", "", {})
+    catalog.finish_delivery(did, ok=False, error="timeout", retry_at=None)
+    d = catalog.get_delivery(did)
+    assert d is not None
+    assert (d.state, d.attempts, d.last_error) == ("failed", 1, "timeout")
+    assert catalog.claim_deliveries(FUTURE, lease=timedelta(minutes=5)) == []
+    catalog.finish_delivery(123456, ok=True, error=None, retry_at=None)  # unknown id: ignored
+
+
+def test_claims_respect_the_limit_and_due_order(catalog: Catalog) -> None:
+    ids = [catalog.enqueue_delivery(f"http://example.test/{i}", "", {}) for i in range(5)]
+    first = catalog.claim_deliveries(FUTURE - timedelta(days=1), lease=timedelta(minutes=5), limit=3)
+    assert [d.id for d in first] == ids[:3]
+    rest = catalog.claim_deliveries(FUTURE - timedelta(days=1), lease=timedelta(minutes=5))
+    assert [d.id for d in rest] == ids[3:]
+
+
+# -- concurrency -------------------------------------------------------------------------------------
+
+
+def run_threads(n: int, work: Callable[[int], None]) -> list[BaseException]:
+    errors: list[BaseException] = []
+    start = threading.Barrier(n)
+
+    def body(i: int) -> None:
+        try:
+            start.wait()
+            work(i)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=body, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return errors
+
+
+def test_concurrent_commits_of_different_keys(catalog: Catalog, bucket: Bucket) -> None:
+    errors = run_threads(8, lambda i: [commit(catalog, bucket, f"dir/sub/k{i}-{j}") for j in range(5)])
+    assert errors == []
+    assert catalog.count_dir(bucket.id, "dir/sub") == 40
+    assert catalog.get_folder(bucket.id, "dir") is not None
+
+
+def test_concurrent_commits_of_the_same_key_leave_one_row(catalog: Catalog, bucket: Bucket) -> None:
+    blobs: list[str] = []
+
+    def work(i: int) -> None:
+        for _ in range(3):
+            blobs.append(commit(catalog, bucket, "new/dir/same.bin", str(i).encode()).blob_id)
+
+    assert run_threads(8, work) == []
+    with catalog._read() as s:
+        rows = list(s.scalars(select(Object).where(Object.key == "new/dir/same.bin")))
+        folders = s.scalar(select(func.count()).select_from(Folder))
+    assert len(rows) == 1
+    assert folders == 2
+    # every replaced blob is garbage, the live one is not: nothing leaks, nothing live is lost
+    assert garbage(catalog) == set(blobs) - {rows[0].blob_id}
+
+
+def test_concurrent_insert_only_commits_have_one_winner(catalog: Catalog, bucket: Bucket) -> None:
+    outcomes: list[str] = []
+
+    def work(i: int) -> None:
+        try:
+            commit(catalog, bucket, "once/only.bin", insert_only=True)
+            outcomes.append("won")
+        except Conflict:
+            outcomes.append("conflict")
+
+    assert run_threads(8, work) == []
+    assert sorted(outcomes) == ["conflict"] * 7 + ["won"]
+
+
+def test_concurrent_parts_of_the_same_number(catalog: Catalog, bucket: Bucket) -> None:
+    catalog.create_session("s1", bucket.id, "upyun", "big.bin")
+    assert run_threads(8, lambda i: catalog.add_part("s1", 1, f"blob{i}", 1, "0" * 32, i)) == []
+    parts = catalog.parts("s1")
+    assert len(parts) == 1
+    assert garbage(catalog) == {f"blob{i}" for i in range(8)} - {parts[0].blob_id}
+
+
+@pytest.mark.postgres
+def test_concurrent_claimers_never_get_the_same_delivery() -> None:
+    """Four workers (own engines, as on four nodes) drain one queue: SELECT … FOR UPDATE SKIP
+    LOCKED hands every row to exactly one of them. (SQLite serialises writers, so only PostgreSQL
+    can get this wrong.)"""
+    with fresh_schema() as url:
+        claim_concurrently(url)
+
+
+def claim_concurrently(url: str) -> None:
+    workers = [Catalog(url) for _ in range(4)]
+    try:
+        upgrade(workers[0].engine)
+        for i in range(60):
+            workers[0].enqueue_delivery(f"http://example.test/{i}", "", {})
+        claimed: list[int] = []
+
+        def work(i: int) -> None:
+            while batch := workers[i].claim_deliveries(FUTURE, lease=timedelta(hours=1), limit=3):
+                claimed.extend(d.id for d in batch)
+
+        assert run_threads(4, work) == []
+        assert len(claimed) == 60
+        assert len(set(claimed)) == 60
+    finally:
+        for w in workers:
+            w.close()
+
+
+def test_sqlite_concurrent_writers_do_not_hit_database_is_locked(catalog: Catalog, bucket: Bucket) -> None:
+    """Mixed writers and readers at once: writers queue on BEGIN IMMEDIATE, readers never block."""
+
+    def work(i: int) -> None:
+        for j in range(10):
+            if i % 2:
+                commit(catalog, bucket, f"mix/{i}/{j}")
+            else:
+                catalog.list_dir(bucket.id, "mix")
+                catalog.reserve_blob(f"g{i}-{j}")
+                catalog.forget_garbage([f"g{i}-{j}"])
+
+    assert run_threads(8, work) == []
+    assert catalog.count_dir(bucket.id, "mix") == 4
+    with catalog._read() as s:
+        assert s.scalar(select(func.count()).select_from(GarbageBlob)) == 0
