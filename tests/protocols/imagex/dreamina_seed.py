@@ -1,7 +1,8 @@
 # ruff: noqa
+# fmt: off
 # The Python example of seeds/imagex-dreamina-upload-skill.txt ("Python 完整示例"), verbatim.
 # tests/protocols/imagex/test_seed.py loads this text, rewrites ONLY its https URLs to the loopback
-# server, and runs it. Do not edit the code below.
+# server, and runs it. Do not edit (or reformat) the code below.
 import requests
 import hashlib
 import hmac

@@ -103,8 +103,8 @@ async def _exists(gw: Gateway, bucket: Bucket, name: str) -> bool:
 async def apply_image_upload(
     request: Request, gw: Gateway, principal: Principal, params: dict[str, list[str]]
 ) -> dict[str, Any]:
-    count = _int_param(params, "UploadNum", 1) or 1
-    if not 1 <= count <= MAX_UPLOAD_NUM:
+    count = _int_param(params, "UploadNum", 1)
+    if count is None or not 1 <= count <= MAX_UPLOAD_NUM:
         raise BadRequest(f"UploadNum must be between 1 and {MAX_UPLOAD_NUM}", code="InvalidParameter")
     size = _int_param(params, "FileSize", None)
     if size is not None and not 0 <= size <= gw.settings.max_upload_size:

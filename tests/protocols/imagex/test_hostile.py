@@ -1,0 +1,408 @@
+"""Malformed and hostile requests get ImageX-shaped 4xx errors, never a 5xx, and leave nothing."""
+
+from __future__ import annotations
+
+import json
+import time
+import zlib
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from volcengine.imagex.ImageXService import ImageXService
+
+from mediagate.core.buckets import AKSK, BucketCredentials
+from mediagate.core.gateway import Gateway
+from mediagate.protocols.imagex import sigv4
+from mediagate.protocols.imagex.apply import AUTH_PURPOSE
+from mediagate.protocols.imagex.tokens import seal
+from tests.conftest import LiveServer
+from tests.protocols.imagex.conftest import png, signed, web_session
+
+V = "2018-08-01"
+
+
+def error_of(resp: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    assert resp.status_code == status, resp.text
+    err: dict[str, Any] = resp.json()["ResponseMetadata"]["Error"]
+    assert err["Code"] == code, err
+    assert err["Message"] and isinstance(err["CodeN"], int)
+    return err
+
+
+def apply(server: LiveServer, b: BucketCredentials, **extra: Any) -> dict[str, Any]:
+    params = {"Action": "ApplyImageUpload", "Version": V, "ServiceId": b.bucket, **extra}
+    resp = signed(server, "GET", params, ak=b.access_key_id, sk=b.secret_access_key)
+    assert resp.status_code == 200, resp.text
+    addr: dict[str, Any] = resp.json()["Result"]["UploadAddress"]
+    return addr
+
+
+def commit(server: LiveServer, b: BucketCredentials, session_key: str) -> httpx.Response:
+    body = json.dumps({"SessionKey": session_key}).encode()
+    params = {"Action": "CommitImageUpload", "Version": V, "ServiceId": b.bucket}
+    return signed(server, "POST", params, ak=b.access_key_id, sk=b.secret_access_key, body=body)
+
+
+def put(
+    server: LiveServer, info: dict[str, str], data: bytes, crc: str | None = None, **kw: Any
+) -> httpx.Response:
+    headers = {
+        "Authorization": info["Auth"],
+        "Content-CRC32": crc if crc is not None else "%08x" % zlib.crc32(data),
+    }
+    return httpx.put(f"{server.url}/{info['StoreUri']}", content=data, headers=headers, **kw)
+
+
+def apply_params(b: BucketCredentials) -> dict[str, Any]:
+    return {"Action": "ApplyImageUpload", "Version": V, "ServiceId": b.bucket}
+
+
+# -- signatures ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("algorithm", [sigv4.AWS, sigv4.VOLC])
+def test_tampered_signature_and_wrong_secret(
+    server: LiveServer, bucket: BucketCredentials, algorithm: str
+) -> None:
+    params = apply_params(bucket)
+    query = [(k, str(v)) for k, v in params.items()]
+    headers = sigv4.sign(
+        algorithm,
+        access_key_id=bucket.access_key_id,
+        secret=bucket.secret_access_key,
+        method="GET",
+        host=server.endpoint,
+        query=query,
+    )
+    headers["Authorization"] = headers["Authorization"][:-4] + "0000"
+    error_of(httpx.get(f"{server.url}/", params=query, headers=headers), 403, "SignatureDoesNotMatch")
+    wrong = signed(server, "GET", params, ak=bucket.access_key_id, sk="not-the-secret", algorithm=algorithm)
+    error_of(wrong, 403, "SignatureDoesNotMatch")
+    # a signed query parameter changed after signing
+    headers = sigv4.sign(
+        algorithm,
+        access_key_id=bucket.access_key_id,
+        secret=bucket.secret_access_key,
+        method="GET",
+        host=server.endpoint,
+        query=query,
+    )
+    changed = [*query, ("UploadNum", "3")]
+    error_of(httpx.get(f"{server.url}/", params=changed, headers=headers), 403, "SignatureDoesNotMatch")
+
+
+def test_unknown_key_garbage_header_and_no_header(server: LiveServer, bucket: BucketCredentials) -> None:
+    params = apply_params(bucket)
+    error_of(signed(server, "GET", params, ak="AKNOBODY", sk="x"), 401, "InvalidAccessKey")
+    garbage = httpx.get(f"{server.url}/", params=params, headers={"Authorization": "HMAC-SHA256 nonsense"})
+    error_of(garbage, 401, "InvalidAuthorization")
+    error_of(httpx.get(f"{server.url}/", params=params), 401, "MissingAuthenticationToken")
+
+
+def test_clock_skew_is_bounded(server: LiveServer, bucket: BucketCredentials) -> None:
+    old = datetime.now(UTC) - timedelta(minutes=20)
+    resp = signed(
+        server, "GET", apply_params(bucket), ak=bucket.access_key_id, sk=bucket.secret_access_key, now=old
+    )
+    error_of(resp, 403, "RequestExpired")
+    ok = datetime.now(UTC) - timedelta(minutes=5)
+    assert (
+        signed(
+            server, "GET", apply_params(bucket), ak=bucket.access_key_id, sk=bucket.secret_access_key, now=ok
+        ).status_code
+        == 200
+    )
+
+
+def test_declared_body_hash_must_match(server: LiveServer, bucket: BucketCredentials) -> None:
+    params = {"Action": "CommitImageUpload", "Version": V, "ServiceId": bucket.bucket}
+    query = [(k, v) for k, v in params.items()]
+    body = b'{"SessionKey": "x"}'
+    headers = sigv4.sign(
+        sigv4.VOLC,
+        access_key_id=bucket.access_key_id,
+        secret=bucket.secret_access_key,
+        method="POST",
+        host=server.endpoint,
+        query=query,
+        body=body,
+    )
+    resp = httpx.post(f"{server.url}/", params=query, headers=headers, content=b'{"SessionKey": "y"}')
+    error_of(resp, 400, "InvalidParameter")
+
+
+def test_unknown_action_or_version(server: LiveServer, bucket: BucketCredentials) -> None:
+    creds = {"ak": bucket.access_key_id, "sk": bucket.secret_access_key}
+    error_of(
+        signed(server, "GET", {"Action": "DeleteEverything", "Version": V}, **creds),
+        404,
+        "InvalidActionOrVersion",
+    )
+    error_of(
+        signed(server, "GET", {**apply_params(bucket), "Version": "2099-01-01"}, **creds),
+        404,
+        "InvalidActionOrVersion",
+    )
+    error_of(httpx.get(f"{server.url}/"), 404, "InvalidActionOrVersion")
+
+
+def test_other_service_and_bad_parameters(server: LiveServer, bucket: BucketCredentials) -> None:
+    creds = {"ak": bucket.access_key_id, "sk": bucket.secret_access_key}
+    error_of(
+        signed(server, "GET", {**apply_params(bucket), "ServiceId": "someoneelse"}, **creds),
+        403,
+        "AccessDenied",
+    )
+    error_of(
+        signed(server, "GET", {**apply_params(bucket), "UploadNum": "0"}, **creds), 400, "InvalidParameter"
+    )
+    error_of(
+        signed(server, "GET", {**apply_params(bucket), "UploadNum": "x"}, **creds), 400, "InvalidParameter"
+    )
+    error_of(
+        signed(server, "GET", {**apply_params(bucket), "FileSize": "-1"}, **creds), 400, "InvalidFileSize"
+    )
+    error_of(
+        signed(server, "GET", {**apply_params(bucket), "StoreKeys": "../x"}, **creds), 400, "InvalidParameter"
+    )
+    params = {"Action": "CommitImageUpload", "Version": V, "ServiceId": bucket.bucket}
+    error_of(signed(server, "POST", params, body=b"[not json", **creds), 400, "InvalidParameter")
+    error_of(
+        signed(server, "POST", params, body=b'{"SessionKey": "forged.key"}', **creds),
+        400,
+        "InvalidSessionKey",
+    )
+
+
+# -- temporary credentials ------------------------------------------------------------------------------
+
+
+def assume_role(server: LiveServer, b: BucketCredentials, **extra: Any) -> dict[str, str]:
+    params = {"Action": "AssumeRole", "Version": "2018-01-01", **extra}
+    resp = signed(server, "GET", params, ak=b.access_key_id, sk=b.secret_access_key)
+    assert resp.status_code == 200, resp.text
+    creds: dict[str, str] = resp.json()["Result"]["Credentials"]
+    return creds
+
+
+def test_expired_sts_is_refused(
+    server: LiveServer, bucket: BucketCredentials, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    issuer = ImageXService()
+    issuer.set_ak(bucket.access_key_id)
+    issuer.set_sk(bucket.secret_access_key)
+    with monkeypatch.context() as m:  # the SDK mints with its own clock: wind it back two hours
+        m.setattr(time, "time", lambda: datetime.now(UTC).timestamp() - 7200)
+        old = issuer.get_upload_auth([bucket.bucket], expire=3600, tag={})
+    resp = signed(
+        server,
+        "GET",
+        apply_params(bucket),
+        ak=old.access_key_id,
+        sk=old.secret_access_key,
+        token=old.session_token,
+    )
+    error_of(resp, 403, "ExpiredSecurityToken")
+
+
+def test_sts_token_tampering_and_mismatch(server: LiveServer, bucket: BucketCredentials) -> None:
+    c = assume_role(server, bucket)
+    ok = signed(
+        server,
+        "GET",
+        apply_params(bucket),
+        ak=c["AccessKeyId"],
+        sk=c["SecretAccessKey"],
+        token=c["SessionToken"],
+    )
+    assert ok.status_code == 200, ok.text
+    other = assume_role(server, bucket)
+    mixed = signed(
+        server,
+        "GET",
+        apply_params(bucket),
+        ak=c["AccessKeyId"],
+        sk=c["SecretAccessKey"],
+        token=other["SessionToken"],
+    )
+    error_of(mixed, 401, "InvalidSecurityToken")
+    no_token = signed(server, "GET", apply_params(bucket), ak=c["AccessKeyId"], sk=c["SecretAccessKey"])
+    error_of(no_token, 401, "InvalidSecurityToken")
+    bad = signed(
+        server,
+        "GET",
+        apply_params(bucket),
+        ak=c["AccessKeyId"],
+        sk=c["SecretAccessKey"],
+        token="STS2" + "A" * 40,
+    )
+    error_of(bad, 401, "InvalidSecurityToken")
+    more = signed(
+        server,
+        "GET",
+        {"Action": "AssumeRole", "Version": "2018-01-01"},
+        ak=c["AccessKeyId"],
+        sk=c["SecretAccessKey"],
+        token=c["SessionToken"],
+    )
+    error_of(more, 403, "AccessDenied")
+
+
+def test_sts_scope_limits_actions_and_keys(server: LiveServer, bucket: BucketCredentials) -> None:
+    c = assume_role(server, bucket, Actions="ApplyImageUpload", KeyPrefix="users/7/")
+    creds = {"ak": c["AccessKeyId"], "sk": c["SecretAccessKey"], "token": c["SessionToken"]}
+    assert signed(server, "GET", {**apply_params(bucket), "Prefix": "users/7"}, **creds).status_code == 200
+    error_of(
+        signed(server, "GET", {**apply_params(bucket), "StoreKeys": "users/8/a.png"}, **creds),
+        403,
+        "AccessDenied",
+    )
+    params = {"Action": "CommitImageUpload", "Version": V, "ServiceId": bucket.bucket}
+    error_of(signed(server, "POST", params, body=b'{"SessionKey": "x"}', **creds), 403, "AccessDenied")
+
+
+def test_rotating_the_long_term_key_revokes_sts(
+    server: LiveServer, admin: Gateway, bucket: BucketCredentials
+) -> None:
+    c = assume_role(server, bucket)
+    [(cred, _)] = [admin.catalog.find_credential(AKSK, bucket.access_key_id)]  # type: ignore[misc]
+    admin.catalog.revoke_credential(cred.id)
+    resp = signed(
+        server,
+        "GET",
+        apply_params(bucket),
+        ak=c["AccessKeyId"],
+        sk=c["SecretAccessKey"],
+        token=c["SessionToken"],
+    )
+    error_of(resp, 401, "InvalidSecurityToken")
+
+
+def test_token_endpoint_refuses_bad_and_revoked_sessions(
+    server: LiveServer, admin: Gateway, bucket: BucketCredentials
+) -> None:
+    url = f"{server.url}/mweb/v1/get_upload_token?aid=513695&da_version=3.3.8"
+    for cookie in ({}, {"Cookie": "sessionid=nope"}, {"Cookie": "sessionid=a.b"}, {"Cookie": "garbage;;=="}):
+        resp = httpx.post(url, headers=cookie, json={"scene": 2})
+        assert resp.status_code == 401, resp.text
+        assert resp.json()["ret"] == "1014" and resp.json()["data"] is None
+    sessionid = web_session(admin, bucket.bucket)
+    got = httpx.post(url, headers={"Cookie": f"sessionid={sessionid}"}, json={"scene": 2})
+    assert got.status_code == 200 and got.json()["ret"] == "0"
+    data = got.json()["data"]
+    assert data["access_key_id"].startswith("AKTP")
+    creds = {"ak": data["access_key_id"], "sk": data["secret_access_key"], "token": data["session_token"]}
+    assert signed(server, "GET", apply_params(bucket), **creds).status_code == 200
+    from mediagate.protocols.imagex import sts
+    import asyncio
+
+    assert asyncio.run(sts.revoke_web_session(admin, sessionid))
+    again = httpx.post(url, headers={"Cookie": f"sessionid={sessionid}"}, json={"scene": 2})
+    assert again.status_code == 401 and again.json()["ret"] == "1014"
+    error_of(signed(server, "GET", apply_params(bucket), **creds), 401, "InvalidSecurityToken")
+
+
+# -- the upload host ------------------------------------------------------------------------------------
+
+
+def test_wrong_crc32_is_refused_and_leaves_nothing(
+    server: LiveServer, admin: Gateway, bucket: BucketCredentials
+) -> None:
+    addr = apply(server, bucket)
+    [info] = addr["StoreInfos"]
+    data = png(3, 3)
+    wrong = "%08x" % (zlib.crc32(data) ^ 1)
+    error_of(put(server, info, data, crc=wrong), 400, "InvalidCrc32")
+    error_of(put(server, info, data, crc="zz"), 400, "InvalidCrc32")
+    seed_style = httpx.post(
+        f"{server.url}/upload/v1/{info['StoreUri']}",
+        content=data,
+        headers={"Authorization": info["Auth"], "Content-Crc32": wrong},
+    )
+    error_of(seed_style, 400, "InvalidCrc32")
+    error_of(commit(server, bucket, addr["SessionKey"]), 400, "InvalidParameter")  # nothing was uploaded
+    sid, name = info["StoreUri"].removeprefix("tos-cn-i-").split("/", 1)
+    assert httpx.get(f"{server.url}/{sid}/{name}").status_code == 404
+
+
+def test_auth_is_bound_to_its_store_uri_and_expires(
+    server: LiveServer, admin: Gateway, bucket: BucketCredentials
+) -> None:
+    addr = apply(server, bucket, UploadNum="2")
+    first, second = addr["StoreInfos"]
+    error_of(
+        put(server, {"StoreUri": second["StoreUri"], "Auth": first["Auth"]}, b"x"), 403, "InvalidUploadAuth"
+    )
+    error_of(put(server, {"StoreUri": first["StoreUri"], "Auth": "forged"}, b"x"), 401, "InvalidUploadAuth")
+    error_of(put(server, {"StoreUri": first["StoreUri"], "Auth": ""}, b"x"), 401, "InvalidUploadAuth")
+    expired = seal(
+        admin.secrets.derive(AUTH_PURPOSE),
+        {"b": bucket.bucket, "u": first["StoreUri"], "s": "x", "n": None, "e": int(time.time()) - 1},
+    )
+    error_of(put(server, {"StoreUri": first["StoreUri"], "Auth": expired}, b"x"), 403, "ExpiredUploadAuth")
+
+
+def test_file_size_mismatch(server: LiveServer, bucket: BucketCredentials) -> None:
+    addr = apply(server, bucket, FileSize="10")
+    [info] = addr["StoreInfos"]
+    error_of(put(server, info, b"x" * 11), 400, "InvalidFileSize")
+    error_of(put(server, info, b"x" * 9), 400, "InvalidFileSize")
+
+    def stream() -> Any:  # no Content-Length: cut off while streaming
+        yield b"x" * 8
+        yield b"x" * 8
+
+    resp = httpx.put(
+        f"{server.url}/{info['StoreUri']}", content=stream(), headers={"Authorization": info["Auth"]}
+    )
+    error_of(resp, 400, "InvalidFileSize")
+    assert put(server, info, b"x" * 10).status_code == 200
+    assert commit(server, bucket, addr["SessionKey"]).status_code == 200
+
+
+def test_replayed_session_key(server: LiveServer, bucket: BucketCredentials) -> None:
+    addr = apply(server, bucket)
+    [info] = addr["StoreInfos"]
+    assert put(server, info, b"payload").status_code == 200
+    assert commit(server, bucket, addr["SessionKey"]).status_code == 200
+    error_of(commit(server, bucket, addr["SessionKey"]), 409, "SessionKeyCommitted")
+    error_of(put(server, info, b"again"), 409, "SessionKeyCommitted")
+
+
+def test_chunked_protocol_errors(server: LiveServer, bucket: BucketCredentials) -> None:
+    addr = apply(server, bucket)
+    [info] = addr["StoreInfos"]
+    base = f"{server.url}/{info['StoreUri']}"
+    auth = {"Authorization": info["Auth"]}
+    init = httpx.put(f"{base}?uploads", headers=auth)
+    upload_id = init.json()["payload"]["uploadID"]
+    error_of(
+        httpx.put(f"{base}?partNumber=0&uploadID=other", headers=auth, content=b"a"), 400, "InvalidParameter"
+    )
+    error_of(
+        httpx.put(f"{base}?partNumber=x&uploadID={upload_id}", headers=auth, content=b"a"),
+        400,
+        "InvalidParameter",
+    )
+    parts = [b"first part ", b"second part"]
+    for n, part in enumerate(parts):
+        resp = httpx.put(
+            f"{base}?partNumber={n}&uploadID={upload_id}",
+            content=part,
+            headers={**auth, "Content-CRC32": "%08x" % zlib.crc32(part)},
+        )
+        assert resp.json()["success"] == 0
+    merge = f"{base}?uploadID={upload_id}"
+    error_of(httpx.put(merge, headers=auth, content=b"garbage"), 400, "InvalidParameter")
+    error_of(
+        httpx.put(merge, headers=auth, content=b"0:%08x" % zlib.crc32(parts[0])), 400, "InvalidParameter"
+    )
+    bad = b"0:%08x,1:%08x" % (zlib.crc32(parts[0]), zlib.crc32(parts[0]))
+    error_of(httpx.put(merge, headers=auth, content=bad), 400, "InvalidCrc32")
+    good = b"0:%x,1:%x" % (zlib.crc32(parts[0]), zlib.crc32(parts[1]))
+    assert httpx.put(merge, headers=auth, content=good).json()["success"] == 0
+    assert commit(server, bucket, addr["SessionKey"]).status_code == 200
+    sid, name = info["StoreUri"].removeprefix("tos-cn-i-").split("/", 1)
+    assert httpx.get(f"{server.url}/{sid}/{name}").content == b"".join(parts)
