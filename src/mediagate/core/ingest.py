@@ -147,11 +147,15 @@ class _Base64Decoder:
 
     def __init__(self) -> None:
         self._pending = b""
+        self._padded = False
 
     def feed(self, chunk: bytes) -> bytes:
         data = self._pending + b"".join(chunk.split())
+        if self._padded and data:  # '=' ends the data; the quanta are decoded apart, so check here
+            raise MalformedBody("file is not valid base64: data after padding")
         cut = len(data) - len(data) % 4
         self._pending = data[cut:]
+        self._padded = data[:cut].endswith(b"=")
         return self._decode(data[:cut])
 
     def finish(self) -> bytes:
