@@ -23,6 +23,7 @@ A new dialect adds a row here, not a special case elsewhere.
 
 from __future__ import annotations
 
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -36,6 +37,22 @@ from mediagate.protocols.upyun import rest as upyun_rest
 from mediagate.protocols.wantu import blocks as wantu_blocks
 from mediagate.protocols.wantu import manage as wantu_manage
 from mediagate.protocols.wantu import upload as wantu_upload
+
+
+class AnyPath(Convertor[str]):
+    """Starlette's ``path`` without its blind spot: it also matches a decoded ``%0A``, so a key with
+    control characters reaches its dialect and gets that dialect's clear error, not a bare 404."""
+
+    regex = r"[\s\S]*"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("anypath", AnyPath())
 
 
 async def healthz(request: Request) -> Response:
@@ -103,5 +120,5 @@ def routes() -> list[BaseRoute]:
         *imagex_routes(),
         *wantu_routes(),
         Route("/{bucket}", bucket_endpoint, methods=ALL_METHODS),
-        Route("/{bucket}/{path:path}", bucket_endpoint, methods=ALL_METHODS),
+        Route("/{bucket}/{path:anypath}", bucket_endpoint, methods=ALL_METHODS),
     ]
