@@ -28,6 +28,8 @@ from mediagate.catalog.models import Bucket
 from mediagate.core.gateway import Gateway
 
 EXPLAINERS: tuple[str, ...] = (
+    "mediagate.protocols.wantu.explain:explain_manage_token",
+    "mediagate.protocols.wantu.explain:explain_upload_token",
     "mediagate.protocols.upyun.explain:explain_rest",
     "mediagate.protocols.upyun.explain:explain_form",
 )
