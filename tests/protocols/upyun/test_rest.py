@@ -5,6 +5,7 @@ Every SDK call here is the one a customer's code makes; the answers are what the
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import os
@@ -326,3 +327,21 @@ def test_move_of_a_missing_source_or_another_bucket_is_refused(
     with pytest.raises(upyun.UpYunServiceException) as err:
         rest.do_http_request("PUT", "/x.txt", None, {"X-Upyun-Copy-Source": "/otherbucket/here.txt"})
     assert err.value.status == 403
+
+
+def test_content_md5_in_base64_is_accepted_too(
+    client: httpx.Client, up: upyun.UpYun, bucket: BucketCredentials
+) -> None:
+    body = b"standard base64 digest"
+    digest = base64.b64encode(hashlib.md5(body).digest()).decode()
+    r = signed(
+        client,
+        bucket,
+        "PUT",
+        object_uri(bucket.bucket, "b64.txt"),
+        content=body,
+        headers={"Content-MD5": digest},
+    )
+    assert r.status_code == 200, r.text
+    assert r.headers["content-md5"] == hashlib.md5(body).hexdigest()
+    assert up.get("/b64.txt") == body.decode()
