@@ -24,8 +24,8 @@ from typing import Any
 from anyio import to_thread
 
 from mediagate.catalog import Catalog
-from mediagate.catalog.repo import DirEntry
 from mediagate.catalog.models import Bucket, Folder, Object, UploadPart, UploadSession
+from mediagate.catalog.repo import DirEntry
 from mediagate.config import Settings
 from mediagate.core.checks import MediaInfo, check_received, sniff
 from mediagate.core.errors import (
