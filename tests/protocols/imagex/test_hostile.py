@@ -50,7 +50,7 @@ def put(
 ) -> httpx.Response:
     headers = {
         "Authorization": info["Auth"],
-        "Content-CRC32": crc if crc is not None else "%08x" % zlib.crc32(data),
+        "Content-CRC32": crc if crc is not None else f"{zlib.crc32(data):08x}",
     }
     return httpx.put(f"{server.url}/{info['StoreUri']}", content=data, headers=headers, **kw)
 
@@ -295,8 +295,9 @@ def test_token_endpoint_refuses_bad_and_revoked_sessions(
     assert data["access_key_id"].startswith("AKTP")
     creds = {"ak": data["access_key_id"], "sk": data["secret_access_key"], "token": data["session_token"]}
     assert signed(server, "GET", apply_params(bucket), **creds).status_code == 200
-    from mediagate.protocols.imagex import sts
     import asyncio
+
+    from mediagate.protocols.imagex import sts
 
     assert asyncio.run(sts.revoke_web_session(admin, sessionid))
     again = httpx.post(url, headers={"Cookie": f"sessionid={sessionid}"}, json={"scene": 2})
@@ -391,7 +392,7 @@ def test_chunked_protocol_errors(server: LiveServer, bucket: BucketCredentials) 
         resp = httpx.put(
             f"{base}?partNumber={n}&uploadID={upload_id}",
             content=part,
-            headers={**auth, "Content-CRC32": "%08x" % zlib.crc32(part)},
+            headers={**auth, "Content-CRC32": f"{zlib.crc32(part):08x}"},
         )
         assert resp.json()["success"] == 0
     merge = f"{base}?uploadID={upload_id}"

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import time
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -142,7 +143,7 @@ def test_apply_and_commit_called_directly(
     put = httpx.put(
         f"{server.url}/{first['StoreUri']}",
         content=data,
-        headers={"Authorization": first["Auth"], "Content-CRC32": "%08x" % (__import__("zlib").crc32(data))},
+        headers={"Authorization": first["Auth"], "Content-CRC32": f"{zlib.crc32(data):08x}"},
     )
     assert put.status_code == 200 and put.json()["success"] == 0
     # nothing is visible before the commit

@@ -1,0 +1,56 @@
+"""What every dialect adapter shares: the result, errors, keys."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import httpx
+
+
+class UploadError(Exception):
+    """The server refused an upload; ``status``/``code``/``message`` come from its answer."""
+
+    def __init__(self, message: str, *, status: int | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    protocol: str
+    source: str
+    bucket: str
+    key: str
+    uri: str
+    """How the dialect names the object (ImageX ``tos-cn-i-…``, else ``/<bucket>/<key>``)."""
+    url: str
+    size: int
+    md5: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def error_from(resp: httpx.Response, what: str) -> UploadError:
+    """An UploadError carrying whatever code/message the dialect's error body holds."""
+    code = message = None
+    try:
+        body = resp.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        body = None
+    if isinstance(body, dict):
+        err = (body.get("ResponseMetadata") or {}).get("Error") if "ResponseMetadata" in body else None
+        if isinstance(err, dict):
+            code, message = err.get("Code"), err.get("Message")
+        else:
+            code = body.get("code") or body.get("ret")
+            message = body.get("message") or body.get("msg") or body.get("errmsg")
+    text = message or resp.text[:300] or resp.reason_phrase
+    return UploadError(
+        f"{what}: HTTP {resp.status_code} {code or ''} {text}".replace("  ", " "),
+        status=resp.status_code,
+        code=str(code) if code is not None else None,
+    )

@@ -1,0 +1,71 @@
+"""UPYUN adapter: the REST API ``PUT /<bucket>/<key>`` signed ``UPYUN <operator>:<signature>``
+(HMAC-SHA1 under md5(password) over ``METHOD&URI&DATE&CONTENT_MD5``), body streamed."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from email.utils import formatdate
+from urllib.parse import quote
+
+import httpx
+
+from mediagate.client.base import UploadResult, error_from
+from mediagate.client.sources import ChunkReader, Progress, Source
+
+
+class UpyunClient:
+    protocol = "upyun"
+
+    def __init__(
+        self, endpoint: str, bucket: str, operator: str, password: str, *, client: httpx.Client | None = None
+    ) -> None:
+        self.endpoint = endpoint.rstrip("/")
+        self.bucket, self.operator = bucket, operator
+        self.password_md5 = hashlib.md5(password.encode()).hexdigest()
+        self.http = client or httpx.Client(timeout=httpx.Timeout(60.0, connect=10.0))
+
+    def sign(self, method: str, uri: str, date: str, content_md5: str = "") -> str:
+        parts = [method, uri, date] + ([content_md5] if content_md5 else [])
+        digest = hmac.new(self.password_md5.encode(), "&".join(parts).encode(), hashlib.sha1).digest()
+        return f"UPYUN {self.operator}:{base64.b64encode(digest).decode()}"
+
+    def upload(
+        self,
+        source: Source,
+        *,
+        key: str | None = None,
+        overwrite: bool = True,
+        progress: Progress | None = None,
+    ) -> UploadResult:
+        key = (key or f"{source.md5}{_ext(source.filename)}").lstrip("/")
+        uri = quote(f"/{self.bucket}/{key}")
+        date = formatdate(usegmt=True)
+        headers = {
+            "Date": date,
+            "Authorization": self.sign("PUT", uri, date, source.md5),
+            "Content-MD5": source.md5,
+            "Content-Length": str(source.size),
+            "Content-Type": source.content_type,
+        }
+        resp = self.http.put(
+            f"{self.endpoint}{uri}", content=ChunkReader(source.path, progress), headers=headers
+        )
+        if resp.status_code != 200:
+            raise error_from(resp, "PUT")
+        return UploadResult(
+            self.protocol,
+            source.label,
+            self.bucket,
+            key,
+            f"/{self.bucket}/{key}",
+            f"{self.endpoint}{uri}",
+            source.size,
+            source.md5,
+        )
+
+
+def _ext(filename: str) -> str:
+    dot = filename.rfind(".")
+    return filename[dot:].lower() if 0 < dot < len(filename) - 1 and len(filename) - dot <= 10 else ""

@@ -1,0 +1,107 @@
+"""Wantu adapter, straight from seeds/wantu-media-api.txt: an ``UPLOAD_AK_TOP`` token
+(``urlsafe_b64(AK:encodedPolicy:hex(hmac_sha1(encodedPolicy, SK)))``) and
+``POST /api/proxy/upload`` multipart with ``dir``, ``name``, ``md5``, ``size`` and ``content`` last."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+from typing import Any
+
+import httpx
+
+from mediagate.client.base import UploadResult, error_from
+from mediagate.client.sources import Progress, Source
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+class _Reporting:
+    """A file object that reports how much httpx has read from it."""
+
+    def __init__(self, source: Source, progress: Progress | None) -> None:
+        self.file = source.path.open("rb")
+        self.progress = progress
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.file.read(size)
+        if self.progress and data:
+            self.progress(len(data))
+        return data
+
+    def close(self) -> None:
+        self.file.close()
+
+
+class WantuClient:
+    protocol = "wantu"
+
+    def __init__(
+        self,
+        endpoint: str,
+        namespace: str,
+        access_key: str,
+        secret_key: str,
+        *,
+        ttl: int = 3600,
+        client: httpx.Client | None = None,
+    ) -> None:
+        self.endpoint = endpoint.rstrip("/")
+        self.namespace, self.ak, self.sk, self.ttl = namespace, access_key, secret_key, ttl
+        self.http = client or httpx.Client(timeout=httpx.Timeout(60.0, connect=10.0))
+
+    def token(self, policy: dict[str, Any]) -> str:
+        encoded = _b64(json.dumps(policy, separators=(",", ":")).encode())
+        sign = hmac.new(self.sk.encode(), encoded.encode(), hashlib.sha1).hexdigest()
+        return "UPLOAD_AK_TOP " + _b64(f"{self.ak}:{encoded}:{sign}".encode())
+
+    def upload(
+        self,
+        source: Source,
+        *,
+        key: str | None = None,
+        overwrite: bool = True,
+        progress: Progress | None = None,
+    ) -> UploadResult:
+        key = (key or f"{source.md5}{_ext(source.filename)}").lstrip("/")
+        folder, _, name = key.rpartition("/")
+        policy = {
+            "namespace": self.namespace,
+            "expiration": int(time.time() * 1000) + self.ttl * 1000,
+            "insertOnly": 0 if overwrite else 1,
+        }
+        fields = {"dir": "/" + folder, "name": name, "md5": source.md5, "size": str(source.size)}
+        body = _Reporting(source, progress)
+        try:
+            resp = self.http.post(
+                f"{self.endpoint}/api/proxy/upload",
+                data=fields,
+                files={"content": (name, body, source.content_type)},  # type: ignore[dict-item]
+                headers={"Authorization": self.token(policy)},
+            )
+        finally:
+            body.close()
+        if resp.status_code != 200:
+            raise error_from(resp, "upload")
+        answer = resp.json()
+        url = answer.get("url") or f"{self.endpoint}/{self.namespace}/{key}"
+        return UploadResult(
+            self.protocol,
+            source.label,
+            self.namespace,
+            key,
+            f"/{self.namespace}/{key}",
+            url,
+            source.size,
+            source.md5,
+        )
+
+
+def _ext(filename: str) -> str:
+    dot = filename.rfind(".")
+    return filename[dot:].lower() if 0 < dot < len(filename) - 1 and len(filename) - dot <= 10 else ""

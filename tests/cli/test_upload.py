@@ -1,0 +1,219 @@
+"""`mediagate upload` against a live server: each source kind (path, URL, data: URI) in each
+dialect, keys from options or minted from the home, and URL sources guarded against SSRF."""
+
+from __future__ import annotations
+
+import base64
+import functools
+import http.server
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from mediagate.config import Settings
+from mediagate.core.buckets import BucketCredentials
+from tests.conftest import LiveServer
+from tests.protocols.imagex.conftest import png
+
+PROTOCOLS = ["upyun", "wantu", "imagex"]
+
+
+def run_cli(home: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MEDIAGATE_")}
+    return subprocess.run(
+        [sys.executable, "-m", "mediagate", "--home", str(home), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**clean, **(env or {})},
+    )
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """A loopback HTTP server with a picture to fetch (base URL, its directory)."""
+    root = tmp_path_factory.mktemp("www")
+    (root / "pic.png").write_bytes(png(6, 6, (1, 2, 3)))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", root
+    httpd.shutdown()
+
+
+def upload(server_home: Settings, server: LiveServer, *args: str, env: dict[str, str] | None = None) -> Any:
+    proc = run_cli(server_home.home, "upload", "--endpoint", server.url, "--json", *args, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return json.loads(proc.stdout)
+
+
+def fetch(result: dict[str, Any]) -> bytes:
+    got = httpx.get(result["url"])
+    assert got.status_code == 200, (result, got.text)
+    return got.content
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_each_source_kind_with_keys_from_the_home(
+    protocol: str,
+    server: LiveServer,
+    server_home: Settings,
+    bucket: BucketCredentials,
+    files: tuple[str, Path],
+    tmp_path: Path,
+) -> None:
+    local = tmp_path / "local.png"
+    local.write_bytes(png(4, 3))
+    data = png(2, 5, (9, 9, 9))
+    data_uri = "data:image/png;base64," + base64.b64encode(data).decode()
+    url = f"{files[0]}/pic.png"
+    results = upload(
+        server_home,
+        server,
+        str(local),
+        url,
+        data_uri,
+        "--bucket",
+        bucket.bucket,
+        "--protocol",
+        protocol,
+        "--allow-private",
+    )
+    assert [r["protocol"] for r in results] == [protocol] * 3
+    assert fetch(results[0]) == local.read_bytes()
+    assert fetch(results[1]) == (files[1] / "pic.png").read_bytes()
+    assert fetch(results[2]) == data
+    if protocol == "imagex":
+        assert all(r["uri"].startswith(f"tos-cn-i-{bucket.bucket}/") for r in results)
+
+
+def test_keys_from_options_and_env(
+    server: LiveServer, server_home: Settings, bucket: BucketCredentials, tmp_path: Path
+) -> None:
+    path = tmp_path / "a.txt"
+    path.write_bytes(b"hello from options")
+    nowhere = tmp_path / "not-a-home"  # keys must come from the options, not a home
+    proc = run_cli(
+        nowhere,
+        "upload",
+        str(path),
+        "--bucket",
+        bucket.bucket,
+        "--protocol",
+        "imagex",
+        "--endpoint",
+        server.url,
+        "--access-key-id",
+        bucket.access_key_id,
+        "--secret",
+        bucket.secret_access_key,
+        "--key",
+        "docs/a.txt",
+        "--json",
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["uri"] == f"tos-cn-i-{bucket.bucket}/docs/a.txt"
+    assert httpx.get(f"{server.url}/{bucket.bucket}/docs/a.txt").content == b"hello from options"
+    env = {
+        "MEDIAGATE_UPLOAD_OPERATOR": bucket.operator,
+        "MEDIAGATE_UPLOAD_PASSWORD": bucket.password,
+        "MEDIAGATE_UPLOAD_ENDPOINT": server.url,
+    }
+    proc = run_cli(
+        nowhere,
+        "upload",
+        str(path),
+        "--bucket",
+        bucket.bucket,
+        "--protocol",
+        "upyun",
+        "--key",
+        "env/a.txt",
+        "--json",
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert httpx.get(f"{server.url}/{bucket.bucket}/env/a.txt").content == b"hello from options"
+    bad = run_cli(
+        nowhere,
+        "upload",
+        str(path),
+        "--bucket",
+        bucket.bucket,
+        "--protocol",
+        "imagex",
+        "--endpoint",
+        server.url,
+        "--access-key-id",
+        bucket.access_key_id,
+        "--secret",
+        "wrong",
+    )
+    assert bad.returncode == 1 and "SignatureDoesNotMatch" in bad.stderr
+
+
+def test_url_sources_are_guarded(
+    server: LiveServer, server_home: Settings, bucket: BucketCredentials, files: tuple[str, Path]
+) -> None:
+    for url in (
+        f"{files[0]}/pic.png",
+        "http://169.254.169.254/latest/meta-data",
+        "http://[::1]:1/x",
+        "file:///etc/passwd",
+    ):
+        proc = run_cli(
+            server_home.home, "upload", url, "--bucket", bucket.bucket, "--endpoint", server.url, "--json"
+        )
+        assert proc.returncode == 1, proc.stdout
+        assert "error" in json.loads(proc.stdout)
+    too_big = run_cli(
+        server_home.home,
+        "upload",
+        f"{files[0]}/pic.png",
+        "--bucket",
+        bucket.bucket,
+        "--endpoint",
+        server.url,
+        "--allow-private",
+        "--max-fetch",
+        "10",
+        "--json",
+    )
+    assert too_big.returncode == 1 and "limit" in json.loads(too_big.stdout)["error"]
+    bad_data = run_cli(
+        server_home.home,
+        "upload",
+        "data:image/png;base64,@@@",
+        "--bucket",
+        bucket.bucket,
+        "--endpoint",
+        server.url,
+        "--json",
+    )
+    assert bad_data.returncode == 1
+
+
+def test_sts_and_token_commands(server: LiveServer, server_home: Settings, bucket: BucketCredentials) -> None:
+    proc = run_cli(server_home.home, "sts", "create", "--bucket", bucket.bucket, "--ttl", "600", "--json")
+    assert proc.returncode == 0, proc.stderr
+    creds = json.loads(proc.stdout)
+    assert creds["access_key_id"].startswith("AKTP") and creds["session_token"].startswith("STS2")
+    proc = run_cli(server_home.home, "token", "create", "--bucket", bucket.bucket, "--json")
+    sessionid = json.loads(proc.stdout)["sessionid"]
+    url = f"{server.url}/mweb/v1/get_upload_token"
+    assert (
+        httpx.post(url, headers={"Cookie": f"sessionid={sessionid}"}, json={"scene": 2}).json()["ret"] == "0"
+    )
+    assert run_cli(server_home.home, "token", "revoke", sessionid).returncode == 0
+    assert httpx.post(url, headers={"Cookie": f"sessionid={sessionid}"}, json={}).status_code == 401
+    assert run_cli(server_home.home, "sts", "create", "--bucket", "nosuchbucket").returncode == 1
