@@ -32,6 +32,8 @@ EXPLAINERS: tuple[str, ...] = (
     "mediagate.protocols.wantu.explain:explain_upload_token",
     "mediagate.protocols.upyun.explain:explain_rest",
     "mediagate.protocols.upyun.explain:explain_form",
+    "mediagate.protocols.imagex.explain:explain_sts2",
+    "mediagate.protocols.imagex.explain:explain_sealed",
 )
 """``module:function`` of every explainer, most specific format first."""
 

@@ -217,3 +217,21 @@ def test_sts_and_token_commands(server: LiveServer, server_home: Settings, bucke
     assert run_cli(server_home.home, "token", "revoke", sessionid).returncode == 0
     assert httpx.post(url, headers={"Cookie": f"sessionid={sessionid}"}, json={}).status_code == 401
     assert run_cli(server_home.home, "sts", "create", "--bucket", "nosuchbucket").returncode == 1
+
+
+def test_policy_explain_knows_imagex_tokens(server_home: Settings, bucket: BucketCredentials) -> None:
+    proc = run_cli(
+        server_home.home, "sts", "create", "--bucket", bucket.bucket, "--key-prefix", "u/1/", "--json"
+    )
+    token = json.loads(proc.stdout)["session_token"]
+    got = run_cli(server_home.home, "policy", "explain", token, "--bucket", bucket.bucket, "--json")
+    verdict = json.loads(got.stdout)
+    assert verdict["dialect"] == "ImageX STS2 session token" and verdict["accepted"], verdict
+    assert any("u/1/*" in a for a in verdict["allows"])
+    assert bucket.secret_access_key not in got.stdout
+    proc = run_cli(server_home.home, "token", "create", "--bucket", bucket.bucket, "--json")
+    sessionid = json.loads(proc.stdout)["sessionid"]
+    run_cli(server_home.home, "token", "revoke", sessionid)
+    got = run_cli(server_home.home, "policy", "explain", sessionid, "--bucket", bucket.bucket, "--json")
+    verdict = json.loads(got.stdout)
+    assert verdict["dialect"] == "ImageX web sessionid" and not verdict["accepted"]
