@@ -59,6 +59,16 @@ class Settings(BaseSettings):
     session_max_age_seconds: int = 7 * 24 * 3600
     """Abandoned multi-part upload sessions older than this are collected."""
 
+    media_max_pixels: int = 100_000_000
+    """Largest image (width x height, summed over animation frames) decoded; bigger is refused unread."""
+    media_max_width: int = 30000
+    media_max_height: int = 30000
+    media_max_frames: int = 1000
+    media_max_concurrent: int = 2
+    """Image decodes running at once per process: bounds memory under parallel load."""
+    media_cache_max_bytes: int = 1024**3
+    """Disk used by cached processed variants (``<home>/cache``); least recently used go first."""
+
     @classmethod
     def settings_customise_sources(
         cls,

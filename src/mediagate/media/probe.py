@@ -1,0 +1,183 @@
+"""What an image is, from its header alone, and the bomb guard that runs before any decode.
+
+libvips opens lazily: ``new_from_file`` reads the header and decodes no pixel, so probing a
+50000x50000 PNG of a few KB costs a header read. BMP has no libvips loader in the binary wheel,
+so Pillow (also lazy) answers for it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PIL import Image as PILImage
+from PIL import UnidentifiedImageError
+
+from mediagate.core.errors import PayloadTooLarge
+from mediagate.media._vips import Error as VipsError
+from mediagate.media._vips import pyvips
+from mediagate.media.limits import ImageLimits
+
+PILImage.MAX_IMAGE_PIXELS = None  # our own limits apply, from the header, before decoding
+
+MIME = {
+    "JPEG": "image/jpeg",
+    "PNG": "image/png",
+    "GIF": "image/gif",
+    "WEBP": "image/webp",
+    "AVIF": "image/avif",
+    "HEIF": "image/heif",
+    "TIFF": "image/tiff",
+    "BMP": "image/bmp",
+}
+
+_LOADERS = {
+    "jpegload": "JPEG",
+    "pngload": "PNG",
+    "gifload": "GIF",
+    "webpload": "WEBP",
+    "tiffload": "TIFF",
+    "heifload": "HEIF",  # AVIF or HEIF: told apart by heif-compression
+}
+
+_MAGIC = (
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+    (b"BM", "BMP"),
+)
+
+
+@dataclass(frozen=True)
+class ImageProbe:
+    format: str
+    mime: str
+    width: int
+    """Displayed width: EXIF orientation 5-8 swaps width and height, as UPYUN reports them."""
+    height: int
+    raw_width: int
+    raw_height: int
+    frames: int
+    orientation: int
+    colourspace: str | None
+
+    @property
+    def animated(self) -> bool:
+        return self.frames > 1
+
+
+def probe(path: Path) -> ImageProbe | None:
+    """Header-only facts about ``path``; None if it is not an image format we process."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(32)
+    except OSError:
+        return None
+    kind = _magic(head)
+    if kind is None:
+        return None
+    if kind == "BMP":
+        return _probe_pillow(path)
+    try:
+        image = pyvips.Image.new_from_file(str(path), access="sequential")
+        loader = str(image.get("vips-loader"))
+        fmt = _LOADERS.get(loader)
+        if fmt is None:
+            return None
+        if fmt == "HEIF" and _field(image, "heif-compression") == "av1":
+            fmt = "AVIF"
+        frames = int(_field(image, "n-pages") or 1)
+        orientation = int(_field(image, "orientation") or 1)
+        width = int(image.width)
+        height = int(image.height)
+        page_height = _field(image, "page-height")
+        if frames > 1 and page_height:
+            height = int(page_height)
+        colourspace = str(image.interpretation) if image.interpretation else None
+    except (VipsError, ValueError, TypeError):
+        return None
+    if not 1 <= orientation <= 8:
+        orientation = 1
+    shown_w, shown_h = (height, width) if orientation >= 5 else (width, height)
+    return ImageProbe(
+        format=fmt,
+        mime=MIME[fmt],
+        width=shown_w,
+        height=shown_h,
+        raw_width=width,
+        raw_height=height,
+        frames=max(frames, 1),
+        orientation=orientation,
+        colourspace=colourspace,
+    )
+
+
+def check_limits(p: ImageProbe, limits: ImageLimits) -> None:
+    """Refuse an image too large to decode, from its header: the decompression-bomb guard."""
+    if p.raw_width > limits.max_width or p.raw_height > limits.max_height:
+        raise PayloadTooLarge(
+            f"image {p.raw_width}x{p.raw_height} exceeds the limit of "
+            f"{limits.max_width}x{limits.max_height} pixels",
+            code="image_too_large",
+        )
+    if p.raw_width * p.raw_height > limits.max_pixels:
+        raise PayloadTooLarge(
+            f"image of {p.raw_width * p.raw_height} pixels exceeds the limit of {limits.max_pixels}",
+            code="image_too_large",
+        )
+    if p.frames > limits.max_frames:
+        raise PayloadTooLarge(
+            f"image has {p.frames} frames; the limit is {limits.max_frames}", code="image_too_large"
+        )
+    if p.raw_width * p.raw_height * p.frames > limits.max_pixels:
+        raise PayloadTooLarge(
+            f"animation of {p.frames} frames of {p.raw_width}x{p.raw_height} exceeds the limit of "
+            f"{limits.max_pixels} pixels in all",
+            code="image_too_large",
+        )
+
+
+def _magic(head: bytes) -> str | None:
+    for prefix, kind in _MAGIC:
+        if head.startswith(prefix):
+            return kind
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    if head[4:8] == b"ftyp":
+        return "HEIF"
+    return None
+
+
+def _field(image: pyvips.Image, name: str) -> Any:
+    if image.get_typeof(name) == 0:
+        return None
+    return image.get(name)
+
+
+def _probe_pillow(path: Path) -> ImageProbe | None:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with PILImage.open(path) as im:
+                if im.format != "BMP":
+                    return None
+                width, height = im.size
+                mode = im.mode
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError):
+        return None
+    return ImageProbe(
+        format="BMP",
+        mime=MIME["BMP"],
+        width=width,
+        height=height,
+        raw_width=width,
+        raw_height=height,
+        frames=1,
+        orientation=1,
+        colourspace="srgb" if mode in ("RGB", "RGBA", "P") else "b-w",
+    )
