@@ -9,6 +9,14 @@ setting            default    meaning
                               ``*``, an origin ``https://app.example.com[:port]``, or a
                               subdomain pattern ``https://*.example.com``. ``[]`` = no CORS.
 ``cors_max_age``   ``600``    seconds a browser may cache a preflight answer
+``versions``       ``{}``     named thumbnail versions, name -> processing spec: served at
+                              ``/<bucket>/<key>!<name>``, and ``x-gmkerl-thumbnail: <name>``
+                              on upload (``mediagate bucket version set B small "/fw/300"``)
+``autoformat``     ``False``  processed variants without an explicit ``format`` are WebP for
+                              clients that ``Accept: image/webp`` (``"avif"``: AVIF first)
+``normalise``      off        normalise on ingest, every dialect (``core.preprocess.Normalise``):
+                              ``{"auto_orient", "strip", "heic_to", "format", "quality",
+                              "max_side"}`` (``mediagate bucket normalise set``)
 =================  =========  ==============================================================
 
 The settings are read on every request through :class:`BucketCache`, which keeps a bucket row
@@ -40,6 +48,8 @@ class BucketConf:
     public: bool = True
     cors_origins: tuple[str, ...] = DEFAULT_CORS_ORIGINS
     cors_max_age: int = DEFAULT_CORS_MAX_AGE
+    autoformat: str | None = None
+    """None (off), "webp" (WebP when accepted) or "avif" (AVIF, else WebP, when accepted)."""
 
     @classmethod
     def of(cls, settings: Mapping[str, Any] | None) -> BucketConf:
@@ -55,7 +65,29 @@ class BucketConf:
                 else DEFAULT_CORS_ORIGINS
             ),
             cors_max_age=max_age if isinstance(max_age, int) and max_age >= 0 else DEFAULT_CORS_MAX_AGE,
+            autoformat=_autoformat(s.get("autoformat")),
         )
+
+
+def _autoformat(value: Any) -> str | None:
+    if value is True or value == "webp":
+        return "webp"
+    return "avif" if value == "avif" else None
+
+
+def check_version(name: str, spec: str) -> tuple[str, str]:
+    """A thumbnail version as stored: the name must be usable after ``!`` (not start with '/')
+    and the spec must parse; BadRequest says what is wrong."""
+    from mediagate.core.preprocess import VERSION_NAME
+    from mediagate.media.spec import parse_thumb
+
+    if not VERSION_NAME.match(name):
+        raise BadRequest(
+            f"version name {name!r} must be 1-64 of A-Z a-z 0-9 _ . - starting with a letter or digit"
+        )
+    text = spec.strip()
+    parse_thumb(text)
+    return name, text if text.startswith("/") else "/" + text
 
 
 def normalise_origin(value: str) -> str:

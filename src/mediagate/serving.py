@@ -12,6 +12,20 @@ Public read rules (``GET/HEAD /<bucket>/<key>`` without ``Authorization``):
   close the bucket. The 403 is given before the object is looked up, so it reveals nothing.
 * An object uploaded with a content secret is served only at ``/<bucket>/<key>!<secret>``
   (UPYUN's convention, compared in constant time); its plain URL answers 404 as if absent.
+* What follows the last ``!`` is read, unambiguously, as: a processing spec when it starts with
+  ``/`` (``key!/fw/300/format/webp``); for an object *with* a content secret, the secret,
+  optionally followed by a spec (``key!<secret>/fw/300``: a secret never holds '/'), and nothing
+  else (its named versions and bare specs answer 404, so a secret link cannot be bypassed); for
+  an object without one, a named version of the bucket (``key!small``, see
+  ``mediagate bucket version``). Anything else is 404.
+* Processed variants (see :func:`variant_response`) are made once, cached on disk
+  (``mediagate.thumbcache``), and answered with an ETag derived from the source's MD5 and the
+  canonical spec, so conditional requests work without processing anything. With the bucket's
+  ``autoformat`` option a variant without an explicit ``format`` is WebP (or AVIF) for clients
+  whose ``Accept`` says so, with ``Vary: Accept``. The original (no suffix) is never converted.
+  ``X-Mediagate-Cache: HIT|MISS`` says whether this request made the variant.
+* A malformed spec is 400; a source that is not an image, is malformed or truncated is 415; an
+  image beyond the pixel/size limits is refused from its header before any decode (4xx).
 * A folder, the bucket root, an expired object, an unknown bucket: 404. Listing needs REST auth.
 * User metadata (``x-upyun-meta-*``) is never sent on public reads.
 * Errors are ``{"code": <status>, "message": ...}``; the middleware adds ``X-Request-Id``.
@@ -23,23 +37,36 @@ from __future__ import annotations
 
 import contextlib
 import hmac
+import logging
+import os
 import re
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from anyio import to_thread
 from starlette.concurrency import iterate_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from mediagate.bucketconf import bucket_cache
-from mediagate.catalog.models import Object
-from mediagate.core.errors import Forbidden, InvalidKey, MediagateError, NotFound
+from mediagate.bucketconf import BucketConf, bucket_cache
+from mediagate.catalog.models import Bucket, Object
+from mediagate.config import Settings
+from mediagate.core.errors import Forbidden, InvalidKey, MediagateError, NotFound, UnsupportedMedia
+from mediagate.core.gateway import Gateway
 from mediagate.core.keys import normalise_key
+from mediagate.core.preprocess import versions_of
 from mediagate.http import gateway
 from mediagate.storage.base import BlobNotFound
+from mediagate.thumbcache import ThumbCache, variant_key
+
+if TYPE_CHECKING:
+    from mediagate.media.spec import ProcessingSpec
+
+log = logging.getLogger("mediagate")
 
 SUFFIX_SEPARATOR = "!"
 
@@ -51,8 +78,8 @@ SUFFIX_SEPARATOR = "!"
 class PublicPath:
     """One reading of a public URL path: the object key and what followed the ``!`` (if any).
 
-    Today the suffix can only be a content secret; thumbnail versions (``!small``) and
-    processing (``!/fw/300``) will be told apart here later."""
+    The suffix is a content secret, a named version (``!small``) or a processing spec
+    (``!/fw/300``); :func:`_find` tells them apart against the object and the bucket."""
 
     key: str
     suffix: str | None = None
@@ -257,7 +284,9 @@ async def object_response(
 # -- the public read path -----------------------------------------------------------------------------
 
 
-async def _find(request: Request, bucket_name: str, path: str) -> Object:
+async def _find(request: Request, bucket_name: str, path: str) -> tuple[Bucket, Object, str | None]:
+    """The object a public path names and the processing spec to apply to it (None: the
+    original); see the module docstring for how a ``!`` suffix is read."""
     bucket = await bucket_cache(request.app.state, gateway(request)).get(bucket_name)
     if bucket is None:
         raise NotFound("bucket not found", code="bucket_not_found")
@@ -271,13 +300,21 @@ async def _find(request: Request, bucket_name: str, path: str) -> Object:
             obj = await gw.get_object(bucket, reading.key)
         except NotFound:
             continue
+        suffix = reading.suffix
         if obj.content_secret:
-            if reading.suffix is not None and hmac.compare_digest(
-                reading.suffix.encode(), obj.content_secret.encode()
-            ):
-                return obj
-        elif reading.suffix is None:
-            return obj
+            if suffix is None or suffix.startswith("/"):
+                continue
+            secret, slash, rest = suffix.partition("/")
+            if hmac.compare_digest(secret.encode(), obj.content_secret.encode()):
+                return bucket, obj, ("/" + rest) if slash and rest else None
+        elif suffix is None:
+            return bucket, obj, None
+        elif suffix.startswith("/"):
+            return bucket, obj, suffix
+        else:
+            version = versions_of(bucket.settings).get(suffix)
+            if version is not None:
+                return bucket, obj, version
     raise NotFound("file not found", code="file_not_found")
 
 
@@ -285,7 +322,111 @@ async def read(request: Request, bucket: str, path: str) -> Response:
     """``GET/HEAD /<bucket>/<path>`` without credentials (see the module docstring)."""
     head = request.method == "HEAD"
     try:
-        obj = await _find(request, bucket, path)
+        found, obj, spec_text = await _find(request, bucket, path)
+        if spec_text is not None:
+            return await variant_response(request, found, obj, spec_text, head=head)
         return await object_response(request, obj, head=head)
     except MediagateError as exc:
         return error_response(exc.status, exc.message)
+
+
+# -- processed variants -------------------------------------------------------------------------------
+
+VARIANT_CHUNK = 256 * 1024
+
+
+def thumb_cache(state: Any, settings: Settings) -> ThumbCache:
+    """The app's one variant cache (kept on ``app.state``, created on first use)."""
+    cache: ThumbCache | None = getattr(state, "thumb_cache", None)
+    if cache is None:
+        cache = ThumbCache(settings.home / "cache", settings.media_cache_max_bytes)
+        state.thumb_cache = cache
+    return cache
+
+
+def _negotiate(spec: ProcessingSpec, conf: BucketConf, accept: str) -> tuple[ProcessingSpec, bool]:
+    """Apply the bucket's ``autoformat`` to a spec without an explicit format; also say whether
+    the answer depends on ``Accept`` (then it carries ``Vary: Accept``)."""
+    if not conf.autoformat or spec.output_format is not None:
+        return spec, False
+    accepted = {part.split(";")[0].strip().lower() for part in accept.split(",")}
+    if conf.autoformat == "avif" and "image/avif" in accepted:
+        return replace(spec, format="avif"), True
+    if "image/webp" in accepted:
+        return replace(spec, format="webp"), True
+    return spec, True
+
+
+async def variant_response(
+    request: Request, bucket: Bucket, obj: Object, spec_text: str, *, head: bool
+) -> Response:
+    """A processed variant of ``obj``: 200 (made once, then from the cache), 304 or 412.
+
+    The ETag is known before any work (source MD5 + canonical spec), so a revalidation never
+    processes anything. Processing errors are 4xx (see the module docstring)."""
+    from mediagate.media.spec import parse_thumb
+
+    gw = gateway(request)
+    spec, varies = _negotiate(
+        parse_thumb(spec_text), BucketConf.of(bucket.settings), request.headers.get("accept", "")
+    )
+    key = variant_key(obj.md5, obj.size, spec.canonical())
+    etag = f'"{key[:40]}"'
+    modified = last_modified_of(obj)
+    validators = {"ETag": etag, "Last-Modified": http_date(modified)}
+    if varies:
+        validators["Vary"] = "Accept"
+    status = _precondition(request, etag, modified)
+    if status == 304:
+        return Response(status_code=304, headers=validators)
+    if status == 412:
+        return error_response(412, "precondition failed", validators)
+
+    async def make(dest: Path) -> str:
+        return await _process_object(gw, obj, spec, dest)
+
+    cache = thumb_cache(request.app.state, gw.settings)
+    variant = await cache.get_or_make(key, make)
+    headers = {
+        **validators,
+        "Content-Type": variant.mime,
+        "X-Mediagate-Cache": "HIT" if variant.hit else "MISS",
+    }
+    try:
+        f = await to_thread.run_sync(open, variant.path, "rb")
+    except FileNotFoundError as exc:  # evicted between the lookup and here: rare; ask again
+        raise NotFound("the processed image was evicted; retry", code="variant_evicted") from exc
+    size = (await to_thread.run_sync(os.fstat, f.fileno())).st_size
+    headers["Content-Length"] = str(size)
+    if head:
+        await to_thread.run_sync(f.close)
+        return Response(status_code=200, headers=headers)
+    return StreamingResponse(_file_stream(f), status_code=200, headers=headers)
+
+
+async def _file_stream(f: BinaryIO) -> AsyncIterator[bytes]:
+    """An already-open file (so eviction cannot cut it short), read in a worker thread."""
+    try:
+        while chunk := await to_thread.run_sync(f.read, VARIANT_CHUNK):
+            yield chunk
+    finally:
+        await to_thread.run_sync(f.close)
+
+
+async def _process_object(gw: Gateway, obj: Object, spec: ProcessingSpec, dest: Path) -> str:
+    """Process the object's bytes into ``dest``; returns the output format."""
+    from mediagate.media.probe import check_limits, probe
+
+    async with gw.local_copy(obj) as src:
+        found = await to_thread.run_sync(probe, src)
+        if found is None:
+            raise UnsupportedMedia("the file is not an image, so it cannot be processed", code="not_an_image")
+        check_limits(found, gw.processor.limits)
+        try:
+            result = await gw.processor.process(src, spec, dest)
+        except MediagateError:
+            raise
+        except Exception as exc:  # a decoder's complaint about the bytes, not our bug
+            log.warning("image processing failed for a public read: %s: %s", type(exc).__name__, exc)
+            raise UnsupportedMedia("the image is malformed or truncated and cannot be processed") from None
+    return result.format

@@ -13,13 +13,14 @@ A crash before 4 leaves only garbage the collector removes; after 4 the object i
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from anyio import to_thread
 
@@ -36,9 +37,13 @@ from mediagate.core.errors import (
 )
 from mediagate.core.grant import UploadGrant
 from mediagate.core.ingest import Received, hash_file, new_staging_path, receive
+from mediagate.core.preprocess import preprocess, wants_processing
 from mediagate.core.savekey import FileFacts
 from mediagate.core.secrets import SecretBox
 from mediagate.storage.base import BlobNotFound, Storage
+
+if TYPE_CHECKING:
+    from mediagate.media.process import Processor
 
 log = logging.getLogger("mediagate")
 
@@ -53,6 +58,10 @@ class Stored:
     object: Object
     info: MediaInfo
     replaced: bool
+    processed: bool = False
+    """The stored bytes are the result of upload-time processing, not what the client sent."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """What processing found for the answer (``meta``, ``theme_color``; see core.preprocess)."""
 
 
 def new_blob_id() -> str:
@@ -67,6 +76,18 @@ class Gateway:
         self.secrets = secrets
         self.staging_dir = settings.staging_dir
         self.staging_dir.mkdir(parents=True, exist_ok=True)
+        self._processor: Processor | None = None
+
+    @property
+    def processor(self) -> Processor:
+        """The process-wide image processor (bounded concurrent decodes), made on first use so
+        that a gateway that never touches an image never loads libvips."""
+        if self._processor is None:
+            from mediagate.media.limits import ImageLimits
+            from mediagate.media.process import Processor
+
+            self._processor = Processor(ImageLimits.from_settings(self.settings))
+        return self._processor
 
     # -- buckets and credentials -----------------------------------------------------------------
 
@@ -161,12 +182,37 @@ class Gateway:
         filename: str | None,
         created_at: datetime | None = None,
     ) -> Stored:
-        """Check a received file against the grant and publish it; the staging file is consumed."""
+        """Check a received file against the grant and publish it; the staging file is consumed.
+
+        Upload-time processing (the grant's ``processing``, the bucket's ``normalise`` policy)
+        runs here, once for every dialect: see :mod:`mediagate.core.preprocess`. Then the
+        transport checks (Content-MD5, exact length) apply to the bytes the client sent and every
+        other grant check to the processed result, which is what gets published."""
         blob_id: str | None = None
+        original = received
         try:
             info = await to_thread.run_sync(sniff, received.path, filename)
-            check_received(grant, received, info, filename)
-            mime = grant.content_type or info.mime
+            bucket = await self.bucket(grant.bucket)
+            processed = False
+            extra: dict[str, Any] = {}
+            if wants_processing(grant.processing, bucket.settings):
+                transport = UploadGrant(
+                    bucket=grant.bucket,
+                    render_key=grant.render_key,
+                    exact_size=grant.exact_size,
+                    content_md5=grant.content_md5,
+                )
+                check_received(transport, received, info, filename)
+                pre = await preprocess(
+                    self.settings, self.processor, grant.processing, bucket.settings, received
+                )
+                received, processed, extra = pre.received, pre.processed, pre.extra
+                if processed:
+                    info = await to_thread.run_sync(sniff, received.path, filename)
+                check_received(replace(grant, exact_size=None, content_md5=None), received, info, filename)
+            else:
+                check_received(grant, received, info, filename)
+            mime = info.mime if processed else grant.content_type or info.mime
             key = grant.render_key(
                 FileFacts(
                     filename=filename,
@@ -175,10 +221,9 @@ class Gateway:
                     mime=mime,
                     width=info.width,
                     height=info.height,
-                    path=received.path,
+                    path=original.path,  # EXIF placeholders read what the client sent
                 )
             )
-            bucket = await self.bucket(grant.bucket)
             now = created_at or datetime.now(UTC)
             if grant.insert_only:
                 existing = await to_thread.run_sync(self.catalog.get_object, bucket.id, key)
@@ -209,9 +254,11 @@ class Gateway:
             await to_thread.run_sync(self.storage.put, blob_id, received.path)
             existed = await to_thread.run_sync(self.catalog.get_object, bucket.id, key) is not None
             await to_thread.run_sync(lambda: self.catalog.commit_object(obj, insert_only=grant.insert_only))
-            return Stored(object=obj, info=info, replaced=existed)
+            original.discard()
+            return Stored(object=obj, info=info, replaced=existed, processed=processed, extra=extra)
         except BaseException:
             received.discard()
+            original.discard()
             if blob_id is not None:
                 # reserved as garbage; remove now rather than waiting for the collector
                 await _quietly(self._drop_blob, blob_id)
@@ -228,6 +275,25 @@ class Gateway:
     def read(self, obj: Object, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         """A blocking iterator over the object's bytes (iterate it in a worker thread)."""
         return self.storage.open(obj.blob_id, start, end)
+
+    @contextlib.asynccontextmanager
+    async def local_copy(self, obj: Object) -> AsyncIterator[Path]:
+        """A filesystem path holding the object's bytes for the length of the block (for work
+        that needs a file, like image decoding): the blob itself when storage is local, else a
+        staging copy removed afterwards. Never write to it. A missing blob is NotFound."""
+        direct = await to_thread.run_sync(self.storage.local_path, obj.blob_id)
+        if direct is not None and await to_thread.run_sync(direct.exists):
+            yield direct
+            return
+        staged = new_staging_path(self.staging_dir)
+        try:
+            try:
+                await to_thread.run_sync(self.storage.assemble, [obj.blob_id], staged)
+            except BlobNotFound as exc:
+                raise NotFound("file not found", code="file_not_found") from exc
+            yield staged
+        finally:
+            staged.unlink(missing_ok=True)
 
     async def delete_object(self, bucket: Bucket, key: str) -> None:
         if not await to_thread.run_sync(self.catalog.delete_object, bucket.id, key):

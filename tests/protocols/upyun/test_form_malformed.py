@@ -256,13 +256,26 @@ CASES: dict[str, Case] = {
     "callback-url-relative": Case(
         lambda c: signed_doc(c, base_doc(c, **{"callback-url": "/cb"})), 400, "callback-url"
     ),
+    # image processing asked of a file that is not an image, or with bad parameters
+    "x-gmkerl-thumb-not-an-image": Case(
+        lambda c: signed_doc(c, base_doc(c, **{"x-gmkerl-thumb": "/fw/300"})), 415, "not an image"
+    ),
+    "x-gmkerl-type-get-meta-not-an-image": Case(
+        lambda c: signed_doc(c, base_doc(c, **{"x-gmkerl-type": "get_meta"})), 415, "not an image"
+    ),
+    "x-gmkerl-thumb-bad-width": Case(
+        lambda c: signed_doc(c, base_doc(c, **{"x-gmkerl-thumb": "/fw/abc"}), PNG_1x1), 400, "fw"
+    ),
+    "x-gmkerl-thumb-absurd-width": Case(
+        lambda c: signed_doc(c, base_doc(c, **{"x-gmkerl-thumb": "/fw/99999999"}), PNG_1x1), 400, "fw"
+    ),
+    "x-gmkerl-thumbnail-unknown-version": Case(
+        lambda c: signed_doc(c, base_doc(c, **{"x-gmkerl-thumbnail": "nope"}), PNG_1x1), 400, "version"
+    ),
+    "x-gmkerl-unknown-field": Case(
+        lambda c: signed_doc(c, base_doc(c, **{"x-gmkerl-rocket": "1"}), PNG_1x1), 400, "x-gmkerl-rocket"
+    ),
     # features not offered yet
-    "x-gmkerl-thumb": Case(
-        lambda c: signed_doc(c, base_doc(c, **{"x-gmkerl-thumb": "/fw/300"})), 400, "x-gmkerl-thumb"
-    ),
-    "x-gmkerl-type-get-meta": Case(
-        lambda c: signed_doc(c, base_doc(c, **{"x-gmkerl-type": "get_meta"})), 400, "not supported"
-    ),
     "apps": Case(
         lambda c: signed_doc(c, base_doc(c, apps=[{"name": "thumb", "x-gmkerl-thumb": "/fw/100"}])),
         400,

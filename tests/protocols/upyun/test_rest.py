@@ -141,14 +141,14 @@ def test_content_secret_hides_the_plain_url(
     assert up.get("/secret.txt") == "hidden"  # the owner reads it with credentials
 
 
-def test_image_processing_headers_are_refused_for_now(
+def test_image_processing_headers_store_the_processed_image(
     up: upyun.UpYun, admin: Gateway, bucket: BucketCredentials
 ) -> None:
-    with pytest.raises(upyun.UpYunServiceException) as err:
-        up.put("/thumb.png", png(4, 4), headers={"x-gmkerl-thumb": "/fw/2"})
-    assert err.value.status == 400
-    assert "not supported" in err.value.err
-    assert stored(admin, bucket, "thumb.png") is None
+    answer = up.put("/thumb.png", png(4, 4), headers={"x-gmkerl-thumb": "/fw/2"})
+    assert (answer["width"], answer["height"]) == ("2", "2")
+    obj = stored(admin, bucket, "thumb.png")
+    assert obj is not None and (obj.width, obj.height) == (2, 2)
+    assert answer["content-md5"] == obj.md5
 
 
 def test_get_and_getinfo_of_a_missing_file_are_404(up: upyun.UpYun) -> None:

@@ -13,6 +13,9 @@ Answers:
 
 * success, no return-url: JSON ``{"code": 200, "message": "ok", "url": "/<key>", "time": …,
   image-width/-height/-frames/-type (images), "mimetype", "file_size", "ext-param", "sign"}``;
+  with ``x-gmkerl-*`` processing these describe the stored (processed) image, and
+  ``x-gmkerl-type: get_meta`` / ``get_theme_color`` add ``"meta": {…}`` / ``"theme_color": […]``
+  (JSON-encoded in return-url queries and notify/callback bodies);
 * return-url: ``303 See Other`` to it with those fields appended as a query; errors found after
   the policy was validated are redirected there too (their code and message);
 * callback-url: the same fields are POSTed (form-urlencoded) synchronously; the callee's answer
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -297,6 +301,7 @@ def _result(stored: Stored, grant: UploadGrant, secret: str) -> dict[str, Any]:
             "image-type": info.image_type,
         }
     fields |= {"mimetype": obj.mime, "file_size": obj.size}
+    fields |= stored.extra  # x-gmkerl-type get_meta -> "meta", get_theme_color -> "theme_color"
     return _signed(fields, code=200, message="ok", url=url, moment=moment, secret=secret, ext=grant.ext_param)
 
 
@@ -314,10 +319,15 @@ def _error_result(exc: MediagateError, grant: UploadGrant, secret: str, url: str
     )
 
 
+def _flat(value: Any) -> str:
+    """A result field as a form/query value: nested ones (meta, theme colours) as JSON."""
+    return json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else str(value)
+
+
 def _with_query(url: str, fields: dict[str, Any]) -> str:
     """``url`` with ``fields`` appended to its query (an existing query is kept)."""
     parts = urlsplit(url)
-    extra = urlencode({k: str(v) for k, v in fields.items()})
+    extra = urlencode({k: _flat(v) for k, v in fields.items()})
     query = f"{parts.query}&{extra}" if parts.query else extra
     return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
 
@@ -343,7 +353,7 @@ async def _tell(gw: Gateway, upload: FormUpload, stored: Stored) -> Response:
     grant = _grant(upload)
     secret = await _form_secret(gw, upload.bucket)
     result = _result(stored, grant, secret)
-    body = urlencode({k: str(v) for k, v in result.items()})
+    body = urlencode({k: _flat(v) for k, v in result.items()})
     if grant.notify_url:
         await notify.enqueue(gw, grant.notify_url, body, _outgoing(grant.notify_url, body, upload.signer))
     relayed: Response | None = None

@@ -3,8 +3,11 @@
 In: a ``PUT`` (single or multi-part) describes the object to store with ``Content-Type`` (or
 ``X-Upyun-Multi-Type``), ``x-upyun-meta-<name>`` user metadata (``x-upyun-meta-ttl`` = lifetime in
 days, at most 180), ``Content-Secret`` and ``Content-MD5`` (lower-case hex as the SDK sends it, or
-RFC 1864 base64). ``x-gmkerl-*`` (image processing on upload) is refused until it is implemented,
-rather than silently storing an unprocessed image.
+RFC 1864 base64). ``x-gmkerl-*`` headers (image processing on upload: ``x-gmkerl-thumb``, the old
+``x-gmkerl-type``/``-value`` table, ``x-gmkerl-thumbnail``) go into the grant's ``processing`` and
+the core stores the processed image (see ``mediagate.core.preprocess``). For ``x-gmkerl-type:
+get_meta`` / ``get_theme_color`` the PUT answers with a JSON body ``{"meta": …}`` /
+``{"theme_color": […]}`` next to the usual headers (a header cannot carry nested metadata).
 
 Out: the answer to a stored object carries ``ETag``/``Content-MD5``, ``x-upyun-width/height/
 frames/file-type`` for images, and the metadata echoed as ``x-upyun-meta-<name>``; ``getinfo``
@@ -23,7 +26,7 @@ from typing import Any
 from starlette.datastructures import Headers
 
 from mediagate.catalog.models import Folder, Object
-from mediagate.core.errors import BadRequest, NotSupported
+from mediagate.core.errors import BadRequest
 from mediagate.core.grant import UploadGrant
 from mediagate.core.savekey import FileFacts
 
@@ -49,14 +52,16 @@ def parse_md5(value: str, header: str) -> str:
     return raw.hex()
 
 
-def refuse_processing(headers: Headers) -> None:
-    for name in headers:
-        if name.lower().startswith("x-gmkerl-"):
-            raise NotSupported(
-                f"image processing on upload ({name}) is not supported yet; upload the original "
-                "and process it later",
-                code="not_supported",
-            )
+def processing_headers(headers: Headers) -> dict[str, str]:
+    """The ``x-gmkerl-*`` headers (lower-case names) for the grant's ``processing``."""
+    out: dict[str, str] = {}
+    for name, value in headers.items():
+        lower = name.lower()
+        if lower.startswith("x-gmkerl-"):
+            if lower in out:
+                raise BadRequest(f"the header {name!r} is given twice", code="bad_request")
+            out[lower] = value.strip()
+    return out
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,7 @@ class UploadOptions:
     meta: dict[str, str] = field(default_factory=dict)
     content_secret: str | None = None
     ttl_seconds: int | None = None
+    processing: dict[str, str] = field(default_factory=dict)
 
     def grant(
         self, bucket: str, key: str, *, content_md5: str | None = None, exact_size: int | None = None
@@ -81,6 +87,7 @@ class UploadOptions:
             meta=dict(self.meta),
             content_secret=self.content_secret,
             ttl_seconds=self.ttl_seconds,
+            processing=dict(self.processing),
             content_md5=content_md5,
             exact_size=exact_size,
         )
@@ -91,6 +98,7 @@ class UploadOptions:
             "meta": dict(self.meta),
             "content_secret": self.content_secret,
             "ttl_seconds": self.ttl_seconds,
+            "processing": dict(self.processing),
         }
 
     @classmethod
@@ -100,6 +108,7 @@ class UploadOptions:
             meta=dict(data.get("meta") or {}),
             content_secret=data.get("content_secret"),
             ttl_seconds=data.get("ttl_seconds"),
+            processing=dict(data.get("processing") or {}),
         )
 
 
@@ -135,7 +144,13 @@ def upload_options(headers: Headers, *, content_type: str | None) -> UploadOptio
     kind = (content_type or "").strip() or None
     if kind is not None and (len(kind) > 255 or "/" not in kind):
         raise BadRequest("the content type must look like 'type/subtype'", code="bad_request")
-    return UploadOptions(content_type=kind, meta=meta, content_secret=secret, ttl_seconds=ttl_seconds)
+    return UploadOptions(
+        content_type=kind,
+        meta=meta,
+        content_secret=secret,
+        ttl_seconds=ttl_seconds,
+        processing=processing_headers(headers),
+    )
 
 
 def unix_time(moment: datetime) -> int:

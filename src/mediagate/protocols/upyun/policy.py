@@ -25,7 +25,7 @@ Field -> grant:
 | x-upyun-meta-ttl (days, 1..180)      | ttl_seconds (and meta["ttl"])           |
 | return-url/notify-url/callback-url   | return_url / notify_url / callback_url  |
 | ext-param (<= 255 UTF-8 bytes)       | ext_param                               |
-| x-gmkerl-*, apps                     | processing, apps (then NotSupported)    |
+| x-gmkerl-*, apps                     | processing (core), apps (NotSupported)  |
 """
 
 from __future__ import annotations
@@ -337,10 +337,8 @@ def build_grant(
 
 
 def refuse_unsupported(grant: UploadGrant) -> None:
-    """Image processing and async apps are parsed but not offered yet: say so, never ignore."""
-    if grant.processing:
-        names = ", ".join(sorted(grant.processing))
-        raise NotSupported(f"image processing on upload ({names}) is not supported yet", code="not_supported")
+    """Async apps are parsed but not offered yet: say so, never ignore. (``x-gmkerl-*`` image
+    processing is carried in ``grant.processing`` and done by the core at commit.)"""
     if grant.apps:
         raise NotSupported(
             "asynchronous processing tasks ('apps') are not supported yet", code="not_supported"

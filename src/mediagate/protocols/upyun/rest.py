@@ -31,7 +31,7 @@ from collections.abc import AsyncIterator
 from urllib.parse import unquote
 
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from mediagate.catalog.models import Bucket, Folder, Object
 from mediagate.core.buckets import UPYUN
@@ -53,7 +53,6 @@ from mediagate.protocols.upyun.objects import (
     file_info_headers,
     folder_info_headers,
     parse_md5,
-    refuse_processing,
     stored_headers,
     upload_options,
 )
@@ -133,7 +132,6 @@ async def _dispatch(
     method = request.method
     headers = request.headers
     if method == "PUT":
-        refuse_processing(headers)
         if headers.get("x-upyun-multi-stage") is not None or headers.get("x-upyun-multi-uuid") is not None:
             return await multipart.put(request, gw, bucket, _file_key(path), body)
         move = headers.get("x-upyun-move-source")
@@ -191,6 +189,8 @@ async def _put(
     _declared_length(request, gw)
     grant = options.grant(bucket.name, key, content_md5=content_md5)
     stored = await gw.upload(grant, body, filename=split_key(key)[1])
+    if stored.extra:  # x-gmkerl-type get_meta / get_theme_color: the answer carries it as JSON
+        return JSONResponse(stored.extra, status_code=200, headers=stored_headers(stored.object))
     return Response(status_code=200, headers=stored_headers(stored.object))
 
 
