@@ -70,9 +70,10 @@ def theme_colors(
             sample = PILImage.frombytes("RGB", (thumb.width, thumb.height), thumb.write_to_memory())
     except (VipsError, OSError, ValueError):
         raise UnsupportedMedia("the image is corrupt or truncated", code="bad_image") from None
-    quantised = sample.quantize(colors=count, method=PILImage.Quantize.MEDIANCUT)
+    quantised = sample.quantize(colors=count, method=PILImage.Quantize.FASTOCTREE, kmeans=1)
     palette = quantised.getpalette() or []
-    counted: list[tuple[int, int]] = sorted(quantised.getcolors(maxcolors=256) or [], key=lambda c: -int(c[0]))
+    counted = [(int(n), int(i)) for n, i in quantised.getcolors(maxcolors=256) or []]  # type: ignore[arg-type]
+    counted.sort(key=lambda c: -c[0])
     colours: list[int] = []
     for _, index in counted:
         r, g, b = palette[index * 3 : index * 3 + 3]

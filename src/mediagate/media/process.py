@@ -74,7 +74,7 @@ def process_file(src: Path, spec: ProcessingSpec, dest: Path, *, limits: ImageLi
     check_limits(info, limits)
     out = spec.format or _DEFAULT_OUTPUT.get(info.format, "png" if info.format == "BMP" else "jpg")
     try:
-        if _pillow_eligible(info, spec, out):
+        if _pillow_eligible(info, spec, out) and _ends_with_eoi(src):
             return _pillow_jpeg(src, info, spec, dest, limits)
         return _vips_process(src, info, spec, out, dest, limits)
     except MediagateError:
@@ -159,6 +159,14 @@ def _discard(dest: Path) -> None:
 # --- Pillow: plain JPEG downscale -----------------------------------------------------------
 
 
+def _ends_with_eoi(src: Path, marker: bytes = b"\xff\xd9") -> bool:
+    """Pillow and libvips ``thumbnail`` pad a truncated JPEG/PNG silently; a file without its end
+    marker goes the full-decode path, which refuses it (``fail_on=truncated``)."""
+    with open(src, "rb") as f:
+        f.seek(max(0, src.stat().st_size - 1024))
+        return marker in f.read()
+
+
 def _pillow_eligible(info: ImageProbe, spec: ProcessingSpec, out: str) -> bool:
     return (
         PILLOW_FOR_JPEG
@@ -239,7 +247,10 @@ def _load(
     """Decoded frames, auto-oriented and (when the spec starts with a resize) already resized
     with shrink-on-load."""
     load_opts = "fail_on=truncated" + (",n=-1" if animate else "")
-    if spec.crop is None and spec.resize is not None and info.format != "BMP":
+    intact = info.format not in ("JPEG", "PNG") or _ends_with_eoi(
+        src, b"\xff\xd9" if info.format == "JPEG" else b"IEND"
+    )
+    if spec.crop is None and spec.resize is not None and info.format != "BMP" and intact:
         width, height = (info.width, info.height) if spec.auto_orient else (info.raw_width, info.raw_height)
         tw, th = target_size(width, height, spec.resize, spec.force)
         _check_output(tw, th, limits)

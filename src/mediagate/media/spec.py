@@ -397,7 +397,8 @@ def _watermark(wm: dict[str, str]) -> TextWatermark:
         raise BadRequest("a text watermark needs watermark/text/<base64 text>", code="bad_thumb")
     raw = wm["text"]
     try:
-        text = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode("utf-8")
+        padded = raw.replace("-", "+").replace("_", "/") + "=" * (-len(raw) % 4)
+        text = base64.b64decode(padded, validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise BadRequest("watermark text must be URL-safe base64 of UTF-8 text", code="bad_thumb") from None
     if not text or len(text) > 200:
