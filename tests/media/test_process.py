@@ -68,7 +68,7 @@ def test_dimensions(spec: str, size: tuple[int, int], suffix: str, tmp_path: Pat
     ("fmt", "pil"), [("jpg", "JPEG"), ("png", "PNG"), ("webp", "WEBP"), ("gif", "GIF"), ("avif", "AVIF")]
 )
 def test_output_formats(fmt: str, pil: str, tmp_path: Path) -> None:
-    im, result = run(quadrants(tmp_path / "src.jpg"), f"/fw/100/format/{fmt}", tmp_path)
+    im, _ = run(quadrants(tmp_path / "src.jpg"), f"/fw/100/format/{fmt}", tmp_path)
     assert im.format == pil and im.size == (100, 75)
     assert near(im.convert("RGB").getpixel((10, 10)), (255, 0, 0))
 
