@@ -203,7 +203,7 @@ def _pillow_jpeg(
             im.load()
             pic = im if im.mode in ("RGB", "L") else im.convert("RGB")
             if pic.size != raw_size:
-                pic = pic.resize(raw_size, PILImage.Resampling.LANCZOS, reducing_gap=2.0)
+                pic = pic.resize(raw_size, PILImage.Resampling.BICUBIC, reducing_gap=2.0)
     if spec.auto_orient and info.orientation in _TRANSPOSE:
         pic = pic.transpose(_TRANSPOSE[info.orientation])
     pic.save(
