@@ -260,7 +260,9 @@ class Nginx:
         binary = ensure_nginx()
         with open(self.root / "stdout.log", "ab") as out:
             self.process = subprocess.Popen(
-                [binary, "-p", str(self.root), "-c", str(self.conf)], stdout=out, stderr=subprocess.STDOUT
+                [binary, "-p", str(self.root), "-c", str(self.conf), "-e", str(self.log)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
             )
         wait_http(self.url + "/", self.process, self.log)
         return self
