@@ -17,8 +17,8 @@ $(BIN)/mediagate: pyproject.toml
 install: $(BIN)/mediagate
 
 run: install
-	$(BIN)/mediagate --home $(HOME_DIR) init --demo
-	$(BIN)/mediagate --home $(HOME_DIR) serve --host $(HOST) --port $(PORT)
+	@$(BIN)/mediagate --home $(HOME_DIR) init --demo
+	@$(BIN)/mediagate --home $(HOME_DIR) serve --host $(HOST) --port $(PORT)
 
 test: install
 	$(BIN)/ruff check src tests bench
