@@ -11,17 +11,19 @@ from __future__ import annotations
 import hashlib
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, make_url, select, text
 
 from mediagate.catalog import Catalog, DirEntry
 from mediagate.catalog.migrate import upgrade
 from mediagate.catalog.models import Bucket, Folder, GarbageBlob, Object
 from mediagate.core.errors import Conflict, NotFound
+from tests.conftest import POSTGRES_URL
 from tests.support.pg import fresh_schema
 
 PAST = datetime(2000, 1, 1, tzinfo=UTC)
@@ -328,6 +330,98 @@ def test_list_dir_orders_by_code_point(catalog: Catalog, bucket: Bucket) -> None
         paged += names(page)
         after = page[-1].name
     assert paged == expected
+
+
+MIXED_NAMES = [
+    "B.jpg",
+    "a.jpg",
+    "_x",
+    "Z",
+    "中.png",
+    "b",
+    "a-b",
+    "ab",
+    "A",
+    "é",
+    "e",
+    "E~",
+    "a b",
+    ".dot",
+    "10",
+    "9",
+]
+"""Names a linguistic collation orders differently from code points (case, punctuation, accents)."""
+
+
+@contextmanager
+def linguistic_database() -> Iterator[str]:
+    """A new PostgreSQL database whose default collation is ICU en-US (as a server initialised
+    with en_US.UTF-8 would order): the order the "C" collation on name columns must override."""
+    name = f"mg_icu_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(
+                text(
+                    f"CREATE DATABASE \"{name}\" TEMPLATE template0 ENCODING 'UTF8' "
+                    "LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'"
+                )
+            )
+        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def assert_paging_matches_one_listing(catalog: Catalog, bucket: Bucket) -> None:
+    """Every entry exactly once, in the order of one unpaged listing (code point), both ways."""
+    for i, name in enumerate(MIXED_NAMES):
+        if i % 2:
+            catalog.create_folder(bucket.id, f"mix/{name}")
+        else:
+            commit(catalog, bucket, f"mix/{name}")
+    expected = sorted(MIXED_NAMES)
+    for descending in (False, True):
+        whole = names(catalog.list_dir(bucket.id, "mix", descending=descending))
+        assert whole == (expected[::-1] if descending else expected)
+        for size in (1, 2, 3, 5):
+            paged: list[str] = []
+            after = None
+            while page := catalog.list_dir(bucket.id, "mix", limit=size, after=after, descending=descending):
+                paged += names(page)
+                after = page[-1].name
+            assert paged == whole, (size, descending)
+
+
+@pytest.mark.postgres
+def test_name_columns_sort_bytewise_on_postgres() -> None:
+    """On a database whose default collation is linguistic, SQL paging still agrees with the
+    code-point merge: the name/path/key/dir columns carry the "C" collation (migration 0002)."""
+    with linguistic_database() as url:
+        catalog = Catalog(url)
+        try:
+            upgrade(catalog.engine)
+            with catalog.engine.connect() as conn:
+                assert conn.scalar(text("SELECT 'B' < 'a'")) is False  # the database itself is linguistic
+                rows = conn.execute(
+                    text(
+                        "SELECT table_name, column_name, collation_name FROM information_schema.columns "
+                        "WHERE table_name IN ('objects', 'folders') "
+                        "AND column_name IN ('key', 'path', 'dir', 'name')"
+                    )
+                ).all()
+            assert sorted(rows) == sorted(
+                [("objects", c, "C") for c in ("key", "dir", "name")]
+                + [("folders", c, "C") for c in ("path", "dir", "name")]
+            )
+            assert_paging_matches_one_listing(catalog, catalog.create_bucket("mixed"))
+        finally:
+            catalog.close()
+
+
+def test_paging_over_mixed_names_returns_each_entry_once(catalog: Catalog, bucket: Bucket) -> None:
+    assert_paging_matches_one_listing(catalog, bucket)
 
 
 def test_count_dir(catalog: Catalog, tree: Bucket) -> None:

@@ -19,6 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeEngine
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -40,6 +41,20 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+BYTEWISE = "C"
+"""The collation of every column that names an object or folder (key, path, dir, name).
+
+Listings merge folders and objects in Python by code point and page with ``name > after``; a
+linguistic collation (PostgreSQL on en_US.UTF-8 or ICU) orders ``B`` / ``a`` / ``_x`` differently,
+so pages would skip or repeat entries. SQLite compares bytes already (UTF-8 byte order is code point
+order), so the collation is PostgreSQL-only."""
+
+
+def bytewise_string(length: int) -> TypeEngine[str]:
+    """A VARCHAR that sorts by code point on every backend (see :data:`BYTEWISE`)."""
+    return String(length).with_variant(String(length, collation=BYTEWISE), "postgresql")
 
 
 class Base(DeclarativeBase):
@@ -82,9 +97,9 @@ class Object(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     bucket_id: Mapped[int] = mapped_column(ForeignKey("buckets.id", ondelete="CASCADE"))
-    key: Mapped[str] = mapped_column(String(1024))
-    dir: Mapped[str] = mapped_column(String(1024))
-    name: Mapped[str] = mapped_column(String(1024))
+    key: Mapped[str] = mapped_column(bytewise_string(1024))
+    dir: Mapped[str] = mapped_column(bytewise_string(1024))
+    name: Mapped[str] = mapped_column(bytewise_string(1024))
     blob_id: Mapped[str] = mapped_column(String(64))
     size: Mapped[int] = mapped_column(BigInteger)
     md5: Mapped[str] = mapped_column(String(32))
@@ -110,9 +125,9 @@ class Folder(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     bucket_id: Mapped[int] = mapped_column(ForeignKey("buckets.id", ondelete="CASCADE"))
-    path: Mapped[str] = mapped_column(String(1024))
-    dir: Mapped[str] = mapped_column(String(1024))
-    name: Mapped[str] = mapped_column(String(1024))
+    path: Mapped[str] = mapped_column(bytewise_string(1024))
+    dir: Mapped[str] = mapped_column(bytewise_string(1024))
+    name: Mapped[str] = mapped_column(bytewise_string(1024))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
