@@ -1,21 +1,53 @@
-"""Thumbnail benchmark: a 4000x3000 JPEG to a 256-px thumbnail, in-process, by each engine.
+"""Thumbnail benchmark: a 4000x3000 JPEG to a 256-px thumbnail, in-process and over HTTP, in one run.
 
-Prints the median ms per image for mediagate's process_file, pyvips ``thumbnail`` and Pillow
-``draft()+thumbnail()``, and ``vipsthumbnail`` when installed; the HTTP and thumbor parts say
-why they are skipped. Figures, not a timed test.
+In-process (median ms per image): mediagate's ``process_file``, pyvips ``thumbnail``, Pillow
+``draft()+thumbnail()`` and the ``vipsthumbnail`` CLI (Debian libvips-tools; installed when missing).
+
+Over HTTP, each server in its own process on loopback, ``wrk`` with 8 connections (``-c``) for a
+fixed time (``--duration``), the server's peak RSS sampled with psutil:
+
+* mediagate on-the-fly cold: ``GET /<bucket>/<key>!/fw/256/quality/<q>``, every request a spec
+  (and source) not seen before, so every request decodes and encodes;
+* mediagate cached: the same ``!/fw/256`` URL again and again (a disk-cache hit);
+* a bare Starlette ``FileResponse`` of the same thumbnail bytes (the cached baseline);
+* thumbor from PyPI (its own venv under /tmp, a file loader on the image dir): cold (a new
+  ``quality`` filter per request, default single-threaded engine) and with file result storage.
+
+Targets (issue 6): in-process <= 1.1x the faster of Pillow-draft and pyvips; cold on-the-fly
+>= 2x thumbor's default req/s with server RSS < 150 MB; cached >= 50 % of the bare FileResponse.
+
+    .venv/bin/python bench/thumbs.py [--duration 10] [--concurrency 8] [--no-thumbor] [--strict]
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pyvips
+from _common import (
+    Mediagate,
+    RssSampler,
+    busy_processes,
+    form_fields,
+    free_port,
+    load_average,
+    stop_process,
+    wait_http,
+    workdir,
+)
 from PIL import Image
 
 from mediagate.media.limits import ImageLimits
@@ -23,6 +55,12 @@ from mediagate.media.process import process_file
 from mediagate.media.spec import parse_thumb
 
 RUNS = 7
+SOURCES = 8
+"""Distinct source files (same picture, a different trailer after EOI): 8 x 100 qualities of
+cold URLs, more than a 10 s run on this machine can use up."""
+MiB = 1024 * 1024
+THUMBOR_VENV = Path(tempfile.gettempdir()) / "mediagate-bench-thumbor-venv"
+THUMBOR_INSTALL_SECONDS = 600
 
 
 def timed(fn: Callable[[], object]) -> float:
@@ -35,10 +73,27 @@ def timed(fn: Callable[[], object]) -> float:
     return statistics.median(times)
 
 
-def main() -> None:
-    work = Path(tempfile.mkdtemp(prefix="thumbs-"))
-    src = work / "big.jpg"
-    Image.effect_mandelbrot((4000, 3000), (-2.0, -1.2, 1.0, 1.2), 80).convert("RGB").save(src, quality=90)
+# -- in-process ----------------------------------------------------------------------------------
+
+
+def ensure_vipsthumbnail() -> tuple[str | None, str]:
+    """The ``vipsthumbnail`` binary, installing Debian's libvips-tools if missing; else why not."""
+    found = shutil.which("vipsthumbnail")
+    if found:
+        return found, ""
+    print(
+        "vipsthumbnail not found; installing libvips-tools (apt-get install -y libvips-tools) ...", flush=True
+    )
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    try:
+        subprocess.run(["apt-get", "install", "-y", "-qq", "libvips-tools"], env=env, check=True, timeout=300)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return None, f"not installed and apt-get failed ({exc})"
+    found = shutil.which("vipsthumbnail")
+    return found, "" if found else "libvips-tools installed no vipsthumbnail"
+
+
+def in_process(src: Path, work: Path) -> dict[str, float]:
     out = work / "out.jpg"
     spec = parse_thumb("/max/256/quality/85")
     limits = ImageLimits()
@@ -54,22 +109,334 @@ def main() -> None:
         "pyvips thumbnail": timed(lambda: pyvips.Image.thumbnail(str(src), 256).jpegsave(str(out), Q=85)),
         "Pillow draft+thumbnail": timed(pillow),
     }
-    cli = shutil.which("vipsthumbnail")
+    cli, why = ensure_vipsthumbnail()
     if cli:
         results["vipsthumbnail CLI"] = timed(
             lambda: subprocess.run([cli, str(src), "-s", "256", "-o", str(out)], check=True)
         )
     else:
-        print("vipsthumbnail: skipped: not installed (Debian libvips-tools)")
-    best = min(results["pyvips thumbnail"], results["Pillow draft+thumbnail"])
-    for name, ms in results.items():
-        print(f"{name:28s} {ms:8.1f} ms   {ms / best:5.2f}x the faster of pyvips/Pillow")
+        print(f"vipsthumbnail: skipped: {why}")
+    return results
+
+
+# -- load ----------------------------------------------------------------------------------------
+
+WRK_SCRIPT = """\
+local paths = {}
+for line in io.lines("%(paths)s") do paths[#paths + 1] = line end
+local i = 0
+request = function()
+  i = i + 1
+  return wrk.format("GET", paths[(i - 1) %% #paths + 1])
+end
+done = function(summary, latency, requests)
+  io.write(string.format('{"requests": %%d, "duration_us": %%d, "p50_us": %%d, "p99_us": %%d,'
+    .. ' "errors": %%d, "paths": %%d}\\n', summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(99),
+    summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write
+    + summary.errors.timeout, #paths))
+end
+"""
+
+
+@dataclass
+class Load:
+    name: str
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    rss_mb: float
+    note: str = ""
+
+
+def run_load(name: str, url: str, paths: list[str], pid: int, work: Path, args: argparse.Namespace) -> Load:
+    """``wrk`` cycling through ``paths`` for ``args.duration`` s, the server's peak RSS sampled."""
+    listing = work / f"paths-{uuid.uuid4().hex}.txt"
+    listing.write_text("".join(p + "\n" for p in paths))
+    script = work / f"get-{uuid.uuid4().hex}.lua"
+    script.write_text(WRK_SCRIPT % {"paths": listing})
+    cmd = ["wrk", "-t1", f"-c{args.concurrency}", f"-d{max(1, round(args.duration))}s", "--timeout", "30s"]
+    with RssSampler(pid) as rss:
+        done = subprocess.run([*cmd, "-s", str(script), url], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"wrk failed: {done.stderr or done.stdout}")
+    stats = json.loads([line for line in done.stdout.splitlines() if line.startswith("{")][-1])
+    note = ""
+    if len(paths) > 1 and stats["requests"] > stats["paths"]:
+        note = f"ran out of distinct URLs after {stats['paths']} (later requests were cache hits)"
+    return Load(
+        name,
+        stats["requests"] / (stats["duration_us"] / 1e6),
+        stats["p50_us"] / 1e3,
+        stats["p99_us"] / 1e3,
+        int(stats["errors"]),
+        rss.peak / MiB,
+        note,
+    )
+
+
+# -- the bare FileResponse baseline ----------------------------------------------------------------
+
+
+def serve_bare(path: Path, port: int) -> None:
+    """``GET /thumb.jpg``: Starlette's FileResponse of one file, same uvicorn flags as mediagate."""
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import FileResponse, PlainTextResponse, Response
+    from starlette.routing import Route
+
+    async def thumb(request: Request) -> Response:
+        return FileResponse(path, media_type="image/jpeg")
+
+    async def healthz(request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    app = Starlette(routes=[Route("/healthz", healthz), Route("/thumb.jpg", thumb)])
+    uvicorn.run(
+        app, host="127.0.0.1", port=port, log_level="warning", proxy_headers=False, server_header=False
+    )
+
+
+class Server:
+    """A child process on a free loopback port, its output in ``log``."""
+
+    def __init__(self, cmd: list[str], port: int, log: Path, health: str, env: dict[str, str] | None = None):
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = log
+        with open(log, "ab") as out:
+            self.process = subprocess.Popen(
+                cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+            )
+        wait_http(self.url + health, self.process, log, timeout=60)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def stop(self) -> None:
+        stop_process(self.process)
+
+
+# -- thumbor -------------------------------------------------------------------------------------
+
+THUMBOR_CONF = """\
+LOADER = 'thumbor.loaders.file_loader'
+FILE_LOADER_ROOT_PATH = {images!r}
+FILE_STORAGE_ROOT_PATH = {storage!r}
+ALLOW_UNSAFE_URL = True
+QUALITY = 85
+{result}
+"""
+
+
+def ensure_thumbor() -> tuple[Path | None, str]:
+    """thumbor from PyPI in its own venv (so the project's stays clean); else why not."""
+    binary = THUMBOR_VENV / "bin" / "thumbor"
+    if binary.exists():
+        return binary, ""
+    print(f"installing thumbor from PyPI into {THUMBOR_VENV} ...", flush=True)
+    try:
+        subprocess.run(["python3", "-m", "venv", str(THUMBOR_VENV)], check=True, timeout=120)
+        subprocess.run(
+            [str(THUMBOR_VENV / "bin" / "pip"), "install", "-q", "thumbor"],
+            check=True,
+            timeout=THUMBOR_INSTALL_SECONDS,
+            capture_output=True,
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        shutil.rmtree(THUMBOR_VENV, ignore_errors=True)
+        return None, f"pip install thumbor failed: {exc}"
+    return (binary, "") if binary.exists() else (None, "pip installed thumbor without its command")
+
+
+def start_thumbor(binary: Path, images: Path, work: Path, result_storage: bool) -> Server:
+    root = work / f"thumbor-{'cached' if result_storage else 'cold'}"
+    root.mkdir()
+    result = (
+        f"RESULT_STORAGE = 'thumbor.result_storages.file_storage'\n"
+        f"RESULT_STORAGE_STORES_UNSAFE = True\n"
+        f"RESULT_STORAGE_FILE_STORAGE_ROOT_PATH = {str(root / 'result')!r}\n"
+        if result_storage
+        else ""
+    )
+    conf = root / "thumbor.conf"
+    conf.write_text(THUMBOR_CONF.format(images=str(images), storage=str(root / "storage"), result=result))
+    port = free_port()
+    cmd = [str(binary), "-i", "127.0.0.1", "-p", str(port), "-c", str(conf), "-l", "warning"]
+    return Server(cmd, port, root / "thumbor.log", "/healthcheck")
+
+
+# -- main ----------------------------------------------------------------------------------------
+
+
+def make_sources(images: Path) -> list[Path]:
+    first = images / "big0.jpg"
+    Image.effect_mandelbrot((4000, 3000), (-2.0, -1.2, 1.0, 1.2), 80).convert("RGB").save(first, quality=90)
+    data = first.read_bytes()
+    out = [first]
+    for i in range(1, SOURCES):
+        path = images / f"big{i}.jpg"
+        path.write_bytes(data + bytes([i]) * i)  # after EOI: the same picture, another MD5
+        out.append(path)
+    return out
+
+
+def upload_all(mg: Mediagate, sources: list[Path]) -> None:
+    with httpx.Client(base_url=mg.url, timeout=120) as client:
+        for src in sources:
+            with open(src, "rb") as f:
+                r = client.post(
+                    f"/{mg.creds.bucket}", data=form_fields(mg.creds, src.name), files={"file": (src.name, f)}
+                )
+            if r.status_code != 200:
+                raise RuntimeError(f"upload of {src.name} refused: {r.status_code} {r.text}")
+
+
+def cold_paths(make: Callable[[int, int], str]) -> list[str]:
+    return [make(k, q) for q in range(100, 0, -1) for k in range(SOURCES)]
+
+
+def http_part(sources: list[Path], work: Path, args: argparse.Namespace) -> list[Load]:
+    loads: list[Load] = []
+    mg = Mediagate(work).start()
+    bare: Server | None = None
+    try:
+        upload_all(mg, sources)
+        bucket = mg.creds.bucket
+        loads.append(
+            run_load(
+                "mediagate on-the-fly cold",
+                mg.url,
+                cold_paths(lambda k, q: f"/{bucket}/big{k}.jpg!/fw/256/quality/{q}"),
+                mg.pid,
+                work,
+                args,
+            )
+        )
+        cached = f"/{bucket}/big0.jpg!/fw/256"
+        thumb = httpx.get(mg.url + cached, timeout=60)
+        thumb.raise_for_status()
+        loads.append(run_load("mediagate on-the-fly cached", mg.url, [cached], mg.pid, work, args))
+        if mg.tracebacks():
+            raise RuntimeError(f"mediagate logged a traceback; see {mg.log}")
+        thumb_path = work / "thumb.jpg"
+        thumb_path.write_bytes(thumb.content)
+        port = free_port()
+        bare = Server(
+            [sys.executable, __file__, "--serve-bare", str(thumb_path), "--port", str(port)],
+            port,
+            work / "bare.log",
+            "/healthz",
+        )
+        loads.append(run_load("bare Starlette FileResponse", bare.url, ["/thumb.jpg"], bare.pid, work, args))
+    finally:
+        mg.stop()
+        if bare is not None:
+            bare.stop()
+    if args.no_thumbor:
+        print("thumbor: skipped: --no-thumbor")
+        return loads
+    binary, why = ensure_thumbor()
+    if binary is None:
+        print(f"thumbor: skipped: {why}")
+        return loads
+    images = sources[0].parent
+    for result_storage in (False, True):
+        try:
+            thumbor = start_thumbor(binary, images, work, result_storage)
+        except RuntimeError as exc:
+            print(f"thumbor: skipped: it did not start: {str(exc)[-500:]}")
+            return loads
+        try:
+            if result_storage:
+                path = "/unsafe/256x0/big0.jpg"
+                httpx.get(thumbor.url + path, timeout=60).raise_for_status()
+                loads.append(run_load("thumbor result storage", thumbor.url, [path], thumbor.pid, work, args))
+            else:
+                paths = cold_paths(lambda k, q: f"/unsafe/256x0/filters:quality({q})/big{k}.jpg")
+                httpx.get(thumbor.url + paths[-1], timeout=60).raise_for_status()
+                loads.append(
+                    run_load("thumbor cold (default)", thumbor.url, paths[:-1], thumbor.pid, work, args)
+                )
+        finally:
+            thumbor.stop()
+    return loads
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per HTTP target (default 10)")
+    parser.add_argument("--concurrency", type=int, default=8, help="connections in flight (default 8)")
+    parser.add_argument("--no-thumbor", action="store_true", help="skip thumbor")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument("--serve-bare", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_bare:
+        serve_bare(Path(args.serve_bare), args.port)
+        return 0
+    if not shutil.which("wrk"):
+        print("wrk is needed for the HTTP part: apt-get install -y wrk")
+        return 1
+    print(load_average())
+    for line in busy_processes({os.getpid()}):
+        print("  busy:", line)
+    with workdir() as work:
+        images = work / "images"
+        images.mkdir()
+        sources = make_sources(images)
+        results = in_process(sources[0], work)
+        best = min(results["pyvips thumbnail"], results["Pillow draft+thumbnail"])
+        print(f"\n{'in-process, 4000x3000 JPEG -> 256 px':40s} {'ms':>8s}")
+        for name, ms in results.items():
+            print(f"{name:40s} {ms:8.1f}   {ms / best:5.2f}x the faster of pyvips/Pillow")
+        loads = http_part(sources, work, args)
+    print(
+        f"\n{'HTTP, ' + str(args.concurrency) + ' connections':40s} {'req/s':>8s} {'p50 ms':>8s} "
+        f"{'p99 ms':>8s} {'errors':>6s} {'peak RSS MB':>11s}"
+    )
+    for load in loads:
+        print(
+            f"{load.name:40s} {load.rps:8.1f} {load.p50_ms:8.1f} {load.p99_ms:8.1f} {load.errors:6d} "
+            f"{load.rss_mb:11.0f}" + (f"   ({load.note})" if load.note else "")
+        )
+    by = {load.name: load for load in loads}
+    verdicts: list[bool] = []
+
+    def verdict(ok: bool, text: str) -> None:
+        verdicts.append(ok)
+        print(f"{'PASS' if ok else 'FAIL'}: {text}")
+
+    print()
     ratio = results["mediagate process_file"] / best
-    print(f"{'PASS' if ratio <= 1.1 else 'FAIL'}: in-process <= 1.1x ({ratio:.2f}x)")
-    print("HTTP on-the-fly: skipped: on-the-fly path not available in this bench yet")
-    print("thumbor: skipped: not attempted (needs its own service and Python deps; see issue 6)")
-    shutil.rmtree(work, ignore_errors=True)
+    verdict(ratio <= 1.1, f"in-process <= 1.1x the faster of Pillow-draft and pyvips ({ratio:.2f}x)")
+    cold = by["mediagate on-the-fly cold"]
+    thumbor = by.get("thumbor cold (default)")
+    if thumbor is not None:
+        verdict(
+            cold.rps >= 2 * thumbor.rps,
+            f"cold on-the-fly >= 2x thumbor default req/s ({cold.rps / thumbor.rps:.2f}x)",
+        )
+    else:
+        print("SKIP: cold on-the-fly vs thumbor (thumbor did not run)")
+    verdict(
+        cold.rss_mb < 150, f"server RSS < 150 MB at {args.concurrency} concurrent cold ({cold.rss_mb:.0f} MB)"
+    )
+    cached, bare = by["mediagate on-the-fly cached"], by["bare Starlette FileResponse"]
+    verdict(
+        cached.rps >= 0.5 * bare.rps,
+        f"cached >= 50 % of a bare FileResponse ({100 * cached.rps / bare.rps:.0f} %)",
+    )
+    broke = any(load.errors for load in loads)
+    if broke:
+        print("some requests failed (see the errors column)")
+    return 1 if broke or (args.strict and not all(verdicts)) else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
