@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 
@@ -38,6 +40,26 @@ async def body_stream(request: Request) -> AsyncIterator[bytes]:
                 yield chunk
     except ClientDisconnect as exc:
         raise MalformedBody("the client closed the connection before the body was complete") from exc
+
+
+DRAIN_LIMIT = 1024 * 1024
+"""After an early error, at most this much of the unread body is read and dropped."""
+DRAIN_SECONDS = 5.0
+
+
+async def drain_body(
+    body: AsyncIterator[bytes], *, limit: int = DRAIN_LIMIT, seconds: float = DRAIN_SECONDS
+) -> None:
+    """Read (and drop) a little of what the client may still be sending after an early error, so
+    that it gets to read our answer instead of a reset connection. Bounded in bytes and time, and
+    never raises: a client that stalls or goes away just gets the answer (or nothing) sooner."""
+    seen = 0
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(seconds):
+            async for chunk in body:
+                seen += len(chunk)
+                if seen > limit:
+                    break
 
 
 class RequestIdMiddleware:

@@ -32,8 +32,6 @@ notify/callback POST also carries ``Date``, ``Content-MD5`` (hex md5 of the body
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
@@ -60,7 +58,7 @@ from mediagate.core.gateway import Gateway, Stored
 from mediagate.core.grant import UploadGrant
 from mediagate.core.ingest import Received
 from mediagate.core.secrets import constant_time_equal
-from mediagate.http import body_stream, gateway
+from mediagate.http import body_stream, drain_body, gateway
 from mediagate.protocols.upyun import signing
 from mediagate.protocols.upyun.errors import form_error
 from mediagate.protocols.upyun.policy import (
@@ -72,9 +70,8 @@ from mediagate.protocols.upyun.policy import (
 )
 
 FILE_FIELD = "file"
-DRAIN_LIMIT = 1024 * 1024
-"""After an early error, this much of the unread body is discarded so the client sees the answer."""
 DRAIN_SECONDS = 1.0
+"""How long an early error waits on the rest of the body (see ``http.drain_body``)."""
 
 
 class CallbackFailed(MediagateError):
@@ -129,7 +126,7 @@ async def handle(request: Request, bucket: str) -> Response:
     except MediagateError as exc:
         if upload is not None:
             upload.discard()
-        await _drain(body)
+        await drain_body(body, seconds=DRAIN_SECONDS)
         return await _refuse(gw, upload, exc)
     except BaseException:
         if upload is not None:
@@ -193,17 +190,6 @@ async def _prebuffer(gw: Gateway, upload: FormUpload, reader: MultipartReader) -
 def _grant(upload: FormUpload) -> UploadGrant:
     assert upload.grant is not None
     return upload.grant
-
-
-async def _drain(body: AsyncIterator[bytes]) -> None:
-    """Read (and drop) a little of what the client is still sending, so it can read our answer."""
-    seen = 0
-    with contextlib.suppress(Exception):
-        async with asyncio.timeout(DRAIN_SECONDS):
-            async for chunk in body:
-                seen += len(chunk)
-                if seen > DRAIN_LIMIT:
-                    break
 
 
 # -- 2. authorise --------------------------------------------------------------------------------------

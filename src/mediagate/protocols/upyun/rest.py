@@ -25,7 +25,6 @@ the middleware adds ``X-Request-Id``, which the SDK reports.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from urllib.parse import unquote
@@ -46,7 +45,7 @@ from mediagate.core.errors import (
 )
 from mediagate.core.gateway import Gateway
 from mediagate.core.keys import normalise_dir, normalise_key, split_key
-from mediagate.http import body_stream, gateway, raw_target, request_id
+from mediagate.http import body_stream, drain_body, gateway, raw_target, request_id
 from mediagate.protocols.upyun import listing, multipart, signing
 from mediagate.protocols.upyun.errors import rest_error
 from mediagate.protocols.upyun.objects import (
@@ -57,11 +56,6 @@ from mediagate.protocols.upyun.objects import (
     upload_options,
 )
 from mediagate.serving import object_response
-
-DRAIN_LIMIT = 1024 * 1024
-"""After an early error, this much of the unread body is read and dropped so the client, still
-sending, gets to read our answer instead of a reset connection."""
-DRAIN_SECONDS = 5.0
 
 
 class MethodNotAllowed(MediagateError):
@@ -84,7 +78,7 @@ async def handle(request: Request, bucket: str, path: str) -> Response:
         found = await authenticate(request, gw, bucket)
         return await _dispatch(request, gw, found, path, body)
     except MediagateError as exc:
-        await _drain(body)
+        await drain_body(body)
         return rest_error(exc, request_id(request), headers=getattr(exc, "headers", None))
 
 
@@ -297,17 +291,3 @@ async def _mkdir(gw: Gateway, bucket: Bucket, path: str) -> Response:
         except Conflict as exc:
             raise Conflict(f"a file is in the way of the folder: {exc.message}", code=exc.code) from exc
     return Response(status_code=200)
-
-
-# -- helpers -----------------------------------------------------------------------------------------
-
-
-async def _drain(body: AsyncIterator[bytes]) -> None:
-    """Read (and drop) a little of what the client may still be sending."""
-    seen = 0
-    with contextlib.suppress(Exception):
-        async with asyncio.timeout(DRAIN_SECONDS):
-            async for chunk in body:
-                seen += len(chunk)
-                if seen > DRAIN_LIMIT:
-                    break

@@ -13,8 +13,6 @@ URL), ``eTag`` and ``ETag`` (md5 hex of the file), ``mimeType``, ``fileModified`
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -30,7 +28,7 @@ from mediagate.core.buckets import AKSK
 from mediagate.core.errors import BadRequest, MediagateError, Unauthorized
 from mediagate.core.formdata import MultipartReader, Part, boundary_from_content_type
 from mediagate.core.gateway import Gateway, Stored
-from mediagate.http import body_stream, gateway, request_id
+from mediagate.http import body_stream, drain_body, gateway, request_id
 from mediagate.protocols.wantu.errors import as_headers, error_response
 from mediagate.protocols.wantu.policy import (
     KeyContext,
@@ -52,8 +50,6 @@ from mediagate.protocols.wantu.signing import (
 log = logging.getLogger("mediagate.wantu")
 
 FILE_FIELD = "content"
-DRAIN_LIMIT = 1024 * 1024
-DRAIN_SECONDS = 5.0
 DEFAULT_CALLBACK_TYPE = "application/x-www-form-urlencoded"
 
 
@@ -129,17 +125,6 @@ def file_stream(form: Form) -> AsyncIterator[bytes]:
     return form.reader.stream()
 
 
-async def drain(body: AsyncIterator[bytes]) -> None:
-    """Read (and drop) a little of what the client is still sending, so it can read our answer."""
-    seen = 0
-    with contextlib.suppress(Exception):
-        async with asyncio.timeout(DRAIN_SECONDS):
-            async for chunk in body:
-                seen += len(chunk)
-                if seen > DRAIN_LIMIT:
-                    break
-
-
 Handler = Callable[[Request, Gateway, AsyncIterator[bytes]], Awaitable[Response]]
 
 
@@ -150,7 +135,7 @@ async def guarded(request: Request, handler: Handler) -> Response:
     try:
         return await handler(request, gw, body)
     except MediagateError as exc:
-        await drain(body)
+        await drain_body(body)
         return error_response(exc, request_id(request))
 
 
