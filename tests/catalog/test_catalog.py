@@ -266,6 +266,25 @@ def test_expired_objects(catalog: Catalog, bucket: Bucket) -> None:
     assert len(catalog.expired_objects(now + timedelta(hours=2), limit=1)) == 1
 
 
+def test_expired_objects_are_invisible_to_listings_counts_and_usage(catalog: Catalog, bucket: Bucket) -> None:
+    """A ttl'd object is gone for clients the moment it expires, not when the collector runs."""
+    now = datetime.now(UTC)
+    catalog.commit_object(make_object(bucket, "d/gone", b"x" * 100, expires_at=now - timedelta(seconds=1)))
+    catalog.commit_object(make_object(bucket, "d/later", b"x" * 10, expires_at=now + timedelta(hours=1)))
+    commit(catalog, bucket, "d/forever", b"x" * 1)
+    live = ["forever", "later"]
+    assert names(catalog.list_dir(bucket.id, "d")) == live
+    assert names(catalog.list_dir(bucket.id, "d", descending=True)) == live[::-1]
+    assert names(catalog.list_dir(bucket.id, "d", limit=1, after="forever")) == ["later"]
+    assert catalog.count_dir(bucket.id, "d") == 2
+    assert [o.name for o in catalog.objects_in(bucket.id, "d")] == live
+    assert catalog.count_objects_in(bucket.id, "d") == 2
+    assert catalog.usage(bucket.id) == 11
+    assert catalog.usage(bucket.id, "d") == 11
+    # the row is still there for the collector
+    assert [o.key for o in catalog.expired_objects(datetime.now(UTC))] == ["d/gone"]
+
+
 # -- listing -----------------------------------------------------------------------------------------
 
 

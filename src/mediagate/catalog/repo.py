@@ -29,7 +29,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import CursorResult, Delete, Engine, and_, create_engine, delete, event, func, select, update
+from sqlalchemy import (
+    ColumnElement,
+    CursorResult,
+    Delete,
+    Engine,
+    and_,
+    create_engine,
+    delete,
+    event,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
@@ -67,6 +80,14 @@ def _delete_one(s: Session, statement: Delete) -> None:
     StaleDataError so that :meth:`Catalog._retry` replays the transaction on the new state."""
     if cast(CursorResult[Any], s.execute(statement)).rowcount != 1:
         raise StaleDataError("row deleted by a concurrent transaction")
+
+
+def live() -> ColumnElement[bool]:
+    """Objects that exist as far as a client can tell: not past their ``expires_at`` (ttl).
+
+    An expired row stays until the collector deletes it; listings, counts and usage apply this one
+    condition so that it never shows in the meantime (reads by key check the same in the Gateway)."""
+    return or_(Object.expires_at.is_(None), Object.expires_at > utcnow())
 
 
 @dataclass(frozen=True)
@@ -312,8 +333,8 @@ class Catalog:
             )
 
     def usage(self, bucket_id: int, prefix: str = "") -> int:
-        """Bytes held by the bucket's objects (only those under folder ``prefix`` if given)."""
-        query = select(func.coalesce(func.sum(Object.size), 0)).where(Object.bucket_id == bucket_id)
+        """Bytes held by the bucket's live objects (only those under folder ``prefix`` if given)."""
+        query = select(func.coalesce(func.sum(Object.size), 0)).where(Object.bucket_id == bucket_id, live())
         if prefix:
             query = query.where(Object.key.startswith(prefix + "/", autoescape=True))
         with self._read() as s:
@@ -398,6 +419,8 @@ class Catalog:
 
             def page(model: type[Object] | type[Folder]) -> Any:
                 query = select(model).where(model.bucket_id == bucket_id, model.dir == dir_path)
+                if model is Object:
+                    query = query.where(live())
                 if after is not None:
                     query = query.where(model.name < after if descending else model.name > after)
                 order = model.name.desc() if descending else model.name.asc()
@@ -413,7 +436,7 @@ class Catalog:
             objects = s.scalar(
                 select(func.count())
                 .select_from(Object)
-                .where(Object.bucket_id == bucket_id, Object.dir == dir_path)
+                .where(Object.bucket_id == bucket_id, Object.dir == dir_path, live())
             )
             folders = s.scalar(
                 select(func.count())
@@ -425,13 +448,15 @@ class Catalog:
     def objects_in(self, bucket_id: int, dir_path: str, *, offset: int = 0, limit: int = 100) -> list[Object]:
         """Objects directly in ``dir_path``, ordered by name (offset paging)."""
         with self._read() as s:
-            query = select(Object).where(Object.bucket_id == bucket_id, Object.dir == dir_path)
+            query = select(Object).where(Object.bucket_id == bucket_id, Object.dir == dir_path, live())
             return list(s.scalars(query.order_by(Object.name.asc()).offset(offset).limit(limit)))
 
     def count_objects_in(self, bucket_id: int, dir_path: str) -> int:
         with self._read() as s:
             query = select(func.count()).select_from(Object)
-            return int(s.scalar(query.where(Object.bucket_id == bucket_id, Object.dir == dir_path)) or 0)
+            return int(
+                s.scalar(query.where(Object.bucket_id == bucket_id, Object.dir == dir_path, live())) or 0
+            )
 
     def folders_in(self, bucket_id: int, dir_path: str, *, offset: int = 0, limit: int = 100) -> list[Folder]:
         """Folders directly in ``dir_path``, ordered by name (offset paging)."""

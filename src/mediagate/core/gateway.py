@@ -325,7 +325,7 @@ class Gateway:
         page = await to_thread.run_sync(
             lambda: self.catalog.objects_in(bucket.id, dir_path, offset=offset, limit=limit)
         )
-        return total, [o for o in page if not _is_expired(o)]
+        return total, page
 
     async def list_folders(
         self, bucket: Bucket, dir_path: str, *, offset: int = 0, limit: int = 100
