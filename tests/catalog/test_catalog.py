@@ -682,6 +682,60 @@ def test_concurrent_parts_of_the_same_number(catalog: Catalog, bucket: Bucket) -
     assert garbage(catalog) == {f"blob{i}" for i in range(8)} - {parts[0].blob_id}
 
 
+def test_concurrent_renames_onto_one_key_leave_one_row(catalog: Catalog, bucket: Bucket) -> None:
+    """Eight objects renamed onto one new key at once: every rename succeeds (last one wins), one
+    row remains, and every blob it replaced is garbage; nothing live is lost."""
+    blobs = [commit(catalog, bucket, f"src/{i}.bin", str(i).encode()).blob_id for i in range(8)]
+    assert run_threads(8, lambda i: catalog.rename_object(bucket.id, f"src/{i}.bin", "new/dir/one.bin")) == []
+    with catalog._read() as s:
+        rows = list(s.scalars(select(Object).where(Object.bucket_id == bucket.id)))
+    assert [r.key for r in rows] == ["new/dir/one.bin"]
+    assert (rows[0].dir, rows[0].name) == ("new/dir", "one.bin")
+    assert garbage(catalog) == set(blobs) - {rows[0].blob_id}
+
+
+def test_concurrent_renames_of_one_object_have_one_winner(catalog: Catalog, bucket: Bucket) -> None:
+    """The same object renamed to eight names at once ends up under exactly one of them; the
+    others are told it is gone, as they would be one after the other."""
+    blob = commit(catalog, bucket, "a.bin").blob_id
+    outcomes: list[str] = []
+
+    def work(i: int) -> None:
+        try:
+            catalog.rename_object(bucket.id, "a.bin", f"to/{i}.bin")
+            outcomes.append(f"to/{i}.bin")
+        except NotFound:
+            outcomes.append("gone")
+
+    assert run_threads(8, work) == []
+    won = [o for o in outcomes if o != "gone"]
+    assert len(won) == 1 and outcomes.count("gone") == 7
+    with catalog._read() as s:
+        rows = list(s.scalars(select(Object).where(Object.bucket_id == bucket.id)))
+    assert [(r.key, r.blob_id) for r in rows] == [(won[0], blob)]
+    assert garbage(catalog) == set()
+
+
+def test_renames_racing_commits_to_the_target(catalog: Catalog, bucket: Bucket) -> None:
+    """Renames onto a key while others upload to it: no error, one row, every loser's blob garbage."""
+    sources = [commit(catalog, bucket, f"s/{i}", str(i).encode()).blob_id for i in range(4)]
+    committed: list[str] = []
+
+    def work(i: int) -> None:
+        if i % 2:
+            for j in range(3):
+                committed.append(commit(catalog, bucket, "t/target", f"{i}-{j}".encode()).blob_id)
+        else:
+            catalog.rename_object(bucket.id, f"s/{i}", "t/target")
+            catalog.rename_object(bucket.id, f"s/{i + 1}", "t/target")
+
+    assert run_threads(4, work) == []
+    with catalog._read() as s:
+        rows = list(s.scalars(select(Object).where(Object.bucket_id == bucket.id)))
+    assert [r.key for r in rows] == ["t/target"]
+    assert garbage(catalog) == (set(sources) | set(committed)) - {rows[0].blob_id}
+
+
 @pytest.mark.postgres
 def test_concurrent_claimers_never_get_the_same_delivery() -> None:
     """Four workers (own engines, as on four nodes) drain one queue: SELECT … FOR UPDATE SKIP

@@ -306,7 +306,14 @@ class Catalog:
     def rename_object(self, bucket_id: int, key: str, new_key: str) -> Object:
         """Give object ``key`` the name ``new_key`` in one transaction; its blob moves with it.
         An object already at ``new_key`` is replaced (its blob becomes garbage); the parent folders
-        of ``new_key`` are created. NotFound if ``key`` is absent, Conflict if ``new_key`` is a folder."""
+        of ``new_key`` are created. NotFound if ``key`` is absent, Conflict if ``new_key`` is a folder.
+
+        Runs through :meth:`_retry` like the other writers: a concurrent commit to ``new_key``
+        (unique-key collision), or a concurrent rename/delete of either row, replays the whole
+        transaction on the new state instead of failing or renaming a row it no longer holds."""
+        return self._retry(lambda: self._rename_object(bucket_id, key, new_key))
+
+    def _rename_object(self, bucket_id: int, key: str, new_key: str) -> Object:
         new_dir, new_name = split_key(new_key)
         with self._write() as s:
             obj = s.scalar(select(Object).where(Object.bucket_id == bucket_id, Object.key == key))
@@ -320,9 +327,18 @@ class Catalog:
             existing = s.scalar(select(Object).where(Object.bucket_id == bucket_id, Object.key == new_key))
             if existing is not None:
                 s.merge(GarbageBlob(blob_id=existing.blob_id, created_at=now))
-                s.delete(existing)
-                s.flush()
+                _delete_one(s, delete(Object).where(Object.id == existing.id))
             self._ensure_folders(s, bucket_id, new_dir, now)
+            # this very row, still at ``key``: not one a concurrent rename has already moved
+            moved = s.execute(
+                update(Object)
+                .where(Object.id == obj.id, Object.key == key)
+                .values(key=new_key, dir=new_dir, name=new_name)
+                .execution_options(synchronize_session=False)
+            )
+            if cast(CursorResult[Any], moved).rowcount != 1:
+                raise StaleDataError("row renamed or deleted by a concurrent transaction")
+            s.expunge(obj)
             obj.key, obj.dir, obj.name = new_key, new_dir, new_name
             return obj
 
