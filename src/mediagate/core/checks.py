@@ -1,31 +1,28 @@
 """Check: what the bytes really are, and whether the grant allows them.
 
-The type is sniffed from the first bytes of the file, never taken from the filename. Image width,
-height and frame count come from the header alone (Pillow opens lazily and decodes no pixels), so a
-decompression bomb costs a header read here; the processing pipeline applies its own pixel limits
-before it decodes anything.
+The type is sniffed from the first bytes of the file, never taken from the filename. Image facts
+come from :func:`mediagate.media.probe.probe`, the one probe the whole gateway uses (range checks,
+response fields, placeholders, processing): header only, so a decompression bomb costs a header
+read here, and width/height are the *displayed* size, EXIF orientation 5-8 swapping them, as
+UPYUN reports them. The processing pipeline applies its pixel limits before it decodes anything.
 """
 
 from __future__ import annotations
 
 import mimetypes
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import filetype
-from PIL import Image, UnidentifiedImageError
 
 from mediagate.core.errors import ChecksumMismatch, PolicyViolation, UnsupportedMedia
 from mediagate.core.grant import UploadGrant
 from mediagate.core.ingest import Received
 from mediagate.core.savekey import split_filename
 from mediagate.core.secrets import constant_time_equal
+from mediagate.media.probe import probe
 
 SNIFF_BYTES = 8192
-
-# We never decode here; the header-only probe must report a bomb's size rather than refuse it.
-Image.MAX_IMAGE_PIXELS = None
 
 
 @dataclass(frozen=True)
@@ -60,17 +57,13 @@ def sniff(path: Path, filename: str | None = None) -> MediaInfo:
 
 
 def probe_image(path: Path) -> MediaInfo | None:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with Image.open(path) as im:
-                fmt = im.format or ""
-                frames = int(getattr(im, "n_frames", 1) or 1)
-                width, height = im.size
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError):
+    """The header probe as check facts; None for anything that is not an image we can read."""
+    found = probe(path)
+    if found is None:
         return None
-    mime = Image.MIME.get(fmt, f"image/{fmt.lower()}")
-    return MediaInfo(mime=mime, width=width, height=height, frames=frames, image_type=fmt)
+    return MediaInfo(
+        mime=found.mime, width=found.width, height=found.height, frames=found.frames, image_type=found.format
+    )
 
 
 def _looks_like_text(head: bytes) -> bool:

@@ -112,6 +112,27 @@ def test_form_thumb_applies_exif_orientation_first(client: httpx.Client, bucket:
     assert not has_gps(data)  # UPYUN strips metadata by default
 
 
+def test_form_reports_and_checks_the_displayed_size_of_an_exif_rotated_jpeg(
+    client: httpx.Client, admin: Gateway, bucket: BucketCredentials
+) -> None:
+    """400x300 stored, EXIF orientation 6: UPYUN reports (and range-checks) it as 300 wide, 400 high,
+    without processing anything: the stored bytes are the uploaded ones."""
+    data = rotated_jpeg(400, 300)
+    r = upload(client, bucket, data, key="/r.jpg", **{"image-width-range": "0,300"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["image-width"], body["image-height"], body["image-type"]) == (300, 400, "JPEG")
+    assert stored_bytes(client, bucket.bucket, "r.jpg") == data
+    obj = stored(admin, bucket, "r.jpg")
+    assert (obj.width, obj.height) == (300, 400)
+    for policy in ({"image-width-range": "0,299"}, {"image-height-range": "0,399"}):
+        refused = upload(client, bucket, data, key="/refused.jpg", **policy)
+        assert refused.status_code == 403, refused.text
+        assert ("width" if "image-width-range" in policy else "height") in refused.json()["message"]
+    tall = upload(client, bucket, data, key="/tall.jpg", **{"image-height-range": "400,400"})
+    assert tall.status_code == 200, tall.text
+
+
 @pytest.mark.parametrize(
     ("fields", "size"),
     [
