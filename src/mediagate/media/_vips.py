@@ -1,19 +1,47 @@
-"""pyvips, imported once and configured for a server: no operation cache (memory stays bounded)."""
+"""pyvips, imported once and configured for a server, so memory stays bounded under parallel load.
+
+Why the RSS of a naive server grows by ~17 MB per image in flight and does not come back:
+
+* libvips' operation cache keeps decoded images alive between requests; a gateway never repeats
+  the exact same operation on the same file handle, so it only costs memory: switched off.
+* glibc gives every thread that allocates its own malloc arena (up to 8 per core). Decodes run in
+  anyio's worker threads (up to 40) plus libvips' own workers, so each decode leaves tens of MB
+  of freed-but-kept memory in another arena. Two arenas (``MALLOC_ARENA_MAX``, set here with
+  ``mallopt`` since the environment variable is read before Python starts) reuse the same pages,
+  and :func:`release_memory` hands freed pages back to the kernel after a large decode.
+"""
 
 from __future__ import annotations
 
+import ctypes
 import os
+import sys
 
 os.environ.setdefault("VIPS_WARNING", "0")
 
 import pyvips
 
-# The operation cache keeps decoded images alive between requests; a gateway never repeats the
-# exact same operation on the same file handle, so it only costs memory.
 pyvips.cache_set_max(0)
 pyvips.cache_set_max_mem(0)
 pyvips.cache_set_max_files(0)
 
 Error = pyvips.Error
 
-__all__ = ["Error", "pyvips"]
+_M_ARENA_MAX = -8
+_libc: ctypes.CDLL | None = None
+if sys.platform.startswith("linux"):
+    try:
+        _libc = ctypes.CDLL("libc.so.6")
+        _arenas = os.environ.get("MALLOC_ARENA_MAX", "2")
+        _libc.mallopt(_M_ARENA_MAX, int(_arenas) if _arenas.isdigit() else 2)
+    except (OSError, AttributeError):  # not glibc (musl has neither arenas nor these calls)
+        _libc = None
+
+
+def release_memory() -> None:
+    """Return freed heap pages to the kernel (glibc ``malloc_trim``); a no-op elsewhere."""
+    if _libc is not None:
+        _libc.malloc_trim(0)
+
+
+__all__ = ["Error", "pyvips", "release_memory"]

@@ -25,7 +25,7 @@ from PIL import UnidentifiedImageError
 
 from mediagate.core.errors import BadRequest, MediagateError, PayloadTooLarge, UnsupportedMedia
 from mediagate.media._vips import Error as VipsError
-from mediagate.media._vips import pyvips
+from mediagate.media._vips import pyvips, release_memory
 from mediagate.media.limits import ImageLimits
 from mediagate.media.probe import ImageProbe, check_limits, probe
 from mediagate.media.spec import Box, ProcessingSpec, Resize
@@ -98,9 +98,13 @@ class Processor:
     async def process(self, src: Path, spec: ProcessingSpec, dest: Path) -> ProcessedImage:
         if self._limiter is None:
             self._limiter = anyio.CapacityLimiter(self.limits.max_concurrent)
-        return await anyio.to_thread.run_sync(
-            lambda: process_file(src, spec, dest, limits=self.limits), limiter=self._limiter
-        )
+        return await anyio.to_thread.run_sync(self._run, src, spec, dest, limiter=self._limiter)
+
+    def _run(self, src: Path, spec: ProcessingSpec, dest: Path) -> ProcessedImage:
+        try:
+            return process_file(src, spec, dest, limits=self.limits)
+        finally:
+            release_memory()  # a decode frees tens of MB; give them back rather than keep a peak
 
 
 def target_size(width: int, height: int, resize: Resize, force: bool = False) -> tuple[int, int]:
@@ -261,11 +265,24 @@ def _load(
         if spec.resize.mode == "sq":
             frames = [_crop_box(f, Box(spec.resize.a, spec.resize.a), "center") for f in frames]
     else:
+        # Streaming (sequential) decode when every step reads top to bottom: a crop then never
+        # holds the whole decoded source, only the rows it needs. Orientation fixes and animation
+        # pages read out of order, so they get random access (the whole image decoded), and so
+        # does a file without its end marker: a full decode is what refuses it as truncated.
+        sequential = (
+            intact
+            and not animate
+            and info.format != "BMP"
+            and not (spec.auto_orient and info.orientation != 1)
+        )
         if info.format == "BMP":
             image = _from_pillow(src)
         else:
             image = pyvips.Image.new_from_file(
-                str(src), fail_on="truncated", **({"n": -1} if animate else {})
+                str(src),
+                fail_on="truncated",
+                access="sequential" if sequential else "random",
+                **({"n": -1} if animate else {}),
             )
         frames = _split(image, info.frames if animate else 1)
         if spec.auto_orient and not animate:
@@ -274,6 +291,8 @@ def _load(
             frames = [_crop_box(f, spec.crop, spec.gravity) for f in frames]
         if spec.resize is not None:
             frames = [_resize(f, spec.resize, spec.force, limits) for f in frames]
+        if sequential and spec.rotate:
+            frames = [f.copy_memory() for f in frames]  # rotation reads columns: only the result
     delays: list[int] = []
     loop = 0
     if animate:
