@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     notify_retries: int = 5
     session_max_age_seconds: int = 7 * 24 * 3600
     """Abandoned multi-part upload sessions older than this are collected."""
+    delivery_retention_seconds: int = 7 * 24 * 3600
+    """Delivered or failed notifications are kept this long (counted from when they were queued)
+    for inspection, then the collector deletes them; pending ones are never pruned."""
 
     media_max_pixels: int = 100_000_000
     """Largest image (width x height, summed over animation frames) decoded; bigger is refused unread."""

@@ -596,6 +596,24 @@ def test_delivery_lifecycle(catalog: Catalog) -> None:
     assert catalog.next_delivery_at() is None
 
 
+def test_prune_deliveries_drops_only_finished_rows_older_than_the_cutoff(catalog: Catalog) -> None:
+    ids = {state: catalog.enqueue_delivery(f"http://example.test/{state}", "", {}) for state in STATES}
+    catalog.finish_delivery(ids["delivered"], ok=True, error=None, retry_at=None)
+    catalog.finish_delivery(ids["failed"], ok=False, error="HTTP 500", retry_at=None)
+    catalog.finish_delivery(ids["retrying"], ok=False, error="HTTP 500", retry_at=FUTURE)
+    assert catalog.prune_deliveries(datetime.now(UTC) - timedelta(hours=1)) == 0  # all queued just now
+    assert catalog.prune_deliveries(FUTURE) == 2
+    assert catalog.get_delivery(ids["delivered"]) is None
+    assert catalog.get_delivery(ids["failed"]) is None
+    for state in ("pending", "retrying"):  # still owed, whatever their age
+        d = catalog.get_delivery(ids[state])
+        assert d is not None and d.state == "pending"
+    assert catalog.prune_deliveries(FUTURE) == 0
+
+
+STATES = ("delivered", "failed", "pending", "retrying")
+
+
 def test_a_delivery_out_of_retries_fails(catalog: Catalog) -> None:
     did = catalog.enqueue_delivery("http://example.test/hook", "", {})
     catalog.finish_delivery(did, ok=False, error="timeout", retry_at=None)

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
-from mediagate.catalog.models import Bucket
+from mediagate.catalog.models import Bucket, Delivery
 from mediagate.core.errors import BadRequest, Conflict, NotFound, PolicyViolation
 from mediagate.core.gateway import Gateway, Stored
 from mediagate.core.grant import UploadGrant
@@ -281,6 +282,35 @@ def test_stale_sessions_are_collected(gw: Gateway, bucket: Bucket) -> None:
         asyncio.run(gw.session(stale))
     assert asyncio.run(gw.session(fresh)).id == fresh
     assert len(blobs(gw)) == 1
+
+
+def test_finished_deliveries_are_pruned_after_the_retention(gw: Gateway) -> None:
+    """Delivered and failed notifications go once older than ``delivery_retention_seconds``
+    (default a week); pending ones stay, and so do finished ones still within the retention."""
+    assert gw.settings.delivery_retention_seconds == 7 * 24 * 3600
+    cat = gw.catalog
+    old_ok, old_failed, old_pending, new_ok = (
+        cat.enqueue_delivery(f"http://x.test/{i}", "", {}) for i in range(4)
+    )
+    cat.finish_delivery(old_ok, ok=True, error=None, retry_at=None)
+    cat.finish_delivery(old_failed, ok=False, error="HTTP 500", retry_at=None)
+    cat.finish_delivery(new_ok, ok=True, error=None, retry_at=None)
+    eight_days_ago = datetime.now(UTC) - timedelta(days=8)
+    with cat._write() as s:
+        s.execute(
+            update(Delivery)
+            .where(Delivery.id.in_([old_ok, old_failed, old_pending]))
+            .values(created_at=eight_days_ago)
+        )
+    gw.collect_garbage()
+    assert cat.get_delivery(old_ok) is None
+    assert cat.get_delivery(old_failed) is None
+    assert cat.get_delivery(old_pending) is not None
+    assert cat.get_delivery(new_ok) is not None
+    gw.settings.delivery_retention_seconds = 0
+    gw.collect_garbage()
+    assert cat.get_delivery(new_ok) is None
+    assert cat.get_delivery(old_pending) is not None
 
 
 def test_a_part_with_a_wrong_md5_leaves_nothing(gw: Gateway, bucket: Bucket) -> None:

@@ -691,6 +691,18 @@ class Catalog:
             else:
                 d.next_attempt_at = retry_at
 
+    def prune_deliveries(self, older_than: datetime) -> int:
+        """Delete delivered and failed notifications queued before ``older_than``; pending ones
+        stay whatever their age (they are still owed). Without this the table only grows.
+        Returns how many rows went."""
+        with self._write() as s:
+            result = s.execute(
+                delete(Delivery).where(
+                    Delivery.state.in_(("delivered", "failed")), Delivery.created_at < older_than
+                )
+            )
+            return int(cast(CursorResult[Any], result).rowcount)
+
     def get_delivery(self, delivery_id: int) -> Delivery | None:
         with self._read() as s:
             return s.get(Delivery, delivery_id)

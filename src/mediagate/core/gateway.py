@@ -556,8 +556,10 @@ class Gateway:
         self.catalog.forget_garbage([blob_id])
 
     def collect_garbage(self, *, grace: timedelta = GARBAGE_GRACE) -> int:
-        """Delete blobs nothing refers to, stale sessions and expired objects. Blocking."""
+        """Delete blobs nothing refers to, stale sessions, expired objects and old finished
+        notifications. Blocking."""
         now = datetime.now(UTC)
+        self.catalog.prune_deliveries(now - timedelta(seconds=self.settings.delivery_retention_seconds))
         for session_id in self.catalog.stale_sessions(
             now - timedelta(seconds=self.settings.session_max_age_seconds)
         ):
