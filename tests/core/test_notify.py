@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from mediagate.core import notify
@@ -86,6 +87,60 @@ def test_public_target_is_pinned_to_the_checked_address() -> None:
     )
     url, headers, extensions = plain.request_args()
     assert (url.host, headers, extensions) == ("8.8.8.8", {"Host": "hooks.example"}, {})
+
+
+def test_a_callers_host_survives_pinning_and_tls_keeps_the_url_name() -> None:
+    """Wantu's callbackHost: the Host header is the caller's, the connection goes to the checked
+    address, and an https certificate is verified for the URL's hostname, not the address."""
+    address = ipaddress.ip_address("8.8.8.8")
+    named = notify.Target(httpx.URL("https://hooks.example/cb"), address)
+    url, headers, extensions = named.request_args("customer.example")
+    assert (url.host, headers, extensions) == (
+        "8.8.8.8",
+        {"Host": "customer.example"},
+        {"sni_hostname": "hooks.example"},
+    )
+    # a URL with an IP literal: the given Host is the only name the certificate can carry
+    literal = notify.Target(httpx.URL("https://8.8.8.8/cb"), address)
+    _, headers, extensions = literal.request_args("customer.example:8443")
+    assert (headers, extensions) == ({"Host": "customer.example:8443"}, {"sni_hostname": "customer.example"})
+    # private targets allowed (not pinned): the caller's Host is still what is sent
+    unpinned = notify.Target(httpx.URL("http://127.0.0.1:9/cb"))
+    assert unpinned.request_args("customer.example") == (unpinned.url, {"Host": "customer.example"}, {})
+    assert unpinned.request_args() == (unpinned.url, {}, {})
+
+
+@pytest.mark.parametrize("host", ["customer.example", None])
+def test_a_pinned_request_reaches_the_checked_address_with_the_right_host(host: str | None) -> None:
+    """A name that does not resolve, pinned to the receiver's loopback address (as check_url pins
+    a public name): the call reaches the address, and the Host header is the caller's when given
+    (any case of the header name), the URL's name and port otherwise."""
+    with Receiver([200], body=b"ok", content_type="text/plain") as receiver:
+        port = httpx.URL(receiver.url()).port
+        target = notify.Target(
+            httpx.URL(f"http://hooks.invalid:{port}/cb?a=1"), ipaddress.ip_address("127.0.0.1")
+        )
+        headers = {"X-Test": "yes"} | ({"host": host} if host else {})
+        reply = asyncio.run(notify.send_to(target, method="POST", body=b"b=2", headers=headers, timeout=5))
+        (path, got, body) = receiver.requests[0]
+    assert (reply.status, reply.body) == (200, b"ok")
+    assert (path, got["x-test"], body) == ("/cb?a=1", "yes", b"b=2")
+    assert got["host"] == (host or f"hooks.invalid:{port}")
+
+
+@pytest.mark.parametrize("allow_private", [True, False])
+def test_post_now_sends_the_callers_host_or_refuses_a_private_target(allow_private: bool) -> None:
+    with Receiver([200]) as receiver:
+        call = notify.post_now(
+            receiver.url("/cb"), "x", {"Host": "customer.example"}, timeout=5, allow_private=allow_private
+        )
+        if allow_private:
+            assert asyncio.run(call).status == 200
+            assert receiver.requests[0][1]["host"] == "customer.example"
+        else:
+            with pytest.raises(notify.DeliveryFailed, match="private"):
+                asyncio.run(call)
+            assert receiver.requests == []
 
 
 def test_backoff_grows_exponentially_and_is_capped() -> None:

@@ -13,8 +13,9 @@ SSRF guard both go through.
 * :func:`check_url` is the SSRF guard: only http/https; the host is resolved and every address
   must be public (not loopback, private, link-local, multicast, reserved, unspecified, shared, nor
   such an IPv4 address embedded in IPv6) unless ``settings.allow_private_callbacks``. The request
-  is then pinned to the checked address (Host header and TLS SNI keep the name), so DNS cannot
-  change its answer between the check and the connection. Redirects are never followed and
+  is then pinned to the checked address (the Host header keeps the name, or the caller's Host
+  such as Wantu's callbackHost; TLS SNI and certificate verification use the URL's hostname),
+  so DNS cannot change its answer between the check and the connection. Redirects are never followed and
   environment proxies are never used.
 """
 
@@ -128,21 +129,47 @@ class Target:
     url: httpx.URL
     address: IPAddress | None = None
 
-    def request_args(self) -> tuple[httpx.URL, dict[str, str], dict[str, Any]]:
-        """(URL to connect to, extra headers, httpx extensions) pinning the checked address."""
-        if self.address is None:
-            return self.url, {}, {}
-        host = self.url.host
-        pinned = self.url.copy_with(host=str(self.address))
-        default_port = {"http": 80, "https": 443}[self.url.scheme]
-        port = self.url.port
-        host_header = host if port in (None, default_port) else f"{host}:{port}"
-        if ":" in host:  # an IPv6 literal in the URL
-            host_header = f"[{host}]" if port in (None, default_port) else f"[{host}]:{port}"
+    def request_args(self, host: str | None = None) -> tuple[httpx.URL, dict[str, str], dict[str, Any]]:
+        """(URL to connect to, headers to set, httpx extensions) for a request to this target.
+
+        Pinned, the URL names the checked address; the ``Host`` header is the caller's ``host``
+        when given (Wantu's ``callbackHost``), else the URL's host (and port), as an unpinned
+        request would send. For https the certificate is verified for, and SNI names, the URL's
+        hostname (not the pinned address); when the URL's host is itself an IP literal and a
+        ``host`` is given, for that name instead (the usual reason to give one)."""
         extensions: dict[str, Any] = {}
-        if self.url.scheme == "https":
-            extensions["sni_hostname"] = host
-        return pinned, {"Host": host_header}, extensions
+        tls_name = self._tls_name(host)
+        if self.url.scheme == "https" and (self.address is not None or tls_name != self.url.host):
+            extensions["sni_hostname"] = tls_name
+        if self.address is None:
+            return self.url, ({"Host": host} if host is not None else {}), extensions
+        pinned = self.url.copy_with(host=str(self.address))
+        return pinned, {"Host": host if host is not None else self._host_header()}, extensions
+
+    def _host_header(self) -> str:
+        host, port = self.url.host, self.url.port
+        default_port = {"http": 80, "https": 443}[self.url.scheme]
+        if ":" in host:  # an IPv6 literal in the URL
+            host = f"[{host}]"
+        return host if port in (None, default_port) else f"{host}:{port}"
+
+    def _tls_name(self, host: str | None) -> str:
+        """The name the server's certificate must carry."""
+        if host is None or not _is_ip_literal(self.url.host):
+            return self.url.host
+        try:
+            name = httpx.URL(f"//{host.strip()}").host
+        except (httpx.InvalidURL, TypeError, ValueError):
+            name = ""
+        return name or self.url.host
+
+
+def _is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 async def check_url(url: str, *, allow_private: bool) -> Target:
@@ -193,12 +220,23 @@ async def _send(
         target = await check_url(url, allow_private=allow_private)
     except (BadRequest, Forbidden) as exc:
         raise DeliveryFailed(exc.message) from exc
-    connect_url, extra, extensions = target.request_args()
+    return await send_to(target, method=method, body=body, headers=headers, timeout=timeout)
+
+
+async def send_to(
+    target: Target, *, method: str, body: bytes, headers: dict[str, str], timeout: float
+) -> Reply:
+    """One request to a target :func:`check_url` has let through (pinned to its address when it
+    resolved one). A ``Host`` in ``headers`` is kept, whatever its case (see
+    :meth:`Target.request_args`). Raises DeliveryFailed when there is no answer."""
+    host = next((v for k, v in headers.items() if k.lower() == "host"), None)
+    rest = {k: v for k, v in headers.items() if k.lower() != "host"}
+    connect_url, extra, extensions = target.request_args(host)
     request = _client().build_request(
         method,
         connect_url,
         content=body,
-        headers={**headers, **extra},
+        headers={**rest, **extra},
         timeout=timeout,
         extensions=extensions,
     )
