@@ -24,6 +24,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -47,6 +48,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
+from mediagate.catalog.batch import GroupCommitter
 from mediagate.catalog.models import (
     Bucket,
     Credential,
@@ -131,8 +133,10 @@ class Catalog:
         self._write_lock: AbstractContextManager[object] = (
             threading.RLock() if url.startswith("sqlite") else nullcontext()
         )
+        self._committer = GroupCommitter(self._write, self._replay)
 
     def close(self) -> None:
+        self._committer.close()
         self.engine.dispose()
         if self._reader_engine is not self.engine:
             self._reader_engine.dispose()
@@ -156,6 +160,15 @@ class Catalog:
                     raise
                 time.sleep(random.uniform(0, 0.002 * (n + 1)))
         raise AssertionError("unreachable")
+
+    def _replay(self, job: Callable[[Session], T]) -> T:
+        """A batched job that lost a race, run again alone in its own transaction(s)."""
+
+        def attempt() -> T:
+            with self._write() as s:
+                return job(s)
+
+        return self._retry(attempt)
 
     @contextmanager
     def _read(self) -> Iterator[Session]:
@@ -263,32 +276,45 @@ class Catalog:
         """Record a blob as garbage *before* it is stored; committing an object un-records it.
 
         So a crash between storing a blob and committing its row leaves a blob the collector
-        will delete, never one that nothing knows about."""
-        with self._write() as s:
+        will delete, never one that nothing knows about (after the collector's grace period,
+        which is what keeps a slow put, e.g. a large file to S3, safe while it is stored)."""
+        self.submit_reserve(blob_id).result()
+
+    def submit_reserve(self, blob_id: str) -> Future[None]:
+        """:meth:`reserve_blob` through group commit (shares a transaction with concurrent writers)."""
+
+        def job(s: Session) -> None:
             s.add(GarbageBlob(blob_id=blob_id, created_at=utcnow()))
 
-    def commit_object(self, obj: Object, *, insert_only: bool = False) -> None:
-        """Make ``obj`` visible: insert, or replace the row of the same key (its old blob becomes
-        garbage). Parent folders are created as needed. Raises Conflict under ``insert_only``."""
-        obj.dir, obj.name = split_key(obj.key)
-        self._retry(lambda: self._commit_object(obj, insert_only))
+        return self._committer.submit(job)
 
-    def _commit_object(self, obj: Object, insert_only: bool) -> None:
-        with self._write() as s:
-            if s.scalar(select(Folder.id).where(Folder.bucket_id == obj.bucket_id, Folder.path == obj.key)):
-                raise Conflict("a folder of that name exists", code="is_folder")
-            existing = s.scalar(
-                select(Object).where(Object.bucket_id == obj.bucket_id, Object.key == obj.key)
-            )
-            now = utcnow()
-            if existing is not None:
-                if insert_only:
-                    raise Conflict("an object with this key already exists", code="key_exists")
-                s.merge(GarbageBlob(blob_id=existing.blob_id, created_at=now))
-                _delete_one(s, delete(Object).where(Object.id == existing.id))
-            self._ensure_folders(s, obj.bucket_id, obj.dir, now)
-            s.add(obj)
-            s.execute(delete(GarbageBlob).where(GarbageBlob.blob_id == obj.blob_id))
+    def commit_object(self, obj: Object, *, insert_only: bool = False) -> bool:
+        """Make ``obj`` visible: insert, or replace the row of the same key (its old blob becomes
+        garbage). Parent folders are created as needed. Raises Conflict under ``insert_only``.
+        Returns True if an object was replaced."""
+        return self.submit_commit(obj, insert_only=insert_only).result()
+
+    def submit_commit(self, obj: Object, *, insert_only: bool = False) -> Future[bool]:
+        """:meth:`commit_object` through group commit; the future resolves once it is durable."""
+        obj.dir, obj.name = split_key(obj.key)
+        return self._committer.submit(lambda s: self._commit_object(s, obj, insert_only))
+
+    def _commit_object(self, s: Session, obj: Object, insert_only: bool) -> bool:
+        if s.get(Bucket, obj.bucket_id) is None:  # deleted while the file was being received
+            raise NotFound("bucket does not exist", code="bucket_not_found")
+        if s.scalar(select(Folder.id).where(Folder.bucket_id == obj.bucket_id, Folder.path == obj.key)):
+            raise Conflict("a folder of that name exists", code="is_folder")
+        existing = s.scalar(select(Object).where(Object.bucket_id == obj.bucket_id, Object.key == obj.key))
+        now = utcnow()
+        if existing is not None:
+            if insert_only:
+                raise Conflict("an object with this key already exists", code="key_exists")
+            s.merge(GarbageBlob(blob_id=existing.blob_id, created_at=now))
+            _delete_one(s, delete(Object).where(Object.id == existing.id))
+        self._ensure_folders(s, obj.bucket_id, obj.dir, now)
+        s.add(obj)
+        s.execute(delete(GarbageBlob).where(GarbageBlob.blob_id == obj.blob_id))
+        return existing is not None
 
     def delete_object(self, bucket_id: int, key: str) -> bool:
         """Hide the object at ``key`` (its blob becomes garbage); False if there was none."""

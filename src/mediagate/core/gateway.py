@@ -13,10 +13,12 @@ A crash before 4 leaves only garbage the collector removes; after 4 the object i
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -47,8 +49,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("mediagate")
 
-GARBAGE_GRACE = timedelta(seconds=60)
-"""Old versions stay readable this long after being replaced, for readers already streaming."""
+GARBAGE_GRACE = timedelta(hours=6)
+"""Garbage is deleted only this long after it became garbage. Two things rely on it: an upload's
+blob is recorded as garbage *before* it is stored and un-recorded by its commit, so a slow put (a
+large file to S3) must never outlast the grace; and a replaced version stays readable for readers
+already streaming it."""
 
 
 @dataclass(frozen=True)
@@ -189,6 +194,7 @@ class Gateway:
         transport checks (Content-MD5, exact length) apply to the bytes the client sent and every
         other grant check to the processed result, which is what gets published."""
         blob_id: str | None = None
+        commit: Future[bool] | None = None
         original = received
         try:
             info = await to_thread.run_sync(sniff, received.path, filename)
@@ -250,16 +256,16 @@ class Gateway:
                 expires_at=now + timedelta(seconds=grant.ttl_seconds) if grant.ttl_seconds else None,
             )
             blob_id = obj.blob_id
-            await to_thread.run_sync(self.catalog.reserve_blob, blob_id)
+            await asyncio.wrap_future(self.catalog.submit_reserve(blob_id))
             await to_thread.run_sync(self.storage.put, blob_id, received.path)
-            existed = await to_thread.run_sync(self.catalog.get_object, bucket.id, key) is not None
-            await to_thread.run_sync(lambda: self.catalog.commit_object(obj, insert_only=grant.insert_only))
+            commit = self.catalog.submit_commit(obj, insert_only=grant.insert_only)
+            replaced = await asyncio.wrap_future(commit)
             original.discard()
-            return Stored(object=obj, info=info, replaced=existed, processed=processed, extra=extra)
+            return Stored(object=obj, info=info, replaced=replaced, processed=processed, extra=extra)
         except BaseException:
             received.discard()
             original.discard()
-            if blob_id is not None:
+            if blob_id is not None and _never_committed(commit):
                 # reserved as garbage; remove now rather than waiting for the collector
                 await _quietly(self._drop_blob, blob_id)
             raise
@@ -583,6 +589,16 @@ class Gateway:
                     path.unlink()
             except FileNotFoundError:
                 pass
+
+
+def _never_committed(commit: Future[bool] | None) -> bool:
+    """True when a commit certainly did not happen, so its blob may be dropped at once.
+
+    A commit still running when its caller was cancelled may yet succeed: its blob is left to the
+    collector, which removes it only if the reservation is never cleared by that commit."""
+    if commit is None or commit.cancelled():
+        return True
+    return commit.done() and commit.exception() is not None
 
 
 def _is_expired(obj: Object) -> bool:

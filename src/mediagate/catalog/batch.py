@@ -1,0 +1,129 @@
+"""Group commit: many writers' small catalog writes share one transaction, so one fsync.
+
+Every acknowledged upload needs two durable catalog writes (reserve its blob, commit its row). Run
+one transaction each and concurrent uploads queue on the database's single writer, each paying a
+WAL fsync; under load that queue, not the work, is the latency. Here writers hand their write as a
+*job* (a function of a Session) to one committer thread, which runs every job waiting at that moment
+inside one transaction, each in its own SAVEPOINT:
+
+* a job that raises is rolled back alone and its caller gets the exception; the others commit;
+* a job that lost a race with another process (unique-key collision, row gone) is replayed alone
+  through the caller-supplied ``retry`` after the batch, exactly as an unbatched write would be;
+* if the transaction itself fails (e.g. the disk is full) every job in it gets that error and none
+  of their writes happened;
+* a job's future resolves only after the commit, so "done" means durable.
+
+Batches form by themselves: while one commits, the next requests queue up behind it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from contextlib import AbstractContextManager
+from typing import Any, TypeVar
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+T = TypeVar("T")
+Job = Callable[[Session], Any]
+_Item = tuple[Job, "Future[Any]"]
+_RACES = (IntegrityError, StaleDataError)
+
+
+class GroupCommitter:
+    def __init__(
+        self,
+        write: Callable[[], AbstractContextManager[Session]],
+        retry: Callable[[Job], Any],
+        *,
+        max_batch: int = 256,
+    ) -> None:
+        self._write = write
+        self._retry = retry
+        self._max_batch = max_batch
+        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+
+    def submit(self, job: Callable[[Session], T]) -> Future[T]:
+        future: Future[T] = Future()
+        self._ensure_thread()
+        self._queue.put((job, future))
+        return future
+
+    def run(self, job: Callable[[Session], T]) -> T:
+        """Submit and wait (for synchronous callers)."""
+        return self.submit(job).result()
+
+    def close(self) -> None:
+        with self._start_lock:
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            self._queue.put(None)
+            thread.join(timeout=30)
+
+    def _ensure_thread(self) -> None:
+        if self._thread is None:
+            with self._start_lock:
+                if self._thread is None:
+                    self._thread = threading.Thread(
+                        target=self._loop, name="catalog-group-commit", daemon=True
+                    )
+                    self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            batch = [item]
+            stop = False
+            while len(batch) < self._max_batch:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                batch.append(more)
+            self._execute(batch)
+            if stop:
+                return
+
+    def _execute(self, batch: list[_Item]) -> None:
+        live = [(job, future) for job, future in batch if future.set_running_or_notify_cancel()]
+        done: list[tuple[Future[Any], Any]] = []
+        failed: list[tuple[Future[Any], Exception]] = []
+        replay: list[tuple[Job, Future[Any]]] = []
+        try:
+            with self._write() as session:
+                for job, future in live:
+                    try:
+                        with session.begin_nested():
+                            done.append((future, job(session)))
+                    except _RACES:
+                        replay.append((job, future))
+                    except Exception as exc:
+                        failed.append((future, exc))
+        except Exception as exc:  # the transaction itself failed: none of its writes happened
+            for _, future in live:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for future, value in done:
+            future.set_result(value)
+        for future, error in failed:
+            future.set_exception(error)
+        for job, future in replay:
+            try:
+                future.set_result(self._retry(job))
+            except Exception as exc:
+                with contextlib.suppress(Exception):
+                    future.set_exception(exc)
