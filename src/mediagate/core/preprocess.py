@@ -36,6 +36,7 @@ from anyio import to_thread
 
 from mediagate.core.errors import BadRequest, MediagateError, UnsupportedMedia
 from mediagate.core.ingest import Received, hash_file, new_staging_path
+from mediagate.core.numbers import parse_uint
 
 if TYPE_CHECKING:
     from mediagate.config import Settings
@@ -182,13 +183,13 @@ def grant_spec(
 
 
 def _color_request(processing: Mapping[str, str]) -> tuple[int, str]:
-    count_text = processing.get(COLOR_COUNT, "256").strip()
-    if not count_text.isdigit() or not 1 <= int(count_text) <= 256:
+    count = parse_uint(processing.get(COLOR_COUNT, "256"), max_digits=3)
+    if count is None or not 1 <= count <= 256:
         raise BadRequest(f"{COLOR_COUNT} must be a whole number from 1 to 256", code="bad_processing")
     fmt = processing.get(COLOR_FORMAT, "dec").strip().lower()
     if fmt not in ("dec", "hex"):
         raise BadRequest(f"{COLOR_FORMAT} must be 'dec' or 'hex'", code="bad_processing")
-    return int(count_text), fmt
+    return count, fmt
 
 
 async def preprocess(

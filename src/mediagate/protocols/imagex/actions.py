@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, Response
 
 from mediagate.core.errors import BadRequest, MediagateError, NotFound, PayloadTooLarge
 from mediagate.core.gateway import Gateway
+from mediagate.core.numbers import parse_uint
 from mediagate.http import body_stream, gateway, request_id
 from mediagate.protocols.imagex import apply, commit, sts
 from mediagate.protocols.imagex.auth import Principal, authenticate, require
@@ -65,7 +66,8 @@ def _service_id(params: dict[str, list[str]]) -> str:
 
 async def _read_body(request: Request) -> bytes:
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
+    length = parse_uint(declared) if declared is not None else None
+    if length is not None and length > MAX_BODY:
         raise PayloadTooLarge(f"the request body may be at most {MAX_BODY} bytes", code="InvalidParameter")
     body = bytearray()
     async for chunk in body_stream(request):

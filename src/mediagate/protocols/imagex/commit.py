@@ -8,11 +8,11 @@ anything is published, so of two racing or replayed commits only one proceeds; t
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
 from mediagate.catalog.models import UploadSession
+from mediagate.core import jsonin
 from mediagate.core.errors import BadRequest, Conflict, Expired, Forbidden, MediagateError, NotFound
 from mediagate.core.gateway import Gateway, Stored
 from mediagate.core.grant import UploadGrant
@@ -28,7 +28,7 @@ URI_FAILED = 2001
 
 def parse_body(body: bytes) -> dict[str, Any]:
     try:
-        doc = json.loads(body or b"{}")
+        doc = jsonin.loads(body or b"{}")
     except (ValueError, UnicodeDecodeError):
         raise BadRequest('the body must be JSON like {"SessionKey": "…"}', code="InvalidParameter") from None
     if not isinstance(doc, dict):

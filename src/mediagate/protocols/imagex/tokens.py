@@ -30,6 +30,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from mediagate.core import jsonin
+
 ACTION_APPLY = "ImageX:ApplyImageUpload"
 ACTION_COMMIT = "ImageX:CommitImageUpload"
 SERVICE_TRN = "trn:ImageX:*:*:ServiceId/"
@@ -63,7 +65,7 @@ def unseal(key: bytes, token: str) -> dict[str, Any] | None:
     if not hmac.compare_digest(expected.encode(), mac.encode()):
         return None
     try:
-        payload = json.loads(_b64d(body))
+        payload = jsonin.loads(_b64d(body))
     except (ValueError, binascii.Error):
         return None
     return payload if isinstance(payload, dict) else None
@@ -122,7 +124,7 @@ def scope_from_policy(policy_string: str) -> Scope:
     if not policy_string:
         return Scope()
     try:
-        doc = json.loads(policy_string)
+        doc = jsonin.loads(policy_string)
     except ValueError as exc:
         raise ValueError("the session token's policy is not JSON") from exc
     statements = doc.get("Statement") if isinstance(doc, dict) else None
@@ -144,7 +146,7 @@ def scope_from_policy(policy_string: str) -> Scope:
         elif acts == ["UploadPolicy"]:
             for r in res:
                 try:
-                    loaded = json.loads(r)
+                    loaded = jsonin.loads(r)
                 except ValueError:
                     continue
                 if isinstance(loaded, dict):
@@ -246,7 +248,7 @@ def parse_sts2(token: str) -> InnerToken | None:
     if not token.startswith("STS2") or len(token) > MAX_TOKEN_LENGTH:
         return None
     try:
-        doc = json.loads(base64.b64decode(token[4:], validate=True))
+        doc = jsonin.loads(base64.b64decode(token[4:], validate=True))
     except (ValueError, binascii.Error):
         return None
     if not isinstance(doc, dict):

@@ -36,6 +36,7 @@ from mediagate.core.errors import (
     NotFound,
     Unauthorized,
 )
+from mediagate.core.numbers import parse_uint
 from mediagate.http import body_stream, gateway
 from mediagate.protocols.imagex.apply import AUTH_PURPOSE, STORE_PREFIX
 from mediagate.protocols.imagex.errors import upload_error
@@ -97,7 +98,8 @@ async def _put(request: Request, session: UploadSession, number: int, *, size: i
     gw = gateway(request)
     crc = parse_crc32(request.headers.get("content-crc32"))
     declared = request.headers.get("content-length")
-    if size is not None and declared is not None and declared.isdigit() and int(declared) != size:
+    length = parse_uint(declared) if declared is not None else None
+    if size is not None and length is not None and length != size:
         raise BadRequest(f"the body has {declared} bytes but FileSize was {size}", code="InvalidFileSize")
     try:
         part = await gw.put_part(
@@ -127,9 +129,10 @@ async def _chunked(request: Request, session: UploadSession, payload: dict[str, 
         raise BadRequest("unknown uploadID for this StoreUri", code="InvalidParameter")
     if "partNumber" in query:
         raw = query.get("partNumber", "")
-        if not raw.isdigit() or int(raw) > MAX_PARTS:
+        number = parse_uint(raw, max_digits=6)
+        if number is None or number > MAX_PARTS:
             raise BadRequest(f"partNumber must be 0..{MAX_PARTS}", code="InvalidParameter")
-        crc = await _put(request, session, int(raw), size=None)
+        crc = await _put(request, session, number, size=None)
         return _ok({"hash": f"{crc:08x}"})
     return await _merge(request, session, payload)
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from mediagate.catalog.repo import DirEntry
 from mediagate.core.errors import BadRequest
+from mediagate.core.numbers import parse_uint
 
 END_TOKEN = "g2gCZAAEbmV4dGQAA2VvZg"
 """UPYUN's "no more entries" iter token (from its public docs)."""
@@ -40,10 +41,10 @@ def parse_list_headers(limit: str | None, order: str | None, token: str | None) 
     """Validate the three X-List-* headers (BadRequest with a message naming the header)."""
     count = DEFAULT_LIMIT
     if limit is not None and limit.strip():
-        text = limit.strip()
-        if not text.isdigit() or int(text) < 1:
+        wanted = parse_uint(limit)
+        if wanted is None or wanted < 1:
             raise BadRequest("X-List-Limit must be a positive integer", code="bad_request")
-        count = min(int(text), MAX_LIMIT)
+        count = min(wanted, MAX_LIMIT)
     descending = False
     if order is not None and order.strip():
         value = order.strip().lower()

@@ -37,6 +37,7 @@ from mediagate.catalog.models import Bucket, UploadPart, UploadSession
 from mediagate.core.errors import BadRequest, ChecksumMismatch, NotFound, PayloadTooLarge
 from mediagate.core.gateway import Gateway
 from mediagate.core.keys import split_key
+from mediagate.core.numbers import parse_uint
 from mediagate.protocols.upyun.objects import UploadOptions, parse_md5, stored_headers, upload_options
 
 DIALECT = "upyun"
@@ -261,22 +262,21 @@ def _stages(value: str) -> frozenset[str]:
 def _int_header(value: str | None, name: str, *, minimum: int) -> int | None:
     if value is None or not value.strip():
         return None
-    text = value.strip()
-    if not text.isdigit() or len(text) > 18 or int(text) < minimum:
+    number = parse_uint(value)
+    if number is None or number < minimum:
         raise BadRequest(f"{name} must be an integer of at least {minimum}")
-    return int(text)
+    return number
 
 
 def _part_id(value: str | None) -> int:
-    text = (value or "").strip()
-    if not text.isdigit() or len(text) > 6 or int(text) >= MAX_PARTS:
+    number = parse_uint(value or "", max_digits=6)
+    if number is None or number >= MAX_PARTS:
         raise BadRequest(f"X-Upyun-Part-Id must be an integer from 0 to {MAX_PARTS - 1}")
-    return int(text)
+    return number
 
 
 def _content_length(request: Request) -> int:
-    value = (request.headers.get("content-length") or "0").strip()
-    return int(value) if value.isdigit() else 0
+    return parse_uint(request.headers.get("content-length") or "0") or 0
 
 
 def _part_count(total: int, part_size: int) -> int:

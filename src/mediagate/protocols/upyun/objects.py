@@ -28,6 +28,7 @@ from starlette.datastructures import Headers
 from mediagate.catalog.models import Folder, Object
 from mediagate.core.errors import BadRequest
 from mediagate.core.grant import UploadGrant
+from mediagate.core.numbers import parse_uint
 from mediagate.core.savekey import FileFacts
 
 META_PREFIX = "x-upyun-meta-"
@@ -36,6 +37,9 @@ MAX_SECRET_LENGTH = 255
 _HEX_MD5 = re.compile(r"^[0-9a-fA-F]{32}$")
 _TOKEN = re.compile(r"^[a-z0-9_-]+$")
 _SECRET = re.compile(r"^[\x21-\x7e]+$")
+_MEDIA_TYPE = re.compile(r"^[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+(\s*;[\x20-\x7e]*)?$")
+"""RFC 9110 ``type/subtype`` (tokens) with optional visible-ASCII parameters: the type is served
+back verbatim as ``Content-Type``, so nothing else may be stored."""
 
 
 def parse_md5(value: str, header: str) -> str:
@@ -126,13 +130,13 @@ def upload_options(headers: Headers, *, content_type: str | None) -> UploadOptio
             raise BadRequest(f"invalid metadata header name {name!r}", code="bad_request")
         meta[meta_name] = value
         if meta_name == "ttl":
-            text = value.strip()
-            if not text.isdigit() or not 1 <= int(text) <= MAX_TTL_DAYS:
+            days = parse_uint(value)
+            if days is None or not 1 <= days <= MAX_TTL_DAYS:
                 raise BadRequest(
                     f"x-upyun-meta-ttl must be a whole number of days from 1 to {MAX_TTL_DAYS}",
                     code="bad_request",
                 )
-            ttl_seconds = int(text) * 86400
+            ttl_seconds = days * 86400
     secret = headers.get("content-secret")
     if secret is not None:
         secret = secret.strip()
@@ -142,7 +146,7 @@ def upload_options(headers: Headers, *, content_type: str | None) -> UploadOptio
                 code="bad_request",
             )
     kind = (content_type or "").strip() or None
-    if kind is not None and (len(kind) > 255 or "/" not in kind):
+    if kind is not None and (len(kind) > 255 or not _MEDIA_TYPE.match(kind)):
         raise BadRequest("the content type must look like 'type/subtype'", code="bad_request")
     return UploadOptions(
         content_type=kind,

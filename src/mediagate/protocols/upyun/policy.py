@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import math
 import re
 import time
@@ -41,8 +40,10 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from mediagate.core import jsonin
 from mediagate.core.errors import BadRequest, Expired, Forbidden, InvalidKey, NotSupported, Unauthorized
 from mediagate.core.grant import UploadGrant
+from mediagate.core.numbers import parse_uint
 from mediagate.core.savekey import FileFacts, render_upyun
 from mediagate.protocols.upyun.signing import check_date, parse_http_date
 
@@ -83,7 +84,7 @@ def decode_policy(raw: str) -> FormPolicy:
     except (binascii.Error, ValueError) as exc:
         raise _invalid("policy is not valid base64") from exc
     try:
-        doc = json.loads(data.decode("utf-8"))
+        doc = jsonin.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise _invalid("policy is not valid JSON (after base64 decoding)") from exc
     if not isinstance(doc, dict):
@@ -210,12 +211,12 @@ def _meta(doc: dict[str, Any]) -> tuple[dict[str, str], int | None]:
         meta[short] = text
     ttl_seconds = None
     if "ttl" in meta:
-        days = meta["ttl"].strip()
-        if not days.isdigit() or not 1 <= int(days) <= MAX_TTL_DAYS:
+        days = parse_uint(meta["ttl"])
+        if days is None or not 1 <= days <= MAX_TTL_DAYS:
             raise _invalid(
                 f"policy field 'x-upyun-meta-ttl' must be a number of days from 1 to {MAX_TTL_DAYS}"
             )
-        meta["ttl"] = str(int(days))
+        meta["ttl"] = str(days)
         ttl_seconds = int(days) * 86400
     return meta, ttl_seconds
 
@@ -236,7 +237,7 @@ def _apps(doc: dict[str, Any]) -> list[dict[str, Any]]:
         return []
     if isinstance(value, str):  # some clients send the array JSON-encoded once more
         try:
-            value = json.loads(value)
+            value = jsonin.loads(value)
         except ValueError as exc:
             raise _invalid("policy field 'apps' must be a JSON array of tasks") from exc
     if not isinstance(value, list) or not all(isinstance(task, dict) for task in value):

@@ -22,7 +22,6 @@ Block ETags are upper-case hex md5, as in the seed's examples.
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -32,6 +31,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from mediagate.catalog.models import UploadSession
+from mediagate.core import jsonin
 from mediagate.core.errors import BadRequest, NotFound
 from mediagate.core.gateway import Gateway
 from mediagate.http import request_id
@@ -190,7 +190,7 @@ def parse_parts(raw: str) -> list[tuple[int, str]]:
     if not raw.strip():
         raise BadRequest("parts is required", code="missing_field")
     try:
-        items = json.loads(b64decode(raw).decode("utf-8"))
+        items = jsonin.loads(b64decode(raw).decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest("parts must be URL-safe base64 of a JSON array", code="invalid_argument") from exc
     if not isinstance(items, list) or not items:

@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+from mediagate.core import jsonin
 from mediagate.core.errors import BadRequest, Unauthorized
 
 UPLOAD_TYPES = ("UPLOAD_AK_TOP", "UPLOADAKTOP")
@@ -83,7 +84,7 @@ class UploadToken:
     def policy(self) -> dict[str, Any]:
         """The decoded policy JSON object (BadRequest if it is not one)."""
         try:
-            value = json.loads(b64decode(self.encoded_policy).decode("utf-8"))
+            value = jsonin.loads(b64decode(self.encoded_policy).decode("utf-8"))
         except (ValueError, UnicodeDecodeError) as exc:
             raise BadRequest("the upload policy is not URL-safe base64 JSON", code="invalid_policy") from exc
         if not isinstance(value, dict):
@@ -253,7 +254,7 @@ def resource_id(namespace: str, dir: str, name: str | None = None) -> str:
 def parse_resource_id(value: str, *, file: bool) -> ResourceId:
     """Decode a file (``[ns, dir, name]``) or folder (``[ns, dir]``) resourceId; BadRequest else."""
     try:
-        items = json.loads(b64decode(value).decode("utf-8"))
+        items = jsonin.loads(b64decode(value).decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(
             "resourceId is not URL-safe base64 of a JSON array", code="invalid_argument"
