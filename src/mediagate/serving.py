@@ -142,6 +142,15 @@ def _strong_match(header: str, etag: str) -> bool:
 _RANGE = re.compile(r"^\s*(\d*)\s*-\s*(\d*)\s*$")
 
 
+_HUGE = 10**18
+"""Larger than any object: a range bound with more digits than this is read as this (``int()`` of
+thousands of digits is refused by Python, and such a bound means "past any end" anyway)."""
+
+
+def _bound(digits: str) -> int:
+    return int(digits) if len(digits) < 18 else _HUGE
+
+
 class Unsatisfiable(Exception):
     """Every range lies outside the representation."""
 
@@ -160,12 +169,12 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None:
     if not first and not last:
         return None
     if not first:  # suffix range: the last N bytes
-        length = int(last)
+        length = _bound(last)
         if length == 0 or size == 0:
             raise Unsatisfiable
         return max(0, size - length), size
-    start = int(first)
-    end = int(last) + 1 if last else size
+    start = _bound(first)
+    end = _bound(last) + 1 if last else size
     if last and end <= start:
         return None  # "5-3" is syntactically invalid: ignore it
     if start >= size:
