@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from anyio import to_thread
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -61,11 +62,19 @@ def create_app(settings: Settings | None = None, *, gateway: Gateway | None = No
         log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
         return JSONResponse({"code": 500, "message": "internal error"}, status_code=500)
 
+    async def http_error(request: Request, exc: Exception) -> Response:
+        """The framework's own refusals (the routing table leaves none, but a future row might): JSON
+        like every other answer, never Starlette's plain text."""
+        assert isinstance(exc, HTTPException)
+        return JSONResponse(
+            {"code": exc.status_code, "message": exc.detail}, status_code=exc.status_code, headers=exc.headers
+        )
+
     app = Starlette(
         routes=routing.routes(),
         middleware=[Middleware(RequestIdMiddleware)],
         lifespan=lifespan,
-        exception_handlers={Exception: server_error},
+        exception_handlers={Exception: server_error, HTTPException: http_error},
     )
     app.state.gateway = gw
     return app

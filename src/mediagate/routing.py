@@ -17,24 +17,37 @@
 | ``POST /<bucket>[/]`` multipart/form-data                 | UPYUN FORM API                   |
 | ``GET/HEAD /<bucket>/<key>`` without auth                 | public read                      |
 | anything else on a bucket path                            | UPYUN REST API (answers 401)     |
+| any other path (``//x``, ``/%2f``: no bucket segment)     | the bucket rows, bucket ``""``   |
+
+Every row takes every method: a method a fixed row does not serve is answered by that row's
+dialect (its ``MethodNotAllowed`` error with ``Allow``), never by the framework's plain-text
+405, and no path falls through to a plain-text 404.
 
 A new dialect adds a row here, not a special case elsewhere.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Awaitable, Callable
+
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Route, request_response
+from starlette.types import Receive, Scope, Send
 
 from mediagate import cors, serving
+from mediagate.core.errors import MediagateError, MethodNotAllowed
+from mediagate.http import request_id
 from mediagate.protocols.imagex import actions as imagex_actions
+from mediagate.protocols.imagex import errors as imagex_errors
 from mediagate.protocols.imagex import sts as imagex_sts
 from mediagate.protocols.imagex import upload as imagex_upload
 from mediagate.protocols.upyun import form as upyun_form
 from mediagate.protocols.upyun import rest as upyun_rest
 from mediagate.protocols.wantu import blocks as wantu_blocks
+from mediagate.protocols.wantu import errors as wantu_errors
 from mediagate.protocols.wantu import manage as wantu_manage
 from mediagate.protocols.wantu import upload as wantu_upload
 
@@ -55,6 +68,46 @@ class AnyPath(Convertor[str]):
 register_url_convertor("anypath", AnyPath())
 
 
+Endpoint = Callable[[Request], Awaitable[Response]]
+Refusal = Callable[[Request, MediagateError], Response]
+
+
+def only(methods: list[str], endpoint: Endpoint, refuse: Refusal) -> Endpoint:
+    """``endpoint`` for ``methods`` (HEAD too where GET is); ``OPTIONS`` is a CORS preflight with
+    the default rules (as these paths name no bucket); any other method gets the dialect's own 405
+    from ``refuse``, with ``Allow``. Routes built on this take every method, so the framework never
+    answers in plain text for a dialect."""
+    allowed = {m.upper() for m in methods} | ({"HEAD"} if "GET" in methods else set())
+    allow = ", ".join(sorted(allowed))
+
+    async def guarded(request: Request) -> Response:
+        if request.method.upper() in allowed:
+            return await endpoint(request)
+        if request.method == "OPTIONS":
+            return await cors.preflight(request, "")
+        response = refuse(request, MethodNotAllowed(f"{request.method} is not allowed here; use {allow}"))
+        response.headers["Allow"] = allow
+        return response
+
+    return guarded
+
+
+def _imagex_action_refusal(request: Request, exc: MediagateError) -> Response:
+    return imagex_errors.action_error(request, exc, request.query_params.get("Action", ""))
+
+
+def _imagex_token_refusal(request: Request, exc: MediagateError) -> Response:
+    return imagex_errors.token_error(exc)
+
+
+def _wantu_refusal(request: Request, exc: MediagateError) -> Response:
+    return wantu_errors.error_response(exc, request_id(request))
+
+
+def _plain_refusal(request: Request, exc: MediagateError) -> Response:
+    return serving.error_response(exc.status, exc.message)
+
+
 async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
@@ -70,7 +123,7 @@ def _is_form_upload(request: Request) -> bool:
 
 
 async def bucket_endpoint(request: Request) -> Response:
-    bucket = request.path_params["bucket"]
+    bucket: str = request.path_params.get("bucket", "")
     path: str = request.path_params.get("path", "")
     if request.method == "OPTIONS":
         return await cors.preflight(request, bucket)
@@ -85,40 +138,66 @@ async def bucket_endpoint(request: Request) -> Response:
     return await cors.decorate(request, bucket, response)
 
 
-ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"]
+class AnyMethod:
+    """An endpoint as an ASGI app, so that its ``Route`` takes every method: Starlette limits a
+    plain function endpoint to GET/HEAD when no methods are given, and answers the rest itself in
+    plain text. Which methods are served is the dialect's business (see :func:`only`)."""
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.app = request_response(endpoint)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+
+def row(path: str, endpoint: Endpoint) -> Route:
+    """A routing-table row that takes every method, and matches the whole path: Starlette anchors
+    its pattern with ``$``, which also matches before a final newline, so ``/%0A`` would be ``/``
+    (ImageX) and ``/healthz%0A`` the health check."""
+    route = Route(path, AnyMethod(endpoint))
+    pattern = route.path_regex.pattern
+    if pattern.endswith("$"):
+        route.path_regex = re.compile(pattern[:-1] + r"\Z")
+    return route
 
 
 def wantu_routes() -> list[BaseRoute]:
     """Wantu's fixed paths; they come before the ``/{bucket}`` rows ('api', '3.0', '3.1' are
     reserved bucket names)."""
     upload = ["PUT", "POST"]
+
+    def uploads(path: str, endpoint: Endpoint) -> Route:
+        return row(path, only(upload, endpoint, _wantu_refusal))
+
     return [
-        Route("/api/proxy/upload", wantu_upload.upload, methods=upload),
-        Route("/api/proxy/blockInit", wantu_blocks.block_init, methods=upload),
-        Route("/api/proxy/blockUpload", wantu_blocks.block_upload, methods=upload),
-        Route("/api/proxy/blockComplete", wantu_blocks.block_complete, methods=upload),
-        Route("/api/proxy/blockCancel", wantu_blocks.block_cancel, methods=upload),
-        Route("/3.0/{path:path}", wantu_manage.handle, methods=ALL_METHODS),
-        Route("/3.1/{path:path}", wantu_manage.handle, methods=ALL_METHODS),
+        uploads("/api/proxy/upload", wantu_upload.upload),
+        uploads("/api/proxy/blockInit", wantu_blocks.block_init),
+        uploads("/api/proxy/blockUpload", wantu_blocks.block_upload),
+        uploads("/api/proxy/blockComplete", wantu_blocks.block_complete),
+        uploads("/api/proxy/blockCancel", wantu_blocks.block_cancel),
+        row("/3.0/{path:anypath}", wantu_manage.handle),
+        row("/3.1/{path:anypath}", wantu_manage.handle),
     ]
 
 
 def imagex_routes() -> list[BaseRoute]:
     """ImageX's fixed paths; before the ``/{bucket}`` rows ('mweb' and 'upload' are reserved bucket
     names, and no bucket name starts with ``tos-``)."""
+    upload = imagex_errors.upload_error
     return [
-        Route("/", imagex_actions.openapi, methods=["GET", "POST"]),
-        Route("/mweb/v1/get_upload_token", imagex_sts.get_upload_token, methods=["POST"]),
-        Route("/upload/v1/{store_uri:path}", imagex_upload.seed_upload, methods=["POST"]),
-        Route("/tos-cn-i-{sid}/{name:path}", imagex_upload.store_endpoint, methods=["GET", "HEAD", "PUT"]),
+        row("/", only(["GET", "POST"], imagex_actions.openapi, _imagex_action_refusal)),
+        row("/mweb/v1/get_upload_token", only(["POST"], imagex_sts.get_upload_token, _imagex_token_refusal)),
+        row("/upload/v1/{store_uri:anypath}", only(["POST"], imagex_upload.seed_upload, upload)),
+        row("/tos-cn-i-{sid}/{name:anypath}", only(["GET", "PUT"], imagex_upload.store_endpoint, upload)),
     ]
 
 
 def routes() -> list[BaseRoute]:
     return [
-        Route("/healthz", healthz, methods=["GET", "HEAD"]),
+        row("/healthz", only(["GET"], healthz, _plain_refusal)),
         *imagex_routes(),
         *wantu_routes(),
-        Route("/{bucket}", bucket_endpoint, methods=ALL_METHODS),
-        Route("/{bucket}/{path:anypath}", bucket_endpoint, methods=ALL_METHODS),
+        row("/{bucket}", bucket_endpoint),
+        row("/{bucket}/{path:anypath}", bucket_endpoint),
+        row("/{path:anypath}", bucket_endpoint),  # no bucket segment (``//x``): UPYUN's 404
     ]

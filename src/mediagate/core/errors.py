@@ -15,6 +15,7 @@ MediagateError is a bug and becomes a 500.
     │   ├── Expired
     │   └── PolicyViolation         size/type/dimension outside the grant
     ├── NotFound (404)
+    ├── MethodNotAllowed (405)      the path is served, but not with this method
     ├── Conflict (409)              insert-only and the key exists; non-empty folder
     ├── PayloadTooLarge (413)
     ├── RangeNotSatisfiable (416)
@@ -87,6 +88,12 @@ class NotFound(MediagateError):
     code = "not_found"
     status = 404
     default_message = "not found"
+
+
+class MethodNotAllowed(MediagateError):
+    code = "method_not_allowed"
+    status = 405
+    default_message = "method not allowed"
 
 
 class Conflict(MediagateError):

@@ -39,12 +39,14 @@ from mediagate.core.errors import (
     Conflict,
     Forbidden,
     MediagateError,
+    MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
     Unauthorized,
 )
 from mediagate.core.gateway import Gateway
 from mediagate.core.keys import normalise_dir, normalise_key, split_key
+from mediagate.core.numbers import parse_uint
 from mediagate.http import body_stream, drain_body, gateway, raw_target, request_id
 from mediagate.protocols.upyun import listing, multipart, signing
 from mediagate.protocols.upyun.errors import rest_error
@@ -56,12 +58,6 @@ from mediagate.protocols.upyun.objects import (
     upload_options,
 )
 from mediagate.serving import object_response
-
-
-class MethodNotAllowed(MediagateError):
-    code = "method_not_allowed"
-    status = 405
-    default_message = "method not allowed"
 
 
 class HeadersTooLarge(BadRequest):
@@ -167,9 +163,10 @@ def _declared_length(request: Request, gw: Gateway) -> None:
     value = request.headers.get("content-length")
     if value is None:
         return
-    if not value.strip().isdigit():
+    declared = parse_uint(value)
+    if declared is None:
         raise BadRequest("Content-Length must be a non-negative integer")
-    if int(value) > gw.settings.max_upload_size:
+    if declared > gw.settings.max_upload_size:
         raise PayloadTooLarge(f"file exceeds the maximum upload size of {gw.settings.max_upload_size} bytes")
 
 

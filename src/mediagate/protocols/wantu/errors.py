@@ -9,6 +9,7 @@ prints responses as header lines.
 | -------------------------------------------- | ---- | ---------------------- |
 | Unauthorized, Expired, bad Date, namespace   | 401  | AuthenticationFailed   |
 | NotFound                                     | 404  | ResourceNotFound       |
+| MethodNotAllowed (a method the path lacks)   | 405  | MethodNotAllowed       |
 | key exists (insertOnly), folder exists       | 400  | NameDuplicated         |
 | folder not empty                             | 400  | NonEmpty               |
 | not supported yet                            | 400  | NotSupported           |
@@ -31,6 +32,7 @@ RESOURCE_NOT_FOUND = "ResourceNotFound"
 NAME_DUPLICATED = "NameDuplicated"
 NON_EMPTY = "NonEmpty"
 NOT_SUPPORTED = "NotSupported"
+METHOD_NOT_ALLOWED = "MethodNotAllowed"
 INTERNAL_ERROR = "InternalError"
 
 _DUPLICATE = frozenset({"key_exists", "folder_exists", "is_folder", "not_a_folder"})
@@ -42,6 +44,8 @@ def wantu_code(exc: MediagateError) -> tuple[int, str]:
         return 401, AUTHENTICATION_FAILED
     if exc.status == 404:
         return 404, RESOURCE_NOT_FOUND
+    if exc.status == 405:
+        return 405, METHOD_NOT_ALLOWED
     if exc.code in _DUPLICATE:
         return 400, NAME_DUPLICATED
     if exc.code == "folder_not_empty":

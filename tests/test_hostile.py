@@ -1,0 +1,972 @@
+"""Hostile input on every route of the one port: a clear error in the route's own dialect, never a
+5xx, a hang, a partial object, a stray staging file or a secret in the log.
+
+The corpus is generated from a fixed seed (``SEED``), so a failure reproduces; each failure names
+the request that caused it. Requests go over raw sockets, so that the request-target, the headers
+and the framing are exactly what the corpus says (an HTTP client would normalise ``..``, refuse bad
+header bytes and fix Content-Length). What a route's error looks like:
+
+| route                                          | error body                                    |
+| ---------------------------------------------- | --------------------------------------------- |
+| ``/`` (ImageX OpenAPI)                         | ``ResponseMetadata.Error{Code, CodeN, Message}`` |
+| ``/upload/v1/…``, ``/tos-cn-i-…/…`` (ImageX)   | the same, plus ``success`` non-zero            |
+| ``/mweb/v1/get_upload_token`` (Dreamina)       | ``{"ret", "errmsg"}``                          |
+| ``/api/proxy/<op>``, ``/3.0/…``, ``/3.1/…``    | Wantu ``{"code", "message", "requestId"}``     |
+| anything else (bucket paths, UPYUN)            | REST ``{"msg", "code": int}`` or FORM/public    |
+|                                                | ``{"code": int, "message"}``                   |
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import random
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from email.utils import formatdate
+from typing import Any
+from urllib.parse import quote, unquote
+
+import httpx
+import pytest
+
+from mediagate.config import Settings
+from mediagate.core.buckets import BucketCredentials, create_bucket
+from mediagate.core.gateway import Gateway
+from tests.conftest import LiveServer
+from tests.protocols.upyun.rest_client import sign as upyun_sign
+from tests.protocols.wantu.client import upload_token
+
+SEED = 20261123
+TIMEOUT = 5.0
+"""A request that has no complete answer within this many seconds hangs: a failure."""
+
+UVICORN_REFUSAL = b"Invalid HTTP request received."
+"""uvicorn's answer to a request its HTTP parser rejects (e.g. a method httptools does not know);
+that happens before the app, so no dialect can answer it."""
+
+METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE", "PROPFIND", "FOO"]
+WANTU_OPS = ["upload", "blockInit", "blockUpload", "blockComplete", "blockCancel"]
+AUTH_SCHEMES = ["UPYUN", "UPLOAD_AK_TOP", "ACL_TOP", "AWS4-HMAC-SHA256", "HMAC-SHA256", "Bearer", "Basic"]
+
+
+# -- a raw HTTP/1.1 client ----------------------------------------------------------------------------
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class Req:
+    method: str
+    target: str
+    headers: list[tuple[str, bytes]] = field(default_factory=list)
+    body: bytes = b""
+    content_length: int | None = None
+    """Declared length; None: the real one. Set it to lie."""
+
+    def wire(self, host: str) -> bytes:
+        head = [f"{self.method} {self.target} HTTP/1.1".encode(), f"Host: {host}".encode()]
+        names = {name.lower() for name, _ in self.headers}
+        for name, value in self.headers:
+            head.append(name.encode() + b": " + value)
+        framed = "content-length" in names or "transfer-encoding" in names
+        if not framed and (self.body or self.content_length is not None or self.method in ("POST", "PUT")):
+            declared = len(self.body) if self.content_length is None else self.content_length
+            head.append(f"Content-Length: {declared}".encode())
+        head.append(b"Connection: close")
+        return b"\r\n".join(head) + b"\r\n\r\n" + self.body
+
+    def __str__(self) -> str:
+        shown = self.target if len(self.target) < 200 else self.target[:200] + "…"
+        return (
+            f"{self.method} {shown} headers={[(n, v[:80]) for n, v in self.headers]} body={self.body[:80]!r}"
+        )
+
+
+def _dechunk(data: bytes) -> bytes:
+    out = bytearray()
+    while data:
+        size_line, _, rest = data.partition(b"\r\n")
+        size = int(size_line.split(b";")[0], 16)
+        if size == 0:
+            break
+        out += rest[:size]
+        data = rest[size + 2 :]
+    return bytes(out)
+
+
+def parse_reply(raw: bytes, *, head: bool) -> Reply:
+    header_block, sep, body = raw.partition(b"\r\n\r\n")
+    assert sep, f"no complete response head: {raw[:300]!r}"
+    lines = header_block.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ")[1])
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    if head:
+        return Reply(status, headers, b"")
+    if headers.get("transfer-encoding", "").lower() == "chunked":
+        body = _dechunk(body)
+    elif "content-length" in headers:
+        declared = int(headers["content-length"])
+        assert len(body) == declared, f"body cut short: {len(body)} of {declared} bytes"
+    return Reply(status, headers, body)
+
+
+def exchange(
+    server: LiveServer, wire: bytes, *, head: bool = False, half_close: bool = False
+) -> Reply | None:
+    """Send ``wire`` and read the answer until the server closes (``Connection: close``). With
+    ``half_close`` the client shuts its sending side after ``wire``: a server that sees the body
+    cut short may close without an answer (None)."""
+    deadline = time.monotonic() + TIMEOUT
+    with socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT) as sock:
+        try:
+            sock.sendall(wire)
+            if half_close:
+                sock.shutdown(socket.SHUT_WR)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server answered early and closed; read what it said
+        raw = bytearray()
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(
+                    f"no complete answer within {TIMEOUT} s (hang); got {bytes(raw[:300])!r}"
+                )
+            sock.settimeout(left)
+            try:
+                chunk = sock.recv(65536)
+            except TimeoutError as exc:
+                raise AssertionError(
+                    f"no answer within {TIMEOUT} s (hang); got {bytes(raw[:300])!r}"
+                ) from exc
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            raw += chunk
+    if not raw and half_close:
+        return None
+    return parse_reply(bytes(raw), head=head)
+
+
+def send(server: LiveServer, req: Req) -> Reply:
+    reply = exchange(server, req.wire(server.endpoint), head=req.method == "HEAD")
+    assert reply is not None
+    return reply
+
+
+# -- what each route's error looks like ---------------------------------------------------------------
+
+
+def dialect_of(method: str, target: str) -> str:
+    """The dialect that owns a request, by the routing table (on the decoded path, as the router
+    sees it)."""
+    path = unquote(target.partition("?")[0], errors="replace")
+    if path == "/":
+        return "imagex-action"
+    if path == "/mweb/v1/get_upload_token":
+        return "imagex-token"
+    sid, slash, _ = path.removeprefix("/tos-cn-i-").partition("/")
+    if path.startswith("/tos-cn-i-") and sid and slash:
+        return "upyun" if method in ("GET", "HEAD") else "imagex-upload"  # GET is a public read
+    if path.startswith("/upload/v1/"):
+        return "imagex-upload"
+    if path in {f"/api/proxy/{op}" for op in WANTU_OPS} or path.startswith(("/3.0/", "/3.1/")):
+        return "wantu"
+    return "upyun"
+
+
+def check_error_format(dialect: str, reply: Reply) -> None:
+    """The error body of ``dialect``; raises AssertionError naming what is wrong."""
+    try:
+        doc = reply.json()
+    except ValueError as exc:
+        raise AssertionError(f"error body is not JSON: {reply.body[:200]!r}") from exc
+    assert isinstance(doc, dict), doc
+    if dialect.startswith("imagex") and dialect != "imagex-token":
+        err = doc["ResponseMetadata"]["Error"]
+        assert isinstance(err["Code"], str) and err["Code"], err
+        assert isinstance(err["CodeN"], int), err
+        assert isinstance(err["Message"], str) and err["Message"], err
+        assert doc["ResponseMetadata"]["RequestId"], doc
+        if dialect == "imagex-upload":
+            assert doc["success"] != 0, doc
+    elif dialect == "imagex-token":
+        assert isinstance(doc["ret"], str) and doc["ret"] != "0", doc
+        assert isinstance(doc["errmsg"], str) and doc["errmsg"], doc
+    elif dialect == "wantu":
+        assert isinstance(doc["code"], str) and doc["code"], doc
+        assert isinstance(doc["message"], str) and doc["message"], doc
+        assert doc["requestId"], doc
+    else:
+        if "msg" in doc:  # REST
+            assert isinstance(doc["msg"], str) and doc["msg"], doc
+            assert isinstance(doc["code"], int) and doc["code"] // 100000 == reply.status, doc
+        else:  # FORM / public read
+            assert doc["code"] == reply.status, doc
+            assert isinstance(doc["message"], str) and doc["message"], doc
+
+
+def check(server: LiveServer, req: Req, failures: list[str], *, half_close: bool = False) -> Reply | None:
+    """Send one corpus request and record (rather than raise) what is wrong with its answer."""
+    try:
+        wire = req.wire(server.endpoint)
+        reply = exchange(server, wire, head=req.method == "HEAD", half_close=half_close)
+        if reply is None:
+            return None  # the client cut its body and closed: the server may just close too
+        assert reply.status < 500, f"status {reply.status}: {reply.body[:300]!r}"
+        if req.method == "HEAD" or reply.status in (204, 304) or reply.status < 400:
+            return reply
+        if reply.status == 400 and reply.body == UVICORN_REFUSAL:
+            return reply  # refused by the HTTP parser, before any dialect sees it
+        check_error_format(dialect_of(req.method, req.target), reply)
+        return reply
+    except (AssertionError, KeyError, TypeError, OSError) as exc:
+        failures.append(f"{req}\n    -> {type(exc).__name__}: {exc}")
+        return None
+
+
+def report(failures: list[str]) -> None:
+    assert not failures, f"{len(failures)} hostile requests failed:\n" + "\n".join(failures[:25])
+
+
+# -- the corpus ---------------------------------------------------------------------------------------
+
+
+def b64(data: bytes | str) -> str:
+    return base64.b64encode(data.encode() if isinstance(data, str) else data).decode()
+
+
+def weird_segments(rng: random.Random) -> list[str]:
+    return [
+        "..",
+        "%2e%2e",
+        "%2E%2e/%2e%2e",
+        "a%00b",
+        "%00",
+        "a%0ab",
+        "%0d%0a",
+        "",
+        "x" * 10_240,
+        "%ff%fe",
+        "%c3%28",
+        "%",
+        "%zz",
+        "%2f",
+        quote("图片/ü.jpg"),
+        quote("\u202e\u0000\ufeff"),
+        "a!b",
+        "a!/fw/300",
+        "a!/fw/-1/format/xyz",
+        "~",
+        "." * rng.randint(1, 5),
+        "".join(rng.choice("abc%./!~-_") for _ in range(rng.randint(1, 30))),
+    ]
+
+
+def route_prefixes(bucket: str) -> list[str]:
+    return [
+        "",
+        "/healthz",
+        "/mweb/v1/get_upload_token",
+        "/upload/v1",
+        "/tos-cn-i-abc",
+        "/tos-cn-i-",
+        *(f"/api/proxy/{op}" for op in WANTU_OPS),
+        "/api",
+        "/3.0/files",
+        "/3.0/folders",
+        "/3.1/scanPorn",
+        "/3.0",
+        f"/{bucket}",
+        "/nosuchbucket",
+        "/",
+    ]
+
+
+def garbage_authorization(rng: random.Random, scheme: str) -> bytes:
+    options: list[bytes] = [
+        b"",
+        b"x",
+        b":",
+        b"a:b:c:d:e",
+        b"!!!not-base64!!!",
+        b64(b"\xff\xfe\x00garbage").encode(),
+        b64("ak:" + "p" * 5000 + ":sig").encode(),
+        b64("ak:e30:sig").encode(),  # e30 = {} as a policy
+        b64("ak:" + b64("[1,2,3]") + ":sig").encode(),
+        b64("ak:" + b64('{"expiration": 1e999, "namespace": []}') + ":sig").encode(),
+        "é中".encode(),
+        b"\xff\xfe",
+        b"Credential=, SignedHeaders=, Signature=",
+        b"Credential=AK/20260101/cn-north-1/ImageX/request, SignedHeaders=host;x-date, Signature=zz",
+        b"Credential=AK, Signature=00",
+        b"Credential=AK/bad, SignedHeaders=;;;, Signature=" + b"0" * 64,
+        b"Credential=" + b"A" * 8000,
+        bytes(rng.randint(0x20, 0x7E) for _ in range(rng.randint(1, 200))),
+    ]
+    value = rng.choice(options)
+    return scheme.encode() + (b" " + value if value or rng.random() < 0.5 else b"")
+
+
+def garbage_date(rng: random.Random) -> bytes:
+    return rng.choice(
+        [
+            b"",
+            b"yesterday",
+            b"Mon, 99 Foo 2026 99:99:99 GMT",
+            formatdate(time.time() - 86400 * 365, usegmt=True).encode(),
+            formatdate(time.time() + 86400 * 365, usegmt=True).encode(),
+            b"20260101T000000Z",
+            b"99999999T999999Z",
+            b"-1",
+            b"1" * 400,
+            "周一".encode(),
+        ]
+    )
+
+
+def garbage_query(rng: random.Random) -> str:
+    return rng.choice(
+        [
+            "",
+            "?",
+            "?Action=",
+            "?Action=ApplyImageUpload",
+            "?Action=ApplyImageUpload&Version=2018-08-01&ServiceId=",
+            "?Action=CommitImageUpload&Version=2018-08-01&Action=AssumeRole",
+            "?Action=AssumeRole&Version=2018-01-01&DurationSeconds=1e99",
+            "?Action=" + "A" * 20_000 + "&Version=2018-08-01",
+            "?Action=%ff%fe&Version=%00",
+            "?Action=%&Version=%%%",
+            "?usage",
+            "?usage=%ff",
+            "?partNumber=-1&uploadID=x",
+            "?phase=init&uploadid=..%2f..",
+            "?phase=transfer&part_number=99999999999999999999",
+            "?phase=finish&uploadid=",
+            "?currentPage=-5&pageSize=1e9",
+            "?namespace=%00&dir=../..",
+            "?" + "&".join(f"k{i}=v" for i in range(500)),
+            "?X-Amz-Date=garbage&X-Amz-Signature=00&X-Amz-Credential=a%2Fb",
+            "?a=" + quote("中文") + "&b=%E4%B8",
+        ]
+    )
+
+
+def garbage_body(rng: random.Random) -> tuple[bytes, list[tuple[str, bytes]]]:
+    """A body and the headers that go with it."""
+    kind = rng.randrange(9)
+    if kind == 0:
+        return b"", []
+    if kind == 1:
+        return rng.randbytes(rng.randint(1, 4096)), [("Content-Type", b"application/octet-stream")]
+    if kind == 2:
+        boundary = rng.choice([b"", b"x" * 5000, b'"unterminated', b"\xff\xfe", b"ok"])
+        body = b'--ok\r\nContent-Disposition: form-data; name="policy"\r\n\r\neyJ9\r\n--ok\r\nContent-Disp'
+        return body, [("Content-Type", b"multipart/form-data; boundary=" + boundary)]
+    if kind == 3:
+        return b"--x\r\n\r\n", [("Content-Type", b"multipart/form-data")]
+    if kind == 4:
+        doc = rng.choice(
+            [
+                b"[1,2,3]",
+                b'"str"',
+                b"null",
+                b"1e99999",
+                b"9" * 5000,
+                b"[" * 10_000 + b"]" * 10_000,
+                b'{"SessionKey": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+                b'{"SessionKey": 12345678901234567890123456789}',
+                b'{"SessionKey": "' + b64(b"\xff" * 40).encode() + b'"}',
+                b'{"SessionKey": "!!!"}',
+                b"{not json",
+                b"\xff\xfe{}",
+            ]
+        )
+        return doc, [("Content-Type", b"application/json")]
+    if kind == 5:
+        form = rng.choice(
+            [b"namespace=%ff&dir=..", b"a=" + b"b" * 50_000, b"%%%%", b"parts=" + b64(b"\x00\xff").encode()]
+        )
+        return form, [("Content-Type", b"application/x-www-form-urlencoded")]
+    if kind == 6:
+        return b"hello", [("Content-MD5", rng.choice([b"zzz", b"0" * 32, b"=" * 24, "é".encode()]))]
+    if kind == 7:
+        return b"hello", [("Content-CRC32", rng.choice([b"zzzzzzzz", b"-1", b"1" * 100, b"0x1"]))]
+    return b"", [("Range", rng.choice([b"bytes=9999999999999999999-", b"bytes=-", b"bytes=5-3", b"x" * 300]))]
+
+
+def random_request(rng: random.Random, bucket: str) -> Req:
+    prefix = rng.choice(route_prefixes(bucket))
+    segments = weird_segments(rng)
+    tail = "/".join(rng.choice(segments) for _ in range(rng.randint(0, 2)))
+    target = prefix + ("/" + tail if tail or not prefix else "")
+    target = (target or "/") + garbage_query(rng)
+    target = target.replace(" ", "%20")
+    method = rng.choice(METHODS)
+    body, headers = garbage_body(rng) if method not in ("GET", "HEAD") or rng.random() < 0.2 else (b"", [])
+    if rng.random() < 0.6:
+        headers.append(("Authorization", garbage_authorization(rng, rng.choice(AUTH_SCHEMES))))
+    for name in ("Date", "X-Date", "X-Amz-Date"):
+        if rng.random() < 0.3:
+            headers.append((name, garbage_date(rng)))
+    if rng.random() < 0.15:
+        headers.append(("Cookie", b"sessionid=" + rng.choice([b"", b"x" * 3000, b"%ff", b"\xff"])))
+    if rng.random() < 0.1:
+        headers.append(("Origin", rng.choice([b"null", b"http://evil.example", b"\xff"])))
+        headers.append(("Access-Control-Request-Method", rng.choice([b"PUT", b"BREW", b""])))
+    return Req(method, target, headers, body)
+
+
+# -- fixtures -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def target(admin: Gateway) -> BucketCredentials:
+    """The bucket every hostile request aims at; it must stay empty."""
+    return create_bucket(admin.catalog, admin.secrets, f"h{uuid.uuid4().hex[:12]}")
+
+
+def secrets_of(creds: BucketCredentials) -> list[str]:
+    values = [creds.password, creds.form_api_secret, creds.secret_access_key]
+    values.append(hashlib.md5(creds.password.encode()).hexdigest())
+    return [v for v in values if v]
+
+
+def wait_for(predicate: Any, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return bool(predicate())
+
+
+def staging_is_empty(home: Settings) -> bool:
+    staging = home.staging_dir
+    return not staging.exists() or not any(staging.iterdir())
+
+
+# -- the sweep -----------------------------------------------------------------------------------------
+
+
+def test_generated_corpus_gets_dialect_errors(server: LiveServer, target: BucketCredentials) -> None:
+    """A few hundred generated requests across every route: no 5xx, no hang, the dialect's format."""
+    rng = random.Random(SEED)
+    failures: list[str] = []
+    for _ in range(600):
+        check(server, random_request(rng, target.bucket), failures)
+    report(failures)
+
+
+def test_every_route_and_method(server: LiveServer, target: BucketCredentials) -> None:
+    """Every method on every route row, including the ones the row does not serve: the wrong method
+    on a fixed route is that dialect's error, not the framework's plain-text 405."""
+    failures: list[str] = []
+    for prefix in route_prefixes(target.bucket):
+        for suffix in ("", "/x", "/x/y.jpg"):
+            path = (prefix + suffix) or "/"
+            for method in METHODS:
+                check(server, Req(method, path), failures)
+    report(failures)
+
+
+def test_wrong_method_on_a_fixed_route_is_the_dialects_405(server: LiveServer) -> None:
+    """The dialect's own error with status 405 and ``Allow``; OPTIONS stays a CORS preflight."""
+    cases = {
+        "/api/proxy/upload": ("wantu", "PUT, POST"),
+        "/": ("imagex-action", "GET, POST"),
+        "/upload/v1/x": ("imagex-upload", "POST"),
+        "/tos-cn-i-abc/x": ("imagex-upload", "GET, PUT"),
+        "/mweb/v1/get_upload_token": ("imagex-token", "POST"),
+    }
+    for path, (dialect, methods) in cases.items():
+        reply = send(server, Req("DELETE", path))
+        assert reply.status == 405, (path, reply)
+        check_error_format(dialect, reply)
+        assert set(reply.headers["allow"].split(", ")) == set(methods.split(", ")) | (
+            {"HEAD"} if "GET" in methods else set()
+        )
+        pre = send(
+            server,
+            Req(
+                "OPTIONS",
+                path,
+                [("Origin", b"https://app.example"), ("Access-Control-Request-Method", b"PUT")],
+            ),
+        )
+        assert pre.status == 204, (path, pre)
+        assert pre.headers["access-control-allow-origin"] == "*"
+    assert send(server, Req("POST", "/healthz")).status == 405
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["//", "//x", "///a/b", "/%2f%2f", "/%00", "/%0a", "/..", "/%2e%2e/%2e%2e/etc/passwd", "/%ff%fe"],
+)
+def test_paths_outside_every_route(server: LiveServer, path: str) -> None:
+    """Targets no row names (empty first segment, encoded slashes, dot segments) still get a JSON
+    error, never the framework's plain-text 404."""
+    failures: list[str] = []
+    for method in ("GET", "PUT", "POST", "DELETE", "HEAD", "FOO"):
+        reply = check(server, Req(method, path), failures)
+        if reply is not None and method == "GET":
+            assert reply.status in (400, 401, 403, 404, 405), reply
+    report(failures)
+
+
+def _upyun_signed(creds: BucketCredentials, method: str, uri: str, md5: str = "") -> list[tuple[str, bytes]]:
+    signed = upyun_sign(creds, method, uri, content_md5=md5)
+    return [(k, v.encode()) for k, v in signed.items()] + ([("Content-MD5", md5.encode())] if md5 else [])
+
+
+def test_signed_upyun_requests_with_bad_parts(server: LiveServer, target: BucketCredentials) -> None:
+    """Correctly signed REST requests whose key, headers or body are wrong: a REST error, nothing
+    stored."""
+    failures: list[str] = []
+    b = target.bucket
+    keys = ["..", "a/../../etc/passwd", "%2e%2e/x", "a%00b", "a%0ab", "x" * 10_240, "%ff%fe", "%"]
+    for key in keys:
+        uri = f"/{b}/{key}"
+        for method in ("PUT", "GET", "HEAD", "DELETE", "POST"):
+            check(server, Req(method, uri, _upyun_signed(target, method, uri), b"data"), failures)
+    uri = f"/{b}/ok.bin"
+    bad_headers: list[list[tuple[str, bytes]]] = [
+        [("X-Upyun-Multi-Stage", b"initiate"), ("X-Upyun-Multi-Length", b"-1")],
+        [("X-Upyun-Multi-Stage", b"upload"), ("X-Upyun-Multi-Uuid", b"..%2f"), ("X-Upyun-Part-Id", b"x")],
+        [("X-Upyun-Multi-Stage", b"complete"), ("X-Upyun-Multi-Uuid", uuid.uuid4().hex.encode())],
+        [("X-Upyun-Multi-Stage", b"\xff\xfe")],
+        [("X-Upyun-Move-Source", b"/../../etc/passwd")],
+        [("X-Upyun-Copy-Source", b"%ff%fe")],
+        [("X-Upyun-Move-Source", b"/a"), ("X-Upyun-Copy-Source", b"/b")],
+        [("X-Gmkerl-Thumb", b"/fw/-1/fh/99999999999")],
+        [("X-Gmkerl-Type", b"\xff")],
+        [("Content-Secret", b"\x00" * 3)],
+        [("X-Upyun-Meta-a.b", b"v")],
+        [("X-Upyun-Meta-Ttl", b"1e9")],
+        [("Content-Length", b"-5")],
+        [("Content-Length", b"99999999999999999999")],
+        [("X-List-Limit", b"-1")],
+        [("X-List-Iter", b"!!!")],
+        [("Content-Type", b"\xff/\xfe")],
+    ]
+    for extra in bad_headers:
+        method = "GET" if any(n.startswith("X-List") for n, _ in extra) else "PUT"
+        list_uri = f"/{b}/" if method == "GET" else uri
+        body = b"" if method == "GET" or any(n == "Content-Length" for n, _ in extra) else b"data"
+        req = Req(method, list_uri, _upyun_signed(target, method, list_uri) + extra, body)
+        reply = check(server, req, failures)
+        if reply is not None and reply.status < 400:
+            failures.append(f"{req}\n    -> accepted ({reply.status}) though a header is bad")
+    for md5 in ("zzz", "0" * 32, "=" * 24, "é"):
+        check(server, Req("PUT", uri, _upyun_signed(target, "PUT", uri, md5), b"data"), failures)
+    report(failures)
+
+
+NUMBERS = ["\u00b2", "\u0661", "9" * 5000, "1" + "0" * 4400]
+"""Numbers that ``str.isdigit()`` accepts but ``int()`` refuses: a superscript two (byte 0xB2 in a
+Latin-1 header), an Arabic-Indic one (UTF-8 in a query or a JSON policy), and more digits than
+Python converts."""
+
+
+def test_numeric_fields_that_only_look_like_numbers(server: LiveServer, target: BucketCredentials) -> None:
+    """Every numeric header, query parameter and policy field, given a 'digit' string ``int()``
+    refuses: the dialect's 4xx, never a 500."""
+    from tests.protocols.upyun.forms import multipart, policy_of, signature
+
+    failures: list[str] = []
+    b = target.bucket
+    uri = f"/{b}/n.bin"
+    for number in NUMBERS:
+        raw = number.encode("latin-1", errors="ignore") or number.encode()
+        headers_put: list[list[tuple[str, bytes]]] = [
+            [("X-Upyun-Meta-Ttl", raw)],
+            [("X-Upyun-Multi-Stage", b"initiate"), ("X-Upyun-Multi-Length", raw)],
+            [("X-Upyun-Multi-Stage", b"upload"), ("X-Upyun-Multi-Uuid", b"u"), ("X-Upyun-Part-Id", raw)],
+            [("X-Gmkerl-Type", b"get_theme_color"), ("X-Gmkerl-Extract-Color-Count", raw)],
+        ]
+        for extra in headers_put:
+            check(server, Req("PUT", uri, _upyun_signed(target, "PUT", uri) + extra, b"data"), failures)
+        list_uri = f"/{b}/"
+        check(
+            server,
+            Req("GET", list_uri, [*_upyun_signed(target, "GET", list_uri), ("X-List-Limit", raw)]),
+            failures,
+        )
+        policy = policy_of(target, "/n.bin", x_upyun_meta_ttl=number)
+        body, ctype = multipart(
+            [("policy", policy), ("signature", signature(target, policy)), ("file", ("n", b"x"))]
+        )
+        check(server, Req("POST", f"/{b}", [("Content-Type", ctype.encode())], body), failures)
+        for path in ("/3.0/files?currentPage=", "/3.0/files?pageSize="):
+            check(server, Req("GET", path + quote(number)), failures)
+    report(failures)
+
+
+def _wantu_auth(creds: BucketCredentials, policy: Any) -> bytes:
+    raw = policy if isinstance(policy, str) else json.dumps(policy)
+    encoded = b64(raw)
+    return ("UPLOAD_AK_TOP " + upload_token(creds.access_key_id, creds.secret_access_key, encoded)).encode()
+
+
+def test_signed_wantu_tokens_with_garbage_policies(server: LiveServer, target: BucketCredentials) -> None:
+    """Upload tokens with a valid signature over garbage policies: Wantu errors."""
+    failures: list[str] = []
+    ns = target.bucket
+    policies: list[Any] = [
+        "not json",
+        "[]",
+        "null",
+        "1e999",
+        {"namespace": ns},
+        {"namespace": ns, "expiration": "soon"},
+        {"namespace": ns, "expiration": 10**40},
+        {"namespace": ns, "expiration": -1},
+        {"namespace": ns, "expiration": 1e300},
+        f'{{"namespace": "{ns}", "expiration": 1e999}}',
+        f'{{"namespace": "{ns}", "expiration": NaN}}',
+        f'{{"namespace": "{ns}", "expiration": {"[" * 5000 + "]" * 5000}}}',
+        {"namespace": ns, "expiration": True},
+        {"namespace": [ns], "expiration": int(time.time() * 1000) + 60_000},
+        {"namespace": ns, "expiration": int(time.time() * 1000) + 60_000, "sizeLimit": "x"},
+        {"namespace": ns, "expiration": int(time.time() * 1000) + 60_000, "dir": "../../etc"},
+        {"namespace": ns, "expiration": int(time.time() * 1000) + 60_000, "name": "%00\n"},
+        {
+            "namespace": ns,
+            "expiration": int(time.time() * 1000) + 60_000,
+            "callbackUrl": "file:///etc/passwd",
+        },
+        {"namespace": ns, "expiration": int(time.time() * 1000) + 60_000, "mimeLimit": 5},
+        {"namespace": ns, "expiration": int(time.time() * 1000) + 60_000, "insertOnly": {"a": 1}},
+    ]
+    bodies: list[tuple[bytes, list[tuple[str, bytes]]]] = [
+        (b"", []),
+        (
+            b'--b\r\nContent-Disposition: form-data; name="content"\r\n\r\nabc',
+            [("Content-Type", b"multipart/form-data; boundary=b")],
+        ),
+        (b"garbage", [("Content-Type", b"multipart/form-data; boundary=")]),
+        (
+            b"size=-1&md5=zz&parts=!!!&partNumber=1e9&uploadId=..&id=%00",
+            [("Content-Type", b"application/x-www-form-urlencoded")],
+        ),
+    ]
+    for policy in policies:
+        auth = _wantu_auth(target, policy)
+        for op in WANTU_OPS:
+            for body, headers in bodies:
+                check(
+                    server,
+                    Req("POST", f"/api/proxy/{op}", [("Authorization", auth), *headers], body),
+                    failures,
+                )
+    report(failures)
+
+
+def test_signed_wantu_management_garbage(server: LiveServer, target: BucketCredentials) -> None:
+    """ACL_TOP requests signed correctly over garbage resource ids, pages and bodies."""
+    import hmac
+
+    failures: list[str] = []
+    rids = [
+        "!!!",
+        b64(b"\xff\xfe"),
+        b64("[]"),
+        b64("[1,2]"),
+        b64('["x","/a"]'),
+        b64('["","/../..","n"]'),
+        "%ff",
+    ]
+    paths = [f"/3.0/files/{r}" for r in rids] + [f"/3.0/folders/{r}/exist" for r in rids]
+    paths += ["/3.0/files?currentPage=-1&pageSize=0", "/3.0/files?pageSize=1e99", "/3.0/folders?dir=%00"]
+    paths += ["/3.0/files?namespace=" + "n" * 5000, "/3.0/mediaEncodeResult/..", "/3.0/nosuchapi"]
+    for path in paths:
+        for method in ("GET", "DELETE", "POST", "PUT", "PATCH"):
+            body = "[1,2" if method == "POST" else ""
+            date = formatdate(usegmt=True)
+            mac = hmac.new(target.secret_access_key.encode(), f"{path}\n{body}\n{date}".encode(), "sha1")
+            token = b64(f"{target.access_key_id}:{base64.b64encode(mac.digest()).decode()}")
+            headers = [("Authorization", f"ACL_TOP {token}".encode()), ("Date", date.encode())]
+            check(server, Req(method, path, headers, body.encode()), failures)
+    report(failures)
+
+
+def test_signed_imagex_actions_with_garbage(server: LiveServer, target: BucketCredentials) -> None:
+    """Signed OpenAPI calls with garbage parameters and bodies: ImageX errors.
+
+    The signature covers the Host header, so these are signed for the server's real endpoint."""
+    from mediagate.protocols.imagex import sigv4
+
+    failures: list[str] = []
+    b = target.bucket
+    calls: list[tuple[str, dict[str, str], bytes]] = [
+        ("GET", {"Action": "ApplyImageUpload", "Version": "2018-08-01", "ServiceId": "other"}, b""),
+        (
+            "GET",
+            {"Action": "ApplyImageUpload", "Version": "2018-08-01", "ServiceId": b, "UploadNum": "-1"},
+            b"",
+        ),
+        (
+            "GET",
+            {"Action": "ApplyImageUpload", "Version": "2018-08-01", "ServiceId": b, "UploadNum": "1e9"},
+            b"",
+        ),
+        (
+            "GET",
+            {"Action": "ApplyImageUpload", "Version": "2018-08-01", "ServiceId": b, "FileSize": "x"},
+            b"",
+        ),
+        (
+            "GET",
+            {"Action": "ApplyImageUpload", "Version": "2018-08-01", "ServiceId": b, "StoreKeys": "../.."},
+            b"",
+        ),
+        ("GET", {"Action": "AssumeRole", "Version": "2018-08-01", "DurationSeconds": "1e99"}, b""),
+        ("GET", {"Action": "AssumeRole", "Version": "2018-08-01", "Policy": "{not json"}, b""),
+    ]
+    for body in (
+        b"[1]",
+        b"null",
+        b"1e99999",
+        b"[" * 10_000 + b"]" * 10_000,
+        b'{"SessionKey": 1}',
+        b'{"SessionKey": "' + b64(b"\xff" * 64).encode() + b'"}',
+        b"\xff\xfe",
+        b'{"SessionKey": "x"}' * 2,
+    ):
+        calls.append(("POST", {"Action": "CommitImageUpload", "Version": "2018-08-01", "ServiceId": b}, body))
+    for method, params, body in calls:
+        query = list(params.items())
+        headers = sigv4.sign(
+            sigv4.VOLC,
+            access_key_id=target.access_key_id,
+            secret=target.secret_access_key,
+            method=method,
+            host=server.endpoint,
+            query=query,
+            body=body,
+            content_type="application/json" if body else None,
+        )
+        wire_target = "/?" + "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in query)
+        hdrs = [(k, v.encode()) for k, v in headers.items() if k.lower() != "host"]
+        if body:
+            hdrs.append(("Content-Type", b"application/json"))
+        reply = check(server, Req(method, wire_target, hdrs, body), failures)
+        if reply is not None and reply.status == 401:
+            failures.append(
+                f"{method} {params}: the signature itself was refused, so nothing deeper was tried"
+            )
+    report(failures)
+
+
+def test_range_and_conditional_garbage_on_a_real_object(
+    server: LiveServer, bucket: BucketCredentials
+) -> None:
+    """Garbage Range / If-* headers on an object that exists, on the public read and the signed
+    REST GET: 200, 206, 304, 412 or 416 with a consistent body, never a 5xx."""
+    uri = f"/{bucket.bucket}/r.bin"
+    data = bytes(range(256)) * 4
+    with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
+        assert client.put(uri, content=data, headers=upyun_sign(bucket, "PUT", uri)).status_code == 200
+    values: list[tuple[str, bytes]] = [
+        ("Range", v)
+        for v in (
+            b"bytes=9999999999999999999-",
+            b"bytes=-0",
+            b"bytes=-",
+            b"bytes=5-3",
+            b"bytes=0-0,1-1",
+            b"bytes=1024-",
+            b"bytes=-99999999999999999999",
+            b"items=0-1",
+            b"bytes=\xff-",
+            b"x" * 4000,
+            b"bytes=" + b"1" * 5000 + b"-",
+        )
+    ]
+    values += [
+        (h, v)
+        for h in ("If-Modified-Since", "If-Unmodified-Since", "If-Range", "If-Match", "If-None-Match")
+        for v in (b"garbage", b"Mon, 99 Foo 9999 99:99:99 GMT", b'"', b"W/", b",,,", b"\xff", b"*")
+    ]
+    failures: list[str] = []
+    for name, value in values:
+        for signed in (False, True):
+            headers = [(name, value)] + (_upyun_signed(bucket, "GET", uri) if signed else [])
+            if name == "If-Range":
+                headers.append(("Range", b"bytes=0-9"))
+            reply = check(server, Req("GET", uri, headers), failures)
+            if reply is None:
+                continue
+            if reply.status == 200 and reply.body != data:
+                failures.append(f"{name}: {value[:40]!r} -> 200 with a different body")
+            if reply.status == 206:
+                first, last = reply.headers["content-range"].split(" ")[1].split("/")[0].split("-")
+                if reply.body != data[int(first) : int(last) + 1]:
+                    failures.append(f"{name}: {value[:40]!r} -> 206 body does not match Content-Range")
+            if reply.status not in (200, 206, 304, 412, 416):
+                failures.append(f"{name}: {value[:40]!r} -> unexpected {reply.status}")
+    report(failures)
+
+
+# -- framing: lies and cuts (raw sockets) -------------------------------------------------------------
+
+
+def _form_post(creds: BucketCredentials, boundary: bytes = b"bnd") -> tuple[bytes, list[tuple[str, bytes]]]:
+    body = (
+        b"--"
+        + boundary
+        + b'\r\nContent-Disposition: form-data; name="policy"\r\n\r\n'
+        + b64("{}").encode()
+        + b"\r\n"
+        b"--"
+        + boundary
+        + b'\r\nContent-Disposition: form-data; name="file"; filename="a"\r\n\r\n'
+        + b"z" * 1000
+    )
+    return body, [("Content-Type", b"multipart/form-data; boundary=" + boundary)]
+
+
+def test_framing_lies_and_cut_bodies(server: LiveServer, admin: Gateway, bucket: BucketCredentials) -> None:
+    """Content-Length shorter or longer than the body, chunked bodies cut mid-way, on the upload
+    routes: an answer (or a closed connection) in the dialect's format, never a hang, a 5xx or a
+    partial object. A short Content-Length is a complete (shorter) upload as far as HTTP can tell,
+    so the one object left is exactly that long."""
+    failures: list[str] = []
+    target = bucket
+    b = target.bucket
+    uri = f"/{b}/cut.bin"
+    form_body, form_headers = _form_post(target)
+    wantu_auth = _wantu_auth(target, {"namespace": b, "expiration": int(time.time() * 1000) + 60_000})
+    wantu_body = b'--w\r\nContent-Disposition: form-data; name="content"; filename="c"\r\n\r\n' + b"q" * 2000
+    uploads = [
+        Req("PUT", uri, _upyun_signed(target, "PUT", uri), b"x" * 5000),
+        Req("POST", f"/{b}", form_headers, form_body),
+        Req(
+            "POST",
+            "/api/proxy/upload",
+            [("Authorization", wantu_auth), ("Content-Type", b"multipart/form-data; boundary=w")],
+            wantu_body,
+        ),
+        Req(
+            "PUT",
+            "/tos-cn-i-abc/x.png",
+            [("Authorization", b"garbage"), ("Content-CRC32", b"zz")],
+            b"x" * 5000,
+        ),
+    ]
+    for up in uploads:
+        # longer than the body, then the client closes its side: the body is cut
+        lie = Req(up.method, up.target, up.headers, up.body, content_length=len(up.body) + 10_000)
+        check(server, lie, failures, half_close=True)
+        # shorter than the body: the first answer is in format; the rest is a second (bad) request
+        short = Req(up.method, up.target, up.headers, up.body, content_length=max(1, len(up.body) // 2))
+        try:
+            reply = exchange(server, short.wire(server.endpoint))
+            assert reply is not None and reply.status < 500, reply
+        except AssertionError as exc:
+            failures.append(f"short Content-Length {short}\n    -> {exc}")
+        # chunked, cut mid-chunk
+        chunked = Req(up.method, up.target, [*up.headers, ("Transfer-Encoding", b"chunked")])
+        wire = chunked.wire(server.endpoint) + b"1000\r\n" + up.body[:100]
+        try:
+            exchange(server, wire, half_close=True)
+        except AssertionError as exc:
+            if "hang" in str(exc):
+                failures.append(f"cut chunked {chunked}\n    -> {exc}")
+    report(failures)
+    found = admin.catalog.get_bucket(b)
+    assert found is not None
+    entries = admin.catalog.list_dir(found.id, "", limit=10)
+    assert [(e.name, e.size) for e in entries] == [("cut.bin", 2500)]
+
+
+def test_slow_body_does_not_block_other_uploads(server: LiveServer, bucket: BucketCredentials) -> None:
+    """A client that sends headers and part of a body, then stalls, holds nothing another upload
+    of the same key (or any other request) needs."""
+    uri = f"/{bucket.bucket}/same.bin"
+    stalled = Req("PUT", uri, _upyun_signed(bucket, "PUT", uri), content_length=1_000_000)
+    head_only = socket.create_connection(("127.0.0.1", server.port))
+    half_body = socket.create_connection(("127.0.0.1", server.port))
+    try:
+        head_only.sendall(b"PUT " + uri.encode() + b" HTTP/1.1\r\nHost: x\r\nAuthor")  # headers never end
+        half_body.sendall(stalled.wire(server.endpoint) + b"y" * 50_000)
+        time.sleep(0.3)
+        started = time.monotonic()
+        with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
+            data = b"complete upload"
+            headers = upyun_sign(bucket, "PUT", uri)
+            resp = client.put(uri, content=data, headers=headers)
+            assert resp.status_code == 200, resp.text
+            assert client.get(uri).content == data
+            assert client.get("/healthz").status_code == 200
+        assert time.monotonic() - started < 3.0
+    finally:
+        head_only.close()
+        half_body.close()
+
+
+def test_stalled_clients_do_not_starve_the_server(server: LiveServer, target: BucketCredentials) -> None:
+    """Many stalled connections at once (headers cut, bodies cut) while normal requests go on."""
+    socks: list[socket.socket] = []
+    errors: list[str] = []
+    try:
+        for i in range(20):
+            s = socket.create_connection(("127.0.0.1", server.port))
+            if i % 2:
+                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            else:
+                s.sendall(b"PUT /api/proxy/upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nabc")
+            socks.append(s)
+
+        def ping() -> None:
+            try:
+                assert httpx.get(f"{server.url}/healthz", timeout=TIMEOUT).status_code == 200
+            except Exception as exc:  # recorded for the main thread
+                errors.append(repr(exc))
+
+        threads = [threading.Thread(target=ping) for _ in range(10)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(TIMEOUT * 2)
+        assert not errors, errors
+    finally:
+        for s in socks:
+            s.close()
+
+
+# -- afterwards: nothing stored, nothing staged, nothing leaked -------------------------------------
+
+
+def test_zz_nothing_was_stored_staged_or_leaked(
+    server: LiveServer, server_home: Settings, admin: Gateway, target: BucketCredentials
+) -> None:
+    """Runs last in this module: the hostile bucket is empty, staging is empty, and the log holds
+    neither a traceback nor any of the bucket's secrets."""
+    bucket = admin.catalog.get_bucket(target.bucket)
+    assert bucket is not None
+    assert wait_for(lambda: staging_is_empty(server_home)), list(server_home.staging_dir.iterdir())
+    entries = admin.catalog.list_dir(bucket.id, "", limit=10)
+    assert entries == [], [(e.name, e.is_folder, e.mime) for e in entries]
+    assert admin.catalog.usage(bucket.id) == 0
+    log = server.log()
+    assert "Traceback" not in log, log[-5000:]
+    for secret in secrets_of(target):
+        assert secret not in log
