@@ -3,7 +3,9 @@
 Each StoreUri (``tos-cn-i-<ServiceId>/<name>``) gets a core upload session (so its bytes may land
 on any process) and an ``Auth`` token bound to that StoreUri, its session, the declared FileSize
 and an expiry. The ``SessionKey`` seals the bucket, the sessions and an expiry; it is what
-``CommitImageUpload`` presents (once).
+``CommitImageUpload`` presents (once). Both expire after ``UPLOAD_TTL_SECONDS``, or when the
+temporary credentials that applied expire, whichever is first: an upload address never outlives
+the STS that asked for it.
 """
 
 from __future__ import annotations
@@ -126,6 +128,8 @@ async def apply_image_upload(
                     code="ResourceAlreadyExists",
                 )
     expires = int(time.time()) + UPLOAD_TTL_SECONDS
+    if principal.expires_at is not None:  # temporary credentials: nothing minted outlives them
+        expires = min(expires, principal.expires_at)
     data = {"overwrite": overwrite, "upload_policy": principal.scope.upload_policy, "expires": expires}
     auth_key = gw.secrets.derive(AUTH_PURPOSE)
     infos = []

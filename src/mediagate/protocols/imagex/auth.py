@@ -36,6 +36,9 @@ class Principal:
     access_key_id: str
     temporary: bool
     scope: Scope
+    expires_at: int | None = None
+    """Unix time the temporary credentials expire (None for a long-term key): whatever is minted
+    on their behalf (upload Auth, SessionKey) must not outlive them."""
 
 
 def _unauthorized(code: str, message: str) -> Unauthorized:
@@ -78,7 +81,7 @@ async def authenticate(request: Request, body: bytes) -> Principal:
     if token:
         if auth.token_header not in auth.signed_headers:
             raise _unauthorized("InvalidAuthorization", f"the {auth.token_header} header must be signed")
-        bucket, secret, scope = await _temporary(gw, auth.access_key_id, token.strip())
+        bucket, secret, scope, expires_at = await _temporary(gw, auth.access_key_id, token.strip())
         temporary = True
     else:
         if auth.access_key_id.startswith("AKTP"):
@@ -89,6 +92,7 @@ async def authenticate(request: Request, body: bytes) -> Principal:
         bucket, secret = found
         scope = Scope()
         temporary = False
+        expires_at = None
     try:
         candidates = sigv4.expected_signatures(
             auth,
@@ -106,10 +110,17 @@ async def authenticate(request: Request, body: bytes) -> Principal:
             "the request signature does not match (check the secret, the signed headers and the query)",
             code="SignatureDoesNotMatch",
         )
-    return Principal(bucket=bucket, access_key_id=auth.access_key_id, temporary=temporary, scope=scope)
+    return Principal(
+        bucket=bucket,
+        access_key_id=auth.access_key_id,
+        temporary=temporary,
+        scope=scope,
+        expires_at=expires_at,
+    )
 
 
-async def _temporary(gw: Gateway, access_key_id: str, token: str) -> tuple[Bucket, str, Scope]:
+async def _temporary(gw: Gateway, access_key_id: str, token: str) -> tuple[Bucket, str, Scope, int]:
+    """(bucket, temporary secret, scope, expiry) of a valid STS2 session token."""
     inner = parse_sts2(token)
     if inner is None or inner.access_key_id != access_key_id:
         raise _unauthorized(
@@ -132,7 +143,7 @@ async def _temporary(gw: Gateway, access_key_id: str, token: str) -> tuple[Bucke
         raise _unauthorized("InvalidSecurityToken", str(exc)) from None
     if scope.session_id is not None and await gw.find_key(SESSION_KIND, scope.session_id) is None:
         raise _unauthorized("InvalidSecurityToken", "the session these credentials came from was revoked")
-    return bucket, secret, scope
+    return bucket, secret, scope, inner.expired_time
 
 
 def require(principal: Principal, action: str, service_id: str) -> None:
