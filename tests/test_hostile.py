@@ -825,6 +825,100 @@ def test_range_and_conditional_garbage_on_a_real_object(
     report(failures)
 
 
+def random_spec(rng: random.Random) -> str:
+    """A processing suffix built from real option names and hostile values."""
+    keys = [
+        "fw",
+        "fh",
+        "sq",
+        "max",
+        "min",
+        "scale",
+        "fwfh",
+        "both",
+        "crop",
+        "clip",
+        "rotate",
+        "format",
+        "quality",
+        "gaussblur",
+        "gravity",
+        "force",
+        "strip",
+        "watermark",
+        "text",
+        "size",
+        "margin",
+        "opacity",
+        "color",
+        "border",
+        "canvas",
+        "url",
+        "nosuch",
+    ]
+    values = [
+        "1",
+        "0",
+        "-1",
+        "99999999",
+        "9" * 5000,
+        "\u00b2",
+        "\u0661",
+        "1x1",
+        "0x0",
+        "1x1a-9a-9",
+        "99999x99999",
+        "auto",
+        "webp",
+        "xyz",
+        "true",
+        "maybe",
+        "%ff",
+        "..",
+        "ZmFrZQ",
+        "!!!",
+        "1.5",
+        "",
+    ]
+    parts: list[str] = []
+    for _ in range(rng.randint(1, 5)):
+        parts.append(rng.choice(keys))
+        if rng.random() < 0.95:
+            parts.append(rng.choice(values))
+    return "/" + "/".join(quote(p, safe="") for p in parts)
+
+
+def test_processing_specs_with_garbage(server: LiveServer, bucket: BucketCredentials) -> None:
+    """Generated ``key!/spec`` suffixes on a real image: a processed image or a 4xx, never a 5xx."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (12, 9), (10, 200, 30)).save(buf, "PNG")
+    uri = f"/{bucket.bucket}/img.png"
+    with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
+        assert (
+            client.put(uri, content=buf.getvalue(), headers=upyun_sign(bucket, "PUT", uri)).status_code == 200
+        )
+    rng = random.Random(SEED + 1)
+    failures: list[str] = []
+    for _ in range(80):
+        check(server, Req(rng.choice(["GET", "HEAD"]), uri + "!" + random_spec(rng)), failures)
+    report(failures)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [SEED + 10 + i for i in range(5)])
+def test_generated_corpus_more_seeds(server: LiveServer, target: BucketCredentials, seed: int) -> None:
+    """The generated corpus again with other seeds and more requests (the default run keeps one)."""
+    rng = random.Random(seed)
+    failures: list[str] = []
+    for _ in range(1500):
+        check(server, random_request(rng, target.bucket), failures)
+    report(failures)
+
+
 # -- framing: lies and cuts (raw sockets) -------------------------------------------------------------
 
 

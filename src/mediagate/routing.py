@@ -38,7 +38,7 @@ from starlette.routing import BaseRoute, Route, request_response
 from starlette.types import Receive, Scope, Send
 
 from mediagate import cors, serving
-from mediagate.core.errors import MediagateError, MethodNotAllowed
+from mediagate.core.errors import Forbidden, MediagateError, MethodNotAllowed
 from mediagate.http import request_id
 from mediagate.protocols.imagex import actions as imagex_actions
 from mediagate.protocols.imagex import errors as imagex_errors
@@ -84,7 +84,11 @@ def only(methods: list[str], endpoint: Endpoint, refuse: Refusal) -> Endpoint:
         if request.method.upper() in allowed:
             return await endpoint(request)
         if request.method == "OPTIONS":
-            return await cors.preflight(request, "")
+            preflight = await cors.preflight(request, "")
+            if preflight.status_code < 400:
+                return preflight
+            method = request.headers.get("access-control-request-method", "")
+            return refuse(request, Forbidden(f"CORS preflight refused for method {method[:32]!r}"))
         response = refuse(request, MethodNotAllowed(f"{request.method} is not allowed here; use {allow}"))
         response.headers["Allow"] = allow
         return response
