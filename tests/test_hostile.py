@@ -653,6 +653,9 @@ def test_signed_wantu_tokens_with_garbage_policies(server: LiveServer, target: B
             "callbackUrl": "file:///etc/passwd",
         },
         {"namespace": ns, "expiration": int(time.time() * 1000) + 60_000, "mimeLimit": 5},
+        {"namespace": ns, "expiration": int(time.time() * 1000) + 60_000, "returnUrl": "http://[::1"},
+        {"namespace": ns, "expiration": int(time.time() * 1000) + 60_000, "returnUrl": "http://h:99999/"},
+        {"namespace": ns, "expiration": int(time.time() * 1000) + 60_000, "callbackUrl": "http://[::1"},
         {"namespace": ns, "expiration": int(time.time() * 1000) + 60_000, "insertOnly": {"a": 1}},
     ]
     bodies: list[tuple[bytes, list[tuple[str, bytes]]]] = [
@@ -917,6 +920,179 @@ def test_generated_corpus_more_seeds(server: LiveServer, target: BucketCredentia
     for _ in range(1500):
         check(server, random_request(rng, target.bucket), failures)
     report(failures)
+
+
+FORM_FIELDS: dict[str, list[Any]] = {
+    "save-key": [
+        "/..",
+        "/a/../../b",
+        "/{nosuch}",
+        "/{filemd5}" * 200,
+        "/\u0000x",
+        "",
+        "no-slash",
+        "/" + "x" * 2000,
+    ],
+    "expiration": ["soon", -1, 1e300, 10**40, None, [], True],
+    "content-length-range": ["5", "9,1", "a,b", "-1,5", "0," + "9" * 5000, [1], "\u00b2,\u00b3"],
+    "allow-file-type": [5, "", "../", "x" * 5000, ["jpg"]],
+    "image-width-range": ["1", "0,0", "x"],
+    "notify-url": ["file:///etc/passwd", "javascript:alert(1)", "http://", "http://[::1", 5],
+    "return-url": ["javascript:alert(1)", "http://\u0000", "//evil", ["x"]],
+    "x-gmkerl-thumb": ["/fw/-1", "/nosuch/1", "x" * 3000, 5],
+    "x-gmkerl-rotate": ["400", "\u00b2"],
+    "apps": ["[", "[1]", [{"name": "naga"}], 5],
+    "ext-param": ["x" * 100_000, ["x"], "\u0000"],
+    "content-secret": ["a/b", "\u0000", "x" * 300],
+    "x-upyun-meta-ttl": ["0", "181", "\u00b2", "9" * 5000],
+    "bucket": ["other", "", ["x"]],
+}
+
+
+def test_signed_form_policies_with_garbage_fields(server: LiveServer, target: BucketCredentials) -> None:
+    """FORM uploads whose policy is correctly signed but holds hostile values (every policy also
+    pins a content-md5 the file does not have, so even a policy we accept stores nothing)."""
+    from tests.protocols.upyun.forms import multipart, raw_policy, signature
+
+    rng = random.Random(SEED + 2)
+    failures: list[str] = []
+    for _ in range(120):
+        doc: dict[str, Any] = {
+            "bucket": target.bucket,
+            "expiration": int(time.time()) + 600,
+            "save-key": "/f.bin",
+            "content-md5": "0" * 32,
+        }
+        for name in rng.sample(sorted(FORM_FIELDS), rng.randint(1, 3)):
+            doc[name] = rng.choice(FORM_FIELDS[name])
+        policy = raw_policy(doc)
+        fields: list[Any] = [
+            ("policy", policy),
+            ("signature", signature(target, policy)),
+            ("file", ("f", b"x" * 64)),
+        ]
+        body, ctype = multipart(fields)
+        reply = check(
+            server, Req("POST", f"/{target.bucket}", [("Content-Type", ctype.encode())], body), failures
+        )
+        if reply is not None and reply.status < 300:
+            failures.append(
+                f"policy {doc} -> {reply.status}: accepted a file whose MD5 the policy contradicts"
+            )
+    report(failures)
+
+
+def test_wantu_uploads_with_garbage_fields(server: LiveServer, target: BucketCredentials) -> None:
+    """Wantu uploads with a valid token and hostile form fields and part headers (md5 always wrong,
+    so nothing is stored even when the rest is accepted)."""
+    rng = random.Random(SEED + 3)
+    ns = target.bucket
+    auth = _wantu_auth(target, {"namespace": ns, "expiration": int(time.time() * 1000) + 600_000})
+    values = ["", "..", "/../..", "\u0000", "x" * 5000, "9" * 5000, "\u00b2", "-1", "/a//b", "%ff", "a\nb"]
+    failures: list[str] = []
+    for _ in range(80):
+        fields = {
+            name: rng.choice(values)
+            for name in rng.sample(["dir", "name", "size", "uploadId", "id", "partNumber", "parts"], 3)
+        }
+        fields["md5"] = "0" * 32
+        part_type = rng.choice([b"image/png", b"\xff/\xfe", b"", b"text/plain; charset=\xff", b"x" * 3000])
+        out = bytearray()
+        for name, value in fields.items():
+            out += b'--W\r\nContent-Disposition: form-data; name="' + name.encode() + b'"\r\n\r\n'
+            out += value.encode() + b"\r\n"
+        out += (
+            b'--W\r\nContent-Disposition: form-data; name="content"; filename="'
+            + rng.choice([b"a.png", b"..\\..\\x", b"\xff\xfe", b"x" * 3000])
+            + b'"\r\nContent-Type: '
+            + part_type
+            + b"\r\n\r\n"
+            + b"q" * 100
+            + b"\r\n--W--\r\n"
+        )
+        op = rng.choice(WANTU_OPS)
+        headers = [("Authorization", auth), ("Content-Type", b"multipart/form-data; boundary=W")]
+        reply = check(
+            server, Req(rng.choice(["PUT", "POST"]), f"/api/proxy/{op}", headers, bytes(out)), failures
+        )
+        if reply is not None and reply.status < 300 and op in ("upload", "blockComplete"):
+            failures.append(f"{op} {fields} -> {reply.status}: stored although the md5 is wrong")
+    report(failures)
+
+
+@pytest.mark.parametrize("filename", ["图片.png", "ü ß.jpg", "\ufeff\u202e.bin", "😀.gif"])
+def test_utf8_and_odd_filenames_upload(server: LiveServer, bucket: BucketCredentials, filename: str) -> None:
+    """Browsers send a part's filename as raw UTF-8: FORM and Wantu uploads with one succeed (they
+    were 500s: the multipart header parser wants Latin-1), and ``{filename}`` in a save-key is it."""
+    from tests.protocols.upyun.forms import upload
+    from tests.protocols.wantu.client import WantuClient
+
+    with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
+        r = upload(client, bucket, b"form bytes", filename=filename, key="/f/{filename}{.suffix}")
+        assert r.status_code == 200, r.text
+        assert r.json()["url"] == "/f/" + filename
+    wantu = WantuClient(server.url, bucket.access_key_id, bucket.secret_access_key, bucket.bucket)
+    try:
+        r2 = wantu.upload(b"wantu bytes", fields={"dir": "/w", "name": filename}, filename=filename)
+        assert r2.status_code == 200, r2.text
+        assert r2.json()["name"] == filename
+    finally:
+        wantu.close()
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["图/片", "image/png; x=\u00e9\u4e2d", "image/png;\u0000", "text/\u00ff", "a b/c", "image/" + "x" * 300],
+)
+def test_declared_types_that_cannot_be_served_are_refused(
+    server: LiveServer, admin: Gateway, bucket: BucketCredentials, content_type: str
+) -> None:
+    """A type that HTTP cannot carry back (non-Latin-1, control characters, not a token) is refused
+    at upload on every path that takes one, instead of being stored and failing every later read.
+    (Wantu keeps only the part's ``type/subtype``, so there a bad parameter is dropped, not refused.)"""
+    target = bucket
+    from tests.protocols.upyun.forms import multipart, policy_of, signature
+
+    failures: list[str] = []
+    b = target.bucket
+    uri = f"/{b}/t.bin"
+    raw = content_type.encode("utf-8")
+    check(
+        server, Req("PUT", uri, [*_upyun_signed(target, "PUT", uri), ("Content-Type", raw)], b"x"), failures
+    )
+    multi = [
+        ("X-Upyun-Multi-Stage", b"initiate"),
+        ("X-Upyun-Multi-Length", b"1"),
+        ("X-Upyun-Multi-Type", raw),
+    ]
+    check(server, Req("PUT", uri, _upyun_signed(target, "PUT", uri) + multi), failures)
+    policy = policy_of(target, "/t.bin", content_type=content_type)
+    body, ctype = multipart(
+        [("policy", policy), ("signature", signature(target, policy)), ("file", ("t", b"x"))]
+    )
+    check(server, Req("POST", f"/{b}", [("Content-Type", ctype.encode())], body), failures)
+    auth = _wantu_auth(
+        target, {"namespace": b, "expiration": int(time.time() * 1000) + 600_000, "detectMime": 0}
+    )
+    part = (
+        b'--W\r\nContent-Disposition: form-data; name="dir"\r\n\r\n/t\r\n'
+        b'--W\r\nContent-Disposition: form-data; name="name"\r\n\r\nt.bin\r\n'
+        b'--W\r\nContent-Disposition: form-data; name="content"; filename="t"\r\nContent-Type: '
+        + raw
+        + b"\r\n\r\nx\r\n--W--\r\n"
+    )
+    headers = [("Authorization", auth), ("Content-Type", b"multipart/form-data; boundary=W")]
+    reply = check(server, Req("POST", "/api/proxy/upload", headers, part), failures)
+    report(failures)
+    found = admin.catalog.get_bucket(b)
+    assert found is not None
+    main_type = content_type.split(";")[0].strip()
+    if main_type.isascii() and main_type.isprintable() and " " not in main_type and len(main_type) < 100:
+        assert reply is not None and reply.status == 200
+        with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
+            assert client.get(f"/{b}/t/t.bin").headers["content-type"] == main_type
+    else:
+        assert admin.catalog.list_dir(found.id, "", limit=10) == []
 
 
 # -- framing: lies and cuts (raw sockets) -------------------------------------------------------------

@@ -169,7 +169,9 @@ def _make_part(headers: dict[str, str]) -> Part:
     disposition = headers.get("content-disposition")
     if disposition is None:
         raise MalformedBody("multipart part without Content-Disposition")
-    kind, params = parse_options_header(disposition)
+    # The parser wants Latin-1 text; browsers send raw UTF-8 names ("图片.png"). Hand it the UTF-8
+    # bytes one per character, and read its byte results back as UTF-8.
+    kind, params = parse_options_header(disposition.encode("utf-8").decode("latin-1"))
     if kind != b"form-data" or b"name" not in params:
         raise MalformedBody("multipart part without a form-data name")
     name = params[b"name"].decode("utf-8", "replace")

@@ -43,6 +43,7 @@ from urllib.parse import urlsplit
 from mediagate.core import jsonin
 from mediagate.core.errors import BadRequest, Expired, Forbidden, InvalidKey, NotSupported, Unauthorized
 from mediagate.core.grant import UploadGrant
+from mediagate.core.mediatype import is_media_type
 from mediagate.core.numbers import parse_uint
 from mediagate.core.savekey import FileFacts, render_upyun
 from mediagate.protocols.upyun.signing import check_date, parse_http_date
@@ -147,8 +148,12 @@ def _url(doc: dict[str, Any], name: str) -> str | None:
     value = _string(doc, name)
     if not value:
         return None
-    parts = urlsplit(value)
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(value)
+        _ = parts.port  # raises for a port that is not a number in range
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise _invalid(f"policy field '{name}' must be an absolute http:// or https:// URL")
     return value
 
@@ -300,7 +305,7 @@ def build_grant(
         raise _invalid("policy field 'content-length' must not be negative")
     size_range = _range(doc, "content-length-range")
     content_type = _string(doc, "content-type")
-    if content_type is not None and not re.fullmatch(r"[\w.+-]+/[\w.+-]+(\s*;.*)?", content_type):
+    if content_type is not None and not is_media_type(content_type):
         raise _invalid("policy field 'content-type' must be a MIME type such as image/png")
     meta, ttl_seconds = _meta(doc)
     urls = {name: _url(doc, name) for name in _URL_FIELDS}

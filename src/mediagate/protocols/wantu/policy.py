@@ -14,12 +14,14 @@ import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from mediagate.catalog.models import Bucket
 from mediagate.core.errors import BadRequest, Expired, PolicyViolation, Unauthorized
 from mediagate.core.exif import read_exif
 from mediagate.core.grant import UploadGrant
 from mediagate.core.keys import normalise_key
+from mediagate.core.mediatype import is_media_type
 from mediagate.core.savekey import FileFacts, placeholder_names, render_dollar
 from mediagate.protocols.wantu.signing import check_dir, check_name
 
@@ -100,11 +102,11 @@ class WantuPolicy:
             mime_limit=mime_limit or None,
             insert_only=bool(insert_only),
             detect_mime=detect_mime is None or bool(detect_mime),
-            callback_url=_text(policy, "callbackUrl") or None,
+            callback_url=_http_url(policy, "callbackUrl"),
             callback_host=_text(policy, "callbackHost") or None,
             callback_body=_text(policy, "callbackBody"),
             callback_body_type=_text(policy, "callbackBodyType") or None,
-            return_url=_text(policy, "returnUrl") or None,
+            return_url=_http_url(policy, "returnUrl"),
             return_body=_text(policy, "returnBody"),
         )
 
@@ -117,6 +119,22 @@ class WantuPolicy:
         now = now_ms if now_ms is not None else int(time.time() * 1000)
         if self.expiration_ms is not None and self.expiration_ms < now:
             raise Expired("the upload token has expired")
+
+
+def _http_url(policy: dict[str, Any], name: str) -> str | None:
+    """An absolute http(s) URL, checked when the token is read: a returnUrl that cannot be parsed
+    was found only after the file was stored, and became a 500."""
+    value = _text(policy, name) or None
+    if value is None:
+        return None
+    try:
+        parts = urlsplit(value)
+        _ = parts.port  # raises for a port that is not a number in range
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise BadRequest(f"policy {name} must be an absolute http:// or https:// URL", code="invalid_policy")
+    return value
 
 
 # -- placeholders -----------------------------------------------------------------------------------
@@ -227,6 +245,10 @@ def declared_type(policy: WantuPolicy, part_type: str | None, filename: str | No
     if policy.detect_mime:
         return None
     declared = (part_type or "").split(";")[0].strip().lower()
+    if declared and not is_media_type(declared):
+        raise BadRequest(
+            f"the file part's Content-Type {declared[:64]!r} is not a media type", code="invalid_argument"
+        )
     if declared and declared != "application/octet-stream":
         return declared
     for candidate in (name, filename or ""):
