@@ -1095,6 +1095,79 @@ def test_declared_types_that_cannot_be_served_are_refused(
         assert admin.catalog.list_dir(found.id, "", limit=10) == []
 
 
+def test_open_sessions_fed_garbage(server: LiveServer, target: BucketCredentials) -> None:
+    """Real multi-part sessions (UPYUN disorder and sequential, Wantu blocks) continued with hostile
+    part ids, sizes, checksums and completion lists; every answer a dialect 4xx; then cancelled."""
+    from tests.protocols.wantu.client import WantuClient
+    from tests.protocols.wantu.client import b64 as wb64
+
+    rng = random.Random(SEED + 4)
+    failures: list[str] = []
+    b = target.bucket
+    uri = f"/{b}/multi.bin"
+    garbage = ["", "-1", "1e3", "\u00b2", "9" * 30, "99999", "0x1", "%00", "x" * 3000, "1,2", "..", "zz" * 16]
+    with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
+        uuids: list[str] = []
+        for disorder in (True, False):
+            headers = {"X-Upyun-Multi-Stage": "initiate", "X-Upyun-Multi-Length": "2048"}
+            headers |= {"X-Upyun-Multi-Part-Size": "1024"} | (
+                {"X-Upyun-Multi-Disorder": "true"} if disorder else {}
+            )
+            r = client.put(uri, headers={**headers, **upyun_sign(target, "PUT", uri)})
+            assert r.status_code == 200, r.text
+            uuids.append(r.headers["x-upyun-multi-uuid"])
+        for _ in range(60):
+            session = rng.choice(uuids)
+            stage = rng.choice(
+                [b"upload", b"complete", b"upload,complete", b"initiate,upload", b"cancel", b""]
+            )
+            extra: list[tuple[str, bytes]] = [
+                ("X-Upyun-Multi-Stage", stage),
+                (
+                    "X-Upyun-Multi-Uuid",
+                    rng.choice([session, session.upper(), "0" * 32, rng.choice(garbage)]).encode(),
+                ),
+                ("X-Upyun-Part-Id", rng.choice(["0", "1", "2", *garbage]).encode("utf-8")),
+            ]
+            if rng.random() < 0.3:
+                extra.append(("X-Upyun-Multi-MD5", rng.choice(garbage).encode()))
+            body = rng.choice([b"", b"y" * 1024, b"y" * 1025, b"y" * 10])
+            check(server, Req("PUT", uri, _upyun_signed(target, "PUT", uri) + extra, body), failures)
+        for session in uuids:
+            client.delete(uri, headers={"X-Upyun-Multi-Uuid": session, **upyun_sign(target, "DELETE", uri)})
+    wantu = WantuClient(server.url, target.access_key_id, target.secret_access_key, b)
+    try:
+        auth = wantu.authorization(dir="/w", name="m.bin")
+        r = wantu.block_init(b"z" * 100, auth)
+        assert r.status_code == 200, r.text
+        upload_id, id_ = r.json()["uploadId"], r.json()["id"]
+        for _ in range(60):
+            op = rng.choice(["blockUpload", "blockComplete"])
+            fields = {
+                "uploadId": rng.choice([upload_id, upload_id.lower(), rng.choice(garbage)]),
+                "id": rng.choice([id_, rng.choice(garbage)]),
+                "partNumber": rng.choice(["1", "2", "10001", *garbage]),
+                "size": rng.choice(["100", *garbage]),
+                "md5": rng.choice(["0" * 32, *garbage]),
+                "parts": rng.choice([wb64("[]"), wb64('[{"partNumber": "1"}]'), wb64("[" * 3000), *garbage]),
+            }
+            content = b"z" * 100 if op == "blockUpload" else None
+            r = wantu.send(
+                op, [(k, v) for k, v in fields.items() if rng.random() < 0.8], content, authorization=auth
+            )
+            if r.status_code >= 500 or (op == "blockComplete" and r.status_code < 300):
+                failures.append(f"wantu {op} {fields} -> {r.status_code} {r.text[:200]}")
+            elif r.status_code >= 400:
+                try:
+                    check_error_format("wantu", Reply(r.status_code, dict(r.headers), r.content))
+                except (AssertionError, KeyError) as exc:
+                    failures.append(f"wantu {op} {fields} -> {exc}")
+        wantu.block_cancel(auth, upload_id, id_)
+    finally:
+        wantu.close()
+    report(failures)
+
+
 # -- framing: lies and cuts (raw sockets) -------------------------------------------------------------
 
 
