@@ -1168,6 +1168,70 @@ def test_open_sessions_fed_garbage(server: LiveServer, target: BucketCredentials
     report(failures)
 
 
+def test_imagex_upload_session_fed_garbage(server: LiveServer, target: BucketCredentials) -> None:
+    """A real ApplyImageUpload, then the upload host and CommitImageUpload with hostile queries,
+    CRCs, merge lists and session keys: ImageX errors only, and (checked at the end) nothing
+    stored."""
+    from tests.protocols.imagex.conftest import signed
+
+    creds = {"ak": target.access_key_id, "sk": target.secret_access_key}
+    params = {"Action": "ApplyImageUpload", "Version": "2018-08-01", "ServiceId": target.bucket}
+    r = signed(server, "GET", params, **creds)
+    assert r.status_code == 200, r.text
+    address = r.json()["Result"]["UploadAddress"]
+    store, session_key = address["StoreInfos"][0], address["SessionKey"]
+    rng = random.Random(SEED + 5)
+    garbage = [
+        "",
+        "-1",
+        "\u00b2",
+        "9" * 30,
+        "99999",
+        "%00",
+        "x" * 3000,
+        "..",
+        "0:zz",
+        "0:1,0:1",
+        "1:0",
+        "0:" + "f" * 9,
+    ]
+    failures: list[str] = []
+    for _ in range(60):
+        query = rng.choice(
+            [
+                "",
+                "?uploads",
+                "?uploadID=" + quote(rng.choice(garbage)),
+                "?uploadID=x&partNumber=1",
+                "?partNumber=" + quote(rng.choice(garbage)),
+                "?uploadID=" + quote(rng.choice(garbage)) + "&phase=finish",
+            ]
+        )
+        headers = [
+            ("Authorization", rng.choice([store["Auth"], store["Auth"][:-3], "x"]).encode()),
+            ("Content-CRC32", rng.choice(["00000000", "zz", *garbage]).encode("utf-8")),
+        ]
+        if rng.random() < 0.3:
+            headers.append(("X-Storage-Mode", rng.choice([b"gateway", b"\xff"])))
+        body = rng.choice([b"", b"not an image", rng.choice(garbage).encode("utf-8")])
+        check(
+            server, Req(rng.choice(["PUT", "POST"]), f"/{store['StoreUri']}{query}", headers, body), failures
+        )
+    commit = {"Action": "CommitImageUpload", "Version": "2018-08-01", "ServiceId": target.bucket}
+    for key in [session_key, session_key[:-4], "", "x" * 5000, session_key + "."]:
+        for extra in ({}, {"SuccessOids": ["../x"]}, {"Functions": [{"Name": "nosuch"}]}, {"OptionInfos": 5}):
+            body = json.dumps({"SessionKey": key, **extra}).encode()
+            r = signed(server, "POST", commit, body=body, **creds)
+            if r.status_code >= 500 or r.status_code < 400:
+                failures.append(f"commit {key[:40]!r} {extra} -> {r.status_code} {r.text[:200]}")
+            else:
+                try:
+                    check_error_format("imagex-action", Reply(r.status_code, dict(r.headers), r.content))
+                except (AssertionError, KeyError) as exc:
+                    failures.append(f"commit {key[:40]!r} {extra} -> {exc}")
+    report(failures)
+
+
 # -- framing: lies and cuts (raw sockets) -------------------------------------------------------------
 
 
