@@ -1304,29 +1304,66 @@ def test_framing_lies_and_cut_bodies(server: LiveServer, admin: Gateway, bucket:
     assert [(e.name, e.size) for e in entries] == [("cut.bin", 2500)]
 
 
-def test_slow_body_does_not_block_other_uploads(server: LiveServer, bucket: BucketCredentials) -> None:
+def test_slow_body_does_not_block_other_uploads(
+    server: LiveServer, server_home: Settings, bucket: BucketCredentials
+) -> None:
     """A client that sends headers and part of a body, then stalls, holds nothing another upload
-    of the same key (or any other request) needs."""
-    uri = f"/{bucket.bucket}/same.bin"
-    stalled = Req("PUT", uri, _upyun_signed(bucket, "PUT", uri), content_length=1_000_000)
-    head_only = socket.create_connection(("127.0.0.1", server.port))
-    half_body = socket.create_connection(("127.0.0.1", server.port))
+    of the same key needs, on each upload path (REST, FORM, Wantu); when it finally goes away it
+    leaves neither a partial object nor a staging file."""
+    from tests.protocols.upyun.forms import multipart, policy_of, signature
+    from tests.protocols.upyun.forms import upload as form_upload
+    from tests.protocols.wantu.client import WantuClient
+
+    b = bucket.bucket
+    uri = f"/{b}/same.bin"
+    policy = policy_of(bucket, "/form.bin")
+    form_body, form_type = multipart(
+        [("policy", policy), ("signature", signature(bucket, policy)), ("file", ("f", b"z" * 60_000))]
+    )
+    wantu = WantuClient(server.url, bucket.access_key_id, bucket.secret_access_key, b)
+    wantu_auth = wantu.authorization(dir="/w", name="same.bin").encode()
+    wantu_head = b'--W\r\nContent-Disposition: form-data; name="content"; filename="c"\r\n\r\n'
+    stalls = [
+        Req("PUT", uri, _upyun_signed(bucket, "PUT", uri), content_length=1_000_000).wire(server.endpoint)
+        + b"y" * 50_000,
+        Req(
+            "POST", f"/{b}", [("Content-Type", form_type.encode())], content_length=len(form_body) + 500_000
+        ).wire(server.endpoint)
+        + form_body[:-100],
+        Req(
+            "POST",
+            "/api/proxy/upload",
+            [("Authorization", wantu_auth), ("Content-Type", b"multipart/form-data; boundary=W")],
+            content_length=1_000_000,
+        ).wire(server.endpoint)
+        + wantu_head
+        + b"q" * 50_000,
+        b"PUT " + uri.encode() + b" HTTP/1.1\r\nHost: x\r\nAuthor",  # headers that never end
+    ]
+    socks = [socket.create_connection(("127.0.0.1", server.port)) for _ in stalls]
     try:
-        head_only.sendall(b"PUT " + uri.encode() + b" HTTP/1.1\r\nHost: x\r\nAuthor")  # headers never end
-        half_body.sendall(stalled.wire(server.endpoint) + b"y" * 50_000)
+        for sock, wire in zip(socks, stalls, strict=True):
+            sock.sendall(wire)
         time.sleep(0.3)
         started = time.monotonic()
         with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
-            data = b"complete upload"
-            headers = upyun_sign(bucket, "PUT", uri)
-            resp = client.put(uri, content=data, headers=headers)
-            assert resp.status_code == 200, resp.text
-            assert client.get(uri).content == data
+            assert (
+                client.put(uri, content=b"rest done", headers=upyun_sign(bucket, "PUT", uri)).status_code
+                == 200
+            )
+            assert form_upload(client, bucket, b"form done", key="/form.bin").status_code == 200
+            assert wantu.upload(b"wantu done", fields={"dir": "/w", "name": "same.bin"}).status_code == 200
             assert client.get("/healthz").status_code == 200
         assert time.monotonic() - started < 3.0
     finally:
-        head_only.close()
-        half_body.close()
+        for sock in socks:
+            sock.close()
+        wantu.close()
+    with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
+        assert wait_for(lambda: staging_is_empty(server_home)), list(server_home.staging_dir.iterdir())
+        assert client.get(uri).content == b"rest done"
+        assert client.get(f"/{b}/form.bin").content == b"form done"
+        assert client.get(f"/{b}/w/same.bin").content == b"wantu done"
 
 
 def test_stalled_clients_do_not_starve_the_server(server: LiveServer, target: BucketCredentials) -> None:
