@@ -7,8 +7,8 @@ WAL fsync; under load that queue, not the work, is the latency. Here writers han
 inside one transaction, each in its own SAVEPOINT:
 
 * a job that raises is rolled back alone and its caller gets the exception; the others commit;
-* a job that lost a race with another process (unique-key collision, row gone) is replayed alone
-  through the caller-supplied ``retry`` after the batch, exactly as an unbatched write would be;
+* a job that lost a race (``is_race``: a unique-key collision, a row gone, a deadlock) is replayed
+  alone through the caller-supplied ``retry`` after the batch, as an unbatched write would be;
 * if the transaction itself fails (e.g. the disk is full) every job in it gets that error and none
   of their writes happened;
 * a job's future resolves only after the commit, so "done" means durable.
@@ -26,14 +26,11 @@ from concurrent.futures import Future
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.exc import StaleDataError
 
 T = TypeVar("T")
 Job = Callable[[Session], Any]
 _Item = tuple[Job, "Future[Any]"]
-_RACES = (IntegrityError, StaleDataError)
 
 
 class GroupCommitter:
@@ -42,10 +39,12 @@ class GroupCommitter:
         write: Callable[[], AbstractContextManager[Session]],
         retry: Callable[[Job], Any],
         *,
+        is_race: Callable[[BaseException], bool],
         max_batch: int = 256,
     ) -> None:
         self._write = write
         self._retry = retry
+        self._is_race = is_race
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -101,27 +100,33 @@ class GroupCommitter:
         live = [(job, future) for job, future in batch if future.set_running_or_notify_cancel()]
         done: list[tuple[Future[Any], Any]] = []
         failed: list[tuple[Future[Any], Exception]] = []
-        replay: list[tuple[Job, Future[Any]]] = []
+        replay: list[_Item] = []
         try:
             with self._write() as session:
                 for job, future in live:
                     try:
                         with session.begin_nested():
                             done.append((future, job(session)))
-                    except _RACES:
-                        replay.append((job, future))
                     except Exception as exc:
-                        failed.append((future, exc))
+                        if self._is_race(exc):
+                            replay.append((job, future))
+                        else:
+                            failed.append((future, exc))
         except Exception as exc:  # the transaction itself failed: none of its writes happened
-            for _, future in live:
-                if not future.done():
+            if self._is_race(exc):
+                self._replay_alone(live)
+            else:
+                for _, future in live:
                     future.set_exception(exc)
             return
         for future, value in done:
             future.set_result(value)
         for future, error in failed:
             future.set_exception(error)
-        for job, future in replay:
+        self._replay_alone(replay)
+
+    def _replay_alone(self, items: list[_Item]) -> None:
+        for job, future in items:
             try:
                 future.set_result(self._retry(job))
             except Exception as exc:

@@ -40,11 +40,12 @@ from sqlalchemy import (
     delete,
     event,
     func,
+    insert,
     or_,
     select,
     update,
 )
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -84,6 +85,20 @@ def _delete_one(s: Session, statement: Delete) -> None:
         raise StaleDataError("row deleted by a concurrent transaction")
 
 
+_TRANSIENT_SQLSTATES = frozenset({"40001", "40P01"})  # serialization_failure, deadlock_detected
+
+
+def lost_race(exc: BaseException) -> bool:
+    """A write that failed only because a concurrent transaction got there first, so replaying it
+    on the new state is right: a unique-key collision, a row changed under it, or (PostgreSQL) a
+    deadlock or serialisation failure between transactions taking row locks in different orders."""
+    if isinstance(exc, IntegrityError | StaleDataError):
+        return True
+    if isinstance(exc, OperationalError):
+        return getattr(exc.orig, "sqlstate", None) in _TRANSIENT_SQLSTATES
+    return False
+
+
 def live() -> ColumnElement[bool]:
     """Objects that exist as far as a client can tell: not past their ``expires_at`` (ttl).
 
@@ -103,7 +118,14 @@ class DirEntry:
 
 def make_engine(url: str, *, writer: bool = True) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        # Sized for the worker threads (anyio's default limit is 40): an overflow connection is
+        # closed on return, and reopening one (connect + PRAGMAs) cost more than the query itself.
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            pool_size=48,
+            max_overflow=16,
+        )
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -133,7 +155,7 @@ class Catalog:
         self._write_lock: AbstractContextManager[object] = (
             threading.RLock() if url.startswith("sqlite") else nullcontext()
         )
-        self._committer = GroupCommitter(self._write, self._replay)
+        self._committer = GroupCommitter(self._write, self._replay, is_race=lost_race)
 
     def close(self) -> None:
         self._committer.close()
@@ -155,8 +177,8 @@ class Catalog:
         for n in range(RETRIES):
             try:
                 return attempt()
-            except (IntegrityError, StaleDataError):
-                if n == RETRIES - 1:
+            except (IntegrityError, StaleDataError, OperationalError) as exc:
+                if n == RETRIES - 1 or not lost_race(exc):
                     raise
                 time.sleep(random.uniform(0, 0.002 * (n + 1)))
         raise AssertionError("unreachable")
@@ -284,7 +306,7 @@ class Catalog:
         """:meth:`reserve_blob` through group commit (shares a transaction with concurrent writers)."""
 
         def job(s: Session) -> None:
-            s.add(GarbageBlob(blob_id=blob_id, created_at=utcnow()))
+            s.connection().execute(insert(GarbageBlob).values(blob_id=blob_id, created_at=utcnow()))
 
         return self._committer.submit(job)
 
@@ -300,20 +322,30 @@ class Catalog:
         return self._committer.submit(lambda s: self._commit_object(s, obj, insert_only))
 
     def _commit_object(self, s: Session, obj: Object, insert_only: bool) -> bool:
-        if s.get(Bucket, obj.bucket_id) is None:  # deleted while the file was being received
-            raise NotFound("bucket does not exist", code="bucket_not_found")
-        if s.scalar(select(Folder.id).where(Folder.bucket_id == obj.bucket_id, Folder.path == obj.key)):
+        # The upload hot path: Core statements on the session's connection (the ORM unit of work
+        # cost several times the SQL itself). ``obj`` stays a plain, detached snapshot.
+        conn = s.connection()
+        if conn.execute(select(Bucket.id).where(Bucket.id == obj.bucket_id)).first() is None:
+            raise NotFound("bucket does not exist", code="bucket_not_found")  # deleted meanwhile
+        is_folder = select(Folder.id).where(Folder.bucket_id == obj.bucket_id, Folder.path == obj.key)
+        if conn.execute(is_folder).first() is not None:
             raise Conflict("a folder of that name exists", code="is_folder")
-        existing = s.scalar(select(Object).where(Object.bucket_id == obj.bucket_id, Object.key == obj.key))
+        existing = conn.execute(
+            select(Object.id, Object.blob_id).where(Object.bucket_id == obj.bucket_id, Object.key == obj.key)
+        ).first()
         now = utcnow()
         if existing is not None:
             if insert_only:
                 raise Conflict("an object with this key already exists", code="key_exists")
-            s.merge(GarbageBlob(blob_id=existing.blob_id, created_at=now))
             _delete_one(s, delete(Object).where(Object.id == existing.id))
+            conn.execute(insert(GarbageBlob).values(blob_id=existing.blob_id, created_at=now))
         self._ensure_folders(s, obj.bucket_id, obj.dir, now)
-        s.add(obj)
-        s.execute(delete(GarbageBlob).where(GarbageBlob.blob_id == obj.blob_id))
+        values = {c.key: getattr(obj, c.key) for c in Object.__table__.columns if c.key != "id"}
+        values["meta"] = values["meta"] or {}
+        inserted = conn.execute(insert(Object).values(**values)).inserted_primary_key
+        assert inserted is not None
+        obj.id = inserted[0]
+        conn.execute(delete(GarbageBlob).where(GarbageBlob.blob_id == obj.blob_id))
         return existing is not None
 
     def delete_object(self, bucket_id: int, key: str) -> bool:
@@ -394,6 +426,11 @@ class Catalog:
 
     @staticmethod
     def _ensure_folders(s: Session, bucket_id: int, dir_path: str, now: datetime) -> None:
+        if not dir_path:
+            return
+        deepest = select(Folder.id).where(Folder.bucket_id == bucket_id, Folder.path == dir_path)
+        if s.connection().execute(deepest).first() is not None:
+            return  # folders are only ever made with their parents, so every parent exists too
         for path in parent_dirs(dir_path):
             if s.scalar(select(Object.id).where(Object.bucket_id == bucket_id, Object.key == path)):
                 raise Conflict(f"{path!r} is a file, not a folder", code="not_a_folder")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Iterator
 from concurrent.futures import Future
@@ -48,6 +49,9 @@ if TYPE_CHECKING:
     from mediagate.media.process import Processor
 
 log = logging.getLogger("mediagate")
+
+BUCKET_TTL = 1.0
+"""Seconds a bucket row is remembered by :meth:`Gateway.find_bucket`."""
 
 GARBAGE_GRACE = timedelta(hours=6)
 """Garbage is deleted only this long after it became garbage. Two things rely on it: an upload's
@@ -82,6 +86,7 @@ class Gateway:
         self.staging_dir = settings.staging_dir
         self.staging_dir.mkdir(parents=True, exist_ok=True)
         self._processor: Processor | None = None
+        self._buckets: dict[str, tuple[float, Bucket | None]] = {}
 
     @property
     def processor(self) -> Processor:
@@ -97,10 +102,24 @@ class Gateway:
     # -- buckets and credentials -----------------------------------------------------------------
 
     async def bucket(self, name: str) -> Bucket:
-        return await to_thread.run_sync(self.catalog.require_bucket, name)
+        found = await self.find_bucket(name)
+        if found is None:
+            raise NotFound(f"bucket {name!r} does not exist", code="bucket_not_found")
+        return found
 
     async def find_bucket(self, name: str) -> Bucket | None:
-        return await to_thread.run_sync(self.catalog.get_bucket, name)
+        """The bucket row, remembered for ``BUCKET_TTL``: every request looks its bucket up (often
+        twice) and buckets change rarely. Staleness is harmless: the commit re-checks that the
+        bucket still exists, and credentials are never cached (revocation is immediate)."""
+        now = time.monotonic()
+        cached = self._buckets.get(name)
+        if cached is not None and now - cached[0] < BUCKET_TTL:
+            return cached[1]
+        found = await to_thread.run_sync(self.catalog.get_bucket, name)
+        if len(self._buckets) > 10_000:  # unknown names from hostile clients must not grow it
+            self._buckets.clear()
+        self._buckets[name] = (now, found)
+        return found
 
     async def secrets_of(self, bucket: Bucket, kind: str) -> list[tuple[str, str]]:
         """(key_id, plaintext secret) of every active credential of ``kind``, newest first."""
