@@ -1,16 +1,16 @@
 """Receive: stream bytes into a staging file, hashing MD5, SHA-256 and CRC32 in one pass.
 
-Memory stays flat: chunks are coalesced into ~1 MiB buffers and at most one buffer is in flight
-while the next is being received. hashlib and zlib release the GIL on large buffers, so MD5 runs
-in one worker thread while SHA-256, CRC32 and the write run in another (write-behind); the event
-loop only copies bytes into the next buffer. The staging file is fsynced before ``receive``
-returns, so ``Storage.put`` (a rename) publishes durable bytes.
+Memory stays flat: chunks are coalesced into ~1 MiB buffers and at most ``MAX_IN_FLIGHT`` buffers
+are in flight while the next is being received. A body that fits in one buffer is written and
+hashed in a single worker-thread hop. A larger one gets three single-thread *lanes* (MD5; SHA-256
+and CRC32; the write), each taking the buffers in order, so the three run in parallel (hashlib and
+zlib release the GIL on large buffers) and none waits for the slowest step of each buffer; the
+event loop only copies bytes into the next buffer.
 
-Every ``WRITEBACK_STEP`` bytes the writer asks the kernel to start writing the pages out
-(``posix_fadvise(DONTNEED)`` starts asynchronous writeback of dirty pages, then drops the clean
-ones), so the disk works while the rest of the body arrives and the final fsync only waits for the
-tail: a large upload no longer pays "receive, then flush everything" in sequence, and finished
-uploads do not crowd the page cache. Advice only: durability still comes from the fsync.
+The write lane makes the data durable as it goes (``fdatasync`` every ``WRITEBACK_STEP`` bytes),
+so the disk works while the rest of the body arrives and the final fsync only waits for the tail:
+a large upload does not pay "receive, then flush everything" in sequence. The staging file is
+fsynced before ``receive`` returns, so ``Storage.put`` (a rename) publishes durable bytes.
 """
 
 from __future__ import annotations
@@ -18,12 +18,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import contextlib
 import hashlib
 import os
 import uuid
 import zlib
+from collections import deque
 from collections.abc import AsyncIterable, Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -33,7 +34,8 @@ from anyio import to_thread
 from mediagate.core.errors import MalformedBody, PayloadTooLarge
 
 BUFFER_SIZE = 1024 * 1024
-WRITEBACK_STEP = 8 * 1024 * 1024
+WRITEBACK_STEP = 16 * 1024 * 1024
+MAX_IN_FLIGHT = 8
 
 
 @dataclass
@@ -59,33 +61,27 @@ class _Sink:
         self.crc32 = 0
         self.size = 0
         self.written = 0
-        self.advised = 0
+        self.synced = 0
 
     def hash_md5(self, buf: bytes | bytearray) -> None:
         self.md5.update(buf)
 
-    def hash_rest_and_write(self, buf: bytes | bytearray) -> None:
+    def hash_sha256_crc32(self, buf: bytes | bytearray) -> None:
         self.sha256.update(buf)
         self.crc32 = zlib.crc32(buf, self.crc32)
+
+    def write(self, buf: bytes | bytearray) -> None:
         self.file.write(buf)
         self.written += len(buf)
-        if self.written - self.advised >= WRITEBACK_STEP:
-            self._start_writeback()
-
-    def _start_writeback(self) -> None:
-        """Start writing out what has been written so far (see the module docstring)."""
-        if not hasattr(os, "posix_fadvise"):
-            return
-        self.file.flush()
-        with contextlib.suppress(OSError):  # advice must never fail an upload
-            os.posix_fadvise(
-                self.file.fileno(), self.advised, self.written - self.advised, os.POSIX_FADV_DONTNEED
-            )
-        self.advised = self.written
+        if self.written - self.synced >= WRITEBACK_STEP:
+            self.file.flush()
+            os.fdatasync(self.file.fileno())
+            self.synced = self.written
 
     def write_all(self, buf: bytes | bytearray) -> None:
         self.hash_md5(buf)
-        self.hash_rest_and_write(buf)
+        self.hash_sha256_crc32(buf)
+        self.write(buf)
 
     def finish(self, last: bytes | bytearray) -> Received:
         if last:
@@ -121,7 +117,7 @@ async def receive(
     sink = await to_thread.run_sync(_Sink, path)
     decoder = _Base64Decoder() if base64_encoded else None
     buf = bytearray()
-    in_flight: asyncio.Future[tuple[None, None]] | None = None
+    lanes: _Lanes | None = None
     try:
         async for chunk in chunks:
             if decoder is not None:
@@ -131,12 +127,8 @@ async def receive(
                 raise (too_large() if too_large else PayloadTooLarge())
             buf += chunk
             if len(buf) >= BUFFER_SIZE:
-                if in_flight is not None:
-                    await in_flight
-                in_flight = asyncio.gather(
-                    to_thread.run_sync(sink.hash_md5, buf),
-                    to_thread.run_sync(sink.hash_rest_and_write, buf),
-                )
+                lanes = lanes or _Lanes(sink)
+                await lanes.submit(buf)
                 buf = bytearray()
         if decoder is not None:
             tail = decoder.finish()
@@ -144,15 +136,51 @@ async def receive(
             if sink.size > max_size:
                 raise (too_large() if too_large else PayloadTooLarge())
             buf += tail
-        if in_flight is not None:
-            await in_flight
-            in_flight = None
+        if lanes is not None:
+            await lanes.drain()
         return await to_thread.run_sync(sink.finish, buf)
     except BaseException:
-        if in_flight is not None:
-            await asyncio.gather(in_flight, return_exceptions=True)
+        if lanes is not None:
+            await lanes.drain(raise_errors=False)
         await to_thread.run_sync(sink.abort)
         raise
+    finally:
+        if lanes is not None:
+            lanes.close()
+
+
+class _Lanes:
+    """Three single-thread lanes over one sink; each applies its step to the buffers in order."""
+
+    def __init__(self, sink: _Sink) -> None:
+        self._steps = (sink.hash_md5, sink.hash_sha256_crc32, sink.write)
+        self._pools = [ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest") for _ in self._steps]
+        self._pending: deque[list[Future[None]]] = deque()
+
+    async def submit(self, buf: bytearray) -> None:
+        """Hand ``buf`` (no longer touched by the caller) to every lane; wait while too many
+        buffers are in flight, so memory stays bounded."""
+        while len(self._pending) >= MAX_IN_FLIGHT:
+            await _all(self._pending.popleft())
+        self._pending.append(
+            [pool.submit(step, buf) for pool, step in zip(self._pools, self._steps, strict=True)]
+        )
+
+    async def drain(self, *, raise_errors: bool = True) -> None:
+        while self._pending:
+            group = self._pending.popleft()
+            if raise_errors:
+                await _all(group)
+            else:
+                await asyncio.gather(*(asyncio.wrap_future(f) for f in group), return_exceptions=True)
+
+    def close(self) -> None:
+        for pool in self._pools:
+            pool.shutdown(wait=False)
+
+
+async def _all(futures: list[Future[None]]) -> None:
+    await asyncio.gather(*(asyncio.wrap_future(f) for f in futures))
 
 
 def hash_stream(chunks: Iterator[bytes]) -> tuple[int, str, str, int]:
