@@ -23,7 +23,7 @@ import os
 import uuid
 import zlib
 from collections import deque
-from collections.abc import AsyncIterable, Callable, Iterator
+from collections.abc import AsyncIterable, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -181,17 +181,6 @@ class _Lanes:
 
 async def _all(futures: list[Future[None]]) -> None:
     await asyncio.gather(*(asyncio.wrap_future(f) for f in futures))
-
-
-def hash_stream(chunks: Iterator[bytes]) -> tuple[int, str, str, int]:
-    """(size, md5, sha256, crc32) of an already stored blob, read chunk by chunk."""
-    md5, sha256, crc, size = hashlib.md5(), hashlib.sha256(), 0, 0
-    for chunk in chunks:
-        md5.update(chunk)
-        sha256.update(chunk)
-        crc = zlib.crc32(chunk, crc)
-        size += len(chunk)
-    return size, md5.hexdigest(), sha256.hexdigest(), crc
 
 
 class _Base64Decoder:
