@@ -3,6 +3,10 @@ agree with what the migrations build (so nobody edits a model and forgets the mi
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -58,3 +62,35 @@ def test_models_match_the_migrations(catalog_url: str) -> None:
         assert diff == []
     finally:
         engine.dispose()
+
+
+def test_the_fast_head_check_agrees_with_alembic(catalog_url: str) -> None:
+    """upgrade() skips Alembic when the schema is current; its own reading of the head and of the
+    database's revision must be Alembic's."""
+    from mediagate.catalog import migrate
+
+    engine = create_engine(catalog_url)
+    try:
+        assert migrate.head_revision() == head(engine)
+        assert migrate.current_revision(engine) is None  # empty database
+        upgrade(engine)
+        assert migrate.current_revision(engine) == current_revision(engine) == head(engine)
+        downgrade(engine, "0001")
+        assert migrate.current_revision(engine) == "0001"
+        upgrade(engine)  # behind: the real upgrade runs
+        assert current_revision(engine) == head(engine)
+    finally:
+        engine.dispose()
+
+
+def test_a_current_schema_is_checked_without_importing_alembic(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'catalog.sqlite3'}"
+    engine = create_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    probe = (
+        "import sys; from sqlalchemy import create_engine; from mediagate.catalog.migrate import upgrade; "
+        f"upgrade(create_engine({url!r})); print('alembic' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
