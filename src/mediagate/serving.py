@@ -342,6 +342,9 @@ async def read(request: Request, bucket: str, path: str) -> Response:
 # -- processed variants -------------------------------------------------------------------------------
 
 VARIANT_CHUNK = 256 * 1024
+VARIANT_INLINE = 1024 * 1024
+"""Variants up to this size are read whole in one worker-thread hop and sent as one body; larger
+ones are streamed in ``VARIANT_CHUNK`` pieces (memory stays bounded)."""
 
 
 def thumb_cache(state: Any, settings: Settings) -> ThumbCache:
@@ -402,15 +405,28 @@ async def variant_response(
         "X-Mediagate-Cache": "HIT" if variant.hit else "MISS",
     }
     try:
-        f = await to_thread.run_sync(open, variant.path, "rb")
+        size, body = await to_thread.run_sync(_open_variant, variant.path, head)
     except FileNotFoundError as exc:  # evicted between the lookup and here: rare; ask again
         raise NotFound("the processed image was evicted; retry", code="variant_evicted") from exc
-    size = (await to_thread.run_sync(os.fstat, f.fileno())).st_size
     headers["Content-Length"] = str(size)
-    if head:
-        await to_thread.run_sync(f.close)
-        return Response(status_code=200, headers=headers)
-    return StreamingResponse(_file_stream(f), status_code=200, headers=headers)
+    if body is None or isinstance(body, bytes):
+        return Response(body or b"", status_code=200, headers=headers)
+    return StreamingResponse(_file_stream(body), status_code=200, headers=headers)
+
+
+def _open_variant(path: Path, head: bool) -> tuple[int, bytes | BinaryIO | None]:
+    """Size and body of a cached variant in ONE worker-thread hop (the hit path's main cost was
+    a hop per open, fstat and chunk): the whole bytes when small (a thumbnail almost always is),
+    else the open file to stream (opened first, so an eviction cannot cut it short); None for HEAD."""
+    with contextlib.ExitStack() as stack:
+        f = stack.enter_context(open(path, "rb"))
+        size = os.fstat(f.fileno()).st_size
+        if head:
+            return size, None
+        if size <= VARIANT_INLINE:
+            return size, f.read()
+        stack.pop_all()
+        return size, f
 
 
 async def _file_stream(f: BinaryIO) -> AsyncIterator[bytes]:
@@ -431,8 +447,8 @@ async def _process_object(gw: Gateway, obj: Object, spec: ProcessingSpec, dest: 
         if found is None:
             raise UnsupportedMedia("the file is not an image, so it cannot be processed", code="not_an_image")
         check_limits(found, gw.processor.limits)
-        try:
-            result = await gw.processor.process(src, spec, dest)
+        try:  # the probe is handed on, so the decode slot does not read the header again
+            result = await gw.processor.process(src, spec, dest, info=found)
         except MediagateError:
             raise
         except Exception as exc:  # a decoder's complaint about the bytes, not our bug

@@ -65,10 +65,14 @@ class ProcessedImage:
     size: int
 
 
-def process_file(src: Path, spec: ProcessingSpec, dest: Path, *, limits: ImageLimits) -> ProcessedImage:
+def process_file(
+    src: Path, spec: ProcessingSpec, dest: Path, *, limits: ImageLimits, info: ImageProbe | None = None
+) -> ProcessedImage:
     """Process ``src`` into ``dest`` (blocking). Raises a core 4xx for anything the client sent
-    wrong: not an image, too large, truncated, or parameters that do not fit the image."""
-    info = probe(src)
+    wrong: not an image, too large, truncated, or parameters that do not fit the image.
+    ``info``: the caller's :func:`probe` of ``src``, when it has one (saves reading the header twice)."""
+    if info is None:
+        info = probe(src)
     if info is None:
         raise UnsupportedMedia("the file is not an image we can process", code="not_an_image")
     check_limits(info, limits)
@@ -95,14 +99,17 @@ class Processor:
         self.limits = limits
         self._limiter: anyio.CapacityLimiter | None = None
 
-    async def process(self, src: Path, spec: ProcessingSpec, dest: Path) -> ProcessedImage:
+    async def process(
+        self, src: Path, spec: ProcessingSpec, dest: Path, *, info: ImageProbe | None = None
+    ) -> ProcessedImage:
+        """``info``: the caller's probe of ``src`` if it made one (the slot then only decodes)."""
         if self._limiter is None:
             self._limiter = anyio.CapacityLimiter(self.limits.max_concurrent)
-        return await anyio.to_thread.run_sync(self._run, src, spec, dest, limiter=self._limiter)
+        return await anyio.to_thread.run_sync(self._run, src, spec, dest, info, limiter=self._limiter)
 
-    def _run(self, src: Path, spec: ProcessingSpec, dest: Path) -> ProcessedImage:
+    def _run(self, src: Path, spec: ProcessingSpec, dest: Path, info: ImageProbe | None) -> ProcessedImage:
         try:
-            return process_file(src, spec, dest, limits=self.limits)
+            return process_file(src, spec, dest, limits=self.limits, info=info)
         finally:
             release_memory()  # a decode frees tens of MB; give them back rather than keep a peak
 
