@@ -291,8 +291,14 @@ class Catalog:
     # -- objects -------------------------------------------------------------------------------
 
     def get_object(self, bucket_id: int, key: str) -> Object | None:
-        with self._read() as s:
-            return s.scalar(select(Object).where(Object.bucket_id == bucket_id, Object.key == key))
+        """The object row, read with a Core statement (every public read and cached thumbnail hit
+        does this lookup; the ORM's load machinery was most of its cost) into a detached Object."""
+        table = Object.__table__
+        with self._reader_engine.connect() as conn:
+            wanted = select(table).where(table.c.bucket_id == bucket_id, table.c.key == key)
+            row = conn.execute(wanted).first()
+            conn.rollback()
+        return None if row is None else Object(**row._mapping)
 
     def reserve_blob(self, blob_id: str) -> None:
         """Record a blob as garbage *before* it is stored; committing an object un-records it.
