@@ -642,7 +642,3 @@ async def _quietly(fn: Any, *args: Any) -> None:
         await to_thread.run_sync(fn, *args)
     except Exception:  # cleanup must not hide the original error
         log.exception("cleanup failed")
-
-
-def staging_path_for(staging_dir: Path) -> Path:
-    return new_staging_path(staging_dir)
