@@ -30,6 +30,7 @@ import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from anyio import to_thread
@@ -170,6 +171,18 @@ def _is_ip_literal(host: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def is_http_url(value: str) -> bool:
+    """Whether ``value`` is an absolute http(s) URL with a host and a valid port: the shape a
+    policy's return/notify/callback URL must have before anything is stored (where it points is
+    :func:`check_url`'s business, at call time)."""
+    try:
+        parts = urlsplit(value)
+        _ = parts.port  # raises for a port that is not a number in range
+    except ValueError:
+        return False
+    return parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
 
 
 async def check_url(url: str, *, allow_private: bool) -> Target:

@@ -38,12 +38,12 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from mediagate.core import jsonin
 from mediagate.core.errors import BadRequest, Expired, Forbidden, InvalidKey, NotSupported, Unauthorized
 from mediagate.core.grant import UploadGrant
 from mediagate.core.mediatype import is_media_type
+from mediagate.core.notify import is_http_url
 from mediagate.core.numbers import parse_uint
 from mediagate.core.savekey import FileFacts, render_upyun
 from mediagate.protocols.upyun.signing import check_date, parse_http_date
@@ -148,12 +148,7 @@ def _url(doc: dict[str, Any], name: str) -> str | None:
     value = _string(doc, name)
     if not value:
         return None
-    try:
-        parts = urlsplit(value)
-        _ = parts.port  # raises for a port that is not a number in range
-    except ValueError:
-        parts = None
-    if parts is None or parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+    if not is_http_url(value):
         raise _invalid(f"policy field '{name}' must be an absolute http:// or https:// URL")
     return value
 

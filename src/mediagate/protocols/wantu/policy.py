@@ -14,7 +14,6 @@ import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 from mediagate.catalog.models import Bucket
 from mediagate.core.errors import BadRequest, Expired, PolicyViolation, Unauthorized
@@ -22,6 +21,7 @@ from mediagate.core.exif import read_exif
 from mediagate.core.grant import UploadGrant
 from mediagate.core.keys import normalise_key
 from mediagate.core.mediatype import is_media_type
+from mediagate.core.notify import is_http_url
 from mediagate.core.savekey import FileFacts, placeholder_names, render_dollar
 from mediagate.protocols.wantu.signing import check_dir, check_name
 
@@ -127,12 +127,7 @@ def _http_url(policy: dict[str, Any], name: str) -> str | None:
     value = _text(policy, name) or None
     if value is None:
         return None
-    try:
-        parts = urlsplit(value)
-        _ = parts.port  # raises for a port that is not a number in range
-    except ValueError:
-        parts = None
-    if parts is None or parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+    if not is_http_url(value):
         raise BadRequest(f"policy {name} must be an absolute http:// or https:// URL", code="invalid_policy")
     return value
 
