@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from mediagate.cli.common import app, console, fail, open_gateway, print_credentials
+from mediagate.cli.common import app, bucket_settings, console, fail, open_gateway, print_credentials
 from mediagate.core.errors import MediagateError
 
 bucket_app = typer.Typer(help="Create, list and delete buckets.", no_args_is_help=True)
@@ -165,22 +165,13 @@ def cors_show(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Show the bucket's CORS origins, preflight max-age and public-read switch."""
-    gw = open_gateway()
-    try:
-        bucket = gw.catalog.get_bucket(name)
-    finally:
-        gw.catalog.close()
-    if bucket is None:
-        raise fail(f"bucket {name!r} does not exist", "see `mediagate bucket list`")
-    _print_cors(name, bucket.settings, as_json)
+    _print_cors(name, bucket_settings(name), as_json)
 
 
 @bucket_app.command("public")
 def bucket_public(
     name: Annotated[str, typer.Argument(help="Bucket name.")],
-    on: Annotated[
-        bool, typer.Option("--on/--off", help="Allow anonymous GET/HEAD of objects (default on).")
-    ],
+    on: Annotated[bool, typer.Option("--on/--off", help="Allow anonymous GET/HEAD of objects (default on).")],
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Switch anonymous reads of a bucket's objects on or off."""

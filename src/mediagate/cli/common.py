@@ -47,6 +47,18 @@ def open_gateway() -> Any:
         raise fail(str(exc)) from None
 
 
+def bucket_settings(name: str) -> dict[str, Any]:
+    """A copy of the bucket's settings, or exit with a hint when there is no such bucket."""
+    gw = open_gateway()
+    try:
+        bucket = gw.catalog.get_bucket(name)
+    finally:
+        gw.catalog.close()
+    if bucket is None:
+        raise fail(f"bucket {name!r} does not exist", "see `mediagate bucket list`")
+    return dict(bucket.settings or {})
+
+
 @app.callback()
 def main_options(
     home: Annotated[

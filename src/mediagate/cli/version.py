@@ -21,7 +21,7 @@ import typer
 from rich.table import Table
 
 from mediagate.cli.bucket import bucket_app
-from mediagate.cli.common import console, fail, open_gateway
+from mediagate.cli.common import bucket_settings, console, fail, open_gateway
 from mediagate.core.errors import MediagateError
 
 version_app = typer.Typer(help="Named thumbnail versions (key!NAME).", no_args_is_help=True)
@@ -31,17 +31,6 @@ bucket_app.add_typer(normalise_app, name="normalise", no_args_is_help=True)
 
 BucketArg = Annotated[str, typer.Argument(help="Bucket name.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-
-
-def _settings(name: str) -> dict[str, Any]:
-    gw = open_gateway()
-    try:
-        bucket = gw.catalog.get_bucket(name)
-    finally:
-        gw.catalog.close()
-    if bucket is None:
-        raise fail(f"bucket {name!r} does not exist", "see `mediagate bucket list`")
-    return dict(bucket.settings or {})
 
 
 def _change(name: str, changes: dict[str, Any]) -> dict[str, Any]:
@@ -83,7 +72,7 @@ def version_set(
         version, spec = check_version(version, spec)
     except MediagateError as exc:
         raise fail(exc.message) from None
-    versions = dict(_settings(name).get("versions") or {})
+    versions = dict(bucket_settings(name).get("versions") or {})
     versions[version] = spec
     _print_versions(name, _change(name, {"versions": versions}), as_json)
 
@@ -91,7 +80,7 @@ def version_set(
 @version_app.command("list")
 def version_list(name: BucketArg, as_json: JsonOpt = False) -> None:
     """List the bucket's thumbnail versions."""
-    _print_versions(name, _settings(name), as_json)
+    _print_versions(name, bucket_settings(name), as_json)
 
 
 @version_app.command("delete")
@@ -101,7 +90,7 @@ def version_delete(
     as_json: JsonOpt = False,
 ) -> None:
     """Remove a thumbnail version (its URLs answer 404 from then on)."""
-    versions = dict(_settings(name).get("versions") or {})
+    versions = dict(bucket_settings(name).get("versions") or {})
     if version not in versions:
         raise fail(
             f"bucket {name!r} has no version {version!r}", f"see `mediagate bucket version list {name}`"
@@ -169,7 +158,7 @@ def normalise_set(
 @normalise_app.command("show")
 def normalise_show(name: BucketArg, as_json: JsonOpt = False) -> None:
     """Show the bucket's normalise-on-ingest policy."""
-    _print_normalise(name, _settings(name), as_json)
+    _print_normalise(name, bucket_settings(name), as_json)
 
 
 @normalise_app.command("off")
