@@ -35,7 +35,9 @@ from mediagate.core.checks import MediaInfo, check_received, sniff
 from mediagate.core.errors import (
     BadRequest,
     ChecksumMismatch,
+    Conflict,
     NotFound,
+    PayloadTooLarge,
     PolicyViolation,
 )
 from mediagate.core.grant import UploadGrant
@@ -171,8 +173,6 @@ class Gateway:
                 return PolicyViolation(
                     f"file size exceeds the allowed maximum of {limit} bytes", code="size_out_of_range"
                 )
-            from mediagate.core.errors import PayloadTooLarge
-
             return PayloadTooLarge(f"file exceeds the maximum upload size of {limit} bytes")
 
         return await receive(
@@ -253,8 +253,6 @@ class Gateway:
             if grant.insert_only:
                 existing = await to_thread.run_sync(self.catalog.get_object, bucket.id, key)
                 if existing is not None:
-                    from mediagate.core.errors import Conflict
-
                     raise Conflict("an object with this key already exists", code="key_exists")
             obj = Object(
                 bucket_id=bucket.id,
