@@ -3,8 +3,8 @@
 Every acknowledged upload needs two durable catalog writes (reserve its blob, commit its row). Run
 one transaction each and concurrent uploads queue on the database's single writer, each paying a
 WAL fsync; under load that queue, not the work, is the latency. Here writers hand their write as a
-*job* (a function of a Session) to one committer thread, which runs every job waiting at that moment
-inside one transaction, each in its own SAVEPOINT:
+*job* (a function of a Connection) to one committer thread, which runs every job waiting at that
+moment inside one transaction, each in its own SAVEPOINT (a job alone in its batch needs none):
 
 * a job that raises is rolled back alone and its caller gets the exception; the others commit;
 * a job that lost a race (``is_race``: a unique-key collision, a row gone, a deadlock) is replayed
@@ -26,17 +26,17 @@ from concurrent.futures import Future
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection
 
 T = TypeVar("T")
-Job = Callable[[Session], Any]
+Job = Callable[[Connection], Any]
 _Item = tuple[Job, "Future[Any]"]
 
 
 class GroupCommitter:
     def __init__(
         self,
-        write: Callable[[], AbstractContextManager[Session]],
+        write: Callable[[], AbstractContextManager[Connection]],
         retry: Callable[[Job], Any],
         *,
         is_race: Callable[[BaseException], bool],
@@ -50,13 +50,13 @@ class GroupCommitter:
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
 
-    def submit(self, job: Callable[[Session], T]) -> Future[T]:
+    def submit(self, job: Callable[[Connection], T]) -> Future[T]:
         future: Future[T] = Future()
         self._ensure_thread()
         self._queue.put((job, future))
         return future
 
-    def run(self, job: Callable[[Session], T]) -> T:
+    def run(self, job: Callable[[Connection], T]) -> T:
         """Submit and wait (for synchronous callers)."""
         return self.submit(job).result()
 
@@ -101,12 +101,17 @@ class GroupCommitter:
         done: list[tuple[Future[Any], Any]] = []
         failed: list[tuple[Future[Any], Exception]] = []
         replay: list[_Item] = []
+        if not live:
+            return
         try:
-            with self._write() as session:
-                for job, future in live:
+            with self._write() as conn:
+                if len(live) == 1:  # alone: its failure is the transaction's, handled below
+                    job, future = live[0]
+                    done.append((future, job(conn)))
+                for job, future in live if len(live) > 1 else ():
                     try:
-                        with session.begin_nested():
-                            done.append((future, job(session)))
+                        with conn.begin_nested():
+                            done.append((future, job(conn)))
                     except Exception as exc:
                         if self._is_race(exc):
                             replay.append((job, future))
