@@ -13,8 +13,7 @@ from PIL import Image as PILImage
 
 from mediagate.core.errors import BadRequest, UnsupportedMedia
 from mediagate.core.exif import read_exif
-from mediagate.media._vips import Error as VipsError
-from mediagate.media._vips import pyvips
+from mediagate.media._vips import vips
 from mediagate.media.limits import ImageLimits
 from mediagate.media.probe import check_limits, probe
 
@@ -55,6 +54,7 @@ def theme_colors(
     if info is None:
         raise UnsupportedMedia("the file is not an image", code="not_an_image")
     check_limits(info, limits or ImageLimits())
+    pyvips = vips()
     try:
         if info.format == "BMP":
             with PILImage.open(path) as im:
@@ -68,7 +68,7 @@ def theme_colors(
                 thumb = thumb.colourspace("srgb")
             thumb = thumb.cast("uchar")
             sample = PILImage.frombytes("RGB", (thumb.width, thumb.height), thumb.write_to_memory())
-    except (VipsError, OSError, ValueError):
+    except (pyvips.Error, OSError, ValueError):
         raise UnsupportedMedia("the image is corrupt or truncated", code="bad_image") from None
     quantised = sample.quantize(colors=count, method=PILImage.Quantize.FASTOCTREE, kmeans=1)
     palette = quantised.getpalette() or []

@@ -1,8 +1,9 @@
 """What an image is, from its header alone, and the bomb guard that runs before any decode.
 
 libvips opens lazily: ``new_from_file`` reads the header and decodes no pixel, so probing a
-50000x50000 PNG of a few KB costs a header read. BMP has no libvips loader in the binary wheel,
-so Pillow (also lazy) answers for it.
+50000x50000 PNG of a few KB costs a header read. The magic-number check comes first, so a file
+that is no image never loads libvips (see ``_vips``). BMP has no libvips loader in the binary
+wheel, so Pillow (also lazy) answers for it.
 """
 
 from __future__ import annotations
@@ -16,8 +17,7 @@ from PIL import Image as PILImage
 from PIL import UnidentifiedImageError
 
 from mediagate.core.errors import PayloadTooLarge
-from mediagate.media._vips import Error as VipsError
-from mediagate.media._vips import pyvips
+from mediagate.media._vips import vips
 from mediagate.media.limits import ImageLimits
 
 PILImage.MAX_IMAGE_PIXELS = None  # our own limits apply, from the header, before decoding
@@ -83,6 +83,7 @@ def probe(path: Path) -> ImageProbe | None:
         return None
     if kind == "BMP":
         return _probe_pillow(path)
+    pyvips = vips()  # only now, for something that looks like an image
     try:
         image = pyvips.Image.new_from_file(str(path), access="sequential")
         loader = str(image.get("vips-loader"))
@@ -99,7 +100,7 @@ def probe(path: Path) -> ImageProbe | None:
         if frames > 1 and page_height:
             height = int(page_height)
         colourspace = str(image.interpretation) if image.interpretation else None
-    except (VipsError, ValueError, TypeError):
+    except (pyvips.Error, ValueError, TypeError):
         return None
     if not 1 <= orientation <= 8:
         orientation = 1
@@ -153,7 +154,7 @@ def _magic(head: bytes) -> str | None:
     return None
 
 
-def _field(image: pyvips.Image, name: str) -> Any:
+def _field(image: Any, name: str) -> Any:
     if image.get_typeof(name) == 0:
         return None
     return image.get(name)

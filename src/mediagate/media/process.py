@@ -17,6 +17,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
 import anyio.to_thread
@@ -24,11 +25,13 @@ from PIL import Image as PILImage
 from PIL import UnidentifiedImageError
 
 from mediagate.core.errors import BadRequest, MediagateError, PayloadTooLarge, UnsupportedMedia
-from mediagate.media._vips import Error as VipsError
-from mediagate.media._vips import pyvips, release_memory
+from mediagate.media._vips import release_memory, vips
 from mediagate.media.limits import ImageLimits
 from mediagate.media.probe import ImageProbe, check_limits, probe
 from mediagate.media.spec import Box, ProcessingSpec, Resize
+
+if TYPE_CHECKING:
+    import pyvips
 
 OUTPUT = {
     "jpg": ("JPEG", "image/jpeg"),
@@ -84,7 +87,7 @@ def process_file(
     except MediagateError:
         _discard(dest)
         raise
-    except (VipsError, OSError, ValueError, SyntaxError, EOFError, UnidentifiedImageError) as exc:
+    except (vips().Error, OSError, ValueError, SyntaxError, EOFError, UnidentifiedImageError) as exc:
         _discard(dest)
         if isinstance(exc, OSError) and exc.errno is not None:
             raise  # a real I/O failure on our side (disk full …), not the client's image
@@ -240,13 +243,13 @@ def _vips_process(
     if any(f.width != width or f.height != height for f in frames):
         raise BadRequest("the operations give frames of different sizes", code="bad_thumb")
     _check_output(width, height, limits)
-    image = frames[0] if len(frames) == 1 else pyvips.Image.arrayjoin(frames, across=1)
+    image = frames[0] if len(frames) == 1 else vips().Image.arrayjoin(frames, across=1)
     if len(frames) > 1:
         image = image.copy()
-        image.set_type(pyvips.GValue.gint_type, "page-height", height)
+        image.set_type(vips().GValue.gint_type, "page-height", height)
         if delays:
-            image.set_type(pyvips.GValue.array_int_type, "delay", delays[: len(frames)])
-        image.set_type(pyvips.GValue.gint_type, "loop", loop)
+            image.set_type(vips().GValue.array_int_type, "delay", delays[: len(frames)])
+        image.set_type(vips().GValue.gint_type, "loop", loop)
     _save(image, spec, out, dest)
     fmt, mime = OUTPUT[out]
     return ProcessedImage(fmt, mime, width, height, len(frames), dest.stat().st_size)
@@ -265,7 +268,7 @@ def _load(
         width, height = (info.width, info.height) if spec.auto_orient else (info.raw_width, info.raw_height)
         tw, th = target_size(width, height, spec.resize, spec.force)
         _check_output(tw, th, limits)
-        image = pyvips.Image.thumbnail(
+        image = vips().Image.thumbnail(
             f"{src}[{load_opts}]", tw, height=th, size="force", no_rotate=not spec.auto_orient
         )
         frames = _split(image, info.frames if animate else 1)
@@ -285,7 +288,7 @@ def _load(
         if info.format == "BMP":
             image = _from_pillow(src)
         else:
-            image = pyvips.Image.new_from_file(
+            image = vips().Image.new_from_file(
                 str(src),
                 fail_on="truncated",
                 access="sequential" if sequential else "random",
@@ -316,9 +319,8 @@ def _from_pillow(src: Path) -> pyvips.Image:
         with PILImage.open(src) as im:
             pic = im.convert("RGBA" if "A" in im.getbands() or "transparency" in im.info else "RGB")
     bands = len(pic.getbands())
-    return pyvips.Image.new_from_memory(pic.tobytes(), pic.width, pic.height, bands, "uchar").copy(
-        interpretation="srgb"
-    )
+    image = vips().Image.new_from_memory(pic.tobytes(), pic.width, pic.height, bands, "uchar")
+    return image.copy(interpretation="srgb")
 
 
 def _split(image: pyvips.Image, count: int) -> list[pyvips.Image]:
@@ -441,7 +443,7 @@ def _ensure_alpha_for(image: pyvips.Image, colour: str) -> pyvips.Image:
 def _watermark(image: pyvips.Image, spec: ProcessingSpec) -> pyvips.Image:
     wm = spec.watermark
     assert wm is not None
-    mask = pyvips.Image.text(
+    mask = vips().Image.text(
         wm.text.replace("&", "&amp;").replace("<", "&lt;"), dpi=72, font=f"sans {wm.size}", width=image.width
     )
     if mask.width > image.width or mask.height > image.height:
@@ -460,7 +462,7 @@ def _watermark(image: pyvips.Image, spec: ProcessingSpec) -> pyvips.Image:
 
 
 def _save(image: pyvips.Image, spec: ProcessingSpec, out: str, dest: Path) -> None:
-    keep = pyvips.enums.ForeignKeep.NONE if spec.strip else pyvips.enums.ForeignKeep.ALL
+    keep = vips().enums.ForeignKeep.NONE if spec.strip else vips().enums.ForeignKeep.ALL
     quality = spec.quality or DEFAULT_QUALITY
     target = str(dest)
     if out == "jpg":

@@ -1,0 +1,79 @@
+"""libvips (pyvips, ~13 MB of RSS) is loaded only when an image needs it.
+
+A fresh interpreter builds the app as the server does, takes UPYUN FORM uploads of a text file
+through the whole ASGI stack (into a plain bucket and into one with a normalise-on-ingest policy,
+which runs the processing step on every upload), and reports whether ``pyvips`` was imported;
+then it uploads a PNG, which must load it (so the observation is a real one).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = r"""
+import asyncio, base64, hashlib, io, json, sys, time
+from pathlib import Path
+
+import httpx
+from PIL import Image
+
+from mediagate.app import create_app
+from mediagate.config import Settings
+from mediagate.core.buckets import create_bucket
+from mediagate.services import init_home
+
+settings = Settings(home=Path(sys.argv[1]))
+init_home(settings)
+app = create_app(settings)
+gw = app.state.gateway
+plain = create_bucket(gw.catalog, gw.secrets, "plain")
+normalised = create_bucket(gw.catalog, gw.secrets, "normalised")
+gw.catalog.update_bucket_settings("normalised", {"normalise": {"strip": True}})
+seen = {"imported_at_start": "pyvips" in sys.modules}
+
+
+async def upload(creds, key, data):
+    policy = base64.b64encode(json.dumps(
+        {"bucket": creds.bucket, "save-key": key, "expiration": int(time.time()) + 600}
+    ).encode()).decode()
+    fields = {"policy": policy,
+              "signature": hashlib.md5(f"{policy}&{creds.form_api_secret}".encode()).hexdigest()}
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://mediagate") as client:
+        r = await client.post(f"/{creds.bucket}", data=fields, files={"file": (key[1:], data)})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+async def main():
+    for creds in (plain, normalised):
+        answer = await upload(creds, "/notes.txt", b"plain text, not an image\n" * 100)
+        assert "image-width" not in answer, answer
+    seen["after_text"] = "pyvips" in sys.modules
+    png = io.BytesIO()
+    Image.new("RGB", (40, 30), "red").save(png, "PNG")
+    answer = await upload(plain, "/red.png", png.getvalue())
+    assert answer["image-width"] == 40, answer
+    seen["after_image"] = "pyvips" in sys.modules
+    gw.catalog.close()
+
+
+asyncio.run(main())
+print(json.dumps(seen))
+"""
+
+
+def test_non_image_uploads_do_not_load_libvips(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(tmp_path / "home")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen == {"imported_at_start": False, "after_text": False, "after_image": True}
