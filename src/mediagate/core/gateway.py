@@ -212,7 +212,10 @@ class Gateway:
         runs here, once for every dialect: see :mod:`mediagate.core.preprocess`. Then the
         transport checks (Content-MD5, exact length) apply to the bytes the client sent and every
         other grant check to the processed result, which is what gets published."""
-        blob_id: str | None = None
+        blob_id = new_blob_id()
+        # Reserving the blob is a durable catalog write; it goes first so that it runs while the
+        # checks do, instead of adding its latency to every upload.
+        reserved = self.catalog.submit_reserve(blob_id)
         commit: Future[bool] | None = None
         original = received
         try:
@@ -257,7 +260,7 @@ class Gateway:
             obj = Object(
                 bucket_id=bucket.id,
                 key=key,
-                blob_id=new_blob_id(),
+                blob_id=blob_id,
                 size=received.size,
                 md5=received.md5,
                 sha256=received.sha256,
@@ -272,8 +275,7 @@ class Gateway:
                 created_at=now,
                 expires_at=now + timedelta(seconds=grant.ttl_seconds) if grant.ttl_seconds else None,
             )
-            blob_id = obj.blob_id
-            await asyncio.wrap_future(self.catalog.submit_reserve(blob_id))
+            await asyncio.wrap_future(reserved)
             await to_thread.run_sync(self.storage.put, blob_id, received.path)
             commit = self.catalog.submit_commit(obj, insert_only=grant.insert_only)
             replaced = await asyncio.wrap_future(commit)
@@ -282,8 +284,11 @@ class Gateway:
         except BaseException:
             received.discard()
             original.discard()
-            if blob_id is not None and _never_committed(commit):
-                # reserved as garbage; remove now rather than waiting for the collector
+            if _never_committed(commit):
+                # reserved as garbage; remove now rather than waiting for the collector (after the
+                # reservation, so that it cannot land behind the removal)
+                with contextlib.suppress(Exception):
+                    await asyncio.wrap_future(reserved)
                 await _quietly(self._drop_blob, blob_id)
             raise
 
