@@ -75,6 +75,24 @@ class Stored:
     """What processing found for the answer (``meta``, ``theme_color``; see core.preprocess)."""
 
 
+@dataclass(frozen=True)
+class _Publication:
+    """What :meth:`Gateway.commit` hands to its blocking half."""
+
+    grant: UploadGrant
+    bucket_id: int
+    blob_id: str
+    received: Received
+    """The file to publish (the processed one, if upload-time processing changed it)."""
+    sent: Received
+    """The file the client sent."""
+    filename: str | None
+    info: MediaInfo | None
+    """What ``received`` is, if already sniffed."""
+    processed: bool
+    created_at: datetime
+
+
 def new_blob_id() -> str:
     return uuid.uuid4().hex
 
@@ -219,11 +237,13 @@ class Gateway:
         commit: Future[bool] | None = None
         original = received
         try:
-            info = await to_thread.run_sync(sniff, received.path, filename)
             bucket = await self.bucket(grant.bucket)
+            checked = grant
+            info: MediaInfo | None = None
             processed = False
             extra: dict[str, Any] = {}
             if wants_processing(grant.processing, bucket.settings):
+                info = await to_thread.run_sync(sniff, received.path, filename)
                 transport = UploadGrant(
                     bucket=grant.bucket,
                     render_key=grant.render_key,
@@ -236,51 +256,24 @@ class Gateway:
                 )
                 received, processed, extra = pre.received, pre.processed, pre.extra
                 if processed:
-                    info = await to_thread.run_sync(sniff, received.path, filename)
-                check_received(replace(grant, exact_size=None, content_md5=None), received, info, filename)
-            else:
-                check_received(grant, received, info, filename)
-            mime = info.mime if processed else grant.content_type or info.mime
-            key = grant.render_key(
-                FileFacts(
-                    filename=filename,
-                    md5=received.md5,
-                    size=received.size,
-                    mime=mime,
-                    width=info.width,
-                    height=info.height,
-                    path=original.path,  # EXIF placeholders read what the client sent
-                )
-            )
-            now = created_at or datetime.now(UTC)
-            if grant.insert_only:
-                existing = await to_thread.run_sync(self.catalog.get_object, bucket.id, key)
-                if existing is not None:
-                    raise Conflict("an object with this key already exists", code="key_exists")
-            obj = Object(
+                    info = None  # describe what gets published, not what was sent
+                checked = replace(grant, exact_size=None, content_md5=None)
+            publish = _Publication(
+                grant=checked,
                 bucket_id=bucket.id,
-                key=key,
                 blob_id=blob_id,
-                size=received.size,
-                md5=received.md5,
-                sha256=received.sha256,
-                crc32=received.crc32,
-                mime=mime,
-                width=info.width,
-                height=info.height,
-                frames=info.frames,
-                image_type=info.image_type,
-                meta=dict(grant.meta),
-                content_secret=grant.content_secret,
-                created_at=now,
-                expires_at=now + timedelta(seconds=grant.ttl_seconds) if grant.ttl_seconds else None,
+                received=received,
+                sent=original,
+                filename=filename,
+                info=info,
+                processed=processed,
+                created_at=created_at or datetime.now(UTC),
             )
-            await asyncio.wrap_future(reserved)
-            await to_thread.run_sync(self.storage.put, blob_id, received.path)
+            obj, found = await to_thread.run_sync(self._check_and_store, publish, reserved)
             commit = self.catalog.submit_commit(obj, insert_only=grant.insert_only)
             replaced = await asyncio.wrap_future(commit)
             original.discard()
-            return Stored(object=obj, info=info, replaced=replaced, processed=processed, extra=extra)
+            return Stored(object=obj, info=found, replaced=replaced, processed=processed, extra=extra)
         except BaseException:
             received.discard()
             original.discard()
@@ -291,6 +284,50 @@ class Gateway:
                     await asyncio.wrap_future(reserved)
                 await _quietly(self._drop_blob, blob_id)
             raise
+
+    def _check_and_store(self, publish: _Publication, reserved: Future[None]) -> tuple[Object, MediaInfo]:
+        """The blocking half of :meth:`commit`, in one worker-thread hop (each hop costs more than
+        most of these steps): sniff, check, name, then move the file into storage once its
+        reservation is durable. Returns the row to commit and what the file is."""
+        grant, received = publish.grant, publish.received
+        info = publish.info or sniff(received.path, publish.filename)
+        check_received(grant, received, info, publish.filename)
+        mime = info.mime if publish.processed else grant.content_type or info.mime
+        key = grant.render_key(
+            FileFacts(
+                filename=publish.filename,
+                md5=received.md5,
+                size=received.size,
+                mime=mime,
+                width=info.width,
+                height=info.height,
+                path=publish.sent.path,  # EXIF placeholders read what the client sent
+            )
+        )
+        if grant.insert_only and self.catalog.get_object(publish.bucket_id, key) is not None:
+            raise Conflict("an object with this key already exists", code="key_exists")
+        now = publish.created_at
+        obj = Object(
+            bucket_id=publish.bucket_id,
+            key=key,
+            blob_id=publish.blob_id,
+            size=received.size,
+            md5=received.md5,
+            sha256=received.sha256,
+            crc32=received.crc32,
+            mime=mime,
+            width=info.width,
+            height=info.height,
+            frames=info.frames,
+            image_type=info.image_type,
+            meta=dict(grant.meta),
+            content_secret=grant.content_secret,
+            created_at=now,
+            expires_at=now + timedelta(seconds=grant.ttl_seconds) if grant.ttl_seconds else None,
+        )
+        reserved.result()
+        self.storage.put(publish.blob_id, received.path)
+        return obj, info
 
     # -- reading ----------------------------------------------------------------------------------
 
