@@ -133,6 +133,17 @@ def test_credentials_active_and_revoked(catalog: Catalog, bucket: Bucket) -> Non
     assert [c.sealed_secret for c in catalog.credentials(bucket.id, "form")] == ["sealed-form"]
 
 
+def test_active_secrets_are_the_unrevoked_ones_newest_first(catalog: Catalog, bucket: Bucket) -> None:
+    old = catalog.add_credential(bucket.id, "aksk", "AK-OLD", "sealed-old")
+    catalog.add_credential(bucket.id, "aksk", "AK-NEW", "sealed-new")
+    catalog.add_credential(bucket.id, "form", "", "sealed-form")
+    assert catalog.active_secrets(bucket.id, "aksk") == [("AK-NEW", "sealed-new"), ("AK-OLD", "sealed-old")]
+    catalog.revoke_credential(old.id)
+    assert catalog.active_secrets(bucket.id, "aksk") == [("AK-NEW", "sealed-new")]  # at once
+    assert catalog.active_secrets(bucket.id, "form") == [("", "sealed-form")]
+    assert catalog.active_secrets(bucket.id + 1, "aksk") == []
+
+
 def test_find_credential(catalog: Catalog, bucket: Bucket) -> None:
     cred = catalog.add_credential(bucket.id, "aksk", "AK1", "sealed")
     found = catalog.find_credential("aksk", "AK1")

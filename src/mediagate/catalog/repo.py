@@ -102,8 +102,8 @@ _garbage = cast(Table, GarbageBlob.__table__)
 
 BUCKET_BY_NAME = select(_buckets).where(_buckets.c.name == bindparam("name"))
 BUCKET_EXISTS = select(_buckets.c.id).where(_buckets.c.id == bindparam("bucket_id"))
-ACTIVE_CREDENTIALS = (
-    select(_credentials)
+ACTIVE_SECRETS = (
+    select(_credentials.c.key_id, _credentials.c.sealed_secret)
     .where(
         _credentials.c.bucket_id == bindparam("bucket_id"),
         _credentials.c.kind == bindparam("kind"),
@@ -323,14 +323,17 @@ class Catalog:
             return cred
 
     def credentials(self, bucket_id: int, kind: str, *, include_revoked: bool = False) -> list[Credential]:
-        if not include_revoked:  # every authorised request: the hot path
-            rows = self._point_read(ACTIVE_CREDENTIALS, bucket_id=bucket_id, kind=kind)
-            return [Credential(**row._mapping) for row in rows]
         with self._read() as s:
             query = select(Credential).where(Credential.bucket_id == bucket_id, Credential.kind == kind)
             if not include_revoked:
                 query = query.where(Credential.revoked_at.is_(None))
             return list(s.scalars(query.order_by(Credential.id.desc())))
+
+    def active_secrets(self, bucket_id: int, kind: str) -> list[tuple[str, str]]:
+        """(key_id, sealed secret) of the active credentials of ``kind``, newest first: what every
+        authorised request looks up, so plain rows, without building ORM objects."""
+        rows = self._point_read(ACTIVE_SECRETS, bucket_id=bucket_id, kind=kind)
+        return [(row.key_id, row.sealed_secret) for row in rows]
 
     def find_credential(self, kind: str, key_id: str) -> tuple[Credential, Bucket] | None:
         """An active credential by its public id (e.g. an access key id), with its bucket."""

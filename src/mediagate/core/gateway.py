@@ -143,8 +143,8 @@ class Gateway:
 
     async def secrets_of(self, bucket: Bucket, kind: str) -> list[tuple[str, str]]:
         """(key_id, plaintext secret) of every active credential of ``kind``, newest first."""
-        creds = await to_thread.run_sync(self.catalog.credentials, bucket.id, kind)
-        return [(c.key_id, self.secrets.open(c.sealed_secret)) for c in creds]
+        sealed = await to_thread.run_sync(self.catalog.active_secrets, bucket.id, kind)
+        return [(key_id, self.secrets.open(secret)) for key_id, secret in sealed]
 
     async def find_key(self, kind: str, key_id: str) -> tuple[Bucket, str] | None:
         """Bucket and plaintext secret for an access key id (ImageX/Wantu AK lookup)."""
