@@ -8,7 +8,7 @@ each has its own key and a fresh Date) when it is installed, else from an asynci
 in a separate process. Prints req/s, p50/p99 latency, server CPU per request and the ratio.
 
     .venv/bin/python bench/small.py [--duration 10] [--concurrency 32] [--size 10K]
-                                    [--client auto|wrk|python] [--py-spy out.svg]
+                                    [--client auto|wrk|python] [--py-spy out.svg] [--py-spy-gil]
 """
 
 from __future__ import annotations
@@ -311,6 +311,8 @@ def measure(
         fmt = {".txt": "raw", ".json": "speedscope"}.get(Path(args.py_spy).suffix, "flamegraph")
         spy_bin = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
         cmd = [spy_bin, "record", "-p", str(pid), "-d", str(round(args.duration)), "-r", "200"]
+        if args.py_spy_gil:  # only the thread holding the GIL, without pausing the server
+            cmd += ["--gil", "--nonblocking"]
         spy = subprocess.Popen(
             [*cmd, "--threads", "-f", fmt, "-o", args.py_spy],
             stdout=subprocess.DEVNULL,
@@ -347,6 +349,9 @@ def main() -> int:
     parser.add_argument("--no-fsync", action="store_true", help="the baseline skips fsync (weaker promise)")
     parser.add_argument("--signed", type=int, default=0, help="requests signed in advance (default: enough)")
     parser.add_argument("--py-spy", default=None, help="record a py-spy profile of mediagate to this file")
+    parser.add_argument(
+        "--py-spy-gil", action="store_true", help="with --py-spy: sample only the thread holding the GIL"
+    )
     parser.add_argument("--dir", default=None, help="where to put the temp dir (default: the system temp)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when the target is missed")
     parser.add_argument("--serve-bare", default=None, help=argparse.SUPPRESS)
