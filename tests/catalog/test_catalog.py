@@ -494,6 +494,18 @@ def test_delete_folder(catalog: Catalog, bucket: Bucket) -> None:
     catalog.delete_folder(bucket.id, "f")
 
 
+def test_an_expired_object_does_not_keep_its_folder_from_being_deleted(
+    catalog: Catalog, bucket: Bucket
+) -> None:
+    past = datetime.now(UTC) - timedelta(seconds=1)
+    catalog.commit_object(make_object(bucket, "tmp/old.bin", expires_at=past))
+    assert catalog.folder_is_empty(bucket.id, "tmp")
+    catalog.delete_folder(bucket.id, "tmp")
+    assert catalog.get_folder(bucket.id, "tmp") is None
+    catalog.commit_object(make_object(bucket, "tmp/old.bin"))  # the expired row is replaced, not in the way
+    assert catalog.get_folder(bucket.id, "tmp") is not None
+
+
 # -- multi-part sessions -------------------------------------------------------------------------------
 
 

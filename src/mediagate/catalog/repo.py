@@ -527,8 +527,8 @@ class Catalog:
 
     @staticmethod
     def _folder_is_empty(s: Session, bucket_id: int, path: str) -> bool:
-        has_object = s.scalar(
-            select(Object.id).where(Object.bucket_id == bucket_id, Object.dir == path).limit(1)
+        has_object = s.scalar(  # an expired object is gone for clients, so it does not count
+            select(Object.id).where(Object.bucket_id == bucket_id, Object.dir == path, live()).limit(1)
         )
         has_folder = s.scalar(
             select(Folder.id).where(Folder.bucket_id == bucket_id, Folder.dir == path).limit(1)
