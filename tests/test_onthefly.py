@@ -25,6 +25,7 @@ from mediagate.core.buckets import BucketCredentials
 from tests.conftest import LiveServer, make_home
 from tests.core.test_preprocess import bomb_png
 from tests.protocols.upyun.forms import upload
+from tests.protocols.upyun.rest_client import object_uri, signed
 
 
 @pytest.fixture
@@ -157,6 +158,28 @@ def test_autoformat_by_accept(client: httpx.Client, server: LiveServer, bucket: 
     assert plain.headers["etag"] != webp.headers["etag"]
     explicit = client.get(f"/{bucket.bucket}/f.png!/fw/60/format/jpg", headers={"Accept": "image/webp"})
     assert explicit.headers["content-type"] == "image/jpeg" and "vary" not in explicit.headers
+
+
+def test_a_hot_variant_stops_with_its_source(client: httpx.Client, bucket: BucketCredentials) -> None:
+    """Hits on a variant held in memory still check the object on every request: a deleted source
+    is 404 at once, and conditional requests still answer 304."""
+    put(client, bucket, "h.png", png(400, 300))
+    url = f"/{bucket.bucket}/h.png!/fw/64"
+    made = client.get(url)
+    hits = [client.get(url) for _ in range(3)]  # the file, then memory
+    assert made.headers["x-mediagate-cache"] == "MISS"
+    assert [r.headers["x-mediagate-cache"] for r in hits] == ["HIT"] * 3
+    assert {r.content for r in hits} == {made.content}
+    assert {r.headers["etag"] for r in hits} == {made.headers["etag"]}
+    assert all(r.headers["content-length"] == str(len(made.content)) for r in hits)
+    assert client.get(url, headers={"If-None-Match": made.headers["etag"]}).status_code == 304
+    head = client.head(url)
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-length"] == str(len(made.content))
+    gone = signed(client, bucket, "DELETE", object_uri(bucket.bucket, "h.png"))
+    assert gone.status_code == 200, gone.text
+    assert client.get(url).status_code == 404
+    assert client.get(url, headers={"If-None-Match": made.headers["etag"]}).status_code == 404
 
 
 def test_concurrent_identical_requests_are_processed_once(

@@ -36,6 +36,7 @@ Bytes are streamed from storage in a worker thread (``Gateway.read``), never loa
 from __future__ import annotations
 
 import contextlib
+import functools
 import hmac
 import logging
 import os
@@ -56,7 +57,7 @@ from mediagate.bucketconf import BucketConf, bucket_cache
 from mediagate.catalog.models import Bucket, Object
 from mediagate.config import Settings
 from mediagate.core.errors import Forbidden, InvalidKey, MediagateError, NotFound, UnsupportedMedia
-from mediagate.core.gateway import Gateway
+from mediagate.core.gateway import Gateway, _is_expired
 from mediagate.core.keys import normalise_key
 from mediagate.core.preprocess import versions_of
 from mediagate.http import gateway
@@ -303,11 +304,10 @@ async def _find(request: Request, bucket_name: str, path: str) -> tuple[Bucket, 
         raise Forbidden("this bucket is private: reads need an authorised request", code="private_bucket")
     if not path or path.endswith("/"):
         raise NotFound("file not found", code="file_not_found")
-    gw = gateway(request)
-    for reading in parse_public_path(path):
-        try:
-            obj = await gw.get_object(bucket, reading.key)
-        except NotFound:
+    readings = parse_public_path(path)
+    found = await to_thread.run_sync(_objects, gateway(request), bucket.id, [r.key for r in readings])
+    for reading, obj in zip(readings, found, strict=True):
+        if obj is None or _is_expired(obj):
             continue
         suffix = reading.suffix
         if obj.content_secret:
@@ -325,6 +325,12 @@ async def _find(request: Request, bucket_name: str, path: str) -> tuple[Bucket, 
             if version is not None:
                 return bucket, obj, version
     raise NotFound("file not found", code="file_not_found")
+
+
+def _objects(gw: Gateway, bucket_id: int, keys: list[str]) -> list[Object | None]:
+    """The object row of every reading of a path, in ONE worker-thread hop (blocking): on a cached
+    thumbnail hit (``key!/fw/256`` is two readings) the hops, not the queries, were the cost."""
+    return [gw.catalog.get_object(bucket_id, key) for key in keys]
 
 
 async def read(request: Request, bucket: str, path: str) -> Response:
@@ -356,6 +362,14 @@ def thumb_cache(state: Any, settings: Settings) -> ThumbCache:
     return cache
 
 
+@functools.lru_cache(maxsize=1024)
+def _parse_spec(text: str) -> ProcessingSpec:
+    """``parse_thumb``, remembered for the hot URLs (a spec is immutable; a refusal is not kept)."""
+    from mediagate.media.spec import parse_thumb
+
+    return parse_thumb(text)
+
+
 def _negotiate(spec: ProcessingSpec, conf: BucketConf, accept: str) -> tuple[ProcessingSpec, bool]:
     """Apply the bucket's ``autoformat`` to a spec without an explicit format; also say whether
     the answer depends on ``Accept`` (then it carries ``Vary: Accept``)."""
@@ -376,11 +390,9 @@ async def variant_response(
 
     The ETag is known before any work (source MD5 + canonical spec), so a revalidation never
     processes anything. Processing errors are 4xx (see the module docstring)."""
-    from mediagate.media.spec import parse_thumb
-
     gw = gateway(request)
     spec, varies = _negotiate(
-        parse_thumb(spec_text), BucketConf.of(bucket.settings), request.headers.get("accept", "")
+        _parse_spec(spec_text), BucketConf.of(bucket.settings), request.headers.get("accept", "")
     )
     key = variant_key(obj.md5, obj.size, spec.canonical())
     etag = f'"{key[:40]}"'
@@ -404,10 +416,16 @@ async def variant_response(
         "Content-Type": variant.mime,
         "X-Mediagate-Cache": "HIT" if variant.hit else "MISS",
     }
-    try:
-        size, body = await to_thread.run_sync(_open_variant, variant.path, head)
-    except FileNotFoundError as exc:  # evicted between the lookup and here: rare; ask again
-        raise NotFound("the processed image was evicted; retry", code="variant_evicted") from exc
+    body: bytes | BinaryIO | None
+    if variant.body is not None:  # hot: in memory, no file to read
+        size, body = len(variant.body), None if head else variant.body
+    else:
+        try:
+            size, body = await to_thread.run_sync(_open_variant, variant.path, head)
+        except FileNotFoundError as exc:  # evicted between the lookup and here: rare; ask again
+            raise NotFound("the processed image was evicted; retry", code="variant_evicted") from exc
+        if variant.hit and isinstance(body, bytes):
+            cache.remember(key, body)
     headers["Content-Length"] = str(size)
     if body is None or isinstance(body, bytes):
         return Response(body or b"", status_code=200, headers=headers)
@@ -439,16 +457,12 @@ async def _file_stream(f: BinaryIO) -> AsyncIterator[bytes]:
 
 
 async def _process_object(gw: Gateway, obj: Object, spec: ProcessingSpec, dest: Path) -> str:
-    """Process the object's bytes into ``dest``; returns the output format."""
-    from mediagate.media.probe import check_limits, probe
-
+    """Process the object's bytes into ``dest``; returns the output format. The header probe and
+    the bomb guard run inside the decode slot's worker-thread hop (one hop, not two: on a cold
+    request the hops cost the event loop more than anything else it does)."""
     async with gw.local_copy(obj) as src:
-        found = await to_thread.run_sync(probe, src)
-        if found is None:
-            raise UnsupportedMedia("the file is not an image, so it cannot be processed", code="not_an_image")
-        check_limits(found, gw.processor.limits)
-        try:  # the probe is handed on, so the decode slot does not read the header again
-            result = await gw.processor.process(src, spec, dest, info=found)
+        try:
+            result = await gw.processor.process(src, spec, dest)
         except MediagateError:
             raise
         except Exception as exc:  # a decoder's complaint about the bytes, not our bug

@@ -12,6 +12,10 @@ the order survives a restart. When the total passes ``max_bytes`` the oldest ent
 Several server processes on one home each keep their own index: a variant another process made is
 simply made again (and replaces the file atomically), and each bounds what it knows of.
 
+The most recently used small variants are also kept in memory (:data:`HOT_BYTES` in all, each at
+most :data:`HOT_ITEM_BYTES`), so that a hit on a hot thumbnail reads no file: it is the same
+content-addressed bytes, dropped from memory when the file leaves the index.
+
 Concurrent requests for the same variant are single-flighted: one makes it, the others wait on a
 per-key lock and then find it in the cache (``misses`` counts the variants actually made).
 """
@@ -42,6 +46,8 @@ MIME_BY_EXT = {
     "bmp": "image/bmp",
 }
 EXT_ALIASES = {"jpeg": "jpg", "heic": "heif", "tif": "tiff"}
+HOT_BYTES = 8 * 1024 * 1024
+HOT_ITEM_BYTES = 256 * 1024
 
 
 def variant_key(source_md5: str, source_size: int, canonical_spec: str) -> str:
@@ -64,17 +70,28 @@ class Variant:
     size: int
     mime: str
     hit: bool
+    body: bytes | None = None
+    """The bytes, when this process has them in memory (a hot variant, or the one it just made):
+    then there is no file to read."""
 
 
 class ThumbCache:
-    def __init__(self, root: Path, max_bytes: int) -> None:
+    """The index and the in-memory copies are changed on the event loop only; files are written,
+    renamed and unlinked in worker threads."""
+
+    def __init__(self, root: Path, max_bytes: int, hot_bytes: int = HOT_BYTES) -> None:
         self.root = root
         self.max_bytes = max_bytes
+        self.hot_bytes = hot_bytes
         self.misses = 0
         """Variants made by this process (a cache miss that did the work), for tests and stats."""
         self._index: OrderedDict[str, tuple[str, int]] = OrderedDict()  # key -> (ext, size)
         self._total = 0
+        self._hot: OrderedDict[str, bytes] = OrderedDict()
+        self._hot_total = 0
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+        self._folders: set[str] = set()
+        """The ``<2 hex>`` folders made (or found) by this process: a miss needs no mkdir hop."""
         self._loaded = False
 
     # -- the index ---------------------------------------------------------------------------------
@@ -82,8 +99,8 @@ class ThumbCache:
     def _path(self, key: str, ext: str) -> Path:
         return self.root / key[:2] / f"{key}.{ext}"
 
-    def _load(self) -> None:
-        """Index what is already on disk, oldest use first (blocking; once)."""
+    def _scan(self) -> list[tuple[str, str, int]]:
+        """What is already on disk, oldest use first (blocking)."""
         found: list[tuple[float, str, str, int]] = []
         self.root.mkdir(parents=True, exist_ok=True)
         for path in self.root.glob("*/*"):
@@ -95,18 +112,49 @@ class ThumbCache:
             with contextlib.suppress(OSError):
                 st = path.stat()
                 found.append((st.st_mtime, name, ext, st.st_size))
-        for _, name, ext, size in sorted(found):
+        return [(name, ext, size) for _, name, ext, size in sorted(found)]
+
+    async def _load(self) -> None:
+        found = await to_thread.run_sync(self._scan)
+        if self._loaded:  # another request loaded it meanwhile
+            return
+        for name, ext, size in found:
             self._index[name] = (ext, size)
             self._total += size
         self._loaded = True
-        self._evict()
+        await self._evict()
 
-    def _evict(self) -> None:
+    async def _evict(self) -> None:
+        victims = []
         while self._total > self.max_bytes and self._index:
             key, (ext, size) = self._index.popitem(last=False)
             self._total -= size
-            with contextlib.suppress(OSError):
-                self._path(key, ext).unlink()
+            self._forget_hot(key)
+            victims.append(self._path(key, ext))
+        if victims:
+            await to_thread.run_sync(_unlink_all, victims)
+
+    def _forget(self, key: str) -> None:
+        entry = self._index.pop(key, None)
+        if entry is not None:
+            self._total -= entry[1]
+        self._forget_hot(key)
+
+    def _forget_hot(self, key: str) -> None:
+        body = self._hot.pop(key, None)
+        if body is not None:
+            self._hot_total -= len(body)
+
+    def remember(self, key: str, body: bytes) -> None:
+        """Keep a small variant's bytes (just read from its file for a hit) in memory for the
+        next hits: one hit earns it, so one-off variants do not push hot ones out."""
+        if len(body) > HOT_ITEM_BYTES or key not in self._index or key in self._hot:
+            return
+        self._hot[key] = body
+        self._hot_total += len(body)
+        while self._hot_total > self.hot_bytes:
+            _, old = self._hot.popitem(last=False)
+            self._hot_total -= len(old)
 
     def _lookup(self, key: str) -> Variant | None:
         entry = self._index.get(key)
@@ -115,25 +163,24 @@ class ThumbCache:
         ext, size = entry
         path = self._path(key, ext)
         try:
-            os.utime(path)
+            os.utime(path)  # the LRU order, kept across restarts (a metadata update: no hop)
         except OSError:  # removed behind our back
-            self._index.pop(key, None)
-            self._total -= size
+            self._forget(key)
             return None
         self._index.move_to_end(key)
-        return Variant(path, size, MIME_BY_EXT[ext], hit=True)
+        body = self._hot.get(key)
+        if body is not None:
+            self._hot.move_to_end(key)
+        return Variant(path, size, MIME_BY_EXT[ext], hit=True, body=body)
 
-    def _add(self, key: str, ext: str, tmp: Path) -> Variant:
-        size = tmp.stat().st_size
+    async def _add(self, key: str, ext: str, tmp: Path) -> Variant:
         path = self._path(key, ext)
-        os.replace(tmp, path)
-        old = self._index.pop(key, None)
-        if old is not None:
-            self._total -= old[1]
+        size, body = await to_thread.run_sync(_place, tmp, path)
+        self._forget(key)
         self._index[key] = (ext, size)
         self._total += size
-        self._evict()
-        return Variant(path, size, MIME_BY_EXT.get(ext, "application/octet-stream"), hit=False)
+        await self._evict()
+        return Variant(path, size, MIME_BY_EXT.get(ext, "application/octet-stream"), hit=False, body=body)
 
     @property
     def total_bytes(self) -> int:
@@ -145,7 +192,7 @@ class ThumbCache:
         """The variant ``key`` from the cache, or made by ``make(tmp_path) -> output format``
         exactly once however many requests ask for it at the same moment."""
         if not self._loaded:
-            await to_thread.run_sync(self._load)
+            await self._load()
         found = self._lookup(key)
         if found is not None:
             return found
@@ -157,7 +204,9 @@ class ThumbCache:
                 if found is not None:
                     return found
                 folder = self.root / key[:2]
-                await to_thread.run_sync(lambda: folder.mkdir(parents=True, exist_ok=True))
+                if key[:2] not in self._folders:
+                    await to_thread.run_sync(lambda: folder.mkdir(parents=True, exist_ok=True))
+                    self._folders.add(key[:2])
                 tmp = folder / f"{key}.{uuid.uuid4().hex}.tmp"
                 try:
                     fmt = await make(tmp)
@@ -165,7 +214,7 @@ class ThumbCache:
                     ext = ext_of(fmt)
                     if ext not in MIME_BY_EXT:
                         ext = "jpg" if fmt.lower() in ("jpeg", "jpg") else ext
-                    return await to_thread.run_sync(self._add, key, ext, tmp)
+                    return await self._add(key, ext, tmp)
                 finally:
                     tmp.unlink(missing_ok=True)
         finally:
@@ -176,4 +225,26 @@ class ThumbCache:
                 self._locks[key] = (lock, users - 1)
 
     def stats(self) -> dict[str, Any]:
-        return {"entries": len(self._index), "bytes": self._total, "misses": self.misses}
+        return {
+            "entries": len(self._index),
+            "bytes": self._total,
+            "misses": self.misses,
+            "hot_entries": len(self._hot),
+            "hot_bytes": self._hot_total,
+        }
+
+
+def _place(tmp: Path, path: Path) -> tuple[int, bytes | None]:
+    """Rename a finished variant into place (blocking); its size, and its bytes when small (read
+    in this same hop, so that the request that made it need not open it again)."""
+    with open(tmp, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        body = f.read() if size <= HOT_ITEM_BYTES else None
+    os.replace(tmp, path)
+    return size, body
+
+
+def _unlink_all(paths: list[Path]) -> None:
+    for path in paths:
+        with contextlib.suppress(OSError):
+            path.unlink()

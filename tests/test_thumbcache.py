@@ -1,0 +1,85 @@
+"""The variant cache on a real directory: made once, LRU within its bound on disk, and the small
+in-memory copies of hot variants, which follow the files (an evicted or vanished file takes its
+bytes out of memory) and stay within their own bound."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from mediagate.thumbcache import HOT_ITEM_BYTES, ThumbCache, Variant
+
+
+def maker(body: bytes) -> Callable[[Path], Awaitable[str]]:
+    async def make(dest: Path) -> str:
+        dest.write_bytes(body)
+        return "jpeg"
+
+    return make
+
+
+def get(cache: ThumbCache, key: str, body: bytes) -> Variant:
+    """The variant ``key``, made with ``body`` if the cache does not have it."""
+    return asyncio.run(cache.get_or_make(key, maker(body)))
+
+
+def key(n: int) -> str:
+    return f"{n:064x}"
+
+
+def test_made_once_then_hits_and_hot_after_a_hit_remembers_it(tmp_path: Path) -> None:
+    cache = ThumbCache(tmp_path, max_bytes=10_000)
+    made = get(cache, key(1), b"a" * 100)
+    assert (made.hit, made.body, made.mime, made.size) == (False, b"a" * 100, "image/jpeg", 100)
+    assert made.path.read_bytes() == b"a" * 100 and made.path.suffix == ".jpg"
+    first_hit = get(cache, key(1), b"never made")
+    assert first_hit.hit and first_hit.body is None  # a one-off variant is not kept in memory
+    cache.remember(key(1), first_hit.path.read_bytes())
+    hot = get(cache, key(1), b"never made")
+    assert hot.hit and hot.body == b"a" * 100
+    assert cache.misses == 1 and cache.stats()["hot_bytes"] == 100
+
+
+def test_eviction_and_a_vanished_file_drop_the_memory_copy(tmp_path: Path) -> None:
+    cache = ThumbCache(tmp_path, max_bytes=250)
+    for n in (1, 2):
+        get(cache, key(n), bytes([n]) * 100)
+        cache.remember(key(n), bytes([n]) * 100)
+    assert cache.stats()["hot_entries"] == 2
+    get(cache, key(3), b"c" * 100)  # 300 > 250: key 1, the least recently used, goes
+    assert cache.stats()["hot_entries"] == 1 and cache.total_bytes == 200
+    assert not any(p.name.startswith(key(1)) for p in tmp_path.rglob("*"))
+    victim = get(cache, key(2), b"")
+    assert victim.hit and victim.body == bytes([2]) * 100
+    victim.path.unlink()  # removed behind the cache's back (another process, an operator)
+    assert cache.stats()["hot_entries"] == 1  # the lookup has not happened yet
+    remade = get(cache, key(2), b"B" * 100)
+    assert not remade.hit and remade.body == b"B" * 100
+    assert cache.stats()["hot_entries"] == 0 and cache.misses == 4
+
+
+def test_memory_copies_stay_within_their_bound(tmp_path: Path) -> None:
+    cache = ThumbCache(tmp_path, max_bytes=10**9, hot_bytes=250)
+    for n in range(1, 5):
+        get(cache, key(n), bytes([n]) * 100)
+        cache.remember(key(n), bytes([n]) * 100)
+    assert cache.stats()["hot_entries"] == 2 and cache.stats()["hot_bytes"] == 200
+    assert get(cache, key(4), b"").body is not None and get(cache, key(1), b"").body is None
+    big = b"x" * (HOT_ITEM_BYTES + 1)
+    made = get(cache, key(9), big)
+    assert made.body is None  # large variants are streamed from their file, never held whole
+    cache.remember(key(9), big)
+    assert get(cache, key(9), b"").body is None
+    cache.remember(key(77), b"not in the index")
+    assert get(cache, key(77), b"made").body == b"made" and cache.stats()["hot_bytes"] == 200
+
+
+def test_a_restart_finds_what_is_on_disk(tmp_path: Path) -> None:
+    first = ThumbCache(tmp_path, max_bytes=10_000)
+    get(first, key(5), b"e" * 10)
+    (tmp_path / key(5)[:2] / f"{key(5)}.0123.tmp").write_bytes(b"left by a crash")
+    second = ThumbCache(tmp_path, max_bytes=10_000)
+    found = get(second, key(5), b"not again")
+    assert found.hit and found.path.read_bytes() == b"e" * 10 and second.misses == 0
+    assert not list(tmp_path.rglob("*.tmp"))
