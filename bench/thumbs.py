@@ -4,7 +4,8 @@ In-process (median ms per image): mediagate's ``process_file``, pyvips ``thumbna
 ``draft()+thumbnail()`` and the ``vipsthumbnail`` CLI (Debian libvips-tools; installed when missing).
 
 Over HTTP, each server in its own process on loopback, ``wrk`` with 8 connections (``-c``) for a
-fixed time (``--duration``), the server's peak RSS sampled with psutil:
+fixed time (``--duration``), the server's peak RSS sampled and its CPU time per request measured
+with psutil:
 
 * mediagate on-the-fly cold: ``GET /<bucket>/<key>!/fw/256/quality/<q>``, every request a spec
   (and source) not seen before, so every request decodes and encodes;
@@ -36,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import psutil
 import pyvips
 from _common import (
     Mediagate,
@@ -54,23 +56,28 @@ from mediagate.media.limits import ImageLimits
 from mediagate.media.process import process_file
 from mediagate.media.spec import parse_thumb
 
-RUNS = 7
-SOURCES = 8
-"""Distinct source files (same picture, a different trailer after EOI): 8 x 100 qualities of
-cold URLs, more than a 10 s run on this machine can use up."""
+RUNS = 15
+SOURCES = 24
+"""Distinct source files (same picture, a different trailer after EOI): 24 x 100 qualities of
+cold URLs, more than a 10 s run on this machine can use up (8 x 100 ran out at ~110 req/s)."""
 MiB = 1024 * 1024
 THUMBOR_VENV = Path(tempfile.gettempdir()) / "mediagate-bench-thumbor-venv"
 THUMBOR_INSTALL_SECONDS = 600
 
 
-def timed(fn: Callable[[], object]) -> float:
-    fn()  # warm-up
-    times = []
+def timed(candidates: dict[str, Callable[[], object]]) -> dict[str, float]:
+    """Median wall ms of each candidate over ``RUNS`` rounds, the candidates interleaved within a
+    round: the machine is shared, and a burst of someone else's load then hits every candidate
+    alike instead of whichever happened to be running (the ratios are what the targets compare)."""
+    for fn in candidates.values():
+        fn()  # warm-up
+    times: dict[str, list[float]] = {name: [] for name in candidates}
     for _ in range(RUNS):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+        for name, fn in candidates.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append((time.perf_counter() - start) * 1000)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 # -- in-process ----------------------------------------------------------------------------------
@@ -104,19 +111,19 @@ def in_process(src: Path, work: Path) -> dict[str, float]:
             im.thumbnail((256, 256))
             im.save(out, quality=85)
 
-    results = {
-        "mediagate process_file": timed(lambda: process_file(src, spec, out, limits=limits)),
-        "pyvips thumbnail": timed(lambda: pyvips.Image.thumbnail(str(src), 256).jpegsave(str(out), Q=85)),
-        "Pillow draft+thumbnail": timed(pillow),
+    candidates: dict[str, Callable[[], object]] = {
+        "mediagate process_file": lambda: process_file(src, spec, out, limits=limits),
+        "pyvips thumbnail": lambda: pyvips.Image.thumbnail(str(src), 256).jpegsave(str(out), Q=85),
+        "Pillow draft+thumbnail": pillow,
     }
     cli, why = ensure_vipsthumbnail()
     if cli:
-        results["vipsthumbnail CLI"] = timed(
-            lambda: subprocess.run([cli, str(src), "-s", "256", "-o", str(out)], check=True)
+        candidates["vipsthumbnail CLI"] = lambda: subprocess.run(
+            [cli, str(src), "-s", "256", "-o", str(out)], check=True
         )
     else:
         print(f"vipsthumbnail: skipped: {why}")
-    return results
+    return timed(candidates)
 
 
 # -- load ----------------------------------------------------------------------------------------
@@ -147,6 +154,9 @@ class Load:
     p99_ms: float
     errors: int
     rss_mb: float
+    cpu_ms: float
+    """Server CPU (user + system, all its threads) per request: steadier than req/s on a shared
+    machine, where req/s also measures how much of the two cores the others left us."""
     note: str = ""
 
 
@@ -157,8 +167,12 @@ def run_load(name: str, url: str, paths: list[str], pid: int, work: Path, args: 
     script = work / f"get-{uuid.uuid4().hex}.lua"
     script.write_text(WRK_SCRIPT % {"paths": listing})
     cmd = ["wrk", "-t1", f"-c{args.concurrency}", f"-d{max(1, round(args.duration))}s", "--timeout", "30s"]
+    server = psutil.Process(pid)
+    before = server.cpu_times()
     with RssSampler(pid) as rss:
         done = subprocess.run([*cmd, "-s", str(script), url], capture_output=True, text=True, check=False)
+    after = server.cpu_times()
+    cpu = (after.user - before.user) + (after.system - before.system)
     if done.returncode != 0:
         raise RuntimeError(f"wrk failed: {done.stderr or done.stdout}")
     stats = json.loads([line for line in done.stdout.splitlines() if line.startswith("{")][-1])
@@ -172,6 +186,7 @@ def run_load(name: str, url: str, paths: list[str], pid: int, work: Path, args: 
         stats["p99_us"] / 1e3,
         int(stats["errors"]),
         rss.peak / MiB,
+        cpu * 1000 / max(1, stats["requests"]),
         note,
     )
 
@@ -398,12 +413,12 @@ def main() -> int:
         loads = http_part(sources, work, args)
     print(
         f"\n{'HTTP, ' + str(args.concurrency) + ' connections':40s} {'req/s':>8s} {'p50 ms':>8s} "
-        f"{'p99 ms':>8s} {'errors':>6s} {'peak RSS MB':>11s}"
+        f"{'p99 ms':>8s} {'errors':>6s} {'peak RSS MB':>11s} {'CPU ms/req':>10s}"
     )
     for load in loads:
         print(
             f"{load.name:40s} {load.rps:8.1f} {load.p50_ms:8.1f} {load.p99_ms:8.1f} {load.errors:6d} "
-            f"{load.rss_mb:11.0f}" + (f"   ({load.note})" if load.note else "")
+            f"{load.rss_mb:11.0f} {load.cpu_ms:10.2f}" + (f"   ({load.note})" if load.note else "")
         )
     by = {load.name: load for load in loads}
     verdicts: list[bool] = []

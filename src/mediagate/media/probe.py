@@ -8,6 +8,7 @@ wheel, so Pillow (also lazy) answers for it.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,6 +119,19 @@ def probe(path: Path) -> ImageProbe | None:
     )
 
 
+def probe_for_decode(path: Path) -> ImageProbe | None:
+    """:func:`probe` for a file about to be decoded: a JPEG's facts come from Pillow's read of its
+    markers (~70 us against libvips' ~450 us; the dimensions, orientation and colour space are
+    the same). Pillow does not check the Huffman tables there, so a JPEG whose tables are corrupt
+    passes this probe, which is why it is only for a caller whose decode refuses such a file."""
+    with contextlib.suppress(OSError), open(path, "rb") as f:
+        if _magic(f.read(32)) == "JPEG":
+            found = _probe_jpeg(path)
+            if found is not None:
+                return found
+    return probe(path)
+
+
 def check_limits(p: ImageProbe, limits: ImageLimits) -> None:
     """Refuse an image too large to decode, from its header: the decompression-bomb guard."""
     if p.raw_width > limits.max_width or p.raw_height > limits.max_height:
@@ -158,6 +172,41 @@ def _field(image: Any, name: str) -> Any:
     if image.get_typeof(name) == 0:
         return None
     return image.get(name)
+
+
+_JPEG_SPACES = {"RGB": "srgb", "L": "b-w", "CMYK": "cmyk"}
+"""Pillow's mode of a JPEG -> libvips' interpretation of the same file."""
+
+
+def _probe_jpeg(path: Path) -> ImageProbe | None:
+    """A JPEG's facts from its markers with Pillow (see :func:`probe_for_decode`); None when
+    Pillow cannot tell, and libvips then judges the file."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with PILImage.open(path, formats=("JPEG", "MPO")) as im:
+                width, height = im.size
+                mode = im.mode
+                orientation = im.getexif().get(0x0112, 1)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, TypeError, KeyError):
+        return None
+    colourspace = _JPEG_SPACES.get(mode)
+    if colourspace is None or width <= 0 or height <= 0:
+        return None
+    if not isinstance(orientation, int) or not 1 <= orientation <= 8:
+        orientation = 1
+    shown_w, shown_h = (height, width) if orientation >= 5 else (width, height)
+    return ImageProbe(
+        format="JPEG",
+        mime=MIME["JPEG"],
+        width=shown_w,
+        height=shown_h,
+        raw_width=width,
+        raw_height=height,
+        frames=1,  # an MPO's extra pictures are not frames: libvips reads one page too
+        orientation=orientation,
+        colourspace=colourspace,
+    )
 
 
 def _probe_pillow(path: Path) -> ImageProbe | None:

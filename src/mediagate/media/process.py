@@ -27,7 +27,7 @@ from PIL import UnidentifiedImageError
 from mediagate.core.errors import BadRequest, MediagateError, PayloadTooLarge, UnsupportedMedia
 from mediagate.media._vips import release_memory, vips
 from mediagate.media.limits import ImageLimits
-from mediagate.media.probe import ImageProbe, check_limits, probe
+from mediagate.media.probe import ImageProbe, check_limits, probe_for_decode
 from mediagate.media.spec import Box, ProcessingSpec, Resize
 
 if TYPE_CHECKING:
@@ -75,7 +75,7 @@ def process_file(
     wrong: not an image, too large, truncated, or parameters that do not fit the image.
     ``info``: the caller's :func:`probe` of ``src``, when it has one (saves reading the header twice)."""
     if info is None:
-        info = probe(src)
+        info = probe_for_decode(src)
     if info is None:
         raise UnsupportedMedia("the file is not an image we can process", code="not_an_image")
     check_limits(info, limits)
