@@ -5,6 +5,7 @@ bytes out of memory) and stay within their own bound."""
 from __future__ import annotations
 
 import asyncio
+import shutil
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -83,3 +84,13 @@ def test_a_restart_finds_what_is_on_disk(tmp_path: Path) -> None:
     found = get(second, key(5), b"not again")
     assert found.hit and found.path.read_bytes() == b"e" * 10 and second.misses == 0
     assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_a_cleared_cache_directory_is_made_again(tmp_path: Path) -> None:
+    cache = ThumbCache(tmp_path / "cache", max_bytes=10_000)
+    get(cache, key(1), b"a")
+    shutil.rmtree(tmp_path / "cache")  # an operator clearing the cache under a running server
+    made = get(cache, key(2), b"b")
+    assert not made.hit and made.path.read_bytes() == b"b"
+    again = get(cache, key(1), b"A")
+    assert not again.hit and again.path.read_bytes() == b"A"

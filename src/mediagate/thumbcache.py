@@ -90,8 +90,6 @@ class ThumbCache:
         self._hot: OrderedDict[str, bytes] = OrderedDict()
         self._hot_total = 0
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
-        self._folders: set[str] = set()
-        """The ``<2 hex>`` folders made (or found) by this process: a miss needs no mkdir hop."""
         self._loaded = False
 
     # -- the index ---------------------------------------------------------------------------------
@@ -204,9 +202,8 @@ class ThumbCache:
                 if found is not None:
                     return found
                 folder = self.root / key[:2]
-                if key[:2] not in self._folders:
+                if not folder.is_dir():  # a stat (no hop); made again if the cache was cleared
                     await to_thread.run_sync(lambda: folder.mkdir(parents=True, exist_ok=True))
-                    self._folders.add(key[:2])
                 tmp = folder / f"{key}.{uuid.uuid4().hex}.tmp"
                 try:
                     fmt = await make(tmp)
