@@ -9,9 +9,10 @@ import hashlib
 import os
 import tracemalloc
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import anyio.to_thread
 import pytest
 
 from mediagate.core.errors import MalformedBody, PayloadTooLarge, PolicyViolation
@@ -55,6 +56,27 @@ def test_digests_match_hashlib_and_zlib(staging: Path, length: int, chunk: int) 
     assert hash_file(got.path) == (length, got.md5, got.sha256, got.crc32)
     got.discard()
     assert list(staging.iterdir()) == []
+
+
+@pytest.mark.parametrize("length", [0, 10 * 1024, BUFFER_SIZE - 1])
+def test_a_body_that_fits_one_buffer_takes_one_worker_thread_hop(
+    staging: Path, length: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Create, write, hash and fsync of a small upload are one hop: small uploads are bound by
+    hops, and the gateway's small-upload path counts on it."""
+    hops: list[str] = []
+    real = anyio.to_thread.run_sync
+
+    async def counting(func: Callable[..., object], *args: object, **kw: object) -> object:
+        hops.append(getattr(func, "__name__", repr(func)))
+        return await real(func, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counting)
+    data = os.urandom(length)
+    got = run(data, staging)
+    assert hops == ["finish"]
+    assert got.path.read_bytes() == data
+    assert got.md5 == hashlib.md5(data).hexdigest()
 
 
 def test_each_receive_gets_its_own_staging_file(staging: Path) -> None:

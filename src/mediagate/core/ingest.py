@@ -1,16 +1,16 @@
 """Receive: stream bytes into a staging file, hashing MD5, SHA-256 and CRC32 in one pass.
 
-Memory stays flat: chunks are coalesced into ~1 MiB buffers and at most ``MAX_IN_FLIGHT`` buffers
-are in flight while the next is being received. A body that fits in one buffer is written and
-hashed in a single worker-thread hop. A larger one gets three single-thread *lanes* (MD5; SHA-256
-and CRC32; the write), each taking the buffers in order, so the three run in parallel (hashlib and
-zlib release the GIL on large buffers) and none waits for the slowest step of each buffer; the
-event loop only copies bytes into the next buffer.
+Memory stays flat: the received chunks are gathered (not copied) into buffers of ~``BUFFER_SIZE``
+bytes, and at most ``MAX_IN_FLIGHT`` buffers are in flight while the next is being received. A
+body that fits in one buffer is created, written, hashed and fsynced in a single worker-thread hop.
+A larger one gets three single-thread *lanes* (MD5; SHA-256 and CRC32; the write), each taking the
+buffers in order, so the three run in parallel (hashlib and zlib release the GIL on large chunks)
+and none waits for the slowest step of each buffer; the event loop only hands chunks on.
 
-The write lane makes the data durable as it goes (``fdatasync`` every ``WRITEBACK_STEP`` bytes),
-so the disk works while the rest of the body arrives and the final fsync only waits for the tail:
-a large upload does not pay "receive, then flush everything" in sequence. The staging file is
-fsynced before ``receive`` returns, so ``Storage.put`` (a rename) publishes durable bytes.
+The write lane never waits for the disk mid-stream: every ``WRITEBACK_STEP`` bytes it has one more
+thread ``fdatasync`` what is written so far (one sync at a time), so the disk and its cache drain
+while the rest of the body arrives and the final fsync only waits for the tail. The staging file
+is fsynced before ``receive`` returns, so ``Storage.put`` (a rename) publishes durable bytes.
 """
 
 from __future__ import annotations
@@ -18,16 +18,16 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import hashlib
 import os
 import uuid
 import zlib
 from collections import deque
-from collections.abc import AsyncIterable, Callable
+from collections.abc import AsyncIterable, Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 from anyio import to_thread
 
@@ -35,7 +35,10 @@ from mediagate.core.errors import MalformedBody, PayloadTooLarge
 
 BUFFER_SIZE = 1024 * 1024
 WRITEBACK_STEP = 16 * 1024 * 1024
-MAX_IN_FLIGHT = 8
+MAX_IN_FLIGHT = 4
+
+Buffer = Sequence[bytes]
+"""Received chunks, in order, handed on as they came (no copy)."""
 
 
 @dataclass
@@ -53,47 +56,97 @@ class Received:
 
 
 class _Sink:
+    """The staging file and the running digests. The file is created by the first write, in a
+    worker thread, so that a small body costs a single hop (``finish``)."""
+
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.file: IO[bytes] = open(path, "xb")  # noqa: SIM115 - closed in finish/abort
+        self.fd = -1
         self.md5 = hashlib.md5()
         self.sha256 = hashlib.sha256()
         self.crc32 = 0
         self.size = 0
         self.written = 0
         self.synced = 0
+        self._syncer: ThreadPoolExecutor | None = None
+        self._sync: Future[None] | None = None
 
-    def hash_md5(self, buf: bytes | bytearray) -> None:
-        self.md5.update(buf)
+    def hash_md5(self, buf: Buffer) -> None:
+        for chunk in buf:
+            self.md5.update(chunk)
 
-    def hash_sha256_crc32(self, buf: bytes | bytearray) -> None:
-        self.sha256.update(buf)
-        self.crc32 = zlib.crc32(buf, self.crc32)
+    def hash_sha256_crc32(self, buf: Buffer) -> None:
+        for chunk in buf:
+            self.sha256.update(chunk)
+            self.crc32 = zlib.crc32(chunk, self.crc32)
 
-    def write(self, buf: bytes | bytearray) -> None:
-        self.file.write(buf)
-        self.written += len(buf)
+    def write(self, buf: Buffer) -> None:
+        if self.fd < 0:
+            self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        self.written += _write_all(self.fd, buf)
         if self.written - self.synced >= WRITEBACK_STEP:
-            self.file.flush()
-            os.fdatasync(self.file.fileno())
-            self.synced = self.written
+            self._sync_in_background()
 
-    def write_all(self, buf: bytes | bytearray) -> None:
-        self.hash_md5(buf)
-        self.hash_sha256_crc32(buf)
-        self.write(buf)
+    def _sync_in_background(self) -> None:
+        """``fdatasync`` what is written so far in another thread, unless a sync is still running
+        (then a later buffer asks again)."""
+        if self._sync is not None:
+            if not self._sync.done():
+                return
+            self._sync.result()  # a failed sync fails the upload: the kernel reports it only once
+        self._syncer = self._syncer or ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-sync")
+        self.synced = self.written
+        self._sync = self._syncer.submit(os.fdatasync, self.fd)
 
-    def finish(self, last: bytes | bytearray) -> Received:
-        if last:
-            self.write_all(last)
-        self.file.flush()
-        os.fsync(self.file.fileno())
-        self.file.close()
+    def _stop_syncing(self) -> None:
+        """Wait for the background sync (the fd must outlive it); raise what it raised."""
+        if self._syncer is not None:
+            self._syncer.shutdown(wait=True)
+            self._syncer = None
+        if self._sync is not None:
+            sync, self._sync = self._sync, None
+            sync.result()
+
+    def finish(self, last: Buffer) -> Received:
+        """Write and hash ``last``, make the file durable and close it."""
+        self.hash_md5(last)
+        self.hash_sha256_crc32(last)
+        self.write(last)
+        self._stop_syncing()
+        os.fsync(self.fd)
+        os.close(self.fd)
+        self.fd = -1
         return Received(self.path, self.size, self.md5.hexdigest(), self.sha256.hexdigest(), self.crc32)
 
+    @property
+    def created(self) -> bool:
+        return self.fd >= 0
+
     def abort(self) -> None:
-        self.file.close()
+        with contextlib.suppress(OSError):
+            self._stop_syncing()
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
         self.path.unlink(missing_ok=True)
+
+
+_IOV_MAX = 1024
+
+
+def _write_all(fd: int, buf: Buffer) -> int:
+    """Write every chunk of ``buf`` (``writev``, a few syscalls per buffer); return the byte count."""
+    total = 0
+    for i in range(0, len(buf), _IOV_MAX):
+        batch = buf[i : i + _IOV_MAX]
+        want = sum(map(len, batch))
+        done = os.writev(fd, batch)
+        if done < want:  # short write (e.g. disk nearly full): finish it, so os.write raises the cause
+            rest = memoryview(b"".join(batch))[done:]
+            while rest:
+                rest = rest[os.write(fd, rest) :]
+        total += want
+    return total
 
 
 def new_staging_path(staging_dir: Path, suffix: str = ".part") -> Path:
@@ -113,10 +166,10 @@ async def receive(
     ``too_large`` builds the error raised when the limit is passed (default PayloadTooLarge), so
     a policy's own size range can be reported as a policy violation.
     """
-    path = new_staging_path(staging_dir)
-    sink = await to_thread.run_sync(_Sink, path)
+    sink = _Sink(new_staging_path(staging_dir))
     decoder = _Base64Decoder() if base64_encoded else None
-    buf = bytearray()
+    buf: list[bytes] = []
+    buffered = 0
     lanes: _Lanes | None = None
     try:
         async for chunk in chunks:
@@ -125,24 +178,22 @@ async def receive(
             sink.size += len(chunk)
             if sink.size > max_size:
                 raise (too_large() if too_large else PayloadTooLarge())
-            buf += chunk
-            if len(buf) >= BUFFER_SIZE:
+            buf.append(chunk)
+            buffered += len(chunk)
+            if buffered >= BUFFER_SIZE:
                 lanes = lanes or _Lanes(sink)
                 await lanes.submit(buf)
-                buf = bytearray()
+                buf, buffered = [], 0
         if decoder is not None:
-            tail = decoder.finish()
-            sink.size += len(tail)
-            if sink.size > max_size:
-                raise (too_large() if too_large else PayloadTooLarge())
-            buf += tail
+            decoder.finish()
         if lanes is not None:
             await lanes.drain()
         return await to_thread.run_sync(sink.finish, buf)
     except BaseException:
         if lanes is not None:
             await lanes.drain(raise_errors=False)
-        await to_thread.run_sync(sink.abort)
+        if sink.created:
+            await to_thread.run_sync(sink.abort)
         raise
     finally:
         if lanes is not None:
@@ -157,11 +208,14 @@ class _Lanes:
         self._pools = [ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest") for _ in self._steps]
         self._pending: deque[list[Future[None]]] = deque()
 
-    async def submit(self, buf: bytearray) -> None:
-        """Hand ``buf`` (no longer touched by the caller) to every lane; wait while too many
-        buffers are in flight, so memory stays bounded."""
-        while len(self._pending) >= MAX_IN_FLIGHT:
-            await _all(self._pending.popleft())
+    async def submit(self, buf: Buffer) -> None:
+        """Hand ``buf`` (no longer touched by the caller) to every lane. When ``MAX_IN_FLIGHT``
+        buffers are in flight, wait until half of them are done, so memory stays bounded and the
+        lanes wake the event loop once per few buffers, not once per buffer and lane."""
+        if len(self._pending) >= MAX_IN_FLIGHT:
+            await _all(self._pending[MAX_IN_FLIGHT // 2 - 1])
+            for _ in range(MAX_IN_FLIGHT // 2):
+                await _all(self._pending.popleft())
         self._pending.append(
             [pool.submit(step, buf) for pool, step in zip(self._pools, self._steps, strict=True)]
         )
@@ -180,7 +234,11 @@ class _Lanes:
 
 
 async def _all(futures: list[Future[None]]) -> None:
-    await asyncio.gather(*(asyncio.wrap_future(f) for f in futures))
+    """Wait for ``futures``, raising the first error; a future already done costs no wake-up."""
+    for future in futures:
+        if not future.done():
+            await asyncio.wrap_future(future)
+        future.result()
 
 
 class _Base64Decoder:
