@@ -29,14 +29,16 @@ import socket
 import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import httpx
 from anyio import to_thread
 
 from mediagate.core.errors import BadRequest, Forbidden
 from mediagate.core.gateway import Gateway
+
+if TYPE_CHECKING:  # imported where a call is made: most servers never make one (~3 MB of RSS)
+    import httpx
 
 log = logging.getLogger("mediagate.notify")
 
@@ -74,6 +76,8 @@ _wakers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Event] = w
 
 
 def _client() -> httpx.AsyncClient:
+    import httpx
+
     loop = asyncio.get_running_loop()
     client = _clients.get(loop)
     if client is None or client.is_closed:
@@ -156,6 +160,8 @@ class Target:
 
     def _tls_name(self, host: str | None) -> str:
         """The name the server's certificate must carry."""
+        import httpx
+
         if host is None or not _is_ip_literal(self.url.host):
             return self.url.host
         try:
@@ -191,6 +197,8 @@ async def check_url(url: str, *, allow_private: bool) -> Target:
     Raises BadRequest for a URL that is not http(s) or whose host does not resolve, and
     Forbidden for one that resolves to any non-public address.
     """
+    import httpx
+
     try:
         parsed = httpx.URL(url)
     except (httpx.InvalidURL, TypeError, ValueError) as exc:
@@ -242,6 +250,8 @@ async def send_to(
     """One request to a target :func:`check_url` has let through (pinned to its address when it
     resolved one). A ``Host`` in ``headers`` is kept, whatever its case (see
     :meth:`Target.request_args`). Raises DeliveryFailed when there is no answer."""
+    import httpx
+
     host = next((v for k, v in headers.items() if k.lower() == "host"), None)
     rest = {k: v for k, v in headers.items() if k.lower() != "host"}
     connect_url, extra, extensions = target.request_args(host)
@@ -361,6 +371,8 @@ async def delivery_loop(gw: Gateway) -> None:
 
 def _safe(url: str) -> str:
     """A URL for the log: scheme, host and path only (queries may carry tokens)."""
+    import httpx
+
     try:
         parsed = httpx.URL(url)
     except (httpx.InvalidURL, TypeError, ValueError):

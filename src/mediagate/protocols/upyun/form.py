@@ -39,7 +39,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-import httpx
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
@@ -325,6 +324,8 @@ def _outgoing(url: str, body: str, signer: Signer | None) -> dict[str, str]:
     if signer is not None:
         date = signing.format_http_date()
         md5 = signing.md5hex(body)
+        import httpx  # only signed notify calls need it (its import costs ~3 MB of RSS)
+
         uri = httpx.URL(url).raw_path.decode("ascii")
         message = signing.string_to_sign("POST", uri, date, "", md5)
         headers |= {
