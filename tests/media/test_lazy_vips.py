@@ -77,3 +77,47 @@ def test_non_image_uploads_do_not_load_libvips(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     seen = json.loads(done.stdout.strip().splitlines()[-1])
     assert seen == {"imported_at_start": False, "after_text": False, "after_image": True}
+
+
+JPEG_SCRIPT = r"""
+import io, json, sys
+from pathlib import Path
+
+from PIL import Image
+
+from mediagate.core.errors import UnsupportedMedia
+from mediagate.media.limits import ImageLimits
+from mediagate.media.process import process_file
+from mediagate.media.spec import parse_thumb
+
+work = Path(sys.argv[1])
+src = work / "a.jpg"
+Image.new("RGB", (400, 300), "red").save(src, "JPEG")
+made = process_file(src, parse_thumb("/fw/64"), work / "out.jpg", limits=ImageLimits())
+data = bytearray(src.read_bytes())
+dht = data.index(b"\xff\xc4")
+data[dht + 5 : dht + 21] = b"\xff" * 16  # a bogus Huffman table: only the decode finds out
+bad = work / "bad.jpg"
+bad.write_bytes(bytes(data))
+try:
+    process_file(bad, parse_thumb("/fw/64"), work / "bad-out.jpg", limits=ImageLimits())
+    refused = False
+except UnsupportedMedia:
+    refused = True
+print(json.dumps({"size": [made.width, made.height], "refused": refused, "pyvips": "pyvips" in sys.modules}))
+"""
+
+
+def test_jpeg_thumbnails_on_pillows_path_do_not_load_libvips(tmp_path: Path) -> None:
+    """JPEG -> JPEG downscales (the common on-the-fly case) take Pillow's draft path, header read
+    included; a decoder error there does not load libvips just to be classified either."""
+    done = subprocess.run(
+        [sys.executable, "-c", JPEG_SCRIPT, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen == {"size": [64, 48], "refused": True, "pyvips": False}

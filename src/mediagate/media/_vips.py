@@ -49,10 +49,21 @@ def vips() -> Any:
     return pyvips
 
 
+class _NotLoaded(Exception):
+    """Stands for ``pyvips.Error`` while pyvips is not loaded: nothing raises it."""
+
+
+def vips_error() -> type[Exception]:
+    """``pyvips.Error`` for an ``except`` clause, without loading pyvips for it: if libvips was
+    never loaded, none of its errors can be on the way."""
+    module = sys.modules.get("pyvips")
+    return module.Error if module is not None else _NotLoaded
+
+
 def release_memory() -> None:
     """Return freed heap pages to the kernel (glibc ``malloc_trim``); a no-op elsewhere."""
     if _libc is not None:
         _libc.malloc_trim(0)
 
 
-__all__ = ["release_memory", "vips"]
+__all__ = ["release_memory", "vips", "vips_error"]

@@ -25,7 +25,7 @@ from PIL import Image as PILImage
 from PIL import UnidentifiedImageError
 
 from mediagate.core.errors import BadRequest, MediagateError, PayloadTooLarge, UnsupportedMedia
-from mediagate.media._vips import release_memory, vips
+from mediagate.media._vips import release_memory, vips, vips_error
 from mediagate.media.limits import ImageLimits
 from mediagate.media.probe import ImageProbe, check_limits, probe_for_decode
 from mediagate.media.spec import Box, ProcessingSpec, Resize
@@ -87,7 +87,7 @@ def process_file(
     except MediagateError:
         _discard(dest)
         raise
-    except (vips().Error, OSError, ValueError, SyntaxError, EOFError, UnidentifiedImageError) as exc:
+    except (vips_error(), OSError, ValueError, SyntaxError, EOFError, UnidentifiedImageError) as exc:
         _discard(dest)
         if isinstance(exc, OSError) and exc.errno is not None:
             raise  # a real I/O failure on our side (disk full …), not the client's image
