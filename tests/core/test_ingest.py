@@ -16,7 +16,7 @@ import anyio.to_thread
 import pytest
 
 from mediagate.core.errors import MalformedBody, PayloadTooLarge, PolicyViolation
-from mediagate.core.ingest import BUFFER_SIZE, Received, hash_file, receive
+from mediagate.core.ingest import BUFFER_SIZE, ONE_HOP_SIZE, Received, hash_file, receive
 
 MIB = 1024 * 1024
 
@@ -37,7 +37,17 @@ def run(data: bytes, staging: Path, *, size: int = 65536, max_size: int = 1 << 4
     return asyncio.run(receive(chunks(data, size), staging, max_size=max_size, **kw))  # type: ignore[arg-type]
 
 
-LENGTHS = [0, 1, 1000, BUFFER_SIZE - 1, BUFFER_SIZE, BUFFER_SIZE + 1, 3 * BUFFER_SIZE + 12345]
+LENGTHS = [
+    0,
+    1,
+    1000,
+    BUFFER_SIZE - 1,
+    BUFFER_SIZE,
+    BUFFER_SIZE + 1,
+    ONE_HOP_SIZE,
+    ONE_HOP_SIZE + 1,
+    3 * ONE_HOP_SIZE + 12345,
+]
 
 
 @pytest.mark.parametrize(
@@ -58,8 +68,8 @@ def test_digests_match_hashlib_and_zlib(staging: Path, length: int, chunk: int) 
     assert list(staging.iterdir()) == []
 
 
-@pytest.mark.parametrize("length", [0, 10 * 1024, BUFFER_SIZE - 1])
-def test_a_body_that_fits_one_buffer_takes_one_worker_thread_hop(
+@pytest.mark.parametrize("length", [0, 10 * 1024, BUFFER_SIZE + 1, ONE_HOP_SIZE - 1])
+def test_a_small_body_takes_one_worker_thread_hop(
     staging: Path, length: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Create, write, hash and fsync of a small upload are one hop: small uploads are bound by

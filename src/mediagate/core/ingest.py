@@ -2,7 +2,7 @@
 
 Memory stays flat: the received chunks are gathered (not copied) into buffers of ~``BUFFER_SIZE``
 bytes, and at most ``MAX_IN_FLIGHT`` buffers are in flight while the next is being received. A
-body that fits in one buffer is created, written, hashed and fsynced in a single worker-thread hop.
+body under ``ONE_HOP_SIZE`` is created, written, hashed and fsynced in a single worker-thread hop.
 A larger one gets three single-thread *lanes* (MD5; SHA-256 and CRC32; the write), each taking the
 buffers in order, so the three run in parallel (hashlib and zlib release the GIL on large chunks)
 and none waits for the slowest step of each buffer; the event loop only hands chunks on.
@@ -33,7 +33,10 @@ from anyio import to_thread
 
 from mediagate.core.errors import MalformedBody, PayloadTooLarge
 
-BUFFER_SIZE = 1024 * 1024
+ONE_HOP_SIZE = 1024 * 1024
+"""A body smaller than this is created, written, hashed and fsynced in one worker-thread hop."""
+BUFFER_SIZE = 512 * 1024
+"""What a larger body's lanes take at a time (smaller buffers in flight: lower peak RSS)."""
 WRITEBACK_STEP = 16 * 1024 * 1024
 MAX_IN_FLIGHT = 4
 
@@ -180,7 +183,7 @@ async def receive(
                 raise (too_large() if too_large else PayloadTooLarge())
             buf.append(chunk)
             buffered += len(chunk)
-            if buffered >= BUFFER_SIZE:
+            if buffered >= (ONE_HOP_SIZE if lanes is None else BUFFER_SIZE):
                 lanes = lanes or _Lanes(sink)
                 await lanes.submit(buf)
                 buf, buffered = [], 0
