@@ -458,8 +458,7 @@ async def _file_stream(f: BinaryIO) -> AsyncIterator[bytes]:
 
 async def _process_object(gw: Gateway, obj: Object, spec: ProcessingSpec, dest: Path) -> str:
     """Process the object's bytes into ``dest``; returns the output format. The header probe and
-    the bomb guard run inside the decode slot's worker-thread hop (one hop, not two: on a cold
-    request the hops cost the event loop more than anything else it does)."""
+    the bomb guard run in the decode slot's own worker-thread hop (see ``Processor.process``)."""
     async with gw.local_copy(obj) as src:
         try:
             result = await gw.processor.process(src, spec, dest)
