@@ -3,9 +3,10 @@
 In-process (median ms per image): mediagate's ``process_file``, pyvips ``thumbnail``, Pillow
 ``draft()+thumbnail()`` and the ``vipsthumbnail`` CLI (Debian libvips-tools; installed when missing).
 
-Over HTTP, each server in its own process on loopback, ``wrk`` with 8 connections (``-c``) for a
-fixed time (``--duration``), the server's peak RSS sampled and its CPU time per request measured
-with psutil:
+Over HTTP, each server in its own process on loopback, all of them up at once, ``wrk`` with 8
+connections (``-c``) for a fixed time (``--duration``) split into ``--rounds`` slices in which the
+targets take turns (the machine is shared: a burst of other load then hits every target alike),
+the server's peak RSS sampled and its CPU time per request measured with psutil:
 
 * mediagate on-the-fly cold: ``GET /<bucket>/<key>!/fw/256/quality/<q>``, every request a spec
   (and source) not seen before, so every request decodes and encodes;
@@ -17,12 +18,13 @@ with psutil:
 Targets (issue 6): in-process <= 1.1x the faster of Pillow-draft and pyvips; cold on-the-fly
 >= 2x thumbor's default req/s with server RSS < 150 MB; cached >= 50 % of the bare FileResponse.
 
-    .venv/bin/python bench/thumbs.py [--duration 10] [--concurrency 8] [--no-thumbor] [--strict]
+    .venv/bin/python bench/thumbs.py [--duration 12] [--rounds 3] [--concurrency 8] [--no-thumbor] [--strict]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -56,7 +58,7 @@ from mediagate.media.limits import ImageLimits
 from mediagate.media.process import process_file
 from mediagate.media.spec import parse_thumb
 
-RUNS = 15
+RUNS = 25
 SOURCES = 24
 """Distinct source files (same picture, a different trailer after EOI): 24 x 100 qualities of
 cold URLs, more than a 10 s run on this machine can use up (8 x 100 ran out at ~110 req/s)."""
@@ -149,30 +151,39 @@ end
 @dataclass
 class Load:
     name: str
-    rps: float
+    requests: int
+    seconds: float
     p50_ms: float
     p99_ms: float
     errors: int
     rss_mb: float
-    cpu_ms: float
-    """Server CPU (user + system, all its threads) per request: steadier than req/s on a shared
-    machine, where req/s also measures how much of the two cores the others left us."""
+    cpu_seconds: float
+    """Server CPU (user + system, all its threads) over the run."""
     note: str = ""
 
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds
 
-def run_load(name: str, url: str, paths: list[str], pid: int, work: Path, args: argparse.Namespace) -> Load:
-    """``wrk`` cycling through ``paths`` for ``args.duration`` s, the server's peak RSS sampled."""
+    @property
+    def cpu_ms(self) -> float:
+        """CPU per request: steadier than req/s on a shared machine, where req/s also measures
+        how much of the two cores the others left us."""
+        return self.cpu_seconds * 1000 / max(1, self.requests)
+
+
+def run_load(name: str, url: str, paths: list[str], pid: int, work: Path, seconds: int, conns: int) -> Load:
+    """``wrk`` cycling through ``paths`` for ``seconds``, the server's peak RSS sampled."""
     listing = work / f"paths-{uuid.uuid4().hex}.txt"
     listing.write_text("".join(p + "\n" for p in paths))
     script = work / f"get-{uuid.uuid4().hex}.lua"
     script.write_text(WRK_SCRIPT % {"paths": listing})
-    cmd = ["wrk", "-t1", f"-c{args.concurrency}", f"-d{max(1, round(args.duration))}s", "--timeout", "30s"]
+    cmd = ["wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--timeout", "30s"]
     server = psutil.Process(pid)
     before = server.cpu_times()
     with RssSampler(pid) as rss:
         done = subprocess.run([*cmd, "-s", str(script), url], capture_output=True, text=True, check=False)
     after = server.cpu_times()
-    cpu = (after.user - before.user) + (after.system - before.system)
     if done.returncode != 0:
         raise RuntimeError(f"wrk failed: {done.stderr or done.stdout}")
     stats = json.loads([line for line in done.stdout.splitlines() if line.startswith("{")][-1])
@@ -181,13 +192,52 @@ def run_load(name: str, url: str, paths: list[str], pid: int, work: Path, args: 
         note = f"ran out of distinct URLs after {stats['paths']} (later requests were cache hits)"
     return Load(
         name,
-        stats["requests"] / (stats["duration_us"] / 1e6),
+        int(stats["requests"]),
+        stats["duration_us"] / 1e6,
         stats["p50_us"] / 1e3,
         stats["p99_us"] / 1e3,
         int(stats["errors"]),
         rss.peak / MiB,
-        cpu * 1000 / max(1, stats["requests"]),
+        (after.user - before.user) + (after.system - before.system),
         note,
+    )
+
+
+@dataclass
+class Target:
+    """A server and what to ask it: one URL again and again, or cold URLs never asked before."""
+
+    name: str
+    url: str
+    pid: int
+    paths: list[str]
+
+
+def run_rounds(targets: list[Target], work: Path, args: argparse.Namespace) -> list[Load]:
+    """Each target for ``args.duration`` s in all, in ``args.rounds`` slices, the targets taking
+    turns within a round: on a shared machine a burst of someone else's load then falls on every
+    target alike, not on whichever happened to be running (the targets compare ratios). Cold URL
+    lists are dealt out between the rounds, so no URL is asked twice."""
+    seconds = max(1, round(args.duration / args.rounds))
+    slices: dict[str, list[Load]] = {t.name: [] for t in targets}
+    for r in range(args.rounds):
+        for t in targets:
+            paths = t.paths[r :: args.rounds] if len(t.paths) > 1 else t.paths
+            slices[t.name].append(run_load(t.name, t.url, paths, t.pid, work, seconds, args.concurrency))
+    return [merge(t.name, slices[t.name]) for t in targets]
+
+
+def merge(name: str, parts: list[Load]) -> Load:
+    return Load(
+        name,
+        sum(p.requests for p in parts),
+        sum(p.seconds for p in parts),
+        statistics.median(p.p50_ms for p in parts),
+        max(p.p99_ms for p in parts),
+        sum(p.errors for p in parts),
+        max(p.rss_mb for p in parts),
+        sum(p.cpu_seconds for p in parts),
+        "; ".join(sorted({p.note for p in parts if p.note})),
     )
 
 
@@ -315,28 +365,15 @@ def cold_paths(make: Callable[[int, int], str]) -> list[str]:
 
 
 def http_part(sources: list[Path], work: Path, args: argparse.Namespace) -> list[Load]:
-    loads: list[Load] = []
-    mg = Mediagate(work).start()
-    bare: Server | None = None
-    try:
+    """Every server up at once (idle ones cost nothing), then :func:`run_rounds`."""
+    with contextlib.ExitStack() as stack:
+        mg = Mediagate(work).start()
+        stack.callback(mg.stop)
         upload_all(mg, sources)
         bucket = mg.creds.bucket
-        loads.append(
-            run_load(
-                "mediagate on-the-fly cold",
-                mg.url,
-                cold_paths(lambda k, q: f"/{bucket}/big{k}.jpg!/fw/256/quality/{q}"),
-                mg.pid,
-                work,
-                args,
-            )
-        )
         cached = f"/{bucket}/big0.jpg!/fw/256"
         thumb = httpx.get(mg.url + cached, timeout=60)
         thumb.raise_for_status()
-        loads.append(run_load("mediagate on-the-fly cached", mg.url, [cached], mg.pid, work, args))
-        if mg.tracebacks():
-            raise RuntimeError(f"mediagate logged a traceback; see {mg.log}")
         thumb_path = work / "thumb.jpg"
         thumb_path.write_bytes(thumb.content)
         port = free_port()
@@ -346,46 +383,63 @@ def http_part(sources: list[Path], work: Path, args: argparse.Namespace) -> list
             work / "bare.log",
             "/healthz",
         )
-        loads.append(run_load("bare Starlette FileResponse", bare.url, ["/thumb.jpg"], bare.pid, work, args))
-    finally:
-        mg.stop()
-        if bare is not None:
-            bare.stop()
+        stack.callback(bare.stop)
+        targets = [
+            Target(
+                "mediagate on-the-fly cold",
+                mg.url,
+                mg.pid,
+                cold_paths(lambda k, q: f"/{bucket}/big{k}.jpg!/fw/256/quality/{q}"),
+            ),
+            Target("mediagate on-the-fly cached", mg.url, mg.pid, [cached]),
+            Target("bare Starlette FileResponse", bare.url, bare.pid, ["/thumb.jpg"]),
+        ]
+        targets += thumbor_targets(stack, sources[0].parent, work, args)
+        loads = run_rounds(targets, work, args)
+        if mg.tracebacks():
+            raise RuntimeError(f"mediagate logged a traceback; see {mg.log}")
+    return loads
+
+
+def thumbor_targets(
+    stack: contextlib.ExitStack, images: Path, work: Path, args: argparse.Namespace
+) -> list[Target]:
+    """thumbor cold (default engine) and with file result storage, warmed up; none if skipped."""
     if args.no_thumbor:
         print("thumbor: skipped: --no-thumbor")
-        return loads
+        return []
     binary, why = ensure_thumbor()
     if binary is None:
         print(f"thumbor: skipped: {why}")
-        return loads
-    images = sources[0].parent
-    for result_storage in (False, True):
-        try:
-            thumbor = start_thumbor(binary, images, work, result_storage)
-        except RuntimeError as exc:
-            print(f"thumbor: skipped: it did not start: {str(exc)[-500:]}")
-            return loads
-        try:
-            if result_storage:
-                path = "/unsafe/256x0/big0.jpg"
-                httpx.get(thumbor.url + path, timeout=60).raise_for_status()
-                loads.append(run_load("thumbor result storage", thumbor.url, [path], thumbor.pid, work, args))
-            else:
-                paths = cold_paths(lambda k, q: f"/unsafe/256x0/filters:quality({q})/big{k}.jpg")
-                httpx.get(thumbor.url + paths[-1], timeout=60).raise_for_status()
-                loads.append(
-                    run_load("thumbor cold (default)", thumbor.url, paths[:-1], thumbor.pid, work, args)
-                )
-        finally:
-            thumbor.stop()
-    return loads
+        return []
+    try:
+        cold = start_thumbor(binary, images, work, result_storage=False)
+        stack.callback(cold.stop)
+        stored = start_thumbor(binary, images, work, result_storage=True)
+        stack.callback(stored.stop)
+    except RuntimeError as exc:
+        print(f"thumbor: skipped: it did not start: {str(exc)[-500:]}")
+        return []
+    paths = cold_paths(lambda k, q: f"/unsafe/256x0/filters:quality({q})/big{k}.jpg")
+    httpx.get(cold.url + paths[-1], timeout=60).raise_for_status()
+    path = "/unsafe/256x0/big0.jpg"
+    httpx.get(stored.url + path, timeout=60).raise_for_status()
+    return [
+        Target("thumbor cold (default)", cold.url, cold.pid, paths[:-1]),
+        Target("thumbor result storage", stored.url, stored.pid, [path]),
+    ]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds per HTTP target (default 10)")
+    parser.add_argument(
+        "--duration", type=float, default=12.0, help="seconds per HTTP target, all rounds (default 12)"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="the targets take turns this many times (default 3)"
+    )
     parser.add_argument("--concurrency", type=int, default=8, help="connections in flight (default 8)")
     parser.add_argument("--no-thumbor", action="store_true", help="skip thumbor")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
