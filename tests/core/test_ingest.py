@@ -216,3 +216,19 @@ def test_memory_stays_flat_for_200_mib(staging: Path) -> None:
     assert got.md5 == expected.hexdigest()
     assert peak < 16 * MIB, f"peak {peak / MIB:.1f} MiB"
     got.discard()
+
+
+def test_a_body_in_tiny_chunks_costs_no_object_per_chunk(staging: Path) -> None:
+    """A client trickling a few bytes per packet must not make the buffered megabyte cost
+    millions of small objects."""
+    data = os.urandom(2 * MIB)
+
+    tracemalloc.start()
+    try:
+        got = run(data, staging, size=8)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert got.md5 == hashlib.md5(data).hexdigest()
+    assert got.path.read_bytes() == data
+    assert peak < 2 * len(data), f"peak {peak / MIB:.1f} MiB"

@@ -40,8 +40,12 @@ BUFFER_SIZE = 512 * 1024
 WRITEBACK_STEP = 16 * 1024 * 1024
 MAX_IN_FLIGHT = 4
 
-Buffer = Sequence[bytes]
-"""Received chunks, in order, handed on as they came (no copy)."""
+MIN_PIECE = 64 * 1024
+"""Chunks smaller than this are copied together, so a body that arrives in tiny pieces does not
+cost an object, a hash call and an iovec per piece."""
+
+Buffer = Sequence[bytes | bytearray]
+"""Received chunks, in order: big ones handed on as they came (no copy), small ones joined."""
 
 
 @dataclass
@@ -171,7 +175,7 @@ async def receive(
     """
     sink = _Sink(new_staging_path(staging_dir))
     decoder = _Base64Decoder() if base64_encoded else None
-    buf: list[bytes] = []
+    buf: list[bytes | bytearray] = []
     buffered = 0
     lanes: _Lanes | None = None
     try:
@@ -181,7 +185,7 @@ async def receive(
             sink.size += len(chunk)
             if sink.size > max_size:
                 raise (too_large() if too_large else PayloadTooLarge())
-            buf.append(chunk)
+            _gather(buf, chunk)
             buffered += len(chunk)
             if buffered >= (ONE_HOP_SIZE if lanes is None else BUFFER_SIZE):
                 lanes = lanes or _Lanes(sink)
@@ -201,6 +205,17 @@ async def receive(
     finally:
         if lanes is not None:
             lanes.close()
+
+
+def _gather(buf: list[bytes | bytearray], chunk: bytes) -> None:
+    """Add ``chunk`` to ``buf``: appended as it is when big, else copied onto a small last piece."""
+    last = buf[-1] if buf else None
+    if isinstance(last, bytearray) and len(last) < MIN_PIECE:
+        last += chunk
+    elif len(chunk) < MIN_PIECE:
+        buf.append(bytearray(chunk))
+    else:
+        buf.append(chunk)
 
 
 class _Lanes:
