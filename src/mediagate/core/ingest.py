@@ -231,32 +231,32 @@ class _Lanes:
         buffers are in flight, wait until half of them are done, so memory stays bounded and the
         lanes wake the event loop once per few buffers, not once per buffer and lane."""
         if len(self._pending) >= MAX_IN_FLIGHT:
-            await _all(self._pending[MAX_IN_FLIGHT // 2 - 1])
-            for _ in range(MAX_IN_FLIGHT // 2):
-                await _all(self._pending.popleft())
+            await self._retire(MAX_IN_FLIGHT // 2)
         self._pending.append(
             [pool.submit(step, buf) for pool, step in zip(self._pools, self._steps, strict=True)]
         )
 
     async def drain(self, *, raise_errors: bool = True) -> None:
-        while self._pending:
-            group = self._pending.popleft()
-            if raise_errors:
-                await _all(group)
-            else:
-                await asyncio.gather(*(asyncio.wrap_future(f) for f in group), return_exceptions=True)
+        await self._retire(len(self._pending), raise_errors=raise_errors)
+
+    async def _retire(self, n: int, *, raise_errors: bool = True) -> None:
+        """Wait until every lane is done with the oldest ``n`` buffers, forget them, and raise the
+        first error. Nothing is forgotten while a lane may still use the file: newest first, since
+        a lane takes buffers in order, so the older ones are then done and cost no wake-up."""
+        for i in reversed(range(n)):
+            for future in self._pending[i]:
+                if not future.done():
+                    with contextlib.suppress(Exception):  # read below
+                        await asyncio.wrap_future(future)
+        retired = [self._pending.popleft() for _ in range(n)]
+        if raise_errors:
+            for group in retired:
+                for future in group:
+                    future.result()
 
     def close(self) -> None:
         for pool in self._pools:
             pool.shutdown(wait=False)
-
-
-async def _all(futures: list[Future[None]]) -> None:
-    """Wait for ``futures``, raising the first error; a future already done costs no wake-up."""
-    for future in futures:
-        if not future.done():
-            await asyncio.wrap_future(future)
-        future.result()
 
 
 class _Base64Decoder:
