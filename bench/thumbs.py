@@ -74,10 +74,11 @@ def timed(candidates: dict[str, Callable[[], object]]) -> dict[str, float]:
     for fn in candidates.values():
         fn()  # warm-up
     times: dict[str, list[float]] = {name: [] for name in candidates}
-    for _ in range(RUNS):
-        for name, fn in candidates.items():
+    names = list(candidates)
+    for r in range(RUNS):
+        for name in names[r % len(names) :] + names[: r % len(names)]:  # no one always goes first
             start = time.perf_counter()
-            fn()
+            candidates[name]()
             times[name].append((time.perf_counter() - start) * 1000)
     return {name: statistics.median(values) for name, values in times.items()}
 
