@@ -57,7 +57,7 @@ from mediagate.bucketconf import BucketConf, bucket_cache
 from mediagate.catalog.models import Bucket, Object
 from mediagate.config import Settings
 from mediagate.core.errors import Forbidden, InvalidKey, MediagateError, NotFound, UnsupportedMedia
-from mediagate.core.gateway import Gateway, _is_expired
+from mediagate.core.gateway import Gateway, is_expired
 from mediagate.core.keys import normalise_key
 from mediagate.core.preprocess import versions_of
 from mediagate.http import gateway
@@ -307,7 +307,7 @@ async def _find(request: Request, bucket_name: str, path: str) -> tuple[Bucket, 
     readings = parse_public_path(path)
     found = await to_thread.run_sync(_objects, gateway(request), bucket.id, [r.key for r in readings])
     for reading, obj in zip(readings, found, strict=True):
-        if obj is None or _is_expired(obj):
+        if obj is None or is_expired(obj):
             continue
         suffix = reading.suffix
         if obj.content_secret:

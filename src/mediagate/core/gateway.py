@@ -333,7 +333,7 @@ class Gateway:
 
     async def get_object(self, bucket: Bucket, key: str) -> Object:
         obj = await to_thread.run_sync(self.catalog.get_object, bucket.id, key)
-        if obj is None or _is_expired(obj):
+        if obj is None or is_expired(obj):
             raise NotFound("file not found", code="file_not_found")
         return obj
 
@@ -346,8 +346,8 @@ class Gateway:
         """A filesystem path holding the object's bytes for the length of the block (for work
         that needs a file, like image decoding): the blob itself when storage is local, else a
         staging copy removed afterwards. Never write to it. A missing blob is NotFound."""
-        direct = await to_thread.run_sync(self.storage.local_path, obj.blob_id)
-        if direct is not None and await to_thread.run_sync(direct.exists):
+        direct = await to_thread.run_sync(self._existing_local_path, obj.blob_id)
+        if direct is not None:
             yield direct
             return
         staged = new_staging_path(self.staging_dir)
@@ -359,6 +359,10 @@ class Gateway:
             yield staged
         finally:
             staged.unlink(missing_ok=True)
+
+    def _existing_local_path(self, blob_id: str) -> Path | None:
+        path = self.storage.local_path(blob_id)
+        return path if path is not None and path.exists() else None
 
     async def delete_object(self, bucket: Bucket, key: str) -> None:
         if not await to_thread.run_sync(self.catalog.delete_object, bucket.id, key):
@@ -543,7 +547,7 @@ class Gateway:
         if not path:
             return Folder(bucket_id=bucket.id, path="", dir="", name="", created_at=bucket.created_at)
         obj = await to_thread.run_sync(self.catalog.get_object, bucket.id, path)
-        if obj is not None and not _is_expired(obj):
+        if obj is not None and not is_expired(obj):
             return obj
         return await to_thread.run_sync(self.catalog.get_folder, bucket.id, path)
 
@@ -660,7 +664,9 @@ def _never_committed(commit: Future[bool] | None) -> bool:
     return commit.done() and commit.exception() is not None
 
 
-def _is_expired(obj: Object) -> bool:
+def is_expired(obj: Object) -> bool:
+    """Whether the object's ttl has passed: it is gone for clients, though its row may remain
+    until the collector runs."""
     if obj.expires_at is None:
         return False
     expires = obj.expires_at if obj.expires_at.tzinfo else obj.expires_at.replace(tzinfo=UTC)
