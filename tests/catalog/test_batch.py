@@ -67,6 +67,22 @@ def test_concurrent_commits_share_transactions(catalog: Catalog, bucket: Bucket)
     assert commits[0] <= 3
 
 
+def test_a_batch_where_nothing_fails_needs_no_savepoints(catalog: Catalog, bucket: Bucket) -> None:
+    savepoints = [0]
+
+    @event.listens_for(catalog.engine, "savepoint")
+    def _count(conn: Any, name: str) -> None:
+        savepoints[0] += 1
+
+    gate = threading.Event()
+    blocker = catalog._committer.submit(lambda s: gate.wait(10))
+    futures = [catalog.submit_commit(new_object(bucket, f"k{i}")) for i in range(16)]
+    gate.set()
+    blocker.result(10)
+    assert [f.result(10) for f in futures] == [False] * 16
+    assert savepoints[0] == 0
+
+
 def test_a_failing_write_is_rolled_back_alone(catalog: Catalog, bucket: Bucket) -> None:
     catalog.commit_object(new_object(bucket, "taken"))
     gate = threading.Event()
