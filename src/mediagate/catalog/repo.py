@@ -101,7 +101,6 @@ _folders = cast(Table, Folder.__table__)
 _garbage = cast(Table, GarbageBlob.__table__)
 
 BUCKET_BY_NAME = select(_buckets).where(_buckets.c.name == bindparam("name"))
-BUCKET_EXISTS = select(_buckets.c.id).where(_buckets.c.id == bindparam("bucket_id"))
 ACTIVE_SECRETS = (
     select(_credentials.c.key_id, _credentials.c.sealed_secret)
     .where(
@@ -111,14 +110,26 @@ ACTIVE_SECRETS = (
     )
     .order_by(_credentials.c.id.desc())
 )
-OBJECT_BY_KEY = select(_objects).where(
-    _objects.c.bucket_id == bindparam("bucket_id"), _objects.c.key == bindparam("key")
-)
-OBJECT_ID_BY_KEY = select(_objects.c.id, _objects.c.blob_id).where(
-    _objects.c.bucket_id == bindparam("bucket_id"), _objects.c.key == bindparam("key")
-)
+_at_key = (_objects.c.bucket_id == bindparam("bucket_id"), _objects.c.key == bindparam("key"))
+OBJECT_BY_KEY = select(_objects).where(*_at_key)
+OBJECT_ID_BY_KEY = select(_objects.c.id).where(*_at_key)
 FOLDER_ID_BY_PATH = select(_folders.c.id).where(
     _folders.c.bucket_id == bindparam("bucket_id"), _folders.c.path == bindparam("path")
+)
+COMMIT_FACTS = select(
+    # what committing an object must know about its key, in one statement: the committer thread
+    # runs every upload's catalog writes one after the other, so each statement there counts
+    select(_buckets.c.id).where(_buckets.c.id == bindparam("bucket_id")).scalar_subquery().label("bucket"),
+    select(_folders.c.id)
+    .where(_folders.c.bucket_id == bindparam("bucket_id"), _folders.c.path == bindparam("key"))
+    .scalar_subquery()
+    .label("folder_at_key"),
+    select(_folders.c.id)
+    .where(_folders.c.bucket_id == bindparam("bucket_id"), _folders.c.path == bindparam("dir"))
+    .scalar_subquery()
+    .label("parent_folder"),
+    select(_objects.c.id).where(*_at_key).scalar_subquery().label("object_id"),
+    select(_objects.c.blob_id).where(*_at_key).scalar_subquery().label("object_blob"),
 )
 INSERT_OBJECT = insert(_objects)
 INSERT_FOLDER = insert(_folders)
@@ -392,26 +403,27 @@ class Catalog:
     def _commit_object(self, conn: Connection, obj: Object, insert_only: bool) -> bool:
         # The upload hot path: prebuilt Core statements (the ORM unit of work cost several times
         # the SQL itself). ``obj`` stays a plain, detached snapshot.
-        where = {"bucket_id": obj.bucket_id, "key": obj.key}
-        if conn.execute(BUCKET_EXISTS, {"bucket_id": obj.bucket_id}).first() is None:
+        key = {"bucket_id": obj.bucket_id, "key": obj.key, "dir": obj.dir}
+        facts = conn.execute(COMMIT_FACTS, key).one()
+        if facts.bucket is None:
             raise NotFound("bucket does not exist", code="bucket_not_found")  # deleted meanwhile
-        if conn.execute(FOLDER_ID_BY_PATH, {"bucket_id": obj.bucket_id, "path": obj.key}).first() is not None:
+        if facts.folder_at_key is not None:
             raise Conflict("a folder of that name exists", code="is_folder")
-        existing = conn.execute(OBJECT_ID_BY_KEY, where).first()
         now = utcnow()
-        if existing is not None:
+        if facts.object_id is not None:
             if insert_only:
                 raise Conflict("an object with this key already exists", code="key_exists")
-            _delete_one(conn, DELETE_OBJECT_BY_ID, {"object_id": existing.id})
-            conn.execute(INSERT_GARBAGE, {"blob_id": existing.blob_id, "created_at": now})
-        self._ensure_folders(conn, obj.bucket_id, obj.dir, now)
+            _delete_one(conn, DELETE_OBJECT_BY_ID, {"object_id": facts.object_id})
+            conn.execute(INSERT_GARBAGE, {"blob_id": facts.object_blob, "created_at": now})
+        if facts.parent_folder is None:
+            self._ensure_folders(conn, obj.bucket_id, obj.dir, now)
         values = {c.key: getattr(obj, c.key) for c in _objects.columns if c.key != "id"}
         values["meta"] = values["meta"] or {}
         inserted = conn.execute(INSERT_OBJECT, values).inserted_primary_key
         assert inserted is not None
         obj.id = inserted[0]
         conn.execute(DELETE_GARBAGE, {"blob_id": obj.blob_id})
-        return existing is not None
+        return facts.object_id is not None
 
     def delete_object(self, bucket_id: int, key: str) -> bool:
         """Hide the object at ``key`` (its blob becomes garbage); False if there was none."""
