@@ -12,6 +12,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 SCRIPT = r"""
 import asyncio, base64, hashlib, io, json, sys, time
@@ -66,16 +67,17 @@ print(json.dumps(seen))
 """
 
 
-def test_non_image_uploads_do_not_load_libvips(tmp_path: Path) -> None:
+def run_fresh(script: str, arg: Path) -> Any:
+    """Run ``script`` in a fresh interpreter (nothing imported yet); its last line of JSON."""
     done = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(tmp_path / "home")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+        [sys.executable, "-c", script, str(arg)], capture_output=True, text=True, timeout=120, check=False
     )
     assert done.returncode == 0, done.stderr
-    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_non_image_uploads_do_not_load_libvips(tmp_path: Path) -> None:
+    seen = run_fresh(SCRIPT, tmp_path / "home")
     assert seen == {"imported_at_start": False, "after_text": False, "after_image": True}
 
 
@@ -111,13 +113,5 @@ print(json.dumps({"size": [made.width, made.height], "refused": refused, "pyvips
 def test_jpeg_thumbnails_on_pillows_path_do_not_load_libvips(tmp_path: Path) -> None:
     """JPEG -> JPEG downscales (the common on-the-fly case) take Pillow's draft path, header read
     included; a decoder error there does not load libvips just to be classified either."""
-    done = subprocess.run(
-        [sys.executable, "-c", JPEG_SCRIPT, str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    seen = run_fresh(JPEG_SCRIPT, tmp_path)
     assert seen == {"size": [64, 48], "refused": True, "pyvips": False}
