@@ -403,8 +403,8 @@ class Catalog:
     def _commit_object(self, conn: Connection, obj: Object, insert_only: bool) -> bool:
         # The upload hot path: prebuilt Core statements (the ORM unit of work cost several times
         # the SQL itself). ``obj`` stays a plain, detached snapshot.
-        key = {"bucket_id": obj.bucket_id, "key": obj.key, "dir": obj.dir}
-        facts = conn.execute(COMMIT_FACTS, key).one()
+        where = {"bucket_id": obj.bucket_id, "key": obj.key, "dir": obj.dir}
+        facts = conn.execute(COMMIT_FACTS, where).one()
         if facts.bucket is None:
             raise NotFound("bucket does not exist", code="bucket_not_found")  # deleted meanwhile
         if facts.folder_at_key is not None:
