@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 
@@ -14,6 +13,7 @@ import pytest
 from mediagate.core.buckets import BucketCredentials
 from mediagate.core.gateway import Gateway
 from tests.conftest import LiveServer
+from tests.support.cli import run_mediagate
 from tests.test_serving import put
 
 APP = "https://app.example.com"
@@ -26,12 +26,7 @@ def client(server: LiveServer) -> Iterator[httpx.Client]:
 
 
 def cli(server: LiveServer, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mediagate", "--home", str(server.home), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_mediagate(server.home, *args)
 
 
 def preflight(client: httpx.Client, path: str, origin: str, method: str, headers: str = "") -> httpx.Response:

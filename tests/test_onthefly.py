@@ -10,8 +10,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +24,7 @@ from tests.conftest import LiveServer, make_home
 from tests.core.test_preprocess import bomb_png
 from tests.protocols.upyun.forms import upload
 from tests.protocols.upyun.rest_client import object_uri, signed
+from tests.support.cli import run_mediagate
 
 
 @pytest.fixture
@@ -45,16 +44,6 @@ def png(width: int, height: int, seed: int = 0) -> bytes:
 def put(client: httpx.Client, creds: BucketCredentials, key: str, data: bytes, **policy: object) -> None:
     r = upload(client, creds, data, key="/" + key, filename=key, **policy)
     assert r.status_code == 200, r.text
-
-
-def mediagate(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mediagate", "--home", str(home), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def size_of(data: bytes) -> tuple[str | None, tuple[int, int]]:
@@ -111,18 +100,18 @@ def test_replacing_the_source_changes_the_etag(client: httpx.Client, bucket: Buc
 
 def test_versions_via_the_cli(client: httpx.Client, server: LiveServer, bucket: BucketCredentials) -> None:
     put(client, bucket, "v.png", png(400, 300))
-    done = mediagate(server.home, "bucket", "version", "set", bucket.bucket, "small", "/sq/50/format/png")
+    done = run_mediagate(server.home, "bucket", "version", "set", bucket.bucket, "small", "/sq/50/format/png")
     assert done.returncode == 0, done.stderr
-    listed = mediagate(server.home, "bucket", "version", "list", bucket.bucket, "--json")
+    listed = run_mediagate(server.home, "bucket", "version", "list", bucket.bucket, "--json")
     assert json.loads(listed.stdout)["versions"] == {"small": "/sq/50/format/png"}
     url = f"/{bucket.bucket}/v.png!small"
     r = eventually(lambda: client.get(url), lambda r: r.status_code == 200)
     assert r.status_code == 200, r.text
     assert size_of(r.content) == ("PNG", (50, 50))
     assert client.get(f"/{bucket.bucket}/v.png!large").status_code == 404
-    bad = mediagate(server.home, "bucket", "version", "set", bucket.bucket, "bad", "/fw/nope")
+    bad = run_mediagate(server.home, "bucket", "version", "set", bucket.bucket, "bad", "/fw/nope")
     assert bad.returncode != 0 and "fw" in bad.stderr
-    assert mediagate(server.home, "bucket", "version", "delete", bucket.bucket, "small").returncode == 0
+    assert run_mediagate(server.home, "bucket", "version", "delete", bucket.bucket, "small").returncode == 0
     gone = eventually(lambda: client.get(url), lambda r: r.status_code == 404)
     assert gone.status_code == 404
 
@@ -132,7 +121,8 @@ def test_secret_objects_serve_variants_only_behind_the_secret(
 ) -> None:
     put(client, bucket, "s.png", png(400, 300), content_secret="hush")
     assert (
-        mediagate(server.home, "bucket", "version", "set", bucket.bucket, "thumb", "/fw/20").returncode == 0
+        run_mediagate(server.home, "bucket", "version", "set", bucket.bucket, "thumb", "/fw/20").returncode
+        == 0
     )
     time.sleep(2.2)  # let the server's bucket cache see the version
     assert client.get(f"/{bucket.bucket}/s.png!/fw/50").status_code == 404
@@ -145,7 +135,7 @@ def test_secret_objects_serve_variants_only_behind_the_secret(
 
 def test_autoformat_by_accept(client: httpx.Client, server: LiveServer, bucket: BucketCredentials) -> None:
     put(client, bucket, "f.png", png(400, 300))
-    assert mediagate(server.home, "bucket", "autoformat", bucket.bucket, "--on").returncode == 0
+    assert run_mediagate(server.home, "bucket", "autoformat", bucket.bucket, "--on").returncode == 0
     url = f"/{bucket.bucket}/f.png!/fw/60"
     webp = eventually(
         lambda: client.get(url, headers={"Accept": "image/avif,image/webp,*/*"}),

@@ -3,26 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 
 from tests.conftest import LiveServer
+from tests.support.cli import run_mediagate
 
 
 def mediagate(home: Path, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "MEDIAGATE_HOME"}
-    return subprocess.run(
-        [sys.executable, "-m", "mediagate", "--home", str(home), *args],
-        capture_output=True,
-        text=True,
-        env={**env, "COLUMNS": "200"},
-        input=input,
-        timeout=60,
-    )
+    return run_mediagate(home, *args, input=input, env={"COLUMNS": "200"})  # tables unwrapped
 
 
 def test_init_is_idempotent_and_the_demo_bucket_is_made_once(tmp_path: Path) -> None:

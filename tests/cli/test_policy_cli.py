@@ -10,8 +10,6 @@ import base64
 import hashlib
 import hmac
 import json
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -22,6 +20,7 @@ import pytest
 
 from mediagate.config import Settings
 from tests.conftest import make_home
+from tests.support.cli import run_mediagate
 
 OPERATOR, PASSWORD, FORM_SECRET = "op-demo", "pass-word-1", "form-secret-1"
 
@@ -33,7 +32,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ("demo", OPERATOR, PASSWORD, FORM_SECRET),
         ("other", "op-other", "other-pass", "other-secret"),
     ):
-        done = mediagate(
+        done = run_mediagate(
             settings.home,
             "bucket",
             "create",
@@ -49,17 +48,8 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return settings.home
 
 
-def mediagate(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mediagate", "--home", str(home), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
 def explain(home: Path, *args: str) -> tuple[int, dict[str, Any]]:
-    done = mediagate(home, "policy", "explain", *args, "--json")
+    done = run_mediagate(home, "policy", "explain", *args, "--json")
     assert done.returncode in (0, 1), done.stderr
     return done.returncode, json.loads(done.stdout)
 
@@ -252,12 +242,12 @@ def test_rest_authorization(home: Path) -> None:
 
 def test_rich_output_and_exit_codes(home: Path) -> None:
     policy = b64_policy()
-    ok = mediagate(home, "policy", "explain", "-b", "demo", policy, "--signature", md5_signature(policy))
+    ok = run_mediagate(home, "policy", "explain", "-b", "demo", policy, "--signature", md5_signature(policy))
     assert ok.returncode == 0
     assert "OK" in ok.stdout
     assert "UPYUN FORM policy" in ok.stdout
     assert FORM_SECRET not in ok.stdout
-    bad = mediagate(home, "policy", "explain", "-b", "demo", policy, "--signature", "0" * 32)
+    bad = run_mediagate(home, "policy", "explain", "-b", "demo", policy, "--signature", "0" * 32)
     assert bad.returncode == 1
     assert "WILL FAIL" in bad.stdout
     assert FORM_SECRET not in bad.stdout + bad.stderr

@@ -7,9 +7,7 @@ import base64
 import functools
 import http.server
 import json
-import os
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,19 +20,13 @@ from mediagate.config import Settings
 from mediagate.core.buckets import BucketCredentials
 from tests.conftest import LiveServer
 from tests.protocols.imagex.conftest import png
+from tests.support.cli import run_mediagate
 
 PROTOCOLS = ["upyun", "wantu", "imagex"]
 
 
 def run_cli(home: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("MEDIAGATE_")}
-    return subprocess.run(
-        [sys.executable, "-m", "mediagate", "--home", str(home), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**clean, **(env or {})},
-    )
+    return run_mediagate(home, *args, env=env, timeout=120)
 
 
 @pytest.fixture(scope="module")

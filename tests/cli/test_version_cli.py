@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -13,6 +10,7 @@ from mediagate.config import Settings
 from mediagate.core.buckets import create_bucket
 from mediagate.services import build_gateway
 from tests.conftest import make_home
+from tests.support.cli import run_mediagate
 
 
 @pytest.fixture(scope="module")
@@ -26,16 +24,6 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return settings
 
 
-def mediagate(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mediagate", "--home", str(home), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
 def settings_of(home: Settings) -> dict[str, object]:
     gw = build_gateway(home, migrate=False)
     try:
@@ -45,13 +33,15 @@ def settings_of(home: Settings) -> dict[str, object]:
 
 
 def test_versions_set_list_delete(home: Settings) -> None:
-    ok = mediagate(home.home, "bucket", "version", "set", "photos", "small", "fw/300/quality/80", "--json")
+    ok = run_mediagate(
+        home.home, "bucket", "version", "set", "photos", "small", "fw/300/quality/80", "--json"
+    )
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["versions"] == {"small": "/fw/300/quality/80"}
-    assert mediagate(home.home, "bucket", "version", "set", "photos", "sq", "/sq/64").returncode == 0
-    listed = json.loads(mediagate(home.home, "bucket", "version", "list", "photos", "--json").stdout)
+    assert run_mediagate(home.home, "bucket", "version", "set", "photos", "sq", "/sq/64").returncode == 0
+    listed = json.loads(run_mediagate(home.home, "bucket", "version", "list", "photos", "--json").stdout)
     assert listed["versions"] == {"small": "/fw/300/quality/80", "sq": "/sq/64"}
-    assert mediagate(home.home, "bucket", "version", "delete", "photos", "sq").returncode == 0
+    assert run_mediagate(home.home, "bucket", "version", "delete", "photos", "sq").returncode == 0
     assert settings_of(home)["versions"] == {"small": "/fw/300/quality/80"}
 
 
@@ -67,13 +57,13 @@ def test_versions_set_list_delete(home: Settings) -> None:
     ],
 )
 def test_refusals_say_why(home: Settings, args: tuple[str, ...], words: str) -> None:
-    done = mediagate(home.home, "bucket", *args)
+    done = run_mediagate(home.home, "bucket", *args)
     assert done.returncode != 0
     assert words in done.stderr, done.stderr
 
 
 def test_normalise_set_show_off(home: Settings) -> None:
-    done = mediagate(
+    done = run_mediagate(
         home.home, "bucket", "normalise", "set", "photos", "--max-side", "2048", "--format", "webp",
         "--quality", "80", "--heic-to", "jpg", "--json",
     )  # fmt: skip
@@ -87,14 +77,14 @@ def test_normalise_set_show_off(home: Settings) -> None:
         "max_side": 2048,
     }
     assert json.loads(done.stdout)["normalise"] == expected
-    shown = mediagate(home.home, "bucket", "normalise", "show", "photos", "--json")
+    shown = run_mediagate(home.home, "bucket", "normalise", "show", "photos", "--json")
     assert json.loads(shown.stdout)["normalise"] == expected
-    off = mediagate(home.home, "bucket", "normalise", "off", "photos", "--json")
+    off = run_mediagate(home.home, "bucket", "normalise", "off", "photos", "--json")
     assert json.loads(off.stdout)["normalise"] is None
 
 
 def test_autoformat_on_off(home: Settings) -> None:
-    assert mediagate(home.home, "bucket", "autoformat", "photos", "--on", "--avif").returncode == 0
+    assert run_mediagate(home.home, "bucket", "autoformat", "photos", "--on", "--avif").returncode == 0
     assert settings_of(home)["autoformat"] == "avif"
-    assert mediagate(home.home, "bucket", "autoformat", "photos", "--off").returncode == 0
+    assert run_mediagate(home.home, "bucket", "autoformat", "photos", "--off").returncode == 0
     assert settings_of(home)["autoformat"] is False
