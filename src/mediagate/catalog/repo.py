@@ -483,6 +483,24 @@ class Catalog:
                 update(Object).where(Object.bucket_id == bucket_id, Object.key == key).values(meta=meta)
             )
 
+    def edit_object(self, bucket_id: int, key: str, edit: Callable[[Object], None]) -> Object:
+        """Apply ``edit`` to object ``key`` (its metadata, its expiry) read and written in one
+        transaction with the row locked, so concurrent edits do not undo each other. NotFound if
+        the object is absent; an exception from ``edit`` rolls the change back."""
+
+        def attempt() -> Object:
+            with self._write() as s:
+                query = select(Object).where(Object.bucket_id == bucket_id, Object.key == key)
+                obj = s.scalar(query.with_for_update())
+                if obj is None:
+                    raise NotFound("file not found", code="file_not_found")
+                edit(obj)
+                s.flush()
+                s.expunge(obj)
+                return obj
+
+        return self._retry(attempt)
+
     def usage(self, bucket_id: int, prefix: str = "") -> int:
         """Bytes held by the bucket's live objects (only those under folder ``prefix`` if given)."""
         query = select(func.coalesce(func.sum(Object.size), 0)).where(Object.bucket_id == bucket_id, live())

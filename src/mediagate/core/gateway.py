@@ -18,7 +18,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -617,6 +617,29 @@ class Gateway:
         """Rename an object in one catalog transaction; its bytes are not touched."""
         await self.get_object(bucket, source_key)
         return await to_thread.run_sync(self.catalog.rename_object, bucket.id, source_key, dest_key)
+
+    async def edit_meta(
+        self,
+        bucket: Bucket,
+        key: str,
+        edit: Callable[[dict[str, Any]], dict[str, Any]],
+        *,
+        set_expiry: bool = False,
+        expires_in: int | None = None,
+    ) -> Object:
+        """Replace a live object's metadata with ``edit(current metadata)``, atomically (the bytes
+        are untouched). With ``set_expiry`` its expiry becomes ``expires_in`` seconds from now
+        (None: never). NotFound for a missing or expired object."""
+        now = datetime.now(UTC)
+
+        def apply(obj: Object) -> None:
+            if is_expired(obj):
+                raise NotFound("file not found", code="file_not_found")
+            obj.meta = edit(dict(obj.meta or {}))
+            if set_expiry:
+                obj.expires_at = now + timedelta(seconds=expires_in) if expires_in is not None else None
+
+        return await to_thread.run_sync(self.catalog.edit_object, bucket.id, key, apply)
 
     # -- maintenance -----------------------------------------------------------------------------
 

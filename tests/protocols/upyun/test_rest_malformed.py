@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from uuid import UUID
 
 import httpx
 import pytest
@@ -171,7 +172,7 @@ CASES = [
     Bad("put on a folder path", 400, "folder", put("dir/")),
     Bad(
         "unknown bucket",
-        404,
+        401,
         "bucket",
         raw("PUT", lambda b: "/nosuchbucket1/f.txt", lambda c, o, u: sign(c, "PUT", u)),
     ),
@@ -283,7 +284,51 @@ CASES = [
         raw("GET", at(""), lambda c, o, u: {"X-List-Iter": "bm90IG91cnM", **sign(c, "GET", u)}, b""),
     ),
     Bad("post without folder", 400, "Folder", raw("POST", at("d"), lambda c, o, u: sign(c, "POST", u), b"")),
-    Bad("patch", 405, "PATCH", raw("PATCH", at("f.txt"), lambda c, o, u: sign(c, "PATCH", u))),
+    Bad(
+        "patch without ?metadata",
+        400,
+        "metadata",
+        raw("PATCH", at("f.txt"), lambda c, o, u: sign(c, "PATCH", u)),
+    ),
+    Bad(
+        "patch of an unknown operation",
+        400,
+        "metadata=merge",
+        raw("PATCH", lambda b: f"/{b}/f.txt?metadata=add", lambda c, o, u: sign(c, "PATCH", u)),
+    ),
+    Bad(
+        "patch of a missing file",
+        404,
+        "not found",
+        raw(
+            "PATCH",
+            lambda b: f"/{b}/none.txt?metadata=merge",
+            lambda c, o, u: {"x-upyun-meta-a": "1", **sign(c, "PATCH", u)},
+        ),
+    ),
+    Bad(
+        "patch with a bad ttl",
+        400,
+        "ttl",
+        raw(
+            "PATCH",
+            lambda b: f"/{b}/f.txt?metadata=merge",
+            lambda c, o, u: {"x-upyun-meta-ttl": "999", **sign(c, "PATCH", u)},
+        ),
+    ),
+    Bad(
+        "X-Date other than the date signed",
+        401,
+        "signature",
+        raw(
+            "PUT",
+            at("xd.txt"),
+            lambda c, o, u: {
+                "Authorization": sign(c, "PUT", u, date="Mon, 01 Jan 2024 00:00:00 GMT")["Authorization"],
+                "X-Date": format_datetime(datetime.now(UTC), usegmt=True),
+            },
+        ),
+    ),
     Bad("huge header", 431, "headers", put(headers={"x-upyun-meta-big": "x" * 20000})),
     Bad("delete the root", 403, "root", raw("DELETE", at(""), lambda c, o, u: sign(c, "DELETE", u), b"")),
     Bad(
@@ -342,7 +387,7 @@ def initiate(client: httpx.Client, creds: BucketCredentials, key: str, **headers
     uri = object_uri(creds.bucket, key)
     h = {"X-Upyun-Multi-Stage": "initiate", "X-Upyun-Multi-Disorder": "true", **headers}
     r = client.put(uri, headers={**h, **sign(creds, "PUT", uri)})
-    assert r.status_code == 200, r.text
+    assert r.status_code == 204, r.text
     return r.headers["x-upyun-multi-uuid"]
 
 
@@ -377,7 +422,7 @@ def test_bad_part_ids(
     r = part(client, bucket, "p.bin", uuid, part_id, b"abcd")
     assert_rest_error(r, 400, "X-Upyun-Part-Id")
     assert_nothing_left(admin, bucket, server_home)
-    assert admin.catalog.parts(uuid) == []
+    assert admin.catalog.parts(UUID(uuid).hex) == []
 
 
 def test_part_checks(
@@ -394,7 +439,7 @@ def test_part_checks(
     ]
     for r, status, words in cases:
         assert_rest_error(r, status, words)
-    assert admin.catalog.parts(uuid) == []
+    assert admin.catalog.parts(UUID(uuid).hex) == []
     assert_nothing_left(admin, bucket, server_home)
 
 
@@ -409,7 +454,7 @@ def test_sequential_parts_out_of_order_say_where_to_resume(
         "X-Upyun-Part-Id": "0",
     }
     r = client.put(uri, content=b"0123", headers={**h, **sign(bucket, "PUT", uri)})
-    assert r.status_code == 200, r.text
+    assert r.status_code == 204, r.text
     assert r.headers["x-upyun-next-part-id"] == "1"
     uuid = r.headers["x-upyun-multi-uuid"]
     r = part(client, bucket, "s.bin", uuid, "2", b"89")

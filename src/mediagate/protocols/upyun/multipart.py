@@ -10,6 +10,13 @@ do several (``initiate,upload`` carries part 0; ``upload,complete`` the last par
   and in parallel; ``DELETE`` with ``X-Upyun-Multi-Uuid`` cancels (the existing object of that key,
   if any, is untouched).
 
+Answers: initiate and upload are ``204 No Content`` (the node SDK insists), complete is ``204``
+too (the node SDK takes 204 or 201, python any 2xx), all with the state in headers. The upload id
+``X-Upyun-Multi-Uuid`` is a 36-character UUID (the newer python SDK refuses any other length when
+resuming); the 32-hex form is accepted too. ``GET`` with ``X-Upyun-Multi-Uuid`` lists the parts
+stored so far as ``{"parts": [{"id", "size", "etag"}]}``, from ``X-Upyun-Part-Id`` on when given
+(``list_uploaded_parts`` in the python SDK, ``ListMultipartParts`` in the go SDK).
+
 Initiate takes ``X-Upyun-Multi-Length`` (total bytes; required for sequential uploads),
 ``X-Upyun-Multi-Part-Size`` (default 1 MiB for sequential uploads; without it a disorder upload
 takes parts of any size), ``X-Upyun-Multi-Type`` (or ``Content-Type``), ``x-upyun-meta-*``,
@@ -27,11 +34,13 @@ answered ``file already upload``, which the SDK takes as success. The SDK branch
 from __future__ import annotations
 
 import math
+import re
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from mediagate.catalog.models import Bucket, UploadPart, UploadSession
 from mediagate.core.errors import BadRequest, ChecksumMismatch, NotFound, PayloadTooLarge
@@ -47,6 +56,7 @@ DEFAULT_PART_SIZE = 1024 * 1024
 MAX_PARTS = 10000
 STAGES = frozenset({"initiate", "upload", "complete"})
 COMPLETED = "completed"
+_UPLOAD_ID = re.compile(r"^(?:[0-9a-fA-F]{32}|[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12})$")
 
 
 class PartIdError(BadRequest):
@@ -108,7 +118,24 @@ async def cancel(request: Request, gw: Gateway, bucket: Bucket, key: str) -> Res
     if session.state == COMPLETED:
         raise AlreadyUploaded()
     await gw.abort_session(session)
-    return Response(status_code=200, headers={"X-Upyun-Multi-Uuid": session.id})
+    return Response(status_code=200, headers={"X-Upyun-Multi-Uuid": upload_id(session)})
+
+
+async def list_parts(request: Request, gw: Gateway, bucket: Bucket, key: str) -> Response:
+    """``GET`` with ``X-Upyun-Multi-Uuid``: the parts stored so far, in id order."""
+    headers = request.headers
+    session = await _session(gw, bucket, key, headers.get("x-upyun-multi-uuid"))
+    if session.state == COMPLETED:
+        raise AlreadyUploaded()
+    begin = headers.get("x-upyun-part-id")
+    first = _part_id(begin) if begin is not None and begin.strip() else 0
+    parts = sorted(await gw.parts(session), key=lambda p: p.part_number)
+    listed = [{"id": p.part_number, "size": p.size, "etag": p.md5} for p in parts if p.part_number >= first]
+    next_id = _next_missing(parts, _expected_parts(session))
+    return JSONResponse(
+        {"parts": listed},
+        headers={"X-Upyun-Multi-Uuid": upload_id(session), "X-Upyun-Next-Part-Id": str(next_id)},
+    )
 
 
 # -- steps -------------------------------------------------------------------------------------------
@@ -218,10 +245,10 @@ async def _complete(request: Request, gw: Gateway, bucket: Bucket, session: Uplo
     except ChecksumMismatch as exc:
         raise Md5NotMatch() from exc
     return Response(
-        status_code=200,
+        status_code=204,
         headers={
             **stored_headers(stored.object),
-            "X-Upyun-Multi-Uuid": session.id,
+            "X-Upyun-Multi-Uuid": upload_id(session),
             "X-Upyun-Next-Part-Id": "-1",
         },
     )
@@ -232,21 +259,34 @@ async def _complete(request: Request, gw: Gateway, bucket: Bucket, session: Uplo
 
 def _answer(session: UploadSession, next_id: int) -> Response:
     return Response(
-        status_code=200,
-        headers={"X-Upyun-Multi-Uuid": session.id, "X-Upyun-Next-Part-Id": str(next_id)},
+        status_code=204,
+        headers={"X-Upyun-Multi-Uuid": upload_id(session), "X-Upyun-Next-Part-Id": str(next_id)},
     )
 
 
-async def _session(gw: Gateway, bucket: Bucket, key: str, uuid: str | None) -> UploadSession:
-    """The upload ``uuid`` of this bucket and key (any mismatch reads as an unknown uuid)."""
-    value = (uuid or "").strip()
-    if not value or len(value) > 64 or not value.isalnum():
-        raise UuidNotFound()
+def upload_id(session: UploadSession) -> str:
+    """The session id as UPYUN spells an upload id: a 36-character UUID."""
     try:
-        session = await gw.session(value, bucket=bucket)
-    except NotFound as exc:
-        raise UuidNotFound() from exc
-    if session.dialect != DIALECT or session.key != key:
+        return str(uuid.UUID(session.id))
+    except ValueError:  # not a UUID-shaped id: hand it out as it is
+        return session.id
+
+
+async def _session(gw: Gateway, bucket: Bucket, key: str, value: str | None) -> UploadSession:
+    """The upload ``value`` (UUID, with or without hyphens) of this bucket and key (any mismatch
+    reads as an unknown uuid)."""
+    text = (value or "").strip()
+    if not _UPLOAD_ID.match(text):
+        raise UuidNotFound()
+    parsed = uuid.UUID(text)
+    session: UploadSession | None = None
+    for candidate in dict.fromkeys((parsed.hex, str(parsed))):  # however the core spells its ids
+        try:
+            session = await gw.session(candidate, bucket=bucket)
+            break
+        except NotFound:
+            continue
+    if session is None or session.dialect != DIALECT or session.key != key:
         raise UuidNotFound()
     return session
 

@@ -9,7 +9,8 @@ the core stores the processed image (see ``mediagate.core.preprocess``). For ``x
 get_meta`` / ``get_theme_color`` the PUT answers with a JSON body ``{"meta": …}`` /
 ``{"theme_color": […]}`` next to the usual headers (a header cannot carry nested metadata).
 
-Out: the answer to a stored object carries ``ETag``/``Content-MD5``, ``x-upyun-width/height/
+Out: the answer to a stored object carries ``ETag``/``Content-MD5``, ``x-upyun-content-length``
+(the stored size), ``x-upyun-width/height/
 frames/file-type`` for images, and the metadata echoed as ``x-upyun-meta-<name>``; ``getinfo``
 (``HEAD``) answers ``x-upyun-file-type/size/date``.
 """
@@ -114,11 +115,9 @@ class UploadOptions:
         )
 
 
-def upload_options(headers: Headers, *, content_type: str | None) -> UploadOptions:
-    """Read metadata, TTL and secret from ``headers``; ``content_type`` is chosen by the caller
-    (Content-Type for a single PUT, X-Upyun-Multi-Type for a multi-part one)."""
+def read_meta(headers: Headers) -> dict[str, str]:
+    """The ``x-upyun-meta-<name>`` headers as ``{name: value}`` (names lower-cased)."""
     meta: dict[str, str] = {}
-    ttl_seconds: int | None = None
     for name, value in headers.items():
         lower = name.lower()
         if not lower.startswith(META_PREFIX):
@@ -127,14 +126,28 @@ def upload_options(headers: Headers, *, content_type: str | None) -> UploadOptio
         if not meta_name or not _TOKEN.match(meta_name):
             raise BadRequest(f"invalid metadata header name {name!r}", code="bad_request")
         meta[meta_name] = value
-        if meta_name == "ttl":
-            days = parse_uint(value)
-            if days is None or not 1 <= days <= MAX_TTL_DAYS:
-                raise BadRequest(
-                    f"x-upyun-meta-ttl must be a whole number of days from 1 to {MAX_TTL_DAYS}",
-                    code="bad_request",
-                )
-            ttl_seconds = days * 86400
+    return meta
+
+
+def ttl_of(meta: dict[str, str]) -> int | None:
+    """Seconds of life asked for by ``ttl`` (days, 1-180) in ``meta``; None when absent."""
+    value = meta.get("ttl")
+    if value is None:
+        return None
+    days = parse_uint(value)
+    if days is None or not 1 <= days <= MAX_TTL_DAYS:
+        raise BadRequest(
+            f"x-upyun-meta-ttl must be a whole number of days from 1 to {MAX_TTL_DAYS}",
+            code="bad_request",
+        )
+    return days * 86400
+
+
+def upload_options(headers: Headers, *, content_type: str | None) -> UploadOptions:
+    """Read metadata, TTL and secret from ``headers``; ``content_type`` is chosen by the caller
+    (Content-Type for a single PUT, X-Upyun-Multi-Type for a multi-part one)."""
+    meta = read_meta(headers)
+    ttl_seconds = ttl_of(meta)
     secret = headers.get("content-secret")
     if secret is not None:
         secret = secret.strip()
@@ -189,8 +202,14 @@ def image_headers(obj: Object) -> dict[str, str]:
 
 
 def stored_headers(obj: Object) -> dict[str, str]:
-    """The answer to a PUT that stored ``obj`` (the SDK returns the x-upyun-* ones as a dict)."""
-    out = {"ETag": f'"{obj.md5}"', "Content-MD5": obj.md5, **image_headers(obj)}
+    """The answer to a PUT (also move, copy, multi-part complete) that stored ``obj``; the python
+    SDK returns the x-upyun-* ones as a dict, and its own tests read ``content-length`` from it."""
+    out = {
+        "ETag": f'"{obj.md5}"',
+        "Content-MD5": obj.md5,
+        "x-upyun-content-length": str(obj.size),
+        **image_headers(obj),
+    }
     if obj.image_type:
         out["x-upyun-file-type"] = obj.image_type
     return out | meta_headers(obj)

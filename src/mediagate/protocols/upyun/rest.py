@@ -2,9 +2,11 @@
 
 Every request is authorised before a body byte is read (spec §2):
 ``UPYUN <operator>:base64(HMAC-SHA1(md5hex(password), METHOD&URI&DATE[&Content-MD5]))`` where URI
-is the raw request target (percent-encoding kept, query included), Date is within
-``settings.date_skew_seconds`` of our clock, and the operator is an UPYUN credential of *this*
-bucket. An unknown bucket is 404, a missing or wrong signature 401.
+is the raw request target (percent-encoding kept, query included), DATE is the ``Date`` header or
+``X-Date`` (the node SDK sends only that one; with both, either may be the signed one, and each
+must be within ``settings.date_skew_seconds`` of our clock), and the operator is an UPYUN
+credential of *this* bucket. An unknown bucket is 401 like a wrong operator or signature (as
+UPYUN answers, and bucket names cannot be probed).
 
 | request                                           | meaning (SDK call)                          |
 | ------------------------------------------------- | ------------------------------------------- |
@@ -14,10 +16,12 @@ bucket. An unknown bucket is 404, a missing or wrong signature 401.
 | ``GET /b/key``                                    | read (``get``)                              |
 | ``GET /b/dir/`` or a folder                       | listing (``getlist``, see ``listing``)      |
 | ``GET /b/?usage``                                 | bytes used (``usage``)                      |
+| ``GET`` + ``X-Upyun-Multi-Uuid``                  | parts of a multi-part upload so far         |
 | ``HEAD /b/path``                                  | ``getinfo``                                 |
 | ``DELETE /b/path``                                | delete a file or an empty folder            |
 | ``DELETE`` + ``X-Upyun-Multi-Uuid``               | cancel a multi-part upload                  |
 | ``POST /b/dir`` + ``Folder: true``                | ``mkdir``                                   |
+| ``PATCH /b/key?metadata=merge|replace|delete``    | edit ``x-upyun-meta-*`` (see ``metadata``)  |
 
 Errors are UPYUN's REST JSON ``{"msg", "code", "id"}`` (``errors.rest_error``) with the HTTP status;
 the middleware adds ``X-Request-Id``, which the SDK reports.
@@ -48,7 +52,7 @@ from mediagate.core.gateway import Gateway
 from mediagate.core.keys import normalise_dir, normalise_key, split_key
 from mediagate.core.numbers import parse_uint
 from mediagate.http import body_stream, drain_body, gateway, raw_target, request_id
-from mediagate.protocols.upyun import listing, multipart, signing
+from mediagate.protocols.upyun import listing, metadata, multipart, signing
 from mediagate.protocols.upyun.errors import rest_error
 from mediagate.protocols.upyun.objects import (
     file_info_headers,
@@ -84,22 +88,27 @@ async def handle(request: Request, bucket: str, path: str) -> Response:
 async def authenticate(request: Request, gw: Gateway, bucket_name: str) -> Bucket:
     """The bucket, once the request is proven to come from one of its UPYUN operators."""
     _check_header_size(request, gw.settings.max_header_size)
-    bucket = await gw.find_bucket(bucket_name)
-    if bucket is None:
-        raise NotFound("bucket not found", code="bucket_not_found")
     header = request.headers.get("authorization")
     if not header:
         raise Unauthorized("the Authorization header is required", code="bad_authorization")
     operator, signature = signing.parse_authorization(header)
-    date = request.headers.get("date", "")
-    signing.check_date(date, skew_seconds=gw.settings.date_skew_seconds)
+    dates = signing.request_dates(request.headers.get("date"), request.headers.get("x-date"))
+    for date in dates:
+        signing.check_date(date, skew_seconds=gw.settings.date_skew_seconds)
+    bucket = await gw.find_bucket(bucket_name)
+    if bucket is None:
+        # 401 like a wrong operator (UPYUN answers so): no way to probe which bucket names exist
+        raise Unauthorized(
+            "the bucket does not exist or the operator is not authorised for it", code="unknown_operator"
+        )
     keys = dict(await gw.secrets_of(bucket, UPYUN))
     password_md5 = keys.get(operator)
     if password_md5 is None:
         raise Unauthorized("the operator is not authorised for this bucket", code="unknown_operator")
     content_md5 = request.headers.get("content-md5", "")
-    message = signing.string_to_sign(request.method, raw_target(request), date, "", content_md5)
-    if not signing.signature_matches(password_md5, signature, [message]):
+    target = raw_target(request)
+    messages = [signing.string_to_sign(request.method, target, d, "", content_md5) for d in dates]
+    if not signing.signature_matches(password_md5, signature, messages):
         raise Unauthorized(
             "the signature does not match the request (method, URI, Date, Content-MD5)",
             code="signature_mismatch",
@@ -132,6 +141,8 @@ async def _dispatch(
             return await _move_or_copy(gw, bucket, _file_key(path), move, copy)
         return await _put(request, gw, bucket, _file_key(path), body)
     if method in ("GET", "HEAD"):
+        if method == "GET" and headers.get("x-upyun-multi-uuid") is not None:
+            return await multipart.list_parts(request, gw, bucket, _file_key(path))
         if method == "GET" and "usage" in request.query_params:
             prefix = normalise_dir(path)
             return PlainTextResponse(str(await gw.usage(bucket, prefix)))
@@ -140,6 +151,8 @@ async def _dispatch(
         if headers.get("x-upyun-multi-uuid") is not None:
             return await multipart.cancel(request, gw, bucket, _file_key(path))
         return await _delete(gw, bucket, path)
+    if method == "PATCH":
+        return await metadata.patch(request, gw, bucket, path)
     if method == "POST":
         if headers.get("folder", "").strip().lower() == "true":
             return await _mkdir(gw, bucket, path)

@@ -1,7 +1,8 @@
 """UPYUN signatures, done once.
 
 * REST / new FORM: ``Authorization: UPYUN <operator>:<b64(HMAC-SHA1(md5hex(password), s))>``
-  where ``s = METHOD&URI&DATE[&POLICY][&CONTENT_MD5]`` (empty parts are left out).
+  where ``s = METHOD&URI&DATE[&POLICY][&CONTENT_MD5]`` (empty parts are left out; on REST, DATE
+  is the ``Date`` or the ``X-Date`` header).
 * Old FORM: ``signature = md5hex(policy + "&" + form_api_secret)``.
 * Callback (old): ``sign = md5hex(code&message&url&time&form_api_secret[&ext-param])``.
 
@@ -92,6 +93,15 @@ def parse_http_date(value: str) -> datetime:
     if parsed is None:
         raise Unauthorized("Date header is not an RFC 1123 date", code="bad_date")
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def request_dates(date: str | None, x_date: str | None) -> list[str]:
+    """The dates a REST request may have signed: ``Date`` and/or ``X-Date`` (browsers cannot set
+    ``Date``, so the node SDK signs ``X-Date``); refuses a request with neither."""
+    dates = list(dict.fromkeys(v.strip() for v in (date, x_date) if v and v.strip()))
+    if not dates:
+        raise Unauthorized("the Date (or X-Date) header is required", code="date_required")
+    return dates
 
 
 def check_date(value: str | None, *, skew_seconds: int, now: datetime | None = None) -> datetime:
