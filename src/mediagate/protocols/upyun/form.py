@@ -12,7 +12,8 @@ once the fields have arrived. Exactly one ``file`` part is accepted.
 Answers:
 
 * success, no return-url: JSON ``{"code": 200, "message": "ok", "url": "/<key>", "time": …,
-  image-width/-height/-frames/-type (images), "mimetype", "file_size", "ext-param", "sign"}``;
+  image-width/-height/-frames/-type (images), "mimetype", "file_size", "ext-param", "sign"}``
+  (see the signatures below);
   with ``x-gmkerl-*`` processing these describe the stored (processed) image, and
   ``x-gmkerl-type: get_meta`` / ``get_theme_color`` add ``"meta": {…}`` / ``"theme_color": […]``
   (JSON-encoded in return-url queries and notify/callback bodies);
@@ -24,18 +25,26 @@ Answers:
 * notify-url: the same fields are queued for durable, retried delivery (``core.notify``);
 * errors: the FORM error JSON (``errors.form_error``) with HTTP status = ``code``.
 
-Signatures on what we send: ``sign`` = md5(code&message&url&time&form_api_secret[&ext-param])
-(``no-sign`` without a form secret). When the upload was authorised with ``authorization``, the
-notify/callback POST also carries ``Date``, ``Content-MD5`` (hex md5 of the body) and
-``Authorization: UPYUN <operator>:base64(hmac-sha1(md5(password), POST&<path?query>&<Date>&<Content-MD5>))``.
+Signatures on what we send, one scheme per upload as the seed has it:
+
+* old (the upload was authorised with ``signature``): the fields end with ``sign`` =
+  md5(code&message&url&time&form_api_secret[&ext-param]) (``no-sign`` without a form secret);
+* new (authorised with ``authorization``): no ``sign`` field anywhere ("使用回调签名(新)时,
+  不存在"); the notify/callback POST carries ``Date``, ``Content-MD5`` (hex md5 of the body) and
+  ``Authorization: UPYUN <operator>:<sig>``, sig = base64(hmac-sha1(md5(password),
+  ``POST&<path?query>&<Date>&<Content-MD5>``)).
+
+``b64encoded=on`` with ``content-md5``: the real service (and the node SDK's own test) takes the
+digest of the base64 text as sent; the digest of the decoded file is accepted too.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -101,6 +110,8 @@ class FormUpload:
     filename: str | None = None
     staged: Received | None = None
     prebuffered: bool = False
+    sent_md5: str | None = None
+    """MD5 of the file part as sent, when it differs from the stored bytes' (``b64encoded``)."""
 
     def take_staged(self) -> Received:
         staged, self.staged = self.staged, None
@@ -161,7 +172,7 @@ async def _read_form(request: Request, gw: Gateway, upload: FormUpload, body: As
         upload.file_seen = True
         upload.filename = part.filename
         if upload.grant is not None:
-            upload.staged = await gw.receive(upload.grant, reader.stream())
+            upload.staged = await _receive(gw, upload, upload.grant, reader.stream())
         else:
             upload.staged = await _prebuffer(gw, upload, reader)
     if upload.grant is None:
@@ -170,7 +181,31 @@ async def _read_form(request: Request, gw: Gateway, upload: FormUpload, body: As
         raise BadRequest("the 'file' field is missing", code="missing_file")
     grant = _grant(upload)
     if upload.prebuffered and grant.base64_encoded:
+        upload.sent_md5 = upload.staged.md5 if upload.staged is not None else None
         upload.staged = await gw.restage(grant, upload.take_staged())
+    if grant.base64_encoded and grant.content_md5 and upload.sent_md5 == grant.content_md5:
+        # content-md5 named the base64 text as sent (UPYUN's reading): checked here, so the
+        # core's check of the decoded bytes is not wanted
+        upload.grant = replace(grant, content_md5=None)
+
+
+async def _receive(
+    gw: Gateway, upload: FormUpload, grant: UploadGrant, chunks: AsyncIterator[bytes]
+) -> Received:
+    """Stage the file part; for ``b64encoded`` with a ``content-md5`` the text as sent is hashed
+    on the way (the staged file holds the decoded bytes)."""
+    if not (grant.base64_encoded and grant.content_md5):
+        return await gw.receive(grant, chunks)
+    digest = hashlib.md5()
+
+    async def hashed() -> AsyncIterator[bytes]:
+        async for chunk in chunks:
+            digest.update(chunk)
+            yield chunk
+
+    staged = await gw.receive(grant, hashed())
+    upload.sent_md5 = digest.hexdigest()
+    return staged
 
 
 async def _prebuffer(gw: Gateway, upload: FormUpload, reader: MultipartReader) -> Received:
@@ -258,23 +293,38 @@ def _signed_strings(request: Request, bucket: Bucket, policy: FormPolicy) -> lis
 # -- 3. tell -------------------------------------------------------------------------------------------
 
 
-async def _form_secret(gw: Gateway, bucket: Bucket) -> str:
-    secrets = await gw.secrets_of(bucket, FORM)
+async def _form_secret(gw: Gateway, upload: FormUpload) -> str | None:
+    """The key of the old ``sign`` ('' gives ``no-sign``); None when the upload was authorised
+    with ``authorization``: results then use the new callback signature and carry no ``sign``
+    (seed: "使用回调签名(新)时,不存在")."""
+    if upload.signer is not None:
+        return None
+    secrets = await gw.secrets_of(upload.bucket, FORM)
     return secrets[0][1] if secrets else ""
 
 
 def _signed(
-    fields: dict[str, Any], *, code: int, message: str, url: str, moment: int, secret: str, ext: str | None
+    fields: dict[str, Any],
+    *,
+    code: int,
+    message: str,
+    url: str,
+    moment: int,
+    secret: str | None,
+    ext: str | None,
 ) -> dict[str, Any]:
-    """Adds ``ext-param`` and ``sign`` (or ``no-sign``) in the seed's order, last."""
+    """Adds ``ext-param`` and ``sign`` (or ``no-sign``) in the seed's order, last. ``secret`` None:
+    the new callback signature is in use (an ``Authorization`` header), so there is no ``sign``."""
     if ext:
         fields["ext-param"] = ext
+    if secret is None:
+        return fields
     name = "sign" if secret else "no-sign"
     fields[name] = signing.callback_sign(code, message, url, moment, secret, ext)
     return fields
 
 
-def _result(stored: Stored, grant: UploadGrant, secret: str) -> dict[str, Any]:
+def _result(stored: Stored, grant: UploadGrant, secret: str | None) -> dict[str, Any]:
     obj, info = stored.object, stored.info
     moment, url = int(time.time()), "/" + obj.key
     fields: dict[str, Any] = {"code": 200, "message": "ok", "url": url, "time": moment}
@@ -290,7 +340,9 @@ def _result(stored: Stored, grant: UploadGrant, secret: str) -> dict[str, Any]:
     return _signed(fields, code=200, message="ok", url=url, moment=moment, secret=secret, ext=grant.ext_param)
 
 
-def _error_result(exc: MediagateError, grant: UploadGrant, secret: str, url: str = "") -> dict[str, Any]:
+def _error_result(
+    exc: MediagateError, grant: UploadGrant, secret: str | None, url: str = ""
+) -> dict[str, Any]:
     moment = int(time.time())
     fields: dict[str, Any] = {"code": exc.status, "message": exc.message, "url": url, "time": moment}
     return _signed(
@@ -338,7 +390,7 @@ def _outgoing(url: str, body: str, signer: Signer | None) -> dict[str, str]:
 
 async def _tell(gw: Gateway, upload: FormUpload, stored: Stored) -> Response:
     grant = _grant(upload)
-    secret = await _form_secret(gw, upload.bucket)
+    secret = await _form_secret(gw, upload)
     result = _result(stored, grant, secret)
     body = urlencode({k: _flat(v) for k, v in result.items()})
     if grant.notify_url:
@@ -369,7 +421,7 @@ async def _tell(gw: Gateway, upload: FormUpload, stored: Stored) -> Response:
 async def _refuse(gw: Gateway, upload: FormUpload | None, exc: MediagateError) -> Response:
     """The error in the FORM format, or as a redirect once a validated policy named a return-url."""
     if upload is not None and upload.grant is not None and upload.grant.return_url:
-        secret = await _form_secret(gw, upload.bucket)
+        secret = await _form_secret(gw, upload)
         fields = _error_result(exc, upload.grant, secret)
         return RedirectResponse(_with_query(upload.grant.return_url, fields), status_code=303)
     return form_error(exc)
