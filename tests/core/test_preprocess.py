@@ -89,6 +89,33 @@ def test_grant_spec_readings() -> None:
         grant_spec({"x-gmkerl-type": "get_meta", "x-gmkerl-value": "3"}, None)
 
 
+def test_grant_spec_applies_old_fields_on_top_of_a_version_or_thumb() -> None:
+    versions = {"versions": {"small": "/fw/64/quality/80/rotate/180"}}
+    combined = grant_spec(
+        {
+            "x-gmkerl-thumbnail": "small",
+            "x-gmkerl-rotate": "90",
+            "x-gmkerl-crop": "10x20a1a2",
+            "x-gmkerl-quality": "40",
+            "x-gmkerl-exif-switch": "true",
+        },
+        versions,
+    )
+    assert combined is not None
+    assert combined.resize is not None and combined.resize.text() == "fw/64"  # the version's size
+    assert (combined.rotate, combined.quality, combined.strip) == (90, 40, False)
+    assert combined.crop is not None and combined.crop.text() == "10x20a1a2"
+    only_version = grant_spec({"x-gmkerl-thumbnail": "small", "x-gmkerl-type": "get_meta"}, versions)
+    assert only_version is not None and (only_version.rotate, only_version.quality) == (180, 80)
+    resized = grant_spec(
+        {"x-gmkerl-thumb": "/rotate/90", "x-gmkerl-type": "fix_width", "x-gmkerl-value": "32"}, None
+    )
+    assert resized is not None and resized.rotate == 90
+    assert resized.resize is not None and resized.resize.text() == "fw/32"
+    with pytest.raises(BadRequest, match="x-gmkerl-rotate"):
+        grant_spec({"x-gmkerl-thumbnail": "small", "x-gmkerl-rotate": "720"}, versions)
+
+
 def test_versions_of_ignores_malformed_entries() -> None:
     assert versions_of({"versions": {"ok": "/fw/1", "/bad": "/fw/2", "n": 3}}) == {"ok": "/fw/1"}
     assert versions_of({"versions": "nope"}) == {}

@@ -9,9 +9,11 @@ Two sources of work, applied in this order:
 1. the grant's ``processing`` fields (a dialect puts them there; today UPYUN's ``x-gmkerl-*``):
    ``x-gmkerl-thumb`` (the processing grammar), ``x-gmkerl-thumbnail`` (a named version of the
    bucket, see ``mediagate bucket version``), or the old ``x-gmkerl-type``/``-value``/``-quality``
-   /``-unsharp``/``-rotate``/``-crop``/``-exif-switch`` table. ``x-gmkerl-type: get_meta`` and
-   ``get_theme_color`` (``x-gmkerl-extract-color-count``, ``x-gmkerl-extract-format``) change
-   nothing; they add ``meta`` / ``theme_color`` to :attr:`Preprocessed.extra` for the answer.
+   /``-unsharp``/``-rotate``/``-crop``/``-exif-switch`` table; fields of that table given next to
+   a thumb or a version are applied on top of it (``media.spec.overlay_legacy``).
+   ``x-gmkerl-type: get_meta`` and ``get_theme_color`` (``x-gmkerl-extract-color-count``,
+   ``x-gmkerl-extract-format``) change nothing; they add ``meta`` / ``theme_color`` to
+   :attr:`Preprocessed.extra` for the answer.
    Asking to process a file that is not an image is a 415 ``not_an_image``.
 2. the bucket's ``normalise`` policy (:class:`Normalise`, set with ``mediagate bucket normalise``):
    auto-orient, strip EXIF/GPS, HEIC/HEIF to JPEG or AVIF, convert to WebP/AVIF with a quality,
@@ -158,13 +160,13 @@ def grant_spec(
 ) -> ProcessingSpec | None:
     """The processing the grant's ``x-gmkerl-*`` fields ask for (None: only info, or nothing).
     Raises BadRequest for unknown fields, an unknown version or bad parameters."""
-    from mediagate.media.spec import parse_legacy, parse_thumb
+    from mediagate.media.spec import overlay_legacy, parse_legacy, parse_thumb
 
     unknown = sorted(set(processing) - KNOWN_FIELDS)
     if unknown:
         raise BadRequest(f"unknown image processing parameter {unknown[0]!r}", code="bad_processing")
     if THUMB in processing:
-        return parse_thumb(processing[THUMB])
+        return overlay_legacy(parse_thumb(processing[THUMB]), dict(processing))
     if THUMBNAIL in processing:
         name = processing[THUMBNAIL].strip()
         spec_text = versions_of(bucket_settings).get(name)
@@ -172,7 +174,8 @@ def grant_spec(
             raise BadRequest(
                 f"x-gmkerl-thumbnail: the bucket has no thumbnail version {name!r}", code="unknown_version"
             )
-        return parse_thumb(spec_text)
+        # the version, with any of the old table's fields given next to it applied on top
+        return overlay_legacy(parse_thumb(spec_text), dict(processing))
     legacy = {k: v for k, v in processing.items() if k in LEGACY_FIELDS}
     if legacy.get(TYPE, "").strip() in INFO_TYPES:
         legacy.pop(TYPE)

@@ -344,6 +344,50 @@ def parse_legacy(fields_: dict[str, str]) -> ProcessingSpec | None:
     return replace(ProcessingSpec(), **values)  # type: ignore[arg-type]
 
 
+def overlay_legacy(base: ProcessingSpec, fields_: dict[str, str]) -> ProcessingSpec:
+    """``base`` (a named version, ``x-gmkerl-thumbnail``, or ``x-gmkerl-thumb``) with the old
+    table's fields that were given applied on top, as the seed allows ("可搭配其他 x-gmkerl-*
+    参数使用"): each given field replaces what the base says about the same thing (size, crop,
+    rotation, quality, sharpening, EXIF); the rest of the base stays. One pass, so the engine's
+    fixed order (orient, crop, resize, rotate, …) applies to the whole."""
+    f = {k.lower(): v.strip() for k, v in fields_.items() if k.lower() in _LEGACY_NAMES}
+    if f.get("x-gmkerl-type", "").lower() in ("get_meta", "get_theme_color"):
+        del f["x-gmkerl-type"]  # information, not processing: the caller answers it
+    legacy = parse_legacy(f) if f else None
+    if legacy is None:
+        return base
+    changes: dict[str, object] = {}
+    if "x-gmkerl-type" in f:
+        changes["resize"] = legacy.resize
+    if "x-gmkerl-crop" in f:
+        changes["crop"] = legacy.crop
+    if "x-gmkerl-rotate" in f:
+        if f["x-gmkerl-rotate"].lower() == "auto":
+            changes["auto_orient"] = True
+        else:
+            changes["rotate"] = legacy.rotate
+    if "x-gmkerl-quality" in f:
+        changes["quality"] = legacy.quality
+    if "x-gmkerl-unsharp" in f:
+        changes["unsharp"] = legacy.unsharp
+    if "x-gmkerl-exif-switch" in f:
+        changes["strip"] = legacy.strip
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+_LEGACY_NAMES = frozenset(
+    {
+        "x-gmkerl-type",
+        "x-gmkerl-value",
+        "x-gmkerl-quality",
+        "x-gmkerl-unsharp",
+        "x-gmkerl-rotate",
+        "x-gmkerl-crop",
+        "x-gmkerl-exif-switch",
+    }
+)
+
+
 def _int(name: str, value: str, low: int, high: int) -> int:
     if not re.fullmatch(r"-?\d{1,7}", value):
         raise BadRequest(f"{name} must be a whole number, not {value[:40]!r}", code="bad_thumb")

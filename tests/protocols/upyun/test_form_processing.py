@@ -163,6 +163,39 @@ def test_form_thumbnail_version_of_the_bucket(
     assert (r.json()["image-width"], r.json()["image-height"], r.json()["image-type"]) == (64, 64, "PNG")
 
 
+def test_form_thumbnail_version_combined_with_the_other_fields(
+    client: httpx.Client, admin: Gateway, bucket: BucketCredentials
+) -> None:
+    """Seed: x-gmkerl-thumbnail "可搭配其他 x-gmkerl-* 参数使用": crop, rotate, quality and
+    exif-switch given next to a version all apply (none is dropped)."""
+    update_settings(admin, bucket.bucket, {"versions": {"half": "/fw/200/format/jpg"}})
+    original = rotated_jpeg(400, 200)  # displayed 200x400 (EXIF orientation 6), with GPS
+    plain = upload(client, bucket, original, key="/plain.jpg", x_gmkerl_thumbnail="half")
+    assert plain.status_code == 200, plain.text
+    assert (plain.json()["image-width"], plain.json()["image-height"]) == (200, 400)
+    r = upload(
+        client,
+        bucket,
+        original,
+        key="/combo.jpg",
+        x_gmkerl_thumbnail="half",
+        x_gmkerl_rotate="90",
+        x_gmkerl_crop="200x300a0a0",
+        x_gmkerl_quality="30",
+        x_gmkerl_exif_switch="true",
+    )
+    assert r.status_code == 200, r.text
+    # crop 200x300 of the displayed image, width 200 from the version, then a quarter turn
+    assert (r.json()["image-width"], r.json()["image-height"], r.json()["image-type"]) == (300, 200, "JPEG")
+    with Image.open(io.BytesIO(stored_bytes(client, bucket.bucket, "plain.jpg"))) as im:
+        assert not im.getexif().get_ifd(0x8825)
+        plain_quantisation = sum(im.quantization[0])  # type: ignore[attr-defined]
+    with Image.open(io.BytesIO(stored_bytes(client, bucket.bucket, "combo.jpg"))) as im:
+        assert im.size == (300, 200)
+        assert im.getexif().get_ifd(0x8825)  # exif-switch kept the EXIF (GPS) the version drops
+        assert sum(im.quantization[0]) > 2 * plain_quantisation  # type: ignore[attr-defined]  # quality 30
+
+
 def test_form_get_meta(client: httpx.Client, bucket: BucketCredentials) -> None:
     original = rotated_jpeg(400, 200)
     r = upload(client, bucket, original, key="/m.jpg", x_gmkerl_type="get_meta")
