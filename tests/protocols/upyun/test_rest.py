@@ -345,3 +345,95 @@ def test_content_md5_in_base64_is_accepted_too(
     assert r.status_code == 200, r.text
     assert r.headers["content-md5"] == hashlib.md5(body).hexdigest()
     assert up.get("/b64.txt") == body.decode()
+
+
+# -- what other official clients send (node SDK: X-Date, PATCH metadata) ------------------------------
+
+
+def test_x_date_signs_like_date(client: httpx.Client, bucket: BucketCredentials) -> None:
+    """Browsers cannot set Date, so the node SDK signs and sends X-Date alone."""
+    from email.utils import formatdate
+
+    from tests.protocols.upyun.rest_client import sign
+
+    uri = object_uri(bucket.bucket, "xdate.txt")
+    headers = sign(bucket, "PUT", uri)
+    headers["X-Date"] = headers.pop("Date")
+    r = client.put(uri, content=b"signed over X-Date", headers=headers)
+    assert r.status_code == 200, r.text
+    stale = sign(bucket, "PUT", uri, date=formatdate(time.time() - 3600, usegmt=True))
+    stale["X-Date"] = stale.pop("Date")
+    r = client.put(uri, content=b"late", headers=stale)
+    assert r.status_code == 401 and "minutes away" in r.json()["msg"]
+    # with both headers, each must be current and the signature may cover either
+    both = sign(bucket, "GET", uri)
+    r = client.get(uri, headers={**both, "X-Date": formatdate(time.time() - 5, usegmt=True)})
+    assert r.status_code == 200 and r.content == b"signed over X-Date"
+    r = client.get(uri, headers={**both, "X-Date": formatdate(time.time() - 3600, usegmt=True)})
+    assert r.status_code == 401
+    r = client.get(uri, headers={"Authorization": both["Authorization"]})
+    assert r.status_code == 401 and "X-Date" in r.json()["msg"]
+
+
+def test_an_unknown_bucket_is_401_like_a_wrong_operator(server: LiveServer) -> None:
+    """As UPYUN answers the SDK's own test_auth_failed; bucket names cannot be probed."""
+    stranger = upyun.UpYun("nosuchservice", "username", "password", endpoint=server.endpoint)
+    with pytest.raises(upyun.UpYunServiceException) as err:
+        stranger.getinfo("/")
+    assert err.value.status == 401
+
+
+def test_put_move_and_copy_answer_the_content_length(up: upyun.UpYun) -> None:
+    assert up.put("/len.txt", "four")["content-length"] == "4"
+    assert up.copy("/len.txt", "/len-copy.txt")["content-length"] == "4"
+    assert up.move("/len-copy.txt", "/len-moved.txt")["content-length"] == "4"
+
+
+def patch_meta(
+    client: httpx.Client, creds: BucketCredentials, key: str, operation: str, meta: dict[str, str]
+) -> httpx.Response:
+    uri = object_uri(creds.bucket, key) + f"?metadata={operation}"
+    return signed(client, creds, "PATCH", uri, headers={f"x-upyun-meta-{k}": v for k, v in meta.items()})
+
+
+def test_patch_metadata_merge_replace_delete(
+    client: httpx.Client, up: upyun.UpYun, admin: Gateway, bucket: BucketCredentials
+) -> None:
+    up.put("/meta.txt", b"m", headers={"x-upyun-meta-owner": "alice", "x-upyun-meta-tag": "a"})
+
+    def meta() -> dict[str, str]:
+        info = up.getinfo("/meta.txt")
+        return {k[len("meta-") :]: v for k, v in info.items() if k.startswith("meta-")}
+
+    r = patch_meta(client, bucket, "meta.txt", "merge", {"tag": "b", "colour": "red"})
+    assert (r.status_code, r.content) == (200, b"")
+    assert meta() == {"owner": "alice", "tag": "b", "colour": "red"}
+    assert patch_meta(client, bucket, "meta.txt", "delete", {"tag": "", "owner": "x"}).status_code == 200
+    assert meta() == {"colour": "red"}
+    assert patch_meta(client, bucket, "meta.txt", "replace", {"size": "large"}).status_code == 200
+    assert meta() == {"size": "large"}
+    r = client.get(f"/{bucket.bucket}/meta.txt", headers=signed_headers(bucket, "GET", "meta.txt"))
+    assert r.headers["x-upyun-meta-size"] == "large" and r.content == b"m"
+    assert up.get("/meta.txt") == "m"  # the bytes are untouched
+
+
+def signed_headers(creds: BucketCredentials, method: str, key: str) -> dict[str, str]:
+    from tests.protocols.upyun.rest_client import sign
+
+    return sign(creds, method, object_uri(creds.bucket, key))
+
+
+def test_patch_metadata_ttl_sets_and_clears_the_expiry(
+    client: httpx.Client, up: upyun.UpYun, admin: Gateway, bucket: BucketCredentials
+) -> None:
+    up.put("/ttl.txt", b"t")
+    before = time.time()
+    assert patch_meta(client, bucket, "ttl.txt", "merge", {"ttl": "2"}).status_code == 200
+    obj = stored(admin, bucket, "ttl.txt")
+    assert obj is not None and obj.expires_at is not None
+    expires = obj.expires_at.replace(tzinfo=obj.expires_at.tzinfo or UTC).timestamp()
+    assert before + 2 * 86400 - 5 <= expires <= time.time() + 2 * 86400 + 5
+    assert obj.meta == {"ttl": "2"}
+    assert patch_meta(client, bucket, "ttl.txt", "delete", {"ttl": ""}).status_code == 200
+    obj = stored(admin, bucket, "ttl.txt")
+    assert obj is not None and obj.expires_at is None and obj.meta == {}

@@ -130,6 +130,78 @@ def test_wrong_multi_md5_is_refused_and_shows_nothing(up: upyun.UpYun, server_ho
     assert staging_files(server_home.home) == []
 
 
+def test_complete_with_the_md5_of_the_parts_md5s(up: upyun.UpYun) -> None:
+    """The other reading of X-Upyun-Multi-MD5 (the SDK's own test_multi computes it)."""
+    parts = [os.urandom(MIB), os.urandom(MIB), os.urandom(1000)]
+    uploader = up.init_multi_uploader("/md5s.bin")
+    for n in (2, 0, 1):
+        uploader.upload(n, parts[n])
+    joined = "".join(hashlib.md5(p).hexdigest() for p in parts)
+    uploader.complete(multi_md5=hashlib.md5(joined.encode()).hexdigest())
+    assert read(up, "/md5s.bin") == b"".join(parts)
+
+
+def test_answers_are_204_with_a_uuid_and_parts_can_be_listed(
+    client: httpx.Client, bucket: BucketCredentials
+) -> None:
+    """The node SDK takes only 204 from initiate and upload, 204/201 from complete; GET with the
+    uuid lists the parts so far (python SDK master's list_uploaded_parts, go SDK's
+    ListMultipartParts), from X-Upyun-Part-Id on when given."""
+    uri = object_uri(bucket.bucket, "listed.bin")
+    r = signed(
+        client,
+        bucket,
+        "PUT",
+        uri,
+        headers={"X-Upyun-Multi-Stage": "initiate", "X-Upyun-Multi-Disorder": "true"},
+    )
+    assert (r.status_code, r.content) == (204, b"")
+    upload_id = r.headers["x-upyun-multi-uuid"]
+    assert str(UUID(upload_id)) == upload_id  # 36 characters, UUID form
+
+    def put_part(n: int, data: bytes) -> httpx.Response:
+        h = {"X-Upyun-Multi-Stage": "upload", "X-Upyun-Multi-Uuid": upload_id, "X-Upyun-Part-Id": str(n)}
+        return signed(client, bucket, "PUT", uri, content=data, headers=h)
+
+    def listed(**extra: str) -> httpx.Response:
+        return signed(client, bucket, "GET", uri, headers={"X-Upyun-Multi-Uuid": upload_id, **extra})
+
+    assert listed().json() == {"parts": []}
+    assert put_part(2, b"c" * 10).status_code == 204
+    assert put_part(0, b"a" * 20).status_code == 204
+    r = listed()
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/json")
+    assert r.json() == {
+        "parts": [
+            {"id": 0, "size": 20, "etag": hashlib.md5(b"a" * 20).hexdigest()},
+            {"id": 2, "size": 10, "etag": hashlib.md5(b"c" * 10).hexdigest()},
+        ]
+    }
+    assert [p["id"] for p in listed(**{"X-Upyun-Part-Id": "1"}).json()["parts"]] == [2]
+    assert UUID(upload_id).hex == UUID(listed().headers["x-upyun-multi-uuid"]).hex
+    hyphenless = signed(client, bucket, "GET", uri, headers={"X-Upyun-Multi-Uuid": UUID(upload_id).hex})
+    assert len(hyphenless.json()["parts"]) == 2  # the 32-digit spelling names the same upload
+    other = signed(
+        client,
+        bucket,
+        "GET",
+        object_uri(bucket.bucket, "other.bin"),
+        headers={"X-Upyun-Multi-Uuid": upload_id},
+    )
+    assert other.status_code == 404 and other.json()["msg"] == "x-upyun-multi-uuid not found"
+    assert put_part(1, b"b" * 5).status_code == 204
+    done = signed(
+        client,
+        bucket,
+        "PUT",
+        uri,
+        headers={"X-Upyun-Multi-Stage": "complete", "X-Upyun-Multi-Uuid": upload_id},
+    )
+    assert done.status_code == 204, done.text
+    assert done.headers["x-upyun-content-length"] == "35"
+    assert listed().json()["msg"] == "file already upload"
+
+
 def test_complete_with_a_missing_part_is_refused(up: upyun.UpYun) -> None:
     uploader = up.init_multi_uploader("/holes.bin", part_size=MIB, file_size=3 * MIB)
     uploader.upload(0, b"\0" * MIB)
