@@ -87,7 +87,7 @@ async def explain_rest(token: str, ctx: ExplainContext) -> Explanation | None:
         exp.error("uri", "give --uri (the exact request-target signed, e.g. /bucket/a%20b.jpg)")
     elif _uri_bucket(uri) != ctx.bucket_name:
         exp.error("uri", f"the URI's bucket is {_uri_bucket(uri)!r} but the bucket is {ctx.bucket_name!r}")
-    _check_date(exp, ctx, ctx.date, "Date")
+    _check_date(exp, ctx, ctx.date, "Date (or X-Date)")
     secret = await _operator_secret(exp, ctx, operator)
     if secret is not None and uri and ctx.date:
         signed = signing.string_to_sign(method, uri, ctx.date, "", ctx.content_md5 or "")
