@@ -59,7 +59,7 @@ DEFAULT_PART_SIZE = 1024 * 1024
 MAX_PARTS = 10000
 STAGES = frozenset({"initiate", "upload", "complete"})
 COMPLETED = "completed"
-_UPLOAD_ID = re.compile(r"^(?:[0-9a-fA-F]{32}|[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12})$")
+_UPLOAD_ID = re.compile(r"[0-9a-fA-F]{32}|[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
 
 
 class PartIdError(BadRequest):
@@ -281,7 +281,7 @@ async def _session(gw: Gateway, bucket: Bucket, key: str, value: str | None) -> 
     """The upload ``value`` (UUID, with or without hyphens) of this bucket and key (any mismatch
     reads as an unknown uuid)."""
     text = (value or "").strip()
-    if not _UPLOAD_ID.match(text):
+    if not _UPLOAD_ID.fullmatch(text):
         raise UuidNotFound()
     parsed = uuid.UUID(text)
     session: UploadSession | None = None
