@@ -32,7 +32,8 @@ real client could have used):
 6. Manage string to sign: any of ``<path>[?<query>]\\n<body>\\n<Date>`` with the path as sent or
    without its leading ``/`` (the seed's example), a bare ``?`` when there is no query, or
    ``uri=<path>[?<query>]\\ndate=<Date>``; the percent-decoded target is tried too. ``Date`` is
-   RFC 822/1123 or epoch ms/s digits; more than 15 minutes off -> 401.
+   RFC 822/1123 or epoch ms/s digits; further than ``settings.date_skew_seconds`` off (the seed:
+   15 minutes) -> 401. A signature seen with one method and replayed with another -> 401.
 7. Upload endpoints accept PUT (seed) and POST. ``blockComplete``/``blockCancel`` accept a
    multipart or a urlencoded body.
 8. ``namespace`` absent or ``""`` (policy, resourceId, list query) = the AK's namespace; another
