@@ -4,14 +4,21 @@ request-smuggling shapes are refused, oversize heads are refused before they are
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
+import subprocess
+import sys
+import time
 from email.utils import formatdate
+from pathlib import Path
 
+import httpx
 import pytest
 
 from mediagate.core.buckets import BucketCredentials
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, free_port
 from tests.protocols.wantu.client import b64, hmac_sha1, resource_id
+from tests.support.cli import run_mediagate
 
 
 def connect(server: LiveServer) -> socket.socket:
@@ -173,3 +180,38 @@ def test_headers_within_the_limits_are_served_on_a_kept_alive_connection(server:
     last = request.replace(b"Host: x\r\n", b"Host: x\r\nConnection: close\r\n")
     response = exchange(server, request + last)
     assert response.count(b"HTTP/1.1 200") == 2
+
+
+def test_mediagate_serve_uses_the_same_http_layer(tmp_path: Path) -> None:
+    """``mediagate serve`` (not only the tests' uvicorn command line) serves PHP curl's framing and
+    refuses an endless header."""
+    assert run_mediagate(tmp_path, "init").returncode == 0
+    port = free_port()
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MEDIAGATE_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mediagate", "--home", str(tmp_path), "serve", "--port", str(port)],
+        env=clean,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        live = LiveServer(tmp_path, port=port)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if httpx.get(f"{live.url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline and process.poll() is None, "serve did not start"
+                time.sleep(0.1)
+        framed = exchange(
+            live,
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 0\r\n\r\n"
+            b"0\r\n\r\n",
+        )
+        assert status_of(framed) == 200 and head_of(framed)["connection"] == "close"
+        big = exchange(live, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 200_000)
+        assert status_of(big) == 431
+    finally:
+        process.terminate()
+        process.wait(10)

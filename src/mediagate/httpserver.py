@@ -17,6 +17,9 @@ mediagate.httpserver:HTTPProtocol``). It differs from uvicorn's own protocol in 
   longer than ``max_header_size`` -> 431 (414 for the request line), and a head longer than
   ``HEAD_FACTOR x max_header_size`` in total -> 431. Bytes are fed to the parser in slices no
   longer than what is left of the head budget, so an endless header costs at most that budget.
+  After a refusal the answer is sent with ``Connection: close``, the write side is shut, and what
+  the client still sends is read and dropped for ``LINGER_SECONDS`` (closing with unread data
+  would make the kernel reset the connection, and the client could lose the answer).
 
 The limits come from the process's ``Settings`` (env / home config), read once per process.
 """
@@ -127,9 +130,9 @@ class HTTPProtocol(HttpToolsProtocol):
         except httptools.HttpParserUpgrade:
             if self._should_upgrade():
                 self.handle_websocket_upgrade()
+                self.stopped = True  # the connection now belongs to the websocket protocol
             else:
                 self._unsupported_upgrade_warning()
-            self.stopped = True
         except httptools.HttpParserError as exc:
             refusal = exc.__context__ if isinstance(exc.__context__, Refusal) else None
             if refusal is None:
