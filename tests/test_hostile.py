@@ -66,6 +66,7 @@ def refused_before_the_app(reply: Reply) -> bool:
         return False
     return isinstance(doc, dict) and doc.get("code") == reply.status and isinstance(doc.get("message"), str)
 
+
 METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE", "PROPFIND", "FOO"]
 WANTU_OPS = ["upload", "blockInit", "blockUpload", "blockComplete", "blockCancel"]
 AUTH_SCHEMES = ["UPYUN", "UPLOAD_AK_TOP", "ACL_TOP", "AWS4-HMAC-SHA256", "HMAC-SHA256", "Bearer", "Basic"]
