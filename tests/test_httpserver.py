@@ -17,7 +17,7 @@ import pytest
 
 from mediagate.core.buckets import BucketCredentials
 from tests.conftest import LiveServer, free_port
-from tests.protocols.wantu.client import b64, hmac_sha1, resource_id
+from tests.protocols.wantu.client import b64, hmac_sha1, resource_id, upload_token
 from tests.support.cli import run_mediagate
 
 
@@ -215,3 +215,30 @@ def test_mediagate_serve_uses_the_same_http_layer(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.wait(10)
+
+
+def test_a_malformed_chunk_in_a_body_the_app_is_reading_is_a_prompt_400(
+    server: LiveServer, bucket: BucketCredentials
+) -> None:
+    """The app is reading the body (a Wantu upload with a valid token) when a bad chunk arrives:
+    it is told the client is gone (no hang, no traceback), the client gets the 400, and nothing
+    is stored."""
+    policy = {"namespace": bucket.bucket, "expiration": -1, "dir": "/", "name": "cut.bin"}
+    token = upload_token(bucket.access_key_id, bucket.secret_access_key, policy)
+    head = (
+        b"POST /api/proxy/upload HTTP/1.1\r\nHost: x\r\n"
+        + f"Authorization: UPLOAD_AK_TOP {token}\r\n".encode()
+        + b"Content-Type: multipart/form-data; boundary=BB\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    part = b'--BB\r\nContent-Disposition: form-data; name="content"; filename="f"\r\n\r\nhello'
+    with connect(server) as sock:
+        sock.sendall(head + b"%x\r\n" % len(part) + part + b"\r\n")
+        time.sleep(0.5)
+        started = time.monotonic()
+        sock.sendall(b"zz\r\nmore\r\n")
+        response = read_all(sock)
+    assert time.monotonic() - started < 5
+    assert status_of(response) == 400, response
+    assert response.count(b"HTTP/1.1 ") == 1
+    assert httpx.get(f"{server.url}/{bucket.bucket}/cut.bin").status_code == 404
+    assert "Traceback" not in server.log()

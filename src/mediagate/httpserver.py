@@ -143,12 +143,18 @@ class HTTPProtocol(HttpToolsProtocol):
                 self._refuse(refusal.status, refusal.message)
 
     def _refuse(self, status: int, message: str) -> None:
-        """Answer ``status`` and close; if a response is still being written, just stop reading."""
+        """Answer ``status`` and close. A request already handed to the app (its body turned out
+        malformed) is told the client went away, so that it stops waiting for the body and its
+        own answer is dropped; if that answer has begun, the connection is just closed."""
         self.stopped = True
         log.warning("refused a request: %s %s", status, message)
-        if self.cycle is not None and not self.cycle.response_complete:
-            self.cycle.keep_alive = False
-            return
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            if cycle.response_started:
+                self.transport.close()
+                return
+            cycle.disconnected = True
+            cycle.message_event.set()
         body = json.dumps({"code": status, "message": message}).encode()
         content = [STATUS_LINE[status]]
         for name, value in self.server_state.default_headers:
