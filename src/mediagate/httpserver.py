@@ -13,9 +13,11 @@ mediagate.httpserver:HTTPProtocol``). It differs from uvicorn's own protocol in 
   by llhttp itself — duplicate or malformed Content-Length, obs-fold, bare LF, whitespace before
   the colon. A coding other than ``chunked`` before the final ``chunked`` is a 501 (we do not
   decode transfer codings).
-* **Head sizes are bounded before they are buffered**: one header line (or the request line)
-  longer than ``max_header_size`` -> 431 (414 for the request line), and a head longer than
-  ``HEAD_FACTOR x max_header_size`` in total -> 431. Bytes are fed to the parser in slices no
+* **Head sizes are bounded before they are buffered**: one header line (or the request target)
+  longer than ``LINE_FACTOR x max_header_size`` -> 431 (414 for the target), and a head longer
+  than ``HEAD_FACTOR x max_header_size`` in total -> 431. This is the backstop: a head over
+  ``max_header_size`` itself reaches the app, where a dialect that bounds headers (UPYUN REST)
+  refuses it in its own error format. Bytes are fed to the parser in slices no
   longer than what is left of the head budget, so an endless header costs at most that budget.
   After a refusal the answer is sent with ``Connection: close``, the write side is shut, and what
   the client still sends is read and dropped for ``LINGER_SECONDS`` (closing with unread data
@@ -38,6 +40,8 @@ from uvicorn.server import ServerState
 
 log = logging.getLogger("mediagate.http")
 
+LINE_FACTOR = 2
+"""One header line or request target may be this many times ``max_header_size``."""
 HEAD_FACTOR = 4
 """A whole request head may be this many times ``max_header_size``."""
 LINGER_SECONDS = 1.0
@@ -102,8 +106,8 @@ class HTTPProtocol(HttpToolsProtocol):
         if cls.limits is None:
             from mediagate.config import Settings
 
-            line = Settings().max_header_size
-            cls.limits = (line, line * HEAD_FACTOR)
+            size = Settings().max_header_size
+            cls.limits = (size * LINE_FACTOR, size * HEAD_FACTOR)
         return cls.limits
 
     # -- feeding -------------------------------------------------------------------------------------
