@@ -74,6 +74,8 @@ class LiveServer:
                 "uvicorn",
                 "mediagate.app:app_from_env",
                 "--factory",
+                "--http",
+                "mediagate.httpserver:HTTPProtocol",
                 "--host",
                 "127.0.0.1",
                 "--port",

@@ -48,6 +48,24 @@ TIMEOUT = 5.0
 UVICORN_REFUSAL = b"Invalid HTTP request received."
 """uvicorn's answer to a request its HTTP parser rejects (e.g. a method httptools does not know);
 that happens before the app, so no dialect can answer it."""
+HTTP_LAYER_STATUSES = {400, 414, 431, 501}
+"""What ``mediagate.httpserver`` refuses before the app: malformed framing, an oversize request
+line or head, a transfer coding it does not decode."""
+
+
+def refused_before_the_app(reply: Reply) -> bool:
+    """An answer of the HTTP layer (uvicorn's text, or mediagate.httpserver's ``{"code": status,
+    "message"}`` with ``Connection: close``): no dialect has seen the request, so none answers."""
+    if reply.status == 400 and reply.body == UVICORN_REFUSAL:
+        return True
+    if reply.status not in HTTP_LAYER_STATUSES or reply.headers.get("connection") != "close":
+        return False
+    try:
+        doc = reply.json()
+    except ValueError:
+        return False
+    return isinstance(doc, dict) and doc.get("code") == reply.status and isinstance(doc.get("message"), str)
+
 
 METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE", "PROPFIND", "FOO"]
 WANTU_OPS = ["upload", "blockInit", "blockUpload", "blockComplete", "blockCancel"]
@@ -232,8 +250,8 @@ def check(server: LiveServer, req: Req, failures: list[str], *, half_close: bool
         assert reply.status < 500, f"status {reply.status}: {reply.body[:300]!r}"
         if req.method == "HEAD" or reply.status in (204, 304) or reply.status < 400:
             return reply
-        if reply.status == 400 and reply.body == UVICORN_REFUSAL:
-            return reply  # refused by the HTTP parser, before any dialect sees it
+        if refused_before_the_app(reply):
+            return reply  # refused by the HTTP layer, before any dialect sees it
         check_error_format(dialect_of(req.method, req.target), reply)
         return reply
     except (AssertionError, KeyError, TypeError, OSError) as exc:

@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     max_upload_size: int = 5 * 1024**3
     max_form_field_size: int = 64 * 1024
     max_header_size: int = 16 * 1024
+    """Request headers a dialect accepts (UPYUN REST answers 431 above it). The HTTP layer refuses,
+    before buffering, a header line or target over 2x this (431 / 414) and a head over 4x."""
     form_prebuffer_limit: int = 100 * 1024**2
     """Largest file part read before the policy fields when a form sends the file first."""
 

@@ -192,3 +192,17 @@ class GarbageBlob(Base):
 
     blob_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SignatureUse(Base):
+    """A request signature seen recently, and the method it came with (Wantu manage tokens sign no
+    method, so a captured GET must not become a DELETE). One row per signature, shared by every
+    node; a row is dropped once ``expires_at`` (the signed Date plus the allowed skew) has passed,
+    when the signature could no longer be accepted anyway."""
+
+    __tablename__ = "signature_uses"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    """sha256 hex of the access key and signature (the signature itself is never stored)."""
+    method: Mapped[str] = mapped_column(String(16))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)

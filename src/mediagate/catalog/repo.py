@@ -61,6 +61,7 @@ from mediagate.catalog.models import (
     Folder,
     GarbageBlob,
     Object,
+    SignatureUse,
     UploadPart,
     UploadSession,
 )
@@ -438,17 +439,18 @@ class Catalog:
             _delete_one(s, delete(Object).where(Object.id == existing.id))
             return True
 
-    def rename_object(self, bucket_id: int, key: str, new_key: str) -> Object:
+    def rename_object(self, bucket_id: int, key: str, new_key: str, *, replace: bool = True) -> Object:
         """Give object ``key`` the name ``new_key`` in one transaction; its blob moves with it.
         An object already at ``new_key`` is replaced (its blob becomes garbage); the parent folders
-        of ``new_key`` are created. NotFound if ``key`` is absent, Conflict if ``new_key`` is a folder.
+        of ``new_key`` are created. NotFound if ``key`` is absent, Conflict if ``new_key`` is a folder
+        (or, with ``replace=False``, an object).
 
         Runs through :meth:`_retry` like the other writers: a concurrent commit to ``new_key``
         (unique-key collision), or a concurrent rename/delete of either row, replays the whole
         transaction on the new state instead of failing or renaming a row it no longer holds."""
-        return self._retry(lambda: self._rename_object(bucket_id, key, new_key))
+        return self._retry(lambda: self._rename_object(bucket_id, key, new_key, replace))
 
-    def _rename_object(self, bucket_id: int, key: str, new_key: str) -> Object:
+    def _rename_object(self, bucket_id: int, key: str, new_key: str, replace: bool = True) -> Object:
         new_dir, new_name = split_key(new_key)
         with self._write() as s:
             obj = s.scalar(select(Object).where(Object.bucket_id == bucket_id, Object.key == key))
@@ -460,6 +462,8 @@ class Catalog:
                 raise Conflict("a folder of that name exists", code="is_folder")
             now = utcnow()
             existing = s.scalar(select(Object).where(Object.bucket_id == bucket_id, Object.key == new_key))
+            if existing is not None and not replace:
+                raise Conflict("a file of that name exists", code="key_exists")
             if existing is not None:
                 s.merge(GarbageBlob(blob_id=existing.blob_id, created_at=now))
                 _delete_one(s, delete(Object).where(Object.id == existing.id))
@@ -863,3 +867,29 @@ class Catalog:
     def get_delivery(self, delivery_id: int) -> Delivery | None:
         with self._read() as s:
             return s.get(Delivery, delivery_id)
+
+    # -- signatures seen (replay with another method) ----------------------------------------------
+
+    def claim_signature(self, digest: str, method: str, expires_at: datetime) -> str:
+        """Record that signature ``digest`` came with ``method`` (until ``expires_at``) and return
+        the method it was first seen with: ``method`` itself unless another request used the same
+        signature first. An expired record is replaced. Two nodes racing on a new digest collide on
+        the primary key and the loser replays (see :meth:`_retry`), reading the winner's method."""
+        return self._retry(lambda: self._claim_signature(digest, method, expires_at))
+
+    def _claim_signature(self, digest: str, method: str, expires_at: datetime) -> str:
+        with self._write() as s:
+            seen = s.get(SignatureUse, digest)
+            if seen is not None and as_utc(seen.expires_at) > utcnow():
+                return seen.method
+            if seen is not None:
+                s.delete(seen)
+                s.flush()
+            s.add(SignatureUse(digest=digest, method=method, expires_at=expires_at))
+            return method
+
+    def prune_signatures(self, now: datetime) -> int:
+        """Forget signatures that can no longer be accepted (their Date is out of the window)."""
+        with self._write() as s:
+            result = s.execute(delete(SignatureUse).where(SignatureUse.expires_at <= now))
+            return cast(CursorResult[Any], result).rowcount

@@ -65,4 +65,5 @@ def serve(
         proxy_headers=False,
         server_header=False,
         h11_max_incomplete_event_size=settings.max_header_size * 4,
+        http="mediagate.httpserver:HTTPProtocol",
     )

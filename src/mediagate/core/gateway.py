@@ -613,10 +613,22 @@ class Gateway:
                 await _quietly(self._drop_blob, blob_id)
             raise
 
-    async def move_object(self, bucket: Bucket, source_key: str, dest_key: str) -> Object:
-        """Rename an object in one catalog transaction; its bytes are not touched."""
+    async def move_object(
+        self, bucket: Bucket, source_key: str, dest_key: str, *, replace: bool = True
+    ) -> Object:
+        """Rename an object in one catalog transaction; its bytes are not touched. With
+        ``replace=False`` an object already at ``dest_key`` is a Conflict (``key_exists``)."""
         await self.get_object(bucket, source_key)
-        return await to_thread.run_sync(self.catalog.rename_object, bucket.id, source_key, dest_key)
+        return await to_thread.run_sync(
+            lambda: self.catalog.rename_object(bucket.id, source_key, dest_key, replace=replace)
+        )
+
+    # -- signatures seen -------------------------------------------------------------------------
+
+    async def claim_signature(self, digest: str, method: str, expires_at: datetime) -> str:
+        """The method signature ``digest`` was first used with (recording ``method`` if it is new),
+        shared by every node through the catalog; see ``Catalog.claim_signature``."""
+        return await to_thread.run_sync(self.catalog.claim_signature, digest, method, expires_at)
 
     async def edit_meta(
         self,
@@ -652,6 +664,7 @@ class Gateway:
         notifications. Blocking."""
         now = datetime.now(UTC)
         self.catalog.prune_deliveries(now - timedelta(seconds=self.settings.delivery_retention_seconds))
+        self.catalog.prune_signatures(now)
         for session_id in self.catalog.stale_sessions(
             now - timedelta(seconds=self.settings.session_max_age_seconds)
         ):

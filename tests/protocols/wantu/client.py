@@ -15,7 +15,6 @@ import json
 import time
 import uuid
 from collections.abc import Iterable
-from email.utils import formatdate
 from typing import Any
 
 import httpx
@@ -81,6 +80,7 @@ class WantuClient:
     def __init__(self, base_url: str, ak: str, sk: str, namespace: str) -> None:
         self.http = httpx.Client(base_url=base_url, timeout=60)
         self.ak, self.sk, self.namespace = ak, sk, namespace
+        self._last_ms = 0
 
     def close(self) -> None:
         self.http.close()
@@ -165,7 +165,7 @@ class WantuClient:
         sign_path: str | None = None,
         sk: str | None = None,
     ) -> httpx.Response:
-        date = date or formatdate(usegmt=True)
+        date = date or self.fresh_date()
         target = path + (f"?{query}" if query else "")
         to_sign = f"{sign_path or target}\n{body}\n{date}"
         token = b64(f"{self.ak}:{hmac_sha1(sk or self.sk, to_sign)}")
@@ -173,6 +173,13 @@ class WantuClient:
         if body:
             headers["Content-Type"] = "application/x-www-form-urlencoded"
         return self.http.request(method, target, content=body.encode() or None, headers=headers)
+
+    def fresh_date(self) -> str:
+        """Epoch milliseconds (the seed's example and the PHP SDK's form), never the same twice:
+        the server refuses a signature it saw with another method, and a GET and a DELETE of one
+        resource signed in the same second would have the same signature."""
+        self._last_ms = max(int(time.time() * 1000), self._last_ms + 1)
+        return str(self._last_ms)
 
     def file_rid(self, dir: str, name: str, namespace: str | None = None) -> str:
         return resource_id(self.namespace if namespace is None else namespace, dir, name)

@@ -340,13 +340,18 @@ MANAGE_CASES: dict[str, tuple[Case, int, str]] = {
         401,
         "AuthenticationFailed",
     ),
-    "Date 20 minutes old": (
-        lambda w: w.manage("GET", "/3.0/files", date=formatdate(time.time() - 1200, usegmt=True)),
+    "Date 40 minutes old (the default skew is 30)": (
+        lambda w: w.manage("GET", "/3.0/files", date=formatdate(time.time() - 2400, usegmt=True)),
         401,
         "AuthenticationFailed",
     ),
-    "Date 20 minutes ahead (ms)": (
-        lambda w: w.manage("GET", "/3.0/files", date=str(int((time.time() + 1200) * 1000))),
+    "Date 40 minutes ahead (ms)": (
+        lambda w: w.manage("GET", "/3.0/files", date=str(int((time.time() + 2400) * 1000))),
+        401,
+        "AuthenticationFailed",
+    ),
+    "Date past year 9999, validly signed": (
+        lambda w: w.manage("GET", "/3.0/files", date="9999999999999999"),
         401,
         "AuthenticationFailed",
     ),

@@ -184,3 +184,37 @@ def test_not_yet_supported_endpoints(wantu: WantuClient) -> None:
     task = wantu.manage("GET", "/3.0/mediaEncodeResult/task-1")
     assert task.status_code == 404 and task.json()["code"] == "ResourceNotFound"
     assert "not supported" in task.json()["msg"]
+
+
+def test_rename_a_file(wantu: WantuClient) -> None:
+    """The PHP SDK's renameFile: ``POST /3.0/files/<rid>/rename/<newRid>``."""
+    up = _upload(wantu, "/a", "old.txt", b"renamed bytes")
+    old, new = wantu.file_rid("/a", "old.txt"), wantu.file_rid("/b/c", "new.txt")
+    r = wantu.manage("POST", f"/3.0/files/{old}/rename/{new}")
+    assert r.status_code == 200, r.text
+    assert wantu.manage("GET", f"/3.0/files/{old}/exist").status_code == 404
+    moved = wantu.manage("GET", f"/3.0/files/{new}").json()
+    assert (moved["dir"], moved["name"], moved["md5"]) == ("/b/c", "new.txt", md5(b"renamed bytes"))
+    assert httpx.get(moved["url"]).content == b"renamed bytes"
+    assert httpx.get(up.json()["url"]).status_code == 404
+    assert wantu.manage("GET", f"/3.0/folders/{wantu.folder_rid('/b/c')}/exist").status_code == 200
+
+
+def test_rename_refuses_to_replace_and_reports_what_is_missing(wantu: WantuClient) -> None:
+    _upload(wantu, "/", "one.txt", b"1")
+    _upload(wantu, "/", "two.txt", b"2")
+    one, two = wantu.file_rid("/", "one.txt"), wantu.file_rid("/", "two.txt")
+    taken = wantu.manage("POST", f"/3.0/files/{one}/rename/{two}")
+    assert taken.status_code == 400 and taken.json()["code"] == "NameDuplicated"
+    assert httpx.get(wantu.manage("GET", f"/3.0/files/{two}").json()["url"]).content == b"2"
+    missing = wantu.manage(
+        "POST", f"/3.0/files/{wantu.file_rid('/', 'none')}/rename/{wantu.file_rid('/', 'x')}"
+    )
+    assert missing.status_code == 404 and missing.json()["code"] == "ResourceNotFound"
+    same = wantu.manage("POST", f"/3.0/files/{one}/rename/{one}")
+    assert same.status_code == 200
+    foreign = wantu.manage("POST", f"/3.0/files/{one}/rename/{wantu.file_rid('/', 'y', namespace='other')}")
+    assert foreign.status_code == 401 and foreign.json()["code"] == "AuthenticationFailed"
+    _upload(wantu, "/dir", "f.txt")
+    onto_folder = wantu.manage("POST", f"/3.0/files/{one}/rename/{wantu.file_rid('/', 'dir')}")
+    assert onto_folder.status_code == 400 and onto_folder.json()["code"] == "NameDuplicated"

@@ -104,15 +104,30 @@ def test_resource_ids() -> None:
 
 def test_date_window_and_formats() -> None:
     now = datetime(2015, 3, 17, 14, 41, 25, tzinfo=UTC)
-    signing.check_date("Tue, 17 Mar 2015 14:41:25 GMT", now)
-    signing.check_date(str(int(now.timestamp() * 1000)), now)
-    signing.check_date(str(int(now.timestamp())), now + timedelta(minutes=14))
+    window = 15 * 60
+    signing.check_date("Tue, 17 Mar 2015 14:41:25 GMT", now, skew_seconds=window)
+    signing.check_date(str(int(now.timestamp() * 1000)), now, skew_seconds=window)
+    signing.check_date(str(int(now.timestamp())), now + timedelta(minutes=14), skew_seconds=window)
     with pytest.raises(Unauthorized):
-        signing.check_date("Tue, 17 Mar 2015 14:41:25 GMT", now + timedelta(minutes=16))
+        signing.check_date("Tue, 17 Mar 2015 14:41:25 GMT", now + timedelta(minutes=16), skew_seconds=window)
     with pytest.raises(Unauthorized):
-        signing.check_date("yesterday", now)
+        signing.check_date("yesterday", now, skew_seconds=window)
     with pytest.raises(Unauthorized):
-        signing.check_date(None, now)
+        signing.check_date(None, now, skew_seconds=window)
+
+
+def test_the_window_is_the_one_given() -> None:
+    """The server's date_skew_seconds decides, not a hard-coded 15 minutes."""
+    now = datetime(2015, 3, 17, 14, 41, 25, tzinfo=UTC)
+    signing.check_date("Tue, 17 Mar 2015 14:41:25 GMT", now + timedelta(minutes=25), skew_seconds=1800)
+    with pytest.raises(Unauthorized, match="2 minutes"):
+        signing.check_date("Tue, 17 Mar 2015 14:41:25 GMT", now + timedelta(minutes=3), skew_seconds=120)
+
+
+@pytest.mark.parametrize("date", ["9999999999999999", "9999999999", "253402300800000"])
+def test_a_date_past_year_9999_is_a_401_not_a_crash(date: str) -> None:
+    with pytest.raises(Unauthorized):
+        signing.check_date(date, datetime.now(UTC), skew_seconds=900)
 
 
 def test_expiration_units() -> None:

@@ -32,7 +32,8 @@ real client could have used):
 6. Manage string to sign: any of ``<path>[?<query>]\\n<body>\\n<Date>`` with the path as sent or
    without its leading ``/`` (the seed's example), a bare ``?`` when there is no query, or
    ``uri=<path>[?<query>]\\ndate=<Date>``; the percent-decoded target is tried too. ``Date`` is
-   RFC 822/1123 or epoch ms/s digits; more than 15 minutes off -> 401.
+   RFC 822/1123 or epoch ms/s digits; further than ``settings.date_skew_seconds`` off (the seed:
+   15 minutes) -> 401. A signature seen with one method and replayed with another -> 401.
 7. Upload endpoints accept PUT (seed) and POST. ``blockComplete``/``blockCancel`` accept a
    multipart or a urlencoded body.
 8. ``namespace`` absent or ``""`` (policy, resourceId, list query) = the AK's namespace; another
@@ -49,9 +50,11 @@ real client could have used):
     ``customBody``. No answer -> the upload still succeeds with ``customBody: ""``. The SSRF guard
     refuses a private callbackUrl before the file is read (400).
 12. returnUrl: 303 to it with the answer's fields appended as a query.
-13. Block upload: ``parts`` partNumbers as strings or ints; gaps allowed, duplicates refused; the
-    policy applied at blockComplete is the one given at blockInit (each call's own token must
-    still be valid and of the same namespace). No minimum block size.
+13. Block upload: ``parts`` partNumbers as strings or ints; gaps allowed, duplicates refused;
+    ``md5`` optional at blockComplete (then ``parts`` must list every block). The policy applied
+    is the one given at blockInit; each later call's own token must be valid, of the same
+    namespace and for the same dir/name, and may only narrow it (smaller sizeLimit, insertOnly).
+    sizeLimit binds the sum of the blocks as they arrive. No minimum block size.
 14. Management: ``GET /3.0/files`` on a missing dir -> 404, on an empty one -> 200 with an empty
     result; ``pageSize`` default 20, 1-100 (101 -> 400); ``currentPage`` default 1; stamps are epoch
     ms. Folders exist explicitly (POST) or implicitly (a file uploaded into them); the root ``/``

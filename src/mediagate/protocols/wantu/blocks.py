@@ -9,14 +9,21 @@ giving both must give the same upload.
   meta-*, var-*) and stores the first block as part 1; if that block is refused the session is
   dropped at once.
 * ``blockUpload`` stores part ``partNumber`` (a positive integer; re-sending a number replaces it).
-* ``blockComplete`` takes ``parts`` = base64 JSON ``[{"eTag", "partNumber"}]`` and the whole-file
-  ``md5``: every listed part must exist with that ETag (case-insensitive, numbers as int or string,
-  no duplicates); they are assembled in partNumber order, and the result goes through the same
-  checks, placeholders and answers as a single upload, under the policy given at blockInit. A
-  refused completion keeps the session, so the client can fix and retry.
+  The policy's sizeLimit binds the whole file: a block that would take the sum of the blocks past
+  it is refused before it is read (from its declared ``size``) or while it streams.
+* ``blockComplete`` takes ``parts`` = base64 JSON ``[{"eTag", "partNumber"}]`` and, optionally,
+  the whole-file ``md5`` (the seed's own example and the JS SDK omit it): every listed part must
+  exist with that ETag (case-insensitive, numbers as int or string, no duplicates), and without
+  ``md5`` the list must name every uploaded block. They are assembled in partNumber order, and the
+  result goes through the same checks, placeholders and answers as a single upload. A refused
+  completion keeps the session, so the client can fix and retry.
 * ``blockCancel`` drops the session and its parts (200, empty body).
 
-Every call needs a valid upload token of the same namespace (the seed: the same token for all).
+A session keeps the grant it was opened with (the blockInit token's policy and fields). Every
+later call needs a valid upload token of the same namespace (the seed: the same token for all)
+whose policy allows the same file: the same dir and name, or none (left to the form, as at
+blockInit). That token can only narrow the grant: its sizeLimit, if smaller, and its insertOnly
+apply too. A token for another file cannot add to, complete or cancel the session (401).
 Block ETags are upper-case hex md5, as in the seed's examples.
 """
 
@@ -25,14 +32,15 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mediagate.catalog.models import UploadSession
+from mediagate.catalog.models import UploadPart, UploadSession
 from mediagate.core import jsonin
-from mediagate.core.errors import BadRequest, NotFound
+from mediagate.core.errors import BadRequest, NotFound, Unauthorized
 from mediagate.core.gateway import Gateway
 from mediagate.http import request_id
 from mediagate.protocols.wantu.policy import (
@@ -87,11 +95,52 @@ def _session_id(fields: dict[str, str]) -> str:
     return found.pop()
 
 
-async def _session(gw: Gateway, auth: Authorised, fields: dict[str, str]) -> UploadSession:
+async def _session(gw: Gateway, auth: Authorised, fields: dict[str, str]) -> tuple[UploadSession, KeyContext]:
+    """The session named by the form, with its key context, once this call's token is shown to
+    allow the session's target (see :func:`_check_target`)."""
     session = await gw.session(_session_id(fields), bucket=auth.bucket)
     if session.dialect != DIALECT:
         raise NotFound("upload not found", code="session_not_found")
-    return session
+    ctx = _context(auth, session)
+    _check_target(auth.policy, ctx)
+    return session, ctx
+
+
+def _same_dir(a: str, b: str) -> bool:
+    return a.strip("/") == b.strip("/")
+
+
+def _check_target(policy: WantuPolicy, ctx: KeyContext) -> None:
+    """A later call's token must allow the file the session was opened for: its policy names the
+    same dir and name, or leaves them to the form (as the blockInit call's did). A token for
+    another file cannot add blocks to, complete or cancel this one."""
+    if policy.dir is not None and not _same_dir(policy.dir, ctx.dir_template):
+        raise Unauthorized(
+            "the upload token is for another dir than this block upload", code="grant_mismatch"
+        )
+    if policy.name is not None and policy.name != ctx.name_template:
+        raise Unauthorized(
+            "the upload token is for another name than this block upload", code="grant_mismatch"
+        )
+
+
+def _bounded(session_policy: WantuPolicy, current: WantuPolicy) -> WantuPolicy:
+    """The session's policy, narrowed by this call's token: the smaller sizeLimit, and insertOnly
+    if either asks for it. The session never gains what its own token did not grant."""
+    limits = [x for x in (session_policy.size_limit, current.size_limit) if x is not None]
+    return replace(
+        session_policy,
+        size_limit=min(limits) if limits else None,
+        insert_only=session_policy.insert_only or current.insert_only,
+    )
+
+
+def _room(limit: int | None, parts: list[UploadPart], number: int) -> int | None:
+    """Bytes part ``number`` may have so that the whole file stays within ``limit``."""
+    if limit is None:
+        return None
+    others = sum(p.size for p in parts if p.part_number != number)
+    return limit - others
 
 
 def _part_number(fields: dict[str, str]) -> int:
@@ -166,13 +215,15 @@ async def _upload(request: Request, gw: Gateway, body: AsyncIterator[bytes]) -> 
     form = await read_form(request, gw, body, want_file=True)
     number = _part_number(form.fields)
     size, md5 = parse_size(form.fields), parse_md5(form.fields)
-    session = await _session(gw, auth, form.fields)
-    ctx = _context(auth, session)
-    limit = ctx.policy.size_limit
-    if limit is not None and size is not None and size > limit:
-        raise BadRequest(f"block size {size} exceeds the policy sizeLimit {limit}", code="size_out_of_range")
+    session, ctx = await _session(gw, auth, form.fields)
+    limit = _bounded(ctx.policy, auth.policy).size_limit
+    room = _room(limit, await gw.parts(session), number)
+    if room is not None and (room < 1 or (size is not None and size > room)):
+        raise BadRequest(
+            f"this block would take the file past the policy sizeLimit {limit}", code="size_out_of_range"
+        )
     part = await gw.put_part(
-        session, number, file_stream(form), max_size=limit, expected_md5=md5, expected_size=size
+        session, number, file_stream(form), max_size=room, expected_md5=md5, expected_size=size
     )
     fields_out = _ids(session.id) | {"partNumber": number, "eTag": part.md5.upper()} | _shown(ctx)
     return answer(fields_out | {"requestId": request_id(request)})
@@ -222,10 +273,21 @@ async def _complete(request: Request, gw: Gateway, body: AsyncIterator[bytes]) -
     fields = form.fields
     listed = parse_parts(fields.get("parts", ""))
     md5 = parse_md5(fields)
-    if md5 is None:
-        raise BadRequest("md5 (of the whole file) is required", code="missing_field")
-    session = await _session(gw, auth, fields)
+    session, ctx = await _session(gw, auth, fields)
+    ctx.policy = _bounded(ctx.policy, auth.policy)
     stored_parts = {p.part_number: p for p in await gw.parts(session)}
+    if md5 is None and {n for n, _ in listed} != set(stored_parts):
+        raise BadRequest(
+            "without md5, parts must list every uploaded block (uploaded: "
+            f"{sorted(stored_parts)[:50]}, listed: {[n for n, _ in listed][:50]})",
+            code="missing_parts",
+        )
+    limit = ctx.policy.size_limit
+    total = sum(stored_parts[n].size for n, _ in listed if n in stored_parts)
+    if limit is not None and total > limit:
+        raise BadRequest(
+            f"the blocks add up to {total} bytes, over the policy sizeLimit {limit}", code="size_out_of_range"
+        )
     for number, etag in listed:
         part = stored_parts.get(number)
         if part is None:
@@ -234,7 +296,6 @@ async def _complete(request: Request, gw: Gateway, body: AsyncIterator[bytes]) -
             raise BadRequest(
                 f"part {number}: eTag does not match the uploaded block", code="checksum_mismatch"
             )
-    ctx = _context(auth, session)
     data = session.data
     filename = data.get("filename")
     grant = build_grant(
@@ -258,7 +319,7 @@ async def block_complete(request: Request) -> Response:
 async def _cancel(request: Request, gw: Gateway, body: AsyncIterator[bytes]) -> Response:
     auth = await authorise(request, gw)
     form = await read_form(request, gw, body, want_file=False)
-    session = await _session(gw, auth, form.fields)
+    session, _ = await _session(gw, auth, form.fields)
     await gw.abort_session(session)
     return Response(status_code=200, headers={"requestId": request_id(request)})
 

@@ -121,8 +121,9 @@ async def explain_manage_token(token: str, ctx: ExplainContext) -> Explanation |
                 + json.dumps(signing.manage_strings(ctx.uri, "", ctx.date)[0]),
             )
     try:
-        signing.check_date(ctx.date, ctx.now)
-        exp.ok("date", "Date is within 15 minutes of the server's clock")
+        skew = ctx.gateway.settings.date_skew_seconds
+        signing.check_date(ctx.date, ctx.now, skew_seconds=skew)
+        exp.ok("date", f"Date is within {signing.describe_seconds(skew)} of the server's clock")
     except MediagateError as exc:
         exp.error("date", exc.message)
     exp.allows.append(f"file and folder management of namespace {ctx.bucket_name!r}")

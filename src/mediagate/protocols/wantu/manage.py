@@ -2,14 +2,17 @@
 
 Every call carries ``Authorization: ACL_TOP <token>`` and ``Date``; the signature is checked over
 every string the seed's three formulations allow (``signing.manage_strings``), then the Date must be
-within 15 minutes of our clock. A resourceId's namespace may be ``""`` (the AK's own namespace) or
-the AK's namespace; any other is refused as an authentication failure.
+within ``settings.date_skew_seconds`` of our clock (the seed says 15 minutes), then the signature
+must not have been used with another method (``_bind_method``: the seed signs no method). A
+resourceId's namespace may be ``""`` (the AK's own namespace) or the AK's namespace; any other is
+refused as an authentication failure.
 
 | call                                | success                              | errors                   |
 | ----------------------------------- | ------------------------------------ | ------------------------ |
 | ``DELETE /3.0/files/<rid>``         | 200                                  | 404 ResourceNotFound     |
 | ``GET /3.0/files/<rid>``            | 200 file item (below)                | 404                      |
 | ``GET /3.0/files/<rid>/exist``      | 200                                  | 404                      |
+| ``POST /3.0/files/<rid>/rename/<newRid>`` | 200 (target folders created)   | 404, 400 NameDuplicated  |
 | ``GET /3.0/files?namespace&dir&currentPage&pageSize`` | 200 page of file items | 400, 404 (no such dir)  |
 | ``POST /3.0/folders/<rid>``         | 200 (parents created too)            | 400 NameDuplicated       |
 | ``DELETE /3.0/folders/<rid>``       | 200                                  | 400 NonEmpty, 404        |
@@ -29,9 +32,10 @@ path ('/a/b'), createStamp, modifyStamp``.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import unquote
 
@@ -47,6 +51,7 @@ from mediagate.http import body_stream, gateway, raw_target, request_id
 from mediagate.protocols.wantu.errors import as_headers, error_response
 from mediagate.protocols.wantu.signing import (
     MANAGE_TYPE,
+    ManageToken,
     ResourceId,
     check_date,
     check_dir,
@@ -90,8 +95,25 @@ async def authorise(request: Request, gw: Gateway, body: bytes) -> Bucket:
         candidates += manage_strings(unquote(target), text, date)
     if not manage_signature_ok(token, secret, candidates):
         raise Unauthorized("the manage token signature does not match the request", code="signature_mismatch")
-    check_date(date, datetime.now(UTC))
+    skew = gw.settings.date_skew_seconds
+    signed_at = check_date(date, datetime.now(UTC), skew_seconds=skew)
+    await _bind_method(gw, token, request.method, signed_at + timedelta(seconds=skew))
     return bucket
+
+
+async def _bind_method(gw: Gateway, token: ManageToken, method: str, expires_at: datetime) -> None:
+    """The string to sign has no method, so a captured GET would authorise a DELETE of the same
+    resource: a signature is good for the first method it came with until its Date leaves the
+    window (HEAD counts as GET). The record lives in the catalog, so every node agrees."""
+    verb = "GET" if method == "HEAD" else method
+    digest = hashlib.sha256(f"{token.access_key}:{token.signature.lower()}".encode()).hexdigest()
+    first = await gw.claim_signature(digest, verb, expires_at)
+    if first != verb:
+        raise Unauthorized(
+            f"this signature was already used for a {first} request; sign each request with its own Date "
+            "(epoch milliseconds avoid collisions)",
+            code="signature_replayed",
+        )
 
 
 def _own(bucket: Bucket, namespace: str | None) -> None:
@@ -194,6 +216,8 @@ async def _files(request: Request, gw: Gateway, bucket: Bucket, rest: list[str])
     if len(rest) == 2 and rest[1] == "exist" and method in ("GET", "HEAD"):
         await gw.get_object(bucket, key)
         return _ok(request)
+    if len(rest) == 3 and rest[1] == "rename" and method in ("POST", "PUT"):
+        return await _rename(request, gw, bucket, key, rest[2])
     if len(rest) != 1:
         raise _no_such_api()
     if method == "DELETE":
@@ -202,6 +226,19 @@ async def _files(request: Request, gw: Gateway, bucket: Bucket, rest: list[str])
     if method in ("GET", "HEAD"):
         return _ok(request, file_item(request, gw, bucket, await gw.get_object(bucket, key)))
     raise _no_such_api()
+
+
+async def _rename(request: Request, gw: Gateway, bucket: Bucket, key: str, new_rid: str) -> Response:
+    """``POST /3.0/files/<rid>/rename/<newRid>``: same namespace; an existing target is not
+    replaced (NameDuplicated), the target's folders are created."""
+    target = parse_resource_id(new_rid, file=True)
+    _own(bucket, target.namespace)
+    new_key = _file_key(target)
+    if new_key == key:
+        await gw.get_object(bucket, key)
+    else:
+        await gw.move_object(bucket, key, new_key, replace=False)
+    return _ok(request)
 
 
 async def _folders(request: Request, gw: Gateway, bucket: Bucket, rest: list[str]) -> Response:

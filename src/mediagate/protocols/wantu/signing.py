@@ -38,7 +38,6 @@ from mediagate.core.errors import BadRequest, Unauthorized
 
 UPLOAD_TYPES = ("UPLOAD_AK_TOP", "UPLOADAKTOP")
 MANAGE_TYPE = "ACL_TOP"
-DATE_WINDOW_SECONDS = 15 * 60
 MAX_DIR_BYTES = 192
 MAX_NAME_BYTES = 64
 
@@ -187,7 +186,10 @@ def parse_date(value: str) -> datetime:
     if re.fullmatch(r"\d{1,16}", text):
         number = int(text)
         seconds = number / 1000 if number > 10**11 else number
-        return datetime.fromtimestamp(seconds, UTC)
+        try:
+            return datetime.fromtimestamp(seconds, UTC)
+        except (OverflowError, OSError, ValueError) as exc:  # past year 9999
+            raise Unauthorized("the Date header is not a representable time", code="bad_date") from exc
     try:
         moment = parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError) as exc:
@@ -197,13 +199,22 @@ def parse_date(value: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def check_date(value: str | None, now: datetime) -> None:
-    """Refuse a missing Date or one more than 15 minutes from ``now`` (the seed's 401)."""
+def check_date(value: str | None, now: datetime, *, skew_seconds: int) -> datetime:
+    """The Date, refused (401) when missing, unreadable or further than ``skew_seconds`` from
+    ``now`` (the seed says 15 minutes; the server's ``date_skew_seconds`` setting decides)."""
     if not value or not value.strip():
         raise Unauthorized("the Date header is required", code="date_required")
-    skew = abs((parse_date(value) - now).total_seconds())
-    if skew > DATE_WINDOW_SECONDS:
-        raise Unauthorized("the Date header is more than 15 minutes from the server time", code="date_skew")
+    moment = parse_date(value)
+    if abs((moment - now).total_seconds()) > skew_seconds:
+        raise Unauthorized(
+            f"the Date header is more than {describe_seconds(skew_seconds)} from the server time",
+            code="date_skew",
+        )
+    return moment
+
+
+def describe_seconds(seconds: int) -> str:
+    return f"{seconds // 60} minutes" if seconds % 60 == 0 else f"{seconds} seconds"
 
 
 # -- resourceId ----------------------------------------------------------------------------------------

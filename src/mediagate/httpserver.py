@@ -1,0 +1,221 @@
+"""The HTTP/1.1 front door: uvicorn's httptools protocol with mediagate's framing and size rules.
+
+Used by ``mediagate serve`` and by the tests' live server (``uvicorn --http
+mediagate.httpserver:HTTPProtocol``). It differs from uvicorn's own protocol in three ways:
+
+* **Transfer-Encoding with Content-Length is served** (PHP's curl sends ``Transfer-Encoding:
+  chunked`` and ``Content-Length: 0`` on a body-less POST). RFC 9112 §6.3: Transfer-Encoding
+  overrides Content-Length, and the server must close the connection after answering, so this
+  request is framed by its chunks, answered with ``Connection: close``, and nothing after it on
+  the connection is read.
+* **Smuggling shapes stay refused** with 400 and a closed connection: a Transfer-Encoding whose
+  final coding is not ``chunked`` (or ``chunked`` twice), Transfer-Encoding on HTTP/1.0, and —
+  by llhttp itself — duplicate or malformed Content-Length, obs-fold, bare LF, whitespace before
+  the colon. A coding other than ``chunked`` before the final ``chunked`` is a 501 (we do not
+  decode transfer codings).
+* **Head sizes are bounded before they are buffered**: one header line (or the request target)
+  longer than ``LINE_FACTOR x max_header_size`` -> 431 (414 for the target), and a head longer
+  than ``HEAD_FACTOR x max_header_size`` in total -> 431. This is the backstop: a head over
+  ``max_header_size`` itself reaches the app, where a dialect that bounds headers (UPYUN REST)
+  refuses it in its own error format. Bytes are fed to the parser in slices no
+  longer than what is left of the head budget, so an endless header costs at most that budget.
+  After a refusal the answer is sent with ``Connection: close``, the write side is shut, and what
+  the client still sends is read and dropped for ``LINGER_SECONDS`` (closing with unread data
+  would make the kernel reset the connection, and the client could lose the answer).
+
+The limits come from the process's ``Settings`` (env / home config), read once per process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any, ClassVar
+
+import httptools
+from uvicorn.config import Config
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.server import ServerState
+
+log = logging.getLogger("mediagate.http")
+
+LINE_FACTOR = 2
+"""One header line or request target may be this many times ``max_header_size``."""
+HEAD_FACTOR = 4
+"""A whole request head may be this many times ``max_header_size``."""
+LINGER_SECONDS = 1.0
+"""After a refusal, how long the rest of what the client sends is read and dropped (so that its
+kernel does not reset the connection before it has read the answer)."""
+
+
+class Refusal(Exception):
+    """Raised from a parser callback: answer ``status`` with ``message`` and close. ``status``
+    None means stop reading silently (a response is already on its way)."""
+
+    def __init__(self, status: int | None, message: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def transfer_codings(values: list[bytes]) -> list[bytes]:
+    """The codings of every Transfer-Encoding field, in order, lower-cased."""
+    return [c.strip().lower() for v in values for c in v.split(b",") if c.strip()]
+
+
+def check_framing(te_values: list[bytes], http_version: str) -> None:
+    """Refuse a Transfer-Encoding that is not exactly ``chunked`` on HTTP/1.1 (RFC 9112 §6.1)."""
+    if not te_values:
+        return
+    if http_version != "1.1":
+        raise Refusal(400, "Transfer-Encoding is not allowed before HTTP/1.1")
+    codings = transfer_codings(te_values)
+    if not codings or codings[-1] != b"chunked" or codings.count(b"chunked") != 1:
+        raise Refusal(400, "Transfer-Encoding must end in chunked, applied once")
+    if codings != [b"chunked"]:
+        raise Refusal(501, "only the chunked transfer coding is supported")
+
+
+class HTTPProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with the rules above; everything else is uvicorn's."""
+
+    limits: ClassVar[tuple[int, int] | None] = None
+    """(line limit, head limit), read from Settings on first use in this process."""
+
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self.parser.set_dangerous_leniencies(lenient_data_after_close=True, lenient_chunked_length=True)
+        self.line_limit, self.head_limit = self._limits()
+        self.in_head = True
+        self.head_bytes = 0
+        self.url_bytes = 0
+        self.te_values: list[bytes] = []
+        self.has_length = False
+        self.close_after = False
+        self.stopped = False
+
+    @classmethod
+    def _limits(cls) -> tuple[int, int]:
+        if cls.limits is None:
+            from mediagate.config import Settings
+
+            size = Settings().max_header_size
+            cls.limits = (size * LINE_FACTOR, size * HEAD_FACTOR)
+        return cls.limits
+
+    # -- feeding -------------------------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        if self.stopped:
+            return
+        self._unset_keepalive_if_required()
+        while data and not self.stopped:
+            if self.in_head:
+                room = self.head_limit - self.head_bytes
+                if room <= 0:
+                    self._refuse(431, f"the request head is larger than {self.head_limit} bytes")
+                    return
+                piece, data = data[:room], data[room:]
+                self.head_bytes += len(piece)
+            else:
+                piece, data = data, b""
+            self._feed(piece)
+
+    def _feed(self, piece: bytes) -> None:
+        try:
+            self.parser.feed_data(piece)
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+                self.stopped = True  # the connection now belongs to the websocket protocol
+            else:
+                self._unsupported_upgrade_warning()
+        except httptools.HttpParserError as exc:
+            refusal = exc.__context__ if isinstance(exc.__context__, Refusal) else None
+            if refusal is None:
+                self._refuse(400, "Invalid HTTP request received.")
+            elif refusal.status is None:
+                self.stopped = True
+            else:
+                self._refuse(refusal.status, refusal.message)
+
+    def _refuse(self, status: int, message: str) -> None:
+        """Answer ``status`` and close. A request already handed to the app (its body turned out
+        malformed) is told the client went away, so that it stops waiting for the body and its
+        own answer is dropped; if that answer has begun, the connection is just closed."""
+        self.stopped = True
+        log.warning("refused a request: %s %s", status, message)
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            if cycle.response_started:
+                self.transport.close()
+                return
+            cycle.disconnected = True
+            cycle.message_event.set()
+        body = json.dumps({"code": status, "message": message}).encode()
+        content = [STATUS_LINE[status]]
+        for name, value in self.server_state.default_headers:
+            content.extend([name, b": ", value, b"\r\n"])
+        content.extend(
+            [
+                b"content-type: application/json\r\n",
+                b"content-length: " + str(len(body)).encode("ascii") + b"\r\n",
+                b"connection: close\r\n",
+                b"\r\n",
+                body,
+            ]
+        )
+        self.transport.write(b"".join(content))
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+            self.loop.call_later(LINGER_SECONDS, self.transport.close)
+        else:
+            self.transport.close()
+
+    # -- parser callbacks ----------------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        if self.close_after:
+            raise Refusal(None)
+        self.in_head = True
+        self.url_bytes = 0
+        self.te_values = []
+        self.has_length = False
+        super().on_message_begin()
+
+    def on_url(self, url: bytes) -> None:
+        self.url_bytes += len(url)
+        if self.url_bytes > self.line_limit:
+            raise Refusal(414, f"the request target is longer than {self.line_limit} bytes")
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if len(name) + len(value) + 2 > self.line_limit:
+            raise Refusal(431, f"a request header line is larger than {self.line_limit} bytes")
+        lower = name.lower()
+        if lower == b"transfer-encoding":
+            self.te_values.append(value)
+        elif lower == b"content-length":
+            self.has_length = True
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        check_framing(self.te_values, self.parser.get_http_version())
+        self.in_head = False
+        super().on_headers_complete()
+        if self.te_values and self.has_length:
+            self.close_after = True
+            if self.cycle is not None and self.cycle.scope is self.scope:
+                self.cycle.keep_alive = False
+
+    def on_message_complete(self) -> None:
+        self.in_head = True
+        self.head_bytes = 0
+        super().on_message_complete()

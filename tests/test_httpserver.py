@@ -1,0 +1,244 @@
+"""The HTTP layer (mediagate.httpserver) spoken to over raw sockets: what PHP's curl sends is served,
+request-smuggling shapes are refused, oversize heads are refused before they are read whole."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from email.utils import formatdate
+from pathlib import Path
+
+import httpx
+import pytest
+
+from mediagate.core.buckets import BucketCredentials
+from tests.conftest import LiveServer, free_port
+from tests.protocols.wantu.client import b64, hmac_sha1, resource_id, upload_token
+from tests.support.cli import run_mediagate
+
+
+def connect(server: LiveServer) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    return sock
+
+
+def read_all(sock: socket.socket, timeout: float = 10) -> bytes:
+    """Everything until the server closes the connection (fails the test on a hang)."""
+    sock.settimeout(timeout)
+    out = bytearray()
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    return bytes(out)
+
+
+def exchange(server: LiveServer, raw: bytes) -> bytes:
+    with connect(server) as sock:
+        sock.sendall(raw)
+        return read_all(sock)
+
+
+def status_of(response: bytes) -> int:
+    assert response.startswith(b"HTTP/1.1 "), response[:200]
+    return int(response.split(b" ", 2)[1])
+
+
+def head_of(response: bytes) -> dict[str, str]:
+    head = response.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")[1:]
+    return {k.strip().lower(): v.strip() for k, v in (line.split(":", 1) for line in head)}
+
+
+def manage_headers(bucket: BucketCredentials, target: str) -> bytes:
+    date = formatdate(usegmt=True)
+    sign = hmac_sha1(bucket.secret_access_key, f"{target}\n\n{date}")
+    token = b64(f"{bucket.access_key_id}:{sign}")
+    return f"Authorization: ACL_TOP {token}\r\nDate: {date}\r\n".encode()
+
+
+def test_chunked_with_content_length_zero_is_served_then_the_connection_closes(
+    server: LiveServer, bucket: BucketCredentials
+) -> None:
+    """PHP curl's createDir: ``Transfer-Encoding: chunked`` + ``Content-Length: 0``. A request
+    pipelined after it is not read (RFC 9112 §6.3: close after answering)."""
+    target = "/3.0/folders/" + resource_id(bucket.bucket, "/from-curl")
+    raw = (
+        f"POST {target} HTTP/1.1\r\nHost: x\r\n".encode()
+        + manage_headers(bucket, target)
+        + b"Transfer-Encoding: chunked\r\nContent-Length: 0\r\n\r\n0\r\n\r\n"
+        + b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    )
+    response = exchange(server, raw)
+    assert status_of(response) == 200, response
+    assert head_of(response)["connection"] == "close"
+    assert response.count(b"HTTP/1.1 ") == 1
+
+    exists = "/3.0/folders/" + resource_id(bucket.bucket, "/from-curl") + "/exist"
+    check = exchange(
+        server,
+        f"GET {exists} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n".encode()
+        + manage_headers(bucket, exists)
+        + b"\r\n",
+    )
+    assert status_of(check) == 200
+
+
+def test_chunked_body_wins_over_content_length(server: LiveServer) -> None:
+    """The chunks frame the body, whatever Content-Length says; the connection closes after."""
+    raw = (
+        b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"5\r\nhello\r\n0\r\n\r\n"
+    )
+    response = exchange(server, raw)
+    assert status_of(response) not in (400, 500), response
+    assert head_of(response)["connection"] == "close"
+    assert response.count(b"HTTP/1.1 ") == 1
+
+
+SMUGGLING = {
+    "two different Content-Length": b"Content-Length: 3\r\nContent-Length: 40\r\n\r\nabc",
+    "two equal Content-Length": b"Content-Length: 3\r\nContent-Length: 3\r\n\r\nabc",
+    "a Content-Length list": b"Content-Length: 3, 3\r\n\r\nabc",
+    "a signed Content-Length": b"Content-Length: +3\r\n\r\nabc",
+    "TE not ending in chunked": b"Transfer-Encoding: chunked, identity\r\nContent-Length: 3\r\n\r\nabc",
+    "TE gzip with Content-Length": b"Transfer-Encoding: gzip\r\nContent-Length: 3\r\n\r\nabc",
+    "TE xchunked": b"Transfer-Encoding: xchunked\r\nContent-Length: 3\r\n\r\nabc",
+    "TE chunked twice": b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    "TE with a space before the colon": b"Transfer-Encoding : chunked\r\n\r\n0\r\n\r\n",
+    "TE hidden by obs-fold": b"X-A: b\r\n Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    "TE with a vertical tab": b"Transfer-Encoding: \x0bchunked\r\nContent-Length: 3\r\n\r\nabc",
+    "bare LF line ends": b"Transfer-Encoding: chunked\nContent-Length: 0\n\n0\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("shape", list(SMUGGLING))
+def test_smuggling_shapes_are_refused_with_400_and_nothing_after_them_runs(
+    server: LiveServer, shape: str
+) -> None:
+    smuggled = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    raw = b"POST /healthz HTTP/1.1\r\nHost: x\r\n" + SMUGGLING[shape] + smuggled
+    response = exchange(server, raw)
+    assert status_of(response) == 400, response
+    assert head_of(response)["connection"] == "close"
+    assert response.count(b"HTTP/1.1 ") == 1
+
+
+def test_transfer_encoding_on_http_1_0_is_refused(server: LiveServer) -> None:
+    response = exchange(server, b"POST /healthz HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+    assert status_of(response) == 400
+
+
+def test_a_coding_we_do_not_decode_is_501(server: LiveServer) -> None:
+    response = exchange(
+        server, b"POST /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n"
+    )
+    assert status_of(response) == 501
+
+
+def test_a_one_mebibyte_header_line_is_refused_with_431_without_waiting_for_its_end(
+    server: LiveServer,
+) -> None:
+    """The head never ends, yet the 431 comes: the server did not wait for (or buffer) the line."""
+    with connect(server) as sock:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (1024 * 1024))
+        answered = read_all(sock)
+    assert status_of(answered) == 431, answered[:300]
+    assert head_of(answered)["connection"] == "close"
+    assert b"larger than" in answered
+
+
+def test_a_header_line_over_the_line_limit_is_431(server: LiveServer) -> None:
+    """32 KiB (2 x max_header_size) per line even when the head as a whole would fit (64 KiB)."""
+    response = exchange(server, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 40000 + b"\r\n\r\n")
+    assert status_of(response) == 431
+    assert b"header line" in response
+
+
+def test_a_request_target_over_the_line_limit_is_414(server: LiveServer) -> None:
+    response = exchange(server, b"GET /healthz?" + b"a" * 40000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status_of(response) == 414
+
+
+def test_many_headers_over_the_head_limit_are_431(server: LiveServer) -> None:
+    lines = b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 1000) for i in range(80))
+    response = exchange(server, b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + lines + b"\r\n")
+    assert status_of(response) == 431
+
+
+def test_headers_within_the_limits_are_served_on_a_kept_alive_connection(server: LiveServer) -> None:
+    lines = b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 1000) for i in range(20))
+    request = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 10000 + b"\r\n" + lines + b"\r\n"
+    last = request.replace(b"Host: x\r\n", b"Host: x\r\nConnection: close\r\n")
+    response = exchange(server, request + last)
+    assert response.count(b"HTTP/1.1 200") == 2
+
+
+def test_mediagate_serve_uses_the_same_http_layer(tmp_path: Path) -> None:
+    """``mediagate serve`` (not only the tests' uvicorn command line) serves PHP curl's framing and
+    refuses an endless header."""
+    assert run_mediagate(tmp_path, "init").returncode == 0
+    port = free_port()
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MEDIAGATE_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mediagate", "--home", str(tmp_path), "serve", "--port", str(port)],
+        env=clean,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        live = LiveServer(tmp_path, port=port)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if httpx.get(f"{live.url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline and process.poll() is None, "serve did not start"
+                time.sleep(0.1)
+        framed = exchange(
+            live,
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 0\r\n\r\n"
+            b"0\r\n\r\n",
+        )
+        assert status_of(framed) == 200 and head_of(framed)["connection"] == "close"
+        big = exchange(live, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 200_000)
+        assert status_of(big) == 431
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def test_a_malformed_chunk_in_a_body_the_app_is_reading_is_a_prompt_400(
+    server: LiveServer, bucket: BucketCredentials
+) -> None:
+    """The app is reading the body (a Wantu upload with a valid token) when a bad chunk arrives:
+    it is told the client is gone (no hang, no traceback), the client gets the 400, and nothing
+    is stored."""
+    policy = {"namespace": bucket.bucket, "expiration": -1, "dir": "/", "name": "cut.bin"}
+    token = upload_token(bucket.access_key_id, bucket.secret_access_key, policy)
+    head = (
+        b"POST /api/proxy/upload HTTP/1.1\r\nHost: x\r\n"
+        + f"Authorization: UPLOAD_AK_TOP {token}\r\n".encode()
+        + b"Content-Type: multipart/form-data; boundary=BB\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    part = b'--BB\r\nContent-Disposition: form-data; name="content"; filename="f"\r\n\r\nhello'
+    with connect(server) as sock:
+        sock.sendall(head + b"%x\r\n" % len(part) + part + b"\r\n")
+        time.sleep(0.5)
+        started = time.monotonic()
+        sock.sendall(b"zz\r\nmore\r\n")
+        response = read_all(sock)
+    assert time.monotonic() - started < 5
+    assert status_of(response) == 400, response
+    assert response.count(b"HTTP/1.1 ") == 1
+    assert httpx.get(f"{server.url}/{bucket.bucket}/cut.bin").status_code == 404
+    assert "Traceback" not in server.log()
