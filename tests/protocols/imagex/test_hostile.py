@@ -6,18 +6,20 @@ import json
 import time
 import zlib
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from volcengine.imagex.ImageXService import ImageXService
 
-from mediagate.core.buckets import AKSK, BucketCredentials
+from mediagate.core.buckets import AKSK, BucketCredentials, create_bucket
 from mediagate.core.gateway import Gateway
 from mediagate.protocols.imagex import sigv4
 from mediagate.protocols.imagex.apply import AUTH_PURPOSE
 from mediagate.protocols.imagex.tokens import seal
-from tests.conftest import LiveServer
+from mediagate.services import build_gateway
+from tests.conftest import LiveServer, make_home
 from tests.protocols.imagex.conftest import png, signed, web_session
 
 V = "2018-08-01"
@@ -102,7 +104,7 @@ def test_unknown_key_garbage_header_and_no_header(server: LiveServer, bucket: Bu
 
 
 def test_clock_skew_is_bounded(server: LiveServer, bucket: BucketCredentials) -> None:
-    old = datetime.now(UTC) - timedelta(minutes=20)
+    old = datetime.now(UTC) - timedelta(minutes=40)  # the date_skew_seconds default is 30 minutes
     resp = signed(
         server, "GET", apply_params(bucket), ak=bucket.access_key_id, sk=bucket.secret_access_key, now=old
     )
@@ -114,6 +116,32 @@ def test_clock_skew_is_bounded(server: LiveServer, bucket: BucketCredentials) ->
         ).status_code
         == 200
     )
+
+
+def test_clock_skew_follows_the_date_skew_setting(tmp_path: Path) -> None:
+    """``date_skew_seconds`` bounds ImageX signatures too (it was a hard-coded 15 minutes)."""
+    home = make_home(tmp_path / "home")
+    gw = build_gateway(home, migrate=False)
+    b = create_bucket(gw.catalog, gw.secrets, "skewed")
+    gw.catalog.close()
+    live = LiveServer(home.home, env={"MEDIAGATE_DATE_SKEW_SECONDS": "60"}).start()
+    try:
+        keys = {"ak": b.access_key_id, "sk": b.secret_access_key}
+        two_minutes = datetime.now(UTC) - timedelta(minutes=2)
+        error_of(signed(live, "GET", apply_params(b), now=two_minutes, **keys), 403, "RequestExpired")
+        assert signed(live, "GET", apply_params(b), **keys).status_code == 200
+        # a presigned URL may be used until it expires, but not before it is dated (less the skew)
+        future = datetime.now(UTC) + timedelta(minutes=2)
+        query = sigv4.presign(
+            access_key_id=b.access_key_id,
+            secret=b.secret_access_key,
+            method="GET",
+            query=[*apply_params(b).items()],
+            now=future,
+        )
+        error_of(httpx.get(f"{live.url}/", params=query), 403, "RequestExpired")
+    finally:
+        live.stop()
 
 
 def test_declared_body_hash_must_match(server: LiveServer, bucket: BucketCredentials) -> None:
@@ -407,3 +435,68 @@ def test_chunked_protocol_errors(server: LiveServer, bucket: BucketCredentials) 
     assert commit(server, bucket, addr["SessionKey"]).status_code == 200
     sid, name = info["StoreUri"].removeprefix("tos-cn-i-").split("/", 1)
     assert httpx.get(f"{server.url}/{sid}/{name}").content == b"".join(parts)
+
+
+# -- presigned URLs ------------------------------------------------------------------------------------
+
+
+def presigned(b: BucketCredentials, params: dict[str, str], **kw: Any) -> list[tuple[str, str]]:
+    return sigv4.presign(
+        access_key_id=b.access_key_id,
+        secret=b.secret_access_key,
+        method=kw.pop("method", "GET"),
+        query=list(params.items()),
+        **kw,
+    )
+
+
+def test_presigned_url_expires(server: LiveServer, bucket: BucketCredentials) -> None:
+    params = {**apply_params(bucket), "X-Expires": "60"}
+    fresh = presigned(bucket, params, now=datetime.now(UTC) - timedelta(seconds=30))
+    assert httpx.get(f"{server.url}/", params=fresh).status_code == 200
+    stale = presigned(bucket, params, now=datetime.now(UTC) - timedelta(seconds=90))
+    err = error_of(httpx.get(f"{server.url}/", params=stale), 403, "RequestExpired")
+    assert "expired" in err["Message"]
+    # without X-Expires a URL lives 900 s, as the SDKs document
+    default = presigned(bucket, apply_params(bucket), now=datetime.now(UTC) - timedelta(seconds=1000))
+    error_of(httpx.get(f"{server.url}/", params=default), 403, "RequestExpired")
+    # the holder cannot lengthen it: an added expiry is outside the signature and refused
+    longer = [*stale, ("X-Amz-Expires", "3600")]
+    error_of(httpx.get(f"{server.url}/", params=longer), 401, "InvalidAuthorization")
+
+
+def test_presigned_url_tampering(server: LiveServer, bucket: BucketCredentials) -> None:
+    query = presigned(bucket, apply_params(bucket))
+    url = f"{server.url}/"
+    flipped = [(k, ("0" * 64 if k == "X-Signature" else v)) for k, v in query]
+    error_of(httpx.get(url, params=flipped), 403, "SignatureDoesNotMatch")
+    wrong = sigv4.presign(
+        access_key_id=bucket.access_key_id,
+        secret="nope",
+        method="GET",
+        query=list(apply_params(bucket).items()),
+    )
+    error_of(httpx.get(url, params=wrong), 403, "SignatureDoesNotMatch")
+    # a second value for a signed parameter joins the signed string
+    error_of(httpx.get(url, params=[*query, ("ServiceId", "other")]), 403, "SignatureDoesNotMatch")
+    # signed for GET, replayed as POST
+    error_of(httpx.post(url, params=query), 403, "SignatureDoesNotMatch")
+    # authority cannot be added after signing
+    error_of(httpx.get(url, params=[*query, ("Overwrite", "True")]), 403, "AccessDenied")
+    missing = [(k, v) for k, v in query if k != "X-SignedQueries"]
+    error_of(httpx.get(url, params=missing), 401, "InvalidAuthorization")
+    garbage = [(k, ("AK/x" if k == "X-Credential" else v)) for k, v in query]
+    error_of(httpx.get(url, params=garbage), 401, "InvalidAuthorization")
+    error_of(httpx.get(url, params=[*query, ("X-Signature", "1" * 64)]), 401, "InvalidAuthorization")
+    unknown = sigv4.presign(
+        access_key_id="AKNOBODY", secret="x", method="GET", query=list(apply_params(bucket).items())
+    )
+    error_of(httpx.get(url, params=unknown), 401, "InvalidAccessKey")
+
+
+def test_presigned_url_may_not_mint_credentials(server: LiveServer, bucket: BucketCredentials) -> None:
+    query = presigned(bucket, {"Action": "AssumeRole", "Version": "2018-01-01", "ServiceId": bucket.bucket})
+    error_of(httpx.get(f"{server.url}/", params=query), 403, "AccessDenied")
+    # and must sign its Action, Version and ServiceId
+    bare = presigned(bucket, {"Action": "ApplyImageUpload", "Version": V})
+    error_of(httpx.get(f"{server.url}/", params=[*bare, ("ServiceId", bucket.bucket)]), 403, "AccessDenied")
