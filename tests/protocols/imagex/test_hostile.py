@@ -500,3 +500,61 @@ def test_presigned_url_may_not_mint_credentials(server: LiveServer, bucket: Buck
     # and must sign its Action, Version and ServiceId
     bare = presigned(bucket, {"Action": "ApplyImageUpload", "Version": V})
     error_of(httpx.get(f"{server.url}/", params=[*bare, ("ServiceId", bucket.bucket)]), 403, "AccessDenied")
+
+
+# -- FileSize binds chunked uploads ---------------------------------------------------------------------
+
+
+def _chunk(base: str, auth: dict[str, str], upload_id: str, n: int, data: Any) -> httpx.Response:
+    return httpx.put(f"{base}?partNumber={n}&uploadID={upload_id}", headers=auth, content=data)
+
+
+def test_file_size_binds_the_sum_of_chunked_parts(server: LiveServer, bucket: BucketCredentials) -> None:
+    addr = apply(server, bucket, FileSize="10")
+    [info] = addr["StoreInfos"]
+    base, auth = f"{server.url}/{info['StoreUri']}", {"Authorization": info["Auth"]}
+    upload_id = httpx.put(f"{base}?uploads", headers=auth).json()["payload"]["uploadID"]
+    # refused as the parts arrive: a part larger than FileSize, declared or streamed
+    error_of(_chunk(base, auth, upload_id, 0, b"x" * 50000), 400, "InvalidFileSize")
+
+    def stream() -> Any:
+        yield b"x" * 8
+        yield b"x" * 8
+
+    error_of(_chunk(base, auth, upload_id, 0, stream()), 400, "InvalidFileSize")
+    assert _chunk(base, auth, upload_id, 0, b"a" * 6).status_code == 200
+    error_of(_chunk(base, auth, upload_id, 1, b"b" * 5), 400, "InvalidFileSize")  # 6 + 5 > 10
+    assert _chunk(base, auth, upload_id, 0, b"a" * 5).status_code == 200  # a part may be replaced
+    assert _chunk(base, auth, upload_id, 1, b"b" * 5).status_code == 200
+    merge = b"0:%08x,1:%08x" % (zlib.crc32(b"a" * 5), zlib.crc32(b"b" * 5))
+    assert httpx.put(f"{base}?uploadID={upload_id}", headers=auth, content=merge).json()["success"] == 0
+    assert commit(server, bucket, addr["SessionKey"]).status_code == 200
+    sid, name = info["StoreUri"].removeprefix("tos-cn-i-").split("/", 1)
+    assert httpx.get(f"{server.url}/{sid}/{name}").content == b"a" * 5 + b"b" * 5
+
+
+def test_file_size_binds_the_committed_object(server: LiveServer, bucket: BucketCredentials) -> None:
+    """The bypass from the issue: a whole 10-byte PUT, then ``?uploads`` and a 50000-byte part 0."""
+    addr = apply(server, bucket, FileSize="10")
+    [info] = addr["StoreInfos"]
+    base, auth = f"{server.url}/{info['StoreUri']}", {"Authorization": info["Auth"]}
+    assert put(server, info, b"y" * 10).status_code == 200
+    upload_id = httpx.put(f"{base}?uploads", headers=auth).json()["payload"]["uploadID"]
+    error_of(_chunk(base, auth, upload_id, 0, b"x" * 50000), 400, "InvalidFileSize")
+    # a part of the right size stored after the whole-file PUT voids its merge: commit needs a new one
+    assert _chunk(base, auth, upload_id, 0, b"z" * 10).status_code == 200
+    error_of(commit(server, bucket, addr["SessionKey"]), 400, "InvalidParameter")
+    sid, name = info["StoreUri"].removeprefix("tos-cn-i-").split("/", 1)
+    assert httpx.get(f"{server.url}/{sid}/{name}").status_code == 404
+
+
+def test_without_file_size_chunks_are_unbounded_by_it(server: LiveServer, bucket: BucketCredentials) -> None:
+    addr = apply(server, bucket)
+    [info] = addr["StoreInfos"]
+    base, auth = f"{server.url}/{info['StoreUri']}", {"Authorization": info["Auth"]}
+    upload_id = httpx.put(f"{base}?uploads", headers=auth).json()["payload"]["uploadID"]
+    big = b"x" * 50000
+    assert _chunk(base, auth, upload_id, 0, big).status_code == 200
+    merge = b"0:%08x" % zlib.crc32(big)
+    assert httpx.put(f"{base}?uploadID={upload_id}", headers=auth, content=merge).json()["success"] == 0
+    assert commit(server, bucket, addr["SessionKey"]).status_code == 200

@@ -50,9 +50,23 @@ def _grant(bucket: str, session: UploadSession) -> UploadGrant:
         bucket=bucket,
         render_key=render,
         insert_only=not data.get("overwrite", False),
+        exact_size=session.total_size,
         size_range=(low or 0, high) if high is not None else None,
         allowed_mime=tuple(str(m) for m in whitelist) if isinstance(whitelist, list) and whitelist else None,
     )
+
+
+async def _check_size(gw: Gateway, session: UploadSession, order: list[int]) -> None:
+    """The applied FileSize binds what is published (the grant's ``exact_size`` checks the
+    assembled object again)."""
+    if session.total_size is None:
+        return
+    sizes = {p.part_number: p.size for p in await gw.parts(session)}
+    total = sum(sizes.get(n, 0) for n in order)
+    if total != session.total_size:
+        raise BadRequest(
+            f"the upload holds {total} bytes but FileSize was {session.total_size}", code="InvalidFileSize"
+        )
 
 
 def _int(value: Any, default: int | None) -> int | None:
@@ -128,6 +142,7 @@ async def commit_image_upload(gw: Gateway, principal: Principal, body: dict[str,
                 raise BadRequest(
                     f"{uri} was not uploaded (or its chunks were not merged)", code="InvalidParameter"
                 )
+            await _check_size(gw, session, order)
             stored = await gw.complete_session(
                 session, _grant(principal.bucket.name, session), part_numbers=order
             )
