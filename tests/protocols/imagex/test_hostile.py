@@ -17,7 +17,7 @@ from mediagate.core.buckets import AKSK, BucketCredentials, create_bucket
 from mediagate.core.gateway import Gateway
 from mediagate.protocols.imagex import sigv4
 from mediagate.protocols.imagex.apply import AUTH_PURPOSE
-from mediagate.protocols.imagex.tokens import seal
+from mediagate.protocols.imagex.tokens import seal, unseal
 from mediagate.services import build_gateway
 from tests.conftest import LiveServer, make_home
 from tests.protocols.imagex.conftest import png, signed, web_session
@@ -558,3 +558,86 @@ def test_without_file_size_chunks_are_unbounded_by_it(server: LiveServer, bucket
     merge = b"0:%08x" % zlib.crc32(big)
     assert httpx.put(f"{base}?uploadID={upload_id}", headers=auth, content=merge).json()["success"] == 0
     assert commit(server, bucket, addr["SessionKey"]).status_code == 200
+
+
+# -- CommitImageUpload is all or nothing ----------------------------------------------------------------
+
+
+def _session_of(gw: Gateway, info: dict[str, str]) -> str:
+    payload = unseal(gw.secrets.derive(AUTH_PURPOSE), info["Auth"])
+    assert payload is not None
+    return str(payload["s"])
+
+
+def test_a_commit_that_fails_partway_can_be_retried(tmp_path: Path) -> None:
+    """The second StoreUri's bytes vanish from storage between upload and commit: the commit fails,
+    no session stays claimed, and once the bytes are back a retry publishes both."""
+    home = make_home(tmp_path / "home")
+    gw = build_gateway(home, migrate=False)
+    b = create_bucket(gw.catalog, gw.secrets, "partway")
+    live = LiveServer(home.home).start()
+    try:
+        addr = apply(live, b, UploadNum="2")
+        first, second = addr["StoreInfos"]
+        datas = [png(4, 4), png(5, 5)]
+        for info, data in zip(addr["StoreInfos"], datas, strict=True):
+            assert put(live, info, data).status_code == 200
+        sessions = [_session_of(gw, info) for info in (first, second)]
+        [part] = gw.catalog.parts(sessions[1])
+        blob = home.home / "blobs" / part.blob_id[:2] / part.blob_id[2:4] / part.blob_id
+        aside = blob.with_name("aside")
+        blob.rename(aside)
+
+        failed = commit(live, b, addr["SessionKey"])
+        assert failed.status_code >= 400
+        states = [s.state for sid in sessions if (s := gw.catalog.get_session(sid)) is not None]
+        assert "committing" not in states
+
+        aside.rename(blob)
+        done = commit(live, b, addr["SessionKey"])
+        assert done.status_code == 200, done.text
+        result = done.json()["Result"]
+        assert sorted(r["Uri"] for r in result["Results"]) == sorted([first["StoreUri"], second["StoreUri"]])
+        assert {r["UriStatus"] for r in result["Results"]} == {2000}
+        assert len(result["PluginResult"]) == 2
+        for info, data in zip(addr["StoreInfos"], datas, strict=True):
+            sid, name = info["StoreUri"].removeprefix("tos-cn-i-").split("/", 1)
+            assert httpx.get(f"{live.url}/{sid}/{name}").content == data
+        # and now it is committed, once
+        error_of(commit(live, b, addr["SessionKey"]), 409, "SessionKeyCommitted")
+    finally:
+        live.stop()
+        gw.catalog.close()
+
+
+def test_a_refused_commit_releases_its_claims(
+    server: LiveServer, admin: Gateway, bucket: BucketCredentials
+) -> None:
+    """A commit refused before publishing (the second StoreUri was never uploaded) claims nothing:
+    after the upload a retry succeeds."""
+    addr = apply(server, bucket, UploadNum="2")
+    first, second = addr["StoreInfos"]
+    assert put(server, first, b"one").status_code == 200
+    error_of(commit(server, bucket, addr["SessionKey"]), 400, "InvalidParameter")
+    for info in (first, second):
+        session = admin.catalog.get_session(_session_of(admin, info))
+        assert session is not None and session.state == "open"
+    assert put(server, second, b"two").status_code == 200
+    assert commit(server, bucket, addr["SessionKey"]).status_code == 200
+    sid, name = second["StoreUri"].removeprefix("tos-cn-i-").split("/", 1)
+    assert httpx.get(f"{server.url}/{sid}/{name}").content == b"two"
+
+
+def test_a_lost_session_releases_the_others(
+    server: LiveServer, admin: Gateway, bucket: BucketCredentials
+) -> None:
+    """One session of the SessionKey is gone (collected): the commit is refused and the sessions it
+    had claimed before noticing are open again, not claimed for good."""
+    addr = apply(server, bucket, UploadNum="2")
+    first, second = addr["StoreInfos"]
+    for info in (first, second):
+        assert put(server, info, b"x").status_code == 200
+    admin.catalog.end_session(_session_of(admin, second))
+    error_of(commit(server, bucket, addr["SessionKey"]), 409, "SessionKeyCommitted")
+    session = admin.catalog.get_session(_session_of(admin, first))
+    assert session is not None and session.state == "open"

@@ -1,20 +1,28 @@
-"""``CommitImageUpload``: publish what was uploaded under a SessionKey, exactly once.
+"""``CommitImageUpload``: publish what was uploaded under a SessionKey, exactly once, all or none.
 
-Every session of the SessionKey is claimed (``open`` → ``committing``) in a fixed order before
-anything is published, so of two racing or replayed commits only one proceeds; the other gets
-``SessionKeyCommitted``. StoreUris not in ``SuccessOids`` (when given) are dropped. Facts in
-``PluginResult`` come from the stored object (sniffed type, probed size, MD5 of the bytes).
+Every open session of the SessionKey is claimed (``open`` → ``committing``) in a fixed order
+before anything is published, so of two racing or replayed commits only one proceeds; the other
+gets ``SessionKeyCommitted``. Then every target is checked (uploaded, merged, FileSize) before the
+first is published. If anything fails, every session not yet published is given back (``open``)
+and the error is the answer, so the commit can be retried; sessions a failed attempt did publish
+stay ``completed`` and a retry reports them without publishing again. StoreUris not in
+``SuccessOids`` (when given) are dropped once the rest succeeded. Facts in ``PluginResult`` come
+from the stored object (sniffed type, probed size, MD5 of the bytes).
 """
 
 from __future__ import annotations
 
+import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
-from mediagate.catalog.models import UploadSession
+import anyio
+
+from mediagate.catalog.models import Object, UploadSession
 from mediagate.core import jsonin
-from mediagate.core.errors import BadRequest, Conflict, Expired, Forbidden, MediagateError, NotFound
-from mediagate.core.gateway import Gateway, Stored
+from mediagate.core.errors import BadRequest, Conflict, Expired, Forbidden, NotFound
+from mediagate.core.gateway import Gateway
 from mediagate.core.grant import UploadGrant
 from mediagate.core.savekey import FileFacts
 from mediagate.protocols.imagex.apply import SESSION_KEY_PURPOSE, split_store_uri
@@ -23,7 +31,8 @@ from mediagate.protocols.imagex.tokens import unseal
 
 MAX_BODY = 256 * 1024
 URI_OK = 2000
-URI_FAILED = 2001
+
+log = logging.getLogger("mediagate")
 
 
 def parse_body(body: bytes) -> dict[str, Any]:
@@ -56,19 +65,6 @@ def _grant(bucket: str, session: UploadSession) -> UploadGrant:
     )
 
 
-async def _check_size(gw: Gateway, session: UploadSession, order: list[int]) -> None:
-    """The applied FileSize binds what is published (the grant's ``exact_size`` checks the
-    assembled object again)."""
-    if session.total_size is None:
-        return
-    sizes = {p.part_number: p.size for p in await gw.parts(session)}
-    total = sum(sizes.get(n, 0) for n in order)
-    if total != session.total_size:
-        raise BadRequest(
-            f"the upload holds {total} bytes but FileSize was {session.total_size}", code="InvalidFileSize"
-        )
-
-
 def _int(value: Any, default: int | None) -> int | None:
     try:
         return int(value)
@@ -76,8 +72,7 @@ def _int(value: Any, default: int | None) -> int | None:
         return default
 
 
-def plugin_result(uri: str, stored: Stored) -> dict[str, Any]:
-    obj = stored.object
+def plugin_result(uri: str, obj: Object) -> dict[str, Any]:
     fmt = (obj.image_type or obj.mime.rpartition("/")[2] or "").lower()
     return {
         "FileName": obj.key.rpartition("/")[2],
@@ -118,41 +113,101 @@ async def commit_image_upload(gw: Gateway, principal: Principal, body: dict[str,
     else:
         raise BadRequest("SuccessOids must be a list of StoreUris", code="InvalidParameter")
 
-    sessions: list[UploadSession] = []
-    for sid in session_ids:
-        try:
-            session = await gw.session(sid, bucket=principal.bucket)
-        except NotFound:
-            session = None
-        if session is None or not await gw.claim_session(session, expect="open", state="committing"):
-            raise Conflict("this SessionKey was already committed", code="SessionKeyCommitted")
-        sessions.append(session)
-
-    results: list[dict[str, Any]] = []
-    plugins: list[dict[str, Any]] = []
-    first_error: MediagateError | None = None
-    for uri, session in zip(uris, sessions, strict=False):
-        if uri not in targets:
-            await gw.abort_session(session)
-            continue
-        order = (session.data or {}).get("merged")
-        try:
-            split_store_uri(uri)
-            if not order:
-                raise BadRequest(
-                    f"{uri} was not uploaded (or its chunks were not merged)", code="InvalidParameter"
+    entries = await _claim_all(gw, principal, list(zip(uris, session_ids, strict=False)))
+    try:
+        for entry in entries:
+            if entry.uri in targets and not entry.done:
+                await _check_ready(gw, entry.uri, entry.session)
+        results: list[dict[str, Any]] = []
+        plugins: list[dict[str, Any]] = []
+        for entry in entries:
+            if entry.uri not in targets:
+                continue
+            if entry.done:
+                obj = await gw.get_object(principal.bucket, entry.session.key)
+            else:
+                stored = await gw.complete_session(
+                    entry.session,
+                    _grant(principal.bucket.name, entry.session),
+                    part_numbers=(entry.session.data or {})["merged"],
+                    keep_record=True,
                 )
-            await _check_size(gw, session, order)
-            stored = await gw.complete_session(
-                session, _grant(principal.bucket.name, session), part_numbers=order
-            )
-        except MediagateError as exc:
-            await gw.abort_session(session)
-            first_error = first_error or exc
-            results.append({"Uri": uri, "UriStatus": URI_FAILED})
-            continue
-        results.append({"Uri": uri, "UriStatus": URI_OK})
-        plugins.append(plugin_result(uri, stored))
-    if not plugins and first_error is not None:
-        raise first_error
+                entry.done = True
+                obj = stored.object
+            results.append({"Uri": entry.uri, "UriStatus": URI_OK})
+            plugins.append(plugin_result(entry.uri, obj))
+        for entry in entries:
+            if entry.uri not in targets and not entry.done:
+                await gw.abort_session(entry.session)
+                entry.done = True
+    except BaseException:
+        await _release(gw, [e for e in entries if not e.done])
+        raise
     return {"Results": results, "PluginResult": plugins}
+
+
+@dataclass
+class _Entry:
+    uri: str
+    session: UploadSession
+    done: bool
+    """Published (``completed``) or dropped: no longer this commit's to release."""
+
+
+async def _claim_all(gw: Gateway, principal: Principal, pairs: list[tuple[str, str]]) -> list[_Entry]:
+    """Claim every open session of the SessionKey (``open`` -> ``committing``) in a fixed order,
+    or none: a claim that fails releases the ones before it. Sessions an earlier, failed attempt
+    already published (``completed``) are kept as done, so a retry finishes the rest; a SessionKey
+    with nothing left to claim was committed."""
+    entries: list[_Entry] = []
+    try:
+        for uri, sid in pairs:
+            try:
+                session = await gw.session(sid, bucket=principal.bucket)
+            except NotFound:
+                raise _committed() from None
+            if session.state == "completed":
+                entries.append(_Entry(uri, session, done=True))
+                continue
+            if not await gw.claim_session(session, expect="open", state="committing"):
+                raise _committed()
+            entries.append(_Entry(uri, session, done=False))
+        if all(e.done for e in entries):
+            raise _committed()
+    except BaseException:
+        await _release(gw, [e for e in entries if not e.done])
+        raise
+    return entries
+
+
+def _committed() -> Conflict:
+    return Conflict("this SessionKey was already committed", code="SessionKeyCommitted")
+
+
+async def _check_ready(gw: Gateway, uri: str, session: UploadSession) -> None:
+    """What can be known before publishing anything: the StoreUri's bytes were uploaded (and, if
+    chunked, merged), and they hold the applied FileSize (the grant's ``exact_size`` checks the
+    assembled object again)."""
+    split_store_uri(uri)
+    order = (session.data or {}).get("merged")
+    if not order:
+        raise BadRequest(f"{uri} was not uploaded (or its chunks were not merged)", code="InvalidParameter")
+    if session.total_size is None:
+        return
+    sizes = {p.part_number: p.size for p in await gw.parts(session)}
+    total = sum(sizes.get(n, 0) for n in order)
+    if total != session.total_size:
+        raise BadRequest(
+            f"the upload holds {total} bytes but FileSize was {session.total_size}", code="InvalidFileSize"
+        )
+
+
+async def _release(gw: Gateway, entries: list[_Entry]) -> None:
+    """Give claimed sessions back (``committing`` -> ``open``) so the commit can be retried;
+    shielded, so a cancelled request still releases what it claimed."""
+    with anyio.CancelScope(shield=True):
+        for entry in entries:
+            try:
+                await gw.claim_session(entry.session, expect="committing", state="open")
+            except Exception:
+                log.exception("could not release upload session %s after a failed commit", entry.session.id)
