@@ -14,7 +14,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from mediagate import routing
+from mediagate import routing, serving
 from mediagate.config import Settings
 from mediagate.core.gateway import Gateway
 from mediagate.http import RequestIdMiddleware
@@ -77,6 +77,7 @@ def create_app(settings: Settings | None = None, *, gateway: Gateway | None = No
         exception_handlers={Exception: server_error, HTTPException: http_error},
     )
     app.state.gateway = gw
+    app.add_middleware(serving.NoSniffMiddleware)
     return app
 
 

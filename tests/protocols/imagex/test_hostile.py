@@ -333,6 +333,26 @@ def test_token_endpoint_refuses_bad_and_revoked_sessions(
     error_of(signed(server, "GET", apply_params(bucket), **creds), 401, "InvalidSecurityToken")
 
 
+def test_the_session_cookie_is_http_only_and_same_site_strict(
+    server: LiveServer, admin: Gateway, bucket: BucketCredentials
+) -> None:
+    """A page that runs on the gateway's origin must neither read the sessionid nor have another
+    site send it: the token endpoint reissues it locked down (no Secure over plain HTTP)."""
+    sessionid = web_session(admin, bucket.bucket, ttl=3600)
+    got = httpx.post(
+        f"{server.url}/mweb/v1/get_upload_token", headers={"Cookie": f"sessionid={sessionid}"}, json={}
+    )
+    assert got.status_code == 200
+    cookie = got.headers["set-cookie"]
+    attrs = [a.strip().lower() for a in cookie.split(";")]
+    assert attrs[0] == f"sessionid={sessionid}".lower()
+    assert "httponly" in attrs and "samesite=strict" in attrs and "path=/" in attrs
+    assert "secure" not in attrs
+    max_age = next(int(a.split("=")[1]) for a in attrs if a.startswith("max-age="))
+    assert 3500 < max_age <= 3600
+    assert got.headers["x-content-type-options"] == "nosniff"
+
+
 # -- the upload host ------------------------------------------------------------------------------------
 
 
