@@ -503,6 +503,7 @@ def test_presigned_url_tampering(server: LiveServer, bucket: BucketCredentials) 
     error_of(httpx.post(url, params=query), 403, "SignatureDoesNotMatch")
     # authority cannot be added after signing
     error_of(httpx.get(url, params=[*query, ("Overwrite", "True")]), 403, "AccessDenied")
+    assert httpx.get(url, params=[*query, ("Overwrite", "False")]).status_code == 200
     missing = [(k, v) for k, v in query if k != "X-SignedQueries"]
     error_of(httpx.get(url, params=missing), 401, "InvalidAuthorization")
     garbage = [(k, ("AK/x" if k == "X-Credential" else v)) for k, v in query]
@@ -512,6 +513,17 @@ def test_presigned_url_tampering(server: LiveServer, bucket: BucketCredentials) 
         access_key_id="AKNOBODY", secret="x", method="GET", query=list(apply_params(bucket).items())
     )
     error_of(httpx.get(url, params=unknown), 401, "InvalidAccessKey")
+
+
+def test_presigned_url_with_a_signed_host(server: LiveServer, bucket: BucketCredentials) -> None:
+    """``X-SignedHeaders=host``: valid only on the Host it was signed for."""
+    query = presigned(bucket, apply_params(bucket), host=server.endpoint)
+    assert dict(query)["X-SignedHeaders"] == "host"
+    assert httpx.get(f"{server.url}/", params=query).status_code == 200
+    elsewhere = httpx.get(f"{server.url}/", params=query, headers={"Host": "other.example"})
+    error_of(elsewhere, 403, "SignatureDoesNotMatch")
+    listed = [(k, ("host;x-date" if k == "X-SignedHeaders" else v)) for k, v in query]
+    error_of(httpx.get(f"{server.url}/", params=listed), 401, "InvalidAuthorization")  # x-date: not sent
 
 
 def test_presigned_url_may_not_mint_credentials(server: LiveServer, bucket: BucketCredentials) -> None:

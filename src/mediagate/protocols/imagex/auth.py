@@ -107,7 +107,7 @@ PRESIGNABLE = frozenset({"ApplyImageUpload", "CommitImageUpload"})
 (``AssumeRole``) needs a header-signed request."""
 MUST_BE_SIGNED = ("Action", "Version", "ServiceId")
 AUTHORITY_PARAMS = ("Overwrite",)
-"""Parameters that widen what a presigned URL may do: honoured only when the signer signed them."""
+"""Parameters that widen what a presigned URL may do: refused unless signed (or "false")."""
 
 
 async def _presigned(request: Request, gw: Gateway, query: sigv4.Query) -> Principal:
@@ -153,7 +153,9 @@ async def _presigned(request: Request, gw: Gateway, query: sigv4.Query) -> Princ
     action = _single_value(query, "Action") or ""
     if action not in PRESIGNABLE:
         raise Forbidden(f"a presigned URL may not call {action[:64]!r}", code="AccessDenied")
-    widened = [k for k, _ in query if k in AUTHORITY_PARAMS and k not in p.signed_queries]
+    widened = [
+        k for k, v in query if k in AUTHORITY_PARAMS and k not in p.signed_queries and v.lower() != "false"
+    ]
     if widened:
         raise Forbidden(
             f"{widened[0]} was added to the presigned URL after signing; the signer must sign it",

@@ -413,9 +413,11 @@ def presign(
     session_token: str | None = None,
     region: str = "cn-north-1",
     service: str = "ImageX",
+    host: str | None = None,
     now: datetime | None = None,
 ) -> list[tuple[str, str]]:
-    """The query of a presigned URL, built as the Python SDK's ``SignerV4.sign_url`` builds it."""
+    """The query of a presigned URL, built as the Python SDK's ``SignerV4.sign_url`` builds it;
+    with ``host``, the ``host`` header is signed too (``X-SignedHeaders=host``, as some SDKs do)."""
     date = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
     scope = f"{date[:8]}/{region}/{service}/request"
     params = dict(query)
@@ -425,7 +427,7 @@ def presign(
             "X-NotSignBody": "",
             "X-Credential": f"{access_key_id}/{scope}",
             "X-Algorithm": VOLC,
-            "X-SignedHeaders": "",
+            "X-SignedHeaders": "host" if host else "",
             "X-SignedQueries": "",
         }
     )
@@ -433,6 +435,10 @@ def presign(
     if session_token:
         params[TOKEN_PARAM] = session_token
     items = list(params.items())
-    canonical = f"{method}\n{canonical_path(path)}\n{encoded_query(items)}\n\n\n\n{EMPTY_SHA256}"
+    path, spelled = canonical_path(path), encoded_query(items)
+    if host:
+        canonical = canonical_request(method, path, spelled, [("host", signing_host(host))], EMPTY_SHA256)
+    else:
+        canonical = f"{method}\n{path}\n{spelled}\n\n\n\n{EMPTY_SHA256}"
     sig = signature(VOLC, secret, date, (date[:8], region, service), canonical)
     return [*items, (SIGNATURE_PARAM, sig)]
