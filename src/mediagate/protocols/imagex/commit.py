@@ -1,13 +1,15 @@
 """``CommitImageUpload``: publish what was uploaded under a SessionKey, exactly once, all or none.
 
-Every open session of the SessionKey is claimed (``open`` → ``committing``) in a fixed order
-before anything is published, so of two racing or replayed commits only one proceeds; the other
-gets ``SessionKeyCommitted``. Then every target is checked (uploaded, merged, FileSize) before the
-first is published. If anything fails, every session not yet published is given back (``open``)
-and the error is the answer, so the commit can be retried; sessions a failed attempt did publish
-stay ``completed`` and a retry reports them without publishing again. StoreUris not in
-``SuccessOids`` (when given) are dropped once the rest succeeded. Facts in ``PluginResult`` come
-from the stored object (sniffed type, probed size, MD5 of the bytes).
+Every open session of the SessionKey is claimed (``open`` → ``lease:<deadline>``) in a fixed
+order before anything is published, so of two racing or replayed commits only one proceeds; the
+other gets ``SessionKeyCommitted``. A claim left by a process that died mid-commit lapses after
+``COMMIT_LEASE_SECONDS`` and a retry takes it over. Then every target is checked (uploaded,
+merged, FileSize) before the first is published. If anything fails, every session not yet
+published is given back (``open``) and the error is the answer, so the commit can be retried;
+sessions a failed attempt did publish stay ``completed`` and a retry reports them without
+publishing again. StoreUris not in ``SuccessOids`` (when given) are dropped once the rest
+succeeded. Facts in ``PluginResult`` come from the stored object (sniffed type, probed size, MD5
+of the bytes).
 """
 
 from __future__ import annotations
@@ -152,11 +154,31 @@ class _Entry:
     session: UploadSession
     done: bool
     """Published (``completed``) or dropped: no longer this commit's to release."""
+    lease: str = ""
+    """The state this commit claimed the session with (see :func:`_lease`)."""
+
+
+COMMIT_LEASE_SECONDS = 600
+LEASE_PREFIX = "lease:"
+
+
+def _lease() -> str:
+    """A claim is the state ``lease:<unix deadline>`` (16 characters, the column's width): a
+    commit whose process died leaves it behind, and once the deadline has passed another commit
+    may take it over (compare-and-set on that exact state, so only one does)."""
+    return f"{LEASE_PREFIX}{int(time.time()) + COMMIT_LEASE_SECONDS}"
+
+
+def _claimable(state: str) -> bool:
+    if state == "open":
+        return True
+    deadline = state.removeprefix(LEASE_PREFIX)
+    return state.startswith(LEASE_PREFIX) and deadline.isdigit() and int(deadline) < time.time()
 
 
 async def _claim_all(gw: Gateway, principal: Principal, pairs: list[tuple[str, str]]) -> list[_Entry]:
-    """Claim every open session of the SessionKey (``open`` -> ``committing``) in a fixed order,
-    or none: a claim that fails releases the ones before it. Sessions an earlier, failed attempt
+    """Claim every open session of the SessionKey (``open`` -> a lease) in a fixed order, or
+    none: a claim that fails releases the ones before it. Sessions an earlier, failed attempt
     already published (``completed``) are kept as done, so a retry finishes the rest; a SessionKey
     with nothing left to claim was committed."""
     entries: list[_Entry] = []
@@ -169,9 +191,12 @@ async def _claim_all(gw: Gateway, principal: Principal, pairs: list[tuple[str, s
             if session.state == "completed":
                 entries.append(_Entry(uri, session, done=True))
                 continue
-            if not await gw.claim_session(session, expect="open", state="committing"):
+            lease = _lease()
+            if not _claimable(session.state) or not await gw.claim_session(
+                session, expect=session.state, state=lease
+            ):
                 raise _committed()
-            entries.append(_Entry(uri, session, done=False))
+            entries.append(_Entry(uri, session, done=False, lease=lease))
         if all(e.done for e in entries):
             raise _committed()
     except BaseException:
@@ -203,11 +228,11 @@ async def _check_ready(gw: Gateway, uri: str, session: UploadSession) -> None:
 
 
 async def _release(gw: Gateway, entries: list[_Entry]) -> None:
-    """Give claimed sessions back (``committing`` -> ``open``) so the commit can be retried;
+    """Give claimed sessions back (lease -> ``open``) so the commit can be retried;
     shielded, so a cancelled request still releases what it claimed."""
     with anyio.CancelScope(shield=True):
         for entry in entries:
             try:
-                await gw.claim_session(entry.session, expect="committing", state="open")
+                await gw.claim_session(entry.session, expect=entry.lease, state="open")
             except Exception:
                 log.exception("could not release upload session %s after a failed commit", entry.session.id)
