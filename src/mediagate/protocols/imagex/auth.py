@@ -84,7 +84,7 @@ async def authenticate(request: Request, body: bytes) -> Principal:
     token = headers.get(auth.token_header)
     if token and auth.token_header not in auth.signed_headers:
         raise _unauthorized("InvalidAuthorization", f"the {auth.token_header} header must be signed")
-    key = await _secret(gw, auth.access_key_id, token)
+    key = await signing_key(gw, auth.access_key_id, token)
     try:
         candidates = sigv4.expected_signatures(
             auth,
@@ -131,7 +131,7 @@ async def _presigned(request: Request, gw: Gateway, query: sigv4.Query) -> Princ
             code="RequestExpired",
         )
     token = _single_value(query, sigv4.TOKEN_PARAM)
-    key = await _secret(gw, p.auth.access_key_id, token)
+    key = await signing_key(gw, p.auth.access_key_id, token)
     headers = {k.lower(): v for k, v in request.headers.items()}
     try:
         expected = sigv4.presigned_signature(
@@ -189,7 +189,7 @@ def _mismatch() -> Forbidden:
 
 
 @dataclass(frozen=True)
-class _Key:
+class SigningKey:
     """The secret a signature is checked with, and what the principal behind it may do."""
 
     bucket: Bucket
@@ -208,18 +208,18 @@ class _Key:
         )
 
 
-async def _secret(gw: Gateway, access_key_id: str, token: str | None) -> _Key:
+async def signing_key(gw: Gateway, access_key_id: str, token: str | None) -> SigningKey:
     """A long-term AK/SK, or (with a session token) STS2 temporary credentials."""
     if token:
         bucket, secret, scope, expires_at = await _temporary(gw, access_key_id, token.strip())
-        return _Key(bucket, secret, scope, True, expires_at)
+        return SigningKey(bucket, secret, scope, True, expires_at)
     if access_key_id.startswith("AKTP"):
         raise _unauthorized("InvalidSecurityToken", "temporary credentials need their session token")
     found = await gw.find_key(AKSK, access_key_id)
     if found is None:
         raise _unauthorized("InvalidAccessKey", "the access key id is not known or was rotated")
     bucket, secret = found
-    return _Key(bucket, secret, Scope(), False, None)
+    return SigningKey(bucket, secret, Scope(), False, None)
 
 
 async def _temporary(gw: Gateway, access_key_id: str, token: str) -> tuple[Bucket, str, Scope, int]:
