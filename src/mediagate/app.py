@@ -14,11 +14,12 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from mediagate import routing, serving
+from mediagate import routing
 from mediagate.config import Settings
 from mediagate.core.gateway import Gateway
 from mediagate.http import RequestIdMiddleware
 from mediagate.services import build_gateway
+from mediagate.serving import NoSniffMiddleware
 
 log = logging.getLogger("mediagate")
 
@@ -77,7 +78,7 @@ def create_app(settings: Settings | None = None, *, gateway: Gateway | None = No
         exception_handlers={Exception: server_error, HTTPException: http_error},
     )
     app.state.gateway = gw
-    app.add_middleware(serving.NoSniffMiddleware)
+    app.add_middleware(NoSniffMiddleware)
     return app
 
 
