@@ -692,3 +692,46 @@ def test_a_lost_session_releases_the_others(
     error_of(commit(server, bucket, addr["SessionKey"]), 409, "SessionKeyCommitted")
     session = admin.catalog.get_session(_session_of(admin, first))
     assert session is not None and session.state == "open"
+
+
+def test_a_commit_stops_before_publishing_when_a_store_uri_was_taken(
+    server: LiveServer, bucket: BucketCredentials
+) -> None:
+    """Without Overwrite, a StoreUri someone else filled since Apply refuses the whole commit
+    before the other StoreUris are published; the commit without it then succeeds."""
+    addr = apply(server, bucket, UploadNum="2")
+    first, second = addr["StoreInfos"]
+    a, b = (info["StoreUri"].split("/", 1)[1] for info in (first, second))
+    for info in (first, second):
+        assert put(server, info, b"mine").status_code == 200
+    other = apply(server, bucket, StoreKeys=b)
+    assert put(server, other["StoreInfos"][0], b"theirs").status_code == 200
+    assert commit(server, bucket, other["SessionKey"]).status_code == 200
+
+    error_of(commit(server, bucket, addr["SessionKey"]), 409, "ResourceAlreadyExists")
+    assert httpx.get(f"{server.url}/{bucket.bucket}/{a}").status_code == 404
+    body = json.dumps({"SessionKey": addr["SessionKey"], "SuccessOids": [first["StoreUri"]]}).encode()
+    params = {"Action": "CommitImageUpload", "Version": V, "ServiceId": bucket.bucket}
+    done = signed(server, "POST", params, ak=bucket.access_key_id, sk=bucket.secret_access_key, body=body)
+    assert done.status_code == 200, done.text
+    assert httpx.get(f"{server.url}/{bucket.bucket}/{a}").content == b"mine"
+    assert httpx.get(f"{server.url}/{bucket.bucket}/{b}").content == b"theirs"
+
+
+def test_upload_policy_bottom_limit_alone_is_honoured(server: LiveServer, bucket: BucketCredentials) -> None:
+    issuer = ImageXService()
+    issuer.set_ak(bucket.access_key_id)
+    issuer.set_sk(bucket.secret_access_key)
+    issuer.set_session_token("")
+    sts2 = issuer.get_upload_auth(
+        [bucket.bucket], expire=600, tag={"UploadPolicy": json.dumps({"FileSizeBottomLimit": "100"})}
+    )
+    creds = {"ak": sts2.access_key_id, "sk": sts2.secret_access_key, "token": sts2.session_token}
+    resp = signed(server, "GET", apply_params(bucket), **creds)
+    assert resp.status_code == 200, resp.text
+    addr = resp.json()["Result"]["UploadAddress"]
+    [info] = addr["StoreInfos"]
+    assert put(server, info, b"tiny").status_code == 200
+    body = json.dumps({"SessionKey": addr["SessionKey"]}).encode()
+    params = {"Action": "CommitImageUpload", "Version": V, "ServiceId": bucket.bucket}
+    error_of(signed(server, "POST", params, body=body, **creds), 400, "InvalidFileSize")

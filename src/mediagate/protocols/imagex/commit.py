@@ -33,6 +33,7 @@ from mediagate.protocols.imagex.tokens import unseal
 
 MAX_BODY = 256 * 1024
 URI_OK = 2000
+MAX_SIZE = 2**63 - 1
 
 log = logging.getLogger("mediagate")
 
@@ -62,7 +63,7 @@ def _grant(bucket: str, session: UploadSession) -> UploadGrant:
         render_key=render,
         insert_only=not data.get("overwrite", False),
         exact_size=session.total_size,
-        size_range=(low or 0, high) if high is not None else None,
+        size_range=(low or 0, high if high is not None else MAX_SIZE) if low or high is not None else None,
         allowed_mime=tuple(str(m) for m in whitelist) if isinstance(whitelist, list) and whitelist else None,
     )
 
@@ -119,7 +120,7 @@ async def commit_image_upload(gw: Gateway, principal: Principal, body: dict[str,
     try:
         for entry in entries:
             if entry.uri in targets and not entry.done:
-                await _check_ready(gw, entry.uri, entry.session)
+                await _check_ready(gw, principal, entry.uri, entry.session)
         results: list[dict[str, Any]] = []
         plugins: list[dict[str, Any]] = []
         for entry in entries:
@@ -209,21 +210,34 @@ def _committed() -> Conflict:
     return Conflict("this SessionKey was already committed", code="SessionKeyCommitted")
 
 
-async def _check_ready(gw: Gateway, uri: str, session: UploadSession) -> None:
-    """What can be known before publishing anything: the StoreUri's bytes were uploaded (and, if
-    chunked, merged), and they hold the applied FileSize (the grant's ``exact_size`` checks the
-    assembled object again)."""
+async def _check_ready(gw: Gateway, principal: Principal, uri: str, session: UploadSession) -> None:
+    """What can be known before publishing anything, so that a commit of several StoreUris does not
+    stop halfway for it: the bytes were uploaded (and, if chunked, merged), they hold the applied
+    FileSize and the upload policy's size range, and a StoreUri that may not overwrite is still
+    free. The grant checks all of it again on the assembled object."""
     split_store_uri(uri)
     order = (session.data or {}).get("merged")
     if not order:
         raise BadRequest(f"{uri} was not uploaded (or its chunks were not merged)", code="InvalidParameter")
-    if session.total_size is None:
-        return
+    grant = _grant(principal.bucket.name, session)
     sizes = {p.part_number: p.size for p in await gw.parts(session)}
     total = sum(sizes.get(n, 0) for n in order)
-    if total != session.total_size:
+    if grant.exact_size is not None and total != grant.exact_size:
         raise BadRequest(
-            f"the upload holds {total} bytes but FileSize was {session.total_size}", code="InvalidFileSize"
+            f"the upload holds {total} bytes but FileSize was {grant.exact_size}", code="InvalidFileSize"
+        )
+    if grant.size_range is not None and not grant.size_range[0] <= total <= grant.size_range[1]:
+        low, high = grant.size_range
+        raise BadRequest(
+            f"{uri} holds {total} bytes, outside the upload policy's {low}-{high}", code="InvalidFileSize"
+        )
+    if grant.insert_only:
+        try:
+            await gw.get_object(principal.bucket, session.key)
+        except NotFound:
+            return
+        raise Conflict(
+            f"{uri} already exists (apply with Overwrite=True to replace it)", code="ResourceAlreadyExists"
         )
 
 
