@@ -11,6 +11,7 @@ subjectAltName) and every request are the clients' own.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -244,3 +245,19 @@ def test_serve_refuses_half_or_broken_tls_settings(tls_server: TlsServer, tmp_pa
     )
     assert mismatched.returncode == 1 and "cannot use" in mismatched.stderr
     assert "Traceback" not in only_cert.stderr + missing.stderr + mismatched.stderr
+
+
+def test_mediagate_upload_over_tls(
+    tls_server: TlsServer, keys: dict[str, BucketCredentials], tmp_path: Path
+) -> None:
+    """Our own CLI trusts the local CA through SSL_CERT_FILE, as the README says for httpx."""
+    path = tmp_path / "p.png"
+    path.write_bytes(png(3, 3))
+    args = ("upload", str(path), "--bucket", "photos", "--endpoint", tls_server.url, "--json")
+    untrusted = run_mediagate(tls_server.home, *args)
+    assert untrusted.returncode != 0
+    assert "CERTIFICATE_VERIFY_FAILED" in untrusted.stdout + untrusted.stderr
+    done = run_mediagate(tls_server.home, *args, env={"SSL_CERT_FILE": str(tls_server.ca)})
+    assert done.returncode == 0, done.stderr
+    uri = json.loads(done.stdout.splitlines()[-1])["uri"]
+    assert read(tls_server, uri) == path.read_bytes()
