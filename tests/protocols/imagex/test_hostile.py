@@ -580,6 +580,25 @@ def test_file_size_binds_the_committed_object(server: LiveServer, bucket: Bucket
     assert httpx.get(f"{server.url}/{sid}/{name}").status_code == 404
 
 
+def test_without_file_size_the_parts_are_bound_by_the_server_limit(tmp_path: Path) -> None:
+    home = make_home(tmp_path / "home")
+    gw = build_gateway(home, migrate=False)
+    b = create_bucket(gw.catalog, gw.secrets, "limited")
+    gw.catalog.close()
+    live = LiveServer(home.home, env={"MEDIAGATE_MAX_UPLOAD_SIZE": "1000"}).start()
+    try:
+        addr = apply(live, b)
+        [info] = addr["StoreInfos"]
+        base, auth = f"{live.url}/{info['StoreUri']}", {"Authorization": info["Auth"]}
+        upload_id = httpx.put(f"{base}?uploads", headers=auth).json()["payload"]["uploadID"]
+        assert _chunk(base, auth, upload_id, 0, b"a" * 600).status_code == 200
+        err = error_of(_chunk(base, auth, upload_id, 1, b"b" * 600), 400, "InvalidFileSize")
+        assert "upload limit" in err["Message"]
+        assert _chunk(base, auth, upload_id, 1, b"b" * 400).status_code == 200
+    finally:
+        live.stop()
+
+
 def test_without_file_size_chunks_are_unbounded_by_it(server: LiveServer, bucket: BucketCredentials) -> None:
     addr = apply(server, bucket)
     [info] = addr["StoreInfos"]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
@@ -95,9 +96,9 @@ async def _authorise(request: Request, uri: str) -> tuple[Bucket, UploadSession,
 
 
 async def _put(
-    request: Request, session: UploadSession, number: int, *, size: int | None, budget: int | None = None
+    request: Request, session: UploadSession, number: int, *, size: int | None, budget: Budget | None = None
 ) -> int:
-    """Store one part (checked against Content-CRC32, an exact ``size`` or at most ``budget``
+    """Store one part (checked against Content-CRC32, an exact ``size`` or at most the ``budget``'s
     bytes, cut off while streaming); returns its CRC-32."""
     gw = gateway(request)
     crc = parse_crc32(request.headers.get("content-crc32"))
@@ -105,37 +106,51 @@ async def _put(
     length = parse_uint(declared) if declared is not None else None
     if size is not None and length is not None and length != size:
         raise BadRequest(f"the body has {declared} bytes but FileSize was {size}", code="InvalidFileSize")
-    if budget is not None and (budget <= 0 or (length is not None and length > budget)):
-        raise _over_budget(budget)
+    if budget is not None and (budget.left <= 0 or (length is not None and length > budget.left)):
+        raise budget.exceeded()
     try:
         part = await gw.put_part(
-            session, number, body_stream(request), max_size=budget, expected_size=size, expected_crc32=crc
+            session,
+            number,
+            body_stream(request),
+            max_size=budget.left if budget is not None else None,
+            expected_size=size,
+            expected_crc32=crc,
         )
     except ChecksumMismatch as exc:
         code = "InvalidCrc32" if "CRC32" in exc.message else "InvalidFileSize"
         raise BadRequest(exc.message, code=code) from None
     except PayloadTooLarge:
-        if budget is None or budget >= gw.settings.max_upload_size:
+        if budget is None:
             raise
-        raise _over_budget(budget) from None
+        raise budget.exceeded() from None
     return part.crc32
 
 
-def _over_budget(budget: int) -> BadRequest:
-    return BadRequest(
-        f"the parts would hold more than the FileSize applied for ({max(budget, 0)} bytes left)",
-        code="InvalidFileSize",
-    )
+@dataclass(frozen=True)
+class Budget:
+    """What a chunk may still hold: the applied FileSize (else the server's upload limit) less the
+    parts already stored under other numbers. Two parts racing may both pass; the merge and the
+    commit bind the sum again."""
+
+    left: int
+    limit: int
+    what: str
+
+    def exceeded(self) -> BadRequest:
+        return BadRequest(
+            f"the parts would hold more than {self.what} ({self.limit} bytes; {max(self.left, 0)} left)",
+            code="InvalidFileSize",
+        )
 
 
-async def _part_budget(request: Request, session: UploadSession, number: int, size: int | None) -> int | None:
-    """Bytes part ``number`` may hold: FileSize less the parts already stored under other numbers
-    (None: no FileSize was applied for). Two parts racing may both pass; the merge and the commit
-    bind the sum again."""
-    if size is None:
-        return None
-    others = sum(p.size for p in await gateway(request).parts(session) if p.part_number != number)
-    return size - others
+async def _part_budget(request: Request, session: UploadSession, number: int, size: int | None) -> Budget:
+    gw = gateway(request)
+    others = sum(p.size for p in await gw.parts(session) if p.part_number != number)
+    if size is not None:
+        return Budget(size - others, size, "the FileSize applied for")
+    limit = gw.settings.max_upload_size
+    return Budget(limit - others, limit, "the server's upload limit")
 
 
 async def _whole(request: Request, session: UploadSession, payload: dict[str, Any]) -> int:
