@@ -23,6 +23,9 @@ from mediagate.core.buckets import BucketCredentials
 from mediagate.core.gateway import Gateway
 from mediagate.core.grant import UploadGrant
 from tests.conftest import LiveServer
+from tests.protocols.upyun.forms import upload
+from tests.protocols.upyun.rest_client import object_uri, signed
+from tests.support.cli import run_mediagate
 
 BODY = bytes(range(256)) * 40  # 10240 bytes, not text
 
@@ -414,3 +417,89 @@ def test_client_leaving_mid_stream_does_not_hurt_the_server(
             next(r.iter_raw())
     with httpx.Client(base_url=server.url) as c:
         assert c.get(url(bucket, "cut.bin")).content == data
+
+
+# -- user content cannot script the gateway -----------------------------------------------------------
+
+HTML = b"<!doctype html><script>fetch('/mweb/v1/get_upload_token',{method:'POST'})</script>"
+SVG = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(document.cookie)</script></svg>'
+
+
+def _form_upload(
+    client: httpx.Client, bucket: BucketCredentials, name: str, data: bytes, declared: str | None = None
+) -> None:
+    """The attack's way in: an ordinary UPYUN FORM upload of an .html/.svg file (its type sniffed,
+    or declared in the policy)."""
+    policy = {"content_type": declared} if declared else {}
+    resp = upload(client, bucket, data, filename=name, key=f"/{name}", **policy)
+    assert resp.status_code == 200, resp.text
+
+
+@pytest.mark.parametrize(
+    "name,data,declared",
+    [
+        ("x.html", HTML, None),
+        ("x.svg", SVG, "image/svg+xml"),
+        ("y.html", HTML, "text/html; charset=utf-8"),
+        ("x.xhtml", HTML, "application/xhtml+xml"),
+        ("x.js", b"alert(1)", "application/javascript"),
+    ],
+)
+def test_uploaded_active_content_is_a_sandboxed_download(
+    bucket: BucketCredentials, client: httpx.Client, name: str, data: bytes, declared: str | None
+) -> None:
+    _form_upload(client, bucket, name, data, declared)
+    for method in ("GET", "HEAD"):
+        r = client.request(method, url(bucket, name))
+        assert r.status_code == 200
+        if declared:
+            assert r.headers["content-type"] == declared
+        assert r.headers["content-security-policy"] == "sandbox"
+        assert r.headers["content-disposition"] == "attachment"
+        assert r.headers["x-content-type-options"] == "nosniff"
+    assert client.get(url(bucket, name)).content == data
+    # the authenticated UPYUN REST read is sandboxed too
+    rest = signed(client, bucket, "GET", object_uri(bucket.bucket, name))
+    assert rest.status_code == 200
+    assert rest.headers["content-security-policy"] == "sandbox"
+    assert rest.headers["content-disposition"] == "attachment"
+
+
+def test_passive_content_is_served_inline(
+    admin: Gateway, bucket: BucketCredentials, client: httpx.Client
+) -> None:
+    put(admin, bucket.bucket, "photo.bin")
+    _form_upload(client, bucket, "sniffed.svg", SVG)  # not declared: sniffed as text, shown as text
+    for key in ("photo.bin", "sniffed.svg"):
+        r = client.get(url(bucket, key))
+        assert "content-disposition" not in r.headers and "content-security-policy" not in r.headers
+        assert r.headers["x-content-type-options"] == "nosniff"
+    assert client.get(url(bucket, "sniffed.svg")).headers["content-type"].startswith("text/plain")
+
+
+def test_nosniff_on_every_response(bucket: BucketCredentials, client: httpx.Client) -> None:
+    for r in (
+        client.get(url(bucket, "missing")),
+        client.get("/healthz"),
+        client.post("/mweb/v1/get_upload_token"),
+        client.get("/?Action=ApplyImageUpload&Version=2018-08-01"),
+        client.options(url(bucket, "x"), headers={"Origin": "https://a.example"}),
+    ):
+        assert r.headers["x-content-type-options"] == "nosniff", (r.request.url, r.status_code)
+
+
+def test_a_bucket_may_opt_in_to_inline_active_content(
+    server: LiveServer, bucket: BucketCredentials, client: httpx.Client
+) -> None:
+    _form_upload(client, bucket, "page.html", HTML)
+    done = run_mediagate(server.home, "bucket", "inline-active", bucket.bucket, "--on")
+    assert done.returncode == 0, done.stderr
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # the running server re-reads bucket settings within seconds
+        r = client.get(url(bucket, "page.html"))
+        if "content-disposition" not in r.headers:
+            break
+        time.sleep(0.2)
+    assert "content-disposition" not in r.headers and "content-security-policy" not in r.headers
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert r.headers["content-type"].startswith("text/html")

@@ -19,6 +19,7 @@ from mediagate.config import Settings
 from mediagate.core.gateway import Gateway
 from mediagate.http import RequestIdMiddleware
 from mediagate.services import build_gateway
+from mediagate.serving import NoSniffMiddleware
 
 log = logging.getLogger("mediagate")
 
@@ -77,6 +78,7 @@ def create_app(settings: Settings | None = None, *, gateway: Gateway | None = No
         exception_handlers={Exception: server_error, HTTPException: http_error},
     )
     app.state.gateway = gw
+    app.add_middleware(NoSniffMiddleware)
     return app
 
 

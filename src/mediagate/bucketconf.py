@@ -17,6 +17,11 @@ setting            default    meaning
 ``normalise``      off        normalise on ingest, every dialect (``core.preprocess.Normalise``):
                               ``{"auto_orient", "strip", "heic_to", "format", "quality",
                               "max_side"}`` (``mediagate bucket normalise set``)
+``inline_active``  ``False``  serve active types (HTML, SVG, XML, JS …) inline as they are; by
+                              default they are sandboxed (``Content-Security-Policy: sandbox``)
+                              downloads (``Content-Disposition: attachment``), so an upload
+                              cannot script the gateway's origin. Turn on only when reads come
+                              from a separate content origin (``serving.content_headers``)
 =================  =========  ==============================================================
 
 The settings are read on every request through :class:`BucketCache`, which keeps a bucket row
@@ -50,6 +55,7 @@ class BucketConf:
     cors_max_age: int = DEFAULT_CORS_MAX_AGE
     autoformat: str | None = None
     """None (off), "webp" (WebP when accepted) or "avif" (AVIF, else WebP, when accepted)."""
+    inline_active: bool = False
 
     @classmethod
     def of(cls, settings: Mapping[str, Any] | None) -> BucketConf:
@@ -66,6 +72,7 @@ class BucketConf:
             ),
             cors_max_age=max_age if isinstance(max_age, int) and max_age >= 0 else DEFAULT_CORS_MAX_AGE,
             autoformat=_autoformat(s.get("autoformat")),
+            inline_active=s.get("inline_active") is True,
         )
 
 

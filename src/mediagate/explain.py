@@ -30,6 +30,7 @@ from mediagate.core.gateway import Gateway
 EXPLAINERS: tuple[str, ...] = (
     "mediagate.protocols.wantu.explain:explain_manage_token",
     "mediagate.protocols.wantu.explain:explain_upload_token",
+    "mediagate.protocols.imagex.explain:explain_upload_token",
     "mediagate.protocols.upyun.explain:explain_rest",
     "mediagate.protocols.upyun.explain:explain_form",
     "mediagate.protocols.imagex.explain:explain_sts2",

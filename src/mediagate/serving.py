@@ -28,6 +28,11 @@ Public read rules (``GET/HEAD /<bucket>/<key>`` without ``Authorization``):
   image beyond the pixel/size limits is refused from its header before any decode (4xx).
 * A folder, the bucket root, an expired object, an unknown bucket: 404. Listing needs REST auth.
 * User metadata (``x-upyun-meta-*``) is never sent on public reads.
+* User content cannot script the gateway's origin (see :func:`content_headers`): every response
+  says ``X-Content-Type-Options: nosniff`` (:class:`NoSniffMiddleware`), and an object of an
+  active type (HTML, SVG, XML, XHTML, JavaScript …) is served with ``Content-Security-Policy:
+  sandbox`` and ``Content-Disposition: attachment`` unless its bucket's ``inline_active`` setting
+  opts in (do that only where user content has an origin of its own; see the README).
 * Errors are ``{"code": <status>, "message": ...}``; the middleware adds ``X-Request-Id``.
 
 Bytes are streamed from storage in a worker thread (``Gateway.read``), never loaded whole.
@@ -52,6 +57,7 @@ from anyio import to_thread
 from starlette.concurrency import iterate_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mediagate.bucketconf import BucketConf, bucket_cache
 from mediagate.catalog.models import Bucket, Object
@@ -214,6 +220,71 @@ def _if_range_holds(request: Request, etag: str, modified: datetime) -> bool:
     return _parse_date(value) == modified
 
 
+# -- what user content may do in a browser -------------------------------------------------------------
+
+ACTIVE_TYPES = frozenset(
+    {
+        "text/html",
+        "application/xhtml+xml",
+        "image/svg+xml",
+        "text/xml",
+        "application/xml",
+        "text/xsl",
+        "application/xslt+xml",
+        "text/javascript",
+        "application/javascript",
+        "application/x-javascript",
+        "application/ecmascript",
+        "text/ecmascript",
+        "text/jscript",
+        "application/x-shockwave-flash",
+        "text/cache-manifest",
+        "multipart/x-mixed-replace",
+    }
+)
+"""Types a browser runs, or that can carry markup it runs, when opened from a URL of ours."""
+
+
+def is_active(mime: str | None) -> bool:
+    """Whether content of this type could script the origin it is served from (any ``+xml``
+    type counts: XML can embed XHTML and its scripts)."""
+    base = (mime or "").partition(";")[0].strip().lower()
+    return base in ACTIVE_TYPES or base.endswith("+xml")
+
+
+def content_headers(mime: str | None, *, inline_active: bool = False) -> dict[str, str]:
+    """Headers that keep stored bytes from acting on the gateway's origin. An active type is
+    sandboxed (a unique origin: no cookies, storage or same-origin requests of ours) and offered as
+    a download, unless the bucket opted in to serving it inline as it is."""
+    if not is_active(mime) or inline_active:
+        return {}
+    return {"Content-Security-Policy": "sandbox", "Content-Disposition": "attachment"}
+
+
+class NoSniffMiddleware:
+    """``X-Content-Type-Options: nosniff`` on every response: a browser must not guess a type
+    (render an upload declared as text or octets as HTML)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_nosniff(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [
+                    (k, v) for k, v in message.get("headers", []) if k.lower() != b"x-content-type-options"
+                ]
+                headers.append((b"x-content-type-options", b"nosniff"))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_nosniff)
+
+
 # -- responses ------------------------------------------------------------------------------------
 
 
@@ -234,13 +305,19 @@ async def _stream(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
 
 
 async def object_response(
-    request: Request, obj: Object, *, head: bool, extra_headers: dict[str, str] | None = None
+    request: Request,
+    obj: Object,
+    *,
+    head: bool,
+    extra_headers: dict[str, str] | None = None,
+    inline_active: bool = False,
 ) -> Response:
     """The HTTP response for reading ``obj``: 200/206 streamed, 304, 412 or 416.
 
     Handles If-Match, If-Unmodified-Since, If-None-Match, If-Modified-Since, If-Range and a
     single byte ``Range`` (ignored for HEAD, as RFC 9110 defines ranges for GET only).
-    ``extra_headers`` (e.g. UPYUN's ``x-upyun-*``) are added to 200/206/304 answers.
+    ``extra_headers`` (e.g. UPYUN's ``x-upyun-*``) are added to 200/206/304 answers; an active
+    type gets :func:`content_headers` (``inline_active``: the bucket opted in to inline).
     Authorisation is the caller's business; this only reads. The caller must have checked
     expiry (``Gateway.get_object`` does). A blob missing from storage raises NotFound."""
     etag = etag_of(obj)
@@ -277,6 +354,7 @@ async def object_response(
         "Accept-Ranges": "bytes",
         "Content-Length": str(end - start),
         **extra,
+        **content_headers(obj.mime, inline_active=inline_active),
     }
     if ranged:
         headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
@@ -340,7 +418,8 @@ async def read(request: Request, bucket: str, path: str) -> Response:
         found, obj, spec_text = await _find(request, bucket, path)
         if spec_text is not None:
             return await variant_response(request, found, obj, spec_text, head=head)
-        return await object_response(request, obj, head=head)
+        conf = BucketConf.of(found.settings)
+        return await object_response(request, obj, head=head, inline_active=conf.inline_active)
     except MediagateError as exc:
         return error_response(exc.status, exc.message)
 
@@ -415,6 +494,7 @@ async def variant_response(
         **validators,
         "Content-Type": variant.mime,
         "X-Mediagate-Cache": "HIT" if variant.hit else "MISS",
+        **content_headers(variant.mime),
     }
     body: bytes | BinaryIO | None
     if variant.body is not None:  # hot: in memory, no file to read

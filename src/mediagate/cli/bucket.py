@@ -176,3 +176,24 @@ def bucket_public(
 ) -> None:
     """Switch anonymous reads of a bucket's objects on or off."""
     _print_cors(name, _change_settings(name, {"public": on}), as_json)
+
+
+@bucket_app.command("inline-active")
+def bucket_inline_active(
+    name: Annotated[str, typer.Argument(help="Bucket name.")],
+    on: Annotated[
+        bool,
+        typer.Option(
+            "--on/--off",
+            help="Serve HTML/SVG/XML/JS objects inline as they are (default off: sandboxed downloads).",
+        ),
+    ],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Let a bucket's active content (HTML, SVG, XML, JS) render inline. Only safe when its objects
+    are read from a separate content origin (README: TLS and a content origin)."""
+    settings = _change_settings(name, {"inline_active": on})
+    if as_json:
+        typer.echo(json.dumps({"bucket": name, "inline_active": settings.get("inline_active") is True}))
+    else:
+        console.print(f"bucket {name}: active content served {'inline' if on else 'as sandboxed downloads'}")

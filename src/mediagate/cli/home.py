@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -44,6 +45,10 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
     workers: Annotated[int, typer.Option(help="Worker processes sharing the home.")] = 1,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    ssl_certfile: Annotated[
+        Path | None, typer.Option(help="Serve HTTPS with this PEM certificate (chain); needs --ssl-keyfile.")
+    ] = None,
+    ssl_keyfile: Annotated[Path | None, typer.Option(help="The PEM private key of --ssl-certfile.")] = None,
 ) -> None:
     """Serve every dialect on one port."""
     import os
@@ -53,8 +58,10 @@ def serve(
     settings = State.settings()
     if not settings.key_file.exists():
         raise fail(f"{settings.home} is not a mediagate home", f"run `mediagate --home {settings.home} init`")
+    check_tls(ssl_certfile, ssl_keyfile)
     os.environ["MEDIAGATE_HOME"] = str(settings.home)
-    console.print(f"mediagate serving {settings.home} on http://{host}:{port}")
+    scheme = "https" if ssl_certfile else "http"
+    console.print(f"mediagate serving {settings.home} on {scheme}://{host}:{port}")
     uvicorn.run(
         "mediagate.app:app_from_env",
         factory=True,
@@ -66,4 +73,27 @@ def serve(
         server_header=False,
         h11_max_incomplete_event_size=settings.max_header_size * 4,
         http="mediagate.httpserver:HTTPProtocol",
+        ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
+        ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None,
     )
+
+
+def check_tls(certfile: Path | None, keyfile: Path | None) -> None:
+    """Both TLS files or neither, and they must load as a pair: one clear line, not a traceback
+    from inside the server."""
+    import ssl
+
+    if certfile is None and keyfile is None:
+        return
+    if certfile is None or keyfile is None:
+        raise fail("--ssl-certfile and --ssl-keyfile go together", "give both, or neither for plain HTTP")
+    for path in (certfile, keyfile):
+        if not path.is_file():
+            raise fail(f"{path} does not exist or is not a file", "see the README: TLS and a content origin")
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(certfile, keyfile)
+    except (ssl.SSLError, OSError) as exc:
+        raise fail(
+            f"cannot use {certfile} with {keyfile}: {exc.strerror or exc}",
+            "the certificate and key must be PEM files that belong together",
+        ) from None

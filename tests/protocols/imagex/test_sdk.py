@@ -7,6 +7,7 @@ sends those to our plain-HTTP loopback port (nothing of ours is patched).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -204,3 +205,65 @@ def test_sts2_minted_offline_by_the_sdk_is_accepted(server: LiveServer, bucket: 
     denied = sdk(server, other.access_key_id, other.secret_access_key, other.session_token)
     with pytest.raises(Exception, match="AccessDenied"):
         denied.upload_image_data({"ServiceId": bucket.bucket}, [data])
+
+
+def _upload_tokens(svc: ImageXService, params: dict[str, str]) -> tuple[str, str]:
+    """``get_upload_auth_token``: base64 JSON of two presigned query strings."""
+    doc = json.loads(base64.b64decode(svc.get_upload_auth_token(params)))
+    assert doc["Version"] == "v1"
+    return doc["ApplyUploadToken"], doc["CommitUploadToken"]
+
+
+def _upload_with_tokens(server: LiveServer, apply_token: str, commit_token: str, data: bytes) -> str:
+    """What a browser holding the tokens does: apply (adding its own file size), upload, commit."""
+    applied = httpx.get(f"{server.url}/?{apply_token}&UploadNum=1&FileSize={len(data)}")
+    assert applied.status_code == 200, applied.text
+    addr = applied.json()["Result"]["UploadAddress"]
+    [info] = addr["StoreInfos"]
+    put = httpx.put(
+        f"{server.url}/{info['StoreUri']}",
+        content=data,
+        headers={"Authorization": info["Auth"], "Content-CRC32": f"{zlib.crc32(data):08x}"},
+    )
+    assert put.status_code == 200, put.text
+    done = httpx.post(f"{server.url}/?{commit_token}", json={"SessionKey": addr["SessionKey"]})
+    assert done.status_code == 200, done.text
+    [result] = done.json()["Result"]["Results"]
+    assert result["UriStatus"] == 2000
+    uri: str = result["Uri"]
+    return uri
+
+
+def test_upload_auth_token_presigned_apply_and_commit(server: LiveServer, bucket: BucketCredentials) -> None:
+    issuer = sdk(server, bucket.access_key_id, bucket.secret_access_key)
+    apply_token, commit_token = _upload_tokens(issuer, {"ServiceId": bucket.bucket, "X-Expires": "600"})
+    assert "X-Signature=" in apply_token and "Action=ApplyImageUpload" in apply_token
+    data = png(6, 2)
+    uri = _upload_with_tokens(server, apply_token, commit_token, data)
+    assert read(server, uri) == data
+    # a token is for its ServiceId only: a changed ServiceId breaks the signature
+    other = apply_token.replace(f"ServiceId={bucket.bucket}", "ServiceId=someoneelse")
+    refused = httpx.get(f"{server.url}/?{other}")
+    assert refused.status_code == 403
+    assert refused.json()["ResponseMetadata"]["Error"]["Code"] == "SignatureDoesNotMatch"
+
+
+def test_upload_auth_token_from_temporary_credentials(server: LiveServer, bucket: BucketCredentials) -> None:
+    """Tokens signed with STS2 credentials carry X-Security-Token; their scope still applies."""
+    issuer = sdk(server, bucket.access_key_id, bucket.secret_access_key)
+    # both minted before any other client exists: the SDK keeps credentials in module-level state
+    sts2 = issuer.get_upload_auth([bucket.bucket], expire=600, key_ptn="", tag={})
+    narrow = issuer.get_upload_auth(["someoneelse"], expire=600, tag={})
+    temp = sdk(server, sts2.access_key_id, sts2.secret_access_key, sts2.session_token)
+    try:
+        apply_token, commit_token = _upload_tokens(temp, {"ServiceId": bucket.bucket})
+        other = sdk(server, narrow.access_key_id, narrow.secret_access_key, narrow.session_token)
+        denied_token, _ = _upload_tokens(other, {"ServiceId": bucket.bucket})
+    finally:
+        temp.set_session_token("")
+    assert "X-Security-Token=" in apply_token
+    data = png(3, 7)
+    assert read(server, _upload_with_tokens(server, apply_token, commit_token, data)) == data
+    denied = httpx.get(f"{server.url}/?{denied_token}")
+    assert denied.status_code == 403
+    assert denied.json()["ResponseMetadata"]["Error"]["Code"] == "AccessDenied"

@@ -85,17 +85,22 @@ def parse_authorization(value: str) -> Authorization:
         raise SignatureFormatError(
             "the Authorization header is not an AWS4-HMAC-SHA256/HMAC-SHA256 signature"
         )
-    algorithm = match["alg"]
-    parts = match["cred"].split("/")
+    return _authorization(match["alg"], match["cred"], match["signed"], match["sig"])
+
+
+def _authorization(algorithm: str, credential: str, signed_headers: str, sig: str) -> Authorization:
+    parts = credential.split("/")
     if len(parts) != 5 or parts[4] != _TERMINATOR[algorithm] or not re.fullmatch(r"\d{8}", parts[1]):
         raise SignatureFormatError(
             f"Credential must be <AccessKeyId>/<YYYYMMDD>/<region>/<service>/{_TERMINATOR[algorithm]}"
         )
     if not parts[0] or not parts[2] or not parts[3]:
         raise SignatureFormatError("Credential has an empty access key id, region or service")
-    signed = tuple(match["signed"].lower().split(";"))
+    signed = tuple(signed_headers.lower().split(";")) if signed_headers else ()
     if list(signed) != sorted(set(signed)) or "" in signed:
         raise SignatureFormatError("SignedHeaders must be lower-case names, sorted, without duplicates")
+    if not re.fullmatch(r"[0-9a-fA-F]{64}", sig):
+        raise SignatureFormatError("the signature must be 64 hex digits")
     return Authorization(
         algorithm=algorithm,
         access_key_id=parts[0],
@@ -103,7 +108,7 @@ def parse_authorization(value: str) -> Authorization:
         region=parts[2],
         service=parts[3],
         signed_headers=signed,
-        signature=match["sig"].lower(),
+        signature=sig.lower(),
     )
 
 
@@ -280,3 +285,160 @@ def sign(
         f"{algorithm} Credential={access_key_id}/{scope}, SignedHeaders={names}, Signature={sig}"
     )
     return headers
+
+
+# -- presigned URLs (the SDK's ``get_sign_url`` / ``get_upload_auth_token``) ---------------------------
+
+PRESIGN_DEFAULT_EXPIRES = 900
+"""Seconds a presigned URL lives when it names no ``X-Expires`` (the SDKs' documented default)."""
+PRESIGN_MAX_EXPIRES = 7 * 24 * 3600
+EXPIRES_PARAMS = ("X-Expires", "X-Amz-Expires")
+SIGNATURE_PARAM = "X-Signature"
+TOKEN_PARAM = "X-Security-Token"
+_PRESIGN_REQUIRED = ("X-Algorithm", "X-Credential", "X-Date", "X-SignedHeaders", "X-SignedQueries")
+
+
+@dataclass(frozen=True)
+class Presigned:
+    """The signature carried in a query string (volcengine ``SignerV4.sign_url``).
+
+    The SDK adds ``X-Date``, ``X-NotSignBody``, ``X-Credential``, ``X-Algorithm``,
+    ``X-SignedHeaders`` (empty) and ``X-SignedQueries`` (every key present at that point, itself
+    included), then ``X-Security-Token`` (the Go SDK lists it in ``X-SignedQueries``, the Python
+    SDK does not; both sign it), and signs every one of those parameters. The body is not signed
+    when ``X-NotSignBody`` is (its hash is that of the empty string). Parameters the signer did not
+    list (and that are not the token) may be added by whoever holds the URL; they are not part of
+    the signature, so they must not carry authority (see ``auth``)."""
+
+    auth: Authorization
+    date: str
+    expires: int
+    signed_queries: frozenset[str]
+    sign_body: bool
+
+
+def is_presigned(query: Query) -> bool:
+    return any(k == SIGNATURE_PARAM for k, _ in query)
+
+
+def _single(query: Query, name: str) -> str | None:
+    values = [v for k, v in query if k == name]
+    if len(values) > 1:
+        raise SignatureFormatError(f"{name} must appear once in a presigned URL")
+    return values[0] if values else None
+
+
+def parse_presigned(query: Query) -> Presigned:
+    """The presigned-URL signature of ``query``; SignatureFormatError says what is malformed."""
+    fields = {name: _single(query, name) for name in (*_PRESIGN_REQUIRED, SIGNATURE_PARAM)}
+    missing = [name for name, value in fields.items() if value is None]
+    if missing:
+        raise SignatureFormatError(f"a presigned URL needs {', '.join(missing)}")
+    if fields["X-Algorithm"] != VOLC:
+        raise SignatureFormatError("a presigned URL must use X-Algorithm=HMAC-SHA256")
+    auth = _authorization(
+        VOLC, fields["X-Credential"] or "", fields["X-SignedHeaders"] or "", fields[SIGNATURE_PARAM] or ""
+    )
+    date = fields["X-Date"] or ""
+    parse_date(date)
+    signed_queries = frozenset(q for q in (fields["X-SignedQueries"] or "").split(";") if q)
+    for name in ("X-Date", "X-Credential", "X-Algorithm", "X-SignedHeaders", "X-SignedQueries"):
+        if name not in signed_queries:
+            raise SignatureFormatError(f"X-SignedQueries must list {name}")
+    present = {k for k, _ in query}
+    absent = sorted(signed_queries - present)
+    if absent:
+        raise SignatureFormatError(f"the signed query parameter {absent[0][:64]!r} is missing")
+    expires = PRESIGN_DEFAULT_EXPIRES
+    for name in EXPIRES_PARAMS:
+        raw = _single(query, name)
+        if raw is None:
+            continue
+        if name not in signed_queries:
+            raise SignatureFormatError(f"{name} must be one of the signed queries")
+        if not raw.isdigit() or len(raw) > 9 or not 1 <= int(raw) <= PRESIGN_MAX_EXPIRES:
+            raise SignatureFormatError(f"{name} must be 1..{PRESIGN_MAX_EXPIRES} seconds")
+        expires = int(raw)
+    return Presigned(
+        auth=auth,
+        date=date,
+        expires=expires,
+        signed_queries=signed_queries,
+        sign_body="X-NotSignBody" not in signed_queries,
+    )
+
+
+def presigned_query(query: Query, signed_queries: frozenset[str]) -> list[tuple[str, str]]:
+    """The parameters a presigned signature covers: the listed ones and the session token."""
+    return [(k, v) for k, v in query if k in signed_queries or k == TOKEN_PARAM]
+
+
+def presigned_signature(
+    p: Presigned,
+    *,
+    secret: str,
+    method: str,
+    path: str,
+    query: Query,
+    headers: Mapping[str, str],
+    body_sha256: str,
+) -> str:
+    """The signature a correct signer produced for this request. With no signed headers the SDKs
+    put a lone newline where the header lines go (``'\\n'.join([.., query, '\\n', '', hash])``)."""
+    signed: list[tuple[str, str]] = []
+    for name in p.auth.signed_headers:
+        value = headers.get(name)
+        if value is None:
+            raise SignatureFormatError(f"the signed header {name!r} is missing from the request")
+        value = value.strip()
+        signed.append((name, signing_host(value) if name == "host" else value))
+    spelled = encoded_query(presigned_query(query, p.signed_queries))
+    body = body_sha256 if p.sign_body else EMPTY_SHA256
+    path = canonical_path(path)
+    if signed:
+        canonical = canonical_request(method, path, spelled, signed, body)
+    else:
+        canonical = f"{method}\n{path}\n{spelled}\n\n\n\n{body}"
+    auth = p.auth
+    return signature(auth.algorithm, secret, p.date, (auth.day, auth.region, auth.service), canonical)
+
+
+def presign(
+    *,
+    access_key_id: str,
+    secret: str,
+    method: str,
+    path: str = "/",
+    query: Query = (),
+    session_token: str | None = None,
+    region: str = "cn-north-1",
+    service: str = "ImageX",
+    host: str | None = None,
+    now: datetime | None = None,
+) -> list[tuple[str, str]]:
+    """The query of a presigned URL, built as the Python SDK's ``SignerV4.sign_url`` builds it;
+    with ``host``, the ``host`` header is signed too (``X-SignedHeaders=host``, as some SDKs do)."""
+    date = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    scope = f"{date[:8]}/{region}/{service}/request"
+    params = dict(query)
+    params.update(
+        {
+            "X-Date": date,
+            "X-NotSignBody": "",
+            "X-Credential": f"{access_key_id}/{scope}",
+            "X-Algorithm": VOLC,
+            "X-SignedHeaders": "host" if host else "",
+            "X-SignedQueries": "",
+        }
+    )
+    params["X-SignedQueries"] = ";".join(sorted(params))
+    if session_token:
+        params[TOKEN_PARAM] = session_token
+    items = list(params.items())
+    path, spelled = canonical_path(path), encoded_query(items)
+    if host:
+        canonical = canonical_request(method, path, spelled, [("host", signing_host(host))], EMPTY_SHA256)
+    else:
+        canonical = f"{method}\n{path}\n{spelled}\n\n\n\n{EMPTY_SHA256}"
+    sig = signature(VOLC, secret, date, (date[:8], region, service), canonical)
+    return [*items, (SIGNATURE_PARAM, sig)]

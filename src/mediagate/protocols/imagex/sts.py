@@ -6,9 +6,10 @@
 * ``AssumeRole`` (an OpenAPI action, signed with the long-term key) and ``mediagate sts create``
   call it.
 * The Dreamina token step: ``POST /mweb/v1/get_upload_token`` with cookie ``sessionid=…`` answers
-  ``{"ret": "0", "data": {access_key_id, secret_access_key, session_token}}``. A sessionid is a
-  sealed ``{id, bucket, expiry}`` plus a revocable credential row (``mediagate token create`` /
-  ``revoke``); credentials minted from it name it in their policy, so revoking it revokes them.
+  ``{"ret": "0", "data": {access_key_id, secret_access_key, session_token}}`` and reissues the
+  cookie ``HttpOnly; SameSite=Strict`` (``Secure`` over TLS). A sessionid is a sealed ``{id,
+  bucket, expiry}`` plus a revocable credential row (``mediagate token create`` / ``revoke``);
+  credentials minted from it name it in their policy, so revoking it revokes them.
 """
 
 from __future__ import annotations
@@ -138,14 +139,16 @@ async def revoke_web_session(gw: Gateway, sessionid: str) -> bool:
     return await gw.revoke_key(SESSION_KIND, session_id)
 
 
-async def _web_session(gw: Gateway, request: Request) -> tuple[Bucket, str, int]:
+async def _web_session(gw: Gateway, request: Request) -> tuple[Bucket, str, int, str]:
+    """(bucket, session id, expiry, the cookie's value) of the request's valid ``sessionid``."""
     cookie = SimpleCookie()
     try:
         cookie.load(request.headers.get("cookie", ""))
     except CookieError:
         raise Unauthorized("not login", code="NotLogin") from None
     morsel = cookie.get("sessionid")
-    payload = unseal(gw.secrets.derive(WEB_SESSION_PURPOSE), morsel.value) if morsel else None
+    value = morsel.value if morsel else ""
+    payload = unseal(gw.secrets.derive(WEB_SESSION_PURPOSE), value) if value else None
     if payload is None:
         raise Unauthorized("not login", code="NotLogin")
     expires = int(payload.get("e", 0))
@@ -157,18 +160,37 @@ async def _web_session(gw: Gateway, request: Request) -> tuple[Bucket, str, int]
     bucket = await gw.find_bucket(str(payload.get("b")))
     if bucket is None:
         raise NotFound("the session's service no longer exists")
-    return bucket, session_id, expires
+    return bucket, session_id, expires, value
 
 
 async def get_upload_token(request: Request) -> Response:
     """``POST /mweb/v1/get_upload_token`` (query and body are informational)."""
     gw = gateway(request)
     try:
-        bucket, session_id, session_expires = await _web_session(gw, request)
+        bucket, session_id, session_expires, cookie = await _web_session(gw, request)
         ttl = min(DEFAULT_TTL, int(session_expires - time.time()))
         if ttl < MIN_TTL:
             raise Expired("the session expires too soon to mint credentials", code="NotLogin")
         creds = await mint(gw, bucket, ttl=ttl, scope=make_scope(bucket.name, session_id=session_id))
     except MediagateError as exc:
         return token_error(exc)
-    return JSONResponse({"ret": "0", "errmsg": "success", "data": creds.as_dict()})
+    response = JSONResponse({"ret": "0", "errmsg": "success", "data": creds.as_dict()})
+    set_session_cookie(request, response, cookie, session_expires)
+    return response
+
+
+def set_session_cookie(request: Request, response: Response, value: str, expires: int) -> None:
+    """(Re)issue the ``sessionid`` cookie locked down: ``HttpOnly`` (no script reads it),
+    ``SameSite=Strict`` (no other site's page, and no sandboxed upload, sends it) and, over TLS or
+    behind an https ``public_url``, ``Secure``. Reissuing it replaces a cookie a browser was given
+    without these flags."""
+    public_url = gateway(request).settings.public_url or ""
+    response.set_cookie(
+        "sessionid",
+        value,
+        max_age=max(0, int(expires - time.time())),
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https" or public_url.startswith("https://"),
+    )

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
@@ -34,6 +35,7 @@ from mediagate.core.errors import (
     Forbidden,
     MediagateError,
     NotFound,
+    PayloadTooLarge,
     Unauthorized,
 )
 from mediagate.core.numbers import parse_uint
@@ -93,22 +95,62 @@ async def _authorise(request: Request, uri: str) -> tuple[Bucket, UploadSession,
     return bucket, session, payload
 
 
-async def _put(request: Request, session: UploadSession, number: int, *, size: int | None) -> int:
-    """Store one part (checked against Content-CRC32 and ``size``); returns its CRC-32."""
+async def _put(
+    request: Request, session: UploadSession, number: int, *, size: int | None, budget: Budget | None = None
+) -> int:
+    """Store one part (checked against Content-CRC32, an exact ``size`` or at most the ``budget``'s
+    bytes, cut off while streaming); returns its CRC-32."""
     gw = gateway(request)
     crc = parse_crc32(request.headers.get("content-crc32"))
     declared = request.headers.get("content-length")
     length = parse_uint(declared) if declared is not None else None
     if size is not None and length is not None and length != size:
         raise BadRequest(f"the body has {declared} bytes but FileSize was {size}", code="InvalidFileSize")
+    if budget is not None and (budget.left <= 0 or (length is not None and length > budget.left)):
+        raise budget.exceeded()
     try:
         part = await gw.put_part(
-            session, number, body_stream(request), expected_size=size, expected_crc32=crc
+            session,
+            number,
+            body_stream(request),
+            max_size=budget.left if budget is not None else None,
+            expected_size=size,
+            expected_crc32=crc,
         )
     except ChecksumMismatch as exc:
         code = "InvalidCrc32" if "CRC32" in exc.message else "InvalidFileSize"
         raise BadRequest(exc.message, code=code) from None
+    except PayloadTooLarge:
+        if budget is None:
+            raise
+        raise budget.exceeded() from None
     return part.crc32
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What a chunk may still hold: the applied FileSize (else the server's upload limit) less the
+    parts already stored under other numbers. Two parts racing may both pass; the merge and the
+    commit bind the sum again."""
+
+    left: int
+    limit: int
+    what: str
+
+    def exceeded(self) -> BadRequest:
+        return BadRequest(
+            f"the parts would hold more than {self.what} ({self.limit} bytes; {max(self.left, 0)} left)",
+            code="InvalidFileSize",
+        )
+
+
+async def _part_budget(request: Request, session: UploadSession, number: int, size: int | None) -> Budget:
+    gw = gateway(request)
+    others = sum(p.size for p in await gw.parts(session) if p.part_number != number)
+    if size is not None:
+        return Budget(size - others, size, "the FileSize applied for")
+    limit = gw.settings.max_upload_size
+    return Budget(limit - others, limit, "the server's upload limit")
 
 
 async def _whole(request: Request, session: UploadSession, payload: dict[str, Any]) -> int:
@@ -132,7 +174,11 @@ async def _chunked(request: Request, session: UploadSession, payload: dict[str, 
         number = parse_uint(raw, max_digits=6)
         if number is None or number > MAX_PARTS:
             raise BadRequest(f"partNumber must be 0..{MAX_PARTS}", code="InvalidParameter")
-        crc = await _put(request, session, number, size=None)
+        size = payload.get("n")
+        budget = await _part_budget(request, session, number, size if isinstance(size, int) else None)
+        crc = await _put(request, session, number, size=None, budget=budget)
+        # a part stored after a merge (or a whole-file PUT) voids it: commit needs a merge that saw it
+        await gw.update_session_data(session, {k: v for k, v in session.data.items() if k != "merged"})
         return _ok({"hash": f"{crc:08x}"})
     return await _merge(request, session, payload)
 
