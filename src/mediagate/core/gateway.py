@@ -45,6 +45,7 @@ from mediagate.core.ingest import Received, hash_file, new_staging_path, receive
 from mediagate.core.preprocess import preprocess, wants_processing
 from mediagate.core.savekey import FileFacts
 from mediagate.core.secrets import SecretBox
+from mediagate.core.staging import StagingArea, sweep
 from mediagate.storage.base import BlobNotFound, Storage
 
 if TYPE_CHECKING:
@@ -103,10 +104,14 @@ class Gateway:
         self.catalog = catalog
         self.storage = storage
         self.secrets = secrets
-        self.staging_dir = settings.staging_dir
-        self.staging_dir.mkdir(parents=True, exist_ok=True)
+        self.staging = StagingArea(settings.staging_dir)
         self._processor: Processor | None = None
         self._buckets: dict[str, tuple[float, Bucket | None]] = {}
+
+    @property
+    def staging_dir(self) -> Path:
+        """This process's own staging directory (see core.staging), claimed on first use."""
+        return self.staging.path
 
     @property
     def processor(self) -> Processor:
@@ -626,8 +631,9 @@ class Gateway:
 
     def collect_garbage(self, *, grace: timedelta = GARBAGE_GRACE) -> int:
         """Delete blobs nothing refers to, stale sessions, expired objects and old finished
-        notifications. Blocking."""
+        notifications, and staging left by processes that ended. Blocking."""
         now = datetime.now(UTC)
+        self.clean_staging()
         self.catalog.prune_deliveries(now - timedelta(seconds=self.settings.delivery_retention_seconds))
         for session_id in self.catalog.stale_sessions(
             now - timedelta(seconds=self.settings.session_max_age_seconds)
@@ -643,15 +649,11 @@ class Gateway:
             removed += len(batch)
         return removed
 
-    def clean_staging(self, older_than: timedelta = timedelta(hours=6)) -> None:
-        """Staging files left by a crash; at start-up every one is stale (``older_than=0``)."""
-        cutoff = datetime.now(UTC).timestamp() - older_than.total_seconds()
-        for path in self.staging_dir.glob("*"):
-            try:
-                if path.stat().st_mtime <= cutoff:
-                    path.unlink()
-            except FileNotFoundError:
-                pass
+    def clean_staging(self, older_than: timedelta = timedelta(hours=6)) -> int:
+        """Staging left by processes that ended: every directory no live process owns (see
+        core.staging), whatever its age, and loose files from older versions once older than
+        ``older_than``. Another process's uploads in flight are never touched."""
+        return sweep(self.settings.staging_dir, keep=self.staging.claimed, loose_older_than=older_than)
 
 
 def _never_committed(commit: Future[bool] | None) -> bool:
