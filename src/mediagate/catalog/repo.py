@@ -23,7 +23,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
@@ -66,6 +66,7 @@ from mediagate.catalog.models import (
 )
 from mediagate.core.errors import Conflict, NotFound
 from mediagate.core.keys import parent_dirs, split_key
+from mediagate.core.outbox import Notification
 
 T = TypeVar("T")
 
@@ -99,6 +100,7 @@ _credentials = cast(Table, Credential.__table__)
 _objects = cast(Table, Object.__table__)
 _folders = cast(Table, Folder.__table__)
 _garbage = cast(Table, GarbageBlob.__table__)
+_deliveries = cast(Table, Delivery.__table__)
 
 BUCKET_BY_NAME = select(_buckets).where(_buckets.c.name == bindparam("name"))
 ACTIVE_SECRETS = (
@@ -136,6 +138,7 @@ INSERT_FOLDER = insert(_folders)
 DELETE_OBJECT_BY_ID = delete(_objects).where(_objects.c.id == bindparam("object_id"))
 INSERT_GARBAGE = insert(_garbage)
 DELETE_GARBAGE = delete(_garbage).where(_garbage.c.blob_id == bindparam("blob_id"))
+INSERT_DELIVERY = insert(_deliveries)
 
 POINT_READ = "mediagate_point_read"
 """Execution option of the connections :meth:`Catalog._point_read` uses: no explicit BEGIN."""
@@ -389,16 +392,29 @@ class Catalog:
 
         return self._committer.submit(job)
 
-    def commit_object(self, obj: Object, *, insert_only: bool = False) -> bool:
+    def commit_object(
+        self, obj: Object, *, insert_only: bool = False, outbox: Sequence[Notification] = ()
+    ) -> bool:
         """Make ``obj`` visible: insert, or replace the row of the same key (its old blob becomes
         garbage). Parent folders are created as needed. Raises Conflict under ``insert_only``.
+        The ``outbox`` notifications are queued for delivery in the same transaction (core.outbox):
+        if the object is committed they are owed, and if anything fails neither exists.
         Returns True if an object was replaced."""
-        return self.submit_commit(obj, insert_only=insert_only).result()
+        return self.submit_commit(obj, insert_only=insert_only, outbox=outbox).result()
 
-    def submit_commit(self, obj: Object, *, insert_only: bool = False) -> Future[bool]:
+    def submit_commit(
+        self, obj: Object, *, insert_only: bool = False, outbox: Sequence[Notification] = ()
+    ) -> Future[bool]:
         """:meth:`commit_object` through group commit; the future resolves once it is durable."""
         obj.dir, obj.name = split_key(obj.key)
-        return self._committer.submit(lambda conn: self._commit_object(conn, obj, insert_only))
+        notes = tuple(outbox)
+
+        def job(conn: Connection) -> bool:
+            replaced = self._commit_object(conn, obj, insert_only)
+            _queue_deliveries(conn, notes)
+            return replaced
+
+        return self._committer.submit(job)
 
     def _commit_object(self, conn: Connection, obj: Object, insert_only: bool) -> bool:
         # The upload hot path: prebuilt Core statements (the ORM unit of work cost several times
@@ -774,6 +790,11 @@ class Catalog:
 
     # -- deliveries ----------------------------------------------------------------------------
 
+    def pending_deliveries(self) -> list[Delivery]:
+        """Deliveries not yet delivered or failed, oldest first."""
+        with self._read() as s:
+            return list(s.scalars(select(Delivery).where(Delivery.state == "pending").order_by(Delivery.id)))
+
     def enqueue_delivery(self, url: str, body: str, headers: dict[str, str], *, method: str = "POST") -> int:
         now = utcnow()
         with self._write() as s:
@@ -845,3 +866,26 @@ class Catalog:
     def get_delivery(self, delivery_id: int) -> Delivery | None:
         with self._read() as s:
             return s.get(Delivery, delivery_id)
+
+
+def _queue_deliveries(conn: Connection, notes: Sequence[Notification]) -> None:
+    """Insert ``notes`` into the outbox, in the caller's transaction."""
+    if not notes:
+        return
+    now = utcnow()
+    conn.execute(
+        INSERT_DELIVERY,
+        [
+            {
+                "url": n.url,
+                "method": n.method,
+                "headers": dict(n.headers),
+                "body": n.body,
+                "attempts": 0,
+                "state": "pending",
+                "next_attempt_at": now,
+                "created_at": now,
+            }
+            for n in notes
+        ],
+    )

@@ -18,7 +18,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -42,6 +42,7 @@ from mediagate.core.errors import (
 )
 from mediagate.core.grant import UploadGrant
 from mediagate.core.ingest import Received, hash_file, new_staging_path, receive
+from mediagate.core.outbox import Notification
 from mediagate.core.preprocess import preprocess, wants_processing
 from mediagate.core.savekey import FileFacts
 from mediagate.core.secrets import SecretBox
@@ -74,6 +75,10 @@ class Stored:
     """The stored bytes are the result of upload-time processing, not what the client sent."""
     extra: dict[str, Any] = field(default_factory=dict)
     """What processing found for the answer (``meta``, ``theme_color``; see core.preprocess)."""
+
+
+Notifier = Callable[[Stored], Sequence[Notification]]
+"""What a dialect owes its customer about a stored object (see :meth:`Gateway.commit`)."""
 
 
 @dataclass(frozen=True)
@@ -216,10 +221,15 @@ class Gateway:
             staged.discard()
 
     async def upload(
-        self, grant: UploadGrant, chunks: AsyncIterable[bytes], *, filename: str | None
+        self,
+        grant: UploadGrant,
+        chunks: AsyncIterable[bytes],
+        *,
+        filename: str | None,
+        notify: Notifier | None = None,
     ) -> Stored:
         received = await self.receive(grant, chunks)
-        return await self.commit(grant, received, filename=filename)
+        return await self.commit(grant, received, filename=filename, notify=notify)
 
     async def commit(
         self,
@@ -228,13 +238,18 @@ class Gateway:
         *,
         filename: str | None,
         created_at: datetime | None = None,
+        notify: Notifier | None = None,
     ) -> Stored:
         """Check a received file against the grant and publish it; the staging file is consumed.
 
         Upload-time processing (the grant's ``processing``, the bucket's ``normalise`` policy)
         runs here, once for every dialect: see :mod:`mediagate.core.preprocess`. Then the
         transport checks (Content-MD5, exact length) apply to the bytes the client sent and every
-        other grant check to the processed result, which is what gets published."""
+        other grant check to the processed result, which is what gets published.
+
+        ``notify`` describes the notifications the stored object is owed; they are committed in
+        the object's own transaction (see core.outbox). It is called before that commit, so the
+        ``Stored`` it gets has ``replaced=False`` whatever the commit finds."""
         blob_id = new_blob_id()
         # Reserving the blob is a durable catalog write; it goes first so that it runs while the
         # checks do, instead of adding its latency to every upload.
@@ -275,10 +290,14 @@ class Gateway:
                 created_at=created_at or datetime.now(UTC),
             )
             obj, found = await to_thread.run_sync(self._check_and_store, publish, reserved)
-            commit = self.catalog.submit_commit(obj, insert_only=grant.insert_only)
+            stored = Stored(object=obj, info=found, replaced=False, processed=processed, extra=extra)
+            outbox = notify(stored) if notify is not None else ()
+            commit = self.catalog.submit_commit(obj, insert_only=grant.insert_only, outbox=outbox)
             replaced = await asyncio.wrap_future(commit)
             original.discard()
-            return Stored(object=obj, info=found, replaced=replaced, processed=processed, extra=extra)
+            if outbox:
+                _wake_delivery()
+            return replace(stored, replaced=replaced)
         except BaseException:
             received.discard()
             original.discard()
@@ -654,6 +673,12 @@ class Gateway:
         core.staging), whatever its age, and loose files from older versions once older than
         ``older_than``. Another process's uploads in flight are never touched."""
         return sweep(self.settings.staging_dir, keep=self.staging.claimed, loose_older_than=older_than)
+
+
+def _wake_delivery() -> None:
+    from mediagate.core import notify  # it imports this module
+
+    notify.wake()
 
 
 def _never_committed(commit: Future[bool] | None) -> bool:
