@@ -273,15 +273,38 @@ class Catalog:
 
     # -- buckets -------------------------------------------------------------------------------
 
-    def create_bucket(self, name: str, settings: dict[str, Any] | None = None) -> Bucket:
+    def create_bucket(
+        self,
+        name: str,
+        settings: dict[str, Any] | None = None,
+        *,
+        credentials: Sequence[tuple[str, str, str]] = (),
+    ) -> Bucket:
+        """Create a bucket with its ``credentials`` ((kind, key_id, sealed secret) each) in one
+        transaction: either all of it exists or none. Conflict if the name is taken, or an access
+        key id is (the database's unique indexes decide, so concurrent creates cannot both win)."""
         try:
             with self._write() as s:
-                bucket = Bucket(name=name, created_at=utcnow(), settings=settings or {})
+                now = utcnow()
+                bucket = Bucket(name=name, created_at=now, settings=settings or {})
                 s.add(bucket)
+                s.flush()
+                for kind, key_id, sealed in credentials:
+                    s.add(
+                        Credential(
+                            bucket_id=bucket.id,
+                            kind=kind,
+                            key_id=key_id,
+                            sealed_secret=sealed,
+                            created_at=now,
+                        )
+                    )
                 s.flush()
                 return bucket
         except IntegrityError as exc:
-            raise Conflict(f"bucket {name!r} already exists", code="bucket_exists") from exc
+            if self.get_bucket(name) is not None:
+                raise Conflict(f"bucket {name!r} already exists", code="bucket_exists") from exc
+            raise _key_in_use() from exc
 
     def get_bucket(self, name: str) -> Bucket | None:
         rows = self._point_read(BUCKET_BY_NAME, name=name)
@@ -325,17 +348,21 @@ class Catalog:
     # -- credentials ---------------------------------------------------------------------------
 
     def add_credential(self, bucket_id: int, kind: str, key_id: str, sealed_secret: str) -> Credential:
-        with self._write() as s:
-            cred = Credential(
-                bucket_id=bucket_id,
-                kind=kind,
-                key_id=key_id,
-                sealed_secret=sealed_secret,
-                created_at=utcnow(),
-            )
-            s.add(cred)
-            s.flush()
-            return cred
+        """Conflict if ``key_id`` is an access key id some bucket already has (or had)."""
+        try:
+            with self._write() as s:
+                cred = Credential(
+                    bucket_id=bucket_id,
+                    kind=kind,
+                    key_id=key_id,
+                    sealed_secret=sealed_secret,
+                    created_at=utcnow(),
+                )
+                s.add(cred)
+                s.flush()
+                return cred
+        except IntegrityError as exc:
+            raise _key_in_use() from exc
 
     def credentials(self, bucket_id: int, kind: str, *, include_revoked: bool = False) -> list[Credential]:
         with self._read() as s:
@@ -866,6 +893,10 @@ class Catalog:
     def get_delivery(self, delivery_id: int) -> Delivery | None:
         with self._read() as s:
             return s.get(Delivery, delivery_id)
+
+
+def _key_in_use() -> Conflict:
+    return Conflict("that access key id is already in use by another bucket", code="access_key_exists")
 
 
 def _queue_deliveries(conn: Connection, notes: Sequence[Notification]) -> None:
