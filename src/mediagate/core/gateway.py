@@ -47,6 +47,7 @@ from mediagate.core.preprocess import preprocess, wants_processing
 from mediagate.core.savekey import FileFacts
 from mediagate.core.secrets import SecretBox
 from mediagate.core.staging import StagingArea, sweep
+from mediagate.media.limits import ImageLimits
 from mediagate.storage.base import BlobNotFound, Storage
 
 if TYPE_CHECKING:
@@ -110,6 +111,7 @@ class Gateway:
         self.storage = storage
         self.secrets = secrets
         self.staging = StagingArea(settings.staging_dir)
+        self.image_limits = ImageLimits.from_settings(settings)
         self._processor: Processor | None = None
         self._buckets: dict[str, tuple[float, Bucket | None]] = {}
 
@@ -123,10 +125,9 @@ class Gateway:
         """The process-wide image processor (bounded concurrent decodes), made on first use so
         that a gateway that never touches an image never loads libvips."""
         if self._processor is None:
-            from mediagate.media.limits import ImageLimits
             from mediagate.media.process import Processor
 
-            self._processor = Processor(ImageLimits.from_settings(self.settings))
+            self._processor = Processor(self.image_limits)
         return self._processor
 
     # -- buckets and credentials -----------------------------------------------------------------
@@ -315,7 +316,7 @@ class Gateway:
         reservation is durable. Returns the row to commit and what the file is."""
         grant, received = publish.grant, publish.received
         info = publish.info or sniff(received.path, publish.filename)
-        check_received(grant, received, info, publish.filename)
+        check_received(grant, received, info, publish.filename, limits=self.image_limits)
         mime = info.mime if publish.processed else grant.content_type or info.mime
         key = grant.render_key(
             FileFacts(
