@@ -59,7 +59,7 @@ def test_an_object_and_its_notifications_commit_together(catalog: Catalog, bucke
         (HOOK.url, "POST", HOOK.body, HOOK.headers),
         ("http://example.test/2", "PUT", "b", {}),
     ]
-    assert obj.blob_id not in catalog.garbage(FUTURE)
+    assert obj.blob_id not in catalog.garbage(FUTURE, now=FUTURE)
 
 
 def test_when_the_outbox_insert_fails_the_object_is_not_committed(catalog: Catalog, bucket: Bucket) -> None:
@@ -75,7 +75,7 @@ def test_when_the_outbox_insert_fails_the_object_is_not_committed(catalog: Catal
     current = catalog.get_object(bucket.id, "a.txt")
     assert current is not None and current.blob_id == old.blob_id  # the old version stays
     assert catalog.pending_deliveries() == []
-    garbage = catalog.garbage(FUTURE)
+    garbage = catalog.garbage(FUTURE, now=FUTURE)
     assert new.blob_id in garbage and old.blob_id not in garbage  # the new blob is still garbage
     catalog.commit_object(make_object(bucket, "b.txt"))  # without notifications: unaffected
 

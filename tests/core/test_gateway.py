@@ -67,7 +67,8 @@ def staging(gw: Gateway) -> list[Path]:
 
 
 def garbage(gw: Gateway) -> set[str]:
-    return set(gw.catalog.garbage(datetime.now(UTC) + timedelta(days=1)))
+    later = datetime.now(UTC) + timedelta(days=1)
+    return set(gw.catalog.garbage(later, now=later))
 
 
 # -- single uploads ---------------------------------------------------------------------------------
@@ -108,7 +109,7 @@ def test_collect_garbage_never_removes_a_live_blob(gw: Gateway, bucket: Bucket) 
     for i in range(5):
         upload(gw, f"k{i % 2}.bin", str(i).encode())
     gw.catalog.reserve_blob("orphan-reserved-but-never-stored")
-    gw.collect_garbage(grace=ZERO)
+    gw.collect_garbage(grace=ZERO, as_of=datetime.now(UTC) + gw.upload_lease + timedelta(seconds=1))
     live = {asyncio.run(gw.get_object(bucket, f"k{i}.bin")).blob_id for i in range(2)}
     assert blobs(gw) == live
     assert garbage(gw) == set()

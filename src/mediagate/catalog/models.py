@@ -204,3 +204,6 @@ class GarbageBlob(Base):
 
     blob_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    """Set on an upload's reservation (recorded before its blob is stored): the blob is not
+    collected before then, however short the grace, while its upload may still commit it."""

@@ -71,6 +71,8 @@ from mediagate.core.outbox import Notification
 T = TypeVar("T")
 
 RETRIES = 20
+UPLOAD_LEASE = timedelta(hours=6)
+"""How long a reserved upload blob is safe from the collector unless the caller says otherwise."""
 """Replays of a write transaction that lost a race (see the module docstring)."""
 
 
@@ -403,19 +405,21 @@ class Catalog:
         rows = self._point_read(OBJECT_BY_KEY, bucket_id=bucket_id, key=key)
         return Object(**rows[0]._mapping) if rows else None
 
-    def reserve_blob(self, blob_id: str) -> None:
+    def reserve_blob(self, blob_id: str, *, lease: timedelta = UPLOAD_LEASE) -> None:
         """Record a blob as garbage *before* it is stored; committing an object un-records it.
 
         So a crash between storing a blob and committing its row leaves a blob the collector
-        will delete, never one that nothing knows about (after the collector's grace period,
-        which is what keeps a slow put, e.g. a large file to S3, safe while it is stored)."""
-        self.submit_reserve(blob_id).result()
+        will delete, never one that nothing knows about. The collector leaves it alone for
+        ``lease`` (see :meth:`garbage`), which is what keeps a slow put, e.g. a large file to S3,
+        safe while it is stored."""
+        self.submit_reserve(blob_id, lease=lease).result()
 
-    def submit_reserve(self, blob_id: str) -> Future[None]:
+    def submit_reserve(self, blob_id: str, *, lease: timedelta = UPLOAD_LEASE) -> Future[None]:
         """:meth:`reserve_blob` through group commit (shares a transaction with concurrent writers)."""
 
         def job(conn: Connection) -> None:
-            conn.execute(INSERT_GARBAGE, {"blob_id": blob_id, "created_at": utcnow()})
+            now = utcnow()
+            conn.execute(INSERT_GARBAGE, {"blob_id": blob_id, "created_at": now, "lease_until": now + lease})
 
         return self._committer.submit(job)
 
@@ -457,7 +461,9 @@ class Catalog:
             if insert_only:
                 raise Conflict("an object with this key already exists", code="key_exists")
             _delete_one(conn, DELETE_OBJECT_BY_ID, {"object_id": facts.object_id})
-            conn.execute(INSERT_GARBAGE, {"blob_id": facts.object_blob, "created_at": now})
+            conn.execute(
+                INSERT_GARBAGE, {"blob_id": facts.object_blob, "created_at": now, "lease_until": None}
+            )
         if facts.parent_folder is None:
             self._ensure_folders(conn, obj.bucket_id, obj.dir, now)
         values = {c.key: getattr(obj, c.key) for c in _objects.columns if c.key != "id"}
@@ -804,10 +810,20 @@ class Catalog:
 
     # -- garbage -------------------------------------------------------------------------------
 
-    def garbage(self, older_than: datetime, limit: int = 500) -> list[str]:
+    def garbage(self, older_than: datetime, limit: int = 500, *, now: datetime | None = None) -> list[str]:
+        """Garbage blobs recorded before ``older_than`` whose lease (an upload's reservation) is
+        over by ``now`` (default: the present)."""
+        moment = now or utcnow()
         with self._read() as s:
             return list(
-                s.scalars(select(GarbageBlob.blob_id).where(GarbageBlob.created_at < older_than).limit(limit))
+                s.scalars(
+                    select(GarbageBlob.blob_id)
+                    .where(
+                        GarbageBlob.created_at < older_than,
+                        or_(GarbageBlob.lease_until.is_(None), GarbageBlob.lease_until <= moment),
+                    )
+                    .limit(limit)
+                )
             )
 
     def forget_garbage(self, blob_ids: list[str]) -> None:

@@ -6,8 +6,10 @@ code never touches SQL or files. Blocking work (catalog, storage, hashing) runs 
 Publishing order, which is what makes a crash safe:
 1. bytes land in a fsynced staging file (``ingest.receive``);
 2. checks run on the staging file; a failure deletes it and nothing else exists;
-3. the blob id is recorded as garbage, then the file is moved into storage;
-4. one catalog transaction inserts the row and un-records the blob (old version -> garbage).
+3. the blob id is recorded as garbage under a lease (``upload_lease_seconds``), then the file is
+   moved into storage;
+4. one catalog transaction inserts the row and un-records the blob (old version -> garbage,
+   deleted after ``garbage_grace_seconds``).
 A crash before 4 leaves only garbage the collector removes; after 4 the object is whole.
 """
 
@@ -57,12 +59,6 @@ log = logging.getLogger("mediagate")
 
 BUCKET_TTL = 1.0
 """Seconds a bucket row is remembered by :meth:`Gateway.find_bucket`."""
-
-GARBAGE_GRACE = timedelta(hours=6)
-"""Garbage is deleted only this long after it became garbage. Two things rely on it: an upload's
-blob is recorded as garbage *before* it is stored and un-recorded by its commit, so a slow put (a
-large file to S3) must never outlast the grace; and a replaced version stays readable for readers
-already streaming it."""
 
 
 @dataclass(frozen=True)
@@ -254,7 +250,7 @@ class Gateway:
         blob_id = new_blob_id()
         # Reserving the blob is a durable catalog write; it goes first so that it runs while the
         # checks do, instead of adding its latency to every upload.
-        reserved = self.catalog.submit_reserve(blob_id)
+        reserved = self.catalog.submit_reserve(blob_id, lease=self.upload_lease)
         commit: Future[bool] | None = None
         original = received
         try:
@@ -496,7 +492,7 @@ class Gateway:
                 )
             if expected_crc32 is not None and expected_crc32 != received.crc32:
                 raise ChecksumMismatch("the CRC32 declared for the part does not match its bytes")
-            await to_thread.run_sync(self.catalog.reserve_blob, blob_id)
+            await to_thread.run_sync(self._reserve, blob_id)
             await to_thread.run_sync(self.storage.put, blob_id, received.path)
             await to_thread.run_sync(
                 self.catalog.add_part,
@@ -628,7 +624,7 @@ class Gateway:
                 expires_at=src.expires_at,
             )
             blob_id = obj.blob_id
-            await to_thread.run_sync(self.catalog.reserve_blob, blob_id)
+            await to_thread.run_sync(self._reserve, blob_id)
             await to_thread.run_sync(self.storage.put, blob_id, staged)
             await to_thread.run_sync(self.catalog.commit_object, obj)
             return obj
@@ -645,14 +641,28 @@ class Gateway:
 
     # -- maintenance -----------------------------------------------------------------------------
 
+    @property
+    def upload_lease(self) -> timedelta:
+        return timedelta(seconds=self.settings.upload_lease_seconds)
+
+    def _reserve(self, blob_id: str) -> None:
+        self.catalog.reserve_blob(blob_id, lease=self.upload_lease)
+
     def _drop_blob(self, blob_id: str) -> None:
         self.storage.delete(blob_id)
         self.catalog.forget_garbage([blob_id])
 
-    def collect_garbage(self, *, grace: timedelta = GARBAGE_GRACE) -> int:
+    def collect_garbage(self, *, grace: timedelta | None = None, as_of: datetime | None = None) -> int:
         """Delete blobs nothing refers to, stale sessions, expired objects and old finished
-        notifications, and staging left by processes that ended. Blocking."""
+        notifications, and staging left by processes that ended. Blocking.
+
+        A replaced or deleted version goes once ``grace`` (default ``garbage_grace_seconds``) has
+        passed; an upload's reserved blob only once its lease is over, whatever the grace. Blob
+        leases are judged as of ``as_of`` (default now; a later moment shows what the collector
+        will do then)."""
         now = datetime.now(UTC)
+        if grace is None:
+            grace = timedelta(seconds=self.settings.garbage_grace_seconds)
         self.clean_staging()
         self.catalog.prune_deliveries(now - timedelta(seconds=self.settings.delivery_retention_seconds))
         for session_id in self.catalog.stale_sessions(
@@ -662,7 +672,7 @@ class Gateway:
         for obj in self.catalog.expired_objects(now):
             self.catalog.delete_object(obj.bucket_id, obj.key)
         removed = 0
-        while batch := self.catalog.garbage(now - grace):
+        while batch := self.catalog.garbage(now - grace, now=as_of or now):
             for blob_id in batch:
                 self.storage.delete(blob_id)
             self.catalog.forget_garbage(batch)
