@@ -45,11 +45,9 @@ def create_app(settings: Settings | None = None, *, gateway: Gateway | None = No
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        from datetime import timedelta
-
         from mediagate.core import notify
 
-        await to_thread.run_sync(lambda: gw.clean_staging(older_than=timedelta(0)))
+        await to_thread.run_sync(gw.clean_staging)  # only what no live process owns (core.staging)
         tasks = [
             asyncio.create_task(
                 _every(gc_interval(gw.settings), lambda: to_thread.run_sync(gw.collect_garbage), "gc")

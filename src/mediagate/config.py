@@ -100,6 +100,7 @@ class Settings(BaseSettings):
 
     @property
     def staging_dir(self) -> Path:
+        """The staging root; each process stages in its own subdirectory (core.staging)."""
         return self.home / "staging"
 
     @property
