@@ -53,6 +53,22 @@ def test_upyun_form_refuses_a_huge_image_under_a_width_range(
     assert wait_until(lambda: not staging_files(server.home))
 
 
+def test_upyun_form_refuses_a_huge_image_when_only_image_extensions_are_allowed(
+    server: LiveServer, admin: Gateway, bucket: BucketCredentials
+) -> None:
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        r = upload(
+            client, bucket, huge_png(), filename="bomb.png", key="/bomb.png", allow_file_type="jpg,png"
+        )
+        assert 400 <= r.status_code < 500, r.text
+        assert r.json()["code"] == r.status_code and "50000x50000" in r.json()["message"]
+        any_file = upload(
+            client, bucket, huge_png(), filename="bomb.png", key="/f.png", allow_file_type="png,pdf"
+        )
+        assert any_file.status_code == 200, any_file.text  # not images only: a file like any other
+    assert keys_in(admin, bucket.bucket) == ["f.png"]
+
+
 def test_upyun_form_stores_the_same_bytes_when_nothing_checks_them_as_an_image(
     server: LiveServer, admin: Gateway, bucket: BucketCredentials
 ) -> None:

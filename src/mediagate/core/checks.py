@@ -81,13 +81,21 @@ def _looks_like_text(head: bytes) -> bool:
     return True
 
 
+IMAGE_EXTENSIONS = frozenset(
+    {"jpg", "jpeg", "jpe", "png", "gif", "webp", "bmp", "heic", "heif", "avif", "tif", "tiff"}
+)
+
+
 def checked_as_image(grant: UploadGrant) -> bool:
-    """Whether the grant accepts images only: a width/height range, or allowed types that are
-    all images (then the image limits apply at upload, not only when it is processed)."""
+    """Whether the grant accepts images only: a width/height range, or allowed types (media
+    types or file extensions) that are all images. Then the image limits apply at upload, not
+    only when the image is processed."""
     if grant.width_range is not None or grant.height_range is not None:
         return True
-    allowed = grant.allowed_mime
-    return bool(allowed) and all(p.strip().lower().startswith("image/") for p in allowed or ())
+    mimes, exts = grant.allowed_mime, grant.allowed_extensions
+    if mimes and all(p.strip().lower().startswith("image/") for p in mimes):
+        return True
+    return bool(exts) and all(e.lower() in IMAGE_EXTENSIONS for e in exts or ())
 
 
 def check_received(
