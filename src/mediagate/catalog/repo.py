@@ -71,9 +71,9 @@ from mediagate.core.outbox import Notification
 T = TypeVar("T")
 
 RETRIES = 20
+"""Replays of a write transaction that lost a race (see the module docstring)."""
 UPLOAD_LEASE = timedelta(hours=6)
 """How long a reserved upload blob is safe from the collector unless the caller says otherwise."""
-"""Replays of a write transaction that lost a race (see the module docstring)."""
 
 
 def utcnow() -> datetime:
