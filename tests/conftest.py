@@ -149,7 +149,9 @@ def bucket(admin: Gateway) -> BucketCredentials:
 
 
 def staging_files(home: Path) -> list[Path]:
-    return [p for p in (home / "staging").iterdir()]
+    """Files staged under the home, in every process's own staging directory (core.staging)."""
+    root = home / "staging"
+    return [p for p in root.rglob("*") if not p.is_dir()] if root.exists() else []
 
 
 def dump(value: object) -> str:

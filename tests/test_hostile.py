@@ -37,7 +37,7 @@ import pytest
 from mediagate.config import Settings
 from mediagate.core.buckets import BucketCredentials, create_bucket
 from mediagate.core.gateway import Gateway
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, staging_files
 from tests.protocols.upyun.rest_client import sign as upyun_sign
 from tests.protocols.wantu.client import upload_token
 
@@ -477,8 +477,7 @@ def wait_for(predicate: Any, timeout: float = 5.0) -> bool:
 
 
 def staging_is_empty(home: Settings) -> bool:
-    staging = home.staging_dir
-    return not staging.exists() or not any(staging.iterdir())
+    return not staging_files(home.home)
 
 
 # -- the sweep -----------------------------------------------------------------------------------------
@@ -1414,7 +1413,7 @@ def test_slow_body_does_not_block_other_uploads(
             sock.close()
         wantu.close()
     with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
-        assert wait_for(lambda: staging_is_empty(server_home)), list(server_home.staging_dir.iterdir())
+        assert wait_for(lambda: staging_is_empty(server_home)), staging_files(server_home.home)
         assert client.get(uri).content == b"rest done"
         assert client.get(f"/{b}/form.bin").content == b"form done"
         assert client.get(f"/{b}/w/same.bin").content == b"wantu done"
@@ -1460,7 +1459,7 @@ def test_zz_nothing_was_stored_staged_or_leaked(
     neither a traceback nor any of the bucket's secrets."""
     bucket = admin.catalog.get_bucket(target.bucket)
     assert bucket is not None
-    assert wait_for(lambda: staging_is_empty(server_home)), list(server_home.staging_dir.iterdir())
+    assert wait_for(lambda: staging_is_empty(server_home)), staging_files(server_home.home)
     entries = admin.catalog.list_dir(bucket.id, "", limit=10)
     assert entries == [], [(e.name, e.is_folder, e.mime) for e in entries]
     assert admin.catalog.usage(bucket.id) == 0

@@ -35,19 +35,23 @@ async def _every(seconds: float, job: Callable[[], Awaitable[object]], name: str
         await asyncio.sleep(seconds)
 
 
+def gc_interval(settings: Settings) -> float:
+    """Seconds between collector rounds: often enough that a replaced version is gone within
+    about twice ``garbage_grace_seconds`` (one minute by default)."""
+    return min(MAINTENANCE_INTERVAL, max(1.0, settings.garbage_grace_seconds))
+
+
 def create_app(settings: Settings | None = None, *, gateway: Gateway | None = None) -> Starlette:
     gw = gateway or build_gateway(settings or Settings())
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        from datetime import timedelta
-
         from mediagate.core import notify
 
-        await to_thread.run_sync(lambda: gw.clean_staging(older_than=timedelta(0)))
+        await to_thread.run_sync(gw.clean_staging)  # only what no live process owns (core.staging)
         tasks = [
             asyncio.create_task(
-                _every(MAINTENANCE_INTERVAL, lambda: to_thread.run_sync(gw.collect_garbage), "gc")
+                _every(gc_interval(gw.settings), lambda: to_thread.run_sync(gw.collect_garbage), "gc")
             ),
             asyncio.create_task(notify.delivery_loop(gw)),
         ]

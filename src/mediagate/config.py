@@ -64,6 +64,15 @@ class Settings(BaseSettings):
     """Delivered or failed notifications are kept this long (counted from when they were queued)
     for inspection, then the collector deletes them; pending ones are never pruned."""
 
+    garbage_grace_seconds: float = 30.0
+    """Replaced and deleted versions are deleted from storage this long after (plus up to one
+    maintenance round). A reader that already opened one keeps reading it: local files are
+    unlinked, not truncated, and an S3 GET in progress completes; the grace covers the moment
+    between a reader's catalog lookup and its open."""
+    upload_lease_seconds: int = 6 * 3600
+    """An upload's blob is reserved before it is stored; its reservation is not collected for
+    this long (the slowest put to storage must finish within it)."""
+
     media_max_pixels: int = 100_000_000
     """Largest image (width x height, summed over animation frames) decoded; bigger is refused unread."""
     media_max_width: int = 30000
@@ -93,6 +102,7 @@ class Settings(BaseSettings):
 
     @property
     def staging_dir(self) -> Path:
+        """The staging root; each process stages in its own subdirectory (core.staging)."""
         return self.home / "staging"
 
     @property

@@ -53,7 +53,8 @@ def commit(catalog: Catalog, bucket: Bucket, key: str, data: bytes = b"data", **
 
 
 def garbage(catalog: Catalog) -> set[str]:
-    return set(catalog.garbage(FUTURE, limit=10_000))
+    """Every blob recorded as garbage (reservations included: judged after their leases)."""
+    return set(catalog.garbage(FUTURE, limit=10_000, now=FUTURE))
 
 
 def names(entries: list[DirEntry]) -> list[str]:
@@ -581,12 +582,24 @@ def test_stale_sessions(catalog: Catalog, bucket: Bucket) -> None:
 def test_garbage_reserve_and_forget(catalog: Catalog) -> None:
     catalog.reserve_blob("b1")
     catalog.reserve_blob("b2")
-    assert catalog.garbage(datetime.now(UTC) - timedelta(minutes=1)) == []  # not old enough
-    assert sorted(catalog.garbage(FUTURE)) == ["b1", "b2"]
-    assert len(catalog.garbage(FUTURE, limit=1)) == 1
+    assert catalog.garbage(datetime.now(UTC) - timedelta(minutes=1), now=FUTURE) == []  # not old enough
+    assert sorted(catalog.garbage(FUTURE, now=FUTURE)) == ["b1", "b2"]
+    assert len(catalog.garbage(FUTURE, limit=1, now=FUTURE)) == 1
     catalog.forget_garbage(["b1", "unknown"])
     catalog.forget_garbage([])
-    assert catalog.garbage(FUTURE) == ["b2"]
+    assert catalog.garbage(FUTURE, now=FUTURE) == ["b2"]
+
+
+def test_a_reservation_is_not_garbage_until_its_lease_is_over(catalog: Catalog, bucket: Bucket) -> None:
+    catalog.reserve_blob("uploading", lease=timedelta(minutes=10))
+    old = commit(catalog, bucket, "k")
+    commit(catalog, bucket, "k")  # the old version is garbage at once, no lease
+    now = datetime.now(UTC)
+    assert catalog.garbage(FUTURE) == [old.blob_id]
+    assert catalog.garbage(FUTURE, now=now + timedelta(minutes=9)) == [old.blob_id]
+    assert sorted(catalog.garbage(FUTURE, now=now + timedelta(minutes=11))) == sorted(
+        [old.blob_id, "uploading"]
+    )
 
 
 # -- deliveries ----------------------------------------------------------------------------------------

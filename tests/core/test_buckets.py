@@ -86,8 +86,9 @@ def test_bucket_names_and_access_keys_are_unique(tmp_path: Path) -> None:
         create_bucket(gw.catalog, gw.secrets, "one", access_key_id="AKSAME")
         with pytest.raises(Conflict):
             create_bucket(gw.catalog, gw.secrets, "one")
-        with pytest.raises(BadRequest):
+        with pytest.raises(Conflict) as taken:
             create_bucket(gw.catalog, gw.secrets, "two", access_key_id="AKSAME")
+        assert taken.value.code == "access_key_exists"
         assert [b.name for b in gw.catalog.list_buckets()] == ["one"]
     finally:
         gw.catalog.close()

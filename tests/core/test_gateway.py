@@ -18,8 +18,10 @@ from mediagate.catalog.models import Bucket, Delivery
 from mediagate.core.errors import BadRequest, Conflict, NotFound, PolicyViolation
 from mediagate.core.gateway import Gateway, Stored
 from mediagate.core.grant import UploadGrant
+from mediagate.core.outbox import Notification
 from mediagate.services import build_gateway
 from mediagate.storage.base import BlobNotFound
+from tests.catalog.test_outbox import refuse_outbox_rows
 from tests.conftest import make_home
 
 ZERO = timedelta(0)
@@ -65,7 +67,8 @@ def staging(gw: Gateway) -> list[Path]:
 
 
 def garbage(gw: Gateway) -> set[str]:
-    return set(gw.catalog.garbage(datetime.now(UTC) + timedelta(days=1)))
+    later = datetime.now(UTC) + timedelta(days=1)
+    return set(gw.catalog.garbage(later, now=later))
 
 
 # -- single uploads ---------------------------------------------------------------------------------
@@ -106,7 +109,7 @@ def test_collect_garbage_never_removes_a_live_blob(gw: Gateway, bucket: Bucket) 
     for i in range(5):
         upload(gw, f"k{i % 2}.bin", str(i).encode())
     gw.catalog.reserve_blob("orphan-reserved-but-never-stored")
-    gw.collect_garbage(grace=ZERO)
+    gw.collect_garbage(grace=ZERO, as_of=datetime.now(UTC) + gw.upload_lease + timedelta(seconds=1))
     live = {asyncio.run(gw.get_object(bucket, f"k{i}.bin")).blob_id for i in range(2)}
     assert blobs(gw) == live
     assert garbage(gw) == set()
@@ -323,4 +326,34 @@ def test_a_part_with_a_wrong_md5_leaves_nothing(gw: Gateway, bucket: Bucket) -> 
     asyncio.run(run())
     assert blobs(gw) == set()
     assert garbage(gw) == set()
+    assert staging(gw) == []
+
+
+def test_notifications_commit_with_the_object_they_describe(gw: Gateway, bucket: Bucket) -> None:
+    """``notify`` sees the object about to be committed; its notifications are owed exactly when
+    the object is visible (the outbox shares the object's transaction)."""
+    seen: list[Stored] = []
+
+    def notify(stored: Stored) -> list[Notification]:
+        seen.append(stored)
+        return [Notification("http://x.test/hook", f"url=/{stored.object.key}&size={stored.object.size}")]
+
+    asyncio.run(gw.upload(grant("a/b.txt"), chunks(b"hello"), filename="b.txt", notify=notify))
+    assert [s.object.key for s in seen] == ["a/b.txt"]
+    assert [d.body for d in gw.catalog.pending_deliveries()] == ["url=/a/b.txt&size=5"]
+
+
+def test_an_upload_whose_notification_cannot_be_queued_is_not_stored(gw: Gateway, bucket: Bucket) -> None:
+    refuse_outbox_rows(gw.catalog)
+
+    def notify(stored: Stored) -> list[Notification]:
+        return [Notification("http://x.test/hook", "body")]
+
+    with pytest.raises(Exception, match="outbox refused"):
+        upload_with = gw.upload(grant("a.txt"), chunks(b"hello"), filename="a.txt", notify=notify)
+        asyncio.run(upload_with)
+    with pytest.raises(NotFound):
+        asyncio.run(gw.get_object(bucket, "a.txt"))
+    assert gw.catalog.pending_deliveries() == []
+    assert blobs(gw) == set()
     assert staging(gw) == []

@@ -25,7 +25,7 @@ from mediagate.core.grant import UploadGrant
 from mediagate.services import build_gateway, init_home
 from mediagate.storage.base import BlobNotFound
 from mediagate.storage.s3 import S3Storage
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, staging_files
 from tests.support.moto import MotoServer, make_s3_storage, new_bucket_name, s3_client
 
 MIB = 1024 * 1024
@@ -209,7 +209,7 @@ def test_the_service_runs_on_s3_end_to_end(s3_server: MotoServer, s3_home: Setti
         blob_id = asyncio.run(upload("dir/big.bin", data))
         assert keys_in(s3_server, s3_home.s3_bucket) == [f"blobs/{blob_id}"]
         assert list((s3_home.home / "blobs").iterdir()) == []
-        assert list(s3_home.staging_dir.iterdir()) == []
+        assert staging_files(s3_home.home) == []
 
         with httpx.Client(base_url=live.url, timeout=30) as client:
             full = client.get("/photos/dir/big.bin")

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -77,7 +78,18 @@ class Credential(Base):
     revoked keys keep their row so tokens minted from them can be refused."""
 
     __tablename__ = "credentials"
-    __table_args__ = (Index("ix_credentials_lookup", "kind", "key_id"),)
+    __table_args__ = (
+        Index("ix_credentials_lookup", "kind", "key_id"),
+        # An access key id names one bucket for good (revoked ones too: their tokens are refused
+        # by that bucket, never accepted by another). Operators and form secrets are per bucket.
+        Index(
+            "uq_credentials_access_key",
+            "key_id",
+            unique=True,
+            sqlite_where=text("kind = 'aksk'"),
+            postgresql_where=text("kind = 'aksk'"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     bucket_id: Mapped[int] = mapped_column(ForeignKey("buckets.id", ondelete="CASCADE"), index=True)
@@ -192,6 +204,9 @@ class GarbageBlob(Base):
 
     blob_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    """Set on an upload's reservation (recorded before its blob is stored): the blob is not
+    collected before then, however short the grace, while its upload may still commit it."""
 
 
 class SignatureUse(Base):

@@ -23,7 +23,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
@@ -67,11 +67,14 @@ from mediagate.catalog.models import (
 )
 from mediagate.core.errors import Conflict, NotFound
 from mediagate.core.keys import parent_dirs, split_key
+from mediagate.core.outbox import Notification
 
 T = TypeVar("T")
 
 RETRIES = 20
 """Replays of a write transaction that lost a race (see the module docstring)."""
+UPLOAD_LEASE = timedelta(hours=6)
+"""How long a reserved upload blob is safe from the collector unless the caller says otherwise."""
 
 
 def utcnow() -> datetime:
@@ -100,6 +103,7 @@ _credentials = cast(Table, Credential.__table__)
 _objects = cast(Table, Object.__table__)
 _folders = cast(Table, Folder.__table__)
 _garbage = cast(Table, GarbageBlob.__table__)
+_deliveries = cast(Table, Delivery.__table__)
 
 BUCKET_BY_NAME = select(_buckets).where(_buckets.c.name == bindparam("name"))
 ACTIVE_SECRETS = (
@@ -137,6 +141,7 @@ INSERT_FOLDER = insert(_folders)
 DELETE_OBJECT_BY_ID = delete(_objects).where(_objects.c.id == bindparam("object_id"))
 INSERT_GARBAGE = insert(_garbage)
 DELETE_GARBAGE = delete(_garbage).where(_garbage.c.blob_id == bindparam("blob_id"))
+INSERT_DELIVERY = insert(_deliveries)
 
 POINT_READ = "mediagate_point_read"
 """Execution option of the connections :meth:`Catalog._point_read` uses: no explicit BEGIN."""
@@ -271,15 +276,38 @@ class Catalog:
 
     # -- buckets -------------------------------------------------------------------------------
 
-    def create_bucket(self, name: str, settings: dict[str, Any] | None = None) -> Bucket:
+    def create_bucket(
+        self,
+        name: str,
+        settings: dict[str, Any] | None = None,
+        *,
+        credentials: Sequence[tuple[str, str, str]] = (),
+    ) -> Bucket:
+        """Create a bucket with its ``credentials`` ((kind, key_id, sealed secret) each) in one
+        transaction: either all of it exists or none. Conflict if the name is taken, or an access
+        key id is (the database's unique indexes decide, so concurrent creates cannot both win)."""
         try:
             with self._write() as s:
-                bucket = Bucket(name=name, created_at=utcnow(), settings=settings or {})
+                now = utcnow()
+                bucket = Bucket(name=name, created_at=now, settings=settings or {})
                 s.add(bucket)
+                s.flush()
+                for kind, key_id, sealed in credentials:
+                    s.add(
+                        Credential(
+                            bucket_id=bucket.id,
+                            kind=kind,
+                            key_id=key_id,
+                            sealed_secret=sealed,
+                            created_at=now,
+                        )
+                    )
                 s.flush()
                 return bucket
         except IntegrityError as exc:
-            raise Conflict(f"bucket {name!r} already exists", code="bucket_exists") from exc
+            if self.get_bucket(name) is not None:
+                raise Conflict(f"bucket {name!r} already exists", code="bucket_exists") from exc
+            raise _key_in_use() from exc
 
     def get_bucket(self, name: str) -> Bucket | None:
         rows = self._point_read(BUCKET_BY_NAME, name=name)
@@ -323,17 +351,21 @@ class Catalog:
     # -- credentials ---------------------------------------------------------------------------
 
     def add_credential(self, bucket_id: int, kind: str, key_id: str, sealed_secret: str) -> Credential:
-        with self._write() as s:
-            cred = Credential(
-                bucket_id=bucket_id,
-                kind=kind,
-                key_id=key_id,
-                sealed_secret=sealed_secret,
-                created_at=utcnow(),
-            )
-            s.add(cred)
-            s.flush()
-            return cred
+        """Conflict if ``key_id`` is an access key id some bucket already has (or had)."""
+        try:
+            with self._write() as s:
+                cred = Credential(
+                    bucket_id=bucket_id,
+                    kind=kind,
+                    key_id=key_id,
+                    sealed_secret=sealed_secret,
+                    created_at=utcnow(),
+                )
+                s.add(cred)
+                s.flush()
+                return cred
+        except IntegrityError as exc:
+            raise _key_in_use() from exc
 
     def credentials(self, bucket_id: int, kind: str, *, include_revoked: bool = False) -> list[Credential]:
         with self._read() as s:
@@ -374,32 +406,47 @@ class Catalog:
         rows = self._point_read(OBJECT_BY_KEY, bucket_id=bucket_id, key=key)
         return Object(**rows[0]._mapping) if rows else None
 
-    def reserve_blob(self, blob_id: str) -> None:
+    def reserve_blob(self, blob_id: str, *, lease: timedelta = UPLOAD_LEASE) -> None:
         """Record a blob as garbage *before* it is stored; committing an object un-records it.
 
         So a crash between storing a blob and committing its row leaves a blob the collector
-        will delete, never one that nothing knows about (after the collector's grace period,
-        which is what keeps a slow put, e.g. a large file to S3, safe while it is stored)."""
-        self.submit_reserve(blob_id).result()
+        will delete, never one that nothing knows about. The collector leaves it alone for
+        ``lease`` (see :meth:`garbage`), which is what keeps a slow put, e.g. a large file to S3,
+        safe while it is stored."""
+        self.submit_reserve(blob_id, lease=lease).result()
 
-    def submit_reserve(self, blob_id: str) -> Future[None]:
+    def submit_reserve(self, blob_id: str, *, lease: timedelta = UPLOAD_LEASE) -> Future[None]:
         """:meth:`reserve_blob` through group commit (shares a transaction with concurrent writers)."""
 
         def job(conn: Connection) -> None:
-            conn.execute(INSERT_GARBAGE, {"blob_id": blob_id, "created_at": utcnow()})
+            now = utcnow()
+            conn.execute(INSERT_GARBAGE, {"blob_id": blob_id, "created_at": now, "lease_until": now + lease})
 
         return self._committer.submit(job)
 
-    def commit_object(self, obj: Object, *, insert_only: bool = False) -> bool:
+    def commit_object(
+        self, obj: Object, *, insert_only: bool = False, outbox: Sequence[Notification] = ()
+    ) -> bool:
         """Make ``obj`` visible: insert, or replace the row of the same key (its old blob becomes
         garbage). Parent folders are created as needed. Raises Conflict under ``insert_only``.
+        The ``outbox`` notifications are queued for delivery in the same transaction (core.outbox):
+        if the object is committed they are owed, and if anything fails neither exists.
         Returns True if an object was replaced."""
-        return self.submit_commit(obj, insert_only=insert_only).result()
+        return self.submit_commit(obj, insert_only=insert_only, outbox=outbox).result()
 
-    def submit_commit(self, obj: Object, *, insert_only: bool = False) -> Future[bool]:
+    def submit_commit(
+        self, obj: Object, *, insert_only: bool = False, outbox: Sequence[Notification] = ()
+    ) -> Future[bool]:
         """:meth:`commit_object` through group commit; the future resolves once it is durable."""
         obj.dir, obj.name = split_key(obj.key)
-        return self._committer.submit(lambda conn: self._commit_object(conn, obj, insert_only))
+        notes = tuple(outbox)
+
+        def job(conn: Connection) -> bool:
+            replaced = self._commit_object(conn, obj, insert_only)
+            _queue_deliveries(conn, notes)
+            return replaced
+
+        return self._committer.submit(job)
 
     def _commit_object(self, conn: Connection, obj: Object, insert_only: bool) -> bool:
         # The upload hot path: prebuilt Core statements (the ORM unit of work cost several times
@@ -415,7 +462,9 @@ class Catalog:
             if insert_only:
                 raise Conflict("an object with this key already exists", code="key_exists")
             _delete_one(conn, DELETE_OBJECT_BY_ID, {"object_id": facts.object_id})
-            conn.execute(INSERT_GARBAGE, {"blob_id": facts.object_blob, "created_at": now})
+            conn.execute(
+                INSERT_GARBAGE, {"blob_id": facts.object_blob, "created_at": now, "lease_until": None}
+            )
         if facts.parent_folder is None:
             self._ensure_folders(conn, obj.bucket_id, obj.dir, now)
         values = {c.key: getattr(obj, c.key) for c in _objects.columns if c.key != "id"}
@@ -783,10 +832,20 @@ class Catalog:
 
     # -- garbage -------------------------------------------------------------------------------
 
-    def garbage(self, older_than: datetime, limit: int = 500) -> list[str]:
+    def garbage(self, older_than: datetime, limit: int = 500, *, now: datetime | None = None) -> list[str]:
+        """Garbage blobs recorded before ``older_than`` whose lease (an upload's reservation) is
+        over by ``now`` (default: the present)."""
+        moment = now or utcnow()
         with self._read() as s:
             return list(
-                s.scalars(select(GarbageBlob.blob_id).where(GarbageBlob.created_at < older_than).limit(limit))
+                s.scalars(
+                    select(GarbageBlob.blob_id)
+                    .where(
+                        GarbageBlob.created_at < older_than,
+                        or_(GarbageBlob.lease_until.is_(None), GarbageBlob.lease_until <= moment),
+                    )
+                    .limit(limit)
+                )
             )
 
     def forget_garbage(self, blob_ids: list[str]) -> None:
@@ -795,6 +854,11 @@ class Catalog:
                 s.execute(delete(GarbageBlob).where(GarbageBlob.blob_id.in_(blob_ids)))
 
     # -- deliveries ----------------------------------------------------------------------------
+
+    def pending_deliveries(self) -> list[Delivery]:
+        """Deliveries not yet delivered or failed, oldest first."""
+        with self._read() as s:
+            return list(s.scalars(select(Delivery).where(Delivery.state == "pending").order_by(Delivery.id)))
 
     def enqueue_delivery(self, url: str, body: str, headers: dict[str, str], *, method: str = "POST") -> int:
         now = utcnow()
@@ -893,3 +957,29 @@ class Catalog:
         with self._write() as s:
             result = s.execute(delete(SignatureUse).where(SignatureUse.expires_at <= now))
             return cast(CursorResult[Any], result).rowcount
+
+def _key_in_use() -> Conflict:
+    return Conflict("that access key id is already in use by another bucket", code="access_key_exists")
+
+
+def _queue_deliveries(conn: Connection, notes: Sequence[Notification]) -> None:
+    """Insert ``notes`` into the outbox, in the caller's transaction."""
+    if not notes:
+        return
+    now = utcnow()
+    conn.execute(
+        INSERT_DELIVERY,
+        [
+            {
+                "url": n.url,
+                "method": n.method,
+                "headers": dict(n.headers),
+                "body": n.body,
+                "attempts": 0,
+                "state": "pending",
+                "next_attempt_at": now,
+                "created_at": now,
+            }
+            for n in notes
+        ],
+    )

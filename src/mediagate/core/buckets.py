@@ -87,11 +87,13 @@ def create_bucket(
         access_key_id=access_key_id or "AK" + secrets.token_hex(10).upper(),
         secret_access_key=secret_access_key or generate_secret(30),
     )
-    if catalog.find_credential(AKSK, creds.access_key_id) is not None:
-        raise BadRequest("that access key id is already in use by another bucket")
-    bucket = catalog.create_bucket(name)
     password_md5 = hashlib.md5(creds.password.encode()).hexdigest()
-    catalog.add_credential(bucket.id, UPYUN, creds.operator, box.seal(password_md5))
-    catalog.add_credential(bucket.id, FORM, "", box.seal(creds.form_api_secret))
-    catalog.add_credential(bucket.id, AKSK, creds.access_key_id, box.seal(creds.secret_access_key))
+    catalog.create_bucket(  # one transaction; the schema refuses a taken name or access key id
+        name,
+        credentials=[
+            (UPYUN, creds.operator, box.seal(password_md5)),
+            (FORM, "", box.seal(creds.form_api_secret)),
+            (AKSK, creds.access_key_id, box.seal(creds.secret_access_key)),
+        ],
+    )
     return creds

@@ -20,6 +20,7 @@ from mediagate.core.grant import UploadGrant
 from mediagate.core.ingest import Received
 from mediagate.core.savekey import split_filename
 from mediagate.core.secrets import constant_time_equal
+from mediagate.media.limits import ImageLimits
 from mediagate.media.probe import probe
 
 SNIFF_BYTES = 8192
@@ -80,8 +81,36 @@ def _looks_like_text(head: bytes) -> bool:
     return True
 
 
-def check_received(grant: UploadGrant, received: Received, info: MediaInfo, filename: str | None) -> None:
-    """Every check the grant asks for, cheapest first. Raises; returns nothing on success."""
+IMAGE_EXTENSIONS = frozenset(
+    {"jpg", "jpeg", "jpe", "png", "gif", "webp", "bmp", "heic", "heif", "avif", "tif", "tiff"}
+)
+
+
+def checked_as_image(grant: UploadGrant) -> bool:
+    """Whether the grant accepts images only: a width/height range, or allowed types (media
+    types or file extensions) that are all images. Then the image limits apply at upload, not
+    only when the image is processed."""
+    if grant.width_range is not None or grant.height_range is not None:
+        return True
+    mimes, exts = grant.allowed_mime, grant.allowed_extensions
+    if mimes and all(p.strip().lower().startswith("image/") for p in mimes):
+        return True
+    return bool(exts) and all(e.lower() in IMAGE_EXTENSIONS for e in exts or ())
+
+
+def check_received(
+    grant: UploadGrant,
+    received: Received,
+    info: MediaInfo,
+    filename: str | None,
+    *,
+    limits: ImageLimits | None = None,
+) -> None:
+    """Every check the grant asks for, cheapest first. Raises; returns nothing on success.
+
+    With ``limits``, an image uploaded under a grant that checks it as an image
+    (:func:`checked_as_image`) must also fit the decode limits (from its header): a
+    50000x50000 PNG is refused even where its width range would allow it."""
     if grant.exact_size is not None and received.size != grant.exact_size:
         raise ChecksumMismatch(f"file length {received.size} does not match the declared {grant.exact_size}")
     if grant.size_range is not None:
@@ -103,6 +132,8 @@ def check_received(grant: UploadGrant, received: Received, info: MediaInfo, file
         _mime_matches(pattern, info.mime) for pattern in grant.allowed_mime
     ):
         raise PolicyViolation(f"file type {info.mime} is not allowed", code="mime_not_allowed")
+    if limits is not None and info.is_image and checked_as_image(grant):
+        limits.check(info.width or 0, info.height or 0, info.frames or 1)
     if grant.width_range is not None or grant.height_range is not None:
         if not info.is_image:
             raise UnsupportedMedia("the file is not an image", code="not_an_image")

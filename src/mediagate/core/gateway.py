@@ -6,8 +6,10 @@ code never touches SQL or files. Blocking work (catalog, storage, hashing) runs 
 Publishing order, which is what makes a crash safe:
 1. bytes land in a fsynced staging file (``ingest.receive``);
 2. checks run on the staging file; a failure deletes it and nothing else exists;
-3. the blob id is recorded as garbage, then the file is moved into storage;
-4. one catalog transaction inserts the row and un-records the blob (old version -> garbage).
+3. the blob id is recorded as garbage under a lease (``upload_lease_seconds``), then the file is
+   moved into storage;
+4. one catalog transaction inserts the row and un-records the blob (old version -> garbage,
+   deleted after ``garbage_grace_seconds``).
 A crash before 4 leaves only garbage the collector removes; after 4 the object is whole.
 """
 
@@ -18,7 +20,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -42,9 +44,12 @@ from mediagate.core.errors import (
 )
 from mediagate.core.grant import UploadGrant
 from mediagate.core.ingest import Received, hash_file, new_staging_path, receive
+from mediagate.core.outbox import Notification
 from mediagate.core.preprocess import preprocess, wants_processing
 from mediagate.core.savekey import FileFacts
 from mediagate.core.secrets import SecretBox
+from mediagate.core.staging import StagingArea, sweep
+from mediagate.media.limits import ImageLimits
 from mediagate.storage.base import BlobNotFound, Storage
 
 if TYPE_CHECKING:
@@ -54,12 +59,6 @@ log = logging.getLogger("mediagate")
 
 BUCKET_TTL = 1.0
 """Seconds a bucket row is remembered by :meth:`Gateway.find_bucket`."""
-
-GARBAGE_GRACE = timedelta(hours=6)
-"""Garbage is deleted only this long after it became garbage. Two things rely on it: an upload's
-blob is recorded as garbage *before* it is stored and un-recorded by its commit, so a slow put (a
-large file to S3) must never outlast the grace; and a replaced version stays readable for readers
-already streaming it."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +72,10 @@ class Stored:
     """The stored bytes are the result of upload-time processing, not what the client sent."""
     extra: dict[str, Any] = field(default_factory=dict)
     """What processing found for the answer (``meta``, ``theme_color``; see core.preprocess)."""
+
+
+Notifier = Callable[[Stored], Sequence[Notification]]
+"""What a dialect owes its customer about a stored object (see :meth:`Gateway.commit`)."""
 
 
 @dataclass(frozen=True)
@@ -103,20 +106,24 @@ class Gateway:
         self.catalog = catalog
         self.storage = storage
         self.secrets = secrets
-        self.staging_dir = settings.staging_dir
-        self.staging_dir.mkdir(parents=True, exist_ok=True)
+        self.staging = StagingArea(settings.staging_dir)
+        self.image_limits = ImageLimits.from_settings(settings)
         self._processor: Processor | None = None
         self._buckets: dict[str, tuple[float, Bucket | None]] = {}
+
+    @property
+    def staging_dir(self) -> Path:
+        """This process's own staging directory (see core.staging), claimed on first use."""
+        return self.staging.path
 
     @property
     def processor(self) -> Processor:
         """The process-wide image processor (bounded concurrent decodes), made on first use so
         that a gateway that never touches an image never loads libvips."""
         if self._processor is None:
-            from mediagate.media.limits import ImageLimits
             from mediagate.media.process import Processor
 
-            self._processor = Processor(ImageLimits.from_settings(self.settings))
+            self._processor = Processor(self.image_limits)
         return self._processor
 
     # -- buckets and credentials -----------------------------------------------------------------
@@ -211,10 +218,15 @@ class Gateway:
             staged.discard()
 
     async def upload(
-        self, grant: UploadGrant, chunks: AsyncIterable[bytes], *, filename: str | None
+        self,
+        grant: UploadGrant,
+        chunks: AsyncIterable[bytes],
+        *,
+        filename: str | None,
+        notify: Notifier | None = None,
     ) -> Stored:
         received = await self.receive(grant, chunks)
-        return await self.commit(grant, received, filename=filename)
+        return await self.commit(grant, received, filename=filename, notify=notify)
 
     async def commit(
         self,
@@ -223,17 +235,22 @@ class Gateway:
         *,
         filename: str | None,
         created_at: datetime | None = None,
+        notify: Notifier | None = None,
     ) -> Stored:
         """Check a received file against the grant and publish it; the staging file is consumed.
 
         Upload-time processing (the grant's ``processing``, the bucket's ``normalise`` policy)
         runs here, once for every dialect: see :mod:`mediagate.core.preprocess`. Then the
         transport checks (Content-MD5, exact length) apply to the bytes the client sent and every
-        other grant check to the processed result, which is what gets published."""
+        other grant check to the processed result, which is what gets published.
+
+        ``notify`` describes the notifications the stored object is owed; they are committed in
+        the object's own transaction (see core.outbox). It is called before that commit, so the
+        ``Stored`` it gets has ``replaced=False`` whatever the commit finds."""
         blob_id = new_blob_id()
         # Reserving the blob is a durable catalog write; it goes first so that it runs while the
         # checks do, instead of adding its latency to every upload.
-        reserved = self.catalog.submit_reserve(blob_id)
+        reserved = self.catalog.submit_reserve(blob_id, lease=self.upload_lease)
         commit: Future[bool] | None = None
         original = received
         try:
@@ -270,10 +287,14 @@ class Gateway:
                 created_at=created_at or datetime.now(UTC),
             )
             obj, found = await to_thread.run_sync(self._check_and_store, publish, reserved)
-            commit = self.catalog.submit_commit(obj, insert_only=grant.insert_only)
+            stored = Stored(object=obj, info=found, replaced=False, processed=processed, extra=extra)
+            outbox = notify(stored) if notify is not None else ()
+            commit = self.catalog.submit_commit(obj, insert_only=grant.insert_only, outbox=outbox)
             replaced = await asyncio.wrap_future(commit)
             original.discard()
-            return Stored(object=obj, info=found, replaced=replaced, processed=processed, extra=extra)
+            if outbox:
+                _wake_delivery()
+            return replace(stored, replaced=replaced)
         except BaseException:
             received.discard()
             original.discard()
@@ -291,7 +312,7 @@ class Gateway:
         reservation is durable. Returns the row to commit and what the file is."""
         grant, received = publish.grant, publish.received
         info = publish.info or sniff(received.path, publish.filename)
-        check_received(grant, received, info, publish.filename)
+        check_received(grant, received, info, publish.filename, limits=self.image_limits)
         mime = info.mime if publish.processed else grant.content_type or info.mime
         key = grant.render_key(
             FileFacts(
@@ -471,7 +492,7 @@ class Gateway:
                 )
             if expected_crc32 is not None and expected_crc32 != received.crc32:
                 raise ChecksumMismatch("the CRC32 declared for the part does not match its bytes")
-            await to_thread.run_sync(self.catalog.reserve_blob, blob_id)
+            await to_thread.run_sync(self._reserve, blob_id)
             await to_thread.run_sync(self.storage.put, blob_id, received.path)
             await to_thread.run_sync(
                 self.catalog.add_part,
@@ -603,7 +624,7 @@ class Gateway:
                 expires_at=src.expires_at,
             )
             blob_id = obj.blob_id
-            await to_thread.run_sync(self.catalog.reserve_blob, blob_id)
+            await to_thread.run_sync(self._reserve, blob_id)
             await to_thread.run_sync(self.storage.put, blob_id, staged)
             await to_thread.run_sync(self.catalog.commit_object, obj)
             return obj
@@ -655,14 +676,29 @@ class Gateway:
 
     # -- maintenance -----------------------------------------------------------------------------
 
+    @property
+    def upload_lease(self) -> timedelta:
+        return timedelta(seconds=self.settings.upload_lease_seconds)
+
+    def _reserve(self, blob_id: str) -> None:
+        self.catalog.reserve_blob(blob_id, lease=self.upload_lease)
+
     def _drop_blob(self, blob_id: str) -> None:
         self.storage.delete(blob_id)
         self.catalog.forget_garbage([blob_id])
 
-    def collect_garbage(self, *, grace: timedelta = GARBAGE_GRACE) -> int:
+    def collect_garbage(self, *, grace: timedelta | None = None, as_of: datetime | None = None) -> int:
         """Delete blobs nothing refers to, stale sessions, expired objects and old finished
-        notifications. Blocking."""
+        notifications, and staging left by processes that ended. Blocking.
+
+        A replaced or deleted version goes once ``grace`` (default ``garbage_grace_seconds``) has
+        passed; an upload's reserved blob only once its lease is over, whatever the grace. Blob
+        leases are judged as of ``as_of`` (default now; a later moment shows what the collector
+        will do then)."""
         now = datetime.now(UTC)
+        if grace is None:
+            grace = timedelta(seconds=self.settings.garbage_grace_seconds)
+        self.clean_staging()
         self.catalog.prune_deliveries(now - timedelta(seconds=self.settings.delivery_retention_seconds))
         self.catalog.prune_signatures(now)
         for session_id in self.catalog.stale_sessions(
@@ -672,22 +708,24 @@ class Gateway:
         for obj in self.catalog.expired_objects(now):
             self.catalog.delete_object(obj.bucket_id, obj.key)
         removed = 0
-        while batch := self.catalog.garbage(now - grace):
+        while batch := self.catalog.garbage(now - grace, now=as_of or now):
             for blob_id in batch:
                 self.storage.delete(blob_id)
             self.catalog.forget_garbage(batch)
             removed += len(batch)
         return removed
 
-    def clean_staging(self, older_than: timedelta = timedelta(hours=6)) -> None:
-        """Staging files left by a crash; at start-up every one is stale (``older_than=0``)."""
-        cutoff = datetime.now(UTC).timestamp() - older_than.total_seconds()
-        for path in self.staging_dir.glob("*"):
-            try:
-                if path.stat().st_mtime <= cutoff:
-                    path.unlink()
-            except FileNotFoundError:
-                pass
+    def clean_staging(self, older_than: timedelta = timedelta(hours=6)) -> int:
+        """Staging left by processes that ended: every directory no live process owns (see
+        core.staging), whatever its age, and loose files from older versions once older than
+        ``older_than``. Another process's uploads in flight are never touched."""
+        return sweep(self.settings.staging_dir, keep=self.staging.claimed, loose_older_than=older_than)
+
+
+def _wake_delivery() -> None:
+    from mediagate.core import notify  # it imports this module
+
+    notify.wake()
 
 
 def _never_committed(commit: Future[bool] | None) -> bool:

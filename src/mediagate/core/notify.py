@@ -3,7 +3,9 @@ SSRF guard both go through.
 
 * :func:`enqueue` records a notification in the catalog (``deliveries``) and wakes the loop; the
   upload answer never waits for the customer's server. Dialects sign the body and headers
-  themselves; this module only carries them.
+  themselves; this module only carries them. A notification about a stored object is not
+  enqueued afterwards but committed with the object (core.outbox, ``Gateway.commit(notify=…)``),
+  so a crash cannot lose it; :func:`wake` then wakes the loop.
 * :func:`delivery_loop` (started by the app's lifespan, one per process; several nodes may run it
   on one catalog: rows are leased) claims due deliveries and POSTs them. A 2xx is delivered; any
   other answer, a timeout or a refused address is retried with exponential backoff
@@ -303,6 +305,12 @@ async def enqueue(gw: Gateway, url: str, body: str, headers: dict[str, str], *, 
     )
     _waker().set()
     return delivery_id
+
+
+def wake() -> None:
+    """Have this event loop's delivery loop look for due deliveries now (after a commit queued
+    some in the outbox, see core.outbox)."""
+    _waker().set()
 
 
 def backoff(attempts: int) -> timedelta:

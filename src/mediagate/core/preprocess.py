@@ -259,8 +259,9 @@ async def _probe_format(path: Path) -> str:
 async def _run(
     settings: Settings, processor: Processor, src: Received, spec: ProcessingSpec, made: list[Path]
 ) -> Received:
-    """One processing pass into a new staging file, re-hashed."""
-    dest = new_staging_path(settings.staging_dir)
+    """One processing pass into a new staging file beside its source (the staging directory of
+    the process that received it, see core.staging), re-hashed."""
+    dest = new_staging_path(src.path.parent)
     made.append(dest)
     try:
         await processor.process(src.path, spec, dest)

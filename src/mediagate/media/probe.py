@@ -17,7 +17,6 @@ from typing import Any
 from PIL import Image as PILImage
 from PIL import UnidentifiedImageError
 
-from mediagate.core.errors import PayloadTooLarge
 from mediagate.media._vips import vips
 from mediagate.media.limits import ImageLimits
 
@@ -134,27 +133,7 @@ def probe_for_decode(path: Path) -> ImageProbe | None:
 
 def check_limits(p: ImageProbe, limits: ImageLimits) -> None:
     """Refuse an image too large to decode, from its header: the decompression-bomb guard."""
-    if p.raw_width > limits.max_width or p.raw_height > limits.max_height:
-        raise PayloadTooLarge(
-            f"image {p.raw_width}x{p.raw_height} exceeds the limit of "
-            f"{limits.max_width}x{limits.max_height} pixels",
-            code="image_too_large",
-        )
-    if p.raw_width * p.raw_height > limits.max_pixels:
-        raise PayloadTooLarge(
-            f"image of {p.raw_width * p.raw_height} pixels exceeds the limit of {limits.max_pixels}",
-            code="image_too_large",
-        )
-    if p.frames > limits.max_frames:
-        raise PayloadTooLarge(
-            f"image has {p.frames} frames; the limit is {limits.max_frames}", code="image_too_large"
-        )
-    if p.raw_width * p.raw_height * p.frames > limits.max_pixels:
-        raise PayloadTooLarge(
-            f"animation of {p.frames} frames of {p.raw_width}x{p.raw_height} exceeds the limit of "
-            f"{limits.max_pixels} pixels in all",
-            code="image_too_large",
-        )
+    limits.check(p.raw_width, p.raw_height, p.frames)
 
 
 def _magic(head: bytes) -> str | None:

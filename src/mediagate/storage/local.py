@@ -22,6 +22,10 @@ class LocalStorage:
     def __init__(self, root: Path) -> None:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
+        self._durable: set[Path] = set()
+        """Prefix directories whose entries (and their parents' up to the root) this process has
+        fsynced: a directory seen existing may have been made a moment ago by another thread or
+        process whose fsync of its parent has not happened yet, so existence proves nothing."""
 
     def _path(self, blob_id: str) -> Path:
         check_blob_id(blob_id)
@@ -29,12 +33,22 @@ class LocalStorage:
 
     def put(self, blob_id: str, source: Path) -> None:
         dest = self._path(blob_id)
-        created = not dest.parent.exists()
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        self._durable_dir(dest.parent)
         os.replace(source, dest)
         fsync_dir(dest.parent)
-        if created:
-            fsync_dir(dest.parent.parent)
+
+    def _durable_dir(self, path: Path) -> None:
+        """Create ``path`` (a prefix directory) if needed and make its entry durable: fsync the
+        parent of every directory between it and the root, so a power cut after the blob's rename
+        cannot lose a new prefix directory and the blob with it. Once per prefix per process."""
+        if path in self._durable:
+            return
+        path.mkdir(parents=True, exist_ok=True)
+        parent = path
+        while parent != self.root:
+            parent = parent.parent
+            fsync_dir(parent)
+        self._durable.add(path)
 
     def open(self, blob_id: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         try:

@@ -19,6 +19,7 @@ import httpx
 
 from mediagate.core.buckets import BucketCredentials
 from mediagate.core.gateway import Gateway
+from tests.conftest import staging_files
 
 FilePart = tuple[str, bytes]  # (filename, content)
 Field = tuple[str, str | bytes | FilePart]
@@ -131,7 +132,7 @@ def wait_until(predicate: Any, timeout: float = 5.0, interval: float = 0.05) -> 
 
 
 def staging_is_empty(home: Path) -> bool:
-    return not any((home / "staging").iterdir())
+    return not staging_files(home)
 
 
 class Receiver:

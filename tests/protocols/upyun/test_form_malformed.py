@@ -19,7 +19,7 @@ import pytest
 from mediagate.core.buckets import BucketCredentials, create_bucket
 from mediagate.core.gateway import Gateway
 from mediagate.services import build_gateway
-from tests.conftest import LiveServer, make_home
+from tests.conftest import LiveServer, make_home, staging_files
 from tests.protocols.upyun.forms import (
     Field,
     authorization,
@@ -59,9 +59,7 @@ def assert_refused(response: httpx.Response, status: int, fragment: str = "") ->
 
 
 def assert_nothing_left(server: LiveServer, admin: Gateway | None, creds: BucketCredentials | None) -> None:
-    assert wait_until(lambda: staging_is_empty(server.home), timeout=5), list(
-        (server.home / "staging").iterdir()
-    )
+    assert wait_until(lambda: staging_is_empty(server.home), timeout=5), staging_files(server.home)
     if admin is not None and creds is not None:
         assert keys_in(admin, creds.bucket) == []
 

@@ -62,9 +62,10 @@ from mediagate.core.errors import (
     Unauthorized,
 )
 from mediagate.core.formdata import MultipartReader, boundary_from_content_type
-from mediagate.core.gateway import Gateway, Stored
+from mediagate.core.gateway import Gateway, Notifier, Stored
 from mediagate.core.grant import UploadGrant
 from mediagate.core.ingest import Received
+from mediagate.core.outbox import Notification
 from mediagate.core.secrets import constant_time_equal
 from mediagate.http import body_stream, drain_body, gateway
 from mediagate.protocols.upyun import signing
@@ -132,7 +133,10 @@ async def handle(request: Request, bucket: str) -> Response:
     try:
         upload = FormUpload(await _find_bucket(gw, bucket))
         await _read_form(request, gw, upload, body)
-        stored = await gw.commit(_grant(upload), upload.take_staged(), filename=upload.filename)
+        notifier = await _notifier(gw, upload)
+        stored = await gw.commit(
+            _grant(upload), upload.take_staged(), filename=upload.filename, notify=notifier
+        )
     except MediagateError as exc:
         if upload is not None:
             upload.discard()
@@ -388,13 +392,26 @@ def _outgoing(url: str, body: str, signer: Signer | None) -> dict[str, str]:
     return headers
 
 
+async def _notifier(gw: Gateway, upload: FormUpload) -> Notifier | None:
+    """notify-url's POST, committed with the object (core.outbox), so a crash cannot lose it."""
+    grant = _grant(upload)
+    url = grant.notify_url
+    if not url:
+        return None
+    secret = await _form_secret(gw, upload)
+
+    def notification(stored: Stored) -> list[Notification]:
+        body = urlencode({k: _flat(v) for k, v in _result(stored, grant, secret).items()})
+        return [Notification(url, body, _outgoing(url, body, upload.signer))]
+
+    return notification
+
+
 async def _tell(gw: Gateway, upload: FormUpload, stored: Stored) -> Response:
     grant = _grant(upload)
     secret = await _form_secret(gw, upload)
     result = _result(stored, grant, secret)
     body = urlencode({k: _flat(v) for k, v in result.items()})
-    if grant.notify_url:
-        await notify.enqueue(gw, grant.notify_url, body, _outgoing(grant.notify_url, body, upload.signer))
     relayed: Response | None = None
     if grant.callback_url:
         try:

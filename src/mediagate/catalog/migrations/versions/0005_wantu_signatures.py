@@ -1,7 +1,7 @@
 """signature_uses: manage signatures seen recently and their method
 
-Revision ID: 0003_wantu_signatures
-Revises: 0002
+Revision ID: 0005_wantu_signatures
+Revises: 0004_garbage_lease
 Create Date: 2026-12-05 11:30:00
 
 A Wantu manage token signs no HTTP method; remembering each signature's first method until it
@@ -13,8 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003_wantu_signatures"
-down_revision = "0002"
+revision = "0005_wantu_signatures"
+down_revision = "0004_garbage_lease"
 branch_labels = None
 depends_on = None
 
