@@ -958,6 +958,7 @@ class Catalog:
             result = s.execute(delete(SignatureUse).where(SignatureUse.expires_at <= now))
             return cast(CursorResult[Any], result).rowcount
 
+
 def _key_in_use() -> Conflict:
     return Conflict("that access key id is already in use by another bucket", code="access_key_exists")
 
