@@ -14,9 +14,10 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from mediagate import routing
+from mediagate import logs, routing
 from mediagate.config import Settings
 from mediagate.core.gateway import Gateway
+from mediagate.frontdoor import FrontDoor
 from mediagate.http import RequestIdMiddleware
 from mediagate.services import build_gateway
 
@@ -72,7 +73,7 @@ def create_app(settings: Settings | None = None, *, gateway: Gateway | None = No
 
     app = Starlette(
         routes=routing.routes(),
-        middleware=[Middleware(RequestIdMiddleware)],
+        middleware=[Middleware(RequestIdMiddleware), Middleware(FrontDoor)],
         lifespan=lifespan,
         exception_handlers={Exception: server_error, HTTPException: http_error},
     )
@@ -82,4 +83,6 @@ def create_app(settings: Settings | None = None, *, gateway: Gateway | None = No
 
 def app_from_env() -> Starlette:
     """``uvicorn --factory mediagate.app:app_from_env`` entry point (settings from the env)."""
-    return create_app(Settings())
+    settings = Settings()
+    logs.configure(settings.log_format, settings.log_level)
+    return create_app(settings)

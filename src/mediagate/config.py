@@ -72,6 +72,10 @@ class Settings(BaseSettings):
     media_cache_max_bytes: int = 1024**3
     """Disk used by cached processed variants (``<home>/cache``); least recently used go first."""
 
+    log_format: Literal["text", "json"] = "text"
+    """The server log (``mediagate.logs``): ``text`` lines, or ``json`` lines for machines."""
+    log_level: str = "info"
+
     @classmethod
     def settings_customise_sources(
         cls,

@@ -61,6 +61,7 @@ from mediagate.core.gateway import Gateway, is_expired
 from mediagate.core.keys import normalise_key
 from mediagate.core.preprocess import versions_of
 from mediagate.http import gateway
+from mediagate.logs import note_refusal
 from mediagate.storage.base import BlobNotFound
 from mediagate.thumbcache import ThumbCache, variant_key
 
@@ -342,6 +343,7 @@ async def read(request: Request, bucket: str, path: str) -> Response:
             return await variant_response(request, found, obj, spec_text, head=head)
         return await object_response(request, obj, head=head)
     except MediagateError as exc:
+        note_refusal(exc)
         return error_response(exc.status, exc.message)
 
 
