@@ -85,4 +85,13 @@ def app_from_env() -> Starlette:
     """``uvicorn --factory mediagate.app:app_from_env`` entry point (settings from the env)."""
     settings = Settings()
     logs.configure(settings.log_format, settings.log_level)
-    return create_app(settings)
+    try:
+        return create_app(settings)
+    except Exception as exc:
+        from mediagate.startup import explain
+
+        problem = explain(exc, settings)
+        if problem is None:
+            raise
+        log.error("cannot start: %s", problem)
+        raise SystemExit(1) from None

@@ -44,6 +44,9 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
     workers: Annotated[int, typer.Option(help="Worker processes sharing the home.")] = 1,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    log_format: Annotated[
+        str | None, typer.Option(help="Server log lines: text, or json (one object per line).")
+    ] = None,
 ) -> None:
     """Serve every dialect on one port."""
     import os
@@ -54,6 +57,10 @@ def serve(
     if not settings.key_file.exists():
         raise fail(f"{settings.home} is not a mediagate home", f"run `mediagate --home {settings.home} init`")
     os.environ["MEDIAGATE_HOME"] = str(settings.home)
+    _log_settings(log_format, log_level)
+    from mediagate.startup import preflight
+
+    preflight(settings)  # a wrong database_url, an unreachable database or S3: one line, exit 1
     console.print(f"mediagate serving {settings.home} on http://{host}:{port}")
     uvicorn.run(
         "mediagate.app:app_from_env",
@@ -64,5 +71,17 @@ def serve(
         log_level=log_level,
         proxy_headers=False,
         server_header=False,
+        access_log=False,  # mediagate.logs writes one access line per request instead
         h11_max_incomplete_event_size=settings.max_header_size * 4,
     )
+
+
+def _log_settings(log_format: str | None, log_level: str) -> None:
+    """Hand the log flags to the workers (they read their settings from the environment)."""
+    import os
+
+    if log_format is not None:
+        if log_format not in ("text", "json"):
+            raise fail(f"--log-format must be text or json, not {log_format!r}")
+        os.environ["MEDIAGATE_LOG_FORMAT"] = log_format
+    os.environ["MEDIAGATE_LOG_LEVEL"] = log_level

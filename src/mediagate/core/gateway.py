@@ -45,6 +45,7 @@ from mediagate.core.ingest import Received, hash_file, new_staging_path, receive
 from mediagate.core.preprocess import preprocess, wants_processing
 from mediagate.core.savekey import FileFacts
 from mediagate.core.secrets import SecretBox
+from mediagate.logs import note_bucket
 from mediagate.storage.base import BlobNotFound, Storage
 
 if TYPE_CHECKING:
@@ -152,6 +153,7 @@ class Gateway:
         if found is None:
             return None
         cred, bucket = found
+        note_bucket(bucket.name)  # the access line names the bucket the key belongs to
         return bucket, self.secrets.open(cred.sealed_secret)
 
     async def add_key(self, bucket: Bucket, kind: str, key_id: str, secret: str) -> None:
