@@ -27,11 +27,14 @@ MAINTENANCE_INTERVAL = 30.0
 
 
 async def _every(seconds: float, job: Callable[[], Awaitable[object]], name: str) -> None:
+    streak = logs.FailureStreak(log, f"background job {name}")
     while True:
         try:
             await job()
-        except Exception:
-            log.exception("background job %s failed", name)
+        except Exception as exc:
+            streak.failed(exc)
+        else:
+            streak.succeeded()
         await asyncio.sleep(seconds)
 
 

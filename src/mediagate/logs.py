@@ -27,7 +27,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from mediagate.core.errors import MediagateError
+from mediagate.core.errors import MediagateError, from_os_error
 
 LogFormat = Literal["text", "json"]
 
@@ -104,6 +104,12 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
+def is_outage(exc: BaseException) -> bool:
+    """A dependency down or a disk full (503/507), as opposed to a bug."""
+    error = exc if isinstance(exc, MediagateError) else from_os_error(exc)
+    return error is not None and error.status in (503, 507)
+
+
 def write_access(record: RequestRecord, status: int) -> None:
     level = logging.INFO if status < 500 else logging.WARNING if status in (503, 507) else logging.ERROR
     if not access_log.isEnabledFor(level):
@@ -171,3 +177,30 @@ def configure(log_format: LogFormat = "text", level: str = "info") -> None:
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     logger.setLevel(level.upper())
     logger.propagate = False
+
+
+class FailureStreak:
+    """A background job's failures, logged the way an operator can read them: a dependency outage
+    (a core error with status 503/507) once when it starts, as one line naming the cause, and once
+    when the job works again; anything else is a bug and keeps its traceback every time."""
+
+    def __init__(self, logger: logging.Logger, what: str) -> None:
+        self.logger = logger
+        self.what = what
+        self.failing = False
+
+    def failed(self, exc: BaseException) -> None:
+        error = exc if isinstance(exc, MediagateError) else from_os_error(exc)
+        if error is None or not is_outage(error):
+            self.logger.exception("%s failed", self.what, exc_info=exc)
+            return
+        if not self.failing:
+            cause = error.__cause__ if error is exc else exc
+            detail = f" ({describe(cause)})" if cause is not None else ""
+            self.logger.warning("%s failed: %s: %s%s", self.what, error.code, error.message, detail)
+        self.failing = True
+
+    def succeeded(self) -> None:
+        if self.failing:
+            self.logger.warning("%s works again", self.what)
+        self.failing = False

@@ -45,7 +45,7 @@ from mediagate.core.ingest import Received, hash_file, new_staging_path, receive
 from mediagate.core.preprocess import preprocess, wants_processing
 from mediagate.core.savekey import FileFacts
 from mediagate.core.secrets import SecretBox
-from mediagate.logs import note_bucket
+from mediagate.logs import describe, is_outage, note_bucket
 from mediagate.storage.base import BlobNotFound, Storage
 
 if TYPE_CHECKING:
@@ -688,5 +688,8 @@ async def _file_chunks(path: Path, size: int = 1024 * 1024) -> AsyncIterator[byt
 async def _quietly(fn: Any, *args: Any) -> None:
     try:
         await to_thread.run_sync(fn, *args)
-    except Exception:  # cleanup must not hide the original error
-        log.exception("cleanup failed")
+    except Exception as exc:  # cleanup must not hide the original error
+        if is_outage(exc):  # the request's own access line already names the outage
+            log.debug("cleanup failed during an outage: %s", describe(exc))
+        else:
+            log.exception("cleanup failed")
