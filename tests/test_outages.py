@@ -154,6 +154,7 @@ def pg_outage(tmp_path: Path) -> Iterator[tuple[LiveServer, TcpProxy, BucketCred
         proxy.cut()
 
 
+@pytest.mark.postgres
 def test_database_down_is_each_dialects_503_and_recovers(
     pg_outage: tuple[LiveServer, TcpProxy, BucketCredentials],
 ) -> None:

@@ -183,7 +183,7 @@ class FrontDoor:
 
     @staticmethod
     def _too_large(scope: Scope, declared: int | None) -> MediagateError | None:
-        if declared is None:
+        if not declared:
             return None
         settings = scope["app"].state.gateway.settings
         limit = body_limit(settings.max_upload_size, _header(scope, b"content-type"))
