@@ -131,7 +131,12 @@ def test_s3_down_is_each_dialects_503_and_recovers(
         assert client.get("/livez").status_code == 200
 
         proxy.restore()
-        assert client.get("/healthz").json() == {"status": "ok", "catalog": "ok", "storage": "ok"}
+        assert client.get("/healthz").json() == {
+            "status": "ok",
+            "catalog": "ok",
+            "storage": "ok",
+            "disk": "ok",
+        }
         for case in cases(server, 503):
             assert case.upload(client, creds, DATA).status_code == 200, case.name
     assert "Traceback" not in server.log()
@@ -285,6 +290,9 @@ def test_full_disk_is_each_dialects_507_and_recovers(
             assert record["status"] == 507 and record["reason"].startswith("insufficient_storage: "), record
             assert_next_request_works(client, resp)
         assert not list((server.home / "staging").iterdir()), "a failed upload left a staging file"
+        if isinstance(disk, SmallTmpfs):  # a file size limit leaves the disk's free space as it was
+            health = client.get("/healthz")
+            assert health.status_code == 503 and health.json()["disk"].startswith("unavailable: no space")
 
         disk.free(server)
         for case in cases(server, 507):

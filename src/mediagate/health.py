@@ -3,15 +3,17 @@
 * ``GET /livez``: the process answers HTTP. Touches nothing else, so a database or storage outage
   never gets a healthy process restarted (restarting would not bring the database back).
 * ``GET /healthz``: can this process serve uploads right now? One cheap call to each dependency
-  (a catalog point read, a storage existence check), each bounded by ``CHECK_SECONDS``:
-  200 ``{"status": "ok", "catalog": "ok", "storage": "ok"}``, or 503 with ``"status": "unavailable"``
-  and the failing dependency's client-safe message in its field. The cause (which may name hosts and
-  ports) goes to the log line only, never to the anonymous caller.
+  (a catalog point read, a storage existence check) and a look at the free space where uploads
+  are staged, each bounded by ``CHECK_SECONDS``: 200
+  ``{"status": "ok", "catalog": "ok", "storage": "ok", "disk": "ok"}``, or 503 with
+  ``"status": "unavailable"`` and the failing one's client-safe message in its field. The cause
+  (which may name hosts and ports) goes to the log line only, never to the anonymous caller.
 """
 
 from __future__ import annotations
 
 import asyncio
+import shutil
 from collections.abc import Callable
 
 import anyio
@@ -20,10 +22,19 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from mediagate import logs
-from mediagate.core.errors import CatalogUnavailable, MediagateError, StorageUnavailable, from_os_error
+from mediagate.core.errors import (
+    CatalogUnavailable,
+    InsufficientStorage,
+    MediagateError,
+    StorageUnavailable,
+    from_os_error,
+)
+from mediagate.core.gateway import Gateway
 from mediagate.http import gateway
 
 CHECK_SECONDS = 5.0
+MIN_FREE_BYTES = 1024 * 1024
+"""Less free space than this where uploads are staged, and no upload of any size can be taken."""
 PROBE_BLOB = "mediagate-health-probe"
 """A blob id no upload ever gets (ids are hex uuids): asking whether it exists reaches the store."""
 
@@ -37,10 +48,11 @@ async def healthz(request: Request) -> Response:
     results = await asyncio.gather(
         _check(lambda: gw.catalog.get_bucket(""), CatalogUnavailable),
         _check(lambda: gw.storage.exists(PROBE_BLOB), StorageUnavailable),
+        _check(lambda: _staging_space(gw), InsufficientStorage),
     )
     body: dict[str, str] = {}
     failures: list[str] = []
-    for name, error in zip(("catalog", "storage"), results, strict=True):
+    for name, error in zip(("catalog", "storage", "disk"), results, strict=True):
         body[name] = "ok" if error is None else f"unavailable: {error.message}"
         if error is not None:
             failures.append(name)
@@ -63,6 +75,12 @@ async def _check(probe: Callable[[], object], outage: type[MediagateError]) -> M
         error.__cause__ = exc
         return error
     return None
+
+
+def _staging_space(gw: Gateway) -> None:
+    free = shutil.disk_usage(gw.staging_dir).free
+    if free < MIN_FREE_BYTES:
+        raise InsufficientStorage(f"no space left where uploads are staged ({free} bytes free)")
 
 
 def _note(name: str, error: MediagateError) -> None:
