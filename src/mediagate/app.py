@@ -85,10 +85,12 @@ def create_app(settings: Settings | None = None, *, gateway: Gateway | None = No
 
 
 def app_from_env() -> Starlette:
-    """``uvicorn --factory mediagate.app:app_from_env`` entry point (settings from the env)."""
-    settings = Settings()
-    logs.configure(settings.log_format, settings.log_level)
+    """``uvicorn --factory mediagate.app:app_from_env`` entry point (settings from the env). A
+    start-up problem (see :mod:`mediagate.startup`) is one log line and exit status 1."""
+    settings: Settings | None = None
     try:
+        settings = Settings()
+        logs.configure(settings.log_format, settings.log_level)
         return create_app(settings)
     except Exception as exc:
         from mediagate.startup import explain
@@ -96,5 +98,7 @@ def app_from_env() -> Starlette:
         problem = explain(exc, settings)
         if problem is None:
             raise
+        if settings is None:
+            logs.configure()
         log.error("cannot start: %s", problem)
         raise SystemExit(1) from None

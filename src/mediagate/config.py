@@ -75,6 +75,8 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     """The server log (``mediagate.logs``): ``text`` lines, or ``json`` lines for machines."""
     log_level: str = "info"
+    """Least severe server log line written (``serve --log-level`` sets it); ``debug`` adds the
+    traceback of an unexpected error to its access line."""
 
     @classmethod
     def settings_customise_sources(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 
+from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
@@ -47,9 +48,16 @@ def safe_url(url: str) -> str:
         return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
 
 
-def explain(exc: BaseException, settings: Settings) -> str | None:
+def explain(exc: BaseException, settings: Settings | None) -> str | None:
     """One line naming the setting and the problem, or None when ``exc`` is not a start-up
-    problem."""
+    problem. ``settings`` is None when they could not be read (``exc`` says why, then)."""
+    if isinstance(exc, ValidationError):
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors()
+        )
+        return f"invalid settings (MEDIAGATE_* environment or mediagate.toml): {problems}"
+    if settings is None:
+        return None
     db = f"database_url {safe_url(settings.catalog_url)!r}"
     if isinstance(exc, NoSuchModuleError):
         scheme = settings.catalog_url.partition("://")[0]

@@ -66,3 +66,11 @@ def test_the_server_factory_logs_one_line_and_exits(tmp_path: Path) -> None:
     log = live.log()
     assert "cannot start: database_url 'postgres://app:***@127.0.0.1/db': unknown database kind" in log
     assert "Traceback" not in log and "hunter2" not in log
+
+
+def test_invalid_settings_are_one_line(tmp_path: Path) -> None:
+    assert run_mediagate(tmp_path, "init").returncode == 0
+    done = run_mediagate(tmp_path, "bucket", "list", env={"MEDIAGATE_STORAGE": "s4"})
+    assert done.returncode == 1
+    line = one_error_line(done.stderr)
+    assert line.startswith("error: invalid settings") and "storage: Input should be 'local' or 's3'" in line
