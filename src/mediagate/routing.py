@@ -23,7 +23,8 @@ Every row takes every method: a method a fixed row does not serve is answered by
 dialect (its ``MethodNotAllowed`` error with ``Allow``), never by the framework's plain-text
 405, and no path falls through to a plain-text 404.
 
-A new dialect adds a row here, not a special case elsewhere.
+A new dialect adds a row here, not a special case elsewhere (and teaches
+``frontdoor.face_of`` the same row, so that answers given before routing are in its shape).
 """
 
 from __future__ import annotations
