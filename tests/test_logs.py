@@ -7,6 +7,7 @@ no Authorization value, no signature, no token from a query string.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -165,3 +166,5 @@ def test_serve_writes_json_lines_instead_of_uvicorns_access_log(home: Settings, 
     [line] = [x for x in text.splitlines() if rid in x]
     assert line.startswith("{") and '"path": "/livez"' in line and '"status": 200' in line
     assert "GET /livez HTTP/1.1" not in text, "uvicorn's own access line is still written"
+    records = [json.loads(x) for x in text.splitlines()]  # uvicorn's own lines are JSON too
+    assert any(r["logger"] == "uvicorn.error" and "running on" in r["msg"].lower() for r in records)

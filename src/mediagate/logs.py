@@ -204,3 +204,25 @@ class FailureStreak:
         if self.failing:
             self.logger.warning("%s works again", self.what)
         self.failing = False
+
+
+def uvicorn_log_config(log_format: LogFormat) -> dict[str, Any]:
+    """uvicorn's ``log_config`` for ``mediagate serve``: its own lines (start-up, shutdown, protocol
+    warnings) in the same format as ours, so a JSON log is JSON throughout; its access log off."""
+    formatter = JsonFormatter if log_format == "json" else TextFormatter
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"mediagate": {"()": f"{formatter.__module__}.{formatter.__qualname__}"}},
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "formatter": "mediagate",
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "loggers": {
+            "uvicorn": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+            "uvicorn.access": {"handlers": [], "propagate": False},
+        },
+    }

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, cast
 
 import typer
 
+from mediagate import logs
 from mediagate.cli.common import State, app, console, fail, print_credentials
+from mediagate.logs import LogFormat
 
 
 @app.command()
@@ -61,7 +63,8 @@ def serve(
     from mediagate.startup import preflight
 
     preflight(settings)  # a wrong database_url, an unreachable database or S3: one line, exit 1
-    console.print(f"mediagate serving {settings.home} on http://{host}:{port}")
+    if settings_log_format(log_format) != "json":  # a JSON log stays JSON: uvicorn says where it listens
+        console.print(f"mediagate serving {settings.home} on http://{host}:{port}")
     uvicorn.run(
         "mediagate.app:app_from_env",
         factory=True,
@@ -72,6 +75,7 @@ def serve(
         proxy_headers=False,
         server_header=False,
         access_log=False,  # mediagate.logs writes one access line per request instead
+        log_config=logs.uvicorn_log_config(settings_log_format(log_format)),
         h11_max_incomplete_event_size=settings.max_header_size * 4,
     )
 
@@ -85,3 +89,8 @@ def _log_settings(log_format: str | None, log_level: str) -> None:
             raise fail(f"--log-format must be text or json, not {log_format!r}")
         os.environ["MEDIAGATE_LOG_FORMAT"] = log_format
     os.environ["MEDIAGATE_LOG_LEVEL"] = log_level
+
+
+def settings_log_format(flag: str | None) -> LogFormat:
+    """The log format in force: the flag, else the home's setting (environment, mediagate.toml)."""
+    return cast(LogFormat, flag) if flag is not None else State.settings().log_format
