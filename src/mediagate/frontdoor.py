@@ -131,6 +131,8 @@ def _header(scope: Scope, wanted: bytes) -> bytes:
 
 
 class FrontDoor:
+    """The ASGI middleware (see the module docstring)."""
+
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
@@ -171,7 +173,7 @@ class FrontDoor:
         try:
             refusal = self._too_large(scope, declared)
             if refusal is not None:
-                await self._refuse_unread(scope, tracked_receive, request)
+                await self._refuse_unread(scope, tracked_receive)
                 await self._answer(face, request, refusal, tracked_send)
             else:
                 await self.app(scope, tracked_receive, tracked_send)
@@ -195,7 +197,7 @@ class FrontDoor:
         )
 
     @staticmethod
-    async def _refuse_unread(scope: Scope, receive: Receive, request: Request) -> None:
+    async def _refuse_unread(scope: Scope, receive: Receive) -> None:
         """A client that waits for ``100 Continue`` is answered without reading; one already sending
         has a little read (bounded), so that it reads our answer rather than a reset."""
         if _header(scope, b"expect").lower() == b"100-continue":
