@@ -183,6 +183,25 @@ def test_a_small_oversize_body_is_read_and_the_connection_kept(
         assert client.get("/livez").status_code == 200
 
 
+def test_an_early_refusal_does_not_ask_for_the_body(
+    small_limit: tuple[LiveServer, BucketCredentials],
+) -> None:
+    """A client that sent ``Expect: 100-continue`` and is refused before its body is needed (here
+    its credentials) gets the answer at once, never ``100 Continue``, and sends no body."""
+    server, creds = small_limit
+    uri = object_uri(creds.bucket, "small.bin")
+    wrong = sign(creds, "PUT", uri, password="wrong")
+    wantu = {"Content-Type": "multipart/form-data; boundary=xyz", "Authorization": "UPLOAD_AK_TOP bm9uZQ"}
+    for method, target, headers, status in (
+        ("PUT", uri, wrong, 401),
+        ("PUT", "/api/proxy/upload", wantu, 401),
+    ):
+        head = {**headers, "Content-Length": str(LIMIT // 2), "Expect": "100-continue"}
+        reply = exchange(server.port, request_head(method, target, head))
+        assert reply.status == status, (target, reply)
+        assert reply.headers.get("connection") == "close", (target, reply.headers)
+
+
 # -- exceptions no dialect caught ------------------------------------------------------------------------
 
 

@@ -31,7 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mediagate import logs, serving
 from mediagate.core.errors import MediagateError, PayloadTooLarge, from_os_error
-from mediagate.http import DRAIN_LIMIT, drain_body, request_id
+from mediagate.http import DRAIN_LIMIT, BodyProgress, drain_body, request_id, track_body
 from mediagate.protocols.imagex import errors as imagex_errors
 from mediagate.protocols.upyun import errors as upyun_errors
 from mediagate.protocols.wantu import errors as wantu_errors
@@ -152,20 +152,24 @@ class FrontDoor:
         logs.begin(record)
         declared = declared_length(scope)
         chunked = b"chunked" in _header(scope, b"transfer-encoding").lower()
-        state = _Exchange(body_done=not chunked and not declared)
+        body = BodyProgress(done=not chunked and not declared)
+        body.awaiting_continue = not body.done and _header(scope, b"expect").lower() == b"100-continue"
+        track_body(body)
+        state = _Exchange()
 
         async def tracked_receive() -> Message:
+            body.awaiting_continue = False
             message = await receive()
             if message["type"] == "http.disconnect":
                 state.disconnected = True
             elif not message.get("more_body", False):
-                state.body_done = True
+                body.done = True
             return message
 
         async def tracked_send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 state.status = int(message["status"])
-                if not state.body_done:
+                if not body.done:
                     headers = [h for h in message.get("headers", []) if h[0].lower() != b"connection"]
                     message["headers"] = [*headers, (b"connection", b"close")]
             await send(message)
@@ -198,10 +202,9 @@ class FrontDoor:
 
     @staticmethod
     async def _refuse_unread(scope: Scope, receive: Receive) -> None:
-        """A client that waits for ``100 Continue`` is answered without reading; one already sending
-        has a little read (bounded), so that it reads our answer rather than a reset."""
-        if _header(scope, b"expect").lower() == b"100-continue":
-            return
+        """A client that waits for ``100 Continue`` is answered without reading (``drain_body``
+        knows); one already sending has a little read (bounded), so that it reads our answer
+        rather than a reset."""
         await drain_body(Request(scope, receive).stream(), limit=DRAIN_LIMIT)
 
     @staticmethod
@@ -237,7 +240,6 @@ class FrontDoor:
 
 @dataclass
 class _Exchange:
-    body_done: bool
     disconnected: bool = False
     status: int = 0
 
