@@ -150,11 +150,13 @@ def test_serve_writes_json_lines_instead_of_uvicorns_access_log(home: Settings, 
         deadline = time.monotonic() + 20
         while True:
             try:
-                resp = httpx.get(f"http://127.0.0.1:{port}/livez", timeout=1)
+                httpx.get(f"http://127.0.0.1:{port}/livez", timeout=1)
                 break
             except httpx.HTTPError:
                 assert proc.poll() is None and time.monotonic() < deadline, out.read_text()
                 time.sleep(0.1)
+        resp = httpx.get(f"http://127.0.0.1:{port}/nobucket/nothing.png")
+        assert resp.status_code == 404
         rid = resp.headers["x-request-id"]
         deadline = time.monotonic() + 5
         while rid not in out.read_text() and time.monotonic() < deadline:
@@ -164,7 +166,8 @@ def test_serve_writes_json_lines_instead_of_uvicorns_access_log(home: Settings, 
         proc.wait(10)
     text = out.read_text()
     [line] = [x for x in text.splitlines() if rid in x]
-    assert line.startswith("{") and '"path": "/livez"' in line and '"status": 200' in line
-    assert "GET /livez HTTP/1.1" not in text, "uvicorn's own access line is still written"
+    assert line.startswith("{") and '"path": "/nobucket/nothing.png"' in line and '"status": 404' in line
+    assert "GET /nobucket/nothing.png HTTP/1.1" not in text, "uvicorn's own access line is still written"
+    assert '"path": "/livez"' not in text, "a successful health check is logged only at DEBUG"
     records = [json.loads(x) for x in text.splitlines()]  # uvicorn's own lines are JSON too
     assert any(r["logger"] == "uvicorn.error" and "running on" in r["msg"].lower() for r in records)

@@ -14,7 +14,8 @@ logged, and a reason is the error's code and its client-safe message; for a 5xx 
 only the failing component's exception type and the first line of its message.
 
 Level: INFO for answers below 500, WARNING for 503/507 (a dependency is down), ERROR for any other
-5xx (a bug); the traceback of an unexpected exception is added only when DEBUG is enabled.
+5xx (a bug), DEBUG for a passing health check; the traceback of an unexpected exception is added
+only when DEBUG is enabled.
 """
 
 from __future__ import annotations
@@ -112,6 +113,8 @@ def is_outage(exc: BaseException) -> bool:
 
 def write_access(record: RequestRecord, status: int) -> None:
     level = logging.INFO if status < 500 else logging.WARNING if status in (503, 507) else logging.ERROR
+    if record.dialect == "ops" and status < 400:
+        level = logging.DEBUG  # a load balancer's health checks, every few seconds: not news
     if not access_log.isEnabledFor(level):
         return
     exc_info = record.exc if record.exc is not None and access_log.isEnabledFor(logging.DEBUG) else None
