@@ -72,7 +72,7 @@ def explain(exc: BaseException, settings: Settings | None) -> str | None:
     if isinstance(exc, InsufficientStorage):
         return f"no space left: {cause}"
     if isinstance(exc, StorageUnavailable):
-        where = settings.s3_endpoint_url or "the default AWS endpoint"
+        where = safe_url(settings.s3_endpoint_url) if settings.s3_endpoint_url else "the default AWS endpoint"
         return f"cannot use S3 bucket {settings.s3_bucket!r} at {where}: {cause}"
     if isinstance(exc, RuntimeError) and "S3 bucket" in str(exc):
         return str(exc)
