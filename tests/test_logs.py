@@ -97,8 +97,9 @@ def test_wantu_and_imagex_lines_name_the_bucket_of_the_key(
         offset = mark(json_server)
         wantu = uploads.wantu(client, creds, b"w")
         imagex = uploads.imagex_apply(json_server, creds)
-    assert wantu.status_code == 200 and imagex.status_code == 200
-    for resp, dialect in ((wantu, "wantu"), (imagex, "imagex")):
+        store = uploads.imagex(json_server)(client, creds, b"i")
+    assert wantu.status_code == 200 and imagex.status_code == 200 and store.status_code == 200
+    for resp, dialect in ((wantu, "wantu"), (imagex, "imagex"), (store, "imagex")):
         line = access_record(json_server, offset, resp.headers["x-request-id"])
         assert (line["dialect"], line["bucket"]) == (dialect, creds.bucket), line
     assert creds.secret_access_key not in json_server.log()

@@ -78,7 +78,7 @@ def _plain(request: Request, exc: MediagateError) -> Response:
 _WANTU_UPLOADS = frozenset(
     f"/api/proxy/{name}" for name in ("upload", "blockInit", "blockUpload", "blockComplete", "blockCancel")
 )
-_IMAGEX_STORE = re.compile(r"/tos-cn-i-[^/]+/")
+_IMAGEX_STORE = re.compile(r"/tos-cn-i-([^/]+)/")
 
 
 def face_of(scope: Scope) -> Face:
@@ -90,8 +90,9 @@ def face_of(scope: Scope) -> Face:
         return Face("imagex", "", _imagex_action)
     if path == "/mweb/v1/get_upload_token":
         return Face("imagex", "", _imagex_token)
-    if path.startswith("/upload/v1/") or _IMAGEX_STORE.match(path):
-        return Face("imagex", "", imagex_errors.upload_error)
+    store = _IMAGEX_STORE.match(path.removeprefix("/upload/v1"))
+    if store or path.startswith("/upload/v1/"):  # the StoreUri names the ServiceId, i.e. the bucket
+        return Face("imagex", store.group(1) if store else "", imagex_errors.upload_error)
     if path in _WANTU_UPLOADS or path.startswith(("/3.0/", "/3.1/")):
         return Face("wantu", "", _wantu)
     bucket, _, rest = path[1:].partition("/")
