@@ -23,11 +23,12 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from mediagate.core.buckets import BucketCredentials, create_bucket
 from mediagate.services import build_gateway
-from tests.conftest import LiveServer, make_home
+from tests.conftest import POSTGRES_URL, LiveServer, make_home
 from tests.support import uploads
 from tests.support.moto import MotoServer, new_bucket_name
 from tests.support.pg import fresh_schema
@@ -188,6 +189,35 @@ def test_database_down_is_each_dialects_503_and_recovers(
         for case in cases(server, 503):
             assert case.upload(client, creds, DATA).status_code == 200, case.name
     assert "Traceback" not in server.log()
+
+
+@pytest.mark.postgres
+def test_database_restart_is_survived(pg_outage: tuple[LiveServer, TcpProxy, BucketCredentials]) -> None:
+    """PostgreSQL restarting ends every session (``pg_terminate_backend``, as a shutdown does): the
+    pool notices and reconnects, and no client sees an error for it."""
+    server, proxy, creds = pg_outage
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        for case in cases(server, 503):
+            assert case.upload(client, creds, DATA).status_code == 200, case.name
+        ports = proxy.upstream_ports()
+        assert ports
+        admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+        try:
+            with admin.connect() as conn:
+                ended = conn.execute(
+                    text(
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                        " WHERE client_addr = '127.0.0.1' AND client_port = ANY(:p)"
+                    ),
+                    {"p": ports},
+                ).scalar()
+        finally:
+            admin.dispose()
+        assert ended
+        offset = mark(server)
+        for case in cases(server, 503):
+            assert case.upload(client, creds, DATA).status_code == 200, case.name
+    assert not any(r["level"] != "info" for r in records_since(server, offset))
 
 
 # -- a full disk ---------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ class TcpProxy:
     port: int = field(default_factory=free_port)
     _listener: socket.socket | None = None
     _open: set[socket.socket] = field(default_factory=set)
+    _upstreams: set[socket.socket] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self) -> TcpProxy:
@@ -36,6 +37,7 @@ class TcpProxy:
         with self._lock:
             listener, self._listener = self._listener, None
             sockets, self._open = self._open, set()
+            self._upstreams = set()
         for sock in [s for s in (listener,) if s is not None] + list(sockets):
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
@@ -43,6 +45,11 @@ class TcpProxy:
 
     def restore(self) -> None:
         self.start()
+
+    def upstream_ports(self) -> list[int]:
+        """The local ports of the open connections to the target (how the target sees them)."""
+        with self._lock:
+            return sorted(s.getsockname()[1] for s in self._upstreams if s.fileno() != -1)
 
     def _accept(self, listener: socket.socket) -> None:
         while True:
@@ -61,6 +68,7 @@ class TcpProxy:
                     upstream.close()
                     return
                 self._open |= {client, upstream}
+                self._upstreams.add(upstream)
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
 
