@@ -328,3 +328,30 @@ def test_full_disk_is_each_dialects_507_and_recovers(
         for case in cases(server, 507):
             assert case.upload(client, creds, DATA).status_code == 200, case.name
     assert "Traceback" not in server.log()
+
+
+def test_a_disk_gone_read_only_is_each_dialects_503(tmp_path: Path) -> None:
+    """A filesystem remounted read-only (what ext4 does after I/O errors) is an outage, not a bug."""
+    disk = SmallTmpfs(tmp_path)
+    home = tmp_path / "home"
+    try:
+        disk.prepare(home)
+        creds = new_bucket(home)
+        server = LiveServer(home, env=JSON_LOGS).start()
+        try:
+            with httpx.Client(base_url=server.url, timeout=60) as client:
+                subprocess.run(["mount", "-o", "remount,ro", str(disk.mount)], check=True)
+                for case in cases(server, 503):
+                    offset = mark(server)
+                    resp = case.upload(client, creds, DATA)
+                    case.check(resp)
+                    assert_one_quiet_line(server, offset, resp, 503, "storage_unavailable")
+                    assert_next_request_works(client, resp)
+                subprocess.run(["mount", "-o", "remount,rw", str(disk.mount)], check=True)
+                for case in cases(server, 503):
+                    assert case.upload(client, creds, DATA).status_code == 200, case.name
+        finally:
+            server.stop()
+        assert "Traceback" not in server.log()
+    finally:
+        disk.close()

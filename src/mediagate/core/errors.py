@@ -160,11 +160,14 @@ class InsufficientStorage(MediagateError):
 
 
 _FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+_DISK_FAILED = frozenset({errno.EROFS, errno.EIO})
 
 
 def from_os_error(exc: BaseException) -> MediagateError | None:
-    """The core error for an OS-level failure the client should hear about (a full disk or quota),
-    or None when ``exc`` is something else (a bug, then)."""
+    """The core error for an OS-level failure the client should hear about (a full disk or quota;
+    a disk gone read-only or failing), or None when ``exc`` is something else (a bug, then)."""
     if isinstance(exc, OSError) and exc.errno in _FULL:
         return InsufficientStorage()
+    if isinstance(exc, OSError) and exc.errno in _DISK_FAILED:
+        return StorageUnavailable("the server's disk cannot be written; retry later")
     return None
