@@ -23,12 +23,13 @@ MediagateError is a bug and becomes a 500.
     ├── NotSupported (501→400)      a feature the request asks for that we do not offer yet
     ├── Unavailable (503)           a dependency is down; the client may retry later
     │   ├── CatalogUnavailable      the database (translated at the catalog's border)
-    │   └── StorageUnavailable      the blob store (translated at the storage backend's border)
+    │   └── StorageUnavailable      the blob store (translated at the S3 backend's border), or a
+    │                               local disk gone read-only or failing
     └── InsufficientStorage (507)   the disk (or the database's disk) is full
 
 Infrastructure failures keep their cause chained (``raise ... from exc``): the log line names it,
 the client sees only the safe message. :func:`from_os_error` is the one place that decides which
-``OSError`` means a full disk.
+``OSError`` means a full or failed disk (the front door applies it to whatever escapes a dialect).
 """
 
 from __future__ import annotations
