@@ -14,9 +14,10 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from mediagate import routing
+from mediagate import logs, routing
 from mediagate.config import Settings
 from mediagate.core.gateway import Gateway
+from mediagate.frontdoor import FrontDoor
 from mediagate.http import RequestIdMiddleware
 from mediagate.services import build_gateway
 from mediagate.serving import NoSniffMiddleware
@@ -27,11 +28,14 @@ MAINTENANCE_INTERVAL = 30.0
 
 
 async def _every(seconds: float, job: Callable[[], Awaitable[object]], name: str) -> None:
+    streak = logs.FailureStreak(log, f"background job {name}")
     while True:
         try:
             await job()
-        except Exception:
-            log.exception("background job %s failed", name)
+        except Exception as exc:
+            streak.failed(exc)
+        else:
+            streak.succeeded()
         await asyncio.sleep(seconds)
 
 
@@ -65,7 +69,12 @@ def create_app(settings: Settings | None = None, *, gateway: Gateway | None = No
 
     async def server_error(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-        return JSONResponse({"code": 500, "message": "internal error"}, status_code=500)
+        # Outside every middleware (Starlette's outermost layer), so it says nosniff itself.
+        return JSONResponse(
+            {"code": 500, "message": "internal error"},
+            status_code=500,
+            headers={"X-Content-Type-Options": "nosniff", "Connection": "close"},
+        )
 
     async def http_error(request: Request, exc: Exception) -> Response:
         """The framework's own refusals (the routing table leaves none, but a future row might): JSON
@@ -77,7 +86,7 @@ def create_app(settings: Settings | None = None, *, gateway: Gateway | None = No
 
     app = Starlette(
         routes=routing.routes(),
-        middleware=[Middleware(RequestIdMiddleware)],
+        middleware=[Middleware(RequestIdMiddleware), Middleware(FrontDoor)],
         lifespan=lifespan,
         exception_handlers={Exception: server_error, HTTPException: http_error},
     )
@@ -87,5 +96,20 @@ def create_app(settings: Settings | None = None, *, gateway: Gateway | None = No
 
 
 def app_from_env() -> Starlette:
-    """``uvicorn --factory mediagate.app:app_from_env`` entry point (settings from the env)."""
-    return create_app(Settings())
+    """``uvicorn --factory mediagate.app:app_from_env`` entry point (settings from the env). A
+    start-up problem (see :mod:`mediagate.startup`) is one log line and exit status 1."""
+    settings: Settings | None = None
+    try:
+        settings = Settings()
+        logs.configure(settings.log_format, settings.log_level)
+        return create_app(settings)
+    except Exception as exc:
+        from mediagate.startup import explain
+
+        problem = explain(exc, settings)
+        if problem is None:
+            raise
+        if settings is None:
+            logs.configure()
+        log.error("cannot start: %s", problem)
+        raise SystemExit(1) from None

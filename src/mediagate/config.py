@@ -83,6 +83,12 @@ class Settings(BaseSettings):
     media_cache_max_bytes: int = 1024**3
     """Disk used by cached processed variants (``<home>/cache``); least recently used go first."""
 
+    log_format: Literal["text", "json"] = "text"
+    """The server log (``mediagate.logs``): ``text`` lines, or ``json`` lines for machines."""
+    log_level: str = "info"
+    """Least severe server log line written (``serve --log-level`` sets it); ``debug`` adds the
+    traceback of an unexpected error to its access line."""
+
     @classmethod
     def settings_customise_sources(
         cls,

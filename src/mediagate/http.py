@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
+from contextvars import ContextVar
+from dataclasses import dataclass
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -42,6 +44,23 @@ async def body_stream(request: Request) -> AsyncIterator[bytes]:
         raise MalformedBody("the client closed the connection before the body was complete") from exc
 
 
+@dataclass
+class BodyProgress:
+    """How far the request body has been read (kept by ``frontdoor.FrontDoor``): ``done`` once its
+    end was received; ``awaiting_continue`` while a client that sent ``Expect: 100-continue`` has
+    not been asked for a byte, so it has sent none (the server sends 100 at the first read)."""
+
+    done: bool
+    awaiting_continue: bool = False
+
+
+_body_progress: ContextVar[BodyProgress | None] = ContextVar("mediagate_body_progress", default=None)
+
+
+def track_body(progress: BodyProgress) -> None:
+    _body_progress.set(progress)
+
+
 DRAIN_LIMIT = 1024 * 1024
 """After an early error, at most this much of the unread body is read and dropped."""
 DRAIN_SECONDS = 5.0
@@ -52,7 +71,12 @@ async def drain_body(
 ) -> None:
     """Read (and drop) a little of what the client may still be sending after an early error, so
     that it gets to read our answer instead of a reset connection. Bounded in bytes and time, and
-    never raises: a client that stalls or goes away just gets the answer (or nothing) sooner."""
+    never raises: a client that stalls or goes away just gets the answer (or nothing) sooner.
+    A client still waiting for ``100 Continue`` has sent nothing: it is answered without a read
+    (the answer then says ``Connection: close``), so it never sends the body at all."""
+    progress = _body_progress.get()
+    if progress is not None and progress.awaiting_continue:
+        return
     seen = 0
     with contextlib.suppress(Exception):
         async with asyncio.timeout(seconds):

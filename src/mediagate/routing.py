@@ -2,7 +2,7 @@
 
 | request                                                   | who answers                      |
 | --------------------------------------------------------- | -------------------------------- |
-| ``GET /healthz``                                          | operations                       |
+| ``GET /healthz``, ``GET /livez``                          | operations (``health``)          |
 | ``GET/POST /?Action=…&Version=…``                         | ImageX OpenAPI (signed, both     |
 |                                                           | schemes): Apply/Commit, STS      |
 | ``POST /mweb/v1/get_upload_token`` (cookie ``sessionid``) | ImageX temporary credentials     |
@@ -23,7 +23,8 @@ Every row takes every method: a method a fixed row does not serve is answered by
 dialect (its ``MethodNotAllowed`` error with ``Allow``), never by the framework's plain-text
 405, and no path falls through to a plain-text 404.
 
-A new dialect adds a row here, not a special case elsewhere.
+A new dialect adds a row here, not a special case elsewhere (and teaches
+``frontdoor.face_of`` the same row, so that answers given before routing are in its shape).
 """
 
 from __future__ import annotations
@@ -33,11 +34,11 @@ from collections.abc import Awaitable, Callable
 
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route, request_response
 from starlette.types import Receive, Scope, Send
 
-from mediagate import cors, serving
+from mediagate import cors, health, serving
 from mediagate.core.errors import Forbidden, MediagateError, MethodNotAllowed
 from mediagate.http import request_id
 from mediagate.protocols.imagex import actions as imagex_actions
@@ -113,7 +114,7 @@ def _plain_refusal(request: Request, exc: MediagateError) -> Response:
 
 
 async def healthz(request: Request) -> Response:
-    return JSONResponse({"status": "ok"})
+    return await health.healthz(request)
 
 
 def _is_upyun_rest(request: Request) -> bool:
@@ -199,6 +200,7 @@ def imagex_routes() -> list[BaseRoute]:
 def routes() -> list[BaseRoute]:
     return [
         row("/healthz", only(["GET"], healthz, _plain_refusal)),
+        row("/livez", only(["GET"], health.livez, _plain_refusal)),
         *imagex_routes(),
         *wantu_routes(),
         row("/{bucket}", bucket_endpoint),

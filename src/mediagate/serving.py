@@ -67,6 +67,7 @@ from mediagate.core.gateway import Gateway, is_expired
 from mediagate.core.keys import normalise_key
 from mediagate.core.preprocess import versions_of
 from mediagate.http import gateway
+from mediagate.logs import note_refusal
 from mediagate.storage.base import BlobNotFound
 from mediagate.thumbcache import ThumbCache, variant_key
 
@@ -421,6 +422,7 @@ async def read(request: Request, bucket: str, path: str) -> Response:
         conf = BucketConf.of(found.settings)
         return await object_response(request, obj, head=head, inline_active=conf.inline_active)
     except MediagateError as exc:
+        note_refusal(exc)
         return error_response(exc.status, exc.message)
 
 

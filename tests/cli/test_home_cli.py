@@ -104,7 +104,8 @@ def test_serve_answers_healthz(tmp_path: Path) -> None:
     server = LiveServer(tmp_path).start()
     try:
         response = httpx.get(f"{server.url}/healthz")
-        assert response.status_code == 200 and response.json() == {"status": "ok"}
+        assert response.status_code == 200
+        assert response.json() == {"status": "ok", "catalog": "ok", "storage": "ok", "disk": "ok"}
         assert response.headers["x-request-id"]
     finally:
         server.stop()

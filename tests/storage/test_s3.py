@@ -20,6 +20,7 @@ from botocore.exceptions import ClientError
 
 from mediagate.config import Settings
 from mediagate.core.buckets import create_bucket
+from mediagate.core.errors import StorageUnavailable
 from mediagate.core.gateway import Gateway
 from mediagate.core.grant import UploadGrant
 from mediagate.services import build_gateway, init_home
@@ -110,16 +111,17 @@ def test_from_settings_uses_every_s3_setting(s3_server: MotoServer, tmp_path: Pa
 
 
 def test_a_vanished_bucket_is_not_mistaken_for_a_missing_blob(s3_server: MotoServer) -> None:
-    """GetObject's NoSuchBucket is an operational failure (a 500 to fix), not 'no such blob' (a 404
-    that would make readers think the object is gone)."""
+    """GetObject's NoSuchBucket is an operational failure (storage unavailable, a 503), not 'no such
+    blob' (a 404 that would make readers think the object is gone)."""
     bucket = new_bucket_name()
     storage = make_s3_storage(s3_server, bucket=bucket)
     assert not storage.exists("abc")  # creates the bucket
     s3_client(s3_server).delete_bucket(Bucket=bucket)
-    with pytest.raises(ClientError) as info:
+    with pytest.raises(StorageUnavailable) as info:
         storage.open("abc")
-    assert not isinstance(info.value, BlobNotFound)
-    assert info.value.response["Error"]["Code"] == "NoSuchBucket"
+    cause = info.value.__cause__
+    assert isinstance(cause, ClientError) and not isinstance(cause, BlobNotFound)
+    assert cause.response["Error"]["Code"] == "NoSuchBucket"
 
 
 # -- multipart ---------------------------------------------------------------------------------------

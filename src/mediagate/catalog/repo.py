@@ -53,6 +53,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
+from mediagate.catalog import faults
 from mediagate.catalog.batch import GroupCommitter
 from mediagate.catalog.models import (
     Bucket,
@@ -222,6 +223,8 @@ class Catalog:
             threading.RLock() if url.startswith("sqlite") else nullcontext()
         )
         self._committer = GroupCommitter(self._write_connection, self._replay, is_race=lost_race)
+        for engine in {self.engine, self._reader_engine}:
+            faults.watch(engine)  # a database outage is a CatalogUnavailable, not a driver error
 
     def close(self) -> None:
         self._committer.close()

@@ -10,4 +10,21 @@ from mediagate.cli.common import app
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except Exception as exc:
+        # a wrong database_url, an unreachable database or S3: one line, not a traceback
+        from pydantic import ValidationError
+
+        from mediagate.cli.common import State, err_console
+        from mediagate.startup import explain
+
+        try:
+            settings = State.settings()
+        except ValidationError:
+            settings = None
+        problem = explain(exc, settings)
+        if problem is None:
+            raise
+        err_console.print(f"[bold red]error:[/] {problem}", highlight=False, soft_wrap=True)
+        raise SystemExit(1) from None

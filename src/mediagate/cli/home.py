@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 
 import typer
 
+from mediagate import logs
 from mediagate.cli.common import State, app, console, fail, print_credentials
+from mediagate.logs import LogFormat
 
 
 @app.command()
@@ -49,6 +51,9 @@ def serve(
         Path | None, typer.Option(help="Serve HTTPS with this PEM certificate (chain); needs --ssl-keyfile.")
     ] = None,
     ssl_keyfile: Annotated[Path | None, typer.Option(help="The PEM private key of --ssl-certfile.")] = None,
+    log_format: Annotated[
+        str | None, typer.Option(help="Server log lines: text, or json (one object per line).")
+    ] = None,
 ) -> None:
     """Serve every dialect on one port."""
     import os
@@ -60,8 +65,13 @@ def serve(
         raise fail(f"{settings.home} is not a mediagate home", f"run `mediagate --home {settings.home} init`")
     check_tls(ssl_certfile, ssl_keyfile)
     os.environ["MEDIAGATE_HOME"] = str(settings.home)
-    scheme = "https" if ssl_certfile else "http"
-    console.print(f"mediagate serving {settings.home} on {scheme}://{host}:{port}")
+    _log_settings(log_format, log_level)
+    from mediagate.startup import preflight
+
+    preflight(settings)  # a wrong database_url, an unreachable database or S3: one line, exit 1
+    if settings_log_format(log_format) != "json":  # a JSON log stays JSON: uvicorn says where it listens
+        scheme = "https" if ssl_certfile else "http"
+        console.print(f"mediagate serving {settings.home} on {scheme}://{host}:{port}")
     uvicorn.run(
         "mediagate.app:app_from_env",
         factory=True,
@@ -71,6 +81,8 @@ def serve(
         log_level=log_level,
         proxy_headers=False,
         server_header=False,
+        access_log=False,  # mediagate.logs writes one access line per request instead
+        log_config=logs.uvicorn_log_config(settings_log_format(log_format)),
         h11_max_incomplete_event_size=settings.max_header_size * 4,
         http="mediagate.httpserver:HTTPProtocol",
         ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
@@ -97,3 +109,19 @@ def check_tls(certfile: Path | None, keyfile: Path | None) -> None:
             f"cannot use {certfile} with {keyfile}: {exc.strerror or exc}",
             "the certificate and key must be PEM files that belong together",
         ) from None
+
+
+def _log_settings(log_format: str | None, log_level: str) -> None:
+    """Hand the log flags to the workers (they read their settings from the environment)."""
+    import os
+
+    if log_format is not None:
+        if log_format not in ("text", "json"):
+            raise fail(f"--log-format must be text or json, not {log_format!r}")
+        os.environ["MEDIAGATE_LOG_FORMAT"] = log_format
+    os.environ["MEDIAGATE_LOG_LEVEL"] = log_level
+
+
+def settings_log_format(flag: str | None) -> LogFormat:
+    """The log format in force: the flag, else the home's setting (environment, mediagate.toml)."""
+    return cast(LogFormat, flag) if flag is not None else State.settings().log_format

@@ -27,6 +27,7 @@ RESERVED = frozenset(
         "docs",
         "openapi.json",
         "healthz",
+        "livez",
         "metrics",
         "ui",
         "static",

@@ -20,10 +20,21 @@ MediagateError is a bug and becomes a 500.
     ├── PayloadTooLarge (413)
     ├── RangeNotSatisfiable (416)
     ├── UnsupportedMedia (415)      the bytes are not what the grant requires (e.g. not an image)
-    └── NotSupported (501→400)      a feature the request asks for that we do not offer yet
+    ├── NotSupported (501→400)      a feature the request asks for that we do not offer yet
+    ├── Unavailable (503)           a dependency is down; the client may retry later
+    │   ├── CatalogUnavailable      the database (translated at the catalog's border)
+    │   └── StorageUnavailable      the blob store (translated at the S3 backend's border), or a
+    │                               local disk gone read-only or failing
+    └── InsufficientStorage (507)   the disk (or the database's disk) is full
+
+Infrastructure failures keep their cause chained (``raise ... from exc``): the log line names it,
+the client sees only the safe message. :func:`from_os_error` is the one place that decides which
+``OSError`` means a full or failed disk (the front door applies it to whatever escapes a dialect).
 """
 
 from __future__ import annotations
+
+import errno
 
 
 class MediagateError(Exception):
@@ -123,3 +134,41 @@ class UnsupportedMedia(MediagateError):
 class NotSupported(BadRequest):
     code = "not_supported"
     default_message = "not supported yet"
+
+
+class Unavailable(MediagateError):
+    """A dependency is down or refusing us; nothing was changed, the client may retry."""
+
+    code = "service_unavailable"
+    status = 503
+    default_message = "the service is temporarily unavailable; retry later"
+
+
+class CatalogUnavailable(Unavailable):
+    code = "catalog_unavailable"
+    default_message = "the catalog database is unavailable; retry later"
+
+
+class StorageUnavailable(Unavailable):
+    code = "storage_unavailable"
+    default_message = "the object storage is unavailable; retry later"
+
+
+class InsufficientStorage(MediagateError):
+    code = "insufficient_storage"
+    status = 507
+    default_message = "the server has no space left to store this upload"
+
+
+_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+_DISK_FAILED = frozenset({errno.EROFS, errno.EIO})
+
+
+def from_os_error(exc: BaseException) -> MediagateError | None:
+    """The core error for an OS-level failure the client should hear about (a full disk or quota;
+    a disk gone read-only or failing), or None when ``exc`` is something else (a bug, then)."""
+    if isinstance(exc, OSError) and exc.errno in _FULL:
+        return InsufficientStorage()
+    if isinstance(exc, OSError) and exc.errno in _DISK_FAILED:
+        return StorageUnavailable("the server's disk cannot be written; retry later")
+    return None

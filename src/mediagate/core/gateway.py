@@ -49,6 +49,7 @@ from mediagate.core.preprocess import preprocess, wants_processing
 from mediagate.core.savekey import FileFacts
 from mediagate.core.secrets import SecretBox
 from mediagate.core.staging import StagingArea, sweep
+from mediagate.logs import describe, is_outage, note_bucket
 from mediagate.media.limits import ImageLimits
 from mediagate.storage.base import BlobNotFound, Storage
 
@@ -159,6 +160,7 @@ class Gateway:
         if found is None:
             return None
         cred, bucket = found
+        note_bucket(bucket.name)  # the access line names the bucket the key belongs to
         return bucket, self.secrets.open(cred.sealed_secret)
 
     async def add_key(self, bucket: Bucket, kind: str, key_id: str, secret: str) -> None:
@@ -760,5 +762,8 @@ async def _file_chunks(path: Path, size: int = 1024 * 1024) -> AsyncIterator[byt
 async def _quietly(fn: Any, *args: Any) -> None:
     try:
         await to_thread.run_sync(fn, *args)
-    except Exception:  # cleanup must not hide the original error
-        log.exception("cleanup failed")
+    except Exception as exc:  # cleanup must not hide the original error
+        if is_outage(exc):  # the request's own access line already names the outage
+            log.debug("cleanup failed during an outage: %s", describe(exc))
+        else:
+            log.exception("cleanup failed")

@@ -38,6 +38,7 @@ from anyio import to_thread
 
 from mediagate.core.errors import BadRequest, Forbidden
 from mediagate.core.gateway import Gateway
+from mediagate.logs import FailureStreak
 
 if TYPE_CHECKING:  # imported where a call is made: most servers never make one (~3 MB of RSS)
     import httpx
@@ -364,13 +365,16 @@ async def deliver_due(gw: Gateway) -> int:
 async def delivery_loop(gw: Gateway) -> None:
     """Deliver notifications until cancelled; never raises (errors are logged and retried)."""
     wake = _waker()
+    streak = FailureStreak(log, "notification delivery round")  # an outage: one line, not one a second
     while True:
         wake.clear()
         try:
             busy = await deliver_due(gw)
-        except Exception:
-            log.exception("notification delivery round failed")
+        except Exception as exc:
+            streak.failed(exc)
             busy = 0
+        else:
+            streak.succeeded()
         if busy >= CLAIM_BATCH:
             continue
         with contextlib.suppress(TimeoutError):

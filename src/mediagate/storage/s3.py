@@ -21,13 +21,16 @@ HeadObject                 ``size``, ``exists``            s3:GetObject (+ s3:Li
 DeleteObject               ``delete``                      s3:DeleteObject
 =========================  ==============================  ===========================================
 
-botocore's ``NoSuchKey``/``404`` become :class:`BlobNotFound` here, at the border; every other
-``ClientError`` is an operational failure and propagates. Memory is bounded: a ``put`` holds at
-most ``max_concurrency`` parts of ``part_size`` bytes, reads hold one chunk at a time.
+botocore's ``NoSuchKey``/``404`` become :class:`BlobNotFound` here, at the border; an endpoint that
+cannot be reached, answers 5xx or refuses us (every other botocore error) becomes the core's
+``StorageUnavailable`` (503) in :func:`_outage`, with botocore's error chained for the log.
+Memory is bounded: a ``put`` holds at most ``max_concurrency`` parts of ``part_size`` bytes,
+reads hold one chunk at a time.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Iterator
@@ -35,10 +38,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
+from boto3.exceptions import Boto3Error
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
+from mediagate.core.errors import StorageUnavailable
 from mediagate.storage.base import CHUNK_SIZE, BlobNotFound, check_blob_id
 
 if TYPE_CHECKING:
@@ -52,6 +57,15 @@ _NOT_FOUND = frozenset({"NoSuchKey", "404", "NotFound"})
 
 def _error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+@contextlib.contextmanager
+def _outage() -> Iterator[None]:
+    """botocore/boto3 failures that are not a missing blob become ``StorageUnavailable``."""
+    try:
+        yield
+    except (BotoCoreError, ClientError, Boto3Error) as exc:
+        raise StorageUnavailable() from exc
 
 
 class S3Storage:
@@ -114,7 +128,8 @@ class S3Storage:
     # -- helpers -------------------------------------------------------------------------------
 
     def _key(self, blob_id: str) -> str:
-        self._ensure_bucket()
+        with _outage():
+            self._ensure_bucket()
         return self.prefix + check_blob_id(blob_id)
 
     def _ensure_bucket(self) -> None:
@@ -154,19 +169,21 @@ class S3Storage:
         kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
         if byte_range is not None:
             kwargs["Range"] = byte_range
-        try:
-            return self.client.get_object(**kwargs)
-        except ClientError as exc:
-            if _error_code(exc) in _NOT_FOUND:
-                raise BlobNotFound(blob_id) from exc
-            raise
+        with _outage():
+            try:
+                return self.client.get_object(**kwargs)
+            except ClientError as exc:
+                if _error_code(exc) in _NOT_FOUND:
+                    raise BlobNotFound(blob_id) from exc
+                raise
 
     # -- the Storage protocol --------------------------------------------------------------------
 
     def put(self, blob_id: str, source: Path) -> None:
         """Upload ``source`` (multipart above the threshold), then delete it."""
-        key = self._key(blob_id)
-        self.client.upload_file(str(source), self.bucket, key, Config=self.transfer)
+        with _outage():
+            key = self._key(blob_id)
+            self.client.upload_file(str(source), self.bucket, key, Config=self.transfer)
         source.unlink(missing_ok=True)
 
     def open(self, blob_id: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
@@ -179,20 +196,21 @@ class S3Storage:
             byte_range = f"bytes={start}-{'' if end is None else end - 1}"
         try:
             response = self._get(key, blob_id, byte_range)
-        except ClientError as exc:
-            if _error_code(exc) == "InvalidRange":  # start at or past the end (or an empty blob)
-                return iter(())
+        except StorageUnavailable as exc:
+            if isinstance(exc.__cause__, ClientError) and _error_code(exc.__cause__) == "InvalidRange":
+                return iter(())  # start at or past the end (or an empty blob)
             raise
         return _stream(response["Body"])
 
     def size(self, blob_id: str) -> int:
         key = self._key(blob_id)
-        try:
-            return int(self.client.head_object(Bucket=self.bucket, Key=key)["ContentLength"])
-        except ClientError as exc:
-            if _error_code(exc) in _NOT_FOUND:
-                raise BlobNotFound(blob_id) from exc
-            raise
+        with _outage():
+            try:
+                return int(self.client.head_object(Bucket=self.bucket, Key=key)["ContentLength"])
+            except ClientError as exc:
+                if _error_code(exc) in _NOT_FOUND:
+                    raise BlobNotFound(blob_id) from exc
+                raise
 
     def exists(self, blob_id: str) -> bool:
         try:
@@ -202,7 +220,9 @@ class S3Storage:
         return True
 
     def delete(self, blob_id: str) -> None:
-        self.client.delete_object(Bucket=self.bucket, Key=self._key(blob_id))
+        key = self._key(blob_id)
+        with _outage():
+            self.client.delete_object(Bucket=self.bucket, Key=key)
 
     def assemble(self, part_ids: list[str], dest: Path) -> None:
         """Stream each part's GetObject body into ``dest`` in turn: one chunk in memory."""
@@ -221,6 +241,7 @@ class S3Storage:
 def _stream(body: Any) -> Iterator[bytes]:
     """A GetObject body chunk by chunk; the connection is released even if the reader stops early."""
     try:
-        yield from body.iter_chunks(CHUNK_SIZE)
+        with _outage():
+            yield from body.iter_chunks(CHUNK_SIZE)
     finally:
         body.close()

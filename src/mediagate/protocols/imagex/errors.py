@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse
 
 from mediagate.core.errors import MediagateError
 from mediagate.http import request_id
+from mediagate.logs import note_refusal
 
 VERSION = "2018-08-01"
 SERVICE = "ImageX"
@@ -46,6 +47,11 @@ _FROM_CORE = {
     "not_supported": "InvalidParameter",
     "invalid_url": "InvalidParameter",
     "url_not_allowed": "AccessDenied",
+    "internal_error": "InternalError",
+    "service_unavailable": "ServiceUnavailable",
+    "catalog_unavailable": "ServiceUnavailable",
+    "storage_unavailable": "ServiceUnavailable",
+    "insufficient_storage": "InsufficientStorage",
 }
 
 _CODE_N = {
@@ -71,6 +77,7 @@ _CODE_N = {
 
 
 def imagex_code(exc: MediagateError) -> tuple[str, int]:
+    note_refusal(exc)
     code = _FROM_CORE.get(exc.code, exc.code)
     if code == exc.code and "_" in code:  # a core code we have no name for
         code = "InvalidParameter" if exc.status < 500 else "InternalError"
@@ -107,5 +114,6 @@ def upload_error(request: Request, exc: MediagateError) -> JSONResponse:
 
 
 def token_error(exc: MediagateError) -> JSONResponse:
+    note_refusal(exc)
     ret = "1014" if exc.status == 401 else str(exc.status)
     return JSONResponse({"ret": ret, "errmsg": exc.message, "data": None}, status_code=exc.status)

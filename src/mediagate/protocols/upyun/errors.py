@@ -17,6 +17,7 @@ from typing import Any
 from starlette.responses import JSONResponse
 
 from mediagate.core.errors import MediagateError
+from mediagate.logs import note_refusal
 
 _CODE_INDEX = {
     "bad_request": 1,
@@ -62,6 +63,11 @@ _CODE_INDEX = {
     "range_not_satisfiable": 1,
     "unsupported_media": 1,
     "not_an_image": 2,
+    "internal_error": 1,
+    "service_unavailable": 1,
+    "catalog_unavailable": 2,
+    "storage_unavailable": 3,
+    "insufficient_storage": 1,
 }
 
 
@@ -70,11 +76,13 @@ def upyun_code(exc: MediagateError) -> int:
 
 
 def rest_error(exc: MediagateError, request_id: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    note_refusal(exc)
     body: dict[str, Any] = {"msg": exc.message, "code": upyun_code(exc), "id": request_id}
     return JSONResponse(body, status_code=exc.status, headers=headers)
 
 
 def form_error_body(exc: MediagateError) -> dict[str, Any]:
+    note_refusal(exc)
     return {
         "code": exc.status,
         "message": exc.message,

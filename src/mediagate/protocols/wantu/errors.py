@@ -14,6 +14,8 @@ prints responses as header lines.
 | folder not empty                             | 400  | NonEmpty               |
 | not supported yet                            | 400  | NotSupported           |
 | any other 4xx (bad field, size, type, md5 …) | 400  | InvalidArgument        |
+| a dependency down (catalog, storage)         | 503  | ServiceUnavailable     |
+| no space left                                | 507  | InsufficientStorage    |
 | anything else                                | 500  | InternalError          |
 """
 
@@ -25,6 +27,7 @@ from urllib.parse import quote
 from starlette.responses import JSONResponse
 
 from mediagate.core.errors import Expired, MediagateError
+from mediagate.logs import note_refusal
 
 AUTHENTICATION_FAILED = "AuthenticationFailed"
 INVALID_ARGUMENT = "InvalidArgument"
@@ -34,6 +37,8 @@ NON_EMPTY = "NonEmpty"
 NOT_SUPPORTED = "NotSupported"
 METHOD_NOT_ALLOWED = "MethodNotAllowed"
 INTERNAL_ERROR = "InternalError"
+SERVICE_UNAVAILABLE = "ServiceUnavailable"
+INSUFFICIENT_STORAGE = "InsufficientStorage"
 
 _DUPLICATE = frozenset({"key_exists", "folder_exists", "is_folder", "not_a_folder"})
 
@@ -54,6 +59,10 @@ def wantu_code(exc: MediagateError) -> tuple[int, str]:
         return 400, NOT_SUPPORTED
     if 400 <= exc.status < 500:
         return 400, INVALID_ARGUMENT
+    if exc.status == 503:
+        return 503, SERVICE_UNAVAILABLE
+    if exc.status == 507:
+        return 507, INSUFFICIENT_STORAGE
     return 500, INTERNAL_ERROR
 
 
@@ -75,6 +84,7 @@ def as_headers(fields: dict[str, Any]) -> dict[str, str]:
 
 
 def error_response(exc: MediagateError, request_id: str) -> JSONResponse:
+    note_refusal(exc)
     status, code = wantu_code(exc)
     body = {"code": code, "message": exc.message, "msg": exc.message, "requestId": request_id}
     headers = as_headers({"code": code, "message": exc.message, "requestId": request_id})

@@ -1,0 +1,51 @@
+"""The catalog's border for infrastructure failures: a database that is down, restarting, busy past
+its timeout or out of disk becomes a core error here (503 / 507), so no dialect ever renders a
+driver exception as a bare 500.
+
+:func:`watch` registers :func:`translate` as an engine's ``handle_error`` hook. It leaves alone what
+a caller handles itself or what is a bug: unique-key races, deadlocks and serialisation failures
+(:meth:`Catalog._retry` replays those), pre-ping failures (the pool reconnects by itself) and
+programming errors (they stay 500s, to be fixed). The driver's error stays chained as the cause,
+for the log line; the client sees only the core error's safe message.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine, event
+from sqlalchemy.engine import ExceptionContext
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+from mediagate.core.errors import CatalogUnavailable, InsufficientStorage
+
+_REPLAYED_SQLSTATES = frozenset({"40001", "40P01"})  # serialization_failure, deadlock_detected
+_DISK_FULL_SQLSTATE = "53100"  # PostgreSQL disk_full
+_SQLITE_FULL = 13  # "database or disk is full"
+_SQLITE_OUTAGE = frozenset({5, 6, 10, 14, 15})
+"""SQLite's primary result codes that mean the file is out of reach, not that the statement is
+wrong (SQLite reports both as OperationalError): BUSY and LOCKED past the busy timeout, IOERR,
+CANTOPEN, PROTOCOL."""
+
+
+def watch(engine: Engine) -> None:
+    event.listen(engine, "handle_error", translate)
+
+
+def translate(ctx: ExceptionContext) -> None:
+    """Raise the core error for an infrastructure failure; return (keep the driver's error) else."""
+    if ctx.is_pre_ping:
+        return
+    original = ctx.original_exception
+    sqlite_code = getattr(original, "sqlite_errorcode", None)
+    if sqlite_code is not None:
+        if sqlite_code & 0xFF == _SQLITE_FULL:
+            raise InsufficientStorage("the catalog database has no space left; retry later") from original
+        if sqlite_code & 0xFF in _SQLITE_OUTAGE:
+            raise CatalogUnavailable() from original
+        return
+    sqlstate = getattr(original, "sqlstate", None)
+    if sqlstate == _DISK_FULL_SQLSTATE:
+        raise InsufficientStorage("the catalog database has no space left; retry later") from original
+    if sqlstate in _REPLAYED_SQLSTATES:
+        return
+    if ctx.is_disconnect or isinstance(ctx.sqlalchemy_exception, OperationalError | InterfaceError):
+        raise CatalogUnavailable() from original

@@ -1,0 +1,231 @@
+"""The server's log: one access line per request, as text or as JSON lines.
+
+Every request gets one :class:`RequestRecord` (set by :class:`mediagate.frontdoor.FrontDoor` in a
+context variable). Code that learns something the operator should see fills it in: the dialect's
+error renderer calls :func:`note_refusal` with the error it answers, the gateway calls
+:func:`note_bucket` when a request's credentials name its bucket. When the response is done the
+front door writes the record as one line on the ``mediagate.access`` logger:
+
+    access rid=… dialect=upyun-rest bucket=photos method=PUT path=/photos/a.jpg status=401 ms=2.1
+    reason="signature_mismatch: the signature does not match"
+
+Never a secret: the query string is left out (it carries signatures and tokens), no header is
+logged, and a reason is the error's code and its client-safe message; for a 5xx the cause adds
+only the failing component's exception type and the first line of its message.
+
+Level: INFO for answers below 500, WARNING for 503/507 (a dependency is down), ERROR for any other
+5xx (a bug), DEBUG for a passing health check; the traceback of an unexpected exception is added
+only when DEBUG is enabled.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from mediagate.core.errors import MediagateError, from_os_error
+
+LogFormat = Literal["text", "json"]
+
+access_log = logging.getLogger("mediagate.access")
+
+_HANDLER_MARK = "_mediagate_handler"
+MAX_FIELD = 300
+"""Longest value logged for a path or reason (a hostile client chooses them)."""
+
+
+@dataclass
+class RequestRecord:
+    """What the access line says about one request."""
+
+    request_id: str
+    method: str
+    path: str
+    dialect: str = "-"
+    bucket: str = ""
+    started: float = field(default_factory=time.monotonic)
+    reason: str = ""
+    cause: str = ""
+    exc: BaseException | None = None
+
+    def fields(self, status: int) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "rid": self.request_id,
+            "dialect": self.dialect,
+            "bucket": self.bucket or "-",
+            "method": self.method,
+            "path": _clip(self.path),
+            "status": status,
+            "ms": round((time.monotonic() - self.started) * 1000, 1),
+        }
+        if status >= 400:
+            out["reason"] = _clip(self.reason or "-")
+            if self.cause:
+                out["cause"] = _clip(self.cause)
+        return out
+
+
+_current: ContextVar[RequestRecord | None] = ContextVar("mediagate_request", default=None)
+
+
+def begin(record: RequestRecord) -> None:
+    _current.set(record)
+
+
+def current() -> RequestRecord | None:
+    return _current.get()
+
+
+def note_refusal(exc: MediagateError) -> None:
+    """The error this request is answered with (called by each dialect's renderer)."""
+    record = _current.get()
+    if record is None:
+        return
+    record.reason = f"{exc.code}: {exc.message}"
+    if exc.status >= 500 and exc.__cause__ is not None:
+        record.cause = describe(exc.__cause__)
+
+
+def note_bucket(name: str) -> None:
+    """The bucket the request's credentials belong to (Wantu and ImageX name it by key only)."""
+    record = _current.get()
+    if record is not None and not record.bucket:
+        record.bucket = name
+
+
+def describe(exc: BaseException) -> str:
+    """``Type: first line of the message``: enough to tell which component failed and how, without
+    the SQL parameters or response bodies that later lines of some messages carry."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
+def is_outage(exc: BaseException) -> bool:
+    """A dependency down or a disk full (503/507), as opposed to a bug."""
+    error = exc if isinstance(exc, MediagateError) else from_os_error(exc)
+    return error is not None and error.status in (503, 507)
+
+
+def write_access(record: RequestRecord, status: int) -> None:
+    level = logging.INFO if status < 500 else logging.WARNING if status in (503, 507) else logging.ERROR
+    if record.dialect == "ops" and status < 400:
+        level = logging.DEBUG  # a load balancer's health checks, every few seconds: not news
+    if not access_log.isEnabledFor(level):
+        return
+    exc_info = record.exc if record.exc is not None and access_log.isEnabledFor(logging.DEBUG) else None
+    access_log.log(level, "access", extra={"fields": record.fields(status)}, exc_info=exc_info)
+
+
+def _clip(value: str) -> str:
+    return value if len(value) <= MAX_FIELD else value[:MAX_FIELD] + "…"
+
+
+# -- formatting ---------------------------------------------------------------------------------------
+
+
+class TextFormatter(logging.Formatter):
+    """``<time> <LEVEL> <logger> <message> key=value …``; values with spaces are quoted."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        extra: dict[str, Any] = getattr(record, "fields", {})
+        if not extra:
+            return line
+        head, sep, tail = line.partition("\n")  # a traceback (debug only) stays after the fields
+        pairs = " ".join(f"{k}={_text_value(v)}" for k, v in extra.items())
+        return f"{head} {pairs}{sep}{tail}"
+
+
+def _text_value(value: object) -> str:
+    text = str(value)
+    if text and all(c.isprintable() and c not in ' "=' for c in text):
+        return text
+    return json.dumps(text, ensure_ascii=True)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ``ts``, ``level``, ``logger``, ``msg`` and the record's fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "ts": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        out.update(getattr(record, "fields", {}))
+        if record.exc_info:
+            out["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(out, ensure_ascii=False, default=str)
+
+
+def configure(log_format: LogFormat = "text", level: str = "info") -> None:
+    """Give the ``mediagate`` logger its one stderr handler (once per process; a second call only
+    changes format and level). Records do not propagate to the root logger, so a host application's
+    or uvicorn's handlers never print them twice."""
+    logger = logging.getLogger("mediagate")
+    handler = next((h for h in logger.handlers if getattr(h, _HANDLER_MARK, False)), None)
+    if handler is None:
+        handler = logging.StreamHandler(sys.stderr)
+        setattr(handler, _HANDLER_MARK, True)
+        logger.addHandler(handler)
+    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
+    logger.setLevel(level.upper())
+    logger.propagate = False
+
+
+class FailureStreak:
+    """A background job's failures, logged the way an operator can read them: a dependency outage
+    (a core error with status 503/507) once when it starts, as one line naming the cause, and once
+    when the job works again; anything else is a bug and keeps its traceback every time."""
+
+    def __init__(self, logger: logging.Logger, what: str) -> None:
+        self.logger = logger
+        self.what = what
+        self.failing = False
+
+    def failed(self, exc: BaseException) -> None:
+        error = exc if isinstance(exc, MediagateError) else from_os_error(exc)
+        if error is None or not is_outage(error):
+            self.logger.exception("%s failed", self.what, exc_info=exc)
+            return
+        if not self.failing:
+            cause = error.__cause__ if error is exc else exc
+            detail = f" ({describe(cause)})" if cause is not None else ""
+            self.logger.warning("%s failed: %s: %s%s", self.what, error.code, error.message, detail)
+        self.failing = True
+
+    def succeeded(self) -> None:
+        if self.failing:
+            self.logger.warning("%s works again", self.what)
+        self.failing = False
+
+
+def uvicorn_log_config(log_format: LogFormat) -> dict[str, Any]:
+    """uvicorn's ``log_config`` for ``mediagate serve``: its own lines (start-up, shutdown, protocol
+    warnings) in the same format as ours, so a JSON log is JSON throughout; its access log off."""
+    formatter = JsonFormatter if log_format == "json" else TextFormatter
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"mediagate": {"()": f"{formatter.__module__}.{formatter.__qualname__}"}},
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "formatter": "mediagate",
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "loggers": {
+            "uvicorn": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+            "uvicorn.access": {"handlers": [], "propagate": False},
+        },
+    }

@@ -1,0 +1,357 @@
+"""Infrastructure faults, for real: S3 out of reach, PostgreSQL out of reach, a full disk.
+
+During each outage every dialect answers in its own error shape with 503 (507 for a full disk),
+the log gets exactly one line per failed request (its access line, naming the cause; no
+traceback), a keep-alive client's next request works, ``/healthz`` says which dependency is down
+while ``/livez`` stays 200, and once the dependency is back uploads work again without a restart.
+
+Faults are real: a TCP proxy between mediagate and the dependency is cut (connections dropped,
+then refused), and a disk is filled (a small tmpfs where mounting is permitted; otherwise a file
+size limit on the server process, which makes writes fail the same way with EFBIG).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import resource
+import subprocess
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from mediagate.core.buckets import BucketCredentials, create_bucket
+from mediagate.services import build_gateway
+from tests.conftest import POSTGRES_URL, LiveServer, make_home
+from tests.support import uploads
+from tests.support.moto import MotoServer, new_bucket_name
+from tests.support.pg import fresh_schema
+from tests.support.proxy import TcpProxy
+from tests.support.serverlog import access_record, mark, records_since
+
+JSON_LOGS = {"MEDIAGATE_LOG_FORMAT": "json"}
+DATA = b"outage test bytes " * 64
+
+
+def new_bucket(home: Path, **settings: Any) -> BucketCredentials:
+    gw = build_gateway(make_home(home, **settings), migrate=False)
+    try:
+        return create_bucket(gw.catalog, gw.secrets, f"b{uuid.uuid4().hex[:12]}")
+    finally:
+        gw.catalog.close()
+
+
+def assert_one_quiet_line(
+    server: LiveServer, offset: int, resp: httpx.Response, status: int, code: str
+) -> None:
+    """The failed request left one access line, at WARNING, naming the error and its cause, and the
+    log holds no traceback and nothing but JSON lines (uvicorn's "Exception in ASGI application"
+    would be plain text)."""
+    record = access_record(server, offset, resp.headers["x-request-id"])
+    assert record["status"] == status and record["level"] == "warning", record
+    assert record["reason"].startswith(f"{code}: "), record
+    assert record["cause"], record
+    assert not any("traceback" in r or "Traceback" in r.get("msg", "") for r in records_since(server, offset))
+
+
+def assert_next_request_works(client: httpx.Client, failed: httpx.Response) -> None:
+    """A keep-alive client carries on: either the connection stayed usable or the answer said
+    ``Connection: close`` (httpx then opens a new one); a silently dropped connection fails here."""
+    assert client.get("/livez").status_code == 200
+
+
+@dataclass
+class Case:
+    name: str
+    upload: uploads.Upload
+    check: Any
+
+
+def cases(server: LiveServer, status: int) -> list[Case]:
+    """Each dialect's upload and the check of its error shape for ``status`` (503 or 507)."""
+    wantu_code = {503: "ServiceUnavailable", 507: "InsufficientStorage"}[status]
+    imagex_code = {503: "ServiceUnavailable", 507: "InsufficientStorage"}[status]
+    return [
+        Case("upyun-rest", uploads.upyun_rest, lambda r: uploads.assert_upyun_rest_error(r, status)),
+        Case("upyun-form", uploads.upyun_form, lambda r: uploads.assert_upyun_form_error(r, status)),
+        Case("wantu", uploads.wantu, lambda r: uploads.assert_wantu_error(r, status, wantu_code)),
+        Case(
+            "imagex",
+            uploads.imagex(server),
+            lambda r: uploads.assert_imagex_upload_error(r, status, imagex_code),
+        ),
+    ]
+
+
+# -- S3 ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def s3_outage(
+    s3_server: MotoServer, tmp_path: Path
+) -> Iterator[tuple[LiveServer, TcpProxy, BucketCredentials]]:
+    proxy = TcpProxy(s3_server.port).start()
+    env = s3_server.env(new_bucket_name()) | {"MEDIAGATE_S3_ENDPOINT_URL": f"http://127.0.0.1:{proxy.port}"}
+    creds = new_bucket(tmp_path / "home")
+    server = LiveServer(tmp_path / "home", env=env | JSON_LOGS).start()
+    yield server, proxy, creds
+    server.stop()
+    proxy.cut()
+
+
+def test_s3_down_is_each_dialects_503_and_recovers(
+    s3_outage: tuple[LiveServer, TcpProxy, BucketCredentials],
+) -> None:
+    server, proxy, creds = s3_outage
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        assert uploads.upyun_rest(client, creds, DATA).status_code == 200
+        proxy.cut()
+        for case in cases(server, 503):
+            offset = mark(server)
+            resp = case.upload(client, creds, DATA)
+            body = case.check(resp)
+            assert "storage" in str(body).lower(), (case.name, body)
+            assert_one_quiet_line(server, offset, resp, 503, "storage_unavailable")
+            assert_next_request_works(client, resp)
+
+        offset = mark(server)
+        read = client.get(f"/{creds.bucket}/outage/rest.bin")  # public read: the plain JSON error
+        assert read.status_code == 503 and read.json()["code"] == 503, read.text
+        assert_one_quiet_line(server, offset, read, 503, "storage_unavailable")
+
+        health = client.get("/healthz")
+        assert health.status_code == 503, health.text
+        assert health.json()["status"] == "unavailable"
+        assert health.json()["catalog"] == "ok" and health.json()["storage"].startswith("unavailable")
+        assert client.get("/livez").status_code == 200
+
+        proxy.restore()
+        assert client.get("/healthz").json() == {
+            "status": "ok",
+            "catalog": "ok",
+            "storage": "ok",
+            "disk": "ok",
+        }
+        for case in cases(server, 503):
+            assert case.upload(client, creds, DATA).status_code == 200, case.name
+    assert "Traceback" not in server.log()
+
+
+# -- PostgreSQL ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def pg_outage(tmp_path: Path) -> Iterator[tuple[LiveServer, TcpProxy, BucketCredentials]]:
+    with fresh_schema() as url:
+        direct = make_url(url)
+        proxy = TcpProxy(direct.port or 5432).start()
+        proxied = direct.set(port=proxy.port).render_as_string(hide_password=False)
+        creds = new_bucket(tmp_path / "home", database_url=url)
+        env = {"MEDIAGATE_DATABASE_URL": proxied} | JSON_LOGS
+        server = LiveServer(tmp_path / "home", env=env).start()
+        yield server, proxy, creds
+        server.stop()
+        proxy.cut()
+
+
+@pytest.mark.postgres
+def test_database_down_is_each_dialects_503_and_recovers(
+    pg_outage: tuple[LiveServer, TcpProxy, BucketCredentials],
+) -> None:
+    server, proxy, creds = pg_outage
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        assert uploads.upyun_rest(client, creds, DATA).status_code == 200
+        proxy.cut()
+        for case in cases(server, 503):
+            offset = mark(server)
+            resp = case.upload(client, creds, DATA)
+            if case.name == "imagex":  # ApplyImageUpload itself needs the catalog
+                body = uploads.assert_imagex_action_error(resp, 503, "ServiceUnavailable")
+            else:
+                body = case.check(resp)
+            assert "catalog" in str(body).lower(), (case.name, body)
+            assert_one_quiet_line(server, offset, resp, 503, "catalog_unavailable")
+            assert_next_request_works(client, resp)
+
+        health = client.get("/healthz")
+        assert health.status_code == 503, health.text
+        assert health.json()["catalog"].startswith("unavailable") and health.json()["storage"] == "ok"
+        assert client.get("/livez").status_code == 200
+
+        proxy.restore()
+        assert client.get("/healthz").status_code == 200
+        for case in cases(server, 503):
+            assert case.upload(client, creds, DATA).status_code == 200, case.name
+    assert "Traceback" not in server.log()
+
+
+@pytest.mark.postgres
+def test_database_restart_is_survived(pg_outage: tuple[LiveServer, TcpProxy, BucketCredentials]) -> None:
+    """PostgreSQL restarting ends every session (``pg_terminate_backend``, as a shutdown does): the
+    pool notices and reconnects, and no client sees an error for it."""
+    server, proxy, creds = pg_outage
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        for case in cases(server, 503):
+            assert case.upload(client, creds, DATA).status_code == 200, case.name
+        ports = proxy.upstream_ports()
+        assert ports
+        admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+        try:
+            with admin.connect() as conn:
+                ended = conn.execute(
+                    text(
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                        " WHERE client_addr = '127.0.0.1' AND client_port = ANY(:p)"
+                    ),
+                    {"p": ports},
+                ).scalar()
+        finally:
+            admin.dispose()
+        assert ended
+        offset = mark(server)
+        for case in cases(server, 503):
+            assert case.upload(client, creds, DATA).status_code == 200, case.name
+    assert not any(r["level"] != "info" for r in records_since(server, offset))
+
+
+# -- a full disk ---------------------------------------------------------------------------------------
+
+
+class FullDisk:
+    """Makes the server's staging writes fail for lack of space, and undoes it."""
+
+    def prepare(self, home: Path) -> None: ...
+
+    def fill(self, server: LiveServer) -> None: ...
+
+    def free(self, server: LiveServer) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class SmallTmpfs(FullDisk):
+    """The home's staging and blobs on a 4 MiB tmpfs (symlinked, so the log and the catalog stay
+    on the ordinary disk), filled by a file that leaves a few KiB."""
+
+    def __init__(self, root: Path) -> None:
+        self.mount = root / "disk"
+        self.mount.mkdir()
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(self.mount)], capture_output=True
+        )
+        if done.returncode != 0:
+            pytest.skip(f"mounting a tmpfs is not permitted here: {done.stderr.decode().strip()}")
+
+    def prepare(self, home: Path) -> None:
+        home.mkdir()
+        for sub in ("staging", "blobs"):
+            (self.mount / sub).mkdir()
+            (home / sub).symlink_to(self.mount / sub)
+
+    def fill(self, server: LiveServer) -> None:
+        with contextlib.suppress(OSError), open(self.mount / "filler", "wb") as f:
+            while True:
+                f.write(b"\0" * 4096)
+                f.flush()
+
+    def free(self, server: LiveServer) -> None:
+        (self.mount / "filler").unlink()
+
+    def close(self) -> None:
+        subprocess.run(["umount", "-l", str(self.mount)], check=False)
+
+
+class FileSizeLimit(FullDisk):
+    """A soft RLIMIT_FSIZE on the server process: a write past 1 MiB in any file fails (EFBIG;
+    Python ignores SIGXFSZ). Works anywhere, without privileges."""
+
+    LIMIT = 1024 * 1024
+
+    def prepare(self, home: Path) -> None:
+        home.mkdir()
+
+    def fill(self, server: LiveServer) -> None:
+        assert server.process is not None
+        resource.prlimit(server.process.pid, resource.RLIMIT_FSIZE, (self.LIMIT, resource.RLIM_INFINITY))
+
+    def free(self, server: LiveServer) -> None:
+        assert server.process is not None
+        unlimited = (resource.RLIM_INFINITY, resource.RLIM_INFINITY)  # the soft limit only was lowered
+        resource.prlimit(server.process.pid, resource.RLIMIT_FSIZE, unlimited)
+
+
+@pytest.fixture(params=["tmpfs", "file-size-limit"])
+def full_disk(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[LiveServer, FullDisk, BucketCredentials]]:
+    disk: FullDisk = SmallTmpfs(tmp_path) if request.param == "tmpfs" else FileSizeLimit()
+    home = tmp_path / "home"
+    try:
+        disk.prepare(home)
+        creds = new_bucket(home)
+        server = LiveServer(home, env=JSON_LOGS).start()
+        try:
+            yield server, disk, creds
+        finally:
+            server.stop()
+    finally:
+        disk.close()
+
+
+def test_full_disk_is_each_dialects_507_and_recovers(
+    full_disk: tuple[LiveServer, FullDisk, BucketCredentials],
+) -> None:
+    server, disk, creds = full_disk
+    big = b"x" * (2 * 1024 * 1024)
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        disk.fill(server)
+        for case in cases(server, 507):
+            offset = mark(server)
+            resp = case.upload(client, creds, big)
+            body = case.check(resp)
+            assert "space" in str(body).lower(), (case.name, body)
+            record = access_record(server, offset, resp.headers["x-request-id"])
+            assert record["status"] == 507 and record["reason"].startswith("insufficient_storage: "), record
+            assert_next_request_works(client, resp)
+        assert not list((server.home / "staging").iterdir()), "a failed upload left a staging file"
+        if isinstance(disk, SmallTmpfs):  # a file size limit leaves the disk's free space as it was
+            health = client.get("/healthz")
+            assert health.status_code == 503 and health.json()["disk"].startswith("unavailable: no space")
+
+        disk.free(server)
+        for case in cases(server, 507):
+            assert case.upload(client, creds, DATA).status_code == 200, case.name
+    assert "Traceback" not in server.log()
+
+
+def test_a_disk_gone_read_only_is_each_dialects_503(tmp_path: Path) -> None:
+    """A filesystem remounted read-only (what ext4 does after I/O errors) is an outage, not a bug."""
+    disk = SmallTmpfs(tmp_path)
+    home = tmp_path / "home"
+    try:
+        disk.prepare(home)
+        creds = new_bucket(home)
+        server = LiveServer(home, env=JSON_LOGS).start()
+        try:
+            with httpx.Client(base_url=server.url, timeout=60) as client:
+                subprocess.run(["mount", "-o", "remount,ro", str(disk.mount)], check=True)
+                for case in cases(server, 503):
+                    offset = mark(server)
+                    resp = case.upload(client, creds, DATA)
+                    case.check(resp)
+                    assert_one_quiet_line(server, offset, resp, 503, "storage_unavailable")
+                    assert_next_request_works(client, resp)
+                subprocess.run(["mount", "-o", "remount,rw", str(disk.mount)], check=True)
+                for case in cases(server, 503):
+                    assert case.upload(client, creds, DATA).status_code == 200, case.name
+        finally:
+            server.stop()
+        assert "Traceback" not in server.log()
+    finally:
+        disk.close()
