@@ -28,7 +28,7 @@ from sqlalchemy.engine import make_url
 
 from mediagate.core.buckets import BucketCredentials, create_bucket
 from mediagate.services import build_gateway
-from tests.conftest import POSTGRES_URL, LiveServer, make_home
+from tests.conftest import POSTGRES_URL, LiveServer, make_home, staging_files
 from tests.support import uploads
 from tests.support.moto import MotoServer, new_bucket_name
 from tests.support.pg import fresh_schema
@@ -319,7 +319,7 @@ def test_full_disk_is_each_dialects_507_and_recovers(
             record = access_record(server, offset, resp.headers["x-request-id"])
             assert record["status"] == 507 and record["reason"].startswith("insufficient_storage: "), record
             assert_next_request_works(client, resp)
-        assert not list((server.home / "staging").iterdir()), "a failed upload left a staging file"
+        assert not staging_files(server.home), "a failed upload left a staging file"
         if isinstance(disk, SmallTmpfs):  # a file size limit leaves the disk's free space as it was
             health = client.get("/healthz")
             assert health.status_code == 503 and health.json()["disk"].startswith("unavailable: no space")
