@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import hmac
 import re
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from mediagate.core.buckets import FORM, UPYUN
 from mediagate.core.errors import MediagateError
-from mediagate.explain import ExplainContext, Explanation, ago
+from mediagate.explain import ExplainContext, Explanation, ago, moment
 from mediagate.protocols.upyun import policy, signing
 
 
@@ -182,14 +181,14 @@ def _form_expiration(exp: Explanation, ctx: ExplainContext, doc: dict[str, Any])
         exp.error("expiration", exc.message)
         return None
     assert expiration is not None
-    left = expiration - ctx.now.timestamp()
-    when = datetime.fromtimestamp(expiration, UTC).isoformat(timespec="seconds")
+    left = expiration - int(ctx.now.timestamp())  # ints: a policy may hold any integer
+    when = moment(expiration)
     if left < 0:
         exp.error("expiration", f"expired {ago(left)} ago ({when})")
     elif left > LONG_LIVED:
         exp.warn(
             "expiration",
-            f"valid for {ago(left)} more (until {when}): a leaked policy can be replayed until then; "
+            f"expires in {ago(left)} ({when}): a leaked policy can be replayed until then; "
             "sign short-lived policies (the SDK uses 30 min)",
         )
     else:
@@ -324,7 +323,7 @@ def _summarise(
     allows = exp.allows
     allows.append(f"upload files to bucket {ctx.bucket_name!r} at save-key {template!r}")
     if expiration is not None:
-        allows.append(f"until {datetime.fromtimestamp(expiration, UTC).isoformat(timespec='seconds')}")
+        allows.append(f"until {moment(expiration)}")
     if grant.size_range:
         allows.append(f"sizes from {grant.size_range[0]} to {grant.size_range[1]} bytes")
     if grant.exact_size is not None:
