@@ -160,4 +160,3 @@ def moment(timestamp: float) -> str:
         return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
     except (ValueError, OverflowError, OSError):
         return "after the year 9999" if timestamp > 0 else "before the year 1"
-
