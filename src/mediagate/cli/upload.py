@@ -135,6 +135,21 @@ def unreachable(exc: Exception, endpoint: str, origin: str) -> str:
     return f"could not reach {where} ({source}): {type(exc).__name__}: {reason}"
 
 
+def _failure(exc: Exception, endpoint: str, origin: str) -> tuple[str, str | None]:
+    """What to say about a failed upload, and a hint when there is an obvious next step."""
+    import httpx
+
+    from mediagate.client import ObjectExists, UploadError
+
+    if isinstance(exc, ObjectExists):
+        return str(exc), "pass --overwrite to replace it, or choose another --key"
+    if isinstance(exc, httpx.HTTPError):  # could not reach a host: name it, and where it came from
+        return unreachable(exc, endpoint, origin), None
+    if isinstance(exc, UploadError | OSError):
+        return str(exc), None
+    return f"{type(exc).__name__}: {exc}", None
+
+
 def _keys(protocol: str, bucket: str, given: Keys, *, overwrite: bool) -> Keys:
     if protocol == "upyun" and given.operator and given.password:
         return given
@@ -165,9 +180,8 @@ def upload(
     as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
 ) -> None:
     """Upload each SOURCE and print where it landed."""
-    import httpx
 
-    from mediagate.client import ObjectExists, SourceError, UploadError, open_source
+    from mediagate.client import SourceError, open_source
 
     if protocol not in PROTOCOLS:
         raise fail(f"unknown protocol {protocol!r}", hint="choose upyun, wantu or imagex")
@@ -221,20 +235,14 @@ def upload(
                 results.append(done.as_dict())
                 if not as_json:
                     bars.console.print(f"[green]✓[/] {label} → {done.uri}  {done.url}")
-            except ObjectExists as exc:
+            except Exception as exc:  # one source failing must not stop the others
+                bars.remove_task(task)
                 failed += 1
-                results.append({"source": label, "error": str(exc), "exists": True})
-                err_console.print(f"[red]✗[/] {label}: the key already exists ({exc})")
-                err_console.print("[yellow]hint:[/] pass --overwrite to replace it, or choose another --key")
-            except (UploadError, OSError) as exc:
-                failed += 1
-                results.append({"source": label, "error": str(exc)})
-                err_console.print(f"[red]✗[/] {label}: {exc}")
-            except httpx.HTTPError as exc:  # could not reach a host: name it, and where it came from
-                failed += 1
-                message = unreachable(exc, endpoint, origin)
+                message, hint = _failure(exc, endpoint, origin)
                 results.append({"source": label, "error": message})
-                err_console.print(f"[red]✗[/] {label}: {message}")
+                err_console.print(f"[red]✗[/] {label}: {message}", highlight=False)
+                if hint:
+                    err_console.print(f"[yellow]hint:[/] {hint}")
             finally:
                 source.cleanup()
     if as_json:
