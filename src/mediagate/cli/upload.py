@@ -205,7 +205,7 @@ def upload(
     results: list[dict[str, Any]] = []
     failed = 0
     columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
-    with Progress(*columns, console=err_console, transient=as_json) as bars:
+    with Progress(*columns, console=err_console, transient=True) as bars:  # the ✓ lines stay
         for raw in sources:
             label = raw if len(raw) <= 60 else raw[:57] + "…"
             try:
