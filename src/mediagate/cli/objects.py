@@ -79,9 +79,14 @@ def ls(
     if not rows:
         console.print(f"no objects in {bucket}" + (f" under {prefix!r}" if prefix else ""))
         return
-    table = Table("key", "size", "type", "uploaded", title=f"{bucket}/{prefix}")
+    table = Table(title=f"{bucket}/{prefix}")
+    table.add_column("key", overflow="fold")
+    table.add_column("size", justify="right")
+    table.add_column("type")
+    table.add_column("uploaded (UTC)", no_wrap=True)
     for row in rows:
-        table.add_row(row["key"], f"{row['size']:,}", row["mime"], row["created"])
+        uploaded = row["created"][:19].replace("T", " ")
+        table.add_row(row["key"], f"{row['size']:,}", row["mime"], uploaded)
     console.print(table)
     total = sum(r["size"] for r in rows)
     tail = "; more not shown (--limit 0 lists all)" if more else ""
