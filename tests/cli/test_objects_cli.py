@@ -123,8 +123,9 @@ def test_rm_recursive(server: LiveServer, server_home: Settings, bucket: BucketC
     refused = run_mediagate(server_home.home, "rm", b, "old/", "-r", input="n\n")
     assert refused.returncode != 0 and "Delete 25 objects" in refused.stdout
     assert len(ls(server_home.home, b, "old/")) == 25
-    done = run_mediagate(server_home.home, "rm", b, "old/", "-r", "--yes")
+    done = run_mediagate(server_home.home, "rm", b, "old/", "-r", "--yes", env={"TTY_COMPATIBLE": "1"})
     assert done.returncode == 0, done.stderr
+    assert "deleting" in done.stderr and "━" in done.stderr  # a progress bar, on a terminal
     assert f"deleted 25 objects from {b}" in done.stdout
     assert [r["key"] for r in ls(server_home.home, b)] == ["older.txt"]
     nothing = run_mediagate(server_home.home, "rm", b, "old/", "-r", "--yes")

@@ -327,3 +327,17 @@ def test_an_unreachable_public_url_is_named(
         (live.home / "mediagate.toml").write_text(f'max_upload_size = 1000\npublic_url = "{dead}"\n')
     said = " ".join(proc.stderr.split())
     assert proc.returncode == 1 and "'media.example' (public_url of the home" in said, said
+
+
+def test_progress_bars_on_a_terminal_only(
+    server: LiveServer, server_home: Settings, bucket: BucketCredentials, tmp_path: Path
+) -> None:
+    big = tmp_path / "big.bin"
+    big.write_bytes(b"\0" * (3 * 1024 * 1024))
+    args = ("upload", str(big), "-b", bucket.bucket, "--endpoint", server.url, "-p", "upyun")
+    watched = run_cli(server_home.home, *args, "--key", "tty.bin", env={"TTY_COMPATIBLE": "1"})
+    assert watched.returncode == 0, watched.stderr
+    assert "━" in watched.stderr and "MB" in watched.stderr  # a bar with bytes sent
+    piped = run_cli(server_home.home, *args, "--key", "pipe.bin")
+    assert piped.returncode == 0 and "━" not in piped.stderr
+    assert piped.stderr.startswith("✓ big.bin →") or "✓" in piped.stderr

@@ -137,7 +137,8 @@ async def _delete(gw: Gateway, bucket: Bucket, keys: list[str]) -> list[str]:
     missing: list[str] = []
     many = len(keys) >= 20
     columns = (TextColumn("deleting"), BarColumn(), MofNCompleteColumn())
-    with Progress(*columns, console=err_console, transient=True, disable=not many) as bars:
+    live = many and err_console.is_terminal
+    with Progress(*columns, console=err_console, disable=not live) as bars:
         task = bars.add_task("rm", total=len(keys))
         for key in keys:
             try:
@@ -148,5 +149,5 @@ async def _delete(gw: Gateway, bucket: Bucket, keys: list[str]) -> list[str]:
                 missing.append(key)
             bars.advance(task)
     if many:
-        console.print(f"deleted {len(keys) - len(missing)} objects from {bucket.name}")
+        console.print(f"deleted {len(keys) - len(missing)} objects from {bucket.name}", highlight=False)
     return missing

@@ -205,7 +205,8 @@ def upload(
     results: list[dict[str, Any]] = []
     failed = 0
     columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
-    with Progress(*columns, console=err_console, transient=True) as bars:  # the ✓ lines stay
+    live = err_console.is_terminal  # bars for a person watching, not in logs; the ✓ lines stay
+    with Progress(*columns, console=err_console, disable=not live) as bars:
         for raw in sources:
             label = raw if len(raw) <= 60 else raw[:57] + "…"
             try:
