@@ -9,6 +9,12 @@ Credentials, first found wins:
 3. the home (``--home``, when uploading to the server's own home): imagex gets freshly minted
    1-hour STS credentials, wantu the bucket's newest access key, upyun its operator (signing
    with the stored md5 of the password).
+
+Whatever the protocol, an existing object is kept unless ``--overwrite`` is given (the refusal
+names that flag); a file over the home's ``max_upload_size`` is refused before a byte is sent
+(away from the home, ImageX's Apply declares FileSize and the server refuses first); and a host
+that cannot be reached is named together with the setting it came from (``--endpoint``,
+``MEDIAGATE_UPLOAD_ENDPOINT``, the home's ``public_url``, or the upload host the server named).
 """
 
 from __future__ import annotations
