@@ -341,3 +341,21 @@ def test_progress_bars_on_a_terminal_only(
     piped = run_cli(server_home.home, *args, "--key", "pipe.bin")
     assert piped.returncode == 0 and "━" not in piped.stderr
     assert piped.stderr.startswith("✓ big.bin →") or "✓" in piped.stderr
+
+
+def test_another_homes_limit_does_not_apply_to_explicit_keys(
+    server: LiveServer,
+    bucket: BucketCredentials,
+    strict: tuple[LiveServer, BucketCredentials, str],
+    tmp_path: Path,
+) -> None:
+    """Keys and endpoint given: the target is not the home's server, so the home's limit is not its."""
+    strict_server, _, _ = strict
+    big = tmp_path / "big.bin"
+    big.write_bytes(b"x" * 1001)
+    proc = run_cli(
+        strict_server.home, "upload", str(big), "-b", bucket.bucket, "-p", "upyun", "--key", "big.bin",
+        "--endpoint", server.url, "--operator", bucket.operator, "--password", bucket.password,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert httpx.get(f"{server.url}/{bucket.bucket}/big.bin").content == big.read_bytes()

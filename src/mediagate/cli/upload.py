@@ -156,12 +156,15 @@ def _failure(exc: Exception, endpoint: str, origin: str) -> tuple[str, str | Non
     return f"{type(exc).__name__}: {exc}", None
 
 
+def _complete(protocol: str, given: Keys) -> bool:
+    """Whether the options/environment hold the keys (else they come from the home)."""
+    if protocol == "upyun":
+        return bool(given.operator and given.password)
+    return bool(given.access_key_id and given.secret)
+
+
 def _keys(protocol: str, bucket: str, given: Keys, *, overwrite: bool) -> Keys:
-    if protocol == "upyun" and given.operator and given.password:
-        return given
-    if protocol != "upyun" and given.access_key_id and given.secret:
-        return given
-    return _from_home(protocol, bucket, overwrite=overwrite)
+    return given if _complete(protocol, given) else _from_home(protocol, bucket, overwrite=overwrite)
 
 
 @app.command("upload")
@@ -186,7 +189,6 @@ def upload(
     as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
 ) -> None:
     """Upload each SOURCE and print where it landed."""
-
     from mediagate.client import SourceError, open_source
 
     if protocol not in PROTOCOLS:
@@ -199,7 +201,6 @@ def upload(
             f"the endpoint {endpoint!r} ({origin}) is not a URL",
             hint="give the server's URL with its scheme, e.g. http://127.0.0.1:8080",
         )
-    limit = _size_limit()
     given = Keys(
         operator=operator or _env("OPERATOR"),
         password=password or _env("PASSWORD"),
@@ -207,6 +208,9 @@ def upload(
         secret=secret or _env("SECRET"),
         session_token=session_token or _env("SESSION_TOKEN"),
     )
+    # the home's limit is the server's when the home is the server's: its keys, or its public_url
+    on_home = not _complete(protocol, given) or origin.startswith("public_url")
+    limit = _size_limit() if on_home else None
     client = _client(protocol, endpoint, bucket, _keys(protocol, bucket, given, overwrite=overwrite))
     results: list[dict[str, Any]] = []
     failed = 0
