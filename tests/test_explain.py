@@ -121,3 +121,15 @@ def test_wantu_token_expiring_past_the_calendar(
     assert result.accepted, result.findings
     [finding] = [f for f in result.findings if f.topic == "expiration"]
     assert "after the year 9999" in finding.message
+
+
+@pytest.mark.parametrize("date", ["9999999999999999", "-99999999999999999", "Fri, 31 Dec 9999 23:59:59 GMT"])
+def test_wantu_manage_token_with_a_date_no_calendar_holds(
+    gw: Gateway, creds: BucketCredentials, date: str
+) -> None:
+    token = "ACL_TOP " + base64.urlsafe_b64encode(f"{creds.access_key_id}:c2lnbmF0dXJl".encode()).decode()
+    result = run(gw, token, uri="/3.0/files", date=date)
+    assert result.dialect == "Wantu manage token"
+    assert not result.accepted
+    [finding] = [f for f in result.findings if f.topic == "date"]
+    assert finding.severity == "error", finding

@@ -51,11 +51,11 @@ def _check_date(exp: Explanation, ctx: ExplainContext, date: str | None, what: s
         exp.error("date", f"no {what}: the signature needs one (RFC 1123, e.g. {signing.format_http_date()})")
         return
     try:
-        moment = signing.parse_http_date(date)
+        sent = signing.parse_http_date(date)
     except MediagateError:
         exp.error("date", f"{what} {date!r} is not an RFC 1123 date like {signing.format_http_date()}")
         return
-    delta = (ctx.now - moment).total_seconds()
+    delta = (ctx.now - sent).total_seconds()
     direction = "behind" if delta > 0 else "ahead of"
     if abs(delta) > skew:
         exp.error(

@@ -124,5 +124,7 @@ async def explain_manage_token(token: str, ctx: ExplainContext) -> Explanation |
         exp.ok("date", "Date is within 15 minutes of the server's clock")
     except MediagateError as exc:
         exp.error("date", exc.message)
+    except (ValueError, OverflowError, OSError):  # a number no calendar holds: a finding, not a crash
+        exp.error("date", f"the Date header {ctx.date[:40]!r} is no date the server can place")
     exp.allows.append(f"file and folder management of namespace {ctx.bucket_name!r}")
     return exp
