@@ -57,7 +57,7 @@ def bucket_create(
 
 @bucket_app.command("list")
 def bucket_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """List buckets with their object counts and sizes."""
+    """List buckets with their creation times and sizes in bytes."""
     gw = open_gateway()
     try:
         rows = [
