@@ -65,14 +65,14 @@ def rotate(
     unknown = [k for k in kinds if k not in KINDS]
     if unknown:
         raise BadRequest(f"unknown credential kind {unknown[0]!r} (upyun, form, aksk)")
+    if operator is not None and not operator.strip():
+        raise BadRequest("the operator name must not be empty")
     old = {kind: catalog.credentials(bucket.id, kind) for kind in kinds}
     new_operator = operator or (old[UPYUN][0].key_id if old.get(UPYUN) else f"{bucket.name}-op")
     if UPYUN in kinds and keep_old and any(c.key_id == new_operator for c in old[UPYUN]):
         raise BadRequest(
             "UPYUN signs by operator name: to keep the old password working, give a new --operator"
         )
-    if operator is not None and not operator.strip():
-        raise BadRequest("the operator name must not be empty")
     made: dict[str, str] = {"bucket": bucket.name}
     if UPYUN in kinds:
         password = generate_secret(18)
