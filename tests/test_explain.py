@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import hmac
 import json
 import time
 from collections.abc import Iterator
@@ -90,7 +91,45 @@ def test_long_lived_policy_is_accepted_with_a_warning(gw: Gateway, creds: Bucket
 
 @pytest.mark.parametrize(
     ("seconds", "text"),
-    [(40, "40 s"), (-40, "40 s"), (25 * 60, "25 min"), (3 * 3600, "3 h"), (5 * 86400, "5 days")],
+    [
+        (40, "40 s"),
+        (-40, "40 s"),
+        (25 * 60, "25 min"),
+        (3 * 3600, "3 h"),
+        (5 * 86400, "5 days"),
+        (3 * 366 * 86400, "3 years"),
+        pytest.param(10**400, "more than 1000 years", id="1e400"),
+    ],
 )
 def test_ago(seconds: float, text: str) -> None:
     assert ago(seconds) == text
+
+
+@pytest.mark.parametrize("expiration", [10**17, pytest.param(10**400, id="1e400")])
+def test_wantu_token_expiring_past_the_calendar(
+    gw: Gateway, creds: BucketCredentials, expiration: int
+) -> None:
+    """A Wantu upload token valid past the year 9999 is explained, not a crash."""
+
+    def b64(raw: bytes) -> str:
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    encoded = b64(json.dumps({"namespace": "explained", "expiration": expiration}).encode())
+    sign = hmac.new(creds.secret_access_key.encode(), encoded.encode(), hashlib.sha1).hexdigest()
+    token = "UPLOAD_AK_TOP " + b64(f"{creds.access_key_id}:{encoded}:{sign}".encode())
+    result = run(gw, token)
+    assert result.accepted, result.findings
+    [finding] = [f for f in result.findings if f.topic == "expiration"]
+    assert "after the year 9999" in finding.message
+
+
+@pytest.mark.parametrize("date", ["9999999999999999", "-99999999999999999", "Fri, 31 Dec 9999 23:59:59 GMT"])
+def test_wantu_manage_token_with_a_date_no_calendar_holds(
+    gw: Gateway, creds: BucketCredentials, date: str
+) -> None:
+    token = "ACL_TOP " + base64.urlsafe_b64encode(f"{creds.access_key_id}:c2lnbmF0dXJl".encode()).decode()
+    result = run(gw, token, uri="/3.0/files", date=date)
+    assert result.dialect == "Wantu manage token"
+    assert not result.accepted
+    [finding] = [f for f in result.findings if f.topic == "date"]
+    assert finding.severity == "error", finding

@@ -132,8 +132,15 @@ async def explain(token: str, context: ExplainContext) -> Explanation:
     return unknown
 
 
+YEAR = 31_557_600
+"""A Julian year in seconds."""
+
+
 def ago(seconds: float) -> str:
-    """'3 h', '25 min', '40 s', '2 days': a human span for findings."""
+    """'3 h', '25 min', '40 s', '2 days', '3 years': a human span for findings.
+
+    Policies carry any integer a client chose, so ``seconds`` may be far beyond what a float or a
+    datetime holds: spans are compared as given (ints stay exact) and capped in words."""
     seconds = abs(seconds)
     if seconds < 90:
         return f"{int(seconds)} s"
@@ -141,4 +148,16 @@ def ago(seconds: float) -> str:
         return f"{round(seconds / 60)} min"
     if seconds < 48 * 3600:
         return f"{round(seconds / 3600)} h"
-    return f"{round(seconds / 86400)} days"
+    if seconds < 2 * YEAR:
+        return f"{round(seconds / 86400)} days"
+    if seconds < 1000 * YEAR:
+        return f"{int(seconds // YEAR)} years"
+    return "more than 1000 years"
+
+
+def moment(timestamp: float) -> str:
+    """A Unix time as ISO-8601 UTC, or 'after the year 9999' where a datetime cannot reach."""
+    try:
+        return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
+    except (ValueError, OverflowError, OSError):
+        return "after the year 9999" if timestamp > 0 else "before the year 1"

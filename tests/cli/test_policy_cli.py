@@ -123,6 +123,32 @@ def test_expired(home: Path) -> None:
     assert errors(result)["expiration"].startswith("expired 3 h ago")
 
 
+@pytest.mark.parametrize(
+    "expiration", [10**12, 10**20, pytest.param(10**400, id="1e400"), "9999999999999999999"]
+)
+def test_far_future_expiration_is_a_warning_not_a_crash(home: Path, expiration: int | str) -> None:
+    """The server accepts any integer expiration; explaining one past the year 9999 crashed."""
+    policy = b64_policy(expiration=expiration)
+    code, result = explain(home, "-b", "demo", policy, "--signature", md5_signature(policy))
+    assert code == 0, result
+    [finding] = [f for f in result["findings"] if f["topic"] == "expiration"]
+    assert finding["severity"] == "warning"
+    assert "after the year 9999" in finding["message"], finding
+    assert any("after the year 9999" in line for line in result["allows"])
+    rich = run_mediagate(
+        home, "policy", "explain", "-b", "demo", policy, "--signature", md5_signature(policy)
+    )
+    assert rich.returncode == 0 and "Traceback" not in rich.stderr, rich.stderr
+    assert "after the year" in rich.stdout
+
+
+def test_far_past_expiration_is_expired(home: Path) -> None:
+    policy = b64_policy(expiration=-(10**20))
+    code, result = explain(home, "-b", "demo", policy, "--signature", md5_signature(policy))
+    assert code == 1
+    assert errors(result)["expiration"] == "expired more than 1000 years ago (before the year 1)"
+
+
 def test_wrong_secret(home: Path) -> None:
     policy = b64_policy()
     code, result = explain(home, "-b", "demo", policy, "--signature", md5_signature(policy, "not-the-secret"))

@@ -17,8 +17,9 @@ import httpx
 import pytest
 
 from mediagate.config import Settings
-from mediagate.core.buckets import BucketCredentials
-from tests.conftest import LiveServer
+from mediagate.core.buckets import BucketCredentials, create_bucket
+from mediagate.services import build_gateway
+from tests.conftest import LiveServer, free_port, make_home
 from tests.protocols.imagex.conftest import png
 from tests.support.cli import run_mediagate
 
@@ -227,3 +228,134 @@ def test_policy_explain_knows_imagex_tokens(server_home: Settings, bucket: Bucke
     got = run_cli(server_home.home, "policy", "explain", sessionid, "--bucket", bucket.bucket, "--json")
     verdict = json.loads(got.stdout)
     assert verdict["dialect"] == "ImageX web sessionid" and not verdict["accepted"]
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_an_existing_key_is_kept_unless_overwrite_is_given(
+    protocol: str, server: LiveServer, server_home: Settings, bucket: BucketCredentials, tmp_path: Path
+) -> None:
+    """No dialect replaces an object by default; the refusal names the flag that would."""
+    first, second = tmp_path / "first.txt", tmp_path / "second.txt"
+    first.write_bytes(b"the first upload")
+    second.write_bytes(b"the second upload")
+    args = ("--bucket", bucket.bucket, "--protocol", protocol, "--key", "same/name.txt")
+    upload(server_home, server, str(first), *args)
+    refused = run_cli(server_home.home, "upload", str(second), *args, "--endpoint", server.url)
+    assert refused.returncode == 1, refused.stdout
+    said = " ".join(refused.stderr.split())
+    assert "already exists" in said and "pass --overwrite" in said, said
+    assert httpx.get(f"{server.url}/{bucket.bucket}/same/name.txt").content == b"the first upload"
+    replaced = upload(server_home, server, str(second), *args, "--overwrite")
+    assert replaced["key"] == "same/name.txt"
+    assert httpx.get(f"{server.url}/{bucket.bucket}/same/name.txt").content == b"the second upload"
+
+
+@pytest.fixture(scope="module")
+def strict(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, BucketCredentials, str]]:
+    """A server with a 1000-byte limit whose public_url names a port nobody listens on."""
+    home = tmp_path_factory.mktemp("strict")
+    dead = f"http://127.0.0.1:{free_port()}"
+    make_home(home)
+    (home / "mediagate.toml").write_text(f'max_upload_size = 1000\npublic_url = "{dead}"\n')
+    gw = build_gateway(Settings(home=home), migrate=False)
+    try:
+        creds = create_bucket(gw.catalog, gw.secrets, "strict")
+    finally:
+        gw.catalog.close()
+    live = LiveServer(home).start()
+    yield live, creds, dead
+    live.stop()
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_a_file_over_the_limit_is_refused_before_sending(
+    protocol: str, strict: tuple[LiveServer, BucketCredentials, str], tmp_path: Path
+) -> None:
+    live, _, _ = strict
+    big = tmp_path / "big.bin"
+    big.write_bytes(b"x" * 1001)
+    proc = run_cli(
+        live.home, "upload", str(big), "-b", "strict", "-p", protocol, "--key", "big.bin",
+        "--endpoint", live.url,
+    )  # fmt: skip
+    said = " ".join(proc.stderr.split())
+    assert proc.returncode == 1
+    assert "1001 bytes, over the server's limit of 1000 bytes" in said and "not sent" in said, said
+    assert "max_upload_size" in said
+    assert httpx.get(f"{live.url}/strict/big.bin").status_code == 404
+
+
+def test_imagex_declares_the_size_when_it_applies(
+    strict: tuple[LiveServer, BucketCredentials, str], tmp_path: Path
+) -> None:
+    """Away from the home the CLI cannot read the limit: Apply carries FileSize, so the server
+    refuses before a byte of the file is sent."""
+    live, creds, _ = strict
+    big = tmp_path / "big.bin"
+    big.write_bytes(b"x" * 1001)
+    proc = run_cli(
+        tmp_path / "not-a-home", "upload", str(big), "-b", "strict", "--endpoint", live.url,
+        "--access-key-id", creds.access_key_id, "--secret", creds.secret_access_key,
+    )  # fmt: skip
+    said = " ".join(proc.stderr.split())
+    assert proc.returncode == 1
+    assert "ApplyImageUpload" in said and "InvalidFileSize" in said and "1000 bytes" in said, said
+
+
+def test_an_unreachable_public_url_is_named(
+    strict: tuple[LiveServer, BucketCredentials, str], tmp_path: Path
+) -> None:
+    live, _, dead = strict
+    small = tmp_path / "small.txt"
+    small.write_bytes(b"small")
+    # no --endpoint: the CLI takes the home's public_url, which nobody answers
+    proc = run_cli(live.home, "upload", str(small), "-b", "strict", "-p", "upyun")
+    said = " ".join(proc.stderr.split())
+    assert proc.returncode == 1
+    assert f"could not reach {dead}/strict/" in said and "public_url of the home" in said, said
+    # ImageX: Apply answers, but the upload host it names (from public_url) is dead
+    proc = run_cli(live.home, "upload", str(small), "-b", "strict", "--endpoint", live.url)
+    said = " ".join(proc.stderr.split())
+    assert proc.returncode == 1
+    assert f"could not reach {dead}/tos-cn-i-strict/" in said, said
+    assert "the upload host the server named" in said, said
+    # a public_url without a scheme is named too, before any request
+    (live.home / "mediagate.toml").write_text('max_upload_size = 1000\npublic_url = "media.example"\n')
+    try:
+        proc = run_cli(live.home, "upload", str(small), "-b", "strict")
+    finally:
+        (live.home / "mediagate.toml").write_text(f'max_upload_size = 1000\npublic_url = "{dead}"\n')
+    said = " ".join(proc.stderr.split())
+    assert proc.returncode == 1 and "'media.example' (public_url of the home" in said, said
+
+
+def test_progress_bars_on_a_terminal_only(
+    server: LiveServer, server_home: Settings, bucket: BucketCredentials, tmp_path: Path
+) -> None:
+    big = tmp_path / "big.bin"
+    big.write_bytes(b"\0" * (3 * 1024 * 1024))
+    args = ("upload", str(big), "-b", bucket.bucket, "--endpoint", server.url, "-p", "upyun")
+    watched = run_cli(server_home.home, *args, "--key", "tty.bin", env={"TTY_COMPATIBLE": "1"})
+    assert watched.returncode == 0, watched.stderr
+    assert "━" in watched.stderr and "MB" in watched.stderr  # a bar with bytes sent
+    piped = run_cli(server_home.home, *args, "--key", "pipe.bin")
+    assert piped.returncode == 0 and "━" not in piped.stderr
+    assert piped.stderr.startswith("✓ big.bin →") or "✓" in piped.stderr
+
+
+def test_another_homes_limit_does_not_apply_to_explicit_keys(
+    server: LiveServer,
+    bucket: BucketCredentials,
+    strict: tuple[LiveServer, BucketCredentials, str],
+    tmp_path: Path,
+) -> None:
+    """Keys and endpoint given: the target is not the home's server, so the home's limit is not its."""
+    strict_server, _, _ = strict
+    big = tmp_path / "big.bin"
+    big.write_bytes(b"x" * 1001)
+    proc = run_cli(
+        strict_server.home, "upload", str(big), "-b", bucket.bucket, "-p", "upyun", "--key", "big.bin",
+        "--endpoint", server.url, "--operator", bucket.operator, "--password", bucket.password,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert httpx.get(f"{server.url}/{bucket.bucket}/big.bin").content == big.read_bytes()

@@ -693,6 +693,17 @@ class Catalog:
             query = select(Folder).where(Folder.bucket_id == bucket_id, Folder.dir == dir_path)
             return list(s.scalars(query.order_by(Folder.name.asc()).offset(offset).limit(limit)))
 
+    def objects_from(
+        self, bucket_id: int, start: str, *, after: str | None = None, limit: int = 1000
+    ) -> list[Object]:
+        """Live objects with ``key >= start`` (and ``> after``), by key (bytewise): keyset paging
+        for a prefix listing, whose matches are one contiguous run from the prefix on."""
+        with self._read() as s:
+            query = select(Object).where(Object.bucket_id == bucket_id, Object.key >= start, live())
+            if after is not None:
+                query = query.where(Object.key > after)
+            return list(s.scalars(query.order_by(Object.key.asc()).limit(limit)))
+
     def count_folders_in(self, bucket_id: int, dir_path: str) -> int:
         with self._read() as s:
             query = select(func.count()).select_from(Folder)

@@ -5,7 +5,7 @@ Each command group lives in its own module and registers itself on ``app`` when 
 
 from __future__ import annotations
 
-from mediagate.cli import bucket, home, policy, sts, token, upload, version  # noqa: F401 - registers the commands
+from mediagate.cli import bucket, home, keys, objects, policy, sts, token, upload, version  # noqa: F401 - registers the commands  # noqa: F401 - registers `bucket key …`, `ls`, `rm`
 from mediagate.cli.common import app
 
 

@@ -8,7 +8,15 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from mediagate.cli.common import app, bucket_settings, console, fail, open_gateway, print_credentials
+from mediagate.cli.common import (
+    app,
+    bucket_settings,
+    console,
+    err_console,
+    fail,
+    open_gateway,
+    print_credentials,
+)
 from mediagate.core.errors import MediagateError
 
 bucket_app = typer.Typer(help="Create, list and delete buckets.", no_args_is_help=True)
@@ -49,7 +57,7 @@ def bucket_create(
 
 @bucket_app.command("list")
 def bucket_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """List buckets with their object counts and sizes."""
+    """List buckets with their creation times and sizes in bytes."""
     gw = open_gateway()
     try:
         rows = [
@@ -84,8 +92,9 @@ def bucket_delete(
             raise fail(f"bucket {name!r} does not exist", "see `mediagate bucket list`")
         if not yes:
             typer.confirm(f"Delete bucket {name!r} and all its objects?", abort=True)
-        gw.catalog.delete_bucket(name)
-        gw.collect_garbage(grace=__import__("datetime").timedelta(0))
+        with err_console.status(f"deleting bucket {name} and its objects…"):  # long for a big bucket
+            gw.catalog.delete_bucket(name)
+            gw.collect_garbage(grace=__import__("datetime").timedelta(0))
     finally:
         gw.catalog.close()
     console.print(f"Deleted bucket [bold]{name}[/]")

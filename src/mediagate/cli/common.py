@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from mediagate.config import Settings, default_home
+
+if TYPE_CHECKING:
+    from mediagate.catalog.models import Bucket
+    from mediagate.core.gateway import Gateway
 
 app = typer.Typer(
     help="mediagate: a self-hosted media upload gateway (UPYUN, Wantu and ImageX dialects).",
@@ -47,6 +51,14 @@ def open_gateway() -> Any:
         raise fail(str(exc)) from None
 
 
+def require_bucket(gw: Gateway, name: str) -> Bucket:
+    """The bucket called ``name``, or exit with a hint."""
+    found = gw.catalog.get_bucket(name)
+    if found is None:
+        raise fail(f"bucket {name!r} does not exist", "see `mediagate bucket list`")
+    return found
+
+
 def bucket_settings(name: str) -> dict[str, Any]:
     """A copy of the bucket's settings, or exit with a hint when there is no such bucket."""
     gw = open_gateway()
@@ -59,6 +71,17 @@ def bucket_settings(name: str) -> dict[str, Any]:
     return dict(bucket.settings or {})
 
 
+def _print_version(asked: bool) -> None:
+    if asked:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"mediagate {version('mediagate')}")
+        except PackageNotFoundError:  # running from a source tree that was never installed
+            typer.echo("mediagate (not installed: version unknown)")
+        raise typer.Exit()
+
+
 @app.callback()
 def main_options(
     home: Annotated[
@@ -67,6 +90,10 @@ def main_options(
             "--home", help="Home directory (default: $MEDIAGATE_HOME, else ./data).", envvar="MEDIAGATE_HOME"
         ),
     ] = None,
+    show_version: Annotated[
+        bool,
+        typer.Option("--version", help="Print the version and exit.", callback=_print_version, is_eager=True),
+    ] = False,
 ) -> None:
     State.home = home or default_home()
 

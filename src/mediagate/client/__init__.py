@@ -4,12 +4,13 @@
     source = open_source("cat.png")          # or an http(s) URL, or a data: URI
     result = ImageXClient("http://127.0.0.1:8080", "mybucket", ak, sk).upload(source)
 
-Every adapter takes an injectable ``httpx.Client`` and returns an :class:`UploadResult`.
+Every adapter takes an injectable ``httpx.Client`` and returns an :class:`UploadResult`. None
+replaces an existing object unless asked (``overwrite=True``): a taken key is :class:`ObjectExists`.
 """
 
 from __future__ import annotations
 
-from mediagate.client.base import UploadError, UploadResult
+from mediagate.client.base import ObjectExists, UploadError, UploadResult
 from mediagate.client.imagex import ImageXClient
 from mediagate.client.sources import Source, SourceError, open_source
 from mediagate.client.upyun import UpyunClient
@@ -17,6 +18,7 @@ from mediagate.client.wantu import WantuClient
 
 __all__ = [
     "ImageXClient",
+    "ObjectExists",
     "Source",
     "SourceError",
     "UploadError",

@@ -18,6 +18,14 @@ class UploadError(Exception):
         self.code = code
 
 
+class ObjectExists(UploadError):
+    """The key is taken and the upload did not ask to replace it (nothing was changed)."""
+
+
+EXISTS_CODES = frozenset({"40900002", "NameDuplicated", "ResourceAlreadyExists"})
+"""How each dialect says 'that key is taken': UPYUN ``key_exists``, Wantu, ImageX."""
+
+
 @dataclass(frozen=True)
 class UploadResult:
     protocol: str
@@ -49,7 +57,8 @@ def error_from(resp: httpx.Response, what: str) -> UploadError:
             code = body.get("code") or body.get("ret")
             message = body.get("message") or body.get("msg") or body.get("errmsg")
     text = message or resp.text[:300] or resp.reason_phrase
-    return UploadError(
+    kind = ObjectExists if str(code) in EXISTS_CODES else UploadError
+    return kind(
         f"{what}: HTTP {resp.status_code} {code or ''} {text}".replace("  ", " "),
         status=resp.status_code,
         code=str(code) if code is not None else None,

@@ -126,7 +126,7 @@ class ImageXClient:
         overwrite: bool = False,
         progress: Progress | None = None,
     ) -> UploadResult:
-        address = self.apply(key=key, overwrite=overwrite)
+        address = self.apply(key=key, overwrite=overwrite, size=source.size)  # checked before sending
         [info] = address["StoreInfos"]
         uri = info["StoreUri"]
         base = f"{self.scheme}://{address['UploadHosts'][0]}/{uri}"

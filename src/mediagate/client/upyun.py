@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 import httpx
 
-from mediagate.client.base import UploadResult, error_from
+from mediagate.client.base import ObjectExists, UploadResult, error_from
 from mediagate.client.sources import ChunkReader, Progress, Source
 
 
@@ -31,16 +31,30 @@ class UpyunClient:
         digest = hmac.new(self.password_md5.encode(), "&".join(parts).encode(), hashlib.sha1).digest()
         return f"UPYUN {self.operator}:{base64.b64encode(digest).decode()}"
 
+    def exists(self, key: str) -> bool:
+        """Whether ``key`` is taken (REST ``HEAD``, what the SDK's ``getinfo`` sends)."""
+        uri = quote(f"/{self.bucket}/{key.lstrip('/')}")
+        date = formatdate(usegmt=True)
+        headers = {"Date": date, "Authorization": self.sign("HEAD", uri, date)}
+        resp = self.http.head(f"{self.endpoint}{uri}", headers=headers)
+        if resp.status_code == 404:
+            return False
+        if resp.status_code != 200:
+            raise error_from(resp, "HEAD")
+        return True
+
     def upload(
         self,
         source: Source,
         *,
         key: str | None = None,
-        overwrite: bool = True,
+        overwrite: bool = False,
         progress: Progress | None = None,
     ) -> UploadResult:
         key = (key or f"{source.md5}{_ext(source.filename)}").lstrip("/")
         uri = quote(f"/{self.bucket}/{key}")
+        if not overwrite and self.exists(key):
+            raise ObjectExists(f"/{self.bucket}/{key} already exists", status=409, code="40900002")
         date = formatdate(usegmt=True)
         headers = {
             "Date": date,
@@ -49,6 +63,8 @@ class UpyunClient:
             "Content-Length": str(source.size),
             "Content-Type": source.content_type,
         }
+        if not overwrite:  # mediagate refuses atomically; the HEAD above covers the real cloud
+            headers["If-None-Match"] = "*"
         resp = self.http.put(
             f"{self.endpoint}{uri}", content=ChunkReader(source.path, progress), headers=headers
         )

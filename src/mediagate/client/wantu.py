@@ -65,7 +65,7 @@ class WantuClient:
         source: Source,
         *,
         key: str | None = None,
-        overwrite: bool = True,
+        overwrite: bool = False,
         progress: Progress | None = None,
     ) -> UploadResult:
         key = (key or f"{source.md5}{_ext(source.filename)}").lstrip("/")

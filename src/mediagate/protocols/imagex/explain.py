@@ -22,7 +22,7 @@ from mediagate.protocols.imagex.sts import WEB_SESSION_PURPOSE
 from mediagate.protocols.imagex.tokens import open_sts2, parse_sts2, scope_from_policy, unseal
 
 
-def _expiry(out: Explanation, expires: int, now: float) -> None:
+def _expiry(out: Explanation, expires: int, now: int) -> None:
     if expires <= now:
         out.error("expiration", f"expired {ago(now - expires)} ago")
     else:
@@ -41,7 +41,7 @@ async def explain_sts2(token: str, context: ExplainContext) -> Explanation | Non
         "ExpiredTime": inner.expired_time,
         "PolicyString": inner.policy_string,
     }
-    now = context.now.timestamp()
+    now = int(context.now.timestamp())
     found = await context.gateway.find_key(AKSK, inner.lt_access_key_id)
     if found is None:
         out.error("key", f"the issuing key {inner.lt_access_key_id} is unknown or was rotated")
@@ -94,7 +94,7 @@ async def explain_sealed(token: str, context: ExplainContext) -> Explanation | N
         bucket = str(payload.get("b"))
         if context.bucket_name and bucket != context.bucket_name:
             out.error("bucket", f"issued for ServiceId {bucket}, not {context.bucket_name}")
-        _expiry(out, int(payload.get("e", 0)), time.time())
+        _expiry(out, int(payload.get("e", 0)), int(time.time()))
         if purpose == AUTH_PURPOSE:
             size = payload.get("n")
             out.allows.append(

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import hmac
 import re
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from mediagate.core.buckets import FORM, UPYUN
 from mediagate.core.errors import MediagateError
-from mediagate.explain import ExplainContext, Explanation, ago
+from mediagate.explain import ExplainContext, Explanation, ago, moment
 from mediagate.protocols.upyun import policy, signing
 
 
@@ -52,11 +51,11 @@ def _check_date(exp: Explanation, ctx: ExplainContext, date: str | None, what: s
         exp.error("date", f"no {what}: the signature needs one (RFC 1123, e.g. {signing.format_http_date()})")
         return
     try:
-        moment = signing.parse_http_date(date)
+        sent = signing.parse_http_date(date)
     except MediagateError:
         exp.error("date", f"{what} {date!r} is not an RFC 1123 date like {signing.format_http_date()}")
         return
-    delta = (ctx.now - moment).total_seconds()
+    delta = (ctx.now - sent).total_seconds()
     direction = "behind" if delta > 0 else "ahead of"
     if abs(delta) > skew:
         exp.error(
@@ -182,14 +181,14 @@ def _form_expiration(exp: Explanation, ctx: ExplainContext, doc: dict[str, Any])
         exp.error("expiration", exc.message)
         return None
     assert expiration is not None
-    left = expiration - ctx.now.timestamp()
-    when = datetime.fromtimestamp(expiration, UTC).isoformat(timespec="seconds")
+    left = expiration - int(ctx.now.timestamp())  # ints: a policy may hold any integer
+    when = moment(expiration)
     if left < 0:
         exp.error("expiration", f"expired {ago(left)} ago ({when})")
     elif left > LONG_LIVED:
         exp.warn(
             "expiration",
-            f"valid for {ago(left)} more (until {when}): a leaked policy can be replayed until then; "
+            f"expires in {ago(left)} ({when}): a leaked policy can be replayed until then; "
             "sign short-lived policies (the SDK uses 30 min)",
         )
     else:
@@ -324,7 +323,7 @@ def _summarise(
     allows = exp.allows
     allows.append(f"upload files to bucket {ctx.bucket_name!r} at save-key {template!r}")
     if expiration is not None:
-        allows.append(f"until {datetime.fromtimestamp(expiration, UTC).isoformat(timespec='seconds')}")
+        allows.append(f"until {moment(expiration)}")
     if grant.size_range:
         allows.append(f"sizes from {grant.size_range[0]} to {grant.size_range[1]} bytes")
     if grant.exact_size is not None:

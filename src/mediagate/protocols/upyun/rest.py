@@ -11,6 +11,7 @@ UPYUN answers, and bucket names cannot be probed).
 | request                                           | meaning (SDK call)                          |
 | ------------------------------------------------- | ------------------------------------------- |
 | ``PUT /b/key``                                    | store the body (``put``)                    |
+| ``PUT`` + ``If-None-Match: *``                    | store only if the key is free (else 409)    |
 | ``PUT`` + ``X-Upyun-Multi-*``                     | multi-part upload (see ``multipart``)       |
 | ``PUT`` + ``X-Upyun-Move-Source``/``Copy-Source`` | ``move`` / ``copy`` within the bucket       |
 | ``GET /b/key``                                    | read (``get``)                              |
@@ -30,6 +31,7 @@ the middleware adds ``X-Request-Id``, which the SDK reports.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator
 from urllib.parse import unquote
 
@@ -192,6 +194,8 @@ async def _put(
     content_md5 = parse_md5(md5_header, "Content-MD5") if md5_header is not None else None
     _declared_length(request, gw)
     grant = options.grant(bucket.name, key, content_md5=content_md5)
+    if headers.get("if-none-match", "").strip() == "*":  # RFC 9110 create-only PUT (`mediagate upload`)
+        grant = dataclasses.replace(grant, insert_only=True)
     stored = await gw.upload(grant, body, filename=split_key(key)[1])
     if stored.extra:  # x-gmkerl-type get_meta / get_theme_color: the answer carries it as JSON
         return JSONResponse(stored.extra, status_code=200, headers=stored_headers(stored.object))

@@ -12,11 +12,10 @@ included: the registry then says no dialect recognises it), and never raise.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 
 from mediagate.core.buckets import AKSK
 from mediagate.core.errors import MediagateError
-from mediagate.explain import ExplainContext, Explanation, ago
+from mediagate.explain import ExplainContext, Explanation, ago, moment
 from mediagate.protocols.wantu import signing
 from mediagate.protocols.wantu.policy import WantuPolicy
 
@@ -73,10 +72,10 @@ async def explain_upload_token(token: str, ctx: ExplainContext) -> Explanation |
     if policy.expiration_ms is None:
         exp.warn("expiration", "the token never expires (expiration absent, 0 or -1)")
     elif policy.expiration_ms < now_ms:
-        exp.error("expiration", f"expired {ago((now_ms - policy.expiration_ms) / 1000)} ago")
-    else:
-        when = datetime.fromtimestamp(policy.expiration_ms / 1000, UTC).isoformat()
-        exp.ok("expiration", f"valid until {when} (in {ago((policy.expiration_ms - now_ms) / 1000)})")
+        exp.error("expiration", f"expired {ago((now_ms - policy.expiration_ms) // 1000)} ago")
+    else:  # integer division: a policy may hold any integer
+        when = moment(policy.expiration_ms // 1000)
+        exp.ok("expiration", f"valid until {when} (in {ago((policy.expiration_ms - now_ms) // 1000)})")
     target = f"dir {policy.dir!r}" if policy.dir else "the form's dir (or /)"
     name = f"name {policy.name!r}" if policy.name else "the form's name field (required)"
     exp.allows.append(f"upload into namespace {ctx.bucket_name!r}, {target}, {name}")
@@ -126,5 +125,7 @@ async def explain_manage_token(token: str, ctx: ExplainContext) -> Explanation |
         exp.ok("date", f"Date is within {signing.describe_seconds(skew)} of the server's clock")
     except MediagateError as exc:
         exp.error("date", exc.message)
+    except (ValueError, OverflowError, OSError):  # a number no calendar holds: a finding, not a crash
+        exp.error("date", f"the Date header {ctx.date[:40]!r} is no date the server can place")
     exp.allows.append(f"file and folder management of namespace {ctx.bucket_name!r}")
     return exp

@@ -1,0 +1,153 @@
+"""`mediagate ls BUCKET [PREFIX]` and `mediagate rm BUCKET KEY...`: a bucket's objects, from its home.
+
+Both work on the home directly, as `bucket …` does (no server or credentials needed), and go
+through the same catalog and gateway calls the dialects use, so a deletion here is what a
+dialect's DELETE does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+
+from mediagate.cli.common import app, console, err_console, fail, open_gateway, require_bucket
+from mediagate.core.errors import MediagateError
+
+if TYPE_CHECKING:
+    from mediagate.catalog.models import Bucket, Object
+    from mediagate.core.gateway import Gateway
+
+PAGE = 1000
+BucketArg = Annotated[str, typer.Argument(help="Bucket name.", show_default=False)]
+
+
+def walk(gw: Gateway, bucket: Bucket, prefix: str) -> Iterator[Object]:
+    """Every live object whose key starts with ``prefix``, by key, a page at a time."""
+    after: str | None = None
+    while True:
+        page = gw.catalog.objects_from(bucket.id, prefix, after=after, limit=PAGE)
+        for obj in page:
+            if not obj.key.startswith(prefix):
+                return
+            yield obj
+        if len(page) < PAGE:
+            return
+        after = page[-1].key
+
+
+def _row(obj: Object) -> dict[str, Any]:
+    return {
+        "key": obj.key,
+        "size": obj.size,
+        "mime": obj.mime,
+        "md5": obj.md5,
+        "created": obj.created_at.isoformat(timespec="seconds"),
+    }
+
+
+@app.command("ls")
+def ls(
+    bucket: BucketArg,
+    prefix: Annotated[str, typer.Argument(help="Only keys starting with this, e.g. img/ or img/2024-.")] = "",
+    limit: Annotated[int, typer.Option(min=0, help="Show at most this many (0: all).")] = 1000,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
+) -> None:
+    """List a bucket's objects (all, or those whose key starts with PREFIX), by key."""
+    prefix = prefix.lstrip("/")
+    gw = open_gateway()
+    rows: list[dict[str, Any]] = []
+    more = False
+    try:
+        found = require_bucket(gw, bucket)
+        with err_console.status(f"listing {bucket}/{prefix}…", spinner="dots"):
+            for obj in walk(gw, found, prefix):
+                if limit and len(rows) >= limit:
+                    more = True
+                    break
+                rows.append(_row(obj))
+    finally:
+        gw.catalog.close()
+    if as_json:
+        typer.echo(json.dumps(rows, ensure_ascii=False))
+        return
+    if not rows:
+        console.print(f"no objects in {bucket}" + (f" under {prefix!r}" if prefix else ""))
+        return
+    table = Table(title=f"{bucket}/{prefix}")
+    table.add_column("key", overflow="fold")
+    table.add_column("size", justify="right")
+    table.add_column("type")
+    table.add_column("uploaded (UTC)", no_wrap=True)
+    for row in rows:
+        uploaded = row["created"][:19].replace("T", " ")
+        table.add_row(row["key"], f"{row['size']:,}", row["mime"], uploaded)
+    console.print(table)
+    total = sum(r["size"] for r in rows)
+    tail = "; more not shown (--limit 0 lists all)" if more else ""
+    console.print(f"{len(rows)} objects, {total:,} bytes{tail}")
+
+
+@app.command("rm")
+def rm(
+    bucket: BucketArg,
+    keys: Annotated[
+        list[str], typer.Argument(help="Object keys (with -r: key prefixes).", show_default=False)
+    ],
+    recursive: Annotated[
+        bool, typer.Option("--recursive", "-r", help="Treat each KEY as a prefix: delete every key under it.")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before deleting by prefix.")] = False,
+) -> None:
+    """Delete objects. Exit code 1 if a KEY named no object."""
+    from mediagate.core.keys import normalise_key
+
+    gw = open_gateway()
+    try:
+        found = require_bucket(gw, bucket)
+        try:
+            if recursive:
+                targets = [o.key for p in keys for o in walk(gw, found, p.lstrip("/"))]
+                if not targets:
+                    raise fail(f"no objects in {bucket} under {', '.join(map(repr, keys))}")
+                if not yes:
+                    typer.confirm(f"Delete {len(targets)} objects from {bucket}?", abort=True)
+            else:
+                targets = [normalise_key(k) for k in keys]
+        except MediagateError as exc:
+            raise fail(exc.message) from None
+        missing = asyncio.run(_delete(gw, found, list(dict.fromkeys(targets))))
+    finally:
+        gw.catalog.close()
+    for key in missing:
+        err_console.print(f"[red]✗[/] {bucket}/{key}: no such object")
+    if missing:
+        raise typer.Exit(code=1)
+
+
+async def _delete(gw: Gateway, bucket: Bucket, keys: list[str]) -> list[str]:
+    """Delete ``keys`` (a progress bar when there are many); the keys that were not there."""
+    from mediagate.core.errors import NotFound
+
+    missing: list[str] = []
+    many = len(keys) >= 20
+    columns = (TextColumn("deleting"), BarColumn(), MofNCompleteColumn())
+    live = many and err_console.is_terminal
+    with Progress(*columns, console=err_console, disable=not live) as bars:
+        task = bars.add_task("rm", total=len(keys))
+        for key in keys:
+            try:
+                await gw.delete_object(bucket, key)
+                if not many:
+                    console.print(f"deleted {bucket.name}/{key}", highlight=False, markup=False)
+            except NotFound:
+                missing.append(key)
+            bars.advance(task)
+    if many:
+        console.print(f"deleted {len(keys) - len(missing)} objects from {bucket.name}", highlight=False)
+    return missing
