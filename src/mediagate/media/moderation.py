@@ -41,6 +41,7 @@ from mediagate.core.errors import MediagateError, PayloadTooLarge, UnsupportedMe
 from mediagate.media._vips import vips, vips_error
 from mediagate.media.limits import ImageLimits
 from mediagate.media.probe import ImageProbe, check_limits, probe_for_decode
+from mediagate.media.process import _ends_with_eoi
 
 if TYPE_CHECKING:
     import numpy as np
@@ -301,15 +302,28 @@ def _decode_256(path: Path, info: ImageProbe) -> PILImage.Image:
                 pic = _flatten_pillow(im)
     else:
         pyvips = vips()
-        image = pyvips.Image.thumbnail(
-            f"{path}[fail_on=truncated]", _DECODE_SIDE, height=_DECODE_SIDE, size="down"
-        )
+        if _intact(path, info):
+            image = pyvips.Image.thumbnail(
+                f"{path}[fail_on=truncated]", _DECODE_SIDE, height=_DECODE_SIDE, size="down"
+            )
+        else:  # thumbnail pads a truncated file silently; the full decode refuses it
+            whole = pyvips.Image.new_from_file(str(path), fail_on="truncated", access="random")
+            image = whole.autorot().thumbnail_image(_DECODE_SIDE, height=_DECODE_SIDE, size="down")
         image = image.colourspace("srgb")
         if image.hasalpha():
             image = image.flatten(background=[255, 255, 255])
         image = image.extract_band(0, n=3).cast("uchar")
         pic = PILImage.frombytes("RGB", (image.width, image.height), image.write_to_memory())
     return pic.resize((_RESIZE, _RESIZE), resample=PILImage.Resampling.BILINEAR)
+
+
+def _intact(path: Path, info: ImageProbe) -> bool:
+    """Whether a JPEG or PNG has its end marker (other formats: assumed so)."""
+    if info.format == "JPEG":
+        return _ends_with_eoi(path)
+    if info.format == "PNG":
+        return _ends_with_eoi(path, b"IEND")
+    return True
 
 
 def _flatten_pillow(im: PILImage.Image) -> PILImage.Image:
