@@ -289,3 +289,33 @@ def test_a_damaged_model_file_is_refused_not_run(tmp_path: Path) -> None:
     name, status, _, message = out["error"]  # type: ignore[misc]
     assert (name, status) == ("ModerationUnavailable", 503)
     assert "damaged" in message and INSTALL_HINT in message
+
+
+def test_memory_stays_flat_over_a_burst_of_large_audits(tmp_path: Path) -> None:
+    """A fresh interpreter scores a 4000x3000 photo-like JPEG 2 times, then 12 more on 4 threads
+    through a Moderator (2 at once): resident memory after the burst stays near the first figure."""
+    picture = landscape(tmp_path / "field.jpg")
+    Image.open(picture).resize((4000, 3000)).save(picture, quality=90)
+    script = r"""
+import json, sys, threading
+from pathlib import Path
+import psutil
+from mediagate.media.limits import ImageLimits
+from mediagate.media.moderation import Moderator
+path, me = Path(sys.argv[1]), psutil.Process()
+moderator = Moderator(ImageLimits(max_concurrent=2))
+for _ in range(2):
+    moderator.score(path)
+warm = me.memory_info().rss
+def burst():
+    for _ in range(3):
+        moderator.score(path)
+threads = [threading.Thread(target=burst) for _ in range(4)]
+for t in threads: t.start()
+for t in threads: t.join()
+print(json.dumps({"warm": warm >> 20, "after": me.memory_info().rss >> 20}))
+"""
+    out = fresh(script, str(picture))
+    warm, after = int(out["warm"]), int(out["after"])  # type: ignore[call-overload]
+    assert after - warm < 40, out
+    assert after < 250, out
