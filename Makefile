@@ -11,7 +11,7 @@ PORT    ?= 8080
 $(BIN)/mediagate: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,moderation]'
 	touch $@
 
 install: $(BIN)/mediagate
