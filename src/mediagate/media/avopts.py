@@ -71,7 +71,8 @@ VCODECS = ("libx264", "libx265", "libvpx", "libvpx-vp9", "libtheora", "copy")
 SCENES = ("auto", "self_portrait", "animation", "film_calm", "film_dramatic")
 
 _VIDEO_KEYS = frozenset(["f", "s", "as", "vb", "r", "sp", "sm", "vcodec", "acodec", "an", "vn", "su", "ar",
-                         "ac", "sar", "dar", "pv", "level", "ht", "ss", "es", "ab", "ct", "scene"])  # fmt: skip
+                         "ac", "sar", "dar", "pv", "level", "ht", "ss", "es", "ab", "ct",
+                         "scene"])  # fmt: skip
 _AUDIO_KEYS = frozenset(["f", "ac", "ab", "vbr", "sm", "ss", "es", "ar", "acodec"])
 _THUMB_KEYS = frozenset(["o", "n", "ss", "es", "s", "f"])
 
