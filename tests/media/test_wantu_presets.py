@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mediagate.media.averrors import BadMediaOptions
-from mediagate.media.wantu_presets import PRESETS, encode_spec, parse_template
+from mediagate.media.wantu_presets import PRESETS, encode_spec, parse_template, snapshot_spec
 
 
 def test_the_seed_lists_twelve_presets() -> None:
@@ -94,3 +94,11 @@ def test_negative_seek_and_empty_duration() -> None:
         encode_spec("video-web", use_preset=True, seek=-1)
     with pytest.raises(BadMediaOptions, match="duration"):
         encode_spec("video-web", use_preset=True, duration=0)
+
+
+def test_snapshot_time_is_milliseconds() -> None:
+    spec = snapshot_spec(1500, output="/v/shot.png")
+    assert (spec.count, spec.start, spec.format) == (1, 1.5, "png")
+    assert snapshot_spec(0).format == "jpg"
+    with pytest.raises(BadMediaOptions, match="milliseconds"):
+        snapshot_spec(-1)

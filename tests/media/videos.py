@@ -21,7 +21,7 @@ def make_video(
     """testsrc2 (+ grain, so encoders must spend their bitrate) and a 440 Hz sine, H.264/AAC in MP4."""
     video = f"testsrc2=size={size}:rate={rate}:duration={seconds}"
     if noise:
-        video += ",noise=alls=40:allf=t"
+        video += ",noise=alls=8:allf=t"
     args = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", video]
     if audio:
         args += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=44100:duration={seconds}"]

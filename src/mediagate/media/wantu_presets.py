@@ -19,7 +19,7 @@ from dataclasses import replace
 from typing import TypeVar
 
 from mediagate.media.averrors import BadMediaOptions
-from mediagate.media.avspec import TranscodeSpec, container
+from mediagate.media.avspec import ThumbnailSpec, TranscodeSpec, container
 
 PRESETS: dict[str, str] = {
     "video-generic-AVC-1080P": "/format/mp4/vCodec/H.264/vBitrate/5400/vFps/30/vWidth/1920/vHeight/1080"
@@ -83,6 +83,14 @@ def encode_spec(
     start = seek or None
     end = (seek or 0.0) + duration if duration is not None else None
     return replace(spec, start=start, end=end)
+
+
+def snapshot_spec(time_ms: int, *, output: str | None = None) -> ThumbnailSpec:
+    """One ``/3.0/snapshot`` frame at ``time`` milliseconds; PNG when the output name ends ``.png``."""
+    if time_ms < 0:
+        raise BadMediaOptions("time must be a non-negative number of milliseconds")
+    fmt = "png" if (output or "").lower().endswith(".png") else "jpg"
+    return ThumbnailSpec(start=time_ms / 1000, format=fmt)
 
 
 def parse_template(template: str) -> TranscodeSpec:
