@@ -531,18 +531,30 @@ def _run(
 
 
 _NOISE = re.compile(r"^\[[^\]]* @ 0x[0-9a-f]+\] ")
+_CASCADE = (
+    "At least one output file",
+    "Input #",
+    "Duration:",
+    "Task finished with error code",
+    "Terminating thread",
+    "Error sending frames to consumers",
+    "Nothing was written into output file",
+    "Could not open encoder before EOF",
+    "Error opening input file",
+    "Error opening input files",
+)
 
 
 def _reason(stderr: str, limit: int = 300) -> str:
-    """The last few meaningful stderr lines, without ffmpeg's ``[ctx @ 0x...]`` prefixes."""
+    """ffmpeg's first two error lines (the cause; what follows is its cascade), without ``[ctx @ 0x…]``."""
     lines = []
     for raw in stderr.splitlines():
         line = raw.strip()
         while (m := _NOISE.match(line)) is not None:
             line = line[m.end() :]
-        if line and not line.startswith(("At least one output file", "Input #", "Duration:")):
+        if line and not line.startswith(_CASCADE) and line not in lines:
             lines.append(line)
-    text = "; ".join(dict.fromkeys(lines[-3:]))
+    text = "; ".join(lines[:2])
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
