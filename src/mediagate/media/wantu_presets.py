@@ -89,8 +89,8 @@ def snapshot_spec(time_ms: int, *, output: str | None = None) -> ThumbnailSpec:
     """One ``/3.0/snapshot`` frame at ``time`` milliseconds; PNG when the output name ends ``.png``."""
     if time_ms < 0:
         raise BadMediaOptions("time must be a non-negative number of milliseconds")
-    fmt = "png" if (output or "").lower().endswith(".png") else "jpg"
-    return ThumbnailSpec(start=time_ms / 1000, format=fmt)
+    png = (output or "").lower().endswith(".png")
+    return ThumbnailSpec(start=time_ms / 1000, format="png" if png else "jpg")
 
 
 def parse_template(template: str) -> TranscodeSpec:
