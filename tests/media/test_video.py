@@ -7,6 +7,7 @@ loosely (0.5x-1.5x the target): a 2 s clip gives the rate control little room, b
 
 from __future__ import annotations
 
+import random
 import re
 import subprocess
 import time
