@@ -167,7 +167,7 @@ def test_hls_playlist_and_segments_in_order(clip: Path, tmp_path: Path) -> None:
     for seg in segments:
         info = probe(seg)
         assert info.format == "mpegts" and info.video is not None and info.video.codec == "h264"
-    whole = probe(playlist)
+    whole = probe(playlist, own_playlist=True)
     assert whole.format == "hls" and whole.duration == pytest.approx(2.0, abs=0.1)
     played = subprocess.run(
         [ffmpeg_exe(), "-v", "error", "-i", str(playlist), "-f", "null", "-"], capture_output=True
@@ -206,7 +206,7 @@ def test_wantu_480p_4_3_preset(clip: Path, tmp_path: Path) -> None:
 def test_wantu_hls_preset(clip: Path, tmp_path: Path) -> None:
     playlist, *segments = transcode(encode_spec("video-HLS-240K", use_preset=True), clip, tmp_path, name="h")
     assert playlist.name == "h.m3u8" and [s.name for s in segments] == ["h-00000.ts"]  # 10 s segments
-    info = probe(playlist)
+    info = probe(playlist, own_playlist=True)
     assert info.video is not None and (info.video.width, info.video.height) == (640, 480)
     size = sum(s.stat().st_size for s in segments)
     assert_near(size * 8 / 2.0 / 1000, 240 + 128)
@@ -292,6 +292,32 @@ def test_truncated_video_fails_cleanly_and_leaves_nothing(clip: Path, tmp_path: 
     assert isinstance(caught.value, NotMedia | TranscodeFailed)
     assert caught.value.reason and str(tmp_path) not in caught.value.reason
     assert list(out.iterdir()) == [] if out.exists() else True
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "#EXTM3U\n#EXTINF:1,\n{secret}\n#EXT-X-ENDLIST\n",
+        "ffconcat version 1.0\nfile '{secret}'\n",
+        "#EXTM3U\n#EXTINF:1,\nhttp://127.0.0.1:9/x.ts\n#EXT-X-ENDLIST\n",
+    ],
+    ids=["hls-local", "concat-local", "hls-network"],
+)
+def test_sources_that_point_at_other_files_are_refused(text: str, clip: Path, tmp_path: Path) -> None:
+    """An upload must not make ffmpeg read another object (here: the clip) or reach the network."""
+    src = tmp_path / "evil.m3u8"
+    src.write_text(text.format(secret=clip))
+    out = tmp_path / "out"
+    with pytest.raises(NotMedia, match="point at further files"):
+        transcode(naga("video", "/s/160x120"), src, out)
+    assert not out.exists() or list(out.iterdir()) == []
+
+
+def test_a_colon_in_the_source_name_is_not_a_protocol(clip: Path, tmp_path: Path) -> None:
+    odd = tmp_path / "http:x.mp4"
+    odd.write_bytes(clip.read_bytes())
+    [out] = transcode(naga("video", "/s/160x120"), odd, tmp_path / "out")
+    assert probe(out).video is not None
 
 
 def test_missing_source(tmp_path: Path) -> None:

@@ -142,16 +142,39 @@ class MediaInfo:
         return {"streams": streams, "format": fmt}
 
 
-def probe(path: Path, *, limits: VideoLimits = VideoLimits()) -> MediaInfo:
-    """What ``path`` holds; :class:`NotMedia` when it is no audio/video ffmpeg can read."""
+def probe(path: Path, *, limits: VideoLimits = VideoLimits(), own_playlist: bool = False) -> MediaInfo:
+    """What ``path`` holds; :class:`NotMedia` when it is no audio/video ffmpeg can read.
+
+    Playlists are refused (see ``_REFERENCING``) unless ``own_playlist``: an HLS playlist this
+    module wrote, probed for ``return_info``.
+    """
     if not path.is_file():
         raise NotMedia("source file is missing")
-    args = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)]
+    with path.open("rb") as f:
+        head = f.read(64).lstrip(b"\xef\xbb\xbf \t\r\n")
+    if head.startswith(_REFERENCING) and not own_playlist:
+        raise NotMedia("playlists and other files that point at further files are not accepted as a source")
+    args = [ffmpeg_exe(), "-hide_banner", "-nostdin", *input_args(path)]
     rc, err = _run(args, timeout=limits.probe_timeout, paths={path: "input"})
     info = parse_dump(err, filesize=path.stat().st_size)
     if info is None or not info.streams:
         raise NotMedia(f"source is not a readable audio/video file ({_reason(err) or f'exit {rc}'})")
+    if info.format in _REFERENCING_FORMATS and not own_playlist:
+        raise NotMedia(f"a {info.format} file points at further files and is not accepted as a source")
     return info
+
+
+_REFERENCING = (b"#EXTM3U", b"ffconcat", b"<?xml", b"<MPD", b"v=0")
+"""Sources that make ffmpeg open other files or sockets (HLS, concat, DASH, SDP): refused before
+ffmpeg sees them, so an upload can never read another object or reach the network."""
+_REFERENCING_FORMATS = frozenset({"hls", "dash", "concat", "sdp", "rtsp", "rtp"})
+
+
+def input_args(src: Path) -> list[str]:
+    """``-i`` for an untrusted local file: the ``file:`` protocol only (no network, no
+    ``subfile:``/``data:`` tricks) and an explicit ``file:`` prefix, so a ``:`` in the name is
+    never read as a protocol."""
+    return ["-protocol_whitelist", "file", "-i", f"file:{src}"]
 
 
 _INPUT = re.compile(r"^Input #0, (.+), from '")
@@ -290,7 +313,7 @@ def transcode_command(
         args += ["-ss", _secs(spec.start)]
     if spec.end is not None:
         args += ["-to", _secs(spec.end)]
-    args += ["-i", str(src)]
+    args += input_args(src)
     video = not (spec.audio_only or spec.no_video) and spec.container.video_codec is not None
     audio = not spec.no_audio and spec.container.audio_codec is not None and source.audio is not None
     if video:
@@ -425,7 +448,7 @@ def snapshot(
         for k, t in enumerate(times, start=1):
             out = stage / f"{name}{k if spec.count > 1 else ''}.{spec.format}"
             args = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y"]
-            args += ["-threads", str(limits.threads), "-ss", _secs(t), "-i", str(src), "-map", "0:v:0"]
+            args += ["-threads", str(limits.threads), "-ss", _secs(t), *input_args(src), "-map", "0:v:0"]
             args += [
                 "-frames:v",
                 "1",
