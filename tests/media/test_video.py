@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 import re
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -353,6 +354,54 @@ def test_timeout_kills_ffmpeg_and_leaves_nothing(clip: Path, tmp_path: Path) -> 
     assert caught.value.status == 504 and "0.5 s" in caught.value.reason
     assert [p for p in psutil.Process().children(recursive=True) if "ffmpeg" in p.name()] == []
     assert list(out.iterdir()) == []
+
+
+def _cmdline(proc: psutil.Process) -> list[str]:
+    try:
+        return proc.cmdline()
+    except psutil.Error:  # the probe's ffmpeg may be exiting right now
+        return []
+
+
+def test_a_killed_worker_leaves_no_ffmpeg_running(clip: Path, tmp_path: Path) -> None:
+    """SIGKILL of the process that runs transcode(): its ffmpeg dies too and publishes nothing."""
+    out = tmp_path / "out"
+    code = (
+        "import sys; from pathlib import Path\n"
+        "from mediagate.media.video import transcode, VideoLimits\n"
+        "from mediagate.media.wantu_presets import encode_spec\n"
+        "t = '/format/mp4/vWidth/1920/vHeight/1080/vPreset/veryslow/vCrf/10'\n"
+        "spec = encode_spec(t, use_preset=False)\n"
+        "transcode(spec, Path(sys.argv[1]), Path(sys.argv[2]), limits=VideoLimits(timeout=300))\n"
+    )
+    worker = subprocess.Popen([sys.executable, "-c", code, str(clip), str(out)])
+    try:
+        ffmpeg = None
+        for _ in range(200):
+            kids = [p for p in psutil.Process(worker.pid).children() if "libx264" in _cmdline(p)]
+            if kids:
+                ffmpeg = kids[0]
+                break
+            time.sleep(0.05)
+        assert ffmpeg is not None, "the worker never started ffmpeg"
+        worker.kill()
+        worker.wait()
+        gone, alive = psutil.wait_procs([ffmpeg], timeout=5)
+        for orphan in alive:  # do not leave it running when the assertion below fails
+            orphan.kill()
+        assert alive == [] and gone == [ffmpeg]
+    finally:
+        worker.kill()
+        worker.wait()
+    assert [p for p in out.iterdir() if not p.name.startswith(".")] == []
+    [outputs] = [transcode(naga("video", "/s/160x120"), clip, out)]  # the retry publishes its output
+    assert [p.name for p in out.iterdir() if not p.name.startswith(".")] == [outputs[0].name]
+
+
+def test_output_names_cannot_escape_or_be_patterns(clip: Path, tmp_path: Path) -> None:
+    for bad in ("../x", "a/b", "x%05d", ".hidden", ""):
+        with pytest.raises(ValueError, match="output name"):
+            transcode(naga("video", "/s/160x120"), clip, tmp_path, name=bad)
 
 
 def test_source_limits(clip: Path, tmp_path: Path) -> None:

@@ -14,7 +14,10 @@ Contract for callers (the task queue):
   succeeded, so a failed or killed run leaves no partial output under the final names; the list
   of outputs is returned (an HLS playlist first, then its segments in play order);
 * concurrency is the caller's: each call runs one ffmpeg at a time with ``limits.threads``
-  threads, so N workers use at most N x threads cores.
+  threads, so N workers use at most N x threads cores;
+* ffmpeg dies with the worker (``PR_SET_PDEATHSIG``): a SIGKILLed worker leaves no transcode
+  running, only a hidden ``.<name>.*.partial`` folder in ``out_dir``; give each attempt a fresh
+  ``out_dir`` (or remove those) and the retry publishes exactly one set of outputs.
 
 The stream dump ffmpeg prints for ``-i`` (``av_dump_format``) is the probe: the wheel ships no
 ffprobe, and the dump's layout is fixed by the pinned ffmpeg build and checked by the tests.
@@ -23,12 +26,15 @@ ffprobe, and the dump's layout is fixed by the pinned ffmpeg build and checked b
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import functools
 import os
 import re
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -496,8 +502,13 @@ def _check_source(info: MediaInfo, limits: VideoLimits) -> MediaInfo:
     return info
 
 
+_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
+
+
 @contextlib.contextmanager
 def _staging(out_dir: Path, name: str) -> Iterator[Path]:
+    if not _NAME.fullmatch(name):  # no "/", no "%" (ffmpeg patterns), no leading dot
+        raise ValueError(f"output name must match {_NAME.pattern}: {name!r}")
     out_dir.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".partial", dir=out_dir))
     try:
@@ -536,6 +547,7 @@ def _run(
             stdout=captured if stdout else subprocess.DEVNULL,
             stderr=subprocess.DEVNULL if stdout else captured,
             start_new_session=True,
+            preexec_fn=_die_with_parent,  # only prctl(2): safe between fork and exec
         )
         try:
             rc = proc.wait(timeout=timeout)
@@ -551,6 +563,19 @@ def _run(
     for path, label in sorted((paths or {}).items(), key=lambda kv: -len(str(kv[0]))):
         text = text.replace(str(path), label)
     return rc, text
+
+
+_LIBC = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True) if sys.platform == "linux" else None
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL ffmpeg when the worker dies (even by SIGKILL), so a
+    killed worker leaves no orphan transcode running; the retried task starts a fresh one.
+    Linux ties this to the *thread* that started ffmpeg, which blocks in :func:`_run` until
+    ffmpeg is gone, so a worker thread pool is fine."""
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 _NOISE = re.compile(r"^\[[^\]]* @ 0x[0-9a-f]+\] ")
