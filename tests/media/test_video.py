@@ -146,6 +146,55 @@ def test_ss_es_cut_a_second(clip: Path, tmp_path: Path) -> None:
     assert probe(out).duration == pytest.approx(1.0, abs=0.15)
 
 
+@pytest.mark.parametrize(
+    ("type_", "avopts", "save_as", "fmt", "streams", "duration"),
+    [
+        ("video", "/s/160x120/r/10", "/a.gif", "gif", [("gif", 160, 120)], 2.0),
+        ("video", "/s/160x120", "/a.webp", "webp_anim", [("webp_anim", 160, 120)], None),
+        ("video", "/su/2/s/160x120", "/fast.mp4", "mp4", [("h264", 160, 120), ("aac", None, None)], 1.0),
+        ("video", "/sp/90/s/120x160", "/turned.mp4", "mp4", [("h264", 120, 160), ("aac", None, None)], 2.0),
+        ("nbhd", "/ct/h265/s/160x120", "/n.mp4", "mp4", [("hevc", 160, 120), ("aac", None, None)], 2.0),
+        ("video", "/vcodec/copy/acodec/copy", "/c.mkv", "matroska", [("h264", 640, 480), ("aac", None, None)], 2.0),
+        ("video", "/vn/1", "/sound.mp4", "mp4", [("aac", None, None)], 2.0),
+        ("audio", "/ab/96", "/a.ogg", "ogg", [("vorbis", None, None)], 2.0),
+        ("audio", "/ab/64", "/a.m4a", "mp4", [("aac", None, None)], 2.0),
+    ],
+)  # fmt: skip
+def test_more_output_kinds(
+    type_: str,
+    avopts: str,
+    save_as: str,
+    fmt: str,
+    streams: list[tuple[str, int | None, int | None]],
+    duration: float | None,
+    clip: Path,
+    tmp_path: Path,
+) -> None:
+    [out] = transcode(naga(type_, avopts, save_as), clip, tmp_path)
+    assert out.suffix == Path(save_as).suffix
+    info = probe(out)
+    assert fmt in info.format.split(",") or info.format == fmt
+    assert [(s.codec, s.width, s.height) for s in info.streams] == streams
+    if duration is not None:
+        assert info.duration == pytest.approx(duration, abs=0.25)
+
+
+def test_sm_0_drops_the_metadata(tmp_path: Path) -> None:
+    src = make_video(tmp_path / "tagged.mp4", seconds=0.5, noise=False, extra=("-metadata", "title=holiday"))
+    assert probe(src).metadata["title"] == "holiday"
+    [kept] = transcode(naga("video", "/s/160x120"), src, tmp_path / "kept")
+    [dropped] = transcode(naga("video", "/sm/0/s/160x120"), src, tmp_path / "dropped")
+    assert probe(kept).metadata.get("title") == "holiday"
+    assert "title" not in probe(dropped).metadata
+
+
+def test_audio_only_hls(clip: Path, tmp_path: Path) -> None:
+    playlist, *segments = transcode(naga("audio", "/ab/64", "/radio.m3u8"), clip, tmp_path, name="radio")
+    assert playlist.name == "radio.m3u8" and segments
+    info = probe(playlist, own_playlist=True)
+    assert info.video is None and info.audio is not None and info.audio.codec == "aac"
+
+
 def test_as_turns_the_target_for_a_portrait_source(portrait: Path, tmp_path: Path) -> None:
     [kept] = transcode(naga("video", "/s/240p(4:3)/as/1"), portrait, tmp_path / "as")
     [forced] = transcode(naga("video", "/s/240p(4:3)"), portrait, tmp_path / "plain")

@@ -393,6 +393,8 @@ def _video_args(spec: TranscodeSpec, source: MediaInfo) -> list[str]:
         args += ["-flags", "+ilme+ildct"]
     if spec.container.muxer == "webp":
         args += ["-loop", "0"]
+    if codec == "libx265" and spec.container.muxer in ("mp4", "mov"):
+        args += ["-tag:v", "hvc1"]  # the tag Apple players require for HEVC in MP4
     return args
 
 
