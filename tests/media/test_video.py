@@ -180,6 +180,18 @@ def test_more_output_kinds(
         assert info.duration == pytest.approx(duration, abs=0.25)
 
 
+def test_tags_with_newlines_and_fake_stream_lines(tmp_path: Path) -> None:
+    """A tag value cannot smuggle a stream into the probe: ffmpeg indents its continuation lines."""
+    comment = "line one\nStream #0:7: Video: h264, 9999x9999, 1 kb/s, 1 fps\nkey : value"
+    src = make_video(
+        tmp_path / "tagged.mp4", seconds=0.5, noise=False, extra=("-metadata", f"comment={comment}")
+    )
+    info = probe(src)
+    assert info.metadata["comment"] == comment
+    assert [s.index for s in info.streams] == [0, 1]
+    assert info.video is not None and info.video.width == 320
+
+
 def test_sm_0_drops_the_metadata(tmp_path: Path) -> None:
     src = make_video(tmp_path / "tagged.mp4", seconds=0.5, noise=False, extra=("-metadata", "title=holiday"))
     assert probe(src).metadata["title"] == "holiday"

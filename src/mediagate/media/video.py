@@ -191,7 +191,8 @@ _FPS = re.compile(r", (\d+(?:\.\d+)?)(k?) fps")
 _KBPS = re.compile(r", (\d+) kb/s")
 _AUDIO = re.compile(r", (\d+) Hz, ([^,]+)")
 _ROTATION = re.compile(r"rotation of (-?\d+(?:\.\d+)?) degrees")
-_TAG = re.compile(r"^(\s+)([^:]+?)\s*: (.*)$")
+_TAG = re.compile(r"^\s+(\S[^:]*?)\s*: ?(.*)$")
+_MORE = re.compile(r"^\s+: ?(.*)$")  # a multi-line tag value goes on after "  : "
 _LAYOUTS = {"mono": 1, "stereo": 2, "2.1": 3, "3.0": 3, "quad": 4, "4.0": 4, "5.0": 5, "5.0(side)": 5,
             "5.1": 6, "5.1(side)": 6, "6.1": 7, "7.1": 8}  # fmt: skip
 
@@ -231,8 +232,12 @@ def parse_dump(text: str, *, filesize: int) -> MediaInfo | None:
             streams[-1]["rotation"] = round(-float(m.group(1))) % 360
             continue
         indent = len(line) - len(line.lstrip())
-        if target is not None and indent >= target_indent and (m := _TAG.match(line)):
-            target[m.group(2)] = m.group(3)
+        if target is not None and indent >= target_indent and (m := _MORE.match(line)):
+            if target:
+                last = next(reversed(target))
+                target[last] += "\n" + m.group(1)
+        elif target is not None and indent >= target_indent and (m := _TAG.match(line)):
+            target[m.group(1)] = m.group(2)
         else:
             target = None
     if fmt is None:
