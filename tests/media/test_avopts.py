@@ -6,7 +6,7 @@ import pytest
 
 from mediagate.media.averrors import BadMediaOptions
 from mediagate.media.avopts import SIZE_PRESETS, parse_avopts, parse_time
-from mediagate.media.avspec import ProbeSpec, ThumbnailSpec, TranscodeSpec
+from mediagate.media.avspec import ProbeSpec, ThumbnailSpec, TranscodeSpec, Watermark
 
 
 def video(avopts: str, save_as: str | None = None, type_: str = "video") -> TranscodeSpec:
@@ -93,6 +93,17 @@ def test_nbhd_picks_crf_and_refuses_a_bitrate() -> None:
         video("/vb/300", type_="nbhd")
 
 
+def test_watermark_paths_are_url_safe_base64_with_or_without_padding() -> None:
+    spec = video("/wmImg/L2EvYi5wbmc=/s/320x240")  # /a/b.png
+    assert spec.watermark == Watermark(path="/a/b.png", gravity="northeast", dx=-20, dy=15)
+    assert spec.extra_paths == ("/a/b.png",)
+    assert video("/wmImg/L2EvYi5wbmc").watermark == spec.watermark
+    spec = video("/wmImg/L-S4reaWh-S7ti5wbmc/wmGravity/southwest/wmDx/10/wmDy/-10")  # /中文件.png
+    assert spec.watermark == Watermark(path="/中文件.png", gravity="southwest", dx=10, dy=-10)
+    assert video("/wmImg/L2EvYi5wbmc/wmGravity/center").watermark == Watermark("/a/b.png", "center", 0, 0)
+    assert video("/s/320x240").extra_paths == ()
+
+
 def test_audio_task() -> None:
     spec = parse_avopts("audio", "/ab/64/ac/1/ss/00:00:01", save_as="/m/a.mp3")
     assert isinstance(spec, TranscodeSpec)
@@ -138,7 +149,13 @@ def test_return_info_travels_with_the_spec() -> None:
         ("video", "/f/doc", "unsupported output format 'doc'"),
         ("video", "/f/mp3", "needs a video format"),
         ("video", "/i/L2EvYi9jLm1wNA==", "concatenation"),
-        ("video", "/wmImg/L2EvYi5wbmc=", "watermarks"),
+        ("video", "/wmImg/L2EvYi5qcGc", "must name a .png or .webp"),
+        ("video", "/wmImg/Li4vYS5wbmc", "absolute bucket path"),
+        ("video", "/wmImg/L2EvLi4vYi5wbmc", "absolute bucket path"),
+        ("video", "/wmImg/!!!", "URL-safe base64"),
+        ("video", "/wmDx/10", "/wmDx/ only applies together with /wmImg/"),
+        ("video", "/wmImg/L2EvYi5wbmc/wmGravity/top", "/wmGravity/ must be one of"),
+        ("video", "/wmImg/L2EvYi5wbmc/wmDy/1.5", "/wmDy/ must be a whole number"),
         ("vthumbnail", "/o/1", "unknown type 'vthumbnail'"),
         ("vconcat", "/i/L2EvYi9jLm1wNA==", "not supported by this server"),
         ("thumbnail", "/ss/00:00:01", "/o/ is required"),

@@ -208,6 +208,56 @@ def test_audio_only_hls(clip: Path, tmp_path: Path) -> None:
     assert info.video is None and info.audio is not None and info.audio.codec == "aac"
 
 
+def _frame(video_file: Path, tmp_path: Path) -> Image.Image:
+    [png] = snapshot(ThumbnailSpec(start=1.0, format="png"), video_file, tmp_path / f"f-{video_file.stem}")
+    return Image.open(png).convert("RGB")
+
+
+def _near(pixel: tuple[int, ...], colour: tuple[int, int, int], tol: int = 40) -> bool:
+    return all(abs(a - b) <= tol for a, b in zip(pixel, colour, strict=False))
+
+
+@pytest.mark.parametrize(
+    ("avopts", "inside", "outside"),
+    [
+        ("/wmImg/L2EvbWFyay5wbmc", (300 - 16, 15 + 16), (20, 220)),  # northeast, -20/15 by default
+        ("/wmImg/L2EvbWFyay5wbmc/wmGravity/southwest/wmDx/10/wmDy/-10", (10 + 16, 198 + 16), (284, 31)),
+        ("/wmImg/L2EvbWFyay5wbmc/wmGravity/center", (160, 120), (20, 20)),
+    ],
+)
+def test_watermark_lands_where_gravity_and_offsets_say(
+    avopts: str, inside: tuple[int, int], outside: tuple[int, int], tmp_path: Path
+) -> None:
+    src = make_video(tmp_path / "flat.mp4", seconds=2, noise=False)
+    mark = tmp_path / "mark.png"
+    Image.new("RGBA", (32, 32), (0, 255, 0, 255)).save(mark)
+    spec = naga("video", avopts + "/s/320x240", "/w.mp4")
+    assert spec.extra_paths == ("/a/mark.png",)
+    [out] = transcode(spec, src, tmp_path / "out", files={"/a/mark.png": mark})
+    [plain] = transcode(naga("video", "/s/320x240"), src, tmp_path / "plain")
+    marked, bare = _frame(out, tmp_path), _frame(plain, tmp_path)
+    assert _near(marked.getpixel(inside), (0, 255, 0))
+    assert not _near(bare.getpixel(inside), (0, 255, 0))
+    assert _near(marked.getpixel(outside), bare.getpixel(outside))
+
+
+def test_watermark_must_be_an_image_and_must_be_given(clip: Path, tmp_path: Path) -> None:
+    spec = naga("video", "/wmImg/L2EvbWFyay5wbmc/s/160x120")
+    with pytest.raises(ValueError, match="local copies"):
+        transcode(spec, clip, tmp_path)
+    with pytest.raises(BadMediaOptions, match="PNG or WebP"):
+        transcode(spec, clip, tmp_path, files={"/a/mark.png": clip})
+    text = tmp_path / "mark.png"
+    text.write_text("not an image")
+    with pytest.raises(BadMediaOptions, match="PNG or WebP"):
+        transcode(spec, clip, tmp_path, files={"/a/mark.png": text})
+
+
+def test_copy_cannot_be_combined_with_picture_changes(clip: Path, tmp_path: Path) -> None:
+    with pytest.raises(BadMediaOptions, match="/vcodec/copy"):
+        transcode(naga("video", "/vcodec/copy/s/160x120"), clip, tmp_path)
+
+
 def test_as_turns_the_target_for_a_portrait_source(portrait: Path, tmp_path: Path) -> None:
     [kept] = transcode(naga("video", "/s/240p(4:3)/as/1"), portrait, tmp_path / "as")
     [forced] = transcode(naga("video", "/s/240p(4:3)"), portrait, tmp_path / "plain")
@@ -374,6 +424,13 @@ def test_sources_that_point_at_other_files_are_refused(text: str, clip: Path, tm
     with pytest.raises(NotMedia, match="point at further files"):
         transcode(naga("video", "/s/160x120"), src, out)
     assert not out.exists() or list(out.iterdir()) == []
+
+
+def test_a_text_file_is_not_a_video_whatever_its_name(clip: Path, tmp_path: Path) -> None:
+    src = tmp_path / "notes.txt"
+    src.write_text("hello\n" * 50)
+    with pytest.raises(NotMedia, match="text"):
+        transcode(naga("video", "/s/160x120"), src, tmp_path / "out")
 
 
 def test_a_colon_in_the_source_name_is_not_a_protocol(clip: Path, tmp_path: Path) -> None:

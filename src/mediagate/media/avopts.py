@@ -6,12 +6,17 @@ transcode, ``audio`` transcodes audio, ``thumbnail`` grabs frames, ``probe`` rea
 Anything we cannot honour is a :class:`BadMediaOptions` whose reason names the key, so the
 task fails with status 400 and a description the user can act on (§6.17), never a guess.
 
+Bucket paths inside values (``/wmImg/``) are URL-safe base64, padding optional; the caller
+fetches them (:attr:`TranscodeSpec.extra_paths`) and hands the files to ``video.transcode``.
+
 Not served (a clear 400): concatenation (``/i/``, ``/h/``, ``/codec/``, ``vconcat``,
-``aconcat``), watermarks (``/wmImg/``…), ``/cr/`` and ``chain``.
+``aconcat``), ``/cr/`` and ``chain``.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from collections.abc import Callable
 from dataclasses import replace
@@ -19,6 +24,7 @@ from typing import Literal, TypeVar, cast
 
 from mediagate.media.averrors import BadMediaOptions
 from mediagate.media.avspec import (
+    GRAVITIES,
     MAX_SIDE,
     PROFILES,
     AvJob,
@@ -26,6 +32,7 @@ from mediagate.media.avspec import (
     ProbeSpec,
     ThumbnailSpec,
     TranscodeSpec,
+    Watermark,
     container,
     container_for_suffix,
 )
@@ -57,10 +64,6 @@ NOT_SERVED_KEYS = {
     "i": "concatenation",
     "h": "concatenation",
     "codec": "concatenation",
-    "wmImg": "watermarks",
-    "wmGravity": "watermarks",
-    "wmDx": "watermarks",
-    "wmDy": "watermarks",
     "cr": "reversed GIF/WebP loops",
 }
 SAMPLE_RATES = (0, 16000, 22050, 24000, 32000, 44100, 48000)
@@ -72,7 +75,7 @@ SCENES = ("auto", "self_portrait", "animation", "film_calm", "film_dramatic")
 
 _VIDEO_KEYS = frozenset(["f", "s", "as", "vb", "r", "sp", "sm", "vcodec", "acodec", "an", "vn", "su", "ar",
                          "ac", "sar", "dar", "pv", "level", "ht", "ss", "es", "ab", "ct",
-                         "scene"])  # fmt: skip
+                         "scene", "wmImg", "wmGravity", "wmDx", "wmDy"])  # fmt: skip
 _AUDIO_KEYS = frozenset(["f", "ac", "ab", "vbr", "sm", "ss", "es", "ar", "acodec"])
 _THUMB_KEYS = frozenset(["o", "n", "ss", "es", "s", "f"])
 
@@ -237,6 +240,7 @@ def _video(type_: str, pairs: dict[str, str], save_as: str | None, return_info: 
     speed = _get(pairs, "su", _float_in(1.0, 10.0))
     return replace(
         spec,
+        watermark=_watermark(pairs),
         video_codec=vcodec,
         audio_codec=_get(pairs, "acodec", _acodec),
         video_bitrate=_get(pairs, "vb", _int_in(10, 100000)),
@@ -256,6 +260,47 @@ def _video(type_: str, pairs: dict[str, str], save_as: str | None, return_info: 
         start=start,
         end=end,
     )
+
+
+def _watermark(pairs: dict[str, str]) -> Watermark | None:
+    if "wmImg" not in pairs:
+        for key in ("wmGravity", "wmDx", "wmDy"):
+            if key in pairs:
+                raise BadMediaOptions(f"/{key}/ only applies together with /wmImg/")
+        return None
+    path = bucket_path("wmImg", pairs["wmImg"])
+    if not path.lower().endswith((".png", ".webp")):
+        raise BadMediaOptions("/wmImg/ must name a .png or .webp image")
+    gravity = _get(pairs, "wmGravity", _one_of(GRAVITIES)) or "northeast"
+    dx, dy = (-20, 15) if gravity == "northeast" else (0, 0)
+    offset = _int_signed(-10000, 10000)
+    return Watermark(path=path, gravity=gravity, dx=_or(_get(pairs, "wmDx", offset), dx),
+                     dy=_or(_get(pairs, "wmDy", offset), dy))  # fmt: skip
+
+
+def _or(value: int | None, default: int) -> int:
+    return default if value is None else value
+
+
+def _int_signed(low: int, high: int) -> Callable[[str, str], int]:
+    def parse(key: str, value: str) -> int:
+        if not re.fullmatch(r"-?\d{1,6}", value) or not low <= int(value) <= high:
+            raise BadMediaOptions(f"/{key}/ must be a whole number from {low} to {high}, got {value!r}")
+        return int(value)
+
+    return parse
+
+
+def bucket_path(key: str, value: str) -> str:
+    """A URL-safe base64 bucket path (``L2EvYi5wbmc`` → ``/a/b.png``), padding optional."""
+    try:
+        raw = base64.b64decode(value + "=" * (-len(value) % 4), altchars=b"-_", validate=True)
+        path = raw.decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise BadMediaOptions(f"/{key}/ must be the URL-safe base64 of a bucket path") from None
+    if not path.startswith("/") or "\x00" in path or any(p in ("..", ".") for p in path.split("/")):
+        raise BadMediaOptions(f"/{key}/ must decode to an absolute bucket path such as /a/b.png")
+    return path
 
 
 def _acodec(key: str, value: str) -> str:

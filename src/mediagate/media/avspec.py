@@ -76,6 +76,22 @@ def container_for_suffix(path: str | None) -> Container | None:
     return CONTAINERS.get(key)
 
 
+GRAVITIES = ("northwest", "north", "northeast", "west", "center", "east", "southwest", "south", "southeast")
+
+
+@dataclass(frozen=True)
+class Watermark:
+    """A PNG/WebP from the bucket laid over the picture (UPYUN ``/wmImg/``).
+
+    ``dx``/``dy`` move it from its ``gravity`` corner: positive is east/south.
+    """
+
+    path: str
+    gravity: str = "northeast"
+    dx: int = -20
+    dy: int = 15
+
+
 @dataclass(frozen=True)
 class TranscodeSpec:
     """Transcode one source into one output (or one HLS playlist with its segments)."""
@@ -117,10 +133,16 @@ class TranscodeSpec:
     hls_segment: int | None = None
     """Segment seconds; set exactly when the container is ``m3u8``."""
     return_info: bool = False
+    watermark: Watermark | None = None
 
     @property
     def is_hls(self) -> bool:
         return self.container.muxer == "hls"
+
+    @property
+    def extra_paths(self) -> tuple[str, ...]:
+        """Bucket paths besides the source that the caller fetches and hands to ``transcode``."""
+        return (self.watermark.path,) if self.watermark else ()
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,7 +44,7 @@ from typing import Any
 import imageio_ffmpeg
 
 from mediagate.media.averrors import BadMediaOptions, NotMedia, TranscodeFailed, TranscodeTimeout
-from mediagate.media.avspec import ThumbnailSpec, TranscodeSpec
+from mediagate.media.avspec import ThumbnailSpec, TranscodeSpec, Watermark
 
 STDERR_LIMIT = 1 << 20
 """Bytes of ffmpeg's stderr we read back: enough for any dump, bounded for hostile metadata."""
@@ -167,6 +167,8 @@ def probe(path: Path, *, limits: VideoLimits = VideoLimits(), own_playlist: bool
         raise NotMedia(f"source is not a readable audio/video file ({_reason(err) or f'exit {rc}'})")
     if info.format in _REFERENCING_FORMATS and not own_playlist:
         raise NotMedia(f"a {info.format} file points at further files and is not accepted as a source")
+    if info.format == "tty":  # ffmpeg renders a .txt/.ans file as video; it is text, not media
+        raise NotMedia("source is text, not an audio/video file")
     return info
 
 
@@ -180,6 +182,8 @@ def input_args(src: Path) -> list[str]:
     """``-i`` for an untrusted local file: the ``file:`` protocol only (no network, no
     ``subfile:``/``data:`` tricks) and an explicit ``file:`` prefix, so a ``:`` in the name is
     never read as a protocol."""
+    if "%" in str(src):  # image2 would read a %d in the name as a numbered sequence of files
+        raise ValueError(f"input path must not contain '%': {src}")
     return ["-protocol_whitelist", "file", "-i", f"file:{src}"]
 
 
@@ -301,21 +305,46 @@ def transcode(
     *,
     name: str = "output",
     limits: VideoLimits = VideoLimits(),
+    files: Mapping[str, Path] | None = None,
+    source: MediaInfo | None = None,
 ) -> list[Path]:
-    """Transcode ``src`` per ``spec`` into ``out_dir/<name>.<suffix>`` (HLS: plus ``<name>-NNNNN.ts``)."""
-    source = _check_source(probe(src, limits=limits), limits)
+    """Transcode ``src`` per ``spec`` into ``out_dir/<name>.<suffix>`` (HLS: plus ``<name>-NNNNN.ts``).
+
+    ``files`` maps each of ``spec.extra_paths`` (the watermark) to a local copy; ``source`` is
+    ``probe(src)`` when the caller already has it.
+    """
+    source = _check_source(source or probe(src, limits=limits), limits)
     if not (spec.audio_only or spec.no_video) and source.video is None:
         raise BadMediaOptions("the source has no video stream (use type 'audio' for audio files)")
     if (spec.audio_only or spec.no_video) and source.audio is None:
         raise BadMediaOptions("the source has no audio stream")
+    missing = [p for p in spec.extra_paths if p not in (files or {})]
+    if missing:
+        raise ValueError(f"transcode needs local copies of {missing}")
+    watermark = (files or {})[spec.watermark.path] if spec.watermark else None
+    if watermark is not None:
+        try:
+            mark = probe(watermark, limits=limits).video
+        except NotMedia:
+            mark = None
+        if mark is None or mark.codec not in ("png", "webp") or not mark.width or not mark.height:
+            raise BadMediaOptions("the watermark (/wmImg/) must be a PNG or WebP image")
     with _staging(out_dir, name) as stage:
-        args = transcode_command(spec, src, source, stage, name, threads=limits.threads)
-        _ffmpeg(args, timeout=limits.timeout, paths={src: "input", stage: "output"})
+        args = transcode_command(spec, src, source, stage, name, threads=limits.threads, watermark=watermark)
+        paths = {src: "input", stage: "output", **({watermark: "watermark"} if watermark else {})}
+        _ffmpeg(args, timeout=limits.timeout, paths=paths)
         return _publish(stage, out_dir)
 
 
 def transcode_command(
-    spec: TranscodeSpec, src: Path, source: MediaInfo, stage: Path, name: str, *, threads: int
+    spec: TranscodeSpec,
+    src: Path,
+    source: MediaInfo,
+    stage: Path,
+    name: str,
+    *,
+    threads: int,
+    watermark: Path | None = None,
 ) -> list[str]:
     """The exact ffmpeg argv :func:`transcode` runs (public so the benchmark can run it bare)."""
     out = stage / f"{name}.{spec.container.suffix}"
@@ -327,8 +356,10 @@ def transcode_command(
     args += input_args(src)
     video = not (spec.audio_only or spec.no_video) and spec.container.video_codec is not None
     audio = not spec.no_audio and spec.container.audio_codec is not None and source.audio is not None
+    if video and watermark is not None:
+        args += input_args(watermark)
     if video:
-        args += ["-map", "0:v:0", *_video_args(spec, source)]
+        args += _video_args(spec, source, watermarked=watermark is not None)
     else:
         args += ["-vn"]
     if audio:
@@ -350,10 +381,44 @@ def transcode_command(
     return [*args, str(out)]
 
 
-def _video_args(spec: TranscodeSpec, source: MediaInfo) -> list[str]:
+def _video_args(spec: TranscodeSpec, source: MediaInfo, *, watermarked: bool) -> list[str]:
     codec = spec.video_codec or spec.container.video_codec or "libx264"
+    filters = _video_filters(spec, source)
     if codec == "copy":
-        return ["-c:v", "copy"]
+        if filters or spec.watermark:
+            raise BadMediaOptions(
+                "/vcodec/copy keeps the picture as it is: it cannot resize, turn or mark it"
+            )
+        return ["-map", "0:v:0", "-c:v", "copy"]
+    if watermarked and spec.watermark is not None:
+        base = ",".join(filters) or "null"
+        at = _overlay_at(spec.watermark)
+        graph = f"[0:v:0]{base}[base];[1:v:0]format=rgba[mark];[base][mark]overlay={at}[out]"
+        args = ["-filter_complex", graph, "-map", "[out]", "-c:v", codec]
+    else:
+        args = ["-map", "0:v:0", "-c:v", codec]
+        if filters:
+            args += ["-vf", ",".join(filters)]
+    if codec in ("libx264", "libx265", "libvpx", "libvpx-vp9", "libtheora"):
+        args += ["-pix_fmt", "yuv420p"]
+    return args + _encoder_args(spec, source, codec)
+
+
+def _overlay_at(mark: Watermark) -> str:
+    """overlay's x:y for a gravity corner moved by dx (east) and dy (south)."""
+    g = mark.gravity
+    x = "0" if g.endswith("west") else "main_w-overlay_w" if g.endswith("east") else "(main_w-overlay_w)/2"
+    y = (
+        "0"
+        if g.startswith("north")
+        else "main_h-overlay_h"
+        if g.startswith("south")
+        else "(main_h-overlay_h)/2"
+    )
+    return f"x={x}+({mark.dx}):y={y}+({mark.dy})"
+
+
+def _video_filters(spec: TranscodeSpec, source: MediaInfo) -> list[str]:
     filters = []
     turn = {"90": "transpose=1", "180": "hflip,vflip", "270": "transpose=2"}.get(spec.rotate)
     if turn:
@@ -367,11 +432,11 @@ def _video_args(spec: TranscodeSpec, source: MediaInfo) -> list[str]:
         filters.append(f"setdar={spec.dar.replace(':', '/')}")
     if spec.speed:
         filters.append(f"setpts=PTS/{spec.speed:g}")
-    args = ["-c:v", codec]
-    if filters:
-        args += ["-vf", ",".join(filters)]
-    if codec in ("libx264", "libx265", "libvpx", "libvpx-vp9", "libtheora"):
-        args += ["-pix_fmt", "yuv420p"]
+    return filters
+
+
+def _encoder_args(spec: TranscodeSpec, source: MediaInfo, codec: str) -> list[str]:
+    args: list[str] = []
     bitrate = spec.video_bitrate
     if bitrate is None and spec.crf is None and spec.video_bitrate_cap is not None:
         have = (source.video.bitrate if source.video else None) or source.bitrate
