@@ -427,7 +427,7 @@ def test_sources_that_point_at_other_files_are_refused(text: str, clip: Path, tm
 
 
 def test_a_text_file_is_not_a_video_whatever_its_name(clip: Path, tmp_path: Path) -> None:
-    src = tmp_path / "notes.txt"
+    src = tmp_path / "notes.ans"  # ffmpeg picks its tty (ANSI art) reader by this suffix
     src.write_text("hello\n" * 50)
     with pytest.raises(NotMedia, match="text"):
         transcode(naga("video", "/s/160x120"), src, tmp_path / "out")
