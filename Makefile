@@ -35,6 +35,7 @@ typecheck: install
 bench: install
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/small.py
+	$(BIN)/python bench/tasks.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info
