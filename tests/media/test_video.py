@@ -521,6 +521,17 @@ def test_output_names_cannot_escape_or_be_patterns(clip: Path, tmp_path: Path) -
     for bad in ("../x", "a/b", "x%05d", ".hidden", ""):
         with pytest.raises(ValueError, match="output name"):
             transcode(naga("video", "/s/160x120"), clip, tmp_path, name=bad)
+    with pytest.raises(ValueError, match="output folder"):
+        transcode(naga("video", "/s/160x120"), clip, tmp_path / "100%d")
+
+
+def test_relative_output_folder_with_a_colon(
+    clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    [shot] = snapshot(snapshot_spec(500), clip, Path("pipe:1"), name="s")
+    [movie] = transcode(naga("video", "/s/160x120"), clip, Path("pipe:1"), name="m")
+    assert shot.is_file() and movie.is_file() and shot.parent.resolve() == tmp_path / "pipe:1"
 
 
 def test_source_limits(clip: Path, tmp_path: Path) -> None:

@@ -527,16 +527,8 @@ def snapshot(
             out = stage / f"{name}{k if spec.count > 1 else ''}.{spec.format}"
             args = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y"]
             args += ["-threads", str(limits.threads), "-ss", _secs(t), *input_args(src), "-map", "0:v:0"]
-            args += [
-                "-frames:v",
-                "1",
-                "-vf",
-                _grab_filter(spec),
-                *_grab_codec(spec),
-                "-f",
-                "image2",
-                str(out),
-            ]
+            args += ["-frames:v", "1", "-vf", _grab_filter(spec), *_grab_codec(spec)]
+            args += ["-f", "image2", "-update", "1", str(out)]  # one file: its name is no pattern
             _ffmpeg(args, timeout=limits.timeout, paths={src: "input", stage: "output"})
             if not out.is_file():
                 raise TranscodeFailed(f"no frame could be decoded at {t:g} s")
@@ -581,8 +573,11 @@ _NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
 def _staging(out_dir: Path, name: str) -> Iterator[Path]:
     if not _NAME.fullmatch(name):  # no "/", no "%" (ffmpeg patterns), no leading dot
         raise ValueError(f"output name must match {_NAME.pattern}: {name!r}")
+    if "%" in str(out_dir):  # the HLS segment pattern would read it as a placeholder
+        raise ValueError(f"output folder must not contain '%': {out_dir}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".partial", dir=out_dir))
+    # absolute, so no "name:" prefix of a relative path is taken for a protocol
+    stage = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".partial", dir=out_dir.absolute()))
     try:
         yield stage
     finally:
