@@ -11,7 +11,7 @@ PORT    ?= 8080
 $(BIN)/mediagate: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,moderation]'
+	$(BIN)/pip install --quiet -e '.[dev,moderation,video]'
 	touch $@
 
 install: $(BIN)/mediagate
@@ -35,6 +35,7 @@ typecheck: install
 bench: install
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/small.py
+	$(BIN)/python bench/tasks.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info
