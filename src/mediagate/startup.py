@@ -15,9 +15,11 @@ from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
+from mediagate.catalog.migrate import SchemaTooNew
 from mediagate.config import Settings
 from mediagate.core.errors import CatalogUnavailable, InsufficientStorage, StorageUnavailable
 from mediagate.core.gateway import Gateway
+from mediagate.core.secrets import BadSecretKey, WrongSecretKey
 from mediagate.logs import describe
 
 PROBE_BLOB = "mediagate-startup-probe"
@@ -74,6 +76,8 @@ def explain(exc: BaseException, settings: Settings | None) -> str | None:
     if isinstance(exc, StorageUnavailable):
         where = safe_url(settings.s3_endpoint_url) if settings.s3_endpoint_url else "the default AWS endpoint"
         return f"cannot use S3 bucket {settings.s3_bucket!r} at {where}: {cause}"
+    if isinstance(exc, WrongSecretKey | BadSecretKey | SchemaTooNew):
+        return str(exc) if not isinstance(exc, BadSecretKey) else f"MEDIAGATE_SECRET_KEY / secret.key: {exc}"
     if isinstance(exc, RuntimeError) and "S3 bucket" in str(exc):
         return str(exc)
     return None

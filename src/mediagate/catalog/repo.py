@@ -401,6 +401,33 @@ class Catalog:
         with self._write() as s:
             s.execute(update(Credential).where(Credential.id == credential_id).values(revoked_at=utcnow()))
 
+    def count_credentials(self) -> int:
+        """Every stored credential, revoked ones included (their secrets are sealed too)."""
+        with self._read() as s:
+            return int(s.scalar(select(func.count()).select_from(Credential)) or 0)
+
+    def sealed_secrets(self, *, after_id: int = 0, limit: int = 500) -> list[tuple[int, str]]:
+        """(credential id, sealed secret) by id, from just after ``after_id``: one page of every
+        stored secret, for checking the sealing key and re-sealing them all."""
+        with self._read() as s:
+            rows = s.execute(
+                select(Credential.id, Credential.sealed_secret)
+                .where(Credential.id > after_id)
+                .order_by(Credential.id)
+                .limit(limit)
+            ).all()
+            return [(int(row[0]), str(row[1])) for row in rows]
+
+    def reseal_credential(self, credential_id: int, old: str, new: str) -> bool:
+        """Replace one sealed secret if it is still ``old`` (False if it changed meanwhile)."""
+        with self._write() as s:
+            result = s.execute(
+                update(Credential)
+                .where(Credential.id == credential_id, Credential.sealed_secret == old)
+                .values(sealed_secret=new)
+            )
+            return cast(CursorResult[Any], result).rowcount == 1
+
     # -- objects -------------------------------------------------------------------------------
 
     def get_object(self, bucket_id: int, key: str) -> Object | None:
