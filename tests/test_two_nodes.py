@@ -1,0 +1,241 @@
+"""Two nodes, one catalog: every dialect's uploads continue on whichever node the next request
+reaches (round robin, no sticky sessions), a node killed between parts loses nothing, and races
+between the nodes are decided by the catalog, not by luck.
+
+The pair shares a PostgreSQL catalog, an S3 bucket (moto), one MEDIAGATE_SECRET_KEY and Redis;
+each node has its own home, port and staging (see tests.support.cluster).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import threading
+import uuid
+import zlib
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import upyun
+
+from mediagate.core.buckets import BucketCredentials, create_bucket
+from tests.conftest import LiveServer
+from tests.protocols.imagex.conftest import png
+from tests.protocols.imagex.test_hostile import apply, commit, put
+from tests.protocols.upyun.forms import Receiver, authorization, http_date, policy_of, post, wait_until
+from tests.protocols.wantu.client import WantuClient, md5
+from tests.support.cluster import Cluster
+
+pytestmark = pytest.mark.postgres
+
+MIB = 1024 * 1024
+
+
+@pytest.fixture
+def creds(cluster: Cluster) -> BucketCredentials:
+    return create_bucket(cluster.admin.catalog, cluster.admin.secrets, f"n{uuid.uuid4().hex[:12]}")
+
+
+def sdk(node: LiveServer, creds: BucketCredentials) -> upyun.UpYun:
+    return upyun.UpYun(creds.bucket, creds.operator, creds.password, endpoint=node.endpoint)
+
+
+def read(up: upyun.UpYun, key: str) -> bytes:
+    sink = io.BytesIO()
+    up.get(key, sink)
+    return sink.getvalue()
+
+
+@pytest.fixture
+def wantu(cluster: Cluster, creds: BucketCredentials) -> Iterator[list[WantuClient]]:
+    clients = [
+        WantuClient(node.url, creds.access_key_id, creds.secret_access_key, creds.bucket)
+        for node in cluster.nodes
+    ]
+    yield clients
+    for client in clients:
+        client.close()
+
+
+def test_both_nodes_report_every_dependency_healthy(cluster: Cluster) -> None:
+    for node in cluster.nodes:
+        health = httpx.get(f"{node.url}/healthz").json()
+        assert health == {
+            "status": "ok",
+            "catalog": "ok",
+            "storage": "ok",
+            "disk": "ok",
+            "redis": "ok",
+        }
+
+
+# -- UPYUN -----------------------------------------------------------------------------------------------
+
+
+def test_upyun_rest_put_on_a_is_read_listed_and_deleted_on_b(
+    cluster: Cluster, creds: BucketCredentials
+) -> None:
+    a, b = sdk(cluster.a, creds), sdk(cluster.b, creds)
+    data = os.urandom(300_000)
+    a.put("/docs/one.bin", data)
+    assert read(b, "/docs/one.bin") == data
+    assert [item["name"] for item in b.getlist("/docs")] == ["one.bin"]
+    assert httpx.get(f"{cluster.b.url}/{creds.bucket}/docs/one.bin").content == data  # public read
+    b.delete("/docs/one.bin")
+    with pytest.raises(upyun.UpYunServiceException) as gone:
+        a.getinfo("/docs/one.bin")
+    assert gone.value.status == 404
+
+
+def test_upyun_multipart_parts_alternate_and_complete_on_b(
+    cluster: Cluster, creds: BucketCredentials
+) -> None:
+    data = os.urandom(3 * MIB + 4321)
+    a, b = sdk(cluster.a, creds), sdk(cluster.b, creds)
+    uploader = a.init_multi_uploader("/multi/big.bin", part_size=MIB, file_size=len(data))
+    for n, up in zip((3, 0, 2, 1), (b, a, b, a), strict=True):
+        uploader.rest = up.up_rest  # the next request lands on the other node
+        uploader.upload(n, data[n * MIB : (n + 1) * MIB])
+    uploader.rest = b.up_rest
+    answer = uploader.complete(multi_md5=hashlib.md5(data).hexdigest())
+    assert answer["content-md5"] == hashlib.md5(data).hexdigest()
+    assert read(a, "/multi/big.bin") == data
+
+
+def test_form_upload_on_a_notifies_once_with_a_retry_by_either_node(
+    cluster: Cluster, creds: BucketCredentials
+) -> None:
+    """Both nodes run a delivery loop over one outbox: the notification is delivered, retried after
+    the customer's 500, and never twice after the 200 (the delivery lease is the catalog's)."""
+    with Receiver([500, 200]) as receiver, httpx.Client(base_url=cluster.a.url) as client:
+        date = http_date()
+        p = policy_of(creds, "/n/{filename}{.suffix}", date=date, notify_url=receiver.url("/hook"))
+        image = png(10, 20)
+        r = post(
+            client,
+            creds.bucket,
+            [
+                ("policy", p),
+                ("authorization", authorization(creds, p, date=date)),
+                ("file", ("pic.png", image)),
+            ],
+        )
+        assert r.status_code == 200, r.text
+        assert r.json()["url"] == "/n/pic.png"
+        assert httpx.get(f"{cluster.b.url}/{creds.bucket}/n/pic.png").content == image
+        assert wait_until(lambda: len(receiver.requests) >= 2, timeout=15)
+        wait_until(lambda: len(receiver.requests) > 2, timeout=3)
+        assert len(receiver.requests) == 2
+        assert receiver.requests[0][2] == receiver.requests[1][2]
+
+
+# -- Wantu -----------------------------------------------------------------------------------------------
+
+
+def test_wantu_blocks_alternate_nodes(cluster: Cluster, wantu: list[WantuClient]) -> None:
+    data = os.urandom(3 * MIB + 777)
+    blocks = [data[:MIB], data[MIB : 2 * MIB], data[2 * MIB : 3 * MIB], data[3 * MIB :]]
+    auth = wantu[0].authorization(wantu[0].policy(dir="/blocks", name="file.bin"))
+    init = wantu[0].block_init(blocks[0], auth)
+    assert init.status_code == 200, init.text
+    upload_id, id_ = init.json()["uploadId"], init.json()["id"]
+    for n in (4, 2, 3):
+        client = wantu[n % 2]
+        r = client.block_upload(blocks[n - 1], auth, upload_id, id_, n)
+        assert r.status_code == 200, r.text
+    parts = [(n, md5(blk).upper()) for n, blk in enumerate(blocks, 1)]
+    done = wantu[1].block_complete(auth, upload_id, id_, parts, md5(data))
+    assert done.status_code == 200, done.text
+    assert httpx.get(f"{cluster.a.url}/{wantu[0].namespace}/blocks/file.bin").content == data
+
+
+def test_wantu_insert_only_race_has_exactly_one_winner(cluster: Cluster, wantu: list[WantuClient]) -> None:
+    for round_ in range(5):
+        name = f"race-{round_}.bin"
+        bodies = [f"node-{i}-{round_}".encode() for i in range(4)]
+        results: list[httpx.Response | None] = [None] * len(bodies)
+        start = threading.Barrier(len(bodies))
+
+        def race(i: int, name: str = name, bodies: list[bytes] = bodies, results: Any = results) -> None:
+            client = wantu[i % 2]
+            policy = client.policy(insertOnly=1, dir="/race", name=name)
+            start.wait()
+            results[i] = client.upload(bodies[i], policy=policy)
+
+        threads = [threading.Thread(target=race, args=(i,)) for i in range(len(bodies))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        answers = [r for r in results if r is not None]
+        assert len(answers) == len(bodies)
+        won = [i for i, r in enumerate(answers) if r.status_code == 200]
+        assert len(won) == 1, [(r.status_code, r.text) for r in answers]
+        for r in answers:
+            if r.status_code != 200:
+                assert r.status_code == 400 and r.json()["code"] == "NameDuplicated", r.text
+        stored = httpx.get(f"{cluster.b.url}/{wantu[0].namespace}/race/{name}").content
+        assert stored == bodies[won[0]]
+
+
+# -- ImageX ----------------------------------------------------------------------------------------------
+
+
+def test_imagex_apply_on_a_upload_and_commit_on_b(cluster: Cluster, creds: BucketCredentials) -> None:
+    addr = apply(cluster.a, creds)
+    [info] = addr["StoreInfos"]
+    image = png(7, 5)
+    assert put(cluster.b, info, image).status_code == 200
+    done = commit(cluster.b, creds, addr["SessionKey"])
+    assert done.status_code == 200, done.text
+    [result] = done.json()["Result"]["Results"]
+    assert result["UriStatus"] == 2000
+    sid, name = info["StoreUri"].removeprefix("tos-cn-i-").split("/", 1)
+    assert httpx.get(f"{cluster.a.url}/{sid}/{name}").content == image
+
+
+def test_imagex_chunked_parts_alternate_nodes(cluster: Cluster, creds: BucketCredentials) -> None:
+    addr = apply(cluster.b, creds)
+    [info] = addr["StoreInfos"]
+    auth = {"Authorization": info["Auth"]}
+
+    def base(node: LiveServer) -> str:
+        return f"{node.url}/{info['StoreUri']}"
+
+    upload_id = httpx.put(f"{base(cluster.a)}?uploads", headers=auth).json()["payload"]["uploadID"]
+    chunks = [os.urandom(200_000) for _ in range(4)]
+    for n in (1, 3, 0, 2):
+        node = cluster.nodes[n % 2]
+        r = httpx.put(f"{base(node)}?partNumber={n}&uploadID={upload_id}", headers=auth, content=chunks[n])
+        assert r.status_code == 200, r.text
+    merge = ",".join(f"{n}:{zlib.crc32(c):08x}" for n, c in enumerate(chunks)).encode()
+    merged = httpx.put(f"{base(cluster.b)}?uploadID={upload_id}", headers=auth, content=merge)
+    assert merged.json()["success"] == 0, merged.text
+    assert commit(cluster.a, creds, addr["SessionKey"]).status_code == 200
+    sid, name = info["StoreUri"].removeprefix("tos-cn-i-").split("/", 1)
+    assert httpx.get(f"{cluster.b.url}/{sid}/{name}").content == b"".join(chunks)
+
+
+# -- a node dies --------------------------------------------------------------------------------------------
+
+
+def test_node_killed_between_parts_the_session_completes_on_the_other(
+    cluster: Cluster, creds: BucketCredentials
+) -> None:
+    data = os.urandom(2 * MIB + 99)
+    a, b = sdk(cluster.a, creds), sdk(cluster.b, creds)
+    uploader = a.init_multi_uploader("/survivor.bin", part_size=MIB, file_size=len(data))
+    uploader.upload(0, data[:MIB])
+    uploader.upload(2, data[2 * MIB :])
+    cluster.a.kill()  # SIGKILL: no shutdown, nothing flushed, its staging left behind
+    try:
+        uploader.rest = b.up_rest
+        uploader.upload(1, data[MIB : 2 * MIB])
+        uploader.complete(multi_md5=hashlib.md5(data).hexdigest())
+        assert read(b, "/survivor.bin") == data
+    finally:
+        cluster.a.start()
+    assert read(a, "/survivor.bin") == data
