@@ -14,8 +14,8 @@ import os
 import threading
 import uuid
 import zlib
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import httpx
 import pytest
@@ -26,12 +26,14 @@ from tests.conftest import LiveServer
 from tests.protocols.imagex.conftest import png
 from tests.protocols.imagex.test_hostile import apply, commit, put
 from tests.protocols.upyun.forms import Receiver, authorization, http_date, policy_of, post, wait_until
-from tests.protocols.wantu.client import WantuClient, md5
+from tests.protocols.upyun.rest_client import sign
+from tests.protocols.wantu.client import WantuClient, b64, hmac_sha1, md5
 from tests.support.cluster import Cluster
 
 pytestmark = pytest.mark.postgres
 
 MIB = 1024 * 1024
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -58,6 +60,29 @@ def wantu(cluster: Cluster, creds: BucketCredentials) -> Iterator[list[WantuClie
     yield clients
     for client in clients:
         client.close()
+
+
+def together(call: Callable[[int], T], n: int) -> list[T]:
+    """``call(0) … call(n-1)`` released at the same moment from n threads (i % 2 picks the node)."""
+    results: list[T | None] = [None] * n
+    errors: list[BaseException] = []
+    start = threading.Barrier(n)
+
+    def run(i: int) -> None:
+        start.wait()
+        try:
+            results[i] = call(i)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return [r for r in results if r is not None]
 
 
 def test_both_nodes_report_every_dependency_healthy(cluster: Cluster) -> None:
@@ -132,6 +157,35 @@ def test_form_upload_on_a_notifies_once_with_a_retry_by_either_node(
         assert receiver.requests[0][2] == receiver.requests[1][2]
 
 
+def test_upyun_uploads_racing_into_new_folders_from_both_nodes(
+    cluster: Cluster, creds: BucketCredentials
+) -> None:
+    """Every upload creates its missing parent folders; eight at once into the same new folders,
+    from both nodes, all succeed and leave one of each folder."""
+    ups = [sdk(node, creds) for node in cluster.nodes]
+    answers = together(lambda i: ups[i % 2].put(f"/deep/a/b/file-{i}.txt", f"body {i}".encode()), 8)
+    assert len(answers) == 8
+    assert [item["name"] for item in ups[0].getlist("/")] == ["deep"]
+    assert [item["name"] for item in ups[1].getlist("/deep/a")] == ["b"]
+    assert sorted(item["name"] for item in ups[0].getlist("/deep/a/b")) == sorted(
+        f"file-{i}.txt" for i in range(8)
+    )
+
+
+def test_serving_and_processing_on_read_from_either_node(cluster: Cluster, creds: BucketCredentials) -> None:
+    """Both nodes make the same variant of an object the other stored (their caches are their own),
+    with the same ETag, so a CDN in front sees one object whichever node it reaches."""
+    sdk(cluster.a, creds).put("/pic.png", png(400, 300))
+    url = f"/{creds.bucket}/pic.png!/fw/100/format/webp"
+    answers = [httpx.get(node.url + url) for node in (cluster.b, cluster.a, cluster.b)]
+    for r in answers:
+        assert r.status_code == 200 and r.headers["content-type"] == "image/webp", r.text
+    assert len({r.headers["etag"] for r in answers}) == 1
+    assert answers[0].content == answers[1].content
+    not_modified = httpx.get(cluster.a.url + url, headers={"If-None-Match": answers[0].headers["etag"]})
+    assert not_modified.status_code == 304
+
+
 # -- Wantu -----------------------------------------------------------------------------------------------
 
 
@@ -155,23 +209,9 @@ def test_wantu_blocks_alternate_nodes(cluster: Cluster, wantu: list[WantuClient]
 def test_wantu_insert_only_race_has_exactly_one_winner(cluster: Cluster, wantu: list[WantuClient]) -> None:
     for round_ in range(5):
         name = f"race-{round_}.bin"
-        bodies = [f"node-{i}-{round_}".encode() for i in range(4)]
-        results: list[httpx.Response | None] = [None] * len(bodies)
-        start = threading.Barrier(len(bodies))
-
-        def race(i: int, name: str = name, bodies: list[bytes] = bodies, results: Any = results) -> None:
-            client = wantu[i % 2]
-            policy = client.policy(insertOnly=1, dir="/race", name=name)
-            start.wait()
-            results[i] = client.upload(bodies[i], policy=policy)
-
-        threads = [threading.Thread(target=race, args=(i,)) for i in range(len(bodies))]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        answers = [r for r in results if r is not None]
-        assert len(answers) == len(bodies)
+        bodies = [f"node-{i % 2}-{i}-{round_}".encode() for i in range(4)]
+        policies = [wantu[i % 2].policy(insertOnly=1, dir="/race", name=name) for i in range(4)]
+        answers = together(lambda i: wantu[i % 2].upload(bodies[i], policy=policies[i]), 4)
         won = [i for i, r in enumerate(answers) if r.status_code == 200]
         assert len(won) == 1, [(r.status_code, r.text) for r in answers]
         for r in answers:
@@ -179,6 +219,37 @@ def test_wantu_insert_only_race_has_exactly_one_winner(cluster: Cluster, wantu: 
                 assert r.status_code == 400 and r.json()["code"] == "NameDuplicated", r.text
         stored = httpx.get(f"{cluster.b.url}/{wantu[0].namespace}/race/{name}").content
         assert stored == bodies[won[0]]
+
+
+def test_wantu_folder_create_race_has_exactly_one_winner(cluster: Cluster, wantu: list[WantuClient]) -> None:
+    for round_ in range(5):
+        rid = wantu[0].folder_rid(f"/albums-{round_}/2015")
+        answers = together(lambda i, rid=rid: wantu[i % 2].manage("POST", f"/3.0/folders/{rid}"), 4)
+        won = [r for r in answers if r.status_code == 200]
+        assert len(won) == 1, [(r.status_code, r.text) for r in answers]
+        for r in answers:
+            if r.status_code != 200:
+                assert r.status_code == 400 and r.json()["code"] == "NameDuplicated", r.text
+        for client in wantu:
+            assert client.manage("GET", f"/3.0/folders/{rid}/exist").status_code == 200
+
+
+def test_wantu_manage_signature_replayed_on_the_other_node_is_refused(
+    cluster: Cluster, wantu: list[WantuClient]
+) -> None:
+    """A manage signature does not cover the method: the first method it came with is recorded in
+    the catalog, so the other node refuses it with another method."""
+    stored = wantu[0].upload(b"keep me", fields={"dir": "/", "name": "victim.txt"})
+    assert stored.status_code == 200, stored.text
+    path = f"/3.0/files/{wantu[0].file_rid('/', 'victim.txt')}"
+    date = wantu[0].fresh_date()
+    signature = hmac_sha1(wantu[0].sk, f"{path}\n\n{date}")
+    token = b64(f"{wantu[0].ak}:{signature}")
+    headers = {"Authorization": f"ACL_TOP {token}", "Date": date}
+    assert httpx.get(cluster.a.url + path, headers=headers).status_code == 200
+    replay = httpx.delete(cluster.b.url + path, headers=headers)
+    assert replay.status_code == 401, replay.text
+    assert wantu[1].manage("GET", path + "/exist").status_code == 200
 
 
 # -- ImageX ----------------------------------------------------------------------------------------------
@@ -220,6 +291,39 @@ def test_imagex_chunked_parts_alternate_nodes(cluster: Cluster, creds: BucketCre
 
 
 # -- a node dies --------------------------------------------------------------------------------------------
+
+
+def test_node_killed_while_a_part_streams_in_the_part_is_sent_again_to_the_other(
+    cluster: Cluster, creds: BucketCredentials
+) -> None:
+    data = os.urandom(2 * MIB + 5)
+    b = sdk(cluster.b, creds)
+    uploader = sdk(cluster.a, creds).init_multi_uploader("/cut.bin", part_size=MIB, file_size=len(data))
+    uploader.upload(0, data[:MIB])
+    uri = f"/{creds.bucket}/cut.bin"
+
+    def half_then_die() -> Iterator[bytes]:
+        yield data[MIB : MIB + MIB // 2]
+        cluster.a.kill()
+        yield data[MIB + MIB // 2 : 2 * MIB]
+
+    headers = {
+        "X-Upyun-Multi-Stage": "upload",
+        "X-Upyun-Multi-Uuid": uploader.uuid,
+        "X-Upyun-Part-Id": "1",
+        "Content-Length": str(MIB),
+        **sign(creds, "PUT", uri),
+    }
+    try:
+        with pytest.raises(httpx.TransportError):
+            httpx.put(cluster.a.url + uri, content=half_then_die(), headers=headers, timeout=30)
+        uploader.rest = b.up_rest
+        uploader.upload(1, data[MIB : 2 * MIB])  # the client's retry, which the balancer sends to B
+        uploader.upload(2, data[2 * MIB :])
+        uploader.complete(multi_md5=hashlib.md5(data).hexdigest())
+        assert read(b, "/cut.bin") == data
+    finally:
+        cluster.a.start()
 
 
 def test_node_killed_between_parts_the_session_completes_on_the_other(

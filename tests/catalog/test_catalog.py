@@ -728,6 +728,23 @@ def test_concurrent_insert_only_commits_have_one_winner(catalog: Catalog, bucket
     assert sorted(outcomes) == ["conflict"] * 7 + ["won"]
 
 
+def test_concurrent_folder_creates_have_one_winner(catalog: Catalog, bucket: Bucket) -> None:
+    """Wantu's folder POST and UPYUN's mkdir refuse an existing folder: of creators racing on one
+    new path, exactly one is told it created it (under PostgreSQL a loser used to find the winner's
+    committed row on a second look and report it as its own)."""
+    for round_ in range(10):
+        outcomes: list[str] = []
+
+        def work(i: int, path: str = f"r{round_}/albums/2015") -> None:
+            try:
+                outcomes.append("won" if catalog.create_folder(bucket.id, path, exist_ok=False) else "?")
+            except Conflict:
+                outcomes.append("exists")
+
+        assert run_threads(6, work) == []
+        assert sorted(outcomes) == ["exists"] * 5 + ["won"], (round_, outcomes)
+
+
 def test_concurrent_parts_of_the_same_number(catalog: Catalog, bucket: Bucket) -> None:
     catalog.create_session("s1", bucket.id, "upyun", "big.bin")
     assert run_threads(8, lambda i: catalog.add_part("s1", 1, f"blob{i}", 1, "0" * 32, i)) == []

@@ -621,13 +621,23 @@ class Catalog:
         return self._retry(lambda: self._create_folder(bucket_id, path, exist_ok))
 
     def _create_folder(self, bucket_id: int, path: str, exist_ok: bool) -> bool:
+        """The folder's own row is inserted unconditionally once its parents exist: under READ
+        COMMITTED a concurrent creator may commit it between our check and our insert, and then the
+        unique key (not a second look, which would find it and call it ours) makes us the loser,
+        replayed by :meth:`_retry` into "already exists"."""
         with self._write() as s:
-            exists = s.scalar(select(Folder.id).where(Folder.bucket_id == bucket_id, Folder.path == path))
-            if exists is not None:
+            conn = s.connection()
+            if conn.execute(FOLDER_ID_BY_PATH, {"bucket_id": bucket_id, "path": path}).first() is not None:
                 if not exist_ok:
                     raise Conflict("folder already exists", code="folder_exists")
                 return False
-            self._ensure_folders(s.connection(), bucket_id, path, utcnow())
+            now = utcnow()
+            parent, name = split_key(path)
+            self._ensure_folders(conn, bucket_id, parent, now)
+            if conn.execute(OBJECT_ID_BY_KEY, {"bucket_id": bucket_id, "key": path}).first() is not None:
+                raise Conflict(f"{path!r} is a file, not a folder", code="not_a_folder")
+            row = {"bucket_id": bucket_id, "path": path, "dir": parent, "name": name, "created_at": now}
+            conn.execute(INSERT_FOLDER, row)
             return True
 
     def get_folder(self, bucket_id: int, path: str) -> Folder | None:
