@@ -172,6 +172,33 @@ def test_upyun_uploads_racing_into_new_folders_from_both_nodes(
     )
 
 
+def test_upyun_folder_removed_on_one_node_while_uploads_land_in_it_on_the_other(
+    cluster: Cluster, creds: BucketCredentials
+) -> None:
+    """Every acknowledged upload stays reachable: the removal either finds the folder not empty or
+    comes first, and then the upload makes the folder again. (Over HTTP the window is narrow; the
+    catalog test of the same race, tests/catalog/test_catalog.py, hits it every time.)"""
+    ups = [sdk(node, creds) for node in cluster.nodes]
+    for round_ in range(6):
+        folder = f"/tmp-{round_}"
+        ups[0].mkdir(folder)
+
+        def work(i: int, folder: str = folder) -> str:
+            if i == 0:
+                try:
+                    ups[0].delete(folder)
+                except upyun.UpYunServiceException as exc:
+                    return f"kept ({exc.status})"
+                return "removed"
+            ups[1].put(f"{folder}/f{i}.txt", b"x")
+            return "stored"
+
+        together(work, 4)
+        listed = sorted(item["name"] for item in ups[round_ % 2].getlist(folder))
+        assert listed == ["f1.txt", "f2.txt", "f3.txt"], (round_, listed)
+        assert f"tmp-{round_}" in [item["name"] for item in ups[0].getlist("/")]
+
+
 def test_serving_and_processing_on_read_from_either_node(cluster: Cluster, creds: BucketCredentials) -> None:
     """Both nodes make the same variant of an object the other stored (their caches are their own),
     with the same ETag, so a CDN in front sees one object whichever node it reaches."""

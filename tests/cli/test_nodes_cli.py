@@ -257,3 +257,22 @@ def _imagex_upload(server: LiveServer, info: dict[str, str]) -> None:
 
     r = put(server, info, b"x" * 100)
     assert r.status_code == 200, r.text
+
+
+def test_a_single_home_rotates_in_its_secret_key_file(tmp_path: Path) -> None:
+    """Without MEDIAGATE_SECRET_KEY the home's secret.key holds the keys, one a line (README)."""
+    home = tmp_path / "home"
+    assert run_mediagate(home, "init").returncode == 0
+    made = run_mediagate(home, "bucket", "create", "filekeys", "--json")
+    creds = httpx.Response(200, content=made.stdout.encode()).json()
+    key_file = home / "secret.key"
+    old, new = key_file.read_text().strip(), Fernet.generate_key().decode()
+    key_file.write_text(f"{new}\n{old}\n")
+    rotated = run_mediagate(home, "secrets", "rotate")
+    assert rotated.returncode == 0 and "3 secret(s) re-sealed" in rotated.stdout, rotated.stdout
+    key_file.write_text(f"{new}\n")
+    server = LiveServer(home).start()
+    try:
+        _put_and_read(server, creds)
+    finally:
+        server.stop()
