@@ -5,21 +5,19 @@ Each node is its own uvicorn process with its own home (so nothing is shared thr
 filesystem: staging, caches and key files are per node); what they share is what a real cluster
 shares: a PostgreSQL catalog (a fresh schema, tests.support.pg), an S3 bucket on the moto server
 (tests.support.moto), ``MEDIAGATE_SECRET_KEY`` and Redis. ``admin`` is an in-process gateway on the
-same settings, for setup and for looking at the catalog; ``node(i)`` alternates by request number,
-as a round-robin load balancer without sticky sessions would.
+same settings, for setup and for looking at the catalog. Tests pick the node of each request
+themselves, alternating as a round-robin load balancer without sticky sessions would.
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.fernet import Fernet
 
-from mediagate.config import Settings
 from mediagate.core.gateway import Gateway
 from mediagate.services import build_gateway
 from tests.conftest import LiveServer, make_home
@@ -35,7 +33,6 @@ class Cluster:
     admin: Gateway
     env: dict[str, str]
     """The MEDIAGATE_* settings every node shares (catalog, storage, sealing key, Redis)."""
-    _turn: Iterator[int] = field(default_factory=lambda: itertools.cycle((0, 1)))
 
     @property
     def a(self) -> LiveServer:
@@ -44,14 +41,6 @@ class Cluster:
     @property
     def b(self) -> LiveServer:
         return self.nodes[1]
-
-    def next(self) -> LiveServer:
-        """The node a round-robin balancer sends the next request to."""
-        return self.nodes[next(self._turn)]
-
-    def settings(self, home: Path) -> Settings:
-        """Settings of a further node (or a CLI run) on ``home`` sharing this cluster."""
-        return Settings(home=home, **_fields(self.env))
 
 
 def cluster_env(moto: MotoServer, catalog_url: str, secret_key: str) -> dict[str, str]:
