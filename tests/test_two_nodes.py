@@ -15,6 +15,7 @@ import threading
 import uuid
 import zlib
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TypeVar
 
 import httpx
@@ -23,12 +24,13 @@ import upyun
 
 from mediagate.core.buckets import BucketCredentials, create_bucket
 from tests.conftest import LiveServer
-from tests.protocols.imagex.conftest import png
+from tests.protocols.imagex.conftest import SEED_SERVICE_ID, png, web_session
 from tests.protocols.imagex.test_hostile import apply, commit, put
+from tests.protocols.imagex.test_seed import load_seed
 from tests.protocols.upyun.forms import Receiver, authorization, http_date, policy_of, post, wait_until
 from tests.protocols.upyun.rest_client import sign
 from tests.protocols.wantu.client import WantuClient, b64, hmac_sha1, md5
-from tests.support.cluster import Cluster
+from tests.support.cluster import Balancer, Cluster
 
 pytestmark = pytest.mark.postgres
 
@@ -315,6 +317,26 @@ def test_imagex_chunked_parts_alternate_nodes(cluster: Cluster, creds: BucketCre
     assert commit(cluster.a, creds, addr["SessionKey"]).status_code == 200
     sid, name = info["StoreUri"].removeprefix("tos-cn-i-").split("/", 1)
     assert httpx.get(f"{cluster.b.url}/{sid}/{name}").content == b"".join(chunks)
+
+
+def test_the_dreamina_seed_script_through_a_round_robin_balancer(cluster: Cluster, tmp_path: Path) -> None:
+    """The seed's own code, unchanged but for its URLs, pointed at a balancer in front of both
+    nodes: each of its four calls (token, apply, upload, commit) opens a new connection, so they
+    alternate between the nodes."""
+    if cluster.admin.catalog.get_bucket(SEED_SERVICE_ID) is None:
+        create_bucket(cluster.admin.catalog, cluster.admin.secrets, SEED_SERVICE_ID)
+    balancer = Balancer([node.port for node in cluster.nodes]).start()
+    try:
+        seed = load_seed(balancer.url)
+        image = tmp_path / "cat.png"
+        image.write_bytes(png(6, 4))
+        uri = seed["upload_image"](web_session(cluster.admin, SEED_SERVICE_ID), str(image))
+    finally:
+        balancer.stop()
+    assert balancer.connections == [cluster.a.port, cluster.b.port] * 2
+    name = uri.split("/", 1)[1]
+    for node in cluster.nodes:
+        assert httpx.get(f"{node.url}/{SEED_SERVICE_ID}/{name}").content == image.read_bytes()
 
 
 # -- a node dies --------------------------------------------------------------------------------------------

@@ -11,16 +11,20 @@ themselves, alternating as a round-robin load balancer without sticky sessions w
 
 from __future__ import annotations
 
+import contextlib
+import itertools
+import socket
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.fernet import Fernet
 
 from mediagate.core.gateway import Gateway
 from mediagate.services import build_gateway
-from tests.conftest import LiveServer, make_home
+from tests.conftest import LiveServer, free_port, make_home
 from tests.support.moto import MotoServer, new_bucket_name
 from tests.support.pg import fresh_schema
 
@@ -41,6 +45,58 @@ class Cluster:
     @property
     def b(self) -> LiveServer:
         return self.nodes[1]
+
+
+@dataclass
+class Balancer:
+    """A round-robin TCP load balancer on loopback: each new connection goes to the next node, no
+    stickiness (HTTP keep-alive keeps a connection on its node, as an L4 balancer does)."""
+
+    ports: list[int]
+    port: int = field(default_factory=free_port)
+    connections: list[int] = field(default_factory=list)
+    """The node port each accepted connection went to, in order."""
+    _listener: socket.socket | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Balancer:
+        listener = socket.create_server(("127.0.0.1", self.port))
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+
+    def _accept(self, listener: socket.socket) -> None:
+        turn = itertools.cycle(self.ports)
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return  # stopped
+            target = next(turn)
+            self.connections.append(target)
+            try:
+                upstream = socket.create_connection(("127.0.0.1", target))
+            except OSError:
+                client.close()
+                continue
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=_pump, args=(a, b), daemon=True).start()
+
+
+def _pump(source: socket.socket, sink: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        while data := source.recv(65536):
+            sink.sendall(data)
+    with contextlib.suppress(OSError):
+        sink.shutdown(socket.SHUT_WR)
 
 
 def cluster_env(moto: MotoServer, catalog_url: str, secret_key: str) -> dict[str, str]:
