@@ -167,3 +167,15 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     moto = MotoServer(tmp_path_factory.mktemp("moto") / "moto.log").start()
     yield moto
     moto.stop()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory, s3_server: object) -> Iterator[object]:
+    """Two nodes on one PostgreSQL catalog, one S3 bucket (moto), one sealing key and Redis, each
+    with its own home and port (see ``tests.support.cluster``)."""
+    from tests.support.cluster import two_nodes
+    from tests.support.moto import MotoServer
+
+    assert isinstance(s3_server, MotoServer)
+    with two_nodes(tmp_path_factory.mktemp("cluster"), s3_server) as nodes:
+        yield nodes

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -88,6 +88,14 @@ class Settings(BaseSettings):
     log_level: str = "info"
     """Least severe server log line written (``serve --log-level`` sets it); ``debug`` adds the
     traceback of an unexpected error to its access line."""
+
+    secret_key: SecretStr | None = None
+    """The sealing key of the secrets stored in the catalog (a Fernet key; ``mediagate secrets
+    new-key`` makes one). Every node of one catalog sets the same. Several keys separated by commas
+    rotate: the first seals, all open. Unset: the home's ``secret.key`` file."""
+    redis_url: str | None = None
+    """Redis shared by the nodes (e.g. ``redis://127.0.0.1:6379/0``) for the task queue, rate limits
+    and locks; ``/healthz`` checks it. Unset: the embedded default, which needs no Redis."""
 
     @classmethod
     def settings_customise_sources(

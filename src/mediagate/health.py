@@ -3,9 +3,10 @@
 * ``GET /livez``: the process answers HTTP. Touches nothing else, so a database or storage outage
   never gets a healthy process restarted (restarting would not bring the database back).
 * ``GET /healthz``: can this process serve uploads right now? One cheap call to each dependency
-  (a catalog point read, a storage existence check) and a look at the free space where uploads
-  are staged, each bounded by ``CHECK_SECONDS``: 200
-  ``{"status": "ok", "catalog": "ok", "storage": "ok", "disk": "ok"}``, or 503 with
+  (a catalog point read, a storage existence check, a Redis PING when ``MEDIAGATE_REDIS_URL`` is
+  set) and a look at the free space where uploads are staged, each bounded by ``CHECK_SECONDS``:
+  200 ``{"status": "ok", "catalog": "ok", "storage": "ok", "disk": "ok"}`` (plus ``"redis": "ok"``
+  with Redis), or 503 with
   ``"status": "unavailable"`` and the failing one's client-safe message in its field. The cause
   (which may name hosts and ports) goes to the log line only, never to the anonymous caller.
 """
@@ -21,11 +22,12 @@ from anyio import to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from mediagate import logs
+from mediagate import logs, redisconn
 from mediagate.core.errors import (
     CatalogUnavailable,
     InsufficientStorage,
     MediagateError,
+    RedisUnavailable,
     StorageUnavailable,
     from_os_error,
 )
@@ -45,14 +47,17 @@ async def livez(request: Request) -> Response:
 
 async def healthz(request: Request) -> Response:
     gw = gateway(request)
-    results = await asyncio.gather(
-        _check(lambda: gw.catalog.get_bucket(""), CatalogUnavailable),
-        _check(lambda: gw.storage.exists(PROBE_BLOB), StorageUnavailable),
-        _check(lambda: _staging_space(gw), InsufficientStorage),
-    )
+    checks = {
+        "catalog": _check(lambda: gw.catalog.get_bucket(""), CatalogUnavailable),
+        "storage": _check(lambda: gw.storage.exists(PROBE_BLOB), StorageUnavailable),
+        "disk": _check(lambda: _staging_space(gw), InsufficientStorage),
+    }
+    if (client := redisconn.shared(request.app.state, gw.settings)) is not None:
+        checks["redis"] = _check(lambda: redisconn.ping(client), RedisUnavailable)
+    results = await asyncio.gather(*checks.values())
     body: dict[str, str] = {}
     failures: list[str] = []
-    for name, error in zip(("catalog", "storage", "disk"), results, strict=True):
+    for name, error in zip(checks, results, strict=True):
         body[name] = "ok" if error is None else f"unavailable: {error.message}"
         if error is not None:
             failures.append(name)

@@ -15,9 +15,16 @@ from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
+from mediagate.catalog.migrate import SchemaTooNew
 from mediagate.config import Settings
-from mediagate.core.errors import CatalogUnavailable, InsufficientStorage, StorageUnavailable
+from mediagate.core.errors import (
+    CatalogUnavailable,
+    InsufficientStorage,
+    RedisUnavailable,
+    StorageUnavailable,
+)
 from mediagate.core.gateway import Gateway
+from mediagate.core.secrets import BadSecretKey, WrongSecretKey
 from mediagate.logs import describe
 
 PROBE_BLOB = "mediagate-startup-probe"
@@ -38,6 +45,23 @@ def preflight(settings: Settings) -> None:
         check_dependencies(gw)
     finally:
         gw.catalog.close()
+    if settings.redis_url is not None:
+        check_redis(settings.redis_url)
+
+
+def check_redis(url: str) -> None:
+    """One PING to the configured Redis: RedisUnavailable (with the cause chained) if it fails."""
+    import redis
+
+    from mediagate import redisconn
+
+    client = redisconn.connect(url)
+    try:
+        redisconn.ping(client)
+    except redis.RedisError as exc:
+        raise RedisUnavailable() from exc
+    finally:
+        client.close()
 
 
 def safe_url(url: str) -> str:
@@ -74,6 +98,10 @@ def explain(exc: BaseException, settings: Settings | None) -> str | None:
     if isinstance(exc, StorageUnavailable):
         where = safe_url(settings.s3_endpoint_url) if settings.s3_endpoint_url else "the default AWS endpoint"
         return f"cannot use S3 bucket {settings.s3_bucket!r} at {where}: {cause}"
+    if isinstance(exc, RedisUnavailable) and settings.redis_url is not None:
+        return f"cannot use Redis at {safe_url(settings.redis_url)} (redis_url): {cause}"
+    if isinstance(exc, WrongSecretKey | BadSecretKey | SchemaTooNew):
+        return str(exc) if not isinstance(exc, BadSecretKey) else f"MEDIAGATE_SECRET_KEY / secret.key: {exc}"
     if isinstance(exc, RuntimeError) and "S3 bucket" in str(exc):
         return str(exc)
     return None

@@ -8,6 +8,7 @@ never hand the same row to two workers.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import threading
 import uuid
@@ -726,6 +727,69 @@ def test_concurrent_insert_only_commits_have_one_winner(catalog: Catalog, bucket
 
     assert run_threads(8, work) == []
     assert sorted(outcomes) == ["conflict"] * 7 + ["won"]
+
+
+def test_concurrent_folder_creates_have_one_winner(catalog: Catalog, bucket: Bucket) -> None:
+    """Wantu's folder POST and UPYUN's mkdir refuse an existing folder: of creators racing on one
+    new path, exactly one is told it created it (under PostgreSQL a loser used to find the winner's
+    committed row on a second look and report it as its own)."""
+    for round_ in range(10):
+        outcomes: list[str] = []
+
+        def work(i: int, path: str = f"r{round_}/albums/2015") -> None:
+            try:
+                outcomes.append("won" if catalog.create_folder(bucket.id, path, exist_ok=False) else "?")
+            except Conflict:
+                outcomes.append("exists")
+
+        assert run_threads(6, work) == []
+        assert sorted(outcomes) == ["exists"] * 5 + ["won"], (round_, outcomes)
+
+
+def test_a_folder_deleted_while_an_object_is_committed_into_it_never_orphans_the_object(
+    catalog: Catalog, bucket: Bucket
+) -> None:
+    """Either the delete comes first and the commit makes the folder again, or the commit does and
+    the delete finds the folder not empty: never an object left in a folder that no longer exists."""
+    for round_ in range(30):
+        folder = f"d{round_}/sub"
+        catalog.create_folder(bucket.id, folder)
+
+        def work(i: int, folder: str = folder) -> None:
+            if i == 0:
+                with contextlib.suppress(Conflict):
+                    catalog.delete_folder(bucket.id, folder)
+            else:
+                commit(catalog, bucket, f"{folder}/x.bin")
+
+        assert run_threads(2, work) == []
+        assert catalog.get_object(bucket.id, f"{folder}/x.bin") is not None
+        assert catalog.get_folder(bucket.id, folder) is not None, round_
+        assert names(catalog.list_dir(bucket.id, folder)) == ["x.bin"]
+
+
+@pytest.mark.parametrize("parent", ["", "p/q/"])
+def test_a_folder_and_an_object_of_one_name_never_both_exist(
+    catalog: Catalog, bucket: Bucket, parent: str
+) -> None:
+    if parent:
+        catalog.create_folder(bucket.id, parent.rstrip("/"))
+    for round_ in range(30):
+        path = f"{parent}same-{round_}"
+
+        def work(i: int, path: str = path) -> None:
+            with contextlib.suppress(Conflict):
+                if i == 0:
+                    catalog.create_folder(bucket.id, path, exist_ok=False)
+                else:
+                    commit(catalog, bucket, path)
+
+        assert run_threads(2, work) == []
+        made = (
+            catalog.get_folder(bucket.id, path) is not None,
+            catalog.get_object(bucket.id, path) is not None,
+        )
+        assert made in ((True, False), (False, True)), (round_, made)
 
 
 def test_concurrent_parts_of_the_same_number(catalog: Catalog, bucket: Bucket) -> None:

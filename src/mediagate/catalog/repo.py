@@ -16,10 +16,17 @@ PostgreSQL runs READ COMMITTED, so two writers can both see "no row yet" and the
 unique key (the same object key, the same parent folder, the same part number), or both try to
 delete the row one of them replaced. Those write methods run through :meth:`Catalog._retry`: the
 loser's transaction is rolled back whole and replayed, and then sees the winner's row.
+
+What no unique key can see, a name lock orders (PostgreSQL transaction-scoped advisory locks on
+(bucket, path), see :func:`_lock_names`; SQLite's single writer needs none): committing an object
+and creating a folder of the same name, and deleting a folder while an object or a subfolder is
+committed into it. Each writer takes its name exclusively and its parent folder shared *before*
+it reads, so it reads after the other has committed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import random
 import threading
 import time
@@ -47,6 +54,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -160,6 +168,35 @@ def lost_race(exc: BaseException) -> bool:
     if isinstance(exc, OperationalError):
         return getattr(exc.orig, "sqlstate", None) in _TRANSIENT_SQLSTATES
     return False
+
+
+def _name_key(bucket_id: int, path: str) -> int:
+    """A signed 64-bit advisory lock key for a path of a bucket (a collision only serialises)."""
+    digest = hashlib.blake2b(f"{bucket_id}/{path}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+_LOCK_NAME = text("SELECT pg_advisory_xact_lock(:name), pg_advisory_xact_lock_shared(:parent)")
+
+
+def _lock_names(
+    conn: Connection, bucket_id: int, *, exclusive: str | None = None, shared: Sequence[str] = ()
+) -> None:
+    """On PostgreSQL, lock ``exclusive`` (a path written or removed) and ``shared`` (folders that
+    must go on existing) until the transaction ends; a no-op on SQLite, where writers are serial."""
+    if conn.dialect.name != "postgresql":
+        return
+    if exclusive is not None and len(shared) == 1:
+        key = {"name": _name_key(bucket_id, exclusive), "parent": _name_key(bucket_id, shared[0])}
+        conn.execute(_LOCK_NAME, key)
+        return
+    calls = [f"pg_advisory_xact_lock_shared(:s{i})" for i in range(len(shared))]
+    params = {f"s{i}": _name_key(bucket_id, path) for i, path in enumerate(shared)}
+    if exclusive is not None:
+        calls.insert(0, "pg_advisory_xact_lock(:x)")
+        params["x"] = _name_key(bucket_id, exclusive)
+    if calls:
+        conn.execute(text(f"SELECT {', '.join(calls)}"), params)
 
 
 def live() -> ColumnElement[bool]:
@@ -401,6 +438,33 @@ class Catalog:
         with self._write() as s:
             s.execute(update(Credential).where(Credential.id == credential_id).values(revoked_at=utcnow()))
 
+    def count_credentials(self) -> int:
+        """Every stored credential, revoked ones included (their secrets are sealed too)."""
+        with self._read() as s:
+            return int(s.scalar(select(func.count()).select_from(Credential)) or 0)
+
+    def sealed_secrets(self, *, after_id: int = 0, limit: int = 500) -> list[tuple[int, str]]:
+        """(credential id, sealed secret) by id, from just after ``after_id``: one page of every
+        stored secret, for checking the sealing key and re-sealing them all."""
+        with self._read() as s:
+            rows = s.execute(
+                select(Credential.id, Credential.sealed_secret)
+                .where(Credential.id > after_id)
+                .order_by(Credential.id)
+                .limit(limit)
+            ).all()
+            return [(int(row[0]), str(row[1])) for row in rows]
+
+    def reseal_credential(self, credential_id: int, old: str, new: str) -> bool:
+        """Replace one sealed secret if it is still ``old`` (False if it changed meanwhile)."""
+        with self._write() as s:
+            result = s.execute(
+                update(Credential)
+                .where(Credential.id == credential_id, Credential.sealed_secret == old)
+                .values(sealed_secret=new)
+            )
+            return cast(CursorResult[Any], result).rowcount == 1
+
     # -- objects -------------------------------------------------------------------------------
 
     def get_object(self, bucket_id: int, key: str) -> Object | None:
@@ -455,6 +519,7 @@ class Catalog:
         # The upload hot path: prebuilt Core statements (the ORM unit of work cost several times
         # the SQL itself). ``obj`` stays a plain, detached snapshot.
         where = {"bucket_id": obj.bucket_id, "key": obj.key, "dir": obj.dir}
+        _lock_names(conn, obj.bucket_id, exclusive=obj.key, shared=[obj.dir])  # before reading
         facts = conn.execute(COMMIT_FACTS, where).one()
         if facts.bucket is None:
             raise NotFound("bucket does not exist", code="bucket_not_found")  # deleted meanwhile
@@ -510,6 +575,7 @@ class Catalog:
                 raise NotFound("file not found", code="file_not_found")
             if new_key == key:
                 return obj
+            _lock_names(s.connection(), bucket_id, exclusive=new_key, shared=[new_dir])
             if s.scalar(select(Folder.id).where(Folder.bucket_id == bucket_id, Folder.path == new_key)):
                 raise Conflict("a folder of that name exists", code="is_folder")
             now = utcnow()
@@ -581,6 +647,8 @@ class Catalog:
             return
         if conn.execute(FOLDER_ID_BY_PATH, {"bucket_id": bucket_id, "path": dir_path}).first() is not None:
             return  # folders are only ever made with their parents, so every parent exists too
+        # the ancestors found must stay while the new folders below them are committed
+        _lock_names(conn, bucket_id, shared=parent_dirs(dir_path)[:-1])
         for path in parent_dirs(dir_path):
             if conn.execute(OBJECT_ID_BY_KEY, {"bucket_id": bucket_id, "key": path}).first() is not None:
                 raise Conflict(f"{path!r} is a file, not a folder", code="not_a_folder")
@@ -594,13 +662,24 @@ class Catalog:
         return self._retry(lambda: self._create_folder(bucket_id, path, exist_ok))
 
     def _create_folder(self, bucket_id: int, path: str, exist_ok: bool) -> bool:
+        """The folder's own row is inserted unconditionally once its parents exist: under READ
+        COMMITTED a concurrent creator may commit it between our check and our insert, and then the
+        unique key (not a second look, which would find it and call it ours) makes us the loser,
+        replayed by :meth:`_retry` into "already exists"."""
+        parent, name = split_key(path)
         with self._write() as s:
-            exists = s.scalar(select(Folder.id).where(Folder.bucket_id == bucket_id, Folder.path == path))
-            if exists is not None:
+            conn = s.connection()
+            _lock_names(conn, bucket_id, exclusive=path, shared=[parent])
+            if conn.execute(FOLDER_ID_BY_PATH, {"bucket_id": bucket_id, "path": path}).first() is not None:
                 if not exist_ok:
                     raise Conflict("folder already exists", code="folder_exists")
                 return False
-            self._ensure_folders(s.connection(), bucket_id, path, utcnow())
+            now = utcnow()
+            self._ensure_folders(conn, bucket_id, parent, now)
+            if conn.execute(OBJECT_ID_BY_KEY, {"bucket_id": bucket_id, "key": path}).first() is not None:
+                raise Conflict(f"{path!r} is a file, not a folder", code="not_a_folder")
+            row = {"bucket_id": bucket_id, "path": path, "dir": parent, "name": name, "created_at": now}
+            conn.execute(INSERT_FOLDER, row)
             return True
 
     def get_folder(self, bucket_id: int, path: str) -> Folder | None:
@@ -623,6 +702,7 @@ class Catalog:
 
     def delete_folder(self, bucket_id: int, path: str) -> None:
         with self._write() as s:
+            _lock_names(s.connection(), bucket_id, exclusive=path)  # waits for commits into it
             folder = s.scalar(select(Folder).where(Folder.bucket_id == bucket_id, Folder.path == path))
             if folder is None:
                 raise NotFound("folder not found", code="folder_not_found")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Annotated, cast
 
@@ -29,11 +30,15 @@ def init(
     )
     if demo:
         from mediagate.core.buckets import create_bucket
+        from mediagate.core.errors import Conflict
 
         gw = build_gateway(settings, migrate=False)
         try:
+            creds = None
             if gw.catalog.get_bucket("demo") is None:
-                creds = create_bucket(gw.catalog, gw.secrets, "demo", operator="demo-op")
+                with contextlib.suppress(Conflict):  # another node made it first (unique name)
+                    creds = create_bucket(gw.catalog, gw.secrets, "demo", operator="demo-op")
+            if creds is not None:
                 print_credentials(creds.as_dict(), False, title="demo bucket")
             else:
                 console.print("Bucket [bold]demo[/] exists (its secrets were printed when it was made).")
@@ -60,8 +65,10 @@ def serve(
 
     import uvicorn
 
+    from mediagate.services import is_home
+
     settings = State.settings()
-    if not settings.key_file.exists():
+    if not is_home(settings):
         raise fail(f"{settings.home} is not a mediagate home", f"run `mediagate --home {settings.home} init`")
     check_tls(ssl_certfile, ssl_keyfile)
     os.environ["MEDIAGATE_HOME"] = str(settings.home)

@@ -52,10 +52,10 @@ def _from_home(protocol: str, bucket: str, *, overwrite: bool) -> Keys:
     """Keys taken (or, for imagex, minted: allowed to overwrite only when asked) from the home."""
     from mediagate.core.buckets import AKSK, UPYUN
     from mediagate.protocols.imagex import sts
-    from mediagate.services import build_gateway
+    from mediagate.services import build_gateway, is_home
 
     settings = State.settings()
-    if not settings.key_file.exists():
+    if not is_home(settings):
         raise fail(
             f"no credentials for {protocol}: pass them as options or MEDIAGATE_UPLOAD_* variables",
             hint=f"or run on the server's home (--home); {settings.home} is not one",

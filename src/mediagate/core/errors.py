@@ -23,8 +23,9 @@ MediagateError is a bug and becomes a 500.
     ├── NotSupported (501→400)      a feature the request asks for that we do not offer yet
     ├── Unavailable (503)           a dependency is down; the client may retry later
     │   ├── CatalogUnavailable      the database (translated at the catalog's border)
-    │   └── StorageUnavailable      the blob store (translated at the S3 backend's border), or a
-    │                               local disk gone read-only or failing
+    │   ├── StorageUnavailable      the blob store (translated at the S3 backend's border), or a
+    │   │                           local disk gone read-only or failing
+    │   └── RedisUnavailable        the Redis the nodes share (MEDIAGATE_REDIS_URL)
     └── InsufficientStorage (507)   the disk (or the database's disk) is full
 
 Infrastructure failures keep their cause chained (``raise ... from exc``): the log line names it,
@@ -152,6 +153,11 @@ class CatalogUnavailable(Unavailable):
 class StorageUnavailable(Unavailable):
     code = "storage_unavailable"
     default_message = "the object storage is unavailable; retry later"
+
+
+class RedisUnavailable(Unavailable):
+    code = "redis_unavailable"
+    default_message = "the shared Redis is unavailable; retry later"
 
 
 class InsufficientStorage(MediagateError):

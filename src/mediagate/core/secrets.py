@@ -1,32 +1,78 @@
-"""Secrets at rest: HMAC keys are encrypted with a key that lives in the home, not the catalog.
+"""Secrets at rest: HMAC keys are encrypted with a key that lives outside the catalog.
 
 A stolen catalog alone therefore reveals no credential. Fernet (AES-128-CBC + HMAC) from
-``cryptography`` does the sealing; the key file is created once with mode 0600.
+``cryptography`` does the sealing. The sealing key comes from ``MEDIAGATE_SECRET_KEY`` (every node
+of a cluster sets the same one), else from the home's ``secret.key`` file (created once, mode 0600).
+
+Rotation: either source may hold several keys, separated by commas or whitespace. The first seals
+every new secret and derives every new token key; all of them open what is stored (MultiFernet),
+so secrets sealed with an older key keep working until ``mediagate secrets rotate`` re-seals them
+with the first key, after which the old key can be dropped.
 """
 
 from __future__ import annotations
 
 import hmac
 import os
+import re
 import secrets
+from collections.abc import Sequence
 from pathlib import Path
 
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+_SEPARATORS = re.compile(r"[\s,]+")
+
+
+class WrongSecretKey(RuntimeError):
+    """A stored secret does not open with any configured sealing key: this node's key is not the
+    one the catalog's secrets were sealed with."""
+
+
+class BadSecretKey(ValueError):
+    """A configured sealing key is not a Fernet key (32 url-safe base64-encoded bytes)."""
 
 
 class SecretBox:
-    def __init__(self, key: bytes) -> None:
-        self._fernet = Fernet(key)
-        self._key = key
+    def __init__(self, key: bytes | Sequence[bytes]) -> None:
+        keys = [key] if isinstance(key, bytes) else list(key)
+        if not keys:
+            raise BadSecretKey("no sealing key given")
+        fernets = []
+        for n, k in enumerate(keys, 1):
+            try:
+                fernets.append(Fernet(k))
+            except (ValueError, TypeError):
+                raise BadSecretKey(
+                    f"sealing key #{n} is not a Fernet key (32 url-safe base64 bytes, "
+                    "as `mediagate secrets new-key` prints)"
+                ) from None
+        self._keys = keys
+        self._fernet = MultiFernet(fernets)
+
+    @property
+    def key_count(self) -> int:
+        return len(self._keys)
 
     def derive(self, purpose: str) -> bytes:
         """A 32-byte sub-key for one purpose (e.g. sealing a kind of token), so that tokens the
-        server issues are verifiable without storing them and no two uses share a key."""
-        return hmac.new(self._key, b"mediagate-derive:" + purpose.encode(), "sha256").digest()
+        server issues are verifiable without storing them and no two uses share a key. Made
+        from the current (first) sealing key: use it to issue."""
+        return _derive(self._keys[0], purpose)
+
+    def derived(self, purpose: str) -> list[bytes]:
+        """The sub-keys for ``purpose`` of every configured key, current first: use them to verify,
+        so that tokens issued before a rotation stay valid until they expire."""
+        return [_derive(k, purpose) for k in self._keys]
+
+    @classmethod
+    def from_text(cls, text: str) -> SecretBox:
+        """Keys separated by commas or whitespace, the current one first."""
+        return cls([k.encode() for k in _SEPARATORS.split(text.strip()) if k])
 
     @classmethod
     def from_file(cls, path: Path) -> SecretBox:
-        return cls(path.read_bytes().strip())
+        return cls.from_text(path.read_text())
 
     @staticmethod
     def create_key_file(path: Path) -> None:
@@ -43,8 +89,36 @@ class SecretBox:
     def open(self, sealed: str) -> str:
         try:
             return self._fernet.decrypt(sealed.encode()).decode()
-        except InvalidToken as exc:  # wrong key file for this catalog
-            raise RuntimeError("cannot decrypt a stored secret: wrong secret.key for this catalog") from exc
+        except InvalidToken as exc:
+            raise WrongSecretKey(
+                "cannot open a stored secret: the sealing key (MEDIAGATE_SECRET_KEY or the home's "
+                "secret.key) is not the one this catalog's secrets were sealed with"
+            ) from exc
+
+    def rotate(self, sealed: str) -> str:
+        """``sealed`` re-sealed with the current key (the same secret; WrongSecretKey if no
+        configured key opens it)."""
+        try:
+            return self._fernet.rotate(sealed.encode()).decode()
+        except InvalidToken as exc:
+            raise WrongSecretKey("cannot open a stored secret with any configured sealing key") from exc
+
+    def is_current(self, sealed: str) -> bool:
+        """Whether ``sealed`` opens with the current key (rotating it would change nothing)."""
+        try:
+            Fernet(self._keys[0]).decrypt(sealed.encode())
+        except InvalidToken:
+            return False
+        return True
+
+
+def _derive(key: bytes, purpose: str) -> bytes:
+    return hmac.new(key, b"mediagate-derive:" + purpose.encode(), "sha256").digest()
+
+
+def new_key() -> str:
+    """A fresh sealing key, as ``MEDIAGATE_SECRET_KEY`` takes it."""
+    return Fernet.generate_key().decode()
 
 
 def generate_secret(nbytes: int = 24) -> str:

@@ -94,7 +94,7 @@ async def commit_image_upload(gw: Gateway, principal: Principal, body: dict[str,
     raw_key = body.get("SessionKey")
     if not isinstance(raw_key, str) or not raw_key:
         raise BadRequest("SessionKey is required", code="MissingParameter")
-    sealed = unseal(gw.secrets.derive(SESSION_KEY_PURPOSE), raw_key)
+    sealed = unseal(gw.secrets.derived(SESSION_KEY_PURPOSE), raw_key)
     if sealed is None:
         raise BadRequest("SessionKey is not one this service issued", code="InvalidSessionKey")
     if sealed.get("b") != principal.bucket.name:

@@ -86,7 +86,7 @@ async def explain_sealed(token: str, context: ExplainContext) -> Explanation | N
     if token.count(".") != 1 or " " in token:
         return None
     for purpose, name in _SEALED:
-        payload: dict[str, Any] | None = unseal(context.gateway.secrets.derive(purpose), token)
+        payload: dict[str, Any] | None = unseal(context.gateway.secrets.derived(purpose), token)
         if payload is None:
             continue
         out = Explanation(dialect=name, decoded=dict(payload))

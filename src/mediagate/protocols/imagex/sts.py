@@ -134,7 +134,7 @@ async def create_web_session(gw: Gateway, bucket: Bucket, *, ttl: int = DEFAULT_
 
 async def revoke_web_session(gw: Gateway, sessionid: str) -> bool:
     """Revoke by the sessionid itself or by its inner id."""
-    payload = unseal(gw.secrets.derive(WEB_SESSION_PURPOSE), sessionid)
+    payload = unseal(gw.secrets.derived(WEB_SESSION_PURPOSE), sessionid)
     session_id = str(payload["i"]) if payload else sessionid
     return await gw.revoke_key(SESSION_KIND, session_id)
 
@@ -148,7 +148,7 @@ async def _web_session(gw: Gateway, request: Request) -> tuple[Bucket, str, int,
         raise Unauthorized("not login", code="NotLogin") from None
     morsel = cookie.get("sessionid")
     value = morsel.value if morsel else ""
-    payload = unseal(gw.secrets.derive(WEB_SESSION_PURPOSE), value) if value else None
+    payload = unseal(gw.secrets.derived(WEB_SESSION_PURPOSE), value) if value else None
     if payload is None:
         raise Unauthorized("not login", code="NotLogin")
     expires = int(payload.get("e", 0))

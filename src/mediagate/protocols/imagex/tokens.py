@@ -24,6 +24,7 @@ import json
 import secrets
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -56,13 +57,18 @@ def seal(key: bytes, payload: dict[str, Any]) -> str:
     return f"{body}.{mac}"
 
 
-def unseal(key: bytes, token: str) -> dict[str, Any] | None:
-    """The payload of a token this server sealed with ``key``; None for anything else."""
+def unseal(key: bytes | Sequence[bytes], token: str) -> dict[str, Any] | None:
+    """The payload of a token this server sealed with ``key`` (or any of several: the derived keys
+    of every configured sealing key, so a key rotation leaves issued tokens valid); None for
+    anything else."""
     if not token or len(token) > MAX_TOKEN_LENGTH or token.count(".") != 1:
         return None
     body, mac = token.split(".")
-    expected = _b64e(hmac.new(key, body.encode(), hashlib.sha256).digest())
-    if not hmac.compare_digest(expected.encode(), mac.encode()):
+    keys = [key] if isinstance(key, bytes) else key
+    if not any(
+        hmac.compare_digest(_b64e(hmac.new(k, body.encode(), hashlib.sha256).digest()).encode(), mac.encode())
+        for k in keys
+    ):
         return None
     try:
         payload = jsonin.loads(_b64d(body))

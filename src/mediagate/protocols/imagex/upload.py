@@ -72,7 +72,7 @@ def parse_crc32(value: str | None) -> int | None:
 async def _authorise(request: Request, uri: str) -> tuple[Bucket, UploadSession, dict[str, Any]]:
     gw = gateway(request)
     token = request.headers.get("authorization", "").strip()
-    payload = unseal(gw.secrets.derive(AUTH_PURPOSE), token)
+    payload = unseal(gw.secrets.derived(AUTH_PURPOSE), token)
     if payload is None:
         raise Unauthorized(
             "the upload Authorization is not a valid Auth of this service", code="InvalidUploadAuth"
