@@ -89,6 +89,25 @@ class Settings(BaseSettings):
     """Least severe server log line written (``serve --log-level`` sets it); ``debug`` adds the
     traceback of an unexpected error to its access line."""
 
+    redis_url: str | None = None
+    """``MEDIAGATE_REDIS_URL``: run asynchronous tasks on Redis (huey's RedisHuey), shared by every
+    worker process of every node. Unset: the embedded queue (in-process, nothing else to start)."""
+    task_queue_name: str = "mediagate"
+    """Name of the Redis queue (huey's key prefix); nodes of one installation share it."""
+    run_workers: bool = True
+    """Run task workers inside the server (``serve --no-worker`` turns it off)."""
+    task_workers: int = 2
+    """Tasks run at once per worker process: bounds memory under a burst."""
+    task_timeout_seconds: float = 600.0
+    """One attempt of a task longer than this fails (and is retried)."""
+    task_lease_seconds: float = 30.0
+    """A running task's lease, renewed every third of it; a worker killed mid-task loses it and
+    the task runs again after at most this long."""
+    task_max_attempts: int = 3
+    """Attempts of a task before it fails for good (a bad parameter fails at once)."""
+    task_backoff_seconds: float = 5.0
+    """Delay before the 2nd attempt; each further one waits four times longer (capped at 1 h)."""
+
     @classmethod
     def settings_customise_sources(
         cls,
