@@ -15,6 +15,7 @@ with a reason that says so (callback ``status_code`` 501), never with a made-up 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import uuid
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 
 DIALECT = "upyun"
 THUMB = "x-gmkerl-thumb"
+_SAVE_AS_FORMATS = {"jpg": "jpg", "jpeg": "jpg", "png": "png", "webp": "webp", "gif": "gif", "avif": "avif"}
 _OUTPUT_EXT = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "AVIF": "avif"}
 
 
@@ -110,9 +112,15 @@ def run_thumb(ctx: TaskContext) -> TaskResult:
     text = versions_of(ctx.bucket.settings).get(text, text)  # a thumbnail version's name, or a spec
     try:
         spec = parse_thumb(text)
-        key = output_key(params.get("save_as"), ctx.task.source)
     except MediagateError as exc:
         raise TaskFailed(f"{THUMB}: {exc.message}", status=400) from None
+    try:
+        key = output_key(params.get("save_as"), ctx.task.source)
+    except MediagateError as exc:
+        raise TaskFailed(exc.message, status=400) from None
+    suffix = PurePosixPath(key or "").suffix.lstrip(".").lower()
+    if spec.format is None and suffix in _SAVE_AS_FORMATS:  # save_as /a/b.webp without /format/
+        spec = dataclasses.replace(spec, format=_SAVE_AS_FORMATS[suffix])
     source = ctx.fetch_source()
     dest = ctx.workdir / "output"
     try:

@@ -255,10 +255,11 @@ async def _authorise(request: Request, gw: Gateway, upload: FormUpload) -> None:
     policy = decode_policy(raw)
     upload.signer = await _verify(request, gw, upload.bucket, policy, upload.fields)
     upload.grant = build_grant(policy, upload.bucket.name, date_skew_seconds=gw.settings.date_skew_seconds)
-    for url in (upload.grant.notify_url, upload.grant.callback_url):
+    refuse_unsupported(upload.grant)
+    task_urls = [str(app["notify_url"]) for app in upload.grant.apps if app.get("notify_url")]
+    for url in (upload.grant.notify_url, upload.grant.callback_url, *task_urls):
         if url:
             await notify.check_url(url, allow_private=gw.settings.allow_private_callbacks)
-    refuse_unsupported(upload.grant)
 
 
 async def _verify(
