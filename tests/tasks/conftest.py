@@ -85,6 +85,22 @@ class TaskSite:
             for _ in range(2 - len(self.workers)):
                 self.start_worker()
 
+    def pause_workers(self) -> None:
+        """No task runs until :meth:`resume_workers` (tasks queue up in the catalog)."""
+        if self.engine == "embedded":
+            self.server.env["MEDIAGATE_RUN_WORKERS"] = "0"
+            self.server.restart()
+        else:
+            self.kill_workers()
+
+    def resume_workers(self) -> None:
+        """Standalone ``mediagate worker`` processes pick the queued tasks up (embedded: one, with
+        its own in-process queue; redis: two sharing the queue)."""
+        if self.engine == "embedded":
+            self.start_worker()
+        else:
+            self.restart_workers()
+
     def task(self, task_id: str) -> Task:
         found = self.admin.catalog.get_task(task_id)
         assert found is not None, f"no task {task_id}"
@@ -97,7 +113,9 @@ class TaskSite:
             if found is not None and found.status in statuses:
                 return found
             time.sleep(0.05)
-        raise AssertionError(f"task {task_id} not {statuses} after {timeout} s: {self.task(task_id).__dict__}")
+        raise AssertionError(
+            f"task {task_id} not {statuses} after {timeout} s: {self.task(task_id).__dict__}"
+        )
 
     def logs(self) -> str:
         text = self.server.log()
@@ -112,7 +130,11 @@ def site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TaskSite]:
     env = dict(FAST)
     queue = f"mediagate-test-{uuid.uuid4().hex[:12]}"
     if engine == "redis":
-        env |= {"MEDIAGATE_REDIS_URL": REDIS_URL, "MEDIAGATE_TASK_QUEUE_NAME": queue, "MEDIAGATE_RUN_WORKERS": "0"}
+        env |= {
+            "MEDIAGATE_REDIS_URL": REDIS_URL,
+            "MEDIAGATE_TASK_QUEUE_NAME": queue,
+            "MEDIAGATE_RUN_WORKERS": "0",
+        }
     settings = make_home(tmp_path / "home")
     admin = build_gateway(settings, migrate=False)
     server = LiveServer(settings.home, env=env).start()

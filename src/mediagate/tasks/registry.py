@@ -48,8 +48,15 @@ class TaskContext:
         obj = self.gateway.catalog.get_object(self.bucket.id, self.task.source)
         if obj is None:
             raise TaskFailed(f"the source file /{self.task.source} does not exist", status=404)
+        from mediagate.storage.base import BlobNotFound
+
         dest = self.workdir / "source"
-        self.gateway.storage.assemble([obj.blob_id], dest)
+        try:
+            self.gateway.storage.assemble([obj.blob_id], dest)
+        except BlobNotFound:  # storage lost it, or an outage hides it: worth another attempt
+            raise TaskFailed(
+                f"the bytes of the source file /{self.task.source} are missing from storage", retry=True
+            ) from None
         return dest
 
 
