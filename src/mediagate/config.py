@@ -107,6 +107,9 @@ class Settings(BaseSettings):
     """Attempts of a task before it fails for good (a bad parameter fails at once)."""
     task_backoff_seconds: float = 5.0
     """Delay before the 2nd attempt; each further one waits four times longer (capped at 1 h)."""
+    task_retention_seconds: int = 30 * 24 * 3600
+    """Done and failed tasks are kept this long after they finished (``mediagate task list``),
+    then the collector deletes them; pending and running ones are never pruned."""
 
     @classmethod
     def settings_customise_sources(

@@ -177,3 +177,13 @@ def test_an_attempt_past_its_timeout_fails_and_the_last_one_fails_the_task(gw: G
 def test_backoff_grows_four_times_per_attempt_and_is_capped() -> None:
     assert [backoff(5, n).total_seconds() for n in (1, 2, 3)] == [5, 20, 80]
     assert backoff(5, 30).total_seconds() == 3600
+
+
+def test_the_collector_prunes_finished_tasks_after_their_retention(gw: Gateway) -> None:
+    done_id = upload_with_task(gw, "a.png", png(), "/fw/8")
+    assert Runner(gw, task_registry()).run(done_id) == "done"
+    waiting_id = upload_with_task(gw, "b.png", png(), "/fw/8")
+    gw.collect_garbage()
+    assert {t.id for t in gw.catalog.list_tasks()} == {done_id, waiting_id}  # within retention
+    assert gw.catalog.prune_tasks(datetime.now(UTC) + timedelta(seconds=1)) == 1
+    assert [t.id for t in gw.catalog.list_tasks()] == [waiting_id]  # still owed: never pruned

@@ -1112,6 +1112,14 @@ class Catalog:
 
         return self._committer.run(job)
 
+    def prune_tasks(self, finished_before: datetime) -> int:
+        """Delete done and failed tasks that finished before ``finished_before``; returns how many."""
+        with self._write() as s:
+            result = s.execute(
+                delete(Task).where(Task.status.in_(("done", "failed")), Task.finished_at < finished_before)
+            )
+            return int(cast(CursorResult[Any], result).rowcount)
+
     def retry_task(self, task_id: str) -> Task:
         """Run a failed (or waiting) task again now with a fresh count of attempts. NotFound for
         an unknown id; Conflict for one that is running or done."""

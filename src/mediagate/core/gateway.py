@@ -750,6 +750,7 @@ class Gateway:
         self.clean_staging()
         self.catalog.prune_deliveries(now - timedelta(seconds=self.settings.delivery_retention_seconds))
         self.catalog.prune_signatures(now)
+        self.catalog.prune_tasks(now - timedelta(seconds=self.settings.task_retention_seconds))
         for session_id in self.catalog.stale_sessions(
             now - timedelta(seconds=self.settings.session_max_age_seconds)
         ):

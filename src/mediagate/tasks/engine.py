@@ -81,10 +81,13 @@ class TaskEngine:
     def stop(self, timeout: float = 10.0) -> None:
         """Stop handing out and taking tasks; a task in progress is given ``timeout`` to finish
         (one still running then is abandoned: its lease lapses and it runs again elsewhere)."""
+        import time
+
         self._stop.set()
         self.relay.stop()
+        deadline = time.monotonic() + timeout
         for thread in self._threads:
-            thread.join(timeout=timeout)
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
         self._threads.clear()
 
     def _work(self) -> None:

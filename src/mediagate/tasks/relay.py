@@ -30,6 +30,10 @@ def wake() -> None:
             event.set()
 
 
+class EngineUnavailable(Exception):
+    """The engine refused a hand-out (e.g. Redis is down)."""
+
+
 class Relay:
     def __init__(self, catalog: Catalog, send: Callable[[str], None], *, hold: timedelta) -> None:
         self.catalog = catalog
@@ -46,7 +50,10 @@ class Relay:
             return 0
         ids = self.catalog.dispatch_tasks(now, hold=self.hold, limit=BATCH)
         for task_id in ids:
-            self.send(task_id)
+            try:
+                self.send(task_id)
+            except Exception as exc:  # Redis away: what was not sent is handed out after the hold
+                raise EngineUnavailable(f"{type(exc).__name__}: {exc}") from exc
         return len(ids)
 
     def start(self) -> None:
@@ -65,14 +72,22 @@ class Relay:
 
     def _loop(self) -> None:
         streak = FailureStreak(log, "task relay round")
+        engine_down = False
         while not self._stop.is_set():
             self._wake.clear()
             try:
                 busy = self.relay_once()
+            except EngineUnavailable as exc:  # an outage: one line when it starts, one when it ends
+                if not engine_down:
+                    log.warning("task queue unavailable, tasks wait in the catalog: %s", exc)
+                engine_down, busy = True, 0
             except Exception as exc:
                 streak.failed(exc)
                 busy = 0
             else:
                 streak.succeeded()
+                if engine_down:
+                    log.warning("task queue works again")
+                engine_down = False
             if busy < BATCH:
                 self._wake.wait(POLL_SECONDS)
