@@ -1047,6 +1047,17 @@ class Catalog:
                 task.lease_until = now + hold
             return [task.id for task in rows]
 
+    def release_tasks(self, task_ids: Sequence[str]) -> None:
+        """Undo :meth:`dispatch_tasks` for ids the engine did not take (it is unavailable), so the
+        next relay round hands them out again instead of waiting for the hold."""
+        if task_ids:
+            with self._write() as s:
+                s.execute(
+                    update(Task)
+                    .where(Task.id.in_(list(task_ids)), Task.status == "pending")
+                    .values(lease_until=None)
+                )
+
     def claim_task(self, task_id: str, now: datetime, *, lease: timedelta) -> Task | None:
         """Take a due pending task for one attempt (running, attempts + 1, leased until
         ``now + lease``); None when it is not pending and due (done, failed, running elsewhere,

@@ -7,9 +7,9 @@ own worker loop. At-least-once, retries, backoff and leases are *not* left to th
 in the catalog row (:mod:`.runner`), so losing the engine's message (a memory queue dying with its
 process, a Redis flush) only delays a task until the relay hands it out again.
 
-Workers are huey ``Worker`` loops in threads of this process (``settings.task_workers`` of them:
-the bound on tasks running at once). huey's ``Consumer`` is not used because it installs signal
-handlers, which belong to uvicorn in ``serve`` and to ``mediagate worker``'s own loop.
+Workers are threads of this process (``settings.task_workers`` of them: the bound on tasks running
+at once), each a loop of huey's ``dequeue``/``execute``. huey's ``Consumer`` is not used because it
+installs signal handlers, which belong to uvicorn in ``serve`` and to ``mediagate worker``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from datetime import timedelta
 from typing import Any
 
 from huey import Huey, MemoryHuey, RedisHuey
-from huey.consumer import Worker
 
 from mediagate.core.gateway import Gateway
 from mediagate.tasks.registry import Registry
@@ -32,6 +31,7 @@ from mediagate.tasks.runner import Runner
 log = logging.getLogger("mediagate.tasks")
 
 TASK_NAME = "mediagate.run_task"
+IDLE_MIN_SECONDS = 0.01
 IDLE_POLL_SECONDS = 0.2
 """Longest wait of an idle embedded worker before it looks at its queue again (Redis blocks)."""
 
@@ -91,13 +91,31 @@ class TaskEngine:
         self._threads.clear()
 
     def _work(self) -> None:
-        worker = Worker(self.huey, default_delay=0.01, max_delay=IDLE_POLL_SECONDS, backoff=1.5)
-        worker.initialize()
-        try:
-            while not self._stop.is_set():
-                worker.loop()
-        finally:
-            worker.shutdown()
+        """One worker: huey's dequeue and execute (the Worker loop of huey's consumer, with an
+        outage logged once rather than a traceback per poll)."""
+        delay, down = IDLE_MIN_SECONDS, False
+        while not self._stop.is_set():
+            try:
+                task = self.huey.dequeue()
+            except Exception as exc:  # Redis away: tasks wait in the catalog meanwhile
+                if not down:
+                    log.warning("task worker cannot read the queue: %s: %s", type(exc).__name__, exc)
+                down = True
+                self._stop.wait(1.0)
+                continue
+            if down:
+                log.warning("task worker reads the queue again")
+                down = False
+            if task is None:
+                if not self.huey.storage.blocking:  # the memory queue: poll, backing off when idle
+                    self._stop.wait(delay)
+                    delay = min(IDLE_POLL_SECONDS, delay * 1.5)
+                continue
+            delay = IDLE_MIN_SECONDS
+            try:
+                self.huey.execute(task)
+            except Exception:  # the runner records its own failures; this is a bug
+                log.exception("task worker: unexpected error running %s", task)
 
     def _wake_delivery(self) -> None:
         loop = self._loop

@@ -6,6 +6,7 @@ an upload that queued a task in this process wakes it at once (:func:`wake`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -49,10 +50,12 @@ class Relay:
         if not self.catalog.tasks_due(now):
             return 0
         ids = self.catalog.dispatch_tasks(now, hold=self.hold, limit=BATCH)
-        for task_id in ids:
+        for n, task_id in enumerate(ids):
             try:
                 self.send(task_id)
-            except Exception as exc:  # Redis away: what was not sent is handed out after the hold
+            except Exception as exc:  # Redis away: what was not sent goes back to waiting
+                with contextlib.suppress(Exception):
+                    self.catalog.release_tasks(ids[n:])
                 raise EngineUnavailable(f"{type(exc).__name__}: {exc}") from exc
         return len(ids)
 
