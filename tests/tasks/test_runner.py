@@ -187,3 +187,19 @@ def test_the_collector_prunes_finished_tasks_after_their_retention(gw: Gateway) 
     assert {t.id for t in gw.catalog.list_tasks()} == {done_id, waiting_id}  # within retention
     assert gw.catalog.prune_tasks(datetime.now(UTC) + timedelta(seconds=1)) == 1
     assert [t.id for t in gw.catalog.list_tasks()] == [waiting_id]  # still owed: never pruned
+
+
+def test_concurrent_relays_hand_each_task_out_once(gw: Gateway) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    ids = {upload_with_task(gw, f"f{n}.png", png(4, 4), "/fw/2") for n in range(12)}
+    now = datetime.now(UTC)
+
+    def relay(_: int) -> list[str]:
+        return [
+            i for _ in range(5) for i in gw.catalog.dispatch_tasks(now, hold=timedelta(seconds=60), limit=3)
+        ]
+
+    with ThreadPoolExecutor(4) as pool:
+        handed = [i for batch in pool.map(relay, range(4)) for i in batch]
+    assert sorted(handed) == sorted(ids)

@@ -1023,7 +1023,11 @@ class Catalog:
         """Ids of tasks to hand to the engine now: pending and due, not handed out within ``hold``,
         plus running ones whose worker's lease lapsed (it died: they become pending again). Each
         is marked handed-out until ``now + hold``, so that concurrent relays hand it out once;
-        if the engine loses it, it is handed out again after ``hold``."""
+        if the engine loses it, it is handed out again after ``hold``. Two relays colliding (a
+        deadlock between their row locks on PostgreSQL) replay the transaction (:meth:`_retry`)."""
+        return self._retry(lambda: self._dispatch_tasks(now, hold, limit))
+
+    def _dispatch_tasks(self, now: datetime, hold: timedelta, limit: int) -> list[str]:
         with self._write() as s:
             s.execute(
                 update(Task)
