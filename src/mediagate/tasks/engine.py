@@ -71,6 +71,7 @@ class TaskEngine:
         """Start the workers and the relay. ``loop``: the event loop whose notification delivery
         loop should be woken when a task's notification is committed."""
         self._loop = loop
+        logging.getLogger("huey").setLevel(logging.WARNING)  # mediagate.tasks logs each attempt itself
         for n in range(self.workers):
             thread = threading.Thread(target=self._work, name=f"mediagate-task-worker-{n + 1}", daemon=True)
             thread.start()
