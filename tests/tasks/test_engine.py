@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from PIL import Image
 
 from mediagate.core.buckets import BucketCredentials
@@ -232,3 +233,38 @@ def test_a_failing_task_is_retried_with_backoff_then_fails_and_can_be_retried(si
     assert [(t["id"], t["status"]) for t in listed] == [(task_id, "done")]
     again = run_mediagate(site.home, "task", "retry", task_id)
     assert again.returncode == 1 and "done" in again.stderr
+
+
+@pytest.mark.parametrize("site", ["redis"], indirect=True)
+def test_two_worker_processes_share_the_redis_queue(site: TaskSite) -> None:
+    """Scale-out: tasks of one upload run on both worker processes, each task once."""
+    creds = site.bucket()
+    apps = [
+        {"name": "thumb", "x-gmkerl-thumb": "/fw/3000/gaussblur/30x20", "save_as": f"/o/{n}.png"}
+        for n in range(6)
+    ]
+    import pyvips
+
+    source = bytes(((pyvips.Image.black(4000, 4000) + 90).cast("uchar")).pngsave_buffer())
+    answer = form_upload(site, creds, source, "/src.png", apps=apps)
+    assert answer.status_code == 200, answer.text
+    ids = answer.json()["task_ids"]
+    for task_id in ids:
+        task = site.wait_task(task_id, "done", "failed", timeout=60)
+        assert task.status == "done" and task.attempts == 1, task.reason
+    ran_by = {
+        path.name: {i for i in ids if f"task {i} (thumb) attempt 1/3" in path.read_text()}
+        for path in sorted(site.home.glob("worker-*.log"))
+    }
+    assert len(ran_by) == 2 and all(ran_by.values()), ran_by  # both processes took some
+    first, second = ran_by.values()
+    assert first | second == set(ids) and not first & second  # and every task ran once
+    assert sorted(keys_in(site.admin, creds.bucket)) == [
+        "o/0.png",
+        "o/1.png",
+        "o/2.png",
+        "o/3.png",
+        "o/4.png",
+        "o/5.png",
+        "src.png",
+    ]
