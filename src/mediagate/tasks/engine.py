@@ -18,12 +18,14 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from datetime import timedelta
 from typing import Any
 
 from huey import Huey, MemoryHuey, RedisHuey
 
 from mediagate.core.gateway import Gateway
+from mediagate.logs import describe, is_outage
 from mediagate.tasks.registry import Registry
 from mediagate.tasks.relay import Relay
 from mediagate.tasks.runner import Runner
@@ -55,7 +57,7 @@ class TaskEngine:
         self.gw = gateway
         self.huey = make_huey(gateway.settings)
         self.runner = Runner(gateway, registry, on_notify=self._wake_delivery)
-        self._task = self.huey.task(name=TASK_NAME)(self.runner.run)
+        self._task = self.huey.task(name=TASK_NAME)(self._run)
         hold = timedelta(seconds=max(60.0, gateway.settings.task_lease_seconds * 2))
         self.relay = Relay(gateway.catalog, self.send, hold=hold)
         self.workers = workers if workers is not None else max(1, gateway.settings.task_workers)
@@ -82,8 +84,6 @@ class TaskEngine:
     def stop(self, timeout: float = 10.0) -> None:
         """Stop handing out and taking tasks; a task in progress is given ``timeout`` to finish
         (one still running then is abandoned: its lease lapses and it runs again elsewhere)."""
-        import time
-
         self._stop.set()
         self.relay.stop()
         deadline = time.monotonic() + timeout
@@ -115,8 +115,20 @@ class TaskEngine:
             delay = IDLE_MIN_SECONDS
             try:
                 self.huey.execute(task)
-            except Exception:  # the runner records its own failures; this is a bug
+            except Exception:  # _run catches what the runner raises; this is huey's own trouble
                 log.exception("task worker: unexpected error running %s", task)
+
+    def _run(self, task_id: str) -> None:
+        """What a worker runs for a message. The runner records every failure of the task itself;
+        what escapes it is the catalog or storage being away while recording (the attempt's lease
+        lapses and the task runs again later) or a bug."""
+        try:
+            self.runner.run(task_id)
+        except Exception as exc:
+            if is_outage(exc):
+                log.warning("task %s: could not record its attempt: %s", task_id, describe(exc))
+            else:
+                log.exception("task %s: unexpected error", task_id)
 
     def _wake_delivery(self) -> None:
         loop = self._loop

@@ -13,12 +13,14 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from mediagate.catalog.models import Bucket, Task
 from mediagate.catalog.repo import LeaseLost
 from mediagate.core.gateway import Gateway
 from mediagate.core.outbox import Notification, Outgoing, TaskDone
+from mediagate.logs import describe, is_outage
 from mediagate.tasks.registry import Registry, TaskContext, TaskFailed, TaskResult
 
 log = logging.getLogger("mediagate.tasks")
@@ -91,8 +93,6 @@ class Runner:
                     "no handler is installed for it",
                     status=501,
                 )
-            from pathlib import Path
-
             ctx = TaskContext(task, bucket, self.gw, Path(workdir), time.monotonic() + timeout)
             outcome = _within(timeout, lambda: handler(ctx))
             return self._succeed(task, bucket, outcome)
@@ -102,7 +102,10 @@ class Runner:
             log.warning("task %s: attempt %s lost its lease; another attempt owns it", task.id, task.attempts)
             return "lost"
         except Exception as exc:
-            log.exception("task %s (%s) attempt %s failed", task.id, task.kind, task.attempts)
+            if is_outage(exc):  # the catalog or storage is away: one line, and another attempt
+                log.warning("task %s (%s) attempt %s: %s", task.id, task.kind, task.attempts, describe(exc))
+            else:
+                log.exception("task %s (%s) attempt %s failed", task.id, task.kind, task.attempts)
             return self._fail(task, bucket, TaskFailed(_describe(exc), status=500, retry=True))
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
