@@ -54,15 +54,17 @@ async def _chunks(data: bytes) -> AsyncIterator[bytes]:
     yield data
 
 
-def upload_with_task(gw: Gateway, key: str, data: bytes, spec: str, **grant: Any) -> str:
+def upload_with_task(
+    gw: Gateway, key: str, data: bytes, spec: str, params: dict[str, Any] | None = None, **grant: Any
+) -> str:
     """Store ``data`` at ``key`` with one thumb task (``spec``) committed alongside; the task id."""
     bucket = gw.catalog.get_bucket("media")
     assert bucket is not None
     task_id = uuid.uuid4().hex
 
     def outbox(stored: Any) -> list[NewTask]:
-        params = {"x-gmkerl-thumb": spec, "save_as": "/out/{filename}.png", "operator": None}
-        return [NewTask(task_id, "thumb", "upyun", bucket.id, stored.object.key, params, None, 2)]
+        fields = {"x-gmkerl-thumb": spec, "save_as": "/out/{filename}.png", "operator": None} | (params or {})
+        return [NewTask(task_id, "thumb", "upyun", bucket.id, stored.object.key, fields, None, 2)]
 
     asyncio.run(
         gw.upload(
@@ -203,3 +205,46 @@ def test_concurrent_relays_hand_each_task_out_once(gw: Gateway) -> None:
     with ThreadPoolExecutor(4) as pool:
         handed = [i for batch in pool.map(relay, range(4)) for i in batch]
     assert sorted(handed) == sorted(ids)
+
+
+def test_split_cuts_the_processed_image_into_tiles_each_an_output(gw: Gateway) -> None:
+    runner = Runner(gw, task_registry())
+    plain = upload_with_task(gw, "a.png", png(200, 140), "/fw/100", {"x-gmkerl-split": "40x40"})
+    assert runner.run(plain) == "done"
+    task = gw.catalog.get_task(plain)
+    assert task is not None
+    assert task.outputs == [f"out/a.png-{n}.png" for n in range(1, 7)]  # <save_as>-<n>.<ext>
+    infos = task.result["imginfos"]
+    assert [(i["row"], i["column"], i["width"], i["height"]) for i in infos] == [
+        (0, 0, 40, 40),
+        (0, 1, 40, 40),
+        (0, 2, 20, 40),
+        (1, 0, 40, 30),
+        (1, 1, 40, 30),
+        (1, 2, 20, 30),
+    ]
+    bucket = gw.catalog.get_bucket("media")
+    assert bucket is not None
+    last = gw.catalog.get_object(bucket.id, "out/a.png-6.png")
+    assert last is not None and (last.width, last.height, last.mime) == (20, 30, "image/png")
+
+    named = upload_with_task(
+        gw,
+        "b.png",
+        png(60, 20),
+        "/fw/60",
+        {"x-gmkerl-split": "30x20", "save_as": "/t/{row}-{column}-{seq}.webp"},
+    )
+    assert runner.run(named) == "done"
+    task = gw.catalog.get_task(named)
+    assert task is not None and task.outputs == ["t/0-0-0.webp", "t/0-1-1.webp"]
+
+    bad = upload_with_task(gw, "c.png", png(), "/fw/10", {"x-gmkerl-split": "0x5"})
+    assert runner.run(bad) == "failed"
+    task = gw.catalog.get_task(bad)
+    assert task is not None and "x-gmkerl-split" in (task.reason or "") and task.attempts == 1
+    huge = upload_with_task(gw, "d.png", png(), "/fw/64", {"x-gmkerl-split": "1x1"})
+    assert runner.run(huge) == "failed"
+    task = gw.catalog.get_task(huge)
+    assert task is not None and "at most 1000" in (task.reason or "")
+    assert gw.catalog.get_object(bucket.id, "out/d.png") is None

@@ -8,7 +8,7 @@ the policy's ``notify-url``, through the durable delivery loop, signed like a RE
 signed the upload, or for an old-``signature`` upload the bucket's newest operator (none: unsigned).
 
 Kinds: ``thumb`` runs here (:func:`run_thumb`: the image-processing grammar of ``x-gmkerl-thumb``
-or a thumbnail version's name, ``save_as``). ``naga``, ``imgaudit`` and ``textjudge`` are recorded
+or a thumbnail version's name, ``save_as``, ``x-gmkerl-split`` tiles). ``naga``, ``imgaudit`` and ``textjudge`` are recorded
 like any task; their handlers register from their own modules, and without one the task fails
 with a reason that says so (callback ``status_code`` 501), never with a made-up result.
 """
@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import time
 import uuid
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from mediagate.core.buckets import UPYUN
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 
 DIALECT = "upyun"
 THUMB = "x-gmkerl-thumb"
+SPLIT = "x-gmkerl-split"
 _SAVE_AS_FORMATS = {"jpg": "jpg", "jpeg": "jpg", "png": "png", "webp": "webp", "gif": "gif", "avif": "avif"}
 _OUTPUT_EXT = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "AVIF": "avif"}
 
@@ -46,7 +48,7 @@ def check_apps(apps: list[dict[str, Any]]) -> None:
     ``x-gmkerl-thumb``) are the task's failure, reported by its callback (spec §6.17)."""
     for n, app in enumerate(apps, 1):
         name = app.get("name")
-        for key in ("notify_url", "save_as", THUMB, "type", "avopts"):
+        for key in ("notify_url", "save_as", THUMB, SPLIT, "type", "avopts"):
             if key in app and not isinstance(app[key], str):
                 raise BadRequest(f"apps[{n}] ({name}): '{key}' must be a string", code="invalid_policy")
         url = app.get("notify_url")
@@ -107,8 +109,7 @@ def run_thumb(ctx: TaskContext) -> TaskResult:
     text = str(params.get(THUMB) or "").strip()
     if not text:
         raise TaskFailed(f"'{THUMB}' is required for a thumb task", status=400)
-    if "x-gmkerl-split" in params:
-        raise TaskFailed("'x-gmkerl-split' (tiles) is not supported by this server", status=400)
+    split = _split_size(params.get(SPLIT))
     text = versions_of(ctx.bucket.settings).get(text, text)  # a thumbnail version's name, or a spec
     try:
         spec = parse_thumb(text)
@@ -132,16 +133,61 @@ def run_thumb(ctx: TaskContext) -> TaskResult:
     except BadRequest as exc:
         raise TaskFailed(exc.message, status=400) from None
     ext = _OUTPUT_EXT.get(image.format, "jpg")
-    if key is None:  # no save_as: named after the source and the task, with the output's suffix
-        key = default_key(ctx.task.source, ctx.task.id, ext)
+    base = key if key is not None else default_key(ctx.task.source, ctx.task.id, ext)
+    if split is not None:
+        return _tiles(ctx, dest, split, base, ext)
     info = {
-        "path": "/" + key,
+        "path": "/" + base,
         "type": ext,
         "width": image.width,
         "height": image.height,
         "frames": image.frames,
     }
-    return TaskResult(outputs=[(key, dest)], result={"imginfo": info})
+    return TaskResult(outputs=[(base, dest)], result={"imginfo": info})
+
+
+def _split_size(value: Any) -> tuple[int, int] | None:
+    if value is None or value == "":
+        return None
+    match = re.fullmatch(r"\s*(\d{1,5})x(\d{1,5})\s*", str(value))
+    if match is None or int(match.group(1)) == 0 or int(match.group(2)) == 0:
+        raise TaskFailed(f"{SPLIT} must be a tile size such as 200x200, not {str(value)[:50]!r}", status=400)
+    return int(match.group(1)), int(match.group(2))
+
+
+def _tiles(ctx: TaskContext, image: Path, size: tuple[int, int], base: str, ext: str) -> TaskResult:
+    """``x-gmkerl-split``: the processed image cut into tiles, each an output. ``save_as`` with
+    ``{row}``/``{column}``/``{seq}`` (from 0) names each tile; else ``<save_as>-<n>.<ext>`` (n from
+    1, spec §1). ``imginfos`` lists them in order."""
+    from mediagate.media.tiles import split_image
+
+    folder = ctx.workdir / "tiles"
+    folder.mkdir()
+    try:
+        tiles = split_image(image, size[0], size[1], folder, ext)
+    except BadRequest as exc:
+        raise TaskFailed(f"{SPLIT}: {exc.message}", status=400) from None
+    templated = any(v in base for v in ("{row}", "{column}", "{seq}"))
+    outputs, infos = [], []
+    for seq, tile in enumerate(tiles):
+        if templated:
+            name = base.replace("{row}", str(tile.row)).replace("{column}", str(tile.column))
+            key = normalise_key(name.replace("{seq}", str(seq)))
+        else:
+            key = normalise_key(f"{base}-{seq + 1}.{ext}")
+        outputs.append((key, tile.path))
+        infos.append(
+            {
+                "path": "/" + key,
+                "type": ext,
+                "width": tile.width,
+                "height": tile.height,
+                "frames": 1,
+                "row": tile.row,
+                "column": tile.column,
+            }
+        )
+    return TaskResult(outputs=outputs, result={"imginfos": infos})
 
 
 def output_key(save_as: Any, source: str) -> str | None:
