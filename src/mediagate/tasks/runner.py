@@ -51,36 +51,29 @@ class Runner:
         """Run one attempt of ``task_id`` if it is due; returns the status it was left in (None:
         nothing to do, e.g. a duplicate hand-out)."""
         catalog = self.gw.catalog
-        task = catalog.get_task(task_id)
-        if task is None:
-            return None
-        if task.status == "pending" and task.attempts >= task.max_attempts:
-            # its last attempt's worker died: give up, with the reason, instead of a new attempt
-            return self._give_up(task)
         task = catalog.claim_task(task_id, datetime.now(UTC), lease=self.lease)
         if task is None:
             return None
         bucket = catalog.get_bucket_by_id(task.bucket_id)
         if bucket is None:
             return None  # bucket deleted: its tasks went with it (cascade)
+        if task.attempts > task.max_attempts:
+            # the worker of its last attempt died (the relay took it back): give up, with a reason
+            lost = TaskFailed(
+                f"gave up after {task.max_attempts} attempts: the worker running it stopped before "
+                "finishing (killed, or out of memory)",
+                status=500,
+            )
+            return self._fail(task, bucket, lost)
         log.info("task %s (%s) attempt %s/%s", task.id, task.kind, task.attempts, task.max_attempts)
-        stop = threading.Event()
-        beat = threading.Thread(target=self._heartbeat, args=(task, stop), daemon=True)
-        beat.start()
-        try:
-            return self._attempt(task, bucket)
-        finally:
-            stop.set()
+        return self._attempt(task, bucket)
 
-    def _heartbeat(self, task: Task, stop: threading.Event) -> None:
-        interval = max(0.1, self.gw.settings.task_lease_seconds / 3)
-        while not stop.wait(interval):
-            try:
-                until = datetime.now(UTC) + self.lease
-                if not self.gw.catalog.renew_task_lease(task.id, task.attempts, until):
-                    return
-            except Exception as exc:  # the catalog is away: the lease may lapse, the task reruns
-                log.warning("task %s: lease renewal failed: %s", task.id, exc)
+    def _renew(self, task: Task) -> None:
+        """The attempt's heartbeat: push its lease forward (it is still ours, and alive)."""
+        try:
+            self.gw.catalog.renew_task_lease(task.id, task.attempts, datetime.now(UTC) + self.lease)
+        except Exception as exc:  # the catalog is away: the lease may lapse, the task reruns
+            log.warning("task %s: lease renewal failed: %s", task.id, describe(exc))
 
     def _attempt(self, task: Task, bucket: Bucket) -> str:
         handler = self.registry.handler(task.kind)
@@ -94,7 +87,7 @@ class Runner:
                     status=501,
                 )
             ctx = TaskContext(task, bucket, self.gw, Path(workdir), time.monotonic() + timeout)
-            outcome = _within(timeout, lambda: handler(ctx))
+            outcome = self._within(task, timeout, lambda: handler(ctx))
             return self._succeed(task, bucket, outcome)
         except TaskFailed as exc:
             return self._fail(task, bucket, exc)
@@ -157,48 +150,42 @@ class Runner:
             self.on_notify()
         return "failed" if final else "pending"
 
-    def _give_up(self, task: Task) -> str | None:
-        claimed = self.gw.catalog.claim_task(task.id, datetime.now(UTC), lease=self.lease)
-        if claimed is None:
-            return None
-        bucket = self.gw.catalog.get_bucket_by_id(claimed.bucket_id)
-        if bucket is None:
-            return None
-        lost = TaskFailed(
-            f"gave up after {claimed.attempts - 1} attempts: the worker running it stopped before "
-            "finishing (killed, or out of memory)",
-            status=500,
-        )
-        return self._fail(claimed, bucket, lost)
+    def _within(self, task: Task, seconds: float, work: Callable[[], TaskResult]) -> TaskResult:
+        """``work()`` in its own thread, waited for at most ``seconds`` while this thread renews
+        the lease every third of it. A thread cannot be killed: past the timeout the attempt is
+        failed (and retried) and the late thread's result is thrown away; its ``done`` would be
+        refused anyway (the attempt no longer holds the task). Handlers that run subprocesses
+        (ffmpeg) also get ``ctx.deadline`` and kill them themselves."""
+        box: dict[str, Any] = {}
+
+        def target() -> None:
+            try:
+                box["value"] = work()
+            except BaseException as exc:
+                box["error"] = exc
+
+        thread = threading.Thread(target=target, name=f"mediagate-task-{task.id[:8]}", daemon=True)
+        thread.start()
+        deadline = time.monotonic() + seconds
+        beat = max(0.1, self.gw.settings.task_lease_seconds / 3)
+        while True:
+            thread.join(min(beat, max(0.0, deadline - time.monotonic())))
+            if not thread.is_alive():
+                break
+            if time.monotonic() >= deadline:
+                raise TaskFailed(
+                    f"the task took longer than {seconds:g} s and was stopped", status=504, retry=True
+                )
+            self._renew(task)
+        if "error" in box:
+            raise box["error"]
+        return box["value"]  # type: ignore[no-any-return]
 
     def _notification(self, task: Task, bucket: Bucket, outcome: dict[str, Any]) -> Notification | None:
         notifier = self.registry.notifier(task.dialect)
         if notifier is None or not task.notify_url:
             return None
         return notifier(self.gw, task, bucket, outcome)
-
-
-def _within(seconds: float, work: Callable[[], TaskResult]) -> TaskResult:
-    """``work()`` in its own thread, waited for at most ``seconds``. A thread cannot be killed:
-    past the timeout the attempt is failed (and retried) and the late thread's result is thrown
-    away; its ``done`` would be refused anyway (the attempt no longer holds the task). Handlers
-    that run subprocesses (ffmpeg) also get ``ctx.deadline`` and kill them themselves."""
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["value"] = work()
-        except BaseException as exc:
-            box["error"] = exc
-
-    thread = threading.Thread(target=target, name="mediagate-task", daemon=True)
-    thread.start()
-    thread.join(seconds)
-    if thread.is_alive():
-        raise TaskFailed(f"the task took longer than {seconds:g} s and was stopped", status=504, retry=True)
-    if "error" in box:
-        raise box["error"]
-    return box["value"]  # type: ignore[no-any-return]
 
 
 def _describe(exc: BaseException) -> str:
