@@ -1065,21 +1065,23 @@ class Catalog:
     def claim_task(self, task_id: str, now: datetime, *, lease: timedelta) -> Task | None:
         """Take a due pending task for one attempt (running, attempts + 1, leased until
         ``now + lease``); None when it is not pending and due (done, failed, running elsewhere,
-        or waiting for its backoff): a duplicate hand-out is a no-op."""
-        with self._write() as s:
-            result = s.execute(
-                update(Task)
-                .where(Task.id == task_id, Task.status == "pending", Task.next_run_at <= now)
+        or waiting for its backoff): a duplicate hand-out is a no-op. Claims of concurrent
+        workers share one commit (group commit, like uploads)."""
+
+        def job(conn: Connection) -> Task | None:
+            claimed = conn.execute(
+                update(_tasks)
+                .where(_tasks.c.id == task_id, _tasks.c.status == "pending", _tasks.c.next_run_at <= now)
                 .values(
-                    status="running",
-                    attempts=Task.attempts + 1,
-                    lease_until=now + lease,
-                    updated_at=now,
+                    status="running", attempts=_tasks.c.attempts + 1, lease_until=now + lease, updated_at=now
                 )
             )
-            if cast(CursorResult[Any], result).rowcount != 1:
+            if cast(CursorResult[Any], claimed).rowcount != 1:
                 return None
-            return s.get(Task, task_id)
+            row = conn.execute(select(_tasks).where(_tasks.c.id == task_id)).one()
+            return Task(**row._mapping)
+
+        return self._committer.run(job)
 
     def renew_task_lease(self, task_id: str, attempt: int, until: datetime) -> bool:
         """Extend a running attempt's lease (the worker's heartbeat); False if it is not ours."""

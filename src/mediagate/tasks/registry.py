@@ -44,10 +44,16 @@ class TaskContext:
     deadline: float
 
     def fetch_source(self) -> Path:
-        """The source object's bytes in a local file (404 TaskFailed when it is gone)."""
+        """The source object's bytes in a local file, to read only (404 TaskFailed when it is
+        gone): the blob's own file on local storage (no copy), else a copy in ``workdir``. A
+        blob replaced meanwhile stays readable through an open handle; one deleted before it was
+        opened fails the attempt, and the next attempt reads the new object."""
         obj = self.gateway.catalog.get_object(self.bucket.id, self.task.source)
         if obj is None:
             raise TaskFailed(f"the source file /{self.task.source} does not exist", status=404)
+        direct = self.gateway.storage.local_path(obj.blob_id)
+        if direct is not None and direct.is_file():
+            return direct
         from mediagate.storage.base import BlobNotFound
 
         dest = self.workdir / "source"
