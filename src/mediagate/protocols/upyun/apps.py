@@ -8,8 +8,8 @@ the policy's ``notify-url``, through the durable delivery loop, signed like a RE
 signed the upload, or for an old-``signature`` upload the bucket's newest operator (none: unsigned).
 
 Kinds: ``thumb`` runs here (:func:`run_thumb`: the image-processing grammar of ``x-gmkerl-thumb``
-or a thumbnail version's name, ``save_as``, ``x-gmkerl-split`` tiles). ``naga``, ``imgaudit`` and
-``textjudge`` are recorded like any task; their handlers register from their own modules, and
+or a thumbnail version's name, ``save_as``, ``x-gmkerl-split`` tiles). ``naga``, ``imgaudit``,
+``videoaudit`` and ``textjudge`` are recorded like any task; their handlers register from their own modules, and
 without one the task fails with a reason that says so (callback ``status_code`` 501), never with a
 made-up result.
 """
@@ -233,7 +233,7 @@ def result_body(task: Task, bucket: Bucket, outcome: dict[str, Any]) -> dict[str
         }
         body |= {k: v for k, v in outcome.get("result", {}).items() if k == "info"}
         return body
-    if task.kind in ("imgaudit", "textjudge"):
+    if task.kind in ("imgaudit", "textjudge", "videoaudit"):
         body["source"] = task.source
     body |= outcome.get("result", {}) if status == 200 else {}
     body["error"] = "" if status == 200 else reason

@@ -51,7 +51,7 @@ from mediagate.protocols.upyun.signing import check_date, parse_http_date
 MAX_EXT_PARAM_BYTES = 255
 MAX_TTL_DAYS = 180
 MAX_APPS = 10
-APP_NAMES = frozenset({"thumb", "naga", "imgaudit", "textjudge"})
+APP_NAMES = frozenset({"thumb", "naga", "imgaudit", "textjudge", "videoaudit"})
 META_PREFIX = "x-upyun-meta-"
 _HEX_MD5 = re.compile(r"^[0-9a-fA-F]{32}$")
 _URL_FIELDS = ("return-url", "notify-url", "callback-url")
