@@ -9,9 +9,9 @@ signed the upload, or for an old-``signature`` upload the bucket's newest operat
 
 Kinds: ``thumb`` runs here (:func:`run_thumb`: the image-processing grammar of ``x-gmkerl-thumb``
 or a thumbnail version's name, ``save_as``, ``x-gmkerl-split`` tiles). ``naga``, ``imgaudit``,
-``videoaudit`` and ``textjudge`` are recorded like any task; their handlers register from their own modules, and
-without one the task fails with a reason that says so (callback ``status_code`` 501), never with a
-made-up result.
+``videoaudit`` and ``textjudge`` are recorded like any task; their handlers register from their
+own modules, and without one the task fails with a reason that says so (callback ``status_code``
+501), never with a made-up result.
 """
 
 from __future__ import annotations
