@@ -688,8 +688,12 @@ class Gateway:
         ``outbox`` (the task's ``done`` and its notification) in one catalog transaction. Blocking.
 
         Same order as an upload: reserve, move into storage, commit; a failure or a refused
-        commit (the attempt lost its lease) leaves no object, and the blobs are dropped."""
+        commit (the attempt lost its lease: ``LeaseLost``, a Conflict) leaves no object. Blobs are
+        dropped at once when the commit certainly did not happen (not tried, or refused); after
+        an outage during the commit they are left to the collector, which removes them once
+        their reservation lapses only if no committed row took them."""
         objs: list[Object] = []
+        committing = False
         try:
             for key, path in files:
                 info = sniff(path, key)
@@ -713,13 +717,15 @@ class Gateway:
                 objs.append(obj)
                 self._reserve(obj.blob_id)
                 self.storage.put(obj.blob_id, path)
+            committing = True
             self.catalog.commit_objects(objs, outbox=outbox)
-        except BaseException:
+        except BaseException as exc:
             for path in (p for _, p in files):
                 path.unlink(missing_ok=True)
-            for obj in objs:
-                with contextlib.suppress(Exception):
-                    self._drop_blob(obj.blob_id)
+            if not committing or isinstance(exc, Conflict | NotFound):
+                for obj in objs:
+                    with contextlib.suppress(Exception):
+                        self._drop_blob(obj.blob_id)
             raise
         return objs
 
