@@ -248,3 +248,21 @@ def test_split_cuts_the_processed_image_into_tiles_each_an_output(gw: Gateway) -
     task = gw.catalog.get_task(huge)
     assert task is not None and "at most 1000" in (task.reason or "")
     assert gw.catalog.get_object(bucket.id, "out/d.png") is None
+
+
+def test_a_missing_source_or_a_non_image_fails_at_once_with_the_reason(gw: Gateway) -> None:
+    runner = Runner(gw, task_registry())
+    bucket = gw.catalog.get_bucket("media")
+    assert bucket is not None
+    gone = upload_with_task(gw, "gone.png", png(), "/fw/8")
+    assert gw.catalog.delete_object(bucket.id, "gone.png")
+    assert runner.run(gone) == "failed"
+    task = gw.catalog.get_task(gone)
+    assert task is not None and task.attempts == 1
+    assert (task.reason, task.result) == ("the source file /gone.png does not exist", {"status": 404})
+
+    text = upload_with_task(gw, "notes.txt", b"just words\n" * 10, "/fw/8")
+    assert runner.run(text) == "failed"
+    task = gw.catalog.get_task(text)
+    assert task is not None and task.attempts == 1 and task.result == {"status": 415}
+    assert "not an image" in (task.reason or "")
