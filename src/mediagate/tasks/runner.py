@@ -185,7 +185,11 @@ class Runner:
         notifier = self.registry.notifier(task.dialect)
         if notifier is None or not task.notify_url:
             return None
-        return notifier(self.gw, task, bucket, outcome)
+        try:
+            return notifier(self.gw, task, bucket, outcome)
+        except Exception:  # a bug building it must not wedge the task: it finishes unannounced
+            log.exception("task %s: its result notification could not be built", task.id)
+            return None
 
 
 def _describe(exc: BaseException) -> str:
