@@ -187,7 +187,9 @@ class Runner:
             return None
         try:
             return notifier(self.gw, task, bucket, outcome)
-        except Exception:  # a bug building it must not wedge the task: it finishes unannounced
+        except Exception as exc:  # a bug building it must not wedge the task: it finishes unannounced
+            if is_outage(exc):
+                raise  # the catalog is away: the attempt is recorded later, with its notification
             log.exception("task %s: its result notification could not be built", task.id)
             return None
 
