@@ -59,9 +59,17 @@ def create_app(settings: Settings | None = None, *, gateway: Gateway | None = No
             ),
             asyncio.create_task(notify.delivery_loop(gw)),
         ]
+        engine = None
+        if gw.settings.run_workers:  # asynchronous tasks (mediagate.tasks); `serve --no-worker` skips
+            from mediagate.services import build_task_engine
+
+            engine = build_task_engine(gw)
+            engine.start(asyncio.get_running_loop())
         try:
             yield
         finally:
+            if engine is not None:
+                await to_thread.run_sync(engine.stop)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

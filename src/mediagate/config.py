@@ -94,8 +94,27 @@ class Settings(BaseSettings):
     new-key`` makes one). Every node of one catalog sets the same. Several keys separated by commas
     rotate: the first seals, all open. Unset: the home's ``secret.key`` file."""
     redis_url: str | None = None
-    """Redis shared by the nodes (e.g. ``redis://127.0.0.1:6379/0``) for the task queue, rate limits
-    and locks; ``/healthz`` checks it. Unset: the embedded default, which needs no Redis."""
+    """``MEDIAGATE_REDIS_URL`` (e.g. ``redis://127.0.0.1:6379/0``): Redis shared by the nodes. The
+    asynchronous tasks run on it (huey's RedisHuey, shared by every worker process of every node) and
+    ``/healthz`` checks it. Unset: the embedded default (in-process queue, nothing else to start)."""
+    task_queue_name: str = "mediagate"
+    """Name of the Redis queue (huey's key prefix); nodes of one installation share it."""
+    run_workers: bool = True
+    """Run task workers inside the server (``serve --no-worker`` turns it off)."""
+    task_workers: int = 2
+    """Tasks run at once per worker process: bounds memory under a burst."""
+    task_timeout_seconds: float = 600.0
+    """One attempt of a task longer than this fails (and is retried)."""
+    task_lease_seconds: float = 30.0
+    """A running task's lease, renewed every third of it; a worker killed mid-task loses it and
+    the task runs again after at most this long."""
+    task_max_attempts: int = 3
+    """Attempts of a task before it fails for good (a bad parameter fails at once)."""
+    task_backoff_seconds: float = 5.0
+    """Delay before the 2nd attempt; each further one waits four times longer (capped at 1 h)."""
+    task_retention_seconds: int = 30 * 24 * 3600
+    """Done and failed tasks are kept this long after they finished (``mediagate task list``),
+    then the collector deletes them; pending and running ones are never pruned."""
 
     @classmethod
     def settings_customise_sources(

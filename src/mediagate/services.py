@@ -5,12 +5,18 @@ The only module that knows every backend; the CLI and the app factory call it.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from mediagate.catalog import Catalog
 from mediagate.catalog.migrate import upgrade
 from mediagate.config import CONFIG_FILE, Settings
 from mediagate.core.gateway import Gateway
 from mediagate.core.secrets import SecretBox, WrongSecretKey
 from mediagate.storage.base import Storage
+from mediagate.tasks.registry import Registry
+
+if TYPE_CHECKING:
+    from mediagate.tasks.engine import TaskEngine
 
 
 def build_storage(settings: Settings) -> Storage:
@@ -101,3 +107,20 @@ def build_gateway(settings: Settings, *, migrate: bool = True) -> Gateway:
         upgrade(catalog.engine)
         check_secret_key(catalog, box, settings)
     return Gateway(settings, catalog, build_storage(settings), box)
+
+
+def task_registry() -> Registry:
+    """Every task kind this build runs, and every dialect's result notification. A new kind (naga,
+    pretreatment, Wantu mediaEncode, scanPorn …) registers its handler here."""
+    from mediagate.protocols.upyun import apps
+
+    registry = Registry()
+    apps.register(registry)
+    return registry
+
+
+def build_task_engine(gateway: Gateway) -> TaskEngine:
+    """The relay and workers of this process (huey: in-process, or Redis with ``redis_url``)."""
+    from mediagate.tasks.engine import TaskEngine
+
+    return TaskEngine(gateway, task_registry())

@@ -221,3 +221,35 @@ class SignatureUse(Base):
     """sha256 hex of the access key and signature (the signature itself is never stored)."""
     method: Mapped[str] = mapped_column(String(16))
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class Task(Base):
+    """An asynchronous media task (UPYUN ``apps`` …). The row is the queue's source of truth: the
+    engine (core ``mediagate.tasks``) only carries task ids; status, attempts and the lease live
+    here, so a crash of any process or of Redis loses nothing. Inserted in the same transaction as
+    the upload that asks for it (core.outbox)."""
+
+    __tablename__ = "tasks"
+    __table_args__ = (Index("ix_tasks_due", "status", "next_run_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    dialect: Mapped[str] = mapped_column(String(16))
+    """Whose shape and signature the result notification takes (``upyun`` …)."""
+    bucket_id: Mapped[int] = mapped_column(ForeignKey("buckets.id", ondelete="CASCADE"), index=True)
+    source: Mapped[str] = mapped_column(bytewise_string(1024))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    """pending | running | done | failed."""
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    next_run_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    """Pending: handed to the engine until then. Running: the worker's heartbeat lease."""
+    outputs: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    result: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    notify_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

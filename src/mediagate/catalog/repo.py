@@ -71,12 +71,13 @@ from mediagate.catalog.models import (
     GarbageBlob,
     Object,
     SignatureUse,
+    Task,
     UploadPart,
     UploadSession,
 )
 from mediagate.core.errors import Conflict, NotFound
 from mediagate.core.keys import parent_dirs, split_key
-from mediagate.core.outbox import Notification
+from mediagate.core.outbox import NewTask, Notification, Outgoing, TaskDone
 
 T = TypeVar("T")
 
@@ -113,6 +114,7 @@ _objects = cast(Table, Object.__table__)
 _folders = cast(Table, Folder.__table__)
 _garbage = cast(Table, GarbageBlob.__table__)
 _deliveries = cast(Table, Delivery.__table__)
+_tasks = cast(Table, Task.__table__)
 
 BUCKET_BY_NAME = select(_buckets).where(_buckets.c.name == bindparam("name"))
 ACTIVE_SECRETS = (
@@ -492,7 +494,7 @@ class Catalog:
         return self._committer.submit(job)
 
     def commit_object(
-        self, obj: Object, *, insert_only: bool = False, outbox: Sequence[Notification] = ()
+        self, obj: Object, *, insert_only: bool = False, outbox: Sequence[Outgoing] = ()
     ) -> bool:
         """Make ``obj`` visible: insert, or replace the row of the same key (its old blob becomes
         garbage). Parent folders are created as needed. Raises Conflict under ``insert_only``.
@@ -502,7 +504,7 @@ class Catalog:
         return self.submit_commit(obj, insert_only=insert_only, outbox=outbox).result()
 
     def submit_commit(
-        self, obj: Object, *, insert_only: bool = False, outbox: Sequence[Notification] = ()
+        self, obj: Object, *, insert_only: bool = False, outbox: Sequence[Outgoing] = ()
     ) -> Future[bool]:
         """:meth:`commit_object` through group commit; the future resolves once it is durable."""
         obj.dir, obj.name = split_key(obj.key)
@@ -510,7 +512,7 @@ class Catalog:
 
         def job(conn: Connection) -> bool:
             replaced = self._commit_object(conn, obj, insert_only)
-            _queue_deliveries(conn, notes)
+            _queue_outbox(conn, notes)
             return replaced
 
         return self._committer.submit(job)
@@ -1052,6 +1054,196 @@ class Catalog:
             result = s.execute(delete(SignatureUse).where(SignatureUse.expires_at <= now))
             return cast(CursorResult[Any], result).rowcount
 
+    # -- tasks (mediagate.tasks) ------------------------------------------------------------------
+
+    def commit_objects(self, objs: Sequence[Object], *, outbox: Sequence[Outgoing] = ()) -> None:
+        """Make every one of ``objs`` visible (replacing rows of the same keys) and queue
+        ``outbox`` in one transaction: a task's outputs and its ``done`` commit together."""
+        for obj in objs:
+            obj.dir, obj.name = split_key(obj.key)
+        notes = tuple(outbox)
+
+        def job(conn: Connection) -> None:
+            for obj in objs:
+                self._commit_object(conn, obj, False)
+            _queue_outbox(conn, notes)
+
+        self._committer.run(job)
+
+    def get_bucket_by_id(self, bucket_id: int) -> Bucket | None:
+        with self._read() as s:
+            return s.get(Bucket, bucket_id)
+
+    def get_task(self, task_id: str) -> Task | None:
+        with self._read() as s:
+            return s.get(Task, task_id)
+
+    def list_tasks(
+        self, *, bucket_id: int | None = None, status: str | None = None, limit: int = 1000
+    ) -> list[Task]:
+        """Tasks, newest first, optionally of one bucket and/or one status."""
+        with self._read() as s:
+            query = select(Task)
+            if bucket_id is not None:
+                query = query.where(Task.bucket_id == bucket_id)
+            if status is not None:
+                query = query.where(Task.status == status)
+            return list(s.scalars(query.order_by(Task.created_at.desc(), Task.id).limit(limit)))
+
+    def tasks_due(self, now: datetime) -> bool:
+        """Whether :meth:`dispatch_tasks` has anything to do now: a cheap read that lets an idle
+        relay poll without opening a write transaction."""
+        with self._read() as s:
+            found = s.scalar(
+                select(Task.id)
+                .where(
+                    or_(
+                        and_(
+                            Task.status == "pending",
+                            Task.next_run_at <= now,
+                            or_(Task.lease_until.is_(None), Task.lease_until < now),
+                        ),
+                        and_(Task.status == "running", Task.lease_until < now),
+                    )
+                )
+                .limit(1)
+            )
+        return found is not None
+
+    def dispatch_tasks(self, now: datetime, *, hold: timedelta, limit: int = 50) -> list[str]:
+        """Ids of tasks to hand to the engine now: pending and due, not handed out within ``hold``,
+        plus running ones whose worker's lease lapsed (it died: they become pending again). Each
+        is marked handed-out until ``now + hold``, so that concurrent relays hand it out once;
+        if the engine loses it, it is handed out again after ``hold``. Two relays colliding (a
+        deadlock between their row locks on PostgreSQL) replay the transaction (:meth:`_retry`)."""
+        return self._retry(lambda: self._dispatch_tasks(now, hold, limit))
+
+    def _dispatch_tasks(self, now: datetime, hold: timedelta, limit: int) -> list[str]:
+        with self._write() as s:
+            s.execute(
+                update(Task)
+                .where(Task.status == "running", Task.lease_until < now)
+                .values(status="pending", lease_until=None, next_run_at=now, updated_at=now)
+            )
+            rows = list(
+                s.scalars(
+                    select(Task)
+                    .where(
+                        Task.status == "pending",
+                        Task.next_run_at <= now,
+                        or_(Task.lease_until.is_(None), Task.lease_until < now),
+                    )
+                    .order_by(Task.next_run_at)
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
+                )
+            )
+            for task in rows:
+                task.lease_until = now + hold
+            return [task.id for task in rows]
+
+    def release_tasks(self, task_ids: Sequence[str]) -> None:
+        """Undo :meth:`dispatch_tasks` for ids the engine did not take (it is unavailable), so the
+        next relay round hands them out again instead of waiting for the hold."""
+        if task_ids:
+            with self._write() as s:
+                s.execute(
+                    update(Task)
+                    .where(Task.id.in_(list(task_ids)), Task.status == "pending")
+                    .values(lease_until=None)
+                )
+
+    def claim_task(self, task_id: str, now: datetime, *, lease: timedelta) -> Task | None:
+        """Take a due pending task for one attempt (running, attempts + 1, leased until
+        ``now + lease``); None when it is not pending and due (done, failed, running elsewhere,
+        or waiting for its backoff): a duplicate hand-out is a no-op. Claims of concurrent
+        workers share one commit (group commit, like uploads)."""
+
+        def job(conn: Connection) -> Task | None:
+            claimed = conn.execute(
+                update(_tasks)
+                .where(_tasks.c.id == task_id, _tasks.c.status == "pending", _tasks.c.next_run_at <= now)
+                .values(
+                    status="running", attempts=_tasks.c.attempts + 1, lease_until=now + lease, updated_at=now
+                )
+            )
+            if cast(CursorResult[Any], claimed).rowcount != 1:
+                return None
+            row = conn.execute(select(_tasks).where(_tasks.c.id == task_id)).one()
+            return Task(**row._mapping)
+
+        return self._committer.run(job)
+
+    def renew_task_lease(self, task_id: str, attempt: int, until: datetime) -> bool:
+        """Extend a running attempt's lease (the worker's heartbeat); False if it is not ours."""
+        with self._write() as s:
+            result = s.execute(
+                update(Task)
+                .where(Task.id == task_id, Task.status == "running", Task.attempts == attempt)
+                .values(lease_until=until)
+            )
+            return cast(CursorResult[Any], result).rowcount == 1
+
+    def end_task_attempt(
+        self,
+        task_id: str,
+        attempt: int,
+        *,
+        reason: str,
+        retry_at: datetime | None,
+        result: dict[str, Any] | None = None,
+        outbox: Sequence[Outgoing] = (),
+    ) -> bool:
+        """A failed attempt: pending again from ``retry_at``, or failed for good (None), with
+        ``reason``; ``outbox`` (the failure notification) commits with it. False, and nothing
+        written, when the attempt is no longer the task's current one (its lease lapsed)."""
+        now = utcnow()
+        notes = tuple(outbox)
+
+        def job(conn: Connection) -> bool:
+            values: dict[str, Any] = {"reason": reason[:2000], "lease_until": None, "updated_at": now}
+            if retry_at is None:
+                values |= {"status": "failed", "finished_at": now}
+            else:
+                values |= {"status": "pending", "next_run_at": retry_at}
+            if result is not None:
+                values["result"] = result
+            done = conn.execute(
+                update(_tasks)
+                .where(_tasks.c.id == task_id, _tasks.c.status == "running", _tasks.c.attempts == attempt)
+                .values(**values)
+            )
+            if cast(CursorResult[Any], done).rowcount != 1:
+                return False
+            _queue_outbox(conn, notes if retry_at is None else ())
+            return True
+
+        return self._committer.run(job)
+
+    def prune_tasks(self, finished_before: datetime) -> int:
+        """Delete done and failed tasks that finished before ``finished_before``; returns how many."""
+        with self._write() as s:
+            result = s.execute(
+                delete(Task).where(Task.status.in_(("done", "failed")), Task.finished_at < finished_before)
+            )
+            return int(cast(CursorResult[Any], result).rowcount)
+
+    def retry_task(self, task_id: str) -> Task:
+        """Run a failed (or waiting) task again now with a fresh count of attempts. NotFound for
+        an unknown id; Conflict for one that is running or done."""
+        now = utcnow()
+        with self._write() as s:
+            task = s.get(Task, task_id)
+            if task is None:
+                raise NotFound(f"task {task_id!r} does not exist", code="task_not_found")
+            if task.status not in ("failed", "pending"):
+                raise Conflict(
+                    f"task {task_id} is {task.status}; only failed or pending tasks can be retried"
+                )
+            task.status, task.attempts, task.next_run_at = "pending", 0, now
+            task.lease_until, task.finished_at, task.updated_at = None, None, now
+            return task
+
 
 def _key_in_use() -> Conflict:
     return Conflict("that access key id is already in use by another bucket", code="access_key_exists")
@@ -1078,3 +1270,61 @@ def _queue_deliveries(conn: Connection, notes: Sequence[Notification]) -> None:
             for n in notes
         ],
     )
+
+
+def _queue_outbox(conn: Connection, items: Sequence[Outgoing]) -> None:
+    """Write everything committed with an object, in the caller's transaction: notifications
+    into ``deliveries``, new tasks into ``tasks``, and a task's success (fenced by its attempt:
+    a lapsed attempt raises LeaseLost, which rolls the whole transaction back)."""
+    _queue_deliveries(conn, [i for i in items if isinstance(i, Notification)])
+    now = utcnow()
+    new = [i for i in items if isinstance(i, NewTask)]
+    if new:
+        conn.execute(
+            insert(_tasks),
+            [
+                {
+                    "id": t.id,
+                    "kind": t.kind,
+                    "dialect": t.dialect,
+                    "bucket_id": t.bucket_id,
+                    "source": t.source,
+                    "params": t.params,
+                    "status": "pending",
+                    "attempts": 0,
+                    "max_attempts": t.max_attempts,
+                    "next_run_at": now,
+                    "lease_until": None,
+                    "outputs": [],
+                    "result": {},
+                    "reason": None,
+                    "notify_url": t.notify_url,
+                    "created_at": now,
+                    "updated_at": now,
+                    "finished_at": None,
+                }
+                for t in new
+            ],
+        )
+    for done in (i for i in items if isinstance(i, TaskDone)):
+        result = conn.execute(
+            update(_tasks)
+            .where(_tasks.c.id == done.id, _tasks.c.status == "running", _tasks.c.attempts == done.attempt)
+            .values(
+                status="done",
+                outputs=done.outputs,
+                result=done.result,
+                reason=None,
+                lease_until=None,
+                updated_at=now,
+                finished_at=now,
+            )
+        )
+        if cast(CursorResult[Any], result).rowcount != 1:
+            raise LeaseLost(f"task {done.id}: attempt {done.attempt} no longer holds the task")
+
+
+class LeaseLost(Conflict):
+    """A task attempt tried to finish after its lease lapsed and another attempt took over."""
+
+    code = "lease_lost"

@@ -59,8 +59,11 @@ def serve(
     log_format: Annotated[
         str | None, typer.Option(help="Server log lines: text, or json (one object per line).")
     ] = None,
+    no_worker: Annotated[
+        bool, typer.Option("--no-worker", help="Run no task workers here (run `mediagate worker`).")
+    ] = False,
 ) -> None:
-    """Serve every dialect on one port."""
+    """Serve every dialect on one port (and run asynchronous task workers unless --no-worker)."""
     import os
 
     import uvicorn
@@ -72,6 +75,8 @@ def serve(
         raise fail(f"{settings.home} is not a mediagate home", f"run `mediagate --home {settings.home} init`")
     check_tls(ssl_certfile, ssl_keyfile)
     os.environ["MEDIAGATE_HOME"] = str(settings.home)
+    if no_worker:
+        os.environ["MEDIAGATE_RUN_WORKERS"] = "0"
     _log_settings(log_format, log_level)
     from mediagate.startup import preflight
 

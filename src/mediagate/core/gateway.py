@@ -44,7 +44,7 @@ from mediagate.core.errors import (
 )
 from mediagate.core.grant import UploadGrant
 from mediagate.core.ingest import Received, hash_file, new_staging_path, receive
-from mediagate.core.outbox import Notification
+from mediagate.core.outbox import NewTask, Notification, Outgoing
 from mediagate.core.preprocess import preprocess, wants_processing
 from mediagate.core.savekey import FileFacts
 from mediagate.core.secrets import SecretBox
@@ -75,8 +75,9 @@ class Stored:
     """What processing found for the answer (``meta``, ``theme_color``; see core.preprocess)."""
 
 
-Notifier = Callable[[Stored], Sequence[Notification]]
-"""What a dialect owes its customer about a stored object (see :meth:`Gateway.commit`)."""
+Notifier = Callable[[Stored], Sequence[Notification] | Sequence[Outgoing]]
+"""What a dialect owes its customer about a stored object (see :meth:`Gateway.commit`):
+notifications, and asynchronous tasks on the object (core.outbox ``NewTask``)."""
 
 
 @dataclass(frozen=True)
@@ -296,6 +297,8 @@ class Gateway:
             original.discard()
             if outbox:
                 _wake_delivery()
+            if any(isinstance(item, NewTask) for item in outbox):
+                _wake_tasks()
             return replace(stored, replaced=replaced)
         except BaseException:
             received.discard()
@@ -676,6 +679,56 @@ class Gateway:
 
         return await to_thread.run_sync(self.catalog.edit_object, bucket.id, key, apply)
 
+    # -- task outputs ----------------------------------------------------------------------------
+
+    def publish_outputs(
+        self, bucket_id: int, files: Sequence[tuple[str, Path]], *, outbox: Sequence[Outgoing] = ()
+    ) -> list[Object]:
+        """Store task outputs (``(key, file)`` each; the files are consumed) and commit them with
+        ``outbox`` (the task's ``done`` and its notification) in one catalog transaction. Blocking.
+
+        Same order as an upload: reserve, move into storage, commit; a failure or a refused
+        commit (the attempt lost its lease: ``LeaseLost``, a Conflict) leaves no object. Blobs are
+        dropped at once when the commit certainly did not happen (not tried, or refused); after
+        an outage during the commit they are left to the collector, which removes them once
+        their reservation lapses only if no committed row took them."""
+        objs: list[Object] = []
+        committing = False
+        try:
+            for key, path in files:
+                info = sniff(path, key)
+                size, md5, sha256, crc32 = hash_file(path)
+                obj = Object(
+                    bucket_id=bucket_id,
+                    key=key,
+                    blob_id=new_blob_id(),
+                    size=size,
+                    md5=md5,
+                    sha256=sha256,
+                    crc32=crc32,
+                    mime=info.mime,
+                    width=info.width,
+                    height=info.height,
+                    frames=info.frames,
+                    image_type=info.image_type,
+                    meta={},
+                    created_at=datetime.now(UTC),
+                )
+                objs.append(obj)
+                self._reserve(obj.blob_id)
+                self.storage.put(obj.blob_id, path)
+            committing = True
+            self.catalog.commit_objects(objs, outbox=outbox)
+        except BaseException as exc:
+            for path in (p for _, p in files):
+                path.unlink(missing_ok=True)
+            if not committing or isinstance(exc, Conflict | NotFound):
+                for obj in objs:
+                    with contextlib.suppress(Exception):
+                        self._drop_blob(obj.blob_id)
+            raise
+        return objs
+
     # -- maintenance -----------------------------------------------------------------------------
 
     @property
@@ -703,6 +756,7 @@ class Gateway:
         self.clean_staging()
         self.catalog.prune_deliveries(now - timedelta(seconds=self.settings.delivery_retention_seconds))
         self.catalog.prune_signatures(now)
+        self.catalog.prune_tasks(now - timedelta(seconds=self.settings.task_retention_seconds))
         for session_id in self.catalog.stale_sessions(
             now - timedelta(seconds=self.settings.session_max_age_seconds)
         ):
@@ -728,6 +782,12 @@ def _wake_delivery() -> None:
     from mediagate.core import notify  # it imports this module
 
     notify.wake()
+
+
+def _wake_tasks() -> None:
+    from mediagate.tasks import relay  # it imports this module
+
+    relay.wake()
 
 
 def _never_committed(commit: Future[bool] | None) -> bool:

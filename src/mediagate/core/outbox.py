@@ -10,6 +10,7 @@ loop (core.notify) then sends it, at least once.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -20,3 +21,34 @@ class Notification:
     body: str
     headers: dict[str, str] = field(default_factory=dict)
     method: str = "POST"
+
+
+@dataclass(frozen=True)
+class NewTask:
+    """An asynchronous task an upload asks for (UPYUN ``apps`` …), inserted in the upload's own
+    transaction: if the object commits the task exists, else neither does (``mediagate.tasks``)."""
+
+    id: str
+    kind: str
+    dialect: str
+    bucket_id: int
+    source: str
+    params: dict[str, Any]
+    notify_url: str | None
+    max_attempts: int
+
+
+@dataclass(frozen=True)
+class TaskDone:
+    """A task attempt's success, committed with its output objects: the outputs and ``done``
+    exist together or not at all. ``attempt`` fences the write: a worker whose lease lapsed (and
+    whose task another worker has since claimed) cannot finish it (the whole commit is refused)."""
+
+    id: str
+    attempt: int
+    outputs: list[str]
+    result: dict[str, Any]
+
+
+Outgoing = Notification | NewTask | TaskDone
+"""What may be committed with an object (see ``Catalog.commit_object(outbox=…)``)."""

@@ -273,11 +273,18 @@ CASES: dict[str, Case] = {
     "x-gmkerl-unknown-field": Case(
         lambda c: signed_doc(c, base_doc(c, **{"x-gmkerl-rocket": "1"}), PNG_1x1), 400, "x-gmkerl-rocket"
     ),
-    # features not offered yet
-    "apps": Case(
-        lambda c: signed_doc(c, base_doc(c, apps=[{"name": "thumb", "x-gmkerl-thumb": "/fw/100"}])),
+    # async apps (protocols.upyun.apps): the structure is checked before anything is stored
+    "apps-notify-url-not-http": Case(
+        lambda c: signed_doc(
+            c, base_doc(c, apps=[{"name": "thumb", "x-gmkerl-thumb": "/fw/9", "notify_url": "ftp://x/y"}])
+        ),
         400,
-        "apps",
+        "notify_url",
+    ),
+    "apps-thumb-not-string": Case(
+        lambda c: signed_doc(c, base_doc(c, apps=[{"name": "thumb", "x-gmkerl-thumb": 100}])),
+        400,
+        "x-gmkerl-thumb",
     ),
     "apps-malformed": Case(lambda c: signed_doc(c, base_doc(c, apps=[{"name": "rocket"}])), 400, "apps"),
     # the multipart body

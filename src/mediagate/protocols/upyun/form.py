@@ -65,10 +65,10 @@ from mediagate.core.formdata import MultipartReader, boundary_from_content_type
 from mediagate.core.gateway import Gateway, Notifier, Stored
 from mediagate.core.grant import UploadGrant
 from mediagate.core.ingest import Received
-from mediagate.core.outbox import Notification
+from mediagate.core.outbox import Notification, Outgoing
 from mediagate.core.secrets import constant_time_equal
 from mediagate.http import body_stream, drain_body, gateway
-from mediagate.protocols.upyun import signing
+from mediagate.protocols.upyun import apps, signing
 from mediagate.protocols.upyun.errors import form_error
 from mediagate.protocols.upyun.policy import (
     FormPolicy,
@@ -113,6 +113,8 @@ class FormUpload:
     prebuffered: bool = False
     sent_md5: str | None = None
     """MD5 of the file part as sent, when it differs from the stored bytes' (``b64encoded``)."""
+    task_ids: list[str] = field(default_factory=list)
+    """One per ``apps`` element (protocols.upyun.apps), told in the answer and notify-url body."""
 
     def take_staged(self) -> Received:
         staged, self.staged = self.staged, None
@@ -133,6 +135,7 @@ async def handle(request: Request, bucket: str) -> Response:
     try:
         upload = FormUpload(await _find_bucket(gw, bucket))
         await _read_form(request, gw, upload, body)
+        upload.task_ids = apps.new_task_ids(_grant(upload).apps)
         notifier = await _notifier(gw, upload)
         stored = await gw.commit(
             _grant(upload), upload.take_staged(), filename=upload.filename, notify=notifier
@@ -252,10 +255,11 @@ async def _authorise(request: Request, gw: Gateway, upload: FormUpload) -> None:
     policy = decode_policy(raw)
     upload.signer = await _verify(request, gw, upload.bucket, policy, upload.fields)
     upload.grant = build_grant(policy, upload.bucket.name, date_skew_seconds=gw.settings.date_skew_seconds)
-    for url in (upload.grant.notify_url, upload.grant.callback_url):
+    refuse_unsupported(upload.grant)
+    task_urls = [str(app["notify_url"]) for app in upload.grant.apps if app.get("notify_url")]
+    for url in (upload.grant.notify_url, upload.grant.callback_url, *task_urls):
         if url:
             await notify.check_url(url, allow_private=gw.settings.allow_private_callbacks)
-    refuse_unsupported(upload.grant)
 
 
 async def _verify(
@@ -328,7 +332,9 @@ def _signed(
     return fields
 
 
-def _result(stored: Stored, grant: UploadGrant, secret: str | None) -> dict[str, Any]:
+def _result(
+    stored: Stored, grant: UploadGrant, secret: str | None, task_ids: list[str] | None = None
+) -> dict[str, Any]:
     obj, info = stored.object, stored.info
     moment, url = int(time.time()), "/" + obj.key
     fields: dict[str, Any] = {"code": 200, "message": "ok", "url": url, "time": moment}
@@ -341,6 +347,8 @@ def _result(stored: Stored, grant: UploadGrant, secret: str | None) -> dict[str,
         }
     fields |= {"mimetype": obj.mime, "file_size": obj.size}
     fields |= stored.extra  # x-gmkerl-type get_meta -> "meta", get_theme_color -> "theme_color"
+    if task_ids:  # not signed (seed: "它也不参与签名计算")
+        fields["task_ids"] = list(task_ids)
     return _signed(fields, code=200, message="ok", url=url, moment=moment, secret=secret, ext=grant.ext_param)
 
 
@@ -360,15 +368,18 @@ def _error_result(
     )
 
 
-def _flat(value: Any) -> str:
-    """A result field as a form/query value: nested ones (meta, theme colours) as JSON."""
+def _flat(value: Any, name: str = "") -> str:
+    """A result field as a form/query value: nested ones (meta, theme colours) as JSON;
+    ``task_ids`` comma-joined, as UPYUN's /status/ query takes them (spec upyun-apps §6.3)."""
+    if name == "task_ids" and isinstance(value, list):
+        return ",".join(str(v) for v in value)
     return json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else str(value)
 
 
 def _with_query(url: str, fields: dict[str, Any]) -> str:
     """``url`` with ``fields`` appended to its query (an existing query is kept)."""
     parts = urlsplit(url)
-    extra = urlencode({k: _flat(v) for k, v in fields.items()})
+    extra = urlencode({k: _flat(v, k) for k, v in fields.items()})
     query = f"{parts.query}&{extra}" if parts.query else extra
     return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
 
@@ -393,25 +404,39 @@ def _outgoing(url: str, body: str, signer: Signer | None) -> dict[str, str]:
 
 
 async def _notifier(gw: Gateway, upload: FormUpload) -> Notifier | None:
-    """notify-url's POST, committed with the object (core.outbox), so a crash cannot lose it."""
+    """notify-url's POST and the ``apps`` tasks, committed with the object (core.outbox), so a
+    crash cannot lose them and they never exist for an object that was not stored."""
     grant = _grant(upload)
     url = grant.notify_url
-    if not url:
+    if not url and not grant.apps:
         return None
     secret = await _form_secret(gw, upload)
 
-    def notification(stored: Stored) -> list[Notification]:
-        body = urlencode({k: _flat(v) for k, v in _result(stored, grant, secret).items()})
-        return [Notification(url, body, _outgoing(url, body, upload.signer))]
+    def outgoing(stored: Stored) -> list[Outgoing]:
+        items: list[Outgoing] = []
+        if url:
+            result = _result(stored, grant, secret, upload.task_ids)
+            body = urlencode({k: _flat(v, k) for k, v in result.items()})
+            items.append(Notification(url, body, _outgoing(url, body, upload.signer)))
+        items += apps.new_tasks(
+            grant.apps,
+            upload.task_ids,
+            bucket_id=upload.bucket.id,
+            source=stored.object.key,
+            operator=upload.signer.operator if upload.signer else None,
+            notify_url=url,
+            max_attempts=gw.settings.task_max_attempts,
+        )
+        return items
 
-    return notification
+    return outgoing
 
 
 async def _tell(gw: Gateway, upload: FormUpload, stored: Stored) -> Response:
     grant = _grant(upload)
     secret = await _form_secret(gw, upload)
-    result = _result(stored, grant, secret)
-    body = urlencode({k: _flat(v) for k, v in result.items()})
+    result = _result(stored, grant, secret, upload.task_ids)
+    body = urlencode({k: _flat(v, k) for k, v in result.items()})
     relayed: Response | None = None
     if grant.callback_url:
         try:

@@ -3,8 +3,8 @@
 The policy is untrusted until its signature is checked (``form.authorise``); :func:`decode_policy`
 therefore only decodes, and :func:`build_grant` runs after the signature matched. Every field of
 the seed is read; a malformed value is a 400 naming the field, an expired policy a 403. Fields a
-later issue owns (``x-gmkerl-*`` image processing, ``apps`` async tasks) are parsed into the grant
-and then refused by :func:`refuse_unsupported`, never silently dropped. Unknown keys are ignored,
+later step owns (``x-gmkerl-*`` image processing, ``apps`` async tasks) are parsed into the grant
+for the core and for ``protocols.upyun.apps``, never silently dropped. Unknown keys are ignored,
 as UPYUN does.
 
 Field -> grant:
@@ -25,7 +25,7 @@ Field -> grant:
 | x-upyun-meta-ttl (days, 1..180)      | ttl_seconds (and meta["ttl"])           |
 | return-url/notify-url/callback-url   | return_url / notify_url / callback_url  |
 | ext-param (<= 255 UTF-8 bytes)       | ext_param                               |
-| x-gmkerl-*, apps                     | processing (core), apps (NotSupported)  |
+| x-gmkerl-*, apps                     | processing (core), apps (upyun.apps)    |
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mediagate.core import jsonin
-from mediagate.core.errors import BadRequest, Expired, Forbidden, InvalidKey, NotSupported, Unauthorized
+from mediagate.core.errors import BadRequest, Expired, Forbidden, InvalidKey, Unauthorized
 from mediagate.core.grant import UploadGrant
 from mediagate.core.mediatype import is_media_type
 from mediagate.core.notify import is_http_url
@@ -51,7 +51,7 @@ from mediagate.protocols.upyun.signing import check_date, parse_http_date
 MAX_EXT_PARAM_BYTES = 255
 MAX_TTL_DAYS = 180
 MAX_APPS = 10
-APP_NAMES = frozenset({"thumb", "naga", "imgaudit", "textjudge"})
+APP_NAMES = frozenset({"thumb", "naga", "imgaudit", "textjudge", "videoaudit"})
 META_PREFIX = "x-upyun-meta-"
 _HEX_MD5 = re.compile(r"^[0-9a-fA-F]{32}$")
 _URL_FIELDS = ("return-url", "notify-url", "callback-url")
@@ -338,12 +338,11 @@ def build_grant(
 
 
 def refuse_unsupported(grant: UploadGrant) -> None:
-    """Async apps are parsed but not offered yet: say so, never ignore. (``x-gmkerl-*`` image
-    processing is carried in ``grant.processing`` and done by the core at commit.)"""
-    if grant.apps:
-        raise NotSupported(
-            "asynchronous processing tasks ('apps') are not supported yet", code="not_supported"
-        )
+    """Refuse what the grant asks for that cannot be recorded as asked: ``apps`` elements whose
+    fields have the wrong types (their values are checked by the task itself, spec §6.17)."""
+    from mediagate.protocols.upyun.apps import check_apps
+
+    check_apps(grant.apps)
 
 
 def prebuffer_grant(bucket: str, limit: int) -> UploadGrant:

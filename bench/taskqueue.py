@@ -1,0 +1,163 @@
+"""Task-queue benchmark (issue 11): what the queue costs on top of the work it runs.
+
+* queue overhead per no-op task on the embedded default: N tasks committed with one upload, then
+  the time until a TaskEngine (huey in-process, ``--workers`` threads) has claimed, run and
+  recorded every one, per task. The no-op kind is registered by this bench only: it measures the
+  queue (relay hand-out, claim, lease, the fenced ``done`` write), not any media work.
+  Target: <= 2 ms. ``--redis URL`` runs the same on Redis.
+* thumb tasks/s vs :func:`mediagate.media.process.process_file` in a loop on the same image and
+  parameters, one worker against one loop. Target: >= 0.9x.
+
+    .venv/bin/python bench/taskqueue.py [--tasks 500] [--thumbs 60] [--workers 2] [--redis URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from mediagate.config import Settings
+from mediagate.core.buckets import create_bucket
+from mediagate.core.gateway import Gateway
+from mediagate.core.grant import UploadGrant
+from mediagate.core.outbox import NewTask
+from mediagate.services import build_gateway, init_home, task_registry
+from mediagate.tasks.engine import TaskEngine
+from mediagate.tasks.registry import TaskContext, TaskResult
+
+THUMB = "/fw/800/quality/85"
+
+
+def noop(ctx: TaskContext) -> TaskResult:
+    return TaskResult()
+
+
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+def upload_with_tasks(
+    gw: Gateway, key: str, data: bytes, kind: str, count: int, params: dict[str, Any]
+) -> list[str]:
+    bucket = gw.catalog.get_bucket("bench")
+    assert bucket is not None
+    ids = [uuid.uuid4().hex for _ in range(count)]
+
+    def outbox(stored: Any) -> list[NewTask]:
+        return [
+            NewTask(
+                i,
+                kind,
+                "upyun",
+                bucket.id,
+                stored.object.key,
+                {**params, "save_as": f"/out/{i}.jpg"},
+                None,
+                3,
+            )
+            for i in ids
+        ]
+
+    grant = UploadGrant(bucket="bench", render_key=lambda _f: key)
+    asyncio.run(gw.upload(grant, _once(data), filename=key, notify=outbox))
+    return ids
+
+
+def done_count(gw: Gateway) -> int:
+    from sqlalchemy import func, select
+
+    from mediagate.catalog.models import Task
+
+    with gw.catalog.engine.connect() as conn:
+        return int(conn.execute(select(func.count()).where(Task.status == "done")).scalar_one())
+
+
+def run_until_done(gw: Gateway, engine: TaskEngine, total_done: int) -> float:
+    """Seconds from starting ``engine`` until ``total_done`` tasks are done (a cheap count every
+    10 ms: the poll must not compete with the workers for the interpreter)."""
+    started = time.perf_counter()
+    engine.start()
+    try:
+        while done_count(gw) < total_done:
+            time.sleep(0.01)
+    finally:
+        elapsed = time.perf_counter() - started
+        engine.stop()
+    return elapsed
+
+
+def jpeg(width: int = 4000, height: int = 3000) -> bytes:
+    """A 12-megapixel phone photo's worth of pixels (noise: the encoder has real work to do)."""
+    image = Image.effect_noise((width, height), 40).convert("RGB")
+    buf = io.BytesIO()
+    image.save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--tasks", type=int, default=500)
+    parser.add_argument("--thumbs", type=int, default=60)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--redis", default=None, help="run on this Redis URL instead of in-process")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(
+            home=Path(tmp),
+            redis_url=args.redis,
+            task_queue_name=f"bench-{uuid.uuid4().hex[:8]}",
+        )
+        init_home(settings)
+        gw = build_gateway(settings, migrate=False)
+        create_bucket(gw.catalog, gw.secrets, "bench")
+        try:
+            registry = task_registry()
+            registry.register("noop", noop)
+            ids = upload_with_tasks(gw, "noop.bin", b"x", "noop", args.tasks, {})
+            elapsed = run_until_done(gw, TaskEngine(gw, registry, workers=args.workers), len(ids))
+            per_task_ms = elapsed / len(ids) * 1000
+            engine = "redis" if args.redis else "embedded"
+            print(
+                f"queue overhead ({engine}, {args.workers} workers): {per_task_ms:.2f} ms per no-op task "
+                f"({len(ids)} tasks in {elapsed:.2f} s; target <= 2 ms)"
+            )
+
+            from mediagate.media.process import process_file
+            from mediagate.media.spec import parse_thumb
+
+            source = jpeg()
+            src = Path(tmp) / "src.jpg"
+            src.write_bytes(source)
+            spec = parse_thumb(THUMB)
+            started = time.perf_counter()
+            for n in range(args.thumbs):
+                process_file(src, spec, Path(tmp) / f"loop-{n}.jpg", limits=gw.image_limits)
+            loop_rate = args.thumbs / (time.perf_counter() - started)
+
+            ids = upload_with_tasks(gw, "src.jpg", source, "thumb", args.thumbs, {"x-gmkerl-thumb": THUMB})
+            seconds = run_until_done(gw, TaskEngine(gw, registry, workers=1), args.tasks + args.thumbs)
+            task_rate = args.thumbs / seconds
+            print(
+                f"thumb tasks: {task_rate:.1f}/s vs process_file loop {loop_rate:.1f}/s "
+                f"= {task_rate / loop_rate:.2f}x (1 worker; target >= 0.9x)"
+            )
+        finally:
+            gw.catalog.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,156 @@
+"""`mediagate task list|show|retry` and `mediagate worker`: asynchronous tasks (mediagate.tasks)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from mediagate.cli.common import State, app, console, fail, open_gateway
+
+task_app = typer.Typer(help="Asynchronous tasks (UPYUN apps …): list, show, retry.", no_args_is_help=True)
+app.add_typer(task_app, name="task")
+
+STATUSES = ("pending", "running", "done", "failed")
+
+
+def _names(gw: Any) -> dict[int, str]:
+    return {b.id: b.name for b in gw.catalog.list_buckets()}
+
+
+@task_app.command("list")
+def list_tasks(
+    bucket: Annotated[str | None, typer.Option(help="Only this bucket's tasks.")] = None,
+    status: Annotated[
+        str | None, typer.Option(help="Only tasks in this status: " + ", ".join(STATUSES))
+    ] = None,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 1000,
+    as_json: Annotated[bool, typer.Option("--json", help="A JSON array of task objects.")] = False,
+) -> None:
+    """Tasks, newest first."""
+    from mediagate.tasks.view import task_json
+
+    if status is not None and status not in STATUSES:
+        raise fail(f"unknown status {status!r}", f"one of {', '.join(STATUSES)}")
+    gw = open_gateway()
+    try:
+        bucket_id = None
+        if bucket is not None:
+            found = gw.catalog.get_bucket(bucket)
+            if found is None:
+                raise fail(f"bucket {bucket!r} does not exist", "see `mediagate bucket list`")
+            bucket_id = found.id
+        names = _names(gw)
+        rows = [
+            task_json(t, names.get(t.bucket_id, "?"))
+            for t in gw.catalog.list_tasks(bucket_id=bucket_id, status=status, limit=limit)
+        ]
+    finally:
+        gw.catalog.close()
+    if as_json:
+        typer.echo(json.dumps(rows, ensure_ascii=False))
+        return
+    table = Table(title=f"{len(rows)} task(s)")
+    for column in ("id", "status", "kind", "bucket", "source", "attempts", "outputs / reason"):
+        table.add_column(column)
+    for row in rows:
+        detail = ", ".join(row["outputs"]) if row["status"] == "done" else (row["reason"] or "")
+        table.add_row(
+            row["id"],
+            row["status"],
+            row["kind"],
+            row["bucket"],
+            row["source"],
+            f"{row['attempts']}/{row['max_attempts']}",
+            detail,
+        )
+    console.print(table)
+
+
+@task_app.command("show")
+def show(
+    task_id: Annotated[str, typer.Argument(help="The task id (as in the upload's task_ids).")],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """One task: status, attempts, outputs, the reason it failed."""
+    from mediagate.tasks.view import task_json
+
+    gw = open_gateway()
+    try:
+        task = gw.catalog.get_task(task_id)
+        if task is None:
+            raise fail(f"task {task_id!r} does not exist", "see `mediagate task list`")
+        row = task_json(task, _names(gw).get(task.bucket_id, "?"))
+    finally:
+        gw.catalog.close()
+    if as_json:
+        typer.echo(json.dumps(row, ensure_ascii=False))
+        return
+    table = Table(show_header=False, title=f"task {task_id}")
+    for name, value in row.items():
+        table.add_row(name, value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
+    console.print(table)
+
+
+@task_app.command("retry")
+def retry(task_id: Annotated[str, typer.Argument(help="A failed (or waiting) task's id.")]) -> None:
+    """Run a failed task again now, with a fresh count of attempts (a worker picks it up)."""
+    from mediagate.core.errors import Conflict, NotFound
+
+    gw = open_gateway()
+    try:
+        gw.catalog.retry_task(task_id)
+    except NotFound:
+        raise fail(f"task {task_id!r} does not exist", "see `mediagate task list`") from None
+    except Conflict as exc:
+        raise fail(exc.message) from None
+    finally:
+        gw.catalog.close()
+    console.print(f"task {task_id} queued again")
+
+
+@app.command()
+def worker(
+    workers: Annotated[
+        int | None, typer.Option(help="Tasks run at once (default: the home's task_workers).")
+    ] = None,
+) -> None:
+    """Run task workers (and notification delivery) standalone, on the same home and settings as
+    `serve`; with MEDIAGATE_REDIS_URL any number of these share one queue. Stops on SIGTERM/SIGINT."""
+    import asyncio
+    import signal
+
+    from mediagate import logs
+    from mediagate.core import notify
+    from mediagate.services import task_registry
+    from mediagate.tasks.engine import TaskEngine, engine_name
+
+    settings = State.settings()
+    logs.configure(settings.log_format, settings.log_level)
+    gw = open_gateway()
+    engine = TaskEngine(gw, task_registry(), workers=workers)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        engine.start(loop)
+        delivery = asyncio.create_task(notify.delivery_loop(gw))
+        console.print(
+            f"mediagate worker on {settings.home}: {engine.workers} worker(s), {engine_name(settings)}"
+        )
+        try:
+            await stop.wait()
+        finally:
+            await asyncio.to_thread(engine.stop)
+            delivery.cancel()
+            await asyncio.gather(delivery, return_exceptions=True)
+            await notify.close()
+
+    try:
+        asyncio.run(main())
+    finally:
+        gw.catalog.close()

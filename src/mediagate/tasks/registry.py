@@ -1,0 +1,99 @@
+"""Task kinds and their handlers, and the per-dialect shape of a task's result notification.
+
+A handler is a blocking function of a :class:`TaskContext` returning a :class:`TaskResult` (the
+files to publish and what the notification reports), or raising :class:`TaskFailed`. A dialect's
+notifier turns a finished task into the :class:`Notification` its customers expect. Both are
+registered by name (``services.task_registry`` wires the built-in ones), so new kinds (naga,
+pretreatment, Wantu mediaEncode, scanPorn …) plug in without touching the queue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mediagate.core.outbox import Notification
+
+if TYPE_CHECKING:
+    from mediagate.catalog.models import Bucket, Task
+    from mediagate.core.gateway import Gateway
+
+
+class TaskFailed(Exception):
+    """An attempt failed. ``retry`` False: trying again cannot help (bad parameters, missing
+    source, no handler). ``status`` is the HTTP-like code the notification reports."""
+
+    def __init__(self, reason: str, *, status: int = 500, retry: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+        self.retry = retry
+
+
+@dataclass
+class TaskContext:
+    """What a handler gets: the task, its bucket, the gateway, a private work directory that is
+    removed afterwards, and the moment (``time.monotonic``) by which it must be done."""
+
+    task: Task
+    bucket: Bucket
+    gateway: Gateway
+    workdir: Path
+    deadline: float
+
+    def fetch_source(self) -> Path:
+        """The source object's bytes in a local file, to read only (404 TaskFailed when it is
+        gone): the blob's own file on local storage (no copy), else a copy in ``workdir``. A
+        blob replaced meanwhile stays readable through an open handle; one deleted before it was
+        opened fails the attempt, and the next attempt reads the new object."""
+        obj = self.gateway.catalog.get_object(self.bucket.id, self.task.source)
+        if obj is None:
+            raise TaskFailed(f"the source file /{self.task.source} does not exist", status=404)
+        direct = self.gateway.storage.local_path(obj.blob_id)
+        if direct is not None and direct.is_file():
+            return direct
+        from mediagate.storage.base import BlobNotFound
+
+        dest = self.workdir / "source"
+        try:
+            self.gateway.storage.assemble([obj.blob_id], dest)
+        except BlobNotFound:  # storage lost it, or an outage hides it: worth another attempt
+            raise TaskFailed(
+                f"the bytes of the source file /{self.task.source} are missing from storage", retry=True
+            ) from None
+        return dest
+
+
+@dataclass
+class TaskResult:
+    """A successful attempt: files to publish (``(key, path)``, committed with ``done``) and what
+    the result notification reports (stored on the task as ``result``)."""
+
+    outputs: list[tuple[str, Path]] = field(default_factory=list)
+    result: dict[str, Any] = field(default_factory=dict)
+
+
+Handler = Callable[[TaskContext], TaskResult]
+ResultNotifier = Callable[["Gateway", "Task", "Bucket", dict[str, Any]], Notification | None]
+"""(gateway, task as finished, bucket, outcome) -> the notification owed, or None. ``outcome``
+has ``status`` (200 on success), ``outputs`` (keys), ``result`` and ``reason``."""
+
+
+class Registry:
+    def __init__(self) -> None:
+        self.handlers: dict[str, Handler] = {}
+        self.notifiers: dict[str, ResultNotifier] = {}
+
+    def register(self, kind: str, handler: Handler) -> None:
+        self.handlers[kind] = handler
+
+    def register_notifier(self, dialect: str, notifier: ResultNotifier) -> None:
+        self.notifiers[dialect] = notifier
+
+    def handler(self, kind: str) -> Handler | None:
+        return self.handlers.get(kind)
+
+    def notifier(self, dialect: str) -> ResultNotifier | None:
+        return self.notifiers.get(dialect)

@@ -1,0 +1,202 @@
+"""One attempt of one task: claim, run the kind's handler under a lease and a timeout, record.
+
+Called by the engine's workers with nothing but a task id (the engine may deliver an id twice, or
+after the task is done: the claim makes those no-ops). Blocking; runs in a worker thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from mediagate.catalog.models import Bucket, Task
+from mediagate.catalog.repo import LeaseLost
+from mediagate.core.gateway import Gateway
+from mediagate.core.outbox import Notification, Outgoing, TaskDone
+from mediagate.logs import describe, is_outage
+from mediagate.tasks.registry import Registry, TaskContext, TaskFailed, TaskResult
+
+log = logging.getLogger("mediagate.tasks")
+
+BACKOFF_FACTOR = 4.0
+MAX_BACKOFF_SECONDS = 3600.0
+
+
+def backoff(base_seconds: float, attempts: int) -> timedelta:
+    """Delay before the next attempt after ``attempts`` failed ones (base, 4x base, 16x base …)."""
+    return timedelta(seconds=min(MAX_BACKOFF_SECONDS, base_seconds * BACKOFF_FACTOR ** (attempts - 1)))
+
+
+class Runner:
+    def __init__(
+        self, gateway: Gateway, registry: Registry, *, on_notify: Callable[[], None] | None = None
+    ) -> None:
+        self.gw = gateway
+        self.registry = registry
+        self.on_notify = on_notify
+        """Called after a notification was committed (wakes this process's delivery loop)."""
+
+    @property
+    def lease(self) -> timedelta:
+        return timedelta(seconds=self.gw.settings.task_lease_seconds)
+
+    def run(self, task_id: str) -> str | None:
+        """Run one attempt of ``task_id`` if it is due; returns the status it was left in (None:
+        nothing to do, e.g. a duplicate hand-out)."""
+        catalog = self.gw.catalog
+        task = catalog.claim_task(task_id, datetime.now(UTC), lease=self.lease)
+        if task is None:
+            return None
+        bucket = catalog.get_bucket_by_id(task.bucket_id)
+        if bucket is None:
+            return None  # bucket deleted: its tasks went with it (cascade)
+        if task.attempts > task.max_attempts:
+            # the worker of its last attempt died (the relay took it back): give up, with a reason
+            lost = TaskFailed(
+                f"gave up after {task.max_attempts} attempts: the worker running it stopped before "
+                "finishing (killed, or out of memory)",
+                status=500,
+            )
+            return self._fail(task, bucket, lost)
+        log.info("task %s (%s) attempt %s/%s", task.id, task.kind, task.attempts, task.max_attempts)
+        return self._attempt(task, bucket)
+
+    def _renew(self, task: Task) -> None:
+        """The attempt's heartbeat: push its lease forward (it is still ours, and alive)."""
+        try:
+            self.gw.catalog.renew_task_lease(task.id, task.attempts, datetime.now(UTC) + self.lease)
+        except Exception as exc:  # the catalog is away: the lease may lapse, the task reruns
+            log.warning("task %s: lease renewal failed: %s", task.id, describe(exc))
+
+    def _attempt(self, task: Task, bucket: Bucket) -> str:
+        handler = self.registry.handler(task.kind)
+        timeout = self.gw.settings.task_timeout_seconds
+        workdir = tempfile.mkdtemp(prefix=f"task-{task.id}-", dir=self.gw.staging_dir)
+        try:
+            if handler is None:
+                raise TaskFailed(
+                    f"task kind {task.kind!r} is not available in this mediagate build: "
+                    "no handler is installed for it",
+                    status=501,
+                )
+            ctx = TaskContext(task, bucket, self.gw, Path(workdir), time.monotonic() + timeout)
+            outcome = self._within(task, timeout, lambda: handler(ctx))
+            return self._succeed(task, bucket, outcome)
+        except TaskFailed as exc:
+            return self._fail(task, bucket, exc)
+        except LeaseLost:
+            log.warning("task %s: attempt %s lost its lease; another attempt owns it", task.id, task.attempts)
+            return "lost"
+        except Exception as exc:
+            if is_outage(exc):  # the catalog or storage is away: one line, and another attempt
+                log.warning("task %s (%s) attempt %s: %s", task.id, task.kind, task.attempts, describe(exc))
+            else:
+                log.exception("task %s (%s) attempt %s failed", task.id, task.kind, task.attempts)
+            return self._fail(task, bucket, TaskFailed(_describe(exc), status=500, retry=True))
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def _succeed(self, task: Task, bucket: Bucket, outcome: TaskResult) -> str:
+        keys = [key for key, _ in outcome.outputs]
+        done = TaskDone(task.id, task.attempts, keys, outcome.result)
+        note = self._notification(
+            task, bucket, {"status": 200, "outputs": keys, "result": outcome.result, "reason": None}
+        )
+        outbox: list[Outgoing] = [done, *([note] if note is not None else [])]
+        self.gw.publish_outputs(bucket.id, outcome.outputs, outbox=outbox)
+        log.info("task %s (%s) done: %s", task.id, task.kind, ", ".join(keys) or "no output")
+        if note is not None and self.on_notify is not None:
+            self.on_notify()
+        return "done"
+
+    def _fail(self, task: Task, bucket: Bucket, exc: TaskFailed) -> str:
+        final = not exc.retry or task.attempts >= task.max_attempts
+        reason = exc.reason
+        if exc.retry and final:
+            reason = f"gave up after {task.attempts} attempts: {exc.reason}"
+        retry_at = (
+            None
+            if final
+            else datetime.now(UTC) + backoff(self.gw.settings.task_backoff_seconds, task.attempts)
+        )
+        outcome = {"status": exc.status, "outputs": [], "result": {}, "reason": reason}
+        note = self._notification(task, bucket, outcome) if final else None
+        ok = self.gw.catalog.end_task_attempt(
+            task.id,
+            task.attempts,
+            reason=reason,
+            retry_at=retry_at,
+            result={"status": exc.status},
+            outbox=[note] if note is not None else [],
+        )
+        if not ok:
+            return "lost"
+        log.warning(
+            "task %s (%s) attempt %s failed%s: %s",
+            task.id,
+            task.kind,
+            task.attempts,
+            "" if final else f", retrying at {retry_at:%H:%M:%S}",
+            reason,
+        )
+        if note is not None and self.on_notify is not None:
+            self.on_notify()
+        return "failed" if final else "pending"
+
+    def _within(self, task: Task, seconds: float, work: Callable[[], TaskResult]) -> TaskResult:
+        """``work()`` in its own thread, waited for at most ``seconds`` while this thread renews
+        the lease every third of it. A thread cannot be killed: past the timeout the attempt is
+        failed (and retried) and the late thread's result is thrown away; its ``done`` would be
+        refused anyway (the attempt no longer holds the task). Handlers that run subprocesses
+        (ffmpeg) also get ``ctx.deadline`` and kill them themselves."""
+        box: dict[str, Any] = {}
+
+        def target() -> None:
+            try:
+                box["value"] = work()
+            except BaseException as exc:
+                box["error"] = exc
+
+        thread = threading.Thread(target=target, name=f"mediagate-task-{task.id[:8]}", daemon=True)
+        thread.start()
+        deadline = time.monotonic() + seconds
+        beat = max(0.1, self.gw.settings.task_lease_seconds / 3)
+        while True:
+            thread.join(min(beat, max(0.0, deadline - time.monotonic())))
+            if not thread.is_alive():
+                break
+            if time.monotonic() >= deadline:
+                raise TaskFailed(
+                    f"the task took longer than {seconds:g} s and was stopped", status=504, retry=True
+                )
+            self._renew(task)
+        if "error" in box:
+            raise box["error"]
+        return box["value"]  # type: ignore[no-any-return]
+
+    def _notification(self, task: Task, bucket: Bucket, outcome: dict[str, Any]) -> Notification | None:
+        notifier = self.registry.notifier(task.dialect)
+        if notifier is None or not task.notify_url:
+            return None
+        try:
+            return notifier(self.gw, task, bucket, outcome)
+        except Exception as exc:  # a bug building it must not wedge the task: it finishes unannounced
+            if is_outage(exc):
+                raise  # the catalog is away: the attempt is recorded later, with its notification
+            log.exception("task %s: its result notification could not be built", task.id)
+            return None
+
+
+def _describe(exc: BaseException) -> str:
+    from mediagate.core.errors import MediagateError
+
+    if isinstance(exc, MediagateError):
+        return exc.message
+    return f"internal error ({type(exc).__name__}: {exc})"[:500]
