@@ -242,3 +242,52 @@ def test_a_malformed_chunk_in_a_body_the_app_is_reading_is_a_prompt_400(
     assert response.count(b"HTTP/1.1 ") == 1
     assert httpx.get(f"{server.url}/{bucket.bucket}/cut.bin").status_code == 404
     assert "Traceback" not in server.log()
+
+
+CHUNKED_PUT = (
+    b"PUT /nobucket/t.bin HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n"
+)
+
+
+@pytest.mark.parametrize(
+    "trailers",
+    [
+        pytest.param(b"".join(b"X-T%d: %s\r\n" % (i, b"t" * 1000) for i in range(1024)), id="many-lines"),
+        pytest.param(b"X-T: " + b"t" * (1024 * 1024), id="one-endless-line"),
+    ],
+)
+def test_endless_trailers_are_431_not_kept_in_memory(server: LiveServer, trailers: bytes) -> None:
+    """The trailer section after the last chunk is bounded like a head: a client that keeps
+    sending trailers gets the 431 (before, it was read for ever, every line kept in memory, and
+    the app waited for the end of the body)."""
+    with connect(server) as sock:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            sock.sendall(CHUNKED_PUT + trailers)
+        answered = read_all(sock)
+    assert status_of(answered) == 431, answered[:300]
+    assert b"trailers are larger than" in answered
+    assert head_of(answered)["connection"] == "close"
+    assert "Traceback" not in server.log()
+
+
+def test_small_trailers_are_read_and_dropped(server: LiveServer, bucket: BucketCredentials) -> None:
+    """A few trailers (allowed by RFC 9112 §7.1.2) do not disturb the request, and are not read
+    as request headers: an ``Authorization`` trailer does not authenticate anything."""
+    from tests.protocols.upyun.rest_client import sign
+
+    uri = f"/{bucket.bucket}/trailer.bin"
+    auth = sign(bucket, "PUT", uri)
+    trailer = f"Authorization: {auth['Authorization']}\r\nDate: {auth['Date']}\r\n\r\n".encode()
+    response = exchange(server, CHUNKED_PUT.replace(b"/nobucket/t.bin", uri.encode()) + trailer)
+    assert status_of(response) == 401, response
+    assert httpx.get(f"{server.url}{uri}").status_code == 404
+    signed_head = f"Authorization: {auth['Authorization']}\r\nDate: {auth['Date']}\r\n".encode()
+    request = CHUNKED_PUT.replace(b"/nobucket/t.bin", uri.encode()).replace(
+        b"Host: x\r\n", b"Host: x\r\n" + signed_head
+    )
+    response = exchange(
+        server,
+        request + b"X-Checksum: abc\r\n\r\n" + b"GET /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    assert response.count(b"HTTP/1.1 200") == 2, response
+    assert httpx.get(f"{server.url}{uri}").content == b"hello"

@@ -19,6 +19,9 @@ mediagate.httpserver:HTTPProtocol``). It differs from uvicorn's own protocol in 
   ``max_header_size`` itself reaches the app, where a dialect that bounds headers (UPYUN REST)
   refuses it in its own error format. Bytes are fed to the parser in slices no
   longer than what is left of the head budget, so an endless header costs at most that budget.
+  The trailer section of a chunked body (after the last, empty chunk) is a head too: it gets the
+  same per-line and total budgets (a client could otherwise send trailers for ever, each one
+  kept in memory), and trailers are read and dropped, never added to the request's headers.
   After a refusal the answer is sent with ``Connection: close``, the write side is shut, and what
   the client still sends is read and dropped for ``LINGER_SECONDS`` (closing with unread data
   would make the kernel reset the connection, and the client could lose the answer).
@@ -100,6 +103,9 @@ class HTTPProtocol(HttpToolsProtocol):
         self.has_length = False
         self.close_after = False
         self.stopped = False
+        self.maybe_trailers = False
+        """After a chunk header with no body byte since: the last chunk's trailers may follow."""
+        self.trailer_bytes = 0
 
     @classmethod
     def _limits(cls) -> tuple[int, int]:
@@ -124,9 +130,19 @@ class HTTPProtocol(HttpToolsProtocol):
                     return
                 piece, data = data[:room], data[room:]
                 self.head_bytes += len(piece)
+                self._feed(piece)
+            elif self.maybe_trailers:
+                room = self.head_limit - self.trailer_bytes
+                if room <= 0:
+                    self._refuse(431, f"the request trailers are larger than {self.head_limit} bytes")
+                    return
+                piece, data = data[:room], data[room:]
+                self._feed(piece)
+                if self.maybe_trailers:  # no body byte came: these were trailer bytes
+                    self.trailer_bytes += len(piece)
             else:
                 piece, data = data, b""
-            self._feed(piece)
+                self._feed(piece)
 
     def _feed(self, piece: bytes) -> None:
         try:
@@ -188,6 +204,8 @@ class HTTPProtocol(HttpToolsProtocol):
         self.url_bytes = 0
         self.te_values = []
         self.has_length = False
+        self.maybe_trailers = False
+        self.trailer_bytes = 0
         super().on_message_begin()
 
     def on_url(self, url: bytes) -> None:
@@ -199,6 +217,8 @@ class HTTPProtocol(HttpToolsProtocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         if len(name) + len(value) + 2 > self.line_limit:
             raise Refusal(431, f"a request header line is larger than {self.line_limit} bytes")
+        if not self.in_head:
+            return  # a trailer: read and dropped (the request's headers were handed over already)
         lower = name.lower()
         if lower == b"transfer-encoding":
             self.te_values.append(value)
@@ -215,7 +235,18 @@ class HTTPProtocol(HttpToolsProtocol):
             if self.cycle is not None and self.cycle.scope is self.scope:
                 self.cycle.keep_alive = False
 
+    def on_chunk_header(self) -> None:
+        self.maybe_trailers = True
+
+    def on_body(self, body: bytes) -> None:
+        self.maybe_trailers = False
+        super().on_body(body)
+
+    def on_chunk_complete(self) -> None:
+        self.maybe_trailers = False
+
     def on_message_complete(self) -> None:
+        self.maybe_trailers = False
         self.in_head = True
         self.head_bytes = 0
         super().on_message_complete()
