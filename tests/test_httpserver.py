@@ -291,3 +291,40 @@ def test_small_trailers_are_read_and_dropped(server: LiveServer, bucket: BucketC
     )
     assert response.count(b"HTTP/1.1 200") == 2, response
     assert httpx.get(f"{server.url}{uri}").content == b"hello"
+
+
+UPGRADE = (
+    b"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n"
+)
+"""What ``curl --http2`` adds to a request over http://."""
+
+
+@pytest.mark.parametrize(
+    "framing",
+    [b"Content-Length: 5\r\n\r\nhello", b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"],
+)
+def test_an_upload_asking_for_an_upgrade_is_refused_not_stored_empty(
+    server: LiveServer, bucket: BucketCredentials, framing: bytes
+) -> None:
+    """The parser ends an upgrade request at its head: before, the signed PUT was answered 200 with
+    an empty file stored (the body was never read) and the connection hung."""
+    from tests.protocols.upyun.rest_client import sign
+
+    uri = f"/{bucket.bucket}/upgraded.txt"
+    auth = sign(bucket, "PUT", uri)
+    head = (
+        f"PUT {uri} HTTP/1.1\r\nHost: x\r\nAuthorization: {auth['Authorization']}\r\nDate: {auth['Date']}\r\n"
+    )
+    response = exchange(server, head.encode() + UPGRADE + framing)
+    assert status_of(response) == 400, response
+    assert b"Upgrade" in response and head_of(response)["connection"] == "close"
+    assert httpx.get(f"{server.url}{uri}").status_code == 404
+
+
+def test_an_upgrade_without_a_body_is_ignored_and_the_connection_goes_on(server: LiveServer) -> None:
+    """RFC 9110 §7.8: the server may ignore Upgrade. A request pipelined after it is answered
+    (before, everything after the upgrade request's head was dropped and the client hung)."""
+    first = b"GET /livez HTTP/1.1\r\nHost: x\r\n" + UPGRADE + b"\r\n"
+    then = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    response = exchange(server, first + then)
+    assert response.count(b"HTTP/1.1 200") == 2, response

@@ -13,6 +13,10 @@ mediagate.httpserver:HTTPProtocol``). It differs from uvicorn's own protocol in 
   by llhttp itself — duplicate or malformed Content-Length, obs-fold, bare LF, whitespace before
   the colon. A coding other than ``chunked`` before the final ``chunked`` is a 501 (we do not
   decode transfer codings).
+* **Upgrade is ignored** (no protocol is upgraded to but WebSocket, and no route takes one): a
+  request with ``Upgrade`` but no body is served as HTTP/1.1 and what follows it is read as
+  HTTP/1.1; one with a body is refused with 400 (the parser would leave its body unread, and
+  an upload would store an empty file).
 * **Head sizes are bounded before they are buffered**: one header line (or the request target)
   longer than ``LINE_FACTOR x max_header_size`` -> 431 (414 for the target), and a head longer
   than ``HEAD_FACTOR x max_header_size`` in total -> 431. This is the backstop: a head over
@@ -101,6 +105,8 @@ class HTTPProtocol(HttpToolsProtocol):
         self.url_bytes = 0
         self.te_values: list[bytes] = []
         self.has_length = False
+        self.declared_length = False
+        """A Content-Length other than 0 was given."""
         self.close_after = False
         self.stopped = False
         self.maybe_trailers = False
@@ -147,12 +153,16 @@ class HTTPProtocol(HttpToolsProtocol):
     def _feed(self, piece: bytes) -> None:
         try:
             self.parser.feed_data(piece)
-        except httptools.HttpParserUpgrade:
+        except httptools.HttpParserUpgrade as exc:
             if self._should_upgrade():
                 self.handle_websocket_upgrade()
                 self.stopped = True  # the connection now belongs to the websocket protocol
             else:
+                # Upgrade ignored (RFC 9110 §7.8): what follows the request is HTTP/1.1 again
                 self._unsupported_upgrade_warning()
+                rest = piece[int(exc.args[0]) :] if exc.args else b""
+                if rest and not self.stopped:
+                    self._feed(rest)
         except httptools.HttpParserError as exc:
             refusal = exc.__context__ if isinstance(exc.__context__, Refusal) else None
             if refusal is None:
@@ -224,10 +234,15 @@ class HTTPProtocol(HttpToolsProtocol):
             self.te_values.append(value)
         elif lower == b"content-length":
             self.has_length = True
+            self.declared_length = value.strip() not in (b"", b"0")
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
         check_framing(self.te_values, self.parser.get_http_version())
+        if self.parser.should_upgrade() and (self.te_values or self.declared_length):
+            # llhttp would end an upgrade request at its head and leave the body unread: the app
+            # would store an empty file and the body would be parsed as the next request
+            raise Refusal(400, "Upgrade is not supported on a request with a body; send it without Upgrade")
         self.in_head = False
         super().on_headers_complete()
         if self.te_values and self.has_length:
