@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from email.utils import formatdate
 from pathlib import Path
 
@@ -328,3 +329,56 @@ def test_an_upgrade_without_a_body_is_ignored_and_the_connection_goes_on(server:
     then = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
     response = exchange(server, first + then)
     assert response.count(b"HTTP/1.1 200") == 2, response
+
+
+@pytest.fixture(scope="module")
+def impatient(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """A server whose request heads must arrive within one second."""
+    from tests.conftest import make_home
+
+    home = make_home(tmp_path_factory.mktemp("impatient"))
+    live = LiveServer(home.home, env={"MEDIAGATE_HEADER_TIMEOUT_SECONDS": "1"}).start()
+    yield live
+    live.stop()
+    assert "Traceback" not in live.log()
+
+
+def test_a_head_that_never_ends_is_408_after_the_header_timeout(impatient: LiveServer) -> None:
+    """Slowloris: a header byte now and then. Before, uvicorn waited for the head for ever."""
+    with connect(impatient) as sock:
+        sock.sendall(b"GET /livez HTTP/1.1\r\nHost: x\r\n")
+        started = time.monotonic()
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            for _ in range(8):
+                time.sleep(0.3)
+                sock.sendall(b"X-Slow: 1\r\n")
+        answered = read_all(sock)
+    assert status_of(answered) == 408, answered
+    assert 0.9 < time.monotonic() - started < 5
+    assert head_of(answered)["connection"] == "close"
+
+
+def test_a_connection_that_sends_nothing_is_closed(impatient: LiveServer) -> None:
+    with connect(impatient) as sock:
+        started = time.monotonic()
+        assert read_all(sock) == b""
+    assert time.monotonic() - started < 5
+
+
+def test_the_header_timeout_spares_slow_bodies_and_kept_alive_connections(
+    impatient: LiveServer,
+) -> None:
+    """Only the head has a deadline: a body may take longer (a slow uplink), and a kept-alive
+    connection's next request gets its own deadline from its first byte."""
+    request = b"PUT /nobucket/slow.bin HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\n"
+    with connect(impatient) as sock:
+        sock.sendall(request)
+        for piece in (b"ab", b"cd", b"ef"):
+            time.sleep(0.6)
+            sock.sendall(piece)
+        sock.settimeout(10)
+        first = sock.recv(65536)
+        assert status_of(first) == 401, first  # REST without credentials: its answer, not a 408
+        time.sleep(0.5)
+        sock.sendall(b"GET /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert status_of(read_all(sock)) == 200

@@ -29,6 +29,11 @@ mediagate.httpserver:HTTPProtocol``). It differs from uvicorn's own protocol in 
   After a refusal the answer is sent with ``Connection: close``, the write side is shut, and what
   the client still sends is read and dropped for ``LINGER_SECONDS`` (closing with unread data
   would make the kernel reset the connection, and the client could lose the answer).
+* **A request head has a deadline** (``header_timeout_seconds``), from the connection's start or
+  the request's first byte: a head still incomplete then is answered 408 and the connection
+  closed; a new connection that sent nothing is closed. uvicorn itself times out only the idle
+  time between requests, so connections that send nothing, or a header byte now and then,
+  would otherwise be held for ever.
 
 The limits come from the process's ``Settings`` (env / home config), read once per process.
 """
@@ -89,6 +94,8 @@ class HTTPProtocol(HttpToolsProtocol):
 
     limits: ClassVar[tuple[int, int] | None] = None
     """(line limit, head limit), read from Settings on first use in this process."""
+    head_timeout: ClassVar[float | None] = None
+    """Seconds a request head may take, read from Settings with ``limits``."""
 
     def __init__(
         self,
@@ -100,6 +107,8 @@ class HTTPProtocol(HttpToolsProtocol):
         super().__init__(config, server_state, app_state, _loop)
         self.parser.set_dangerous_leniencies(lenient_data_after_close=True, lenient_chunked_length=True)
         self.line_limit, self.head_limit = self._limits()
+        self.head_timer: asyncio.TimerHandle | None = None
+        self.got_bytes = False
         self.in_head = True
         self.head_bytes = 0
         self.url_bytes = 0
@@ -118,15 +127,52 @@ class HTTPProtocol(HttpToolsProtocol):
         if cls.limits is None:
             from mediagate.config import Settings
 
-            size = Settings().max_header_size
+            settings = Settings()
+            size = settings.max_header_size
             cls.limits = (size * LINE_FACTOR, size * HEAD_FACTOR)
+            cls.head_timeout = settings.header_timeout_seconds
         return cls.limits
+
+    # -- the head deadline ---------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_head_timer()
+        super().connection_lost(exc)
+
+    def _arm_head_timer(self) -> None:
+        self._cancel_head_timer()
+        if self.head_timeout and self.head_timeout > 0:
+            self.head_timer = self.loop.call_later(self.head_timeout, self._head_timed_out)
+
+    def _cancel_head_timer(self) -> None:
+        if self.head_timer is not None:
+            self.head_timer.cancel()
+            self.head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self.head_timer = None
+        if self.stopped or self.transport.is_closing():
+            return
+        if self.cycle is not None and not self.cycle.response_complete:
+            self._arm_head_timer()  # a request is being answered; we may not be reading: wait
+            return
+        if not self.got_bytes:
+            log.info("closed a connection that sent nothing for %s s", self.head_timeout)
+            self.stopped = True
+            self.transport.close()
+            return
+        self._refuse(408, f"the request head did not arrive within {self.head_timeout:g} s")
 
     # -- feeding -------------------------------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
         if self.stopped:
             return
+        self.got_bytes = True
         self._unset_keepalive_if_required()
         while data and not self.stopped:
             if self.in_head:
@@ -216,6 +262,8 @@ class HTTPProtocol(HttpToolsProtocol):
         self.has_length = False
         self.maybe_trailers = False
         self.trailer_bytes = 0
+        if self.head_timer is None:
+            self._arm_head_timer()
         super().on_message_begin()
 
     def on_url(self, url: bytes) -> None:
@@ -244,6 +292,7 @@ class HTTPProtocol(HttpToolsProtocol):
             # would store an empty file and the body would be parsed as the next request
             raise Refusal(400, "Upgrade is not supported on a request with a body; send it without Upgrade")
         self.in_head = False
+        self._cancel_head_timer()
         super().on_headers_complete()
         if self.te_values and self.has_length:
             self.close_after = True
