@@ -153,10 +153,18 @@ def _side(value: float) -> int:
     return max(1, round(value))
 
 
-def _check_output(width: int, height: int, limits: ImageLimits) -> None:
+def _check_output(width: int, height: int, limits: ImageLimits, frames: int = 1) -> None:
+    """The result's sides, and its pixels over every frame (an upscaled animation multiplies
+    its frames' pixels: a tiny 1000-frame GIF must not become 1000 frames of 10000x10000)."""
     if width > limits.max_output_side or height > limits.max_output_side:
         raise PayloadTooLarge(
             f"the result would be {width}x{height}; no side may exceed {limits.max_output_side}",
+            code="image_too_large",
+        )
+    if width * height * frames > limits.max_pixels:
+        raise PayloadTooLarge(
+            f"the result would be {frames} frame(s) of {width}x{height}, more than "
+            f"{limits.max_pixels} pixels in all",
             code="image_too_large",
         )
 
@@ -238,7 +246,7 @@ def _vips_process(
     width, height = frames[0].width, frames[0].height
     if any(f.width != width or f.height != height for f in frames):
         raise BadRequest("the operations give frames of different sizes", code="bad_thumb")
-    _check_output(width, height, limits)
+    _check_output(width, height, limits, len(frames))
     image = frames[0] if len(frames) == 1 else vips().Image.arrayjoin(frames, across=1)
     if len(frames) > 1:
         image = image.copy()
@@ -263,7 +271,7 @@ def _load(
     if spec.crop is None and spec.resize is not None and info.format != "BMP" and intact:
         width, height = (info.width, info.height) if spec.auto_orient else (info.raw_width, info.raw_height)
         tw, th = target_size(width, height, spec.resize, spec.force)
-        _check_output(tw, th, limits)
+        _check_output(tw, th, limits, info.frames if animate else 1)
         image = vips().Image.thumbnail(
             f"{src}[{load_opts}]", tw, height=th, size="force", no_rotate=not spec.auto_orient
         )
