@@ -62,7 +62,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from mediagate.bucketconf import BucketConf, bucket_cache
 from mediagate.catalog.models import Bucket, Object
 from mediagate.config import Settings
-from mediagate.core.errors import Forbidden, InvalidKey, MediagateError, NotFound, UnsupportedMedia
+from mediagate.core.errors import (
+    Forbidden,
+    InvalidKey,
+    MediagateError,
+    NotFound,
+    UnsupportedMedia,
+    from_os_error,
+)
 from mediagate.core.gateway import Gateway, is_expired
 from mediagate.core.keys import normalise_key
 from mediagate.core.preprocess import versions_of
@@ -547,6 +554,9 @@ async def _process_object(gw: Gateway, obj: Object, spec: ProcessingSpec, dest: 
         except MediagateError:
             raise
         except Exception as exc:  # a decoder's complaint about the bytes, not our bug
+            failure = from_os_error(exc)  # our disk (full, failing), not the client's image
+            if failure is not None:
+                raise failure from exc
             log.warning("image processing failed for a public read: %s: %s", type(exc).__name__, exc)
             raise UnsupportedMedia("the image is malformed or truncated and cannot be processed") from None
     return result.format

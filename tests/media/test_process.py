@@ -248,3 +248,27 @@ def test_an_upscaled_animation_is_bounded_by_its_pixels_over_all_frames(spec: st
         src, parse_thumb("/fw/800/fh/800/force/true/format/gif"), tmp_path / "o", limits=limits
     )
     assert small.frames == 4 and (small.width, small.height) == (800, 800)
+
+
+@pytest.mark.parametrize("fmt", ["webp", "jpg", "gif"])
+def test_a_full_disk_while_writing_the_result_is_our_failure_not_a_corrupt_image(
+    fmt: str, tmp_path: Path
+) -> None:
+    """libvips reports a failed write as text; before, it read as 415 'the image is corrupt or
+    truncated' for a good image. Now it is the OSError it was (the front door makes it a 507).
+    The disk is 'full' by a soft file-size limit on this process (Python ignores SIGXFSZ)."""
+    import errno
+    import resource
+
+    src = tmp_path / "noise.png"
+    Image.effect_noise((400, 400), 80).convert("RGB").save(src)
+    dest = tmp_path / f"o.{fmt}"
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (16 * 1024, hard))
+    try:
+        with pytest.raises(OSError) as err:
+            process_file(src, parse_thumb(f"/quality/100/format/{fmt}"), dest, limits=LIMITS)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    assert err.value.errno == errno.EFBIG
+    assert not dest.exists()

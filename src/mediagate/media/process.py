@@ -13,6 +13,7 @@ pyvips, whose ``thumbnail`` also shrinks on load. Every decoder or encoder failu
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import warnings
 from dataclasses import dataclass
@@ -88,7 +89,23 @@ def process_file(src: Path, spec: ProcessingSpec, dest: Path, *, limits: ImageLi
         _discard(dest)
         if isinstance(exc, OSError) and exc.errno is not None:
             raise  # a real I/O failure on our side (disk full …), not the client's image
+        failure = _system_failure(exc)
+        if failure is not None:
+            raise failure from exc
         raise UnsupportedMedia("the image is corrupt or truncated", code="bad_image") from None
+
+
+_SYSTEM_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO)
+
+
+def _system_failure(exc: BaseException) -> OSError | None:
+    """libvips reports a failed write of its output as text (``system error: No space left on
+    device``): that is our disk, not the client's image, so it becomes the OSError it was."""
+    text = f"{getattr(exc, 'message', '')}\n{getattr(exc, 'detail', '')}"
+    for code in _SYSTEM_ERRORS:
+        if os.strerror(code) in text:
+            return OSError(code, os.strerror(code))
+    return None
 
 
 class Processor:
