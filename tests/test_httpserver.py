@@ -382,3 +382,43 @@ def test_the_header_timeout_spares_slow_bodies_and_kept_alive_connections(
         time.sleep(0.5)
         sock.sendall(b"GET /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         assert status_of(read_all(sock)) == 200
+
+
+@pytest.fixture(scope="module")
+def small_heads(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """A server with 1 KiB headers: its head (and trailer) budget is 4 KiB."""
+    from tests.conftest import make_home
+
+    home = make_home(tmp_path_factory.mktemp("small-heads"))
+    live = LiveServer(home.home, env={"MEDIAGATE_MAX_HEADER_SIZE": "1024"}).start()
+    yield live
+    live.stop()
+    assert "Traceback" not in live.log()
+
+
+def test_pieces_ending_with_a_chunk_size_line_are_not_counted_as_trailers(small_heads: LiveServer) -> None:
+    """Chunks of 4089 bytes: each 4096-byte piece the server reads (its trailer budget) holds a
+    chunk's data and ends with the next chunk's size line. Before, such a piece was counted as
+    trailer bytes and the next one refused with 431; the upload is served whole."""
+    from mediagate.core.buckets import create_bucket
+    from mediagate.services import build_gateway
+    from tests.conftest import make_home
+    from tests.protocols.upyun.rest_client import sign
+
+    gw = build_gateway(make_home(small_heads.home), migrate=False)
+    creds = create_bucket(gw.catalog, gw.secrets, "smallheads")
+    gw.catalog.close()
+    uri = f"/{creds.bucket}/chunks.bin"
+    auth = sign(creds, "PUT", uri)
+    head = (
+        f"PUT {uri} HTTP/1.1\r\nHost: x\r\nAuthorization: {auth['Authorization']}\r\n"
+        f"Date: {auth['Date']}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    )
+    data = b"a" * 0xFF9
+    with connect(small_heads) as sock:
+        sock.sendall(head.encode() + b"ff9\r\n")  # read alone: the next read starts with data
+        time.sleep(0.3)
+        sock.sendall((data + b"\r\nff9\r\n") * 3 + data + b"\r\n0\r\n\r\n")
+        response = read_all(sock)
+    assert status_of(response) == 200, response[:300]
+    assert httpx.get(f"{small_heads.url}{uri}").content == data * 4

@@ -121,6 +121,7 @@ class HTTPProtocol(HttpToolsProtocol):
         self.maybe_trailers = False
         """After a chunk header with no body byte since: the last chunk's trailers may follow."""
         self.trailer_bytes = 0
+        self.body_seen = False
 
     @classmethod
     def _limits(cls) -> tuple[int, int]:
@@ -189,8 +190,9 @@ class HTTPProtocol(HttpToolsProtocol):
                     self._refuse(431, f"the request trailers are larger than {self.head_limit} bytes")
                     return
                 piece, data = data[:room], data[room:]
+                self.body_seen = False
                 self._feed(piece)
-                if self.maybe_trailers:  # no body byte came: these were trailer bytes
+                if self.maybe_trailers and not self.body_seen:  # no body byte came: trailer bytes
                     self.trailer_bytes += len(piece)
             else:
                 piece, data = data, b""
@@ -304,6 +306,8 @@ class HTTPProtocol(HttpToolsProtocol):
 
     def on_body(self, body: bytes) -> None:
         self.maybe_trailers = False
+        self.body_seen = True
+        self.trailer_bytes = 0  # what was counted came before a chunk's data: not trailers
         super().on_body(body)
 
     def on_chunk_complete(self) -> None:
