@@ -255,9 +255,14 @@ ACTIVE_TYPES = frozenset(
 
 def is_active(mime: str | None) -> bool:
     """Whether content of this type could script the origin it is served from (any ``+xml``
-    type counts: XML can embed XHTML and its scripts)."""
-    base = (mime or "").partition(";")[0].strip().lower()
-    return base in ACTIVE_TYPES or base.endswith("+xml")
+    type counts: XML can embed XHTML and its scripts). A browser takes the last of a
+    comma-separated list of types, so every member is judged (uploads refuse commas, see
+    ``core.mediatype``; this covers types stored before that)."""
+    for member in (mime or "").split(","):
+        base = member.partition(";")[0].strip().lower()
+        if base in ACTIVE_TYPES or base.endswith("+xml"):
+            return True
+    return False
 
 
 def content_headers(mime: str | None, *, inline_active: bool = False) -> dict[str, str]:
