@@ -553,7 +553,7 @@ async def _file_stream(f: BinaryIO) -> AsyncIterator[bytes]:
 async def _process_object(gw: Gateway, obj: Object, spec: ProcessingSpec, dest: Path) -> str:
     """Process the object's bytes into ``dest``; returns the output format. The header probe and
     the bomb guard run in the decode slot's own worker-thread hop (see ``Processor.process``)."""
-    async with gw.local_copy(obj) as src:
+    async with gw.processor.admission(), gw.local_copy(obj) as src:
         try:
             result = await gw.processor.process(src, spec, dest)
         except MediagateError:

@@ -115,6 +115,16 @@ class Processor:
     def __init__(self, limits: ImageLimits) -> None:
         self.limits = limits
         self._limiter: anyio.CapacityLimiter | None = None
+        self._admission: anyio.Semaphore | None = None
+
+    def admission(self) -> anyio.Semaphore:
+        """Held around fetching a source *and* processing it, by callers that must first copy
+        the source to a local file (an S3 object): without it every waiting request would hold
+        its own copy while it queues for a slot, and anonymous on-the-fly requests for many
+        variants could fill the staging disk. Twice the slots, so a copy overlaps a decode."""
+        if self._admission is None:
+            self._admission = anyio.Semaphore(2 * self.limits.max_concurrent)
+        return self._admission
 
     async def process(self, src: Path, spec: ProcessingSpec, dest: Path) -> ProcessedImage:
         """The header probe and the bomb guard run in the slot's own worker-thread hop: a second
