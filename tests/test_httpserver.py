@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from email.utils import formatdate
 from pathlib import Path
 
@@ -242,3 +243,182 @@ def test_a_malformed_chunk_in_a_body_the_app_is_reading_is_a_prompt_400(
     assert response.count(b"HTTP/1.1 ") == 1
     assert httpx.get(f"{server.url}/{bucket.bucket}/cut.bin").status_code == 404
     assert "Traceback" not in server.log()
+
+
+CHUNKED_PUT = (
+    b"PUT /nobucket/t.bin HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n"
+)
+
+
+@pytest.mark.parametrize(
+    "trailers",
+    [
+        pytest.param(b"".join(b"X-T%d: %s\r\n" % (i, b"t" * 1000) for i in range(1024)), id="many-lines"),
+        pytest.param(b"X-T: " + b"t" * (1024 * 1024), id="one-endless-line"),
+    ],
+)
+def test_endless_trailers_are_431_not_kept_in_memory(server: LiveServer, trailers: bytes) -> None:
+    """The trailer section after the last chunk is bounded like a head: a client that keeps
+    sending trailers gets the 431 (before, it was read for ever, every line kept in memory, and
+    the app waited for the end of the body)."""
+    with connect(server) as sock:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            sock.sendall(CHUNKED_PUT + trailers)
+        answered = read_all(sock)
+    assert status_of(answered) == 431, answered[:300]
+    assert b"trailers are larger than" in answered
+    assert head_of(answered)["connection"] == "close"
+    assert "Traceback" not in server.log()
+
+
+def test_small_trailers_are_read_and_dropped(server: LiveServer, bucket: BucketCredentials) -> None:
+    """A few trailers (allowed by RFC 9112 §7.1.2) do not disturb the request, and are not read
+    as request headers: an ``Authorization`` trailer does not authenticate anything."""
+    from tests.protocols.upyun.rest_client import sign
+
+    uri = f"/{bucket.bucket}/trailer.bin"
+    auth = sign(bucket, "PUT", uri)
+    trailer = f"Authorization: {auth['Authorization']}\r\nDate: {auth['Date']}\r\n\r\n".encode()
+    response = exchange(server, CHUNKED_PUT.replace(b"/nobucket/t.bin", uri.encode()) + trailer)
+    assert status_of(response) == 401, response
+    assert httpx.get(f"{server.url}{uri}").status_code == 404
+    signed_head = f"Authorization: {auth['Authorization']}\r\nDate: {auth['Date']}\r\n".encode()
+    request = CHUNKED_PUT.replace(b"/nobucket/t.bin", uri.encode()).replace(
+        b"Host: x\r\n", b"Host: x\r\n" + signed_head
+    )
+    response = exchange(
+        server,
+        request + b"X-Checksum: abc\r\n\r\n" + b"GET /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    assert response.count(b"HTTP/1.1 200") == 2, response
+    assert httpx.get(f"{server.url}{uri}").content == b"hello"
+
+
+UPGRADE = (
+    b"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n"
+)
+"""What ``curl --http2`` adds to a request over http://."""
+
+
+@pytest.mark.parametrize(
+    "framing",
+    [b"Content-Length: 5\r\n\r\nhello", b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"],
+)
+def test_an_upload_asking_for_an_upgrade_is_refused_not_stored_empty(
+    server: LiveServer, bucket: BucketCredentials, framing: bytes
+) -> None:
+    """The parser ends an upgrade request at its head: before, the signed PUT was answered 200 with
+    an empty file stored (the body was never read) and the connection hung."""
+    from tests.protocols.upyun.rest_client import sign
+
+    uri = f"/{bucket.bucket}/upgraded.txt"
+    auth = sign(bucket, "PUT", uri)
+    head = (
+        f"PUT {uri} HTTP/1.1\r\nHost: x\r\nAuthorization: {auth['Authorization']}\r\nDate: {auth['Date']}\r\n"
+    )
+    response = exchange(server, head.encode() + UPGRADE + framing)
+    assert status_of(response) == 400, response
+    assert b"Upgrade" in response and head_of(response)["connection"] == "close"
+    assert httpx.get(f"{server.url}{uri}").status_code == 404
+
+
+def test_an_upgrade_without_a_body_is_ignored_and_the_connection_goes_on(server: LiveServer) -> None:
+    """RFC 9110 §7.8: the server may ignore Upgrade. A request pipelined after it is answered
+    (before, everything after the upgrade request's head was dropped and the client hung)."""
+    first = b"GET /livez HTTP/1.1\r\nHost: x\r\n" + UPGRADE + b"\r\n"
+    then = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    response = exchange(server, first + then)
+    assert response.count(b"HTTP/1.1 200") == 2, response
+
+
+@pytest.fixture(scope="module")
+def impatient(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """A server whose request heads must arrive within one second."""
+    from tests.conftest import make_home
+
+    home = make_home(tmp_path_factory.mktemp("impatient"))
+    live = LiveServer(home.home, env={"MEDIAGATE_HEADER_TIMEOUT_SECONDS": "1"}).start()
+    yield live
+    live.stop()
+    assert "Traceback" not in live.log()
+
+
+def test_a_head_that_never_ends_is_408_after_the_header_timeout(impatient: LiveServer) -> None:
+    """Slowloris: a header byte now and then. Before, uvicorn waited for the head for ever."""
+    with connect(impatient) as sock:
+        sock.sendall(b"GET /livez HTTP/1.1\r\nHost: x\r\n")
+        started = time.monotonic()
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            for _ in range(8):
+                time.sleep(0.3)
+                sock.sendall(b"X-Slow: 1\r\n")
+        answered = read_all(sock)
+    assert status_of(answered) == 408, answered
+    assert 0.9 < time.monotonic() - started < 5
+    assert head_of(answered)["connection"] == "close"
+
+
+def test_a_connection_that_sends_nothing_is_closed(impatient: LiveServer) -> None:
+    with connect(impatient) as sock:
+        started = time.monotonic()
+        assert read_all(sock) == b""
+    assert time.monotonic() - started < 5
+
+
+def test_the_header_timeout_spares_slow_bodies_and_kept_alive_connections(
+    impatient: LiveServer,
+) -> None:
+    """Only the head has a deadline: a body may take longer (a slow uplink), and a kept-alive
+    connection's next request gets its own deadline from its first byte."""
+    request = b"PUT /nobucket/slow.bin HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\n"
+    with connect(impatient) as sock:
+        sock.sendall(request)
+        for piece in (b"ab", b"cd", b"ef"):
+            time.sleep(0.6)
+            sock.sendall(piece)
+        sock.settimeout(10)
+        first = sock.recv(65536)
+        assert status_of(first) == 401, first  # REST without credentials: its answer, not a 408
+        time.sleep(0.5)
+        sock.sendall(b"GET /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert status_of(read_all(sock)) == 200
+
+
+@pytest.fixture(scope="module")
+def small_heads(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """A server with 1 KiB headers: its head (and trailer) budget is 4 KiB."""
+    from tests.conftest import make_home
+
+    home = make_home(tmp_path_factory.mktemp("small-heads"))
+    live = LiveServer(home.home, env={"MEDIAGATE_MAX_HEADER_SIZE": "1024"}).start()
+    yield live
+    live.stop()
+    assert "Traceback" not in live.log()
+
+
+def test_pieces_ending_with_a_chunk_size_line_are_not_counted_as_trailers(small_heads: LiveServer) -> None:
+    """Chunks of 4089 bytes: each 4096-byte piece the server reads (its trailer budget) holds a
+    chunk's data and ends with the next chunk's size line. Before, such a piece was counted as
+    trailer bytes and the next one refused with 431; the upload is served whole."""
+    from mediagate.core.buckets import create_bucket
+    from mediagate.services import build_gateway
+    from tests.conftest import make_home
+    from tests.protocols.upyun.rest_client import sign
+
+    gw = build_gateway(make_home(small_heads.home), migrate=False)
+    creds = create_bucket(gw.catalog, gw.secrets, "smallheads")
+    gw.catalog.close()
+    uri = f"/{creds.bucket}/chunks.bin"
+    auth = sign(creds, "PUT", uri)
+    head = (
+        f"PUT {uri} HTTP/1.1\r\nHost: x\r\nAuthorization: {auth['Authorization']}\r\n"
+        f"Date: {auth['Date']}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    )
+    data = b"a" * 0xFF9
+    with connect(small_heads) as sock:
+        sock.sendall(head.encode() + b"ff9\r\n")  # read alone: the next read starts with data
+        time.sleep(0.3)
+        sock.sendall((data + b"\r\nff9\r\n") * 3 + data + b"\r\n0\r\n\r\n")
+        response = read_all(sock)
+    assert status_of(response) == 200, response[:300]
+    assert httpx.get(f"{small_heads.url}{uri}").content == data * 4

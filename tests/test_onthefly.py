@@ -246,3 +246,67 @@ def test_cache_is_bounded_and_evicts_least_recently_used(tmp_path: Path) -> None
     finally:
         live.stop()
     assert "Traceback" not in live.log()
+
+
+def test_queued_variants_on_s3_do_not_each_hold_a_copy_of_the_source(
+    tmp_path: Path, s3_server: object
+) -> None:
+    """On S3 a variant is made from a staging copy of the source. Anonymous requests for many
+    variants at once used to each download their copy and then queue for a decode slot holding
+    it (the staging disk filled with copies); now a request queues before it copies, so at most
+    two copies per decode slot exist at once."""
+    import threading
+
+    from mediagate.core.buckets import create_bucket
+    from mediagate.services import build_gateway
+    from tests.conftest import staging_files
+    from tests.support.moto import MotoServer, new_bucket_name
+
+    assert isinstance(s3_server, MotoServer)
+    env = s3_server.env(new_bucket_name()) | {"MEDIAGATE_MEDIA_MAX_CONCURRENT": "1"}
+    os.environ.update(env)
+    try:
+        home = make_home(tmp_path / "home")
+        gw = build_gateway(home, migrate=False)
+        creds = create_bucket(gw.catalog, gw.secrets, "s3variants")
+        gw.catalog.close()
+    finally:
+        for name in env:
+            os.environ.pop(name, None)
+    server = LiveServer(home.home, env=env).start()
+    try:
+        noise = io.BytesIO()
+        Image.effect_noise((1500, 1500), 90).convert("RGB").save(noise, "PNG")
+        with httpx.Client(base_url=server.url, timeout=120) as client:
+            uri = object_uri(creds.bucket, "noise.png")
+            assert signed(client, creds, "PUT", uri, content=noise.getvalue()).status_code == 200
+        most = 0
+        done = threading.Event()
+
+        def watch() -> None:
+            nonlocal most
+            while not done.is_set():
+                most = max(most, len(staging_files(server.home)))
+                time.sleep(0.005)
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        try:
+            with ThreadPoolExecutor(10) as pool:
+                answers = list(
+                    pool.map(
+                        lambda w: httpx.get(
+                            f"{server.url}/{creds.bucket}/noise.png!/fw/{w}/format/webp", timeout=120
+                        ),
+                        range(1000, 1010),
+                    )
+                )
+        finally:
+            done.set()
+            watcher.join()
+        assert [a.status_code for a in answers] == [200] * 10
+        assert most <= 2, f"{most} staging copies of the source at once"
+        assert staging_files(server.home) == []
+    finally:
+        server.stop()
+    assert "Traceback" not in server.log()

@@ -355,3 +355,39 @@ def test_a_disk_gone_read_only_is_each_dialects_503(tmp_path: Path) -> None:
         assert "Traceback" not in server.log()
     finally:
         disk.close()
+
+
+def test_a_full_disk_while_processing_a_variant_is_507_not_a_corrupt_image(tmp_path: Path) -> None:
+    """On-the-fly processing (``key!/fw/…``) on a full disk: before, the failed write of the
+    variant was answered 415 'the image is malformed or truncated' for a good image. It is the
+    public face's 507, one quiet log line, and the variant is made once there is room again."""
+    import io
+
+    from PIL import Image
+
+    from tests.protocols.upyun.rest_client import object_uri, signed
+
+    home = tmp_path / "home"
+    creds = new_bucket(home)
+    server = LiveServer(home, env=JSON_LOGS).start()
+    disk = FileSizeLimit()
+    noise = io.BytesIO()
+    Image.effect_noise((1100, 1100), 90).convert("RGB").save(noise, "PNG")
+    try:
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            uri = object_uri(creds.bucket, "noise.png")
+            assert signed(client, creds, "PUT", uri, content=noise.getvalue()).status_code == 200
+            variant = f"/{creds.bucket}/noise.png!/fw/1090/format/png"
+            disk.fill(server)
+            offset = mark(server)
+            resp = client.get(variant)
+            assert resp.status_code == 507, resp.text
+            assert set(resp.json()) == {"code", "message"} and "space" in resp.json()["message"]
+            assert_one_quiet_line(server, offset, resp, 507, "insufficient_storage")
+            assert_next_request_works(client, resp)
+            disk.free(server)
+            made = client.get(variant)
+            assert made.status_code == 200 and made.headers["content-type"] == "image/png"
+    finally:
+        server.stop()
+    assert "Traceback" not in server.log()

@@ -503,3 +503,59 @@ def test_a_bucket_may_opt_in_to_inline_active_content(
     assert "content-disposition" not in r.headers and "content-security-policy" not in r.headers
     assert r.headers["x-content-type-options"] == "nosniff"
     assert r.headers["content-type"].startswith("text/html")
+
+
+@pytest.mark.parametrize(
+    "mime",
+    [
+        "text/plain; charset=utf-8,text/html",
+        "text/plain;,text/html",
+        "image/png, image/svg+xml",
+        "x/y,TEXT/HTML",
+    ],
+)
+def test_a_type_list_with_an_active_member_is_sandboxed(mime: str) -> None:
+    """Browsers use the last type of a comma-separated Content-Type: each member is judged."""
+    from mediagate.serving import content_headers, is_active
+
+    assert is_active(mime)
+    assert content_headers(mime) == {
+        "Content-Security-Policy": "sandbox",
+        "Content-Disposition": "attachment",
+    }
+    assert not is_active("text/plain; charset=utf-8")
+
+
+@pytest.mark.parametrize("mime", ["text/plain; charset=utf-8,text/html", "text/plain;,text/html"])
+def test_a_declared_type_a_browser_would_read_as_html_is_refused(
+    server: LiveServer, admin: Gateway, bucket: BucketCredentials, mime: str
+) -> None:
+    """Before, ``text/plain; charset=utf-8,text/html`` was stored and served as it was, without
+    the sandbox: a browser renders it as HTML on the gateway's origin (stored XSS). REST PUT,
+    multi-part and FORM uploads refuse it in their own error shapes; nothing is stored."""
+    from tests.protocols.upyun.forms import multipart, policy_of, signature
+    from tests.protocols.upyun.rest_client import sign
+
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        uri = object_uri(bucket.bucket, "x.txt")
+        put = signed(
+            client, bucket, "PUT", uri, content=b"<script>1</script>", headers={"Content-Type": mime}
+        )
+        assert put.status_code == 400 and set(put.json()) == {"msg", "code", "id"}, put.text
+        init = client.put(
+            uri,
+            headers={
+                "X-Upyun-Multi-Stage": "initiate",
+                "X-Upyun-Multi-Length": "1",
+                "X-Upyun-Multi-Type": mime,
+            }
+            | sign(bucket, "PUT", uri),
+        )
+        assert init.status_code == 400, init.text
+        policy = policy_of(bucket, "/x.txt", content_type=mime)
+        body, ctype = multipart(
+            [("policy", policy), ("signature", signature(bucket, policy)), ("file", ("x.txt", b"<script>"))]
+        )
+        form = client.post(f"/{bucket.bucket}", content=body, headers={"Content-Type": ctype})
+        assert form.status_code == 400 and form.json()["code"] == 400, form.text
+        assert client.get(f"/{bucket.bucket}/x.txt").status_code == 404

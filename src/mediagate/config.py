@@ -88,6 +88,10 @@ class Settings(BaseSettings):
     log_level: str = "info"
     """Least severe server log line written (``serve --log-level`` sets it); ``debug`` adds the
     traceback of an unexpected error to its access line."""
+    header_timeout_seconds: float = 30.0
+    """A connection must deliver a whole request head within this long of its first byte (or of
+    connecting): a stalled head is answered 408, a connection that sends nothing is closed, so
+    idle or trickling clients cannot hold connections for ever (slowloris)."""
 
     secret_key: SecretStr | None = None
     """The sealing key of the secrets stored in the catalog (a Fernet key; ``mediagate secrets

@@ -13,15 +13,27 @@ mediagate.httpserver:HTTPProtocol``). It differs from uvicorn's own protocol in 
   by llhttp itself — duplicate or malformed Content-Length, obs-fold, bare LF, whitespace before
   the colon. A coding other than ``chunked`` before the final ``chunked`` is a 501 (we do not
   decode transfer codings).
+* **Upgrade is ignored** (no protocol is upgraded to but WebSocket, and no route takes one): a
+  request with ``Upgrade`` but no body is served as HTTP/1.1 and what follows it is read as
+  HTTP/1.1; one with a body is refused with 400 (the parser would leave its body unread, and
+  an upload would store an empty file).
 * **Head sizes are bounded before they are buffered**: one header line (or the request target)
   longer than ``LINE_FACTOR x max_header_size`` -> 431 (414 for the target), and a head longer
   than ``HEAD_FACTOR x max_header_size`` in total -> 431. This is the backstop: a head over
   ``max_header_size`` itself reaches the app, where a dialect that bounds headers (UPYUN REST)
   refuses it in its own error format. Bytes are fed to the parser in slices no
   longer than what is left of the head budget, so an endless header costs at most that budget.
+  The trailer section of a chunked body (after the last, empty chunk) is a head too: it gets the
+  same per-line and total budgets (a client could otherwise send trailers for ever, each one
+  kept in memory), and trailers are read and dropped, never added to the request's headers.
   After a refusal the answer is sent with ``Connection: close``, the write side is shut, and what
   the client still sends is read and dropped for ``LINGER_SECONDS`` (closing with unread data
   would make the kernel reset the connection, and the client could lose the answer).
+* **A request head has a deadline** (``header_timeout_seconds``), from the connection's start or
+  the request's first byte: a head still incomplete then is answered 408 and the connection
+  closed; a new connection that sent nothing is closed. uvicorn itself times out only the idle
+  time between requests, so connections that send nothing, or a header byte now and then,
+  would otherwise be held for ever.
 
 The limits come from the process's ``Settings`` (env / home config), read once per process.
 """
@@ -82,6 +94,8 @@ class HTTPProtocol(HttpToolsProtocol):
 
     limits: ClassVar[tuple[int, int] | None] = None
     """(line limit, head limit), read from Settings on first use in this process."""
+    head_timeout: ClassVar[float | None] = None
+    """Seconds a request head may take, read from Settings with ``limits``."""
 
     def __init__(
         self,
@@ -93,28 +107,73 @@ class HTTPProtocol(HttpToolsProtocol):
         super().__init__(config, server_state, app_state, _loop)
         self.parser.set_dangerous_leniencies(lenient_data_after_close=True, lenient_chunked_length=True)
         self.line_limit, self.head_limit = self._limits()
+        self.head_timer: asyncio.TimerHandle | None = None
+        self.got_bytes = False
         self.in_head = True
         self.head_bytes = 0
         self.url_bytes = 0
         self.te_values: list[bytes] = []
         self.has_length = False
+        self.declared_length = False
+        """A Content-Length other than 0 was given."""
         self.close_after = False
         self.stopped = False
+        self.maybe_trailers = False
+        """After a chunk header with no body byte since: the last chunk's trailers may follow."""
+        self.trailer_bytes = 0
+        self.body_seen = False
 
     @classmethod
     def _limits(cls) -> tuple[int, int]:
         if cls.limits is None:
             from mediagate.config import Settings
 
-            size = Settings().max_header_size
+            settings = Settings()
+            size = settings.max_header_size
             cls.limits = (size * LINE_FACTOR, size * HEAD_FACTOR)
+            cls.head_timeout = settings.header_timeout_seconds
         return cls.limits
+
+    # -- the head deadline ---------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_head_timer()
+        super().connection_lost(exc)
+
+    def _arm_head_timer(self) -> None:
+        self._cancel_head_timer()
+        if self.head_timeout and self.head_timeout > 0:
+            self.head_timer = self.loop.call_later(self.head_timeout, self._head_timed_out)
+
+    def _cancel_head_timer(self) -> None:
+        if self.head_timer is not None:
+            self.head_timer.cancel()
+            self.head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self.head_timer = None
+        if self.stopped or self.transport.is_closing():
+            return
+        if self.cycle is not None and not self.cycle.response_complete:
+            self._arm_head_timer()  # a request is being answered; we may not be reading: wait
+            return
+        if not self.got_bytes:
+            log.info("closed a connection that sent nothing for %s s", self.head_timeout)
+            self.stopped = True
+            self.transport.close()
+            return
+        self._refuse(408, f"the request head did not arrive within {self.head_timeout:g} s")
 
     # -- feeding -------------------------------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
         if self.stopped:
             return
+        self.got_bytes = True
         self._unset_keepalive_if_required()
         while data and not self.stopped:
             if self.in_head:
@@ -124,19 +183,34 @@ class HTTPProtocol(HttpToolsProtocol):
                     return
                 piece, data = data[:room], data[room:]
                 self.head_bytes += len(piece)
+                self._feed(piece)
+            elif self.maybe_trailers:
+                room = self.head_limit - self.trailer_bytes
+                if room <= 0:
+                    self._refuse(431, f"the request trailers are larger than {self.head_limit} bytes")
+                    return
+                piece, data = data[:room], data[room:]
+                self.body_seen = False
+                self._feed(piece)
+                if self.maybe_trailers and not self.body_seen:  # no body byte came: trailer bytes
+                    self.trailer_bytes += len(piece)
             else:
                 piece, data = data, b""
-            self._feed(piece)
+                self._feed(piece)
 
     def _feed(self, piece: bytes) -> None:
         try:
             self.parser.feed_data(piece)
-        except httptools.HttpParserUpgrade:
+        except httptools.HttpParserUpgrade as exc:
             if self._should_upgrade():
                 self.handle_websocket_upgrade()
                 self.stopped = True  # the connection now belongs to the websocket protocol
             else:
+                # Upgrade ignored (RFC 9110 §7.8): what follows the request is HTTP/1.1 again
                 self._unsupported_upgrade_warning()
+                rest = piece[int(exc.args[0]) :] if exc.args else b""
+                if rest and not self.stopped:
+                    self._feed(rest)
         except httptools.HttpParserError as exc:
             refusal = exc.__context__ if isinstance(exc.__context__, Refusal) else None
             if refusal is None:
@@ -188,6 +262,10 @@ class HTTPProtocol(HttpToolsProtocol):
         self.url_bytes = 0
         self.te_values = []
         self.has_length = False
+        self.maybe_trailers = False
+        self.trailer_bytes = 0
+        if self.head_timer is None:
+            self._arm_head_timer()
         super().on_message_begin()
 
     def on_url(self, url: bytes) -> None:
@@ -199,23 +277,44 @@ class HTTPProtocol(HttpToolsProtocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         if len(name) + len(value) + 2 > self.line_limit:
             raise Refusal(431, f"a request header line is larger than {self.line_limit} bytes")
+        if not self.in_head:
+            return  # a trailer: read and dropped (the request's headers were handed over already)
         lower = name.lower()
         if lower == b"transfer-encoding":
             self.te_values.append(value)
         elif lower == b"content-length":
             self.has_length = True
+            self.declared_length = value.strip() not in (b"", b"0")
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
         check_framing(self.te_values, self.parser.get_http_version())
+        if self.parser.should_upgrade() and (self.te_values or self.declared_length):
+            # llhttp would end an upgrade request at its head and leave the body unread: the app
+            # would store an empty file and the body would be parsed as the next request
+            raise Refusal(400, "Upgrade is not supported on a request with a body; send it without Upgrade")
         self.in_head = False
+        self._cancel_head_timer()
         super().on_headers_complete()
         if self.te_values and self.has_length:
             self.close_after = True
             if self.cycle is not None and self.cycle.scope is self.scope:
                 self.cycle.keep_alive = False
 
+    def on_chunk_header(self) -> None:
+        self.maybe_trailers = True
+
+    def on_body(self, body: bytes) -> None:
+        self.maybe_trailers = False
+        self.body_seen = True
+        self.trailer_bytes = 0  # what was counted came before a chunk's data: not trailers
+        super().on_body(body)
+
+    def on_chunk_complete(self) -> None:
+        self.maybe_trailers = False
+
     def on_message_complete(self) -> None:
+        self.maybe_trailers = False
         self.in_head = True
         self.head_bytes = 0
         super().on_message_complete()

@@ -62,7 +62,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from mediagate.bucketconf import BucketConf, bucket_cache
 from mediagate.catalog.models import Bucket, Object
 from mediagate.config import Settings
-from mediagate.core.errors import Forbidden, InvalidKey, MediagateError, NotFound, UnsupportedMedia
+from mediagate.core.errors import (
+    Forbidden,
+    InvalidKey,
+    MediagateError,
+    NotFound,
+    UnsupportedMedia,
+    from_os_error,
+)
 from mediagate.core.gateway import Gateway, is_expired
 from mediagate.core.keys import normalise_key
 from mediagate.core.preprocess import versions_of
@@ -248,9 +255,14 @@ ACTIVE_TYPES = frozenset(
 
 def is_active(mime: str | None) -> bool:
     """Whether content of this type could script the origin it is served from (any ``+xml``
-    type counts: XML can embed XHTML and its scripts)."""
-    base = (mime or "").partition(";")[0].strip().lower()
-    return base in ACTIVE_TYPES or base.endswith("+xml")
+    type counts: XML can embed XHTML and its scripts). A browser takes the last of a
+    comma-separated list of types, so every member is judged (uploads refuse commas, see
+    ``core.mediatype``; this covers types stored before that)."""
+    for member in (mime or "").split(","):
+        base = member.partition(";")[0].strip().lower()
+        if base in ACTIVE_TYPES or base.endswith("+xml"):
+            return True
+    return False
 
 
 def content_headers(mime: str | None, *, inline_active: bool = False) -> dict[str, str]:
@@ -541,12 +553,15 @@ async def _file_stream(f: BinaryIO) -> AsyncIterator[bytes]:
 async def _process_object(gw: Gateway, obj: Object, spec: ProcessingSpec, dest: Path) -> str:
     """Process the object's bytes into ``dest``; returns the output format. The header probe and
     the bomb guard run in the decode slot's own worker-thread hop (see ``Processor.process``)."""
-    async with gw.local_copy(obj) as src:
+    async with gw.processor.admission(), gw.local_copy(obj) as src:
         try:
             result = await gw.processor.process(src, spec, dest)
         except MediagateError:
             raise
         except Exception as exc:  # a decoder's complaint about the bytes, not our bug
+            failure = from_os_error(exc)  # our disk (full, failing), not the client's image
+            if failure is not None:
+                raise failure from exc
             log.warning("image processing failed for a public read: %s: %s", type(exc).__name__, exc)
             raise UnsupportedMedia("the image is malformed or truncated and cannot be processed") from None
     return result.format

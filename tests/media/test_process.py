@@ -230,3 +230,45 @@ def test_meta_and_theme_colours(tmp_path: Path) -> None:
     assert any(near((int(c) >> 16, (int(c) >> 8) & 255, int(c) & 255), (255, 0, 0), 8) for c in dec)
     with pytest.raises(UnsupportedMedia):
         image_meta(Path(__file__))
+
+
+@pytest.mark.parametrize(
+    "spec", ["/fw/900/fh/900/force/true", "/both/900x900/force/true", "/crop/2x2a0a0/fw/900"]
+)
+def test_an_upscaled_animation_is_bounded_by_its_pixels_over_all_frames(spec: str, tmp_path: Path) -> None:
+    """Each frame's sides are allowed, but 4 frames of 900x900 are 3.2 Mpx, over a 3 Mpx limit:
+    refused before any pixel is made (before, only the sides were checked, so a 1000-frame GIF
+    of a few bytes could ask for 1000 frames of 10000x10000)."""
+    src = animated_gif(tmp_path / "tiny.gif", frames=4, size=(4, 4))
+    limits = ImageLimits(max_pixels=3_000_000)
+    with pytest.raises(PayloadTooLarge, match="frame"):
+        process_file(src, parse_thumb(spec + "/format/gif"), tmp_path / "o", limits=limits)
+    assert not (tmp_path / "o").exists()
+    small = process_file(
+        src, parse_thumb("/fw/800/fh/800/force/true/format/gif"), tmp_path / "o", limits=limits
+    )
+    assert small.frames == 4 and (small.width, small.height) == (800, 800)
+
+
+@pytest.mark.parametrize("fmt", ["webp", "jpg", "gif"])
+def test_a_full_disk_while_writing_the_result_is_our_failure_not_a_corrupt_image(
+    fmt: str, tmp_path: Path
+) -> None:
+    """libvips reports a failed write as text; before, it read as 415 'the image is corrupt or
+    truncated' for a good image. Now it is the OSError it was (the front door makes it a 507).
+    The disk is 'full' by a soft file-size limit on this process (Python ignores SIGXFSZ)."""
+    import errno
+    import resource
+
+    src = tmp_path / "noise.png"
+    Image.effect_noise((400, 400), 80).convert("RGB").save(src)
+    dest = tmp_path / f"o.{fmt}"
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (16 * 1024, hard))
+    try:
+        with pytest.raises(OSError) as err:
+            process_file(src, parse_thumb(f"/quality/100/format/{fmt}"), dest, limits=LIMITS)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    assert err.value.errno == errno.EFBIG
+    assert not dest.exists()

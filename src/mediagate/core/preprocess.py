@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from anyio import to_thread
 
-from mediagate.core.errors import BadRequest, MediagateError, UnsupportedMedia
+from mediagate.core.errors import BadRequest, MediagateError, UnsupportedMedia, from_os_error
 from mediagate.core.ingest import Received, hash_file, new_staging_path
 from mediagate.core.numbers import parse_uint
 
@@ -268,6 +268,9 @@ async def _run(
     except MediagateError:
         raise
     except Exception as exc:  # a decoder's complaint about the bytes, not our bug
+        failure = from_os_error(exc)  # our disk (full, failing), not the client's image
+        if failure is not None:
+            raise failure from exc
         log.warning("image processing failed: %s: %s", type(exc).__name__, exc)
         raise UnsupportedMedia("the image is malformed or truncated and cannot be processed") from None
     size, md5, sha256, crc32 = await to_thread.run_sync(hash_file, dest)
@@ -288,5 +291,8 @@ async def _info(info_type: str, processing: Mapping[str, str], path: Path) -> di
     except MediagateError:
         raise
     except Exception as exc:
+        failure = from_os_error(exc)  # our disk (full, failing), not the client's image
+        if failure is not None:
+            raise failure from exc
         log.warning("image metadata failed: %s: %s", type(exc).__name__, exc)
         raise UnsupportedMedia("the image is malformed or truncated and cannot be read") from None

@@ -13,6 +13,7 @@ pyvips, whose ``thumbnail`` also shrinks on load. Every decoder or encoder failu
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import warnings
 from dataclasses import dataclass
@@ -88,7 +89,23 @@ def process_file(src: Path, spec: ProcessingSpec, dest: Path, *, limits: ImageLi
         _discard(dest)
         if isinstance(exc, OSError) and exc.errno is not None:
             raise  # a real I/O failure on our side (disk full …), not the client's image
+        failure = _system_failure(exc)
+        if failure is not None:
+            raise failure from exc
         raise UnsupportedMedia("the image is corrupt or truncated", code="bad_image") from None
+
+
+_SYSTEM_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO)
+
+
+def _system_failure(exc: BaseException) -> OSError | None:
+    """libvips reports a failed write of its output as text (``system error: No space left on
+    device``): that is our disk, not the client's image, so it becomes the OSError it was."""
+    text = f"{getattr(exc, 'message', '')}\n{getattr(exc, 'detail', '')}"
+    for code in _SYSTEM_ERRORS:
+        if os.strerror(code) in text:
+            return OSError(code, os.strerror(code))
+    return None
 
 
 class Processor:
@@ -98,6 +115,16 @@ class Processor:
     def __init__(self, limits: ImageLimits) -> None:
         self.limits = limits
         self._limiter: anyio.CapacityLimiter | None = None
+        self._admission: anyio.Semaphore | None = None
+
+    def admission(self) -> anyio.Semaphore:
+        """Held around fetching a source *and* processing it, by callers that must first copy
+        the source to a local file (an S3 object): without it every waiting request would hold
+        its own copy while it queues for a slot, and anonymous on-the-fly requests for many
+        variants could fill the staging disk. Twice the slots, so a copy overlaps a decode."""
+        if self._admission is None:
+            self._admission = anyio.Semaphore(2 * self.limits.max_concurrent)
+        return self._admission
 
     async def process(self, src: Path, spec: ProcessingSpec, dest: Path) -> ProcessedImage:
         """The header probe and the bomb guard run in the slot's own worker-thread hop: a second
@@ -153,10 +180,18 @@ def _side(value: float) -> int:
     return max(1, round(value))
 
 
-def _check_output(width: int, height: int, limits: ImageLimits) -> None:
+def _check_output(width: int, height: int, limits: ImageLimits, frames: int = 1) -> None:
+    """The result's sides, and its pixels over every frame (an upscaled animation multiplies
+    its frames' pixels: a tiny 1000-frame GIF must not become 1000 frames of 10000x10000)."""
     if width > limits.max_output_side or height > limits.max_output_side:
         raise PayloadTooLarge(
             f"the result would be {width}x{height}; no side may exceed {limits.max_output_side}",
+            code="image_too_large",
+        )
+    if width * height * frames > limits.max_pixels:
+        raise PayloadTooLarge(
+            f"the result would be {frames} frame(s) of {width}x{height}, more than "
+            f"{limits.max_pixels} pixels in all",
             code="image_too_large",
         )
 
@@ -238,7 +273,7 @@ def _vips_process(
     width, height = frames[0].width, frames[0].height
     if any(f.width != width or f.height != height for f in frames):
         raise BadRequest("the operations give frames of different sizes", code="bad_thumb")
-    _check_output(width, height, limits)
+    _check_output(width, height, limits, len(frames))
     image = frames[0] if len(frames) == 1 else vips().Image.arrayjoin(frames, across=1)
     if len(frames) > 1:
         image = image.copy()
@@ -263,7 +298,7 @@ def _load(
     if spec.crop is None and spec.resize is not None and info.format != "BMP" and intact:
         width, height = (info.width, info.height) if spec.auto_orient else (info.raw_width, info.raw_height)
         tw, th = target_size(width, height, spec.resize, spec.force)
-        _check_output(tw, th, limits)
+        _check_output(tw, th, limits, info.frames if animate else 1)
         image = vips().Image.thumbnail(
             f"{src}[{load_opts}]", tw, height=th, size="force", no_rotate=not spec.auto_orient
         )

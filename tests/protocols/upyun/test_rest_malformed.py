@@ -479,3 +479,34 @@ def test_a_failed_first_part_leaves_no_session(
     r = client.put(uri, content=b"0123", headers={**h, **sign(bucket, "PUT", uri, content_md5=OTHER_HEX)})
     assert_rest_error(r, 400, "Content-MD5")
     assert_nothing_left(admin, bucket, server_home)
+
+
+def test_metadata_merges_cannot_pile_up_past_what_a_put_carries(
+    client: httpx.Client, bucket: BucketCredentials
+) -> None:
+    """Each merge is within the header limit, but before, twelve of them left 150 KB of
+    metadata: the file's own HEAD/GET answers then broke clients (httpx: 'Receive buffer too
+    long'). A merge whose result would not fit in ``max_header_size`` is refused; the file stays
+    readable and keeps what it had."""
+    uri = object_uri(bucket.bucket, "meta.txt")
+    assert client.put(uri, content=b"x", headers=sign(bucket, "PUT", uri)).status_code == 200
+    target = uri + "?metadata=merge"
+    answers = []
+    for i in range(12):
+        names = {f"x-upyun-meta-k{i}-{j}": "v" * 140 for j in range(80)}
+        answers.append(client.patch(target, headers={**names, **sign(bucket, "PATCH", target)}))
+    assert answers[0].status_code == 200
+    refused = [r for r in answers if r.status_code != 200]
+    assert refused, "every merge was accepted"
+    assert_rest_error(refused[0], 400, "metadata")
+    head = client.head(uri, headers=sign(bucket, "HEAD", uri))
+    assert head.status_code == 200
+    assert head.headers["x-upyun-meta-k0-0"] == "v" * 140
+    total = sum(len(k) + len(v) + 4 for k, v in head.headers.items() if k.startswith("x-upyun-meta-"))
+    assert total <= Settings().max_header_size
+    replaced = client.patch(
+        uri + "?metadata=replace",
+        headers={"x-upyun-meta-a": "1", **sign(bucket, "PATCH", uri + "?metadata=replace")},
+    )
+    assert replaced.status_code == 200
+    assert "x-upyun-meta-k0-0" not in client.head(uri, headers=sign(bucket, "HEAD", uri)).headers

@@ -1,0 +1,493 @@
+"""No tenant reaches another: bucket A's credentials, tokens and sessions never read, write, list,
+delete, rename, copy/move into or continue anything of bucket B, in any dialect.
+
+Each test sets up bucket B with something worth stealing (a file, an open upload session), then
+attacks it with everything bucket A holds, and checks both the refusal (in the dialect's own error
+shape, never a 5xx) and that B is exactly as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+import time
+import uuid
+import zlib
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from mediagate.core.buckets import BucketCredentials, create_bucket
+from mediagate.core.gateway import Gateway
+from tests.conftest import LiveServer
+from tests.protocols.imagex.conftest import png, signed, web_session
+from tests.protocols.upyun import forms
+from tests.protocols.upyun.rest_client import object_uri, sign
+from tests.protocols.upyun.rest_client import signed as upyun_signed
+from tests.protocols.wantu.client import WantuClient, md5, resource_id
+
+V = "2018-08-01"
+SECRET = b"bucket B's private bytes"
+
+
+@pytest.fixture
+def a(admin: Gateway) -> BucketCredentials:
+    return create_bucket(admin.catalog, admin.secrets, f"a{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture
+def b(admin: Gateway, server: LiveServer) -> BucketCredentials:
+    """Bucket B, holding ``secret.txt`` and ``dir/inner.txt``."""
+    creds = create_bucket(admin.catalog, admin.secrets, f"b{uuid.uuid4().hex[:12]}")
+    with httpx.Client(base_url=server.url) as c:
+        for key in ("secret.txt", "dir/inner.txt"):
+            resp = upyun_signed(c, creds, "PUT", object_uri(creds.bucket, key), content=SECRET)
+            assert resp.status_code == 200, resp.text
+    return creds
+
+
+@pytest.fixture
+def http(server: LiveServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        yield c
+
+
+def state_of(admin: Gateway, creds: BucketCredentials) -> list[tuple[str, str, Any]]:
+    """Every object of a bucket with its MD5 and metadata: what an attack must not change."""
+    bucket = admin.catalog.get_bucket(creds.bucket)
+    assert bucket is not None
+    objects = [admin.catalog.get_object(bucket.id, key) for key in forms.keys_in(admin, creds.bucket)]
+    return sorted((o.key, o.md5, o.meta) for o in objects if o is not None)
+
+
+def keys_of(admin: Gateway, creds: BucketCredentials) -> list[str]:
+    return [key for key, _, _ in state_of(admin, creds)]
+
+
+def upyun_error(resp: httpx.Response, *statuses: int) -> dict[str, Any]:
+    assert resp.status_code in statuses, (resp.status_code, resp.text)
+    body: dict[str, Any] = resp.json()
+    assert set(body) == {"msg", "code", "id"}, body
+    return body
+
+
+def wantu_error(resp: httpx.Response, *statuses: int) -> dict[str, Any]:
+    assert resp.status_code in statuses, (resp.status_code, resp.text)
+    body: dict[str, Any] = resp.json()
+    assert body["code"] and body["message"] and "requestId" in body, body
+    return body
+
+
+def imagex_error(resp: httpx.Response, *statuses: int) -> dict[str, Any]:
+    assert resp.status_code in statuses, (resp.status_code, resp.text)
+    err: dict[str, Any] = resp.json()["ResponseMetadata"]["Error"]
+    assert err["Code"] and err["Message"], err
+    return err
+
+
+def raw_get(server: LiveServer, target: str) -> tuple[int, bytes]:
+    """A GET with the request target exactly as given (no client-side dot-segment folding)."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+        s.sendall(f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    return int(data.split(b" ", 2)[1]), data
+
+
+# -- UPYUN REST --------------------------------------------------------------------------------------------
+
+
+def test_upyun_operator_of_a_is_refused_everywhere_in_b(
+    http: httpx.Client, admin: Gateway, a: BucketCredentials, b: BucketCredentials
+) -> None:
+    before = state_of(admin, b)
+    secret_uri = object_uri(b.bucket, "secret.txt")
+    attacks: list[tuple[str, str, dict[str, str]]] = [
+        ("GET", secret_uri, {}),
+        ("HEAD", secret_uri, {}),
+        ("GET", f"/{b.bucket}/", {}),
+        ("GET", f"/{b.bucket}/?usage", {}),
+        ("PUT", object_uri(b.bucket, "new.txt"), {}),
+        ("PUT", secret_uri, {}),
+        ("DELETE", secret_uri, {}),
+        ("DELETE", f"/{b.bucket}/dir/", {}),
+        ("PATCH", secret_uri + "?metadata=merge", {"x-upyun-meta-owner": "a"}),
+        ("PATCH", secret_uri + "?metadata=replace", {}),
+        ("POST", f"/{b.bucket}/newdir", {"Folder": "true"}),
+        ("PUT", object_uri(b.bucket, "moved.txt"), {"X-Upyun-Move-Source": f"/{b.bucket}/secret.txt"}),
+        ("PUT", object_uri(b.bucket, "copied.txt"), {"X-Upyun-Copy-Source": f"/{b.bucket}/secret.txt"}),
+        (
+            "PUT",
+            object_uri(b.bucket, "multi.bin"),
+            {"X-Upyun-Multi-Stage": "initiate", "X-Upyun-Multi-Length": "4"},
+        ),
+    ]
+    for method, uri, headers in attacks:
+        for_a = sign(a, method, uri)
+        resp = http.request(
+            method, uri, headers={**headers, **for_a}, content=b"evil" if method == "PUT" else None
+        )
+        if method == "HEAD":
+            assert resp.status_code == 401, (method, uri)
+            continue
+        upyun_error(resp, 401)
+        # A's password under B's operator name, and B's operator name with A's password
+        forged = sign(a, method, uri, operator=b.operator)
+        resp = http.request(method, uri, headers={**headers, **forged})
+        assert resp.status_code == 401, (method, uri, resp.text)
+    assert state_of(admin, b) == before
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "/{b}/secret.txt",
+        "{b}/secret.txt",
+        "//{b}/secret.txt",
+        "/{a}/../{b}/secret.txt",
+        "/{a}/%2e%2e/{b}/secret.txt",
+        "/{a}/%2E%2E/{b}/secret.txt",
+        "%2F{b}%2Fsecret.txt",
+        "/%2F{b}/secret.txt",
+        "/{a}/..%2F{b}%2Fsecret.txt",
+        "/{a}%2F..%2F{b}/secret.txt",
+        "/{b}\\secret.txt",
+        "/{a}/%00/../{b}/secret.txt",
+        "/{a}/secret.txt/../../{b}/secret.txt",
+    ],
+)
+@pytest.mark.parametrize("header", ["X-Upyun-Copy-Source", "X-Upyun-Move-Source"])
+def test_copy_or_move_from_another_bucket_is_refused(
+    http: httpx.Client, admin: Gateway, a: BucketCredentials, b: BucketCredentials, source: str, header: str
+) -> None:
+    before = state_of(admin, b)
+    value = source.format(a=a.bucket, b=b.bucket)
+    uri = object_uri(a.bucket, "stolen.txt")
+    resp = http.put(uri, headers={header: value, **sign(a, "PUT", uri)})
+    upyun_error(resp, 400, 403, 404)
+    assert keys_of(admin, a) == []
+    assert state_of(admin, b) == before
+
+
+def test_upyun_multipart_uuid_of_b_is_unknown_to_a(
+    http: httpx.Client, admin: Gateway, a: BucketCredentials, b: BucketCredentials
+) -> None:
+    key = "big.bin"
+    b_uri, a_uri = object_uri(b.bucket, key), object_uri(a.bucket, key)
+    init = {"X-Upyun-Multi-Stage": "initiate", "X-Upyun-Multi-Length": "8", "X-Upyun-Multi-Part-Size": "4"}
+    started = http.put(b_uri, headers={**init, **sign(b, "PUT", b_uri)})
+    assert started.status_code == 204, started.text
+    upload_id = started.headers["x-upyun-multi-uuid"]
+    part0 = http.put(
+        b_uri,
+        content=b"BBBB",
+        headers={
+            "X-Upyun-Multi-Stage": "upload",
+            "X-Upyun-Multi-Uuid": upload_id,
+            "X-Upyun-Part-Id": "0",
+            **sign(b, "PUT", b_uri),
+        },
+    )
+    assert part0.status_code == 204, part0.text
+    for spelling in (upload_id, upload_id.replace("-", ""), upload_id.upper()):
+        attacks = [
+            ("PUT", {"X-Upyun-Multi-Stage": "upload", "X-Upyun-Part-Id": "1"}, b"AAAA"),
+            ("PUT", {"X-Upyun-Multi-Stage": "upload", "X-Upyun-Part-Id": "0"}, b"AAAA"),
+            ("PUT", {"X-Upyun-Multi-Stage": "complete"}, None),
+            ("GET", {}, None),
+            ("DELETE", {}, None),
+        ]
+        for method, headers, content in attacks:
+            resp = http.request(
+                method,
+                a_uri,
+                content=content,
+                headers={**headers, "X-Upyun-Multi-Uuid": spelling, **sign(a, method, a_uri)},
+            )
+            upyun_error(resp, 404)
+    # B's upload is intact and finishes as B meant it
+    listed = http.get(b_uri, headers={"X-Upyun-Multi-Uuid": upload_id, **sign(b, "GET", b_uri)})
+    assert listed.status_code == 200 and [p["id"] for p in listed.json()["parts"]] == [0], listed.text
+    last = http.put(
+        b_uri,
+        content=b"bbbb",
+        headers={
+            "X-Upyun-Multi-Stage": "upload,complete",
+            "X-Upyun-Multi-Uuid": upload_id,
+            "X-Upyun-Part-Id": "1",
+            **sign(b, "PUT", b_uri),
+        },
+    )
+    assert last.status_code in (201, 204), last.text
+    assert http.get(f"/{b.bucket}/{key}").content == b"BBBBbbbb"
+    assert keys_of(admin, a) == []
+
+
+# -- UPYUN FORM --------------------------------------------------------------------------------------------
+
+
+def test_form_credentials_of_a_cannot_upload_into_b(
+    http: httpx.Client, admin: Gateway, a: BucketCredentials, b: BucketCredentials
+) -> None:
+    before = state_of(admin, b)
+    for_b = forms.raw_policy(
+        {"bucket": b.bucket, "expiration": int(time.time()) + 600, "save-key": "/secret.txt"}
+    )
+    for_a = forms.policy_of(a, "/secret.txt")
+    attempts: list[list[forms.Field]] = [
+        # A's form secret over a policy naming B, sent to B
+        [("policy", for_b), ("signature", forms.signature(a, for_b))],
+        # A's own signed policy, replayed at B's URL
+        [("policy", for_a), ("signature", forms.signature(a, for_a))],
+        # A's operator (HMAC form) over a policy naming B
+        [("policy", for_b), ("authorization", forms.authorization(a, for_b, uri=f"/{b.bucket}"))],
+        [
+            ("policy", for_b),
+            (
+                "authorization",
+                forms.authorization(a, for_b, uri=f"/{b.bucket}").replace(a.operator, b.operator),
+            ),
+        ],
+    ]
+    for fields in attempts:
+        resp = forms.post(http, b.bucket, [*fields, ("file", ("x.txt", b"evil"))])
+        assert 400 <= resp.status_code < 500, resp.text
+        assert resp.json()["code"] >= 400 and resp.json()["message"], resp.text
+    # and B's policy signed with A's secret, sent to A, stores nothing in either
+    resp = forms.post(
+        http,
+        a.bucket,
+        [("policy", for_b), ("signature", forms.signature(a, for_b)), ("file", ("x.txt", b"evil"))],
+    )
+    assert 400 <= resp.status_code < 500, resp.text
+    assert state_of(admin, b) == before
+    assert keys_of(admin, a) == []
+
+
+# -- Wantu -------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def wantu_a(server: LiveServer, a: BucketCredentials) -> Iterator[WantuClient]:
+    client = WantuClient(server.url, a.access_key_id, a.secret_access_key, a.bucket)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def wantu_b(server: LiveServer, b: BucketCredentials) -> Iterator[WantuClient]:
+    client = WantuClient(server.url, b.access_key_id, b.secret_access_key, b.bucket)
+    yield client
+    client.close()
+
+
+def test_wantu_upload_token_of_a_cannot_name_b(
+    wantu_a: WantuClient, admin: Gateway, a: BucketCredentials, b: BucketCredentials
+) -> None:
+    before = state_of(admin, b)
+    for policy in (
+        wantu_a.policy(namespace=b.bucket),
+        wantu_a.policy(namespace=b.bucket, dir="/", name="secret.txt", insertOnly=0),
+        wantu_a.policy(namespace=f"{a.bucket}/../{b.bucket}"),
+        wantu_a.policy(dir=f"/../../{b.bucket}", name="secret.txt"),
+    ):
+        wantu_error(
+            wantu_a.upload(b"evil", policy=policy, fields={"dir": "/", "name": "secret.txt"}), 400, 401, 403
+        )
+        auth = wantu_a.authorization(policy)
+        wantu_error(wantu_a.block_init(b"evil", auth, {"dir": "/", "name": "secret.txt"}), 400, 401, 403)
+    assert state_of(admin, b) == before
+
+
+def test_wantu_management_of_a_cannot_reach_b(
+    wantu_a: WantuClient, wantu_b: WantuClient, admin: Gateway, a: BucketCredentials, b: BucketCredentials
+) -> None:
+    assert wantu_a.upload(b"mine", fields={"dir": "/", "name": "mine.txt"}).status_code == 200
+    before_a, before_b = state_of(admin, a), state_of(admin, b)
+    theirs = wantu_b.file_rid("/", "secret.txt")
+    their_dir = wantu_b.folder_rid("/dir")
+    mine = wantu_a.file_rid("/", "mine.txt")
+    attacks = [
+        ("GET", f"/3.0/files/{theirs}", ""),
+        ("GET", f"/3.0/files/{theirs}/exist", ""),
+        ("DELETE", f"/3.0/files/{theirs}", ""),
+        ("POST", f"/3.0/files/{theirs}/rename/{mine}", ""),
+        ("POST", f"/3.0/files/{theirs}/rename/{wantu_a.file_rid('/', 'stolen.txt')}", ""),
+        ("POST", f"/3.0/files/{mine}/rename/{wantu_b.file_rid('/', 'planted.txt')}", ""),
+        ("POST", f"/3.0/files/{mine}/rename/{theirs}", ""),
+        ("GET", f"/3.0/files?namespace={b.bucket}&dir=/", ""),
+        ("GET", f"/3.0/folders?namespace={b.bucket}&dir=/", ""),
+        ("GET", f"/3.0/folders/{their_dir}/exist", ""),
+        ("DELETE", f"/3.0/folders/{their_dir}", ""),
+        ("POST", f"/3.0/folders/{wantu_b.folder_rid('/planted')}", ""),
+    ]
+    for method, path, body in attacks:
+        wantu_error(wantu_a.manage(method, path, body=body), 400, 401, 403, 404)
+        # B's management signature with A's access key: the signature cannot match
+        wantu_error(wantu_a.manage(method, path, body=body, sk=b.secret_access_key), 401, 403)
+    # rids whose namespace is empty (the AK's own) mean A's namespace, never B's
+    empty_ns = resource_id("", "/", "secret.txt")
+    wantu_error(wantu_a.manage("GET", f"/3.0/files/{empty_ns}"), 404)
+    wantu_error(wantu_a.manage("DELETE", f"/3.0/files/{empty_ns}"), 404)
+    assert state_of(admin, b) == before_b
+    assert state_of(admin, a) == before_a
+
+
+def test_wantu_block_upload_of_b_cannot_be_continued_by_a(
+    wantu_a: WantuClient, wantu_b: WantuClient, admin: Gateway, b: BucketCredentials
+) -> None:
+    before = state_of(admin, b)
+    b_auth = wantu_b.authorization(wantu_b.policy(dir="/", name="blocks.bin"))
+    init = wantu_b.block_init(b"B" * 10, b_auth)
+    assert init.status_code == 200, init.text
+    upload_id, id_ = init.json()["uploadId"], init.json()["id"]
+    a_auth = wantu_a.authorization(wantu_a.policy(dir="/", name="blocks.bin"))
+    parts = [(1, md5(b"B" * 10)), (2, md5(b"A" * 10))]
+    for attempt in (
+        lambda: wantu_a.block_upload(b"A" * 10, a_auth, upload_id, id_, 2),
+        lambda: wantu_a.block_complete(a_auth, upload_id, id_, parts, md5(b"B" * 10 + b"A" * 10)),
+        lambda: wantu_a.block_cancel(a_auth, upload_id, id_),
+    ):
+        wantu_error(attempt(), 400, 401, 403, 404)
+    assert admin.catalog.get_session(upload_id.replace("-", "").lower()) is not None
+    done = wantu_b.block_complete(b_auth, upload_id, id_, [(1, md5(b"B" * 10))], md5(b"B" * 10))
+    assert done.status_code == 200, done.text
+    assert state_of(admin, b) != before and "blocks.bin" in keys_of(admin, b)
+
+
+# -- ImageX ------------------------------------------------------------------------------------------------
+
+
+def _apply(server: LiveServer, creds: dict[str, Any], service: str, **extra: Any) -> httpx.Response:
+    params = {"Action": "ApplyImageUpload", "Version": V, "ServiceId": service, **extra}
+    return signed(server, "GET", params, **creds)
+
+
+def _commit(server: LiveServer, creds: dict[str, Any], service: str, session_key: str) -> httpx.Response:
+    params = {"Action": "CommitImageUpload", "Version": V, "ServiceId": service}
+    return signed(server, "POST", params, body=json.dumps({"SessionKey": session_key}).encode(), **creds)
+
+
+def _long_term(c: BucketCredentials) -> dict[str, Any]:
+    return {"ak": c.access_key_id, "sk": c.secret_access_key}
+
+
+def _temporary(server: LiveServer, admin: Gateway, c: BucketCredentials) -> list[dict[str, Any]]:
+    """A's temporary credentials, from AssumeRole and from a Dreamina web session."""
+    params = {"Action": "AssumeRole", "Version": "2018-01-01"}
+    role = signed(server, "GET", params, **_long_term(c))
+    assert role.status_code == 200, role.text
+    rc = role.json()["Result"]["Credentials"]
+    sessionid = web_session(admin, c.bucket)
+    got = httpx.post(
+        f"{server.url}/mweb/v1/get_upload_token", headers={"Cookie": f"sessionid={sessionid}"}, json={}
+    )
+    assert got.status_code == 200, got.text
+    d = got.json()["data"]
+    return [
+        {"ak": rc["AccessKeyId"], "sk": rc["SecretAccessKey"], "token": rc["SessionToken"]},
+        {"ak": d["access_key_id"], "sk": d["secret_access_key"], "token": d["session_token"]},
+    ]
+
+
+def test_imagex_credentials_of_a_cannot_apply_or_commit_for_b(
+    server: LiveServer, admin: Gateway, a: BucketCredentials, b: BucketCredentials
+) -> None:
+    before = state_of(admin, b)
+    # B applies and uploads, but has not committed yet
+    applied = _apply(server, _long_term(b), b.bucket)
+    assert applied.status_code == 200, applied.text
+    addr = applied.json()["Result"]["UploadAddress"]
+    [info] = addr["StoreInfos"]
+    data = png()
+    put = httpx.put(
+        f"{server.url}/{info['StoreUri']}",
+        content=data,
+        headers={"Authorization": info["Auth"], "Content-CRC32": f"{zlib.crc32(data):08x}"},
+    )
+    assert put.status_code == 200, put.text
+    for creds in [_long_term(a), *_temporary(server, admin, a)]:
+        imagex_error(_apply(server, creds, b.bucket), 403)
+        imagex_error(_apply(server, creds, b.bucket, StoreKeys="secret.txt", Overwrite="true"), 403)
+        imagex_error(_commit(server, creds, b.bucket, addr["SessionKey"]), 403)
+        imagex_error(_commit(server, creds, a.bucket, addr["SessionKey"]), 400, 403, 404)
+    # A's own upload Auth does not open B's StoreUri
+    mine = _apply(server, _long_term(a), a.bucket).json()["Result"]["UploadAddress"]["StoreInfos"][0]
+    for query in ("", "?uploads", "?partNumber=1&uploadID=x", "?uploadID=x"):
+        resp = httpx.put(
+            f"{server.url}/{info['StoreUri']}{query}",
+            content=b"evil",
+            headers={"Authorization": mine["Auth"]},
+        )
+        assert resp.status_code in (401, 403), resp.text
+    assert state_of(admin, b) == before
+    assert keys_of(admin, a) == []
+    done = _commit(server, _long_term(b), b.bucket, addr["SessionKey"])
+    assert done.status_code == 200, done.text
+    assert len(keys_of(admin, b)) == len(before) + 1
+
+
+def test_imagex_session_key_of_b_cannot_be_committed_into_a(
+    server: LiveServer, admin: Gateway, a: BucketCredentials, b: BucketCredentials
+) -> None:
+    """A SessionKey names its bucket: committing B's upload with A's credentials under A's
+    ServiceId must not publish B's bytes into A (nor into B)."""
+    applied = _apply(server, _long_term(b), b.bucket).json()["Result"]["UploadAddress"]
+    [info] = applied["StoreInfos"]
+    data = png()
+    httpx.put(
+        f"{server.url}/{info['StoreUri']}",
+        content=data,
+        headers={"Authorization": info["Auth"], "Content-CRC32": f"{zlib.crc32(data):08x}"},
+    ).raise_for_status()
+    before = state_of(admin, b)
+    imagex_error(_commit(server, _long_term(a), a.bucket, applied["SessionKey"]), 400, 403, 404)
+    assert keys_of(admin, a) == []
+    assert state_of(admin, b) == before
+
+
+# -- public reads and on-the-fly processing ------------------------------------------------------------------
+
+
+def test_private_bucket_and_dot_segments_do_not_leak_through_public_reads(
+    server: LiveServer, admin: Gateway, a: BucketCredentials, b: BucketCredentials
+) -> None:
+    admin.catalog.update_bucket_settings(b.bucket, {"public": False})
+    deadline = time.monotonic() + 10  # the server keeps bucket rows a few seconds (bucketconf)
+    while raw_get(server, f"/{b.bucket}/secret.txt")[0] == 200 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    for target in (
+        f"/{b.bucket}/secret.txt",
+        f"/{b.bucket}/secret.txt!/fw/8",
+        f"/tos-cn-i-{b.bucket}/secret.txt",
+        f"/{a.bucket}/../{b.bucket}/secret.txt",
+        f"/{a.bucket}/%2e%2e/{b.bucket}/secret.txt",
+        f"/{a.bucket}/..%2f{b.bucket}%2fsecret.txt",
+        f"/{a.bucket}%2f..%2f{b.bucket}/secret.txt",
+        f"/{a.bucket}/x!/../../{b.bucket}/secret.txt",
+    ):
+        status, raw = raw_get(server, target)
+        assert status in (400, 403, 404), (target, raw[:300])
+        assert SECRET not in raw, target
+
+
+def test_on_the_fly_variant_of_a_key_is_the_bucket_own(
+    http: httpx.Client, admin: Gateway, a: BucketCredentials, b: BucketCredentials
+) -> None:
+    """Two buckets with the same key: a processed variant is made from the bucket's own bytes, and
+    a named version of one bucket means nothing in the other."""
+    admin.catalog.update_bucket_settings(a.bucket, {"versions": {"small": "/fw/4"}})
+    red, blue = png(16, 16, (250, 0, 0)), png(16, 16, (0, 0, 250))
+    for creds, data in ((a, red), (b, blue)):
+        uri = object_uri(creds.bucket, "p.png")
+        assert upyun_signed(http, creds, "PUT", uri, content=data).status_code == 200
+    ra, rb = http.get(f"/{a.bucket}/p.png!/fw/8/format/png"), http.get(f"/{b.bucket}/p.png!/fw/8/format/png")
+    assert ra.status_code == rb.status_code == 200
+    assert ra.content != rb.content
+    assert http.get(f"/{a.bucket}/p.png!small").status_code == 200
+    assert http.get(f"/{b.bucket}/p.png!small").status_code == 404
+    assert hashlib.md5(http.get(f"/{b.bucket}/p.png").content).hexdigest() == hashlib.md5(blue).hexdigest()
