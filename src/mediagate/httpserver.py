@@ -26,6 +26,8 @@ mediagate.httpserver:HTTPProtocol``). It differs from uvicorn's own protocol in 
   The trailer section of a chunked body (after the last, empty chunk) is a head too: it gets the
   same per-line and total budgets (a client could otherwise send trailers for ever, each one
   kept in memory), and trailers are read and dropped, never added to the request's headers.
+  A refusal is in the error shape of the dialect its target belongs to (``frontdoor.face_of``
+  on what was read of the head; ``{"code", "message"}`` when there is no target yet).
   After a refusal the answer is sent with ``Connection: close``, the write side is shut, and what
   the client still sends is read and dropped for ``LINGER_SECONDS`` (closing with unread data
   would make the kernel reset the connection, and the client could lose the answer).
