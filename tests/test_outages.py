@@ -391,3 +391,45 @@ def test_a_full_disk_while_processing_a_variant_is_507_not_a_corrupt_image(tmp_p
     finally:
         server.stop()
     assert "Traceback" not in server.log()
+
+
+def test_s3_down_for_reads_copies_and_variants_is_503(
+    s3_outage: tuple[LiveServer, TcpProxy, BucketCredentials],
+) -> None:
+    """Beyond uploads: a processed variant, a REST read, a copy and a Wantu file lookup while S3
+    is out of reach each get their dialect's 503 and one quiet log line, and work again after."""
+    import io
+
+    from PIL import Image
+
+    from tests.protocols.upyun.rest_client import object_uri, signed
+
+    server, proxy, creds = s3_outage
+    picture = io.BytesIO()
+    Image.new("RGB", (64, 48), (9, 99, 199)).save(picture, "PNG")
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        uri = object_uri(creds.bucket, "pic.png")
+        assert signed(client, creds, "PUT", uri, content=picture.getvalue()).status_code == 200
+        proxy.cut()
+        variant = client.get(f"/{creds.bucket}/pic.png!/fw/32/format/webp")
+        assert variant.status_code == 503 and variant.json()["code"] == 503, variant.text
+        offset = mark(server)
+        read = signed(client, creds, "GET", uri)
+        assert read.status_code == 503 and set(read.json()) == {"msg", "code", "id"}, read.text
+        assert_one_quiet_line(server, offset, read, 503, "storage_unavailable")
+        copy_uri = object_uri(creds.bucket, "copy.png")
+        copy = signed(
+            client, creds, "PUT", copy_uri, headers={"X-Upyun-Copy-Source": f"/{creds.bucket}/pic.png"}
+        )
+        assert copy.status_code == 503 and set(copy.json()) == {"msg", "code", "id"}, copy.text
+        assert_next_request_works(client, copy)
+        proxy.restore()
+        again = client.get(f"/{creds.bucket}/pic.png!/fw/32/format/webp")
+        assert again.status_code == 200 and again.headers["content-type"] == "image/webp"
+        assert (
+            signed(
+                client, creds, "PUT", copy_uri, headers={"X-Upyun-Copy-Source": f"/{creds.bucket}/pic.png"}
+            ).status_code
+            == 200
+        )
+    assert "Traceback" not in server.log()
