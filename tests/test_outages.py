@@ -433,3 +433,48 @@ def test_s3_down_for_reads_copies_and_variants_is_503(
             == 200
         )
     assert "Traceback" not in server.log()
+
+
+@pytest.mark.postgres
+def test_database_down_for_reads_metadata_and_management_is_503(
+    pg_outage: tuple[LiveServer, TcpProxy, BucketCredentials],
+) -> None:
+    """With the catalog out of reach: a public read, a variant, a REST HEAD, a PATCH of metadata, a
+    Wantu rename and an ImageX commit get their dialect's 503 (never a 500 or a traceback)."""
+    import json
+    import time as clock
+
+    from tests.protocols.imagex.conftest import png
+    from tests.protocols.imagex.conftest import signed as imagex_signed
+    from tests.protocols.upyun.rest_client import object_uri, sign, signed
+    from tests.protocols.wantu.client import WantuClient
+
+    server, proxy, creds = pg_outage
+    wantu = WantuClient(server.url, creds.access_key_id, creds.secret_access_key, creds.bucket)
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        uri = object_uri(creds.bucket, "pic.png")
+        assert signed(client, creds, "PUT", uri, content=png(16, 16)).status_code == 200
+        commit_params = {"Action": "CommitImageUpload", "Version": "2018-08-01", "ServiceId": creds.bucket}
+        proxy.cut()
+        clock.sleep(2.5)  # past the bucket caches (bucketconf, gateway)
+        for resp in (client.get(f"/{creds.bucket}/pic.png"), client.get(f"/{creds.bucket}/pic.png!/fw/8")):
+            assert resp.status_code == 503 and resp.json()["code"] == 503, resp.text
+        head = client.head(uri, headers=sign(creds, "HEAD", uri))
+        assert head.status_code == 503
+        patch_uri = uri + "?metadata=merge"
+        patch = signed(client, creds, "PATCH", patch_uri, headers={"x-upyun-meta-a": "1"})
+        assert patch.status_code == 503 and set(patch.json()) == {"msg", "code", "id"}, patch.text
+        rename = wantu.manage(
+            "POST", f"/3.0/files/{wantu.file_rid('/', 'pic.png')}/rename/{wantu.file_rid('/', 'b.png')}"
+        )
+        assert rename.status_code == 503 and rename.json()["code"], rename.text
+        body = json.dumps({"SessionKey": "x"}).encode()
+        commit = imagex_signed(
+            server, "POST", commit_params, ak=creds.access_key_id, sk=creds.secret_access_key, body=body
+        )
+        assert commit.status_code == 503, commit.text
+        assert_next_request_works(client, commit)
+        proxy.restore()
+        assert client.get(f"/{creds.bucket}/pic.png!/fw/8").status_code == 200
+    wantu.close()
+    assert "Traceback" not in server.log()
