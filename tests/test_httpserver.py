@@ -42,6 +42,21 @@ def read_all(sock: socket.socket, timeout: float = 10) -> bytes:
     return bytes(out)
 
 
+def read_one(sock: socket.socket) -> bytes:
+    """One whole response (head and ``Content-Length`` body) from a kept-alive connection."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    while len(body) < int(head_of(data).get("content-length", "0")):
+        chunk = sock.recv(65536)
+        assert chunk, data
+        body += chunk
+    return head + b"\r\n\r\n" + body
+
+
 def exchange(server: LiveServer, raw: bytes) -> bytes:
     with connect(server) as sock:
         sock.sendall(raw)
@@ -377,7 +392,7 @@ def test_the_header_timeout_spares_slow_bodies_and_kept_alive_connections(
             time.sleep(0.6)
             sock.sendall(piece)
         sock.settimeout(10)
-        first = sock.recv(65536)
+        first = read_one(sock)
         assert status_of(first) == 401, first  # REST without credentials: its answer, not a 408
         time.sleep(0.5)
         sock.sendall(b"GET /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
@@ -422,3 +437,45 @@ def test_pieces_ending_with_a_chunk_size_line_are_not_counted_as_trailers(small_
         response = read_all(sock)
     assert status_of(response) == 200, response[:300]
     assert httpx.get(f"{small_heads.url}{uri}").content == data * 4
+
+
+BIG_LINE = b"X-Big: " + b"a" * 40000 + b"\r\n"
+
+
+def body_of(response: bytes) -> dict[str, object]:
+    import json
+
+    doc: dict[str, object] = json.loads(response.split(b"\r\n\r\n", 1)[1])
+    return doc
+
+
+def test_refusals_of_the_http_layer_speak_the_requests_dialect(server: LiveServer) -> None:
+    """An oversize header is refused before the app, yet in the error shape of the dialect the
+    target belongs to (before, every dialect got ``{"code", "message"}``)."""
+    upyun = exchange(
+        server, b"PUT /b/k HTTP/1.1\r\nHost: x\r\nAuthorization: UPYUN op:sig\r\n" + BIG_LINE + b"\r\n"
+    )
+    assert status_of(upyun) == 431 and set(body_of(upyun)) == {"msg", "code", "id"}, upyun
+    assert int(str(body_of(upyun)["code"])) // 100000 == 431
+    wantu = exchange(server, b"POST /api/proxy/upload HTTP/1.1\r\nHost: x\r\n" + BIG_LINE + b"\r\n")
+    doc = body_of(wantu)
+    assert status_of(wantu) == 400 and doc["code"] == "InvalidArgument" and doc["requestId"], wantu
+    imagex = exchange(
+        server,
+        b"GET /?Action=ApplyImageUpload&Version=2018-08-01 HTTP/1.1\r\nHost: x\r\n" + BIG_LINE + b"\r\n",
+    )
+    meta = body_of(imagex)["ResponseMetadata"]
+    assert status_of(imagex) == 431 and isinstance(meta, dict), imagex
+    assert meta["Action"] == "ApplyImageUpload" and meta["Error"]["Message"], meta  # type: ignore[index]
+    for response in (upyun, wantu, imagex):
+        assert head_of(response)["connection"] == "close"
+        assert b"larger than" in response
+
+
+def test_a_stalled_head_is_408_in_the_dialects_shape(impatient: LiveServer) -> None:
+    with connect(impatient) as sock:
+        sock.sendall(b"PUT /tos-cn-i-svc/a.png HTTP/1.1\r\nHost: x\r\n")
+        answered = read_all(sock)
+    assert status_of(answered) == 408, answered
+    doc = body_of(answered)
+    assert doc["success"] == -1 and doc["ResponseMetadata"], doc

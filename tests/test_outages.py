@@ -391,3 +391,90 @@ def test_a_full_disk_while_processing_a_variant_is_507_not_a_corrupt_image(tmp_p
     finally:
         server.stop()
     assert "Traceback" not in server.log()
+
+
+def test_s3_down_for_reads_copies_and_variants_is_503(
+    s3_outage: tuple[LiveServer, TcpProxy, BucketCredentials],
+) -> None:
+    """Beyond uploads: a processed variant, a REST read, a copy and a Wantu file lookup while S3
+    is out of reach each get their dialect's 503 and one quiet log line, and work again after."""
+    import io
+
+    from PIL import Image
+
+    from tests.protocols.upyun.rest_client import object_uri, signed
+
+    server, proxy, creds = s3_outage
+    picture = io.BytesIO()
+    Image.new("RGB", (64, 48), (9, 99, 199)).save(picture, "PNG")
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        uri = object_uri(creds.bucket, "pic.png")
+        assert signed(client, creds, "PUT", uri, content=picture.getvalue()).status_code == 200
+        proxy.cut()
+        variant = client.get(f"/{creds.bucket}/pic.png!/fw/32/format/webp")
+        assert variant.status_code == 503 and variant.json()["code"] == 503, variant.text
+        offset = mark(server)
+        read = signed(client, creds, "GET", uri)
+        assert read.status_code == 503 and set(read.json()) == {"msg", "code", "id"}, read.text
+        assert_one_quiet_line(server, offset, read, 503, "storage_unavailable")
+        copy_uri = object_uri(creds.bucket, "copy.png")
+        copy = signed(
+            client, creds, "PUT", copy_uri, headers={"X-Upyun-Copy-Source": f"/{creds.bucket}/pic.png"}
+        )
+        assert copy.status_code == 503 and set(copy.json()) == {"msg", "code", "id"}, copy.text
+        assert_next_request_works(client, copy)
+        proxy.restore()
+        again = client.get(f"/{creds.bucket}/pic.png!/fw/32/format/webp")
+        assert again.status_code == 200 and again.headers["content-type"] == "image/webp"
+        assert (
+            signed(
+                client, creds, "PUT", copy_uri, headers={"X-Upyun-Copy-Source": f"/{creds.bucket}/pic.png"}
+            ).status_code
+            == 200
+        )
+    assert "Traceback" not in server.log()
+
+
+@pytest.mark.postgres
+def test_database_down_for_reads_metadata_and_management_is_503(
+    pg_outage: tuple[LiveServer, TcpProxy, BucketCredentials],
+) -> None:
+    """With the catalog out of reach: a public read, a variant, a REST HEAD, a PATCH of metadata, a
+    Wantu rename and an ImageX commit get their dialect's 503 (never a 500 or a traceback)."""
+    import json
+    import time as clock
+
+    from tests.protocols.imagex.conftest import png
+    from tests.protocols.imagex.conftest import signed as imagex_signed
+    from tests.protocols.upyun.rest_client import object_uri, sign, signed
+    from tests.protocols.wantu.client import WantuClient
+
+    server, proxy, creds = pg_outage
+    wantu = WantuClient(server.url, creds.access_key_id, creds.secret_access_key, creds.bucket)
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        uri = object_uri(creds.bucket, "pic.png")
+        assert signed(client, creds, "PUT", uri, content=png(16, 16)).status_code == 200
+        commit_params = {"Action": "CommitImageUpload", "Version": "2018-08-01", "ServiceId": creds.bucket}
+        proxy.cut()
+        clock.sleep(2.5)  # past the bucket caches (bucketconf, gateway)
+        for resp in (client.get(f"/{creds.bucket}/pic.png"), client.get(f"/{creds.bucket}/pic.png!/fw/8")):
+            assert resp.status_code == 503 and resp.json()["code"] == 503, resp.text
+        head = client.head(uri, headers=sign(creds, "HEAD", uri))
+        assert head.status_code == 503
+        patch_uri = uri + "?metadata=merge"
+        patch = signed(client, creds, "PATCH", patch_uri, headers={"x-upyun-meta-a": "1"})
+        assert patch.status_code == 503 and set(patch.json()) == {"msg", "code", "id"}, patch.text
+        rename = wantu.manage(
+            "POST", f"/3.0/files/{wantu.file_rid('/', 'pic.png')}/rename/{wantu.file_rid('/', 'b.png')}"
+        )
+        assert rename.status_code == 503 and rename.json()["code"], rename.text
+        body = json.dumps({"SessionKey": "x"}).encode()
+        commit = imagex_signed(
+            server, "POST", commit_params, ak=creds.access_key_id, sk=creds.secret_access_key, body=body
+        )
+        assert commit.status_code == 503, commit.text
+        assert_next_request_works(client, commit)
+        proxy.restore()
+        assert client.get(f"/{creds.bucket}/pic.png!/fw/8").status_code == 200
+    wantu.close()
+    assert "Traceback" not in server.log()

@@ -58,9 +58,21 @@ def quickstart() -> list[tuple[str, str]]:
 
 
 def masked(text: str) -> list[str]:
+    """The lines with varying parts masked; the rows of a table are sorted (a listing sorts by
+    key, and a random hex key lands before or after ``docs/`` depending on its first digit)."""
     for pattern, replacement in MASKS:
         text = pattern.sub(replacement, text)  # type: ignore[arg-type]
-    return [line.rstrip() for line in text.strip("\n").splitlines() if line.strip()]
+    lines = [line.rstrip() for line in text.strip("\n").splitlines() if line.strip()]
+    out: list[str] = []
+    rows: list[str] = []
+    for line in [*lines, ""]:
+        if line.startswith("│"):
+            rows.append(line)
+            continue
+        out += sorted(rows)
+        rows = []
+        out.append(line)
+    return out[:-1]
 
 
 @contextmanager

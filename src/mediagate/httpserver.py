@@ -26,6 +26,8 @@ mediagate.httpserver:HTTPProtocol``). It differs from uvicorn's own protocol in 
   The trailer section of a chunked body (after the last, empty chunk) is a head too: it gets the
   same per-line and total budgets (a client could otherwise send trailers for ever, each one
   kept in memory), and trailers are read and dropped, never added to the request's headers.
+  A refusal is in the error shape of the dialect its target belongs to (``frontdoor.face_of``
+  on what was read of the head; ``{"code", "message"}`` when there is no target yet).
   After a refusal the answer is sent with ``Connection: close``, the write side is shut, and what
   the client still sends is read and dropped for ``LINGER_SECONDS`` (closing with unread data
   would make the kernel reset the connection, and the client could lose the answer).
@@ -59,6 +61,16 @@ HEAD_FACTOR = 4
 LINGER_SECONDS = 1.0
 """After a refusal, how long the rest of what the client sends is read and dropped (so that its
 kernel does not reset the connection before it has read the answer)."""
+
+
+REFUSAL_CODES = {
+    400: "bad_request",
+    408: "request_timeout",
+    414: "uri_too_long",
+    431: "headers_too_large",
+    501: "not_implemented",
+}
+"""Core error codes of the HTTP layer's refusals (the dialects spell them in their own way)."""
 
 
 class Refusal(Exception):
@@ -233,13 +245,12 @@ class HTTPProtocol(HttpToolsProtocol):
                 return
             cycle.disconnected = True
             cycle.message_event.set()
-        body = json.dumps({"code": status, "message": message}).encode()
+        status, headers, body = self._answer(status, message)
         content = [STATUS_LINE[status]]
-        for name, value in self.server_state.default_headers:
+        for name, value in [*self.server_state.default_headers, *headers]:
             content.extend([name, b": ", value, b"\r\n"])
         content.extend(
             [
-                b"content-type: application/json\r\n",
                 b"content-length: " + str(len(body)).encode("ascii") + b"\r\n",
                 b"connection: close\r\n",
                 b"\r\n",
@@ -252,6 +263,48 @@ class HTTPProtocol(HttpToolsProtocol):
             self.loop.call_later(LINGER_SECONDS, self.transport.close)
         else:
             self.transport.close()
+
+    def _answer(self, status: int, message: str) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """The refusal in the error shape of the dialect the request was for, when its target
+        (and the headers read so far) say which (``frontdoor.face_of``); else ``{"code",
+        "message"}``. Returns (status, headers without length and connection, body)."""
+        generic = (
+            status,
+            [(b"content-type", b"application/json")],
+            json.dumps({"code": status, "message": message}).encode(),
+        )
+        if not self.url:
+            return generic
+        try:
+            from urllib.parse import unquote
+
+            from starlette.requests import Request
+
+            from mediagate.core.errors import MediagateError
+            from mediagate.frontdoor import face_of
+
+            parsed = httptools.parse_url(self.url)
+            raw_path = parsed.path or b"/"
+            scope: dict[str, Any] = {
+                "type": "http",
+                "method": self.parser.get_method().decode("ascii", "replace"),
+                "path": unquote(raw_path.decode("latin-1")),
+                "raw_path": raw_path,
+                "query_string": parsed.query or b"",
+                "headers": [(name.lower(), value) for name, value in self.headers],
+                "state": {},
+            }
+            error = MediagateError(message)
+            error.status = status
+            error.code = REFUSAL_CODES.get(status, "bad_request")
+            response = face_of(scope).render(Request(scope), error)
+            skip = {b"content-length", b"connection"}
+            headers = [(k, v) for k, v in response.raw_headers if k.lower() not in skip]
+            if response.status_code not in STATUS_LINE:
+                return generic
+            return response.status_code, headers, bytes(response.body)
+        except Exception:  # a target too broken to route: the plain shape will do
+            return generic
 
     # -- parser callbacks ----------------------------------------------------------------------------
 
