@@ -4,13 +4,23 @@ media (probed), published through the gateway, and each signed callback carries 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import time
+import uuid
 from pathlib import Path
 
+import httpx
+import psutil
+
+from mediagate.core.buckets import create_bucket
+from mediagate.core.gateway import Gateway
 from mediagate.media import video
+from mediagate.services import build_gateway
+from tests.conftest import LiveServer, make_home
 from tests.media.videos import make_video
-from tests.protocols.upyun.forms import Receiver, keys_in
-from tests.tasks.conftest import TaskSite, by_task, verify_upyun_signature
+from tests.protocols.upyun.forms import Receiver, authorization, keys_in, policy_of, post
+from tests.tasks.conftest import FAST, TaskSite, by_task, verify_upyun_signature
 from tests.tasks.conftest import site as site  # the fixture, on both engines
 from tests.tasks.test_engine import form_upload, read_object, wait_for
 
@@ -85,7 +95,7 @@ def test_naga_transcodes_to_mp4_hls_and_frames_with_signed_callbacks(site: TaskS
     assert first["info"]["format"]["filesize"] == len(read_object(site, creds.bucket, "out/clip.mp4"))
     assert len(first["signature"]) == 16 and isinstance(first["timestamp"], int)
     assert "info" not in callbacks[hls.id]  # return_info not asked for
-    assert callbacks[hls.id]["path"] == ["/hls/index.m3u8", *("/" + s for s in segments)]
+    assert callbacks[hls.id]["path"] == ["/hls/index.m3u8"]  # the playlist names its segments
     assert callbacks[shots.id]["path"] == ["/shots/f1.jpg", "/shots/f2.jpg", "/shots/f3.jpg"]
     source_info = callbacks[meta.id]["info"]
     assert source_info["format"]["filesize"] == len(clip)
@@ -127,3 +137,109 @@ def test_bad_avopts_and_non_video_sources_fail_with_a_readable_reason(site: Task
     assert str(site.home) not in json.dumps(callbacks) and "/tmp/" not in json.dumps(
         callbacks
     )  # no server path
+
+
+def test_a_worker_killed_mid_transcode_leaves_exactly_one_hls_output(site: TaskSite, tmp_path: Path) -> None:
+    creds = site.bucket()
+    clip = make_video(tmp_path / "long.mp4", size="640x480", seconds=10).read_bytes()
+    apps = [{"name": "naga", "type": "hls", "avopts": "/s/720p(16:9)/ht/2", "save_as": "/h/v.m3u8"}]
+    with Receiver() as hook:
+        answer = form_upload(site, creds, clip, "/in.mp4", apps=apps, notify_url=hook.url())
+        assert answer.status_code == 200, answer.text
+        (task_id,) = answer.json()["task_ids"]
+        site.wait_task(task_id, "running", timeout=30)
+        time.sleep(0.5)  # ffmpeg is at work (several seconds for this clip)
+        site.kill_workers()  # SIGKILL: ffmpeg dies with it (PR_SET_PDEATHSIG)
+        assert site.task(task_id).status == "running"
+        site.restart_workers()
+        done = site.wait_task(task_id, "done", "failed", timeout=180)
+        assert done.status == "done" and done.attempts == 2, (done.status, done.reason)
+        wait_for(lambda: len(by_task(hook.requests)) == 1)
+        time.sleep(0.5)
+        assert len(by_task(hook.requests)) == 1
+    segments = done.outputs[1:]
+    assert done.outputs[0] == "h/v.m3u8" and segments == [f"h/v-{n:05d}.ts" for n in range(len(segments))]
+    assert sorted(keys_in(site.admin, creds.bucket)) == sorted(["in.mp4", *done.outputs])
+    assert not list(site.home.rglob("*.partial"))  # the killed attempt's staging folder is gone too
+
+
+def ffmpeg_children(pid: int) -> int:
+    try:
+        kids = psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return 0
+    count = 0
+    for kid in kids:
+        with contextlib.suppress(psutil.Error):
+            count += kid.name().startswith("ffmpeg")
+    return count
+
+
+def limited_server(tmp_path: Path, **env: str) -> tuple[LiveServer, Gateway]:
+    settings = make_home(tmp_path / "home")
+    server = LiveServer(settings.home, env={**FAST, **env}).start()
+    return server, build_gateway(settings, migrate=False)
+
+
+def test_transcodes_run_at_most_task_max_transcodes_at_once(tmp_path: Path) -> None:
+    server, admin = limited_server(tmp_path, MEDIAGATE_TASK_WORKERS="3", MEDIAGATE_TASK_MAX_TRANSCODES="1")
+    try:
+        creds = create_bucket(admin.catalog, admin.secrets, f"n{uuid.uuid4().hex[:12]}")
+        clip = make_video(tmp_path / "c.mp4", size="640x480", seconds=4).read_bytes()
+        apps = [
+            {"name": "naga", "type": "video", "avopts": "/s/720p(16:9)", "save_as": f"/o/{n}.mp4"}
+            for n in range(3)
+        ]
+        p = policy_of(creds, "/c.mp4", apps=apps)
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            answer = post(
+                client,
+                creds.bucket,
+                [("policy", p), ("authorization", authorization(creds, p)), ("file", ("c.mp4", clip))],
+            )
+        assert answer.status_code == 200, answer.text
+        ids = answer.json()["task_ids"]
+        assert server.process is not None
+        most, all_running = 0, False
+        while not all(getattr(admin.catalog.get_task(i), "status", "") in ("done", "failed") for i in ids):
+            most = max(most, ffmpeg_children(server.process.pid))
+            statuses = [getattr(admin.catalog.get_task(i), "status", "") for i in ids]
+            all_running = all_running or statuses.count("running") == 3
+            time.sleep(0.02)
+        assert [admin.catalog.get_task(i).status for i in ids] == ["done"] * 3  # type: ignore[union-attr]
+        assert all_running  # three workers held the three tasks at once …
+        assert most == 1  # … yet only one ffmpeg ran at a time
+    finally:
+        server.stop()
+        admin.catalog.close()
+
+
+def test_a_transcode_past_the_task_timeout_is_stopped_and_fails_504(tmp_path: Path) -> None:
+    server, admin = limited_server(
+        tmp_path, MEDIAGATE_TASK_TIMEOUT_SECONDS="1.5", MEDIAGATE_TASK_MAX_ATTEMPTS="2"
+    )
+    try:
+        creds = create_bucket(admin.catalog, admin.secrets, f"n{uuid.uuid4().hex[:12]}")
+        clip = make_video(tmp_path / "c.mp4", size="640x480", seconds=20).read_bytes()
+        apps = [{"name": "naga", "type": "video", "avopts": "/s/1080p(16:9)", "save_as": "/o/big.mp4"}]
+        p = policy_of(creds, "/c.mp4", apps=apps)
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            answer = post(
+                client,
+                creds.bucket,
+                [("policy", p), ("authorization", authorization(creds, p)), ("file", ("c.mp4", clip))],
+            )
+        assert answer.status_code == 200, answer.text
+        (task_id,) = answer.json()["task_ids"]
+        deadline = time.monotonic() + 60
+        while (task := admin.catalog.get_task(task_id)) is None or task.status not in ("done", "failed"):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert task.status == "failed" and task.attempts == 2 and task.result == {"status": 504}
+        assert "gave up after 2 attempts" in (task.reason or "") and "1.5 s" in (task.reason or "")
+        assert server.process is not None
+        wait_for(lambda: ffmpeg_children(server.process.pid) == 0, timeout=10)  # type: ignore[union-attr]
+        assert keys_in(admin, creds.bucket) == ["c.mp4"]
+    finally:
+        server.stop()
+        admin.catalog.close()

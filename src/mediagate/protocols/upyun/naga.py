@@ -111,7 +111,10 @@ def _run(
     if return_info:
         result["info"] = video.probe(files[0], limits=limits, own_playlist=job.is_hls).to_upyun()
     base = key if key is not None else default_key(ctx.task.source, ctx.task.id, job.container.suffix)
-    outputs = _hls_keys(files, base) if job.is_hls else [(base, files[0])]
+    outputs = [(base, files[0])]
+    if job.is_hls:  # the segments are outputs too, but the callback's ``path`` names the playlist
+        outputs = _hls_keys(files, base)
+        result["path"] = ["/" + base]
     return TaskResult(outputs=outputs, result=result)
 
 
