@@ -40,16 +40,17 @@ def test_naga_transcodes_to_mp4_hls_and_frames_with_signed_callbacks(site: TaskS
         {"name": "naga", "type": "hls", "avopts": "/s/240p(4:3)/ht/1", "save_as": "/hls/index.m3u8"},
         {"name": "naga", "type": "thumbnail", "avopts": "/o/0/n/3/s/160:120", "save_as": "/shots/f.jpg"},
         {"name": "naga", "type": "probe", "avopts": ""},
+        {"name": "naga", "type": "audio", "avopts": "/ab/64/ac/1", "save_as": "/a/{filename}.mp3"},
     ]  # fmt: skip
     with Receiver() as hook:
         answer = form_upload(site, creds, clip, "/v/clip.mp4", apps=apps, notify_url=hook.url("/hook"))
         assert answer.status_code == 200, answer.text
         ids = answer.json()["task_ids"]
         tasks = [site.wait_task(i, "done", "failed", timeout=120) for i in ids]
-        assert [t.status for t in tasks] == ["done"] * 4, [t.reason for t in tasks]
-        wait_for(lambda: len(by_task(hook.requests)) == 4, timeout=30)
+        assert [t.status for t in tasks] == ["done"] * 5, [t.reason for t in tasks]
+        wait_for(lambda: len(by_task(hook.requests)) == 5, timeout=30)
 
-    mp4, hls, shots, meta = tasks
+    mp4, hls, shots, meta, sound = tasks
     assert mp4.outputs == ["out/clip.mp4"] and mp4.attempts == 1
     info = probe_object(site, creds.bucket, "out/clip.mp4", tmp_path)
     assert info.video is not None and info.audio is not None
@@ -70,11 +71,16 @@ def test_naga_transcodes_to_mp4_hls_and_frames_with_signed_callbacks(site: TaskS
     assert grab.video is not None and (grab.video.width, grab.video.height) == (160, 120)
 
     assert meta.outputs == []  # probe: metadata only
+    assert sound.outputs == ["a/clip.mp3"]
+    mp3 = probe_object(site, creds.bucket, "a/clip.mp3", tmp_path)
+    assert mp3.video is None and mp3.audio is not None
+    assert (mp3.format, mp3.audio.codec, mp3.audio.channels) == ("mp3", "mp3", 1)
     assert set(keys_in(site.admin, creds.bucket)) == {
         "v/clip.mp4",
         *mp4.outputs,
         *hls.outputs,
         *shots.outputs,
+        *sound.outputs,
     }
 
     callbacks = by_task(hook.requests)
