@@ -18,7 +18,9 @@ import upyun
 from mediagate.core.buckets import BucketCredentials
 from mediagate.core.gateway import Gateway
 from mediagate.media import video
+from mediagate.media.moderation import score_file
 from tests.conftest import LiveServer
+from tests.media.test_moderation import blobs
 from tests.media.videos import make_video
 from tests.protocols.upyun.forms import Receiver, keys_in
 from tests.protocols.upyun.rest_client import sign, signed
@@ -155,3 +157,20 @@ def test_bad_submissions_get_upyun_rest_errors_and_record_nothing(
         assert too_many.status_code == 400 and too_many.json()["code"] == 40010003
     found = admin.catalog.get_bucket(creds.bucket)
     assert found is not None and admin.catalog.list_tasks(bucket_id=found.id) == []
+
+
+def test_app_name_imgaudit_scores_a_stored_image_with_the_model(site: TaskSite, tmp_path: Path) -> None:
+    creds = site.bucket()
+    up = sdk(site, creds)
+    picture = blobs(tmp_path / "b.png")
+    up.put("/p/b.png", picture.read_bytes())
+    with Receiver() as hook:
+        (task_id,) = up.av.pretreat([{}], "/p/b.png", hook.url("/audit"), app_name="imgaudit")
+        done = site.wait_task(task_id, "done", "failed", timeout=60)
+        wait_for(lambda: len(by_task(hook.requests)) == 1)
+    assert done.status == "done" and done.kind == "imgaudit", done.reason
+    callback = by_task(hook.requests)[task_id]
+    verify_upyun_signature(creds, "/audit", hook.requests[0][1], hook.requests[0][2])
+    assert callback["source"] == "p/b.png" and callback["status_code"] == 200
+    assert callback["result"] == score_file(picture).upyun()
+    assert query(site, creds, "result", [task_id])["tasks"][task_id] == callback
