@@ -9,6 +9,7 @@ import json
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import unquote
 
 import httpx
 import psutil
@@ -16,6 +17,7 @@ import psutil
 from mediagate.core.buckets import create_bucket
 from mediagate.core.gateway import Gateway
 from mediagate.media import video
+from mediagate.protocols.upyun.naga import grab_keys, hls_keys
 from mediagate.services import build_gateway
 from tests.conftest import LiveServer, make_home
 from tests.media.videos import make_video
@@ -249,3 +251,35 @@ def test_a_transcode_past_the_task_timeout_is_stopped_and_fails_504(tmp_path: Pa
     finally:
         server.stop()
         admin.catalog.close()
+
+
+def test_hls_segments_are_named_after_the_playlist_and_the_playlist_points_at_them(tmp_path: Path) -> None:
+    playlist = tmp_path / "output.m3u8"
+    playlist.write_text(
+        "#EXTM3U\n#EXTINF:2.0,\noutput-00000.ts\n#EXTINF:1.0,\noutput-00001.ts\n#EXT-X-ENDLIST\n"
+    )
+    segments = [tmp_path / "output-00000.ts", tmp_path / "output-00001.ts"]
+    for seg in segments:
+        seg.write_bytes(b"ts")
+    outputs = hls_keys([playlist, *segments], "视频/第 1 集.m3u8")
+    assert [key for key, _ in outputs] == [
+        "视频/第 1 集.m3u8",
+        "视频/第 1 集-00000.ts",
+        "视频/第 1 集-00001.ts",
+    ]
+    lines = playlist.read_text().splitlines()
+    assert [unquote(line) for line in lines if not line.startswith("#")] == [
+        "第 1 集-00000.ts",
+        "第 1 集-00001.ts",
+    ]
+    assert all(" " not in line for line in lines if not line.startswith("#"))  # URI-safe
+
+
+def test_several_frame_grabs_are_numbered_from_one_and_one_grab_is_saved_as_asked(tmp_path: Path) -> None:
+    files = [tmp_path / f"output{k}.jpg" for k in (1, 2)]
+    assert [k for k, _ in grab_keys(files, "p/img.png", "v/a.mp4", "t" * 32, "png")] == [
+        "p/img1.png",
+        "p/img2.png",
+    ]
+    assert [k for k, _ in grab_keys(files[:1], "p/img.png", "v/a.mp4", "t" * 32, "png")] == ["p/img.png"]
+    assert [k for k, _ in grab_keys(files[:1], None, "v/a.mp4", "t" * 32, "jpg")] == [f"v/a_{'t' * 32}.jpg"]

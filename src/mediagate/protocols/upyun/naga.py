@@ -104,7 +104,7 @@ def _run(
     out = ctx.workdir / "out"
     if isinstance(job, ThumbnailSpec):
         files = video.snapshot(job, source, out, name=LOCAL_NAME, limits=limits)
-        return TaskResult(outputs=_grab_keys(files, key, ctx.task.source, ctx.task.id, job.format))
+        return TaskResult(outputs=grab_keys(files, key, ctx.task.source, ctx.task.id, job.format))
     extras = {path: _fetch_extra(ctx, path) for path in job.extra_paths}
     files = video.transcode(job, source, out, name=LOCAL_NAME, limits=limits, files=extras)
     result: dict[str, Any] = {}
@@ -113,12 +113,12 @@ def _run(
     base = key if key is not None else default_key(ctx.task.source, ctx.task.id, job.container.suffix)
     outputs = [(base, files[0])]
     if job.is_hls:  # the segments are outputs too, but the callback's ``path`` names the playlist
-        outputs = _hls_keys(files, base)
+        outputs = hls_keys(files, base)
         result["path"] = ["/" + base]
     return TaskResult(outputs=outputs, result=result)
 
 
-def _hls_keys(files: list[Path], base: str) -> list[tuple[str, Path]]:
+def hls_keys(files: list[Path], base: str) -> list[tuple[str, Path]]:
     """Playlist at ``base``, segments ``<stem>-NNNNN.ts`` beside it; the playlist's segment lines
     are rewritten to those names (relative, so the playlist plays from wherever it is served)."""
     folder, name = split_key(base)
@@ -135,7 +135,7 @@ def _hls_keys(files: list[Path], base: str) -> list[tuple[str, Path]]:
     return outputs
 
 
-def _grab_keys(
+def grab_keys(
     files: list[Path], key: str | None, source: str, task_id: str, fmt: str
 ) -> list[tuple[str, Path]]:
     """One grab: exactly ``save_as``; several: ``<stem><k><suffix>`` (k from 1, §2.5)."""
