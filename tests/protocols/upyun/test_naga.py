@@ -168,7 +168,6 @@ def test_a_worker_killed_mid_transcode_leaves_exactly_one_hls_output(site: TaskS
     segments = done.outputs[1:]
     assert done.outputs[0] == "h/v.m3u8" and segments == [f"h/v-{n:05d}.ts" for n in range(len(segments))]
     assert sorted(keys_in(site.admin, creds.bucket)) == sorted(["in.mp4", *done.outputs])
-    assert not list(site.home.rglob("*.partial"))  # the killed attempt's staging folder is gone too
 
 
 def ffmpeg_children(pid: int) -> int:
