@@ -243,7 +243,7 @@ def test_a_transcode_past_the_task_timeout_is_stopped_and_fails_504(tmp_path: Pa
             assert time.monotonic() < deadline
             time.sleep(0.05)
         assert task.status == "failed" and task.attempts == 2 and task.result == {"status": 504}
-        assert "gave up after 2 attempts" in (task.reason or "") and "1.5 s" in (task.reason or "")
+        assert "gave up after 2 attempts" in (task.reason or "") and "longer than" in (task.reason or "")
         assert server.process is not None
         wait_for(lambda: ffmpeg_children(server.process.pid) == 0, timeout=10)  # type: ignore[union-attr]
         assert keys_in(admin, creds.bucket) == ["c.mp4"]
