@@ -107,6 +107,13 @@ def upload_paths(creds: BucketCredentials) -> list[tuple[str, str, dict[str, str
             lambda r: _upyun_rest(r),
         ),
         ("upyun form", f"/{creds.bucket}", multipart, 413, lambda r: _form(r)),
+        (
+            "upyun pretreatment",
+            "/pretreatment/",
+            {"Content-Type": "application/x-www-form-urlencoded"},
+            413,
+            lambda r: _upyun_rest(r),
+        ),
         ("wantu upload", "/api/proxy/upload", wantu, 400, lambda r: _wantu(r)),
         ("wantu block", "/api/proxy/blockUpload", wantu, 400, lambda r: _wantu(r)),
         (
@@ -148,7 +155,11 @@ def test_an_oversize_declared_body_is_refused_without_100_continue(
 ) -> None:
     server, creds = small_limit
     for name, target, headers, status, check in upload_paths(creds):
-        method = "POST" if target.startswith(("/api", "/upload")) or "form" in name else "PUT"
+        method = (
+            "POST"
+            if target.startswith(("/api", "/upload")) or "form" in name or "pretreatment" in name
+            else "PUT"
+        )
         head = request_head(
             method, target, {**headers, "Content-Length": str(10 * 1024 * 1024), "Expect": "100-continue"}
         )

@@ -119,6 +119,11 @@ class Settings(BaseSettings):
     task_retention_seconds: int = 30 * 24 * 3600
     """Done and failed tasks are kept this long after they finished (``mediagate task list``),
     then the collector deletes them; pending and running ones are never pruned."""
+    task_max_transcodes: int = 1
+    """ffmpeg runs (UPYUN ``naga`` transcodes and frame grabs) at once per worker process; further
+    tasks wait for a slot, so a burst of videos keeps memory and CPU flat."""
+    task_transcode_threads: int = 2
+    """Threads each ffmpeg run may use."""
 
     @classmethod
     def settings_customise_sources(

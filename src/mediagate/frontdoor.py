@@ -78,6 +78,7 @@ def _plain(request: Request, exc: MediagateError) -> Response:
 _WANTU_UPLOADS = frozenset(
     f"/api/proxy/{name}" for name in ("upload", "blockInit", "blockUpload", "blockComplete", "blockCancel")
 )
+_UPYUN_API = frozenset(p + end for p in ("/pretreatment", "/status", "/result") for end in ("", "/"))
 _IMAGEX_STORE = re.compile(r"/tos-cn-i-([^/]+)/")
 
 
@@ -95,6 +96,8 @@ def face_of(scope: Scope) -> Face:
         return Face("imagex", store.group(1) if store else "", imagex_errors.upload_error)
     if path in _WANTU_UPLOADS or path.startswith(("/3.0/", "/3.1/")):
         return Face("wantu", "", _wantu)
+    if path in _UPYUN_API:
+        return Face("upyun-rest", "", _upyun_rest)
     bucket, _, rest = path[1:].partition("/")
     headers = {k.lower(): v for k, v in scope.get("headers", [])}
     authorization = headers.get(b"authorization", b"")

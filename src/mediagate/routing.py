@@ -12,6 +12,8 @@
 | ``PUT/POST /api/proxy/{upload,blockInit,blockUpload,``    | Wantu upload (``UPLOAD_AK_TOP``) |
 | ``blockComplete,blockCancel}``                            |                                  |
 | ``* /3.0/…``, ``* /3.1/…``                                | Wantu management (``ACL_TOP``)   |
+| ``POST /pretreatment/``, ``GET /status/``, ``/result/``   | UPYUN pretreatment API (REST-    |
+|                                                           | signed; bucket = ``service``)    |
 | ``OPTIONS /<bucket>[/<path>]``                            | CORS preflight (per bucket)      |
 | ``* /<bucket>[/<path>]`` with ``Authorization: UPYUN …``  | UPYUN REST API                   |
 | ``POST /<bucket>[/]`` multipart/form-data                 | UPYUN FORM API                   |
@@ -45,7 +47,9 @@ from mediagate.protocols.imagex import actions as imagex_actions
 from mediagate.protocols.imagex import errors as imagex_errors
 from mediagate.protocols.imagex import sts as imagex_sts
 from mediagate.protocols.imagex import upload as imagex_upload
+from mediagate.protocols.upyun import errors as upyun_errors
 from mediagate.protocols.upyun import form as upyun_form
+from mediagate.protocols.upyun import pretreatment as upyun_pretreatment
 from mediagate.protocols.upyun import rest as upyun_rest
 from mediagate.protocols.wantu import blocks as wantu_blocks
 from mediagate.protocols.wantu import errors as wantu_errors
@@ -197,12 +201,31 @@ def imagex_routes() -> list[BaseRoute]:
     ]
 
 
+def _upyun_rest_refusal(request: Request, exc: MediagateError) -> Response:
+    return upyun_errors.rest_error(exc, request_id(request))
+
+
+def upyun_api_routes() -> list[BaseRoute]:
+    """UPYUN's pretreatment API; before the ``/{bucket}`` rows ('pretreatment', 'status' and
+    'result' are reserved bucket names). With or without the final ``/``."""
+    found: list[BaseRoute] = []
+    for path, methods, endpoint in (
+        ("/pretreatment", ["POST"], upyun_pretreatment.submit),
+        ("/status", ["GET"], upyun_pretreatment.status),
+        ("/result", ["GET"], upyun_pretreatment.result),
+    ):
+        guarded = only(methods, endpoint, _upyun_rest_refusal)
+        found += [row(path, guarded), row(path + "/", guarded)]
+    return found
+
+
 def routes() -> list[BaseRoute]:
     return [
         row("/healthz", only(["GET"], healthz, _plain_refusal)),
         row("/livez", only(["GET"], health.livez, _plain_refusal)),
         *imagex_routes(),
         *wantu_routes(),
+        *upyun_api_routes(),
         row("/{bucket}", bucket_endpoint),
         row("/{bucket}/{path:anypath}", bucket_endpoint),
         row("/{path:anypath}", bucket_endpoint),  # no bucket segment (``//x``): UPYUN's 404

@@ -113,9 +113,11 @@ def task_registry() -> Registry:
     """Every task kind this build runs, and every dialect's result notification. A new kind (naga,
     pretreatment, Wantu mediaEncode, scanPorn …) registers its handler here."""
     from mediagate.protocols.upyun import apps
+    from mediagate.protocols.upyun import media_tasks as upyun_media
 
     registry = Registry()
     apps.register(registry)
+    upyun_media.register(registry)
     return registry
 
 

@@ -126,9 +126,9 @@ def test_thumb_task_is_published_and_its_signed_callback_delivered(site: TaskSit
 def test_kinds_without_a_handler_and_bad_parameters_fail_with_a_reason(site: TaskSite) -> None:
     creds = site.bucket()
     apps = [
-        {"name": "naga", "type": "video", "avopts": "/s/240p(4:3)", "save_as": "/v/out.mp4"},
+        {"name": "videoaudit"},
         {"name": "thumb", "x-gmkerl-thumb": "/fw/abc", "notify_url": "PLACEHOLDER"},
-        {"name": "imgaudit"},
+        {"name": "textjudge"},
     ]
     with Receiver() as hook, Receiver() as own:
         apps[1]["notify_url"] = own.url("/own")
@@ -140,14 +140,13 @@ def test_kinds_without_a_handler_and_bad_parameters_fail_with_a_reason(site: Tas
         wait_for(lambda: len(hook.requests) == 3 and len(own.requests) == 1)
 
     assert naga.status == "failed" and naga.attempts == 1  # retrying cannot help
-    assert "'naga' is not available" in (naga.reason or "")
+    assert "'videoaudit' is not available" in (naga.reason or "")
     assert bad.status == "failed" and bad.attempts == 1 and "fw" in (bad.reason or "")
-    assert audit.status == "failed" and "'imgaudit' is not available" in (audit.reason or "")
+    assert audit.status == "failed" and "'textjudge' is not available" in (audit.reason or "")
     assert keys_in(site.admin, creds.bucket) == ["a.jpg"]  # no made-up output
 
     callbacks = by_task(hook.requests)
-    assert callbacks[naga.id]["status_code"] == 501 and callbacks[naga.id]["path"] == []
-    assert callbacks[naga.id]["description"] == naga.reason
+    assert callbacks[naga.id]["status_code"] == 501 and callbacks[naga.id]["error"] == naga.reason
     assert callbacks[audit.id] | {"error": ""} == {
         "task_id": audit.id,
         "service": creds.bucket,

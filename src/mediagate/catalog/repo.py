@@ -1070,6 +1070,16 @@ class Catalog:
 
         self._committer.run(job)
 
+    def add_tasks(self, tasks: Sequence[NewTask]) -> None:
+        """Record tasks submitted by an API call (not by an upload) in one transaction: all of
+        them exist, or none does."""
+        notes = tuple(tasks)
+
+        def job(conn: Connection) -> None:
+            _queue_outbox(conn, notes)
+
+        self._committer.run(job)
+
     def get_bucket_by_id(self, bucket_id: int) -> Bucket | None:
         with self._read() as s:
             return s.get(Bucket, bucket_id)

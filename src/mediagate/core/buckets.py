@@ -32,6 +32,9 @@ RESERVED = frozenset(
         "ui",
         "static",
         "redoc",
+        "pretreatment",  # UPYUN's pretreatment API (protocols.upyun.pretreatment)
+        "status",
+        "result",
     }
 )
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")

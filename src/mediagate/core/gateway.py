@@ -681,6 +681,12 @@ class Gateway:
 
     # -- task outputs ----------------------------------------------------------------------------
 
+    def submit_tasks(self, tasks: Sequence[NewTask]) -> None:
+        """Record the tasks an API call submits (UPYUN pretreatment …), all or none, and have this
+        process's relay hand them out now. Blocking."""
+        self.catalog.add_tasks(tasks)
+        _wake_tasks()
+
     def publish_outputs(
         self, bucket_id: int, files: Sequence[tuple[str, Path]], *, outbox: Sequence[Outgoing] = ()
     ) -> list[Object]:

@@ -227,8 +227,9 @@ def result_body(task: Task, bucket: Bucket, outcome: dict[str, Any]) -> dict[str
     body: dict[str, Any] = {"task_id": task.id, "service": bucket.name, "status_code": status}
     reason = outcome.get("reason") or ""
     if task.kind == "naga":
+        listed = outcome.get("result", {}).get("path")  # HLS: the playlist only (spec §3.2)
         body |= {
-            "path": ["/" + k for k in outcome.get("outputs", [])],
+            "path": listed if isinstance(listed, list) else ["/" + k for k in outcome.get("outputs", [])],
             "description": "OK" if status == 200 else reason,
         }
         body |= {k: v for k, v in outcome.get("result", {}).items() if k == "info"}

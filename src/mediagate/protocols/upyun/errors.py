@@ -32,6 +32,8 @@ _CODE_INDEX = {
     "missing_file": 10,
     "too_many_files": 11,
     "invalid_url": 12,
+    "tasks_number": 10003,  # 40010003 "tasks number error" (UPYUN's own code)
+    "decode_tasks": 10033,  # 40010033 "decode tasks error"
     "unauthorized": 1,
     "bad_authorization": 2,
     "signature_mismatch": 3,

@@ -1,0 +1,13 @@
+"""The UPYUN media task kinds of this module's siblings, registered in one place (``naga``,
+``imgaudit``); ``apps.register`` keeps ``thumb`` and the callback shape of every UPYUN task."""
+
+from __future__ import annotations
+
+from mediagate.tasks.registry import Registry
+
+
+def register(registry: Registry) -> None:
+    from mediagate.protocols.upyun import imgaudit, naga
+
+    registry.register(naga.KIND, naga.run_naga)
+    registry.register(imgaudit.KIND, imgaudit.run_imgaudit)

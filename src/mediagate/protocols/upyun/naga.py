@@ -1,0 +1,167 @@
+"""UPYUN ``naga``: audio/video tasks (transcode, HLS, frame grabs, probe) of FORM ``apps`` and of
+the pretreatment API, run with ffmpeg (:mod:`mediagate.media.video`).
+
+Spec: shared/specs/upyun-apps.md §2 (``type`` + ``avopts``), §3.2 (callback), §6.10-11 (naming).
+
+* Output keys are a function of the task, never random, so a retried attempt rewrites the same
+  keys and leaves exactly one set of outputs: ``save_as`` (with ``{filepath}``/``{filename}``/
+  ``{suffix}``), else ``<folder>/<stem>_<task id>.<suffix>`` beside the source. HLS: the playlist
+  at that key and its segments ``<stem>-00000.ts`` … next to it. Several frame grabs:
+  ``/p/img.png`` → ``/p/img1.png``, ``/p/img2.png`` … (§2.5).
+* Outputs go through the gateway (``TaskResult.outputs`` → ``Gateway.publish_outputs``), committed
+  with the task's ``done``; a failed ffmpeg run leaves nothing (media.video stages its files).
+* At most ``settings.task_max_transcodes`` ffmpeg runs at once per process (a slot is waited for
+  within the task's deadline), each with ``settings.task_transcode_threads`` threads and the time
+  the task has left as its timeout.
+* Bad ``type``/``avopts``/``save_as``: the task fails at once, status 400, with a reason naming
+  the key (§6.17); a source that is not media: 415; ffmpeg failing: 500; past the deadline: 504
+  (retried, like any timeout).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path, PurePosixPath
+from typing import Any
+from urllib.parse import quote
+
+from mediagate.core.errors import MediagateError
+from mediagate.core.keys import normalise_key, split_key
+from mediagate.media.averrors import MediaTaskError, TranscodeTimeout
+from mediagate.media.avopts import parse_avopts
+from mediagate.media.avspec import ProbeSpec, ThumbnailSpec, TranscodeSpec
+from mediagate.protocols.upyun.apps import default_key, output_key
+from mediagate.tasks.registry import TaskContext, TaskFailed, TaskResult
+
+KIND = "naga"
+LOCAL_NAME = "output"
+"""ffmpeg's file names in the work directory; renamed to the task's keys when published."""
+
+_slots_lock = threading.Lock()
+_slots: dict[int, threading.BoundedSemaphore] = {}
+
+
+def transcode_slots(count: int) -> threading.BoundedSemaphore:
+    """The process-wide bound on ffmpeg runs (one semaphore per configured size)."""
+    with _slots_lock:
+        return _slots.setdefault(max(1, count), threading.BoundedSemaphore(max(1, count)))
+
+
+def truthy(value: Any) -> bool:
+    """``return_info`` as the SDKs send it: a JSON bool, 1/0, or "true"/"1"."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
+
+
+def run_naga(ctx: TaskContext) -> TaskResult:
+    """One ``naga`` task: parse, wait for an ffmpeg slot, run, name the outputs."""
+    params = ctx.task.params
+    type_ = str(params.get("type") or "").strip()
+    if not type_:
+        raise TaskFailed(
+            "'type' is required for a naga task (video, hls, audio, thumbnail, probe …)", status=400
+        )
+    try:
+        key = output_key(params.get("save_as"), ctx.task.source)
+    except MediagateError as exc:
+        raise TaskFailed(exc.message, status=400) from None
+    return_info = truthy(params.get("return_info"))
+    try:
+        job = parse_avopts(type_, str(params.get("avopts") or ""), save_as=key, return_info=return_info)
+    except MediaTaskError as exc:
+        raise TaskFailed(f"avopts: {exc.reason}", status=exc.status) from None
+    settings = ctx.gateway.settings
+    slots = transcode_slots(settings.task_max_transcodes)
+    if not slots.acquire(timeout=max(0.0, ctx.deadline - time.monotonic())):
+        raise TaskFailed(
+            "no transcoding slot became free within the task's time limit", status=504, retry=True
+        )
+    try:
+        return _run(ctx, job, key, return_info)
+    except TranscodeTimeout as exc:
+        raise TaskFailed(exc.reason, status=exc.status, retry=True) from None
+    except MediaTaskError as exc:
+        raise TaskFailed(exc.reason, status=exc.status) from None
+    finally:
+        slots.release()
+
+
+def _run(
+    ctx: TaskContext, job: TranscodeSpec | ThumbnailSpec | ProbeSpec, key: str | None, return_info: bool
+) -> TaskResult:
+    from mediagate.media import video
+
+    settings = ctx.gateway.settings
+    remaining = ctx.deadline - time.monotonic()
+    if remaining <= 1:
+        raise TranscodeTimeout("the task's time limit was reached before ffmpeg could start")
+    limits = video.VideoLimits(timeout=remaining, threads=max(1, settings.task_transcode_threads))
+    source = ctx.fetch_source()
+    if isinstance(job, ProbeSpec):  # metadata only: no file, ``info`` always (§2.2)
+        return TaskResult(result={"info": video.probe(source, limits=limits).to_upyun()})
+    out = ctx.workdir / "out"
+    if isinstance(job, ThumbnailSpec):
+        files = video.snapshot(job, source, out, name=LOCAL_NAME, limits=limits)
+        return TaskResult(outputs=grab_keys(files, key, ctx.task.source, ctx.task.id, job.format))
+    extras = {path: _fetch_extra(ctx, path) for path in job.extra_paths}
+    files = video.transcode(job, source, out, name=LOCAL_NAME, limits=limits, files=extras)
+    result: dict[str, Any] = {}
+    if return_info:
+        result["info"] = video.probe(files[0], limits=limits, own_playlist=job.is_hls).to_upyun()
+    base = key if key is not None else default_key(ctx.task.source, ctx.task.id, job.container.suffix)
+    outputs = [(base, files[0])]
+    if job.is_hls:  # the segments are outputs too, but the callback's ``path`` names the playlist
+        outputs = hls_keys(files, base)
+        result["path"] = ["/" + base]
+    return TaskResult(outputs=outputs, result=result)
+
+
+def hls_keys(files: list[Path], base: str) -> list[tuple[str, Path]]:
+    """Playlist at ``base``, segments ``<stem>-NNNNN.ts`` beside it; the playlist's segment lines
+    are rewritten to those names (relative, so the playlist plays from wherever it is served)."""
+    folder, name = split_key(base)
+    stem = PurePosixPath(name).stem or name
+    playlist, segments = files[0], files[1:]
+    renamed: dict[str, str] = {}
+    outputs: list[tuple[str, Path]] = [(base, playlist)]
+    for seg in segments:
+        final = stem + seg.name.removeprefix(LOCAL_NAME)
+        renamed[seg.name] = quote(final)
+        outputs.append((normalise_key(f"{folder}/{final}"), seg))
+    lines = playlist.read_text("utf-8").splitlines()
+    playlist.write_text("\n".join(renamed.get(line.strip(), line) for line in lines) + "\n", "utf-8")
+    return outputs
+
+
+def grab_keys(
+    files: list[Path], key: str | None, source: str, task_id: str, fmt: str
+) -> list[tuple[str, Path]]:
+    """One grab: exactly ``save_as``; several: ``<stem><k><suffix>`` (k from 1, §2.5)."""
+    base = key if key is not None else default_key(source, task_id, fmt)
+    if len(files) == 1:
+        return [(base, files[0])]
+    folder, name = split_key(base)
+    pure = PurePosixPath(name)
+    suffix = pure.suffix or f".{fmt}"
+    return [(normalise_key(f"{folder}/{pure.stem}{k}{suffix}"), f) for k, f in enumerate(files, start=1)]
+
+
+def _fetch_extra(ctx: TaskContext, path: str) -> Path:
+    """A file the avopts name besides the source (the ``/wmImg/`` watermark), from this bucket."""
+    from mediagate.storage.base import BlobNotFound
+
+    try:
+        key = normalise_key(path)
+    except MediagateError as exc:
+        raise TaskFailed(f"{path}: {exc.message}", status=400) from None
+    obj = ctx.gateway.catalog.get_object(ctx.bucket.id, key)
+    if obj is None:
+        raise TaskFailed(f"the file {path} named in avopts does not exist", status=404)
+    dest = ctx.workdir / f"extra-{len(list(ctx.workdir.glob('extra-*')))}"
+    try:
+        ctx.gateway.storage.assemble([obj.blob_id], dest)
+    except BlobNotFound:
+        raise TaskFailed(f"the bytes of {path} are missing from storage", retry=True) from None
+    return dest
