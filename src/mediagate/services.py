@@ -116,6 +116,9 @@ def task_registry() -> Registry:
 
     registry = Registry()
     apps.register(registry)
+    from mediagate.protocols.wantu import media as wantu_media
+
+    wantu_media.register(registry)
     return registry
 
 

@@ -1258,10 +1258,14 @@ class Catalog:
         with self._write() as s:
             s.add_all(items)
 
-    def list_feedback(self, bucket_id: int, *, offset: int = 0, limit: int = 100) -> tuple[int, list[Feedback]]:
+    def list_feedback(
+        self, bucket_id: int, *, offset: int = 0, limit: int = 100
+    ) -> tuple[int, list[Feedback]]:
         """(total, a page of the bucket's feedback, newest first)."""
         with self._read() as s:
-            total = s.scalar(select(func.count()).select_from(Feedback).where(Feedback.bucket_id == bucket_id))
+            total = s.scalar(
+                select(func.count()).select_from(Feedback).where(Feedback.bucket_id == bucket_id)
+            )
             query = select(Feedback).where(Feedback.bucket_id == bucket_id)
             page = s.scalars(query.order_by(Feedback.id.desc()).offset(offset).limit(limit))
             return int(total or 0), list(page)

@@ -745,7 +745,9 @@ class Gateway:
             return None
         return task
 
-    async def add_feedback(self, bucket: Bucket, items: Sequence[tuple[str, int, bool, float | None]]) -> None:
+    async def add_feedback(
+        self, bucket: Bucket, items: Sequence[tuple[str, int, bool, float | None]]
+    ) -> None:
         """Store ``(key, type, wrong, score)`` verdicts on scan results, all or none."""
         now = datetime.now(UTC)
         rows = [
@@ -755,7 +757,9 @@ class Gateway:
         await to_thread.run_sync(self.catalog.add_feedback, rows)
 
     async def list_feedback(self, bucket: Bucket, *, offset: int, limit: int) -> tuple[int, list[Feedback]]:
-        return await to_thread.run_sync(lambda: self.catalog.list_feedback(bucket.id, offset=offset, limit=limit))
+        return await to_thread.run_sync(
+            lambda: self.catalog.list_feedback(bucket.id, offset=offset, limit=limit)
+        )
 
     # -- maintenance -----------------------------------------------------------------------------
 
