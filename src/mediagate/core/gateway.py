@@ -541,6 +541,7 @@ class Gateway:
         part_numbers: list[int] | None = None,
         filename: str | None = None,
         keep_record: bool = False,
+        notify: Notifier | None = None,
     ) -> Stored:
         """Assemble the parts (all, or exactly ``part_numbers`` in that order) and publish them
         through the same checks as a single upload. The session ends only on success; with
@@ -557,7 +558,9 @@ class Gateway:
         except BaseException:
             dest.unlink(missing_ok=True)
             raise
-        stored = await self.commit(grant, Received(dest, size, md5, sha256, crc32), filename=filename)
+        stored = await self.commit(
+            grant, Received(dest, size, md5, sha256, crc32), filename=filename, notify=notify
+        )
         end = self.catalog.finish_session if keep_record else self.catalog.end_session
         await to_thread.run_sync(end, session.id)
         return stored

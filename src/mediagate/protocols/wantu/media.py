@@ -51,7 +51,7 @@ from mediagate.tasks.registry import Registry, TaskContext, TaskFailed, TaskResu
 
 if TYPE_CHECKING:
     from mediagate.catalog.models import Bucket, Task
-    from mediagate.core.gateway import Gateway
+    from mediagate.core.gateway import Gateway, Stored
 
 DIALECT = "wantu"
 ENCODE = "wantu.mediaEncode"
@@ -220,6 +220,26 @@ def policy_params(bucket: Bucket, value: Any) -> tuple[dict[str, Any], str | Non
     if url is not None and not notify.is_http_url(url):
         raise BadRequest("policy mediaEncode notifyUrl must be an http(s) URL", code="invalid_policy")
     return params, url
+
+
+class PolicyEncode:
+    """An upload policy's ``mediaEncode``, checked before the upload is read; as the upload's
+    notifier it records the encode task in the upload's own transaction (``task_id`` then
+    names it, for the answer)."""
+
+    def __init__(self, gw: Gateway, bucket: Bucket, value: Any) -> None:
+        self.gw, self.bucket = gw, bucket
+        self.params, self.notify_url = policy_params(bucket, value)
+        self.task_id: str | None = None
+
+    async def check(self) -> None:
+        if self.notify_url:
+            await notify.check_url(self.notify_url, allow_private=self.gw.settings.allow_private_callbacks)
+
+    def __call__(self, stored: Stored) -> list[NewTask]:
+        task = policy_task(self.gw, self.bucket, stored.object.key, self.params, self.notify_url)
+        self.task_id = task.id
+        return [task]
 
 
 # -- results ---------------------------------------------------------------------------------------
