@@ -317,3 +317,17 @@ def test_bad_policy_media_encode_refuses_the_upload(wantu: WantuClient, clip: by
         r = wantu.upload(clip, policy=wantu.policy(dir="/v", name="never.mp4", mediaEncode=bad))
         assert r.status_code == 400 and r.json()["code"] == "InvalidArgument", r.text
     assert wantu.manage("GET", f"/3.0/files/{wantu.file_rid('/v', 'never.mp4')}/exist").status_code == 404
+
+
+def test_snapshot_past_the_end_fails_with_a_reason(wantu: WantuClient, clip: bytes) -> None:
+    put(wantu, "/v", "end.mp4", clip)
+    body = {
+        "input": wantu.file_rid("/v", "end.mp4"),
+        "output": wantu.file_rid("/v", "end.jpg"),
+        "time": "60000",
+    }
+    r = submit(wantu, "/3.0/snapshot", **body)
+    assert r.status_code == 200, r.text
+    result = wait(wantu, "snapshotResult", r.json()["taskId"])
+    assert result["status"] == "failed" and result["code"] == 400 and "beyond" in result["message"], result
+    assert result["outputs"] == []
