@@ -157,3 +157,33 @@ def test_bad_feedback_stores_nothing(wantu: WantuClient) -> None:
 def test_scan_advertising_is_refused_clearly(wantu: WantuClient) -> None:
     r = wantu.manage("POST", "/3.1/scanAdvertising", body="resourceId=" + wantu.file_rid("/", "a.jpg"))
     assert r.status_code == 400 and r.json()["code"] == "NotSupported"
+
+
+def test_without_a_working_model_each_file_says_how_to_install_it(tmp_path: Path) -> None:
+    """A server whose installed model file is damaged (a package of the same name earlier on its
+    path, the real file with one bit flipped): status 100 and the install hint, never a score."""
+    from mediagate.core.buckets import create_bucket
+    from mediagate.services import build_gateway
+    from tests.conftest import LiveServer, make_home
+
+    site = tmp_path / "site" / moderation.MODEL_PACKAGE
+    site.mkdir(parents=True)
+    (site / "__init__.py").write_text("")
+    real = moderation.model_path().read_bytes()
+    (site / moderation.MODEL_FILE).write_bytes(real[:-1] + bytes([real[-1] ^ 1]))
+    settings = make_home(tmp_path / "home")
+    admin = build_gateway(settings, migrate=False)
+    creds = create_bucket(admin.catalog, admin.secrets, "nomodel")
+    path = os.pathsep.join(p for p in (str(tmp_path / "site"), os.environ.get("PYTHONPATH", "")) if p)
+    server = LiveServer(settings.home, env={"PYTHONPATH": path}).start()
+    wantu = WantuClient(server.url, creds.access_key_id, creds.secret_access_key, creds.bucket)
+    try:
+        put(wantu, "p.png", image("PNG", (224, 172, 140)))
+        (entry,) = scan(wantu, wantu.file_rid("/scan", "p.png"))
+        assert entry["status"] == 100 and "score" not in entry and "type" not in entry
+        assert moderation.INSTALL_HINT in str(entry["message"]) and "damaged" in str(entry["message"])
+        assert "Traceback" not in server.log()
+    finally:
+        wantu.close()
+        server.stop()
+        admin.catalog.close()
