@@ -331,3 +331,26 @@ def test_snapshot_past_the_end_fails_with_a_reason(wantu: WantuClient, clip: byt
     result = wait(wantu, "snapshotResult", r.json()["taskId"])
     assert result["status"] == "failed" and result["code"] == 400 and "beyond" in result["message"], result
     assert result["outputs"] == []
+
+
+def test_block_upload_with_policy_media_encode(wantu: WantuClient, clip: bytes) -> None:
+    from tests.protocols.wantu.client import md5
+
+    spec = {
+        "encodeTemplate": "video-generic-AVC-320x240",
+        "usePreset": 1,
+        "output": wantu.file_rid("/enc", "blk.mp4"),
+    }
+    auth = wantu.authorization(wantu.policy(dir="/v", name="blk.mp4", mediaEncode=spec))
+    half = len(clip) // 2
+    init = wantu.block_init(clip[:half], auth)
+    assert init.status_code == 200, init.text
+    upload_id, id_ = init.json()["uploadId"], init.json()["id"]
+    assert "taskId" not in init.json()  # the task comes with the file, at blockComplete
+    assert wantu.block_upload(clip[half:], auth, upload_id, id_, 2).status_code == 200
+    parts = [(1, md5(clip[:half]).upper()), (2, md5(clip[half:]).upper())]
+    done = wantu.block_complete(auth, upload_id, id_, parts, md5(clip))
+    assert done.status_code == 200, done.text
+    result = wait(wantu, "mediaEncodeResult", done.json()["taskId"])
+    assert result["status"] == "success" and [o["name"] for o in result["outputs"]] == ["blk.mp4"], result
+    assert result["input"] == {"namespace": wantu.namespace, "dir": "/v", "name": "blk.mp4"}
