@@ -114,10 +114,12 @@ def task_registry() -> Registry:
     pretreatment, Wantu mediaEncode, scanPorn …) registers its handler here."""
     from mediagate.protocols.upyun import apps
     from mediagate.protocols.upyun import media_tasks as upyun_media
+    from mediagate.protocols.wantu import media as wantu_media
 
     registry = Registry()
     apps.register(registry)
     upyun_media.register(registry)
+    wantu_media.register(registry)
     return registry
 
 

@@ -67,6 +67,7 @@ from mediagate.catalog.models import (
     Bucket,
     Credential,
     Delivery,
+    Feedback,
     Folder,
     GarbageBlob,
     Object,
@@ -1070,16 +1071,6 @@ class Catalog:
 
         self._committer.run(job)
 
-    def add_tasks(self, tasks: Sequence[NewTask]) -> None:
-        """Record tasks submitted by an API call (not by an upload) in one transaction: all of
-        them exist, or none does."""
-        notes = tuple(tasks)
-
-        def job(conn: Connection) -> None:
-            _queue_outbox(conn, notes)
-
-        self._committer.run(job)
-
     def get_bucket_by_id(self, bucket_id: int) -> Bucket | None:
         with self._read() as s:
             return s.get(Bucket, bucket_id)
@@ -1253,6 +1244,31 @@ class Catalog:
             task.status, task.attempts, task.next_run_at = "pending", 0, now
             task.lease_until, task.finished_at, task.updated_at = None, None, now
             return task
+
+    def queue(self, outbox: Sequence[Outgoing]) -> None:
+        """Commit ``outbox`` on its own (new tasks an API call submits, and what goes with them)
+        in one transaction: all of it exists afterwards, or none of it."""
+        notes = tuple(outbox)
+        self._committer.run(lambda conn: _queue_outbox(conn, notes))
+
+    # -- Wantu scanPorn feedback -------------------------------------------------------------------
+
+    def add_feedback(self, items: Sequence[Feedback]) -> None:
+        """Store every one of ``items`` (one ``/3.0/feedback`` call), all or none."""
+        with self._write() as s:
+            s.add_all(items)
+
+    def list_feedback(
+        self, bucket_id: int, *, offset: int = 0, limit: int = 100
+    ) -> tuple[int, list[Feedback]]:
+        """(total, a page of the bucket's feedback, newest first)."""
+        with self._read() as s:
+            total = s.scalar(
+                select(func.count()).select_from(Feedback).where(Feedback.bucket_id == bucket_id)
+            )
+            query = select(Feedback).where(Feedback.bucket_id == bucket_id)
+            page = s.scalars(query.order_by(Feedback.id.desc()).offset(offset).limit(limit))
+            return int(total or 0), list(page)
 
 
 def _key_in_use() -> Conflict:

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from anyio import to_thread
 
 from mediagate.catalog import Catalog
-from mediagate.catalog.models import Bucket, Folder, Object, UploadPart, UploadSession
+from mediagate.catalog.models import Bucket, Feedback, Folder, Object, Task, UploadPart, UploadSession
 from mediagate.catalog.repo import DirEntry
 from mediagate.config import Settings
 from mediagate.core.checks import MediaInfo, check_received, sniff
@@ -541,6 +541,7 @@ class Gateway:
         part_numbers: list[int] | None = None,
         filename: str | None = None,
         keep_record: bool = False,
+        notify: Notifier | None = None,
     ) -> Stored:
         """Assemble the parts (all, or exactly ``part_numbers`` in that order) and publish them
         through the same checks as a single upload. The session ends only on success; with
@@ -557,7 +558,9 @@ class Gateway:
         except BaseException:
             dest.unlink(missing_ok=True)
             raise
-        stored = await self.commit(grant, Received(dest, size, md5, sha256, crc32), filename=filename)
+        stored = await self.commit(
+            grant, Received(dest, size, md5, sha256, crc32), filename=filename, notify=notify
+        )
         end = self.catalog.finish_session if keep_record else self.catalog.end_session
         await to_thread.run_sync(end, session.id)
         return stored
@@ -681,12 +684,6 @@ class Gateway:
 
     # -- task outputs ----------------------------------------------------------------------------
 
-    def submit_tasks(self, tasks: Sequence[NewTask]) -> None:
-        """Record the tasks an API call submits (UPYUN pretreatment …), all or none, and have this
-        process's relay hand them out now. Blocking."""
-        self.catalog.add_tasks(tasks)
-        _wake_tasks()
-
     def publish_outputs(
         self, bucket_id: int, files: Sequence[tuple[str, Path]], *, outbox: Sequence[Outgoing] = ()
     ) -> list[Object]:
@@ -734,6 +731,38 @@ class Gateway:
                         self._drop_blob(obj.blob_id)
             raise
         return objs
+
+    # -- tasks submitted by an API call, and Wantu feedback ---------------------------------------
+
+    async def submit_tasks(self, tasks: Sequence[NewTask]) -> None:
+        """Record tasks an API call submits (UPYUN pretreatment, ``/3.0/mediaEncode`` …), all in one
+        transaction, then wake this process's relay: answered only once they are durable."""
+        await to_thread.run_sync(self.catalog.queue, list(tasks))
+        _wake_tasks()
+
+    async def task_of(self, bucket: Bucket, task_id: str, dialect: str) -> Task | None:
+        """The task ``task_id`` if it belongs to ``bucket`` and ``dialect`` (else None: another
+        namespace's task is as unknown as a made-up id)."""
+        task = await to_thread.run_sync(self.catalog.get_task, task_id)
+        if task is None or task.bucket_id != bucket.id or task.dialect != dialect:
+            return None
+        return task
+
+    async def add_feedback(
+        self, bucket: Bucket, items: Sequence[tuple[str, int, bool, float | None]]
+    ) -> None:
+        """Store ``(key, type, wrong, score)`` verdicts on scan results, all or none."""
+        now = datetime.now(UTC)
+        rows = [
+            Feedback(bucket_id=bucket.id, key=key, type=kind, wrong=wrong, score=score, created_at=now)
+            for key, kind, wrong, score in items
+        ]
+        await to_thread.run_sync(self.catalog.add_feedback, rows)
+
+    async def list_feedback(self, bucket: Bucket, *, offset: int, limit: int) -> tuple[int, list[Feedback]]:
+        return await to_thread.run_sync(
+            lambda: self.catalog.list_feedback(bucket.id, offset=offset, limit=limit)
+        )
 
     # -- maintenance -----------------------------------------------------------------------------
 

@@ -20,6 +20,9 @@ namespace XiaohuiLam\LaravelFilesystem\Wantu {
 
 namespace {
     use AliMedia\AlibabaImage;
+    use AliMedia\Utils\ManageOption;
+    use AliMedia\Utils\MediaEncodeOption;
+    use AliMedia\Utils\SnapShotOption;
     use AliMedia\Utils\UploadOption;
     use AliMedia\Utils\UploadPolicy;
 
@@ -113,6 +116,56 @@ namespace {
                 case 'createDir':
                 case 'deleteDir':
                     $result = $image->{$op}($step['namespace'], $step['dir']);
+                    break;
+                case 'mediaEncode':
+                    $option = new MediaEncodeOption();
+                    $option->setInputResource($step['input'][0], $step['input'][1], $step['input'][2]);
+                    $option->setOutputResource($step['output'][0], $step['output'][1], $step['output'][2]);
+                    $option->setEncodeTemplate($step['encodeTemplate']);
+                    $option->usePreset = $step['usePreset'];
+                    $option->force = isset($step['force']) ? $step['force'] : 0;
+                    if (isset($step['notifyUrl'])) {
+                        $option->setNotifyUrl($step['notifyUrl']);
+                    }
+                    if (isset($step['seek'])) {
+                        $option->setSeek($step['seek']);
+                    }
+                    if (isset($step['duration'])) {
+                        $option->setDuration($step['duration']);
+                    }
+                    $result = $image->mediaEncode($option);
+                    break;
+                case 'videoSnapshot':
+                    $option = new SnapShotOption();
+                    $option->setInputResource($step['input'][0], $step['input'][1], $step['input'][2]);
+                    $option->setOutputResource($step['output'][0], $step['output'][1], $step['output'][2]);
+                    $option->setTime($step['time']);
+                    $result = $image->videoSnapshot($option);
+                    break;
+                case 'mediaEncodeQuery':
+                case 'vSnapshotQuery':
+                    $result = $image->{$op}($step['taskId']);
+                    break;
+                case 'scanPorn':
+                    $option = new ManageOption($input['namespace']);
+                    foreach ($step['resources'] as $r) {
+                        $option->addResource($r[0], $r[1], $r[2]);
+                    }
+                    $result = $image->scanPorn($option);
+                    break;
+                case 'pornFeedback':
+                    $option = new ManageOption($input['namespace']);
+                    foreach ($step['items'] as $f) {
+                        $option->addPornFbInfo(
+                            $f['namespace'],
+                            $f['dir'],
+                            $f['name'],
+                            $f['type'],
+                            $f['wrong'],
+                            isset($f['score']) ? $f['score'] : null
+                        );
+                    }
+                    $result = $image->pornFeedback($option);
                     break;
                 default:
                     throw new \InvalidArgumentException("unknown step $op");

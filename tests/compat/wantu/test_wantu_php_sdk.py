@@ -1,7 +1,8 @@
 """The Wantu PHP SDK (ALIMEDIASDK_PHP 2.0.3, vendored) through its own code against a live
 mediagate, only its hosts changed: single and block uploads (automatic and step by step), cancel,
-and every file and folder management call it makes. Its media and moderation calls (scanPorn,
-mediaEncode, snapshots) belong to the media-tasks issue.
+every file and folder management call it makes, and its media and moderation calls (mediaEncode
+with the seed's presets, videoSnapshot, their queries, the policy's mediaEncode, scanPorn,
+pornFeedback).
 
 PHP's curl sends ``Transfer-Encoding: chunked`` with ``Content-Length: 0`` on createDir and
 renameFile (a POST without a body): those calls pass only because the HTTP layer serves that."""
@@ -237,3 +238,114 @@ def test_every_management_call(php: PhpSdk) -> None:
     assert removed["isSuccess"] is True, removed
     assert gone["isSuccess"] is False and gone["code"] == "ResourceNotFound", gone
     assert duplicate["isSuccess"] is False and duplicate["code"] == "NameDuplicated", duplicate
+
+
+# -- media and moderation ------------------------------------------------------------------------
+
+
+def _until_done(php: PhpSdk, op: str, task_id: str, timeout: float = 180) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = php.one({"op": op, "taskId": task_id})
+        assert result["isSuccess"] is True, result
+        if result["status"] != "processing":
+            return dict(result)
+        assert time.monotonic() < deadline, result
+        time.sleep(0.5)
+
+
+def test_media_encode_and_snapshot(php: PhpSdk, tmp_path: Path) -> None:
+    from mediagate.media.video import probe
+    from tests.media.videos import make_video
+
+    ns = php.namespace
+    clip = make_video(tmp_path / "clip.mp4").read_bytes()
+    up = php.one({"op": "uploadData", "data_b64": data(clip), "policy": policy(php, dir="/v", name="in.mp4")})
+    assert up["isSuccess"] is True, up
+    steps: list[dict[str, Any]] = [
+        {
+            "op": "mediaEncode",
+            "input": [ns, "/v", "in.mp4"],
+            "output": [ns, "/v", f"{preset}.out"],
+            "encodeTemplate": preset,
+            "usePreset": 1,
+        }
+        for preset in ("video-generic-AVC-320x240", "video-generic-AVC-480p-4_3", "video-HLS-150K")
+    ]
+    steps.append(
+        {"op": "videoSnapshot", "input": [ns, "/v", "in.mp4"], "output": [ns, "/v", "s.png"], "time": 500}
+    )
+    started = php.run(*steps)
+    assert all(r["isSuccess"] is True and len(r["taskId"]) == 32 for r in started), started
+    expected = {
+        "video-generic-AVC-320x240": (320, 240, "mp4"),
+        "video-generic-AVC-480p-4_3": (640, 480, "mp4"),
+        "video-HLS-150K": (320, 240, "mpegts"),
+    }
+    for step, answer in zip(steps[:3], started[:3], strict=True):
+        result = _until_done(php, "mediaEncodeQuery", answer["taskId"])
+        assert result["status"] == "success", result
+        width, height, fmt = expected[step["encodeTemplate"]]
+        media = result["outputs"][-1]  # the mp4, or the HLS playlist's last segment
+        local = tmp_path / media["name"]
+        local.write_bytes(served(media["url"]))
+        info = probe(local)
+        assert fmt in info.format.split(",") and info.video is not None and info.video.codec == "h264"
+        assert (info.video.width, info.video.height) == (width, height)
+        assert info.audio is not None and info.audio.codec == "aac"
+    shot = _until_done(php, "vSnapshotQuery", started[3]["taskId"])
+    assert shot["status"] == "success" and served(shot["outputs"][0]["url"])[:8] == b"\x89PNG\r\n\x1a\n"
+    # the SDK's policy field: the encode is recorded with the upload
+    encode = '{"encodeTemplate":"video-generic-AVC-320x240","usePreset":1}'
+    up = php.one(
+        {
+            "op": "uploadData",
+            "data_b64": data(clip),
+            "policy": policy(php, dir="/v", name="p.mp4", mediaEncode=encode),
+        }
+    )
+    assert up["isSuccess"] is True and up["taskId"], up
+    assert _until_done(php, "mediaEncodeQuery", up["taskId"])["status"] == "success"
+
+
+def test_scan_porn_and_feedback(php: PhpSdk, server: LiveServer, tmp_path: Path) -> None:
+    import io
+
+    from PIL import Image
+
+    from mediagate.media import moderation
+
+    if not moderation.available():
+        pytest.skip("the moderation extra is not installed")
+    ns = php.namespace
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 48), (220, 170, 140)).save(buf, "JPEG")
+    pic = buf.getvalue()
+    assert php.one(
+        {"op": "uploadData", "data_b64": data(pic), "policy": policy(php, dir="/s", name="a.jpg")}
+    )["isSuccess"]
+    answer = php.one({"op": "scanPorn", "resources": [[ns, "/s", "a.jpg"], [ns, "/s", "gone.jpg"]]})
+    assert answer["isSuccess"] is True and answer["status"] == 0, answer
+    scored, missing = answer["result"]
+    (tmp_path / "a.jpg").write_bytes(pic)
+    assert scored["status"] == 0 and scored["score"] == moderation.score_file(tmp_path / "a.jpg").score
+    assert scored["type"] == (1 if scored["score"] >= 0.8 else 0)
+    assert missing["status"] == 2 and "score" not in missing
+    items = [
+        {"namespace": ns, "dir": "/s", "name": "a.jpg", "type": 1, "wrong": True, "score": 0.9},
+        {"namespace": ns, "dir": "s", "name": "b.jpg", "type": 0, "wrong": False},
+    ]
+    sent = php.one({"op": "pornFeedback", "items": items})
+    assert sent["isSuccess"] is True and sent["status"] == 0, sent
+    from tests.protocols.wantu.client import WantuClient
+
+    client = WantuClient(server.url, php.ak, php.sk, ns)
+    try:
+        listed = client.manage("GET", "/3.0/feedback").json()
+    finally:
+        client.close()
+    assert listed["totalCount"] == 2
+    assert [(f["file"]["dir"], f["file"]["name"], f["type"], f["wrong"]) for f in listed["result"]] == [
+        ("/s", "b.jpg", 0, False),
+        ("/s", "a.jpg", 1, True),
+    ]

@@ -139,7 +139,6 @@ def parse_tasks(text: str) -> list[dict[str, Any]]:
 
 
 async def _record(gw: Gateway, bucket: Bucket, operator: str, fields: dict[str, str]) -> list[str]:
-    from anyio import to_thread
 
     app_name = fields.get("app_name") or "naga"
     kind = APP_KINDS.get(app_name)
@@ -173,7 +172,7 @@ async def _record(gw: Gateway, bucket: Bucket, operator: str, fields: dict[str, 
         notify_url=notify_url,
         max_attempts=gw.settings.task_max_attempts,
     )
-    await to_thread.run_sync(gw.submit_tasks, rows)
+    await gw.submit_tasks(rows)
     return ids
 
 

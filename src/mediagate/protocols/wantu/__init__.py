@@ -59,6 +59,7 @@ real client could have used):
     result; ``pageSize`` default 20, 1-100 (101 -> 400); ``currentPage`` default 1; stamps are epoch
     ms. Folders exist explicitly (POST) or implicitly (a file uploaded into them); the root ``/``
     always exists (creating it -> NameDuplicated, deleting it -> InvalidArgument).
-15. ``/3.1/scanPorn`` and ``/3.0/feedback`` -> 400 NotSupported; ``/3.0/mediaEncodeResult/<id>`` ->
-    404 ResourceNotFound (no transcoding tasks exist yet).
+15. Media tasks (``/3.0/mediaEncode``, ``/3.0/snapshot`` and their results, the policy's
+    ``mediaEncode``): ``media``. ``/3.1/scanPorn`` (synchronous, the offline model) and
+    ``/3.0/feedback`` (stored, listable): ``scan``. ``/3.1/scanAdvertising`` -> 400 NotSupported.
 """

@@ -61,6 +61,7 @@ from mediagate.protocols.wantu.upload import (
     file_fields,
     file_stream,
     guarded,
+    media_encode,
     read_form,
     tell,
 )
@@ -304,8 +305,13 @@ async def _complete(request: Request, gw: Gateway, body: AsyncIterator[bytes]) -
         md5=md5,
         content_type=declared_type(ctx.policy, data.get("content_type"), filename, ctx.name_template),
     )
-    stored = await gw.complete_session(session, grant, part_numbers=[n for n, _ in listed], filename=filename)
+    encode = media_encode(gw, ctx.bucket, ctx.policy) if ctx.policy.media_encode is not None else None
+    stored = await gw.complete_session(
+        session, grant, part_numbers=[n for n, _ in listed], filename=filename, notify=encode
+    )
     fields_out = file_fields(request, gw, ctx, stored) | _ids(session.id)
+    if encode is not None:
+        fields_out["taskId"] = encode.task_id
     return await tell(request, gw, ctx, fields_out)
 
 

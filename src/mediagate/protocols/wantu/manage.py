@@ -18,8 +18,9 @@ refused as an authentication failure.
 | ``DELETE /3.0/folders/<rid>``       | 200                                  | 400 NonEmpty, 404        |
 | ``GET /3.0/folders/<rid>/exist``    | 200                                  | 404                      |
 | ``GET /3.0/folders?…``              | 200 page of folder items             | 400, 404                 |
-| ``GET /3.0/mediaEncodeResult/<id>`` | —                                    | 404 (no transcoding yet) |
-| ``POST /3.1/scanPorn``, ``/3.0/feedback`` | —                              | 400 NotSupported         |
+| ``POST /3.0/mediaEncode``, ``/3.0/snapshot``, ``GET …Result/<id>`` | see protocols.wantu.media |
+| ``POST /3.1/scanPorn``, ``/3.0/feedback`` (+ ``GET``) | see protocols.wantu.scan |
+| ``POST /3.1/scanAdvertising``       | —                                    | 400 NotSupported         |
 
 Pages: ``currentPage`` from 1 (default 1), ``pageSize`` 1-100 (default 20); the answer is
 ``{"totalCount", "totalPage", "currentPage", "pageSize", "result": [...]}`` with
@@ -273,7 +274,7 @@ def _no_such_api() -> MediagateError:
     return NotFound("no such management API (check the method and path)", code="not_found")
 
 
-async def _dispatch(request: Request, gw: Gateway, bucket: Bucket) -> Response:
+async def _dispatch(request: Request, gw: Gateway, bucket: Bucket, body: bytes) -> Response:
     version = request.url.path.split("/")[1]
     segments = [s for s in request.path_params.get("path", "").split("/") if s]
     head, rest = (segments[0], segments[1:]) if segments else ("", [])
@@ -281,12 +282,30 @@ async def _dispatch(request: Request, gw: Gateway, bucket: Bucket) -> Response:
         return await _files(request, gw, bucket, rest)
     if version == "3.0" and head == "folders":
         return await _folders(request, gw, bucket, rest)
-    if version == "3.0" and head == "mediaEncodeResult" and len(rest) == 1:
-        raise NotFound(
-            f"no transcoding task {rest[0][:64]!r}: transcoding is not supported yet", code="task_not_found"
-        )
-    if (version, head) in (("3.1", "scanPorn"), ("3.0", "feedback")) and not rest:
-        raise NotSupported(f"{head} is not supported yet by this server (moderation is not available)")
+    return await _media(request, gw, bucket, body, version, head, rest)
+
+
+async def _media(
+    request: Request, gw: Gateway, bucket: Bucket, body: bytes, version: str, head: str, rest: list[str]
+) -> Response:
+    """Tasks and moderation (protocols.wantu.media, .scan)."""
+    from mediagate.protocols.wantu import media, scan
+
+    post = request.method == "POST"
+    if version == "3.0" and head in media.KINDS and len(rest) == 1 and request.method in ("GET", "HEAD"):
+        return await media.result(request, gw, bucket, head, rest[0])
+    if version == "3.0" and head == "mediaEncode" and not rest and post:
+        return await media.submit_encode(request, gw, bucket, body)
+    if version == "3.0" and head == "snapshot" and not rest and post:
+        return await media.submit_snapshot(request, gw, bucket, body)
+    if version == "3.1" and head == "scanPorn" and not rest and post:
+        return await scan.scan_porn(request, gw, bucket, body)
+    if head == "feedback" and not rest and post:
+        return await scan.feedback(request, gw, bucket, body)
+    if version == "3.0" and head == "feedback" and not rest and request.method in ("GET", "HEAD"):
+        return await scan.list_feedback(request, gw, bucket, *_page_args(request))
+    if version == "3.1" and head == "scanAdvertising" and not rest:
+        raise NotSupported("scanAdvertising is not supported by this server (no advertising model)")
     raise _no_such_api()
 
 
@@ -296,6 +315,6 @@ async def handle(request: Request) -> Response:
     try:
         body = await _body(request)
         bucket = await authorise(request, gw, body)
-        return await _dispatch(request, gw, bucket)
+        return await _dispatch(request, gw, bucket, body)
     except MediagateError as exc:
         return error_response(exc, request_id(request))

@@ -76,6 +76,8 @@ class WantuPolicy:
     callback_body_type: str | None
     return_url: str | None
     return_body: str | None
+    media_encode: Any = None
+    """The raw ``mediaEncode`` field (checked by protocols.wantu.media.policy_params)."""
 
     @classmethod
     def parse(cls, policy: dict[str, Any]) -> WantuPolicy:
@@ -108,6 +110,7 @@ class WantuPolicy:
             callback_body_type=_text(policy, "callbackBodyType") or None,
             return_url=_http_url(policy, "returnUrl"),
             return_body=_text(policy, "returnBody"),
+            media_encode=policy.get("mediaEncode") or None,
         )
 
     def check(self, bucket: Bucket, *, now_ms: int | None = None) -> None:

@@ -29,6 +29,7 @@ from mediagate.core.errors import BadRequest, MediagateError, Unauthorized
 from mediagate.core.formdata import MultipartReader, Part, boundary_from_content_type
 from mediagate.core.gateway import Gateway, Stored
 from mediagate.http import body_stream, drain_body, gateway, request_id
+from mediagate.protocols.wantu import media
 from mediagate.protocols.wantu.errors import as_headers, error_response
 from mediagate.protocols.wantu.policy import (
     KeyContext,
@@ -73,7 +74,14 @@ async def authorise(request: Request, gw: Gateway) -> Authorised:
     policy.check(bucket)
     if policy.callback_url:
         await notify.check_url(policy.callback_url, allow_private=gw.settings.allow_private_callbacks)
+    if policy.media_encode is not None:
+        await media_encode(gw, bucket, policy).check()
     return Authorised(bucket, token, policy)
+
+
+def media_encode(gw: Gateway, bucket: Bucket, policy: WantuPolicy) -> media.PolicyEncode:
+    """The policy's ``mediaEncode`` (checked; BadRequest when wrong): the upload's notifier."""
+    return media.PolicyEncode(gw, bucket, policy.media_encode)
 
 
 # -- the form ------------------------------------------------------------------------------------------
@@ -229,8 +237,12 @@ async def _upload(request: Request, gw: Gateway, body: AsyncIterator[bytes]) -> 
         md5=parse_md5(form.fields),
         content_type=declared_type(auth.policy, form.file.content_type, form.file.filename, name_t),
     )
-    stored = await gw.upload(grant, file_stream(form), filename=form.file.filename)
-    return await tell(request, gw, ctx, file_fields(request, gw, ctx, stored))
+    encode = media_encode(gw, auth.bucket, auth.policy) if auth.policy.media_encode is not None else None
+    stored = await gw.upload(grant, file_stream(form), filename=form.file.filename, notify=encode)
+    fields = file_fields(request, gw, ctx, stored)
+    if encode is not None:
+        fields["taskId"] = encode.task_id
+    return await tell(request, gw, ctx, fields)
 
 
 async def upload(request: Request) -> Response:

@@ -1,0 +1,187 @@
+"""Wantu ``/3.1/scanPorn`` (synchronous, as the seed answers it) and ``/3.0/feedback``.
+
+scanPorn: ``resourceId=<rid>;<rid>…`` (the SDK url-encodes the whole value, so ``;`` may arrive
+as ``%3B``), at most :data:`MAX_FILES`. Each file is scored by the offline model
+(media.moderation); the answer lists one entry per id, in order::
+
+    {"message": "success", "status": 0, "requestId": …,
+     "result": [{"file": {"namespace", "dir", "name"}, "score": 0.0123, "type": 0,
+                 "status": 0, "message": "success"}, …]}
+
+``type`` is 1 from a score of 0.8. Per-file ``status`` (the seed's table): 0 scored; 2 the file
+cannot be had (no such file, or another namespace's); 3 not a jpg/png/bmp image; 4 a malformed
+resourceId or URL; 5 over 10 MB; 100 internal error, which includes "the moderation model is not
+installed" (the message says how to install it): no entry ever carries a score the model did not
+compute. ``url=`` lists are answered per entry (4 when not an http(s) URL, else 2: this server
+scans the files of its own namespaces, it downloads nothing). An empty list is 400 InvalidArgument.
+
+feedback: repeated ``feedback=<JSON>`` fields, each ``{"file": {namespace, dir, name}, "type":
+0|1, "wrong": bool, "score": 0..1}`` (``score`` required when ``wrong``), at most
+:data:`MAX_FEEDBACK`; all are checked, then all stored (catalog ``feedback``), or none: 400
+InvalidArgument names the bad item. Answer ``{"message": "success", "status": 0}``. Served at
+``/3.0/feedback`` (the seed) and ``/3.1/feedback`` (the SDK). ``GET /3.0/feedback?currentPage=&
+pageSize=`` lists the namespace's feedback, newest first, in the file-listing page shape.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from mediagate.core.errors import BadRequest, MediagateError, PayloadTooLarge, Unauthorized, UnsupportedMedia
+from mediagate.core.keys import split_key
+from mediagate.core.notify import is_http_url
+from mediagate.http import request_id
+from mediagate.protocols.wantu.media import key_of
+from mediagate.protocols.wantu.signing import ResourceId, parse_resource_id, path_to_dir
+
+if TYPE_CHECKING:
+    from mediagate.catalog.models import Bucket
+    from mediagate.core.gateway import Gateway
+    from mediagate.media.moderation import Moderator
+
+MAX_FILES = 50
+MAX_FEEDBACK = 100
+OK, INTERNAL, MISSING, WRONG_TYPE, BAD_ID, TOO_BIG = 0, 100, 2, 3, 4, 5
+
+_moderator: Moderator | None = None
+
+
+def _values(body: bytes, name: str) -> list[str]:
+    return [v for k, v in parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True) if k == name]
+
+
+def _entry(status: int, message: str, file: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"file": file, "status": status, "message": message}
+
+
+async def scan_porn(request: Request, gw: Gateway, bucket: Bucket, body: bytes) -> Response:
+    ids = ";".join(_values(body, "resourceId"))
+    urls = ";".join(_values(body, "url"))
+    items = [i.strip() for i in (ids or urls).split(";") if i.strip()]
+    if not items:
+        raise BadRequest("resourceId (';'-separated file resourceIds) is required", code="invalid_argument")
+    if len(items) > MAX_FILES:
+        raise BadRequest(f"at most {MAX_FILES} files per scan", code="invalid_argument")
+    result = []
+    for item in items:
+        if ids:
+            result.append(await _scan_one(gw, bucket, item))
+        elif not is_http_url(item):
+            result.append(_entry(BAD_ID, "not an http(s) URL", {"url": item[:1024]}))
+        else:
+            why = "this server scans files of its own namespaces only: send resourceId"
+            result.append(_entry(MISSING, why, {"url": item[:1024]}))
+    rid = request_id(request)
+    return JSONResponse({"message": "success", "result": result, "status": 0, "requestId": rid})
+
+
+async def _scan_one(gw: Gateway, bucket: Bucket, raw: str) -> dict[str, Any]:
+    from mediagate.media.moderation import MAX_BYTES, WANTU_FORMATS, ModerationUnavailable, Moderator
+
+    global _moderator
+    try:
+        rid = parse_resource_id(raw, file=True)
+    except MediagateError:
+        return _entry(BAD_ID, "not a valid file resourceId", {"resourceId": raw[:1024]})
+    file = {"dir": rid.dir, "name": rid.name, "namespace": rid.namespace or bucket.name}
+    if rid.namespace not in ("", bucket.name):
+        return _entry(MISSING, "file download failed: no such file in this namespace", file)
+    try:
+        obj = await gw.get_object(bucket, key_of(rid))
+    except MediagateError:
+        return _entry(MISSING, "file download failed: no such file", file)
+    if obj.size > MAX_BYTES:
+        return _entry(TOO_BIG, "file too large: only files under 10 MB are scanned", file)
+    if _moderator is None:
+        _moderator = Moderator(gw.image_limits)
+    try:
+        async with gw.local_copy(obj) as path:
+            verdict = await _moderator.ascore(path, formats=WANTU_FORMATS)
+    except UnsupportedMedia as exc:
+        return _entry(WRONG_TYPE, f"wrong file type: only jpg, png and bmp are scanned ({exc.message})", file)
+    except PayloadTooLarge as exc:
+        return _entry(TOO_BIG, f"file too large: {exc.message}", file)
+    except ModerationUnavailable as exc:
+        return _entry(INTERNAL, exc.message, file)
+    return {"file": file} | verdict.wantu()
+
+
+# -- feedback --------------------------------------------------------------------------------------
+
+
+def _feedback_item(bucket: Bucket, n: int, raw: str) -> tuple[str, int, bool, float | None]:
+    def bad(why: str) -> BadRequest:
+        return BadRequest(f"feedback[{n}]: {why}", code="invalid_argument")
+
+    try:
+        item = json.loads(raw)
+    except ValueError:
+        raise bad("not JSON") from None
+    if not isinstance(item, dict) or not isinstance(item.get("file"), dict):
+        raise bad("must be a JSON object with a 'file' object")
+    f = item["file"]
+    namespace, dir, name = f.get("namespace", ""), f.get("dir") or "/", f.get("name")
+    if not all(isinstance(v, str) for v in (namespace, dir, name)) or not name:
+        raise bad("file needs string namespace, dir and a name")
+    if namespace not in ("", bucket.name):
+        raise Unauthorized(
+            "the feedback namespace does not belong to this access key", code="bucket_mismatch"
+        )
+    kind, wrong, score = item.get("type"), item.get("wrong"), item.get("score")
+    if isinstance(kind, bool) or kind not in (0, 1):
+        raise bad("type must be 0 or 1")
+    if not isinstance(wrong, bool):
+        raise bad("wrong must be true or false")
+    number = isinstance(score, int | float) and not isinstance(score, bool)
+    if score is not None and (not number or not 0 <= score <= 1):
+        raise bad("score must be a number in [0, 1]")
+    if wrong and score is None:
+        raise bad("score is required when wrong is true")
+    try:
+        key = key_of(ResourceId(bucket.name, dir if dir.startswith("/") else "/" + dir, name))
+    except MediagateError as exc:
+        raise bad(exc.message) from None
+    return key, int(kind), wrong, float(score) if score is not None else None
+
+
+async def feedback(request: Request, gw: Gateway, bucket: Bucket, body: bytes) -> Response:
+    raw = _values(body, "feedback")
+    if not raw:
+        raise BadRequest("feedback (one or more JSON objects) is required", code="invalid_argument")
+    if len(raw) > MAX_FEEDBACK:
+        raise BadRequest(f"at most {MAX_FEEDBACK} feedback items per call", code="invalid_argument")
+    items = [_feedback_item(bucket, n, text) for n, text in enumerate(raw, 1)]
+    await gw.add_feedback(bucket, items)
+    return JSONResponse({"message": "success", "status": 0, "requestId": request_id(request)})
+
+
+async def list_feedback(request: Request, gw: Gateway, bucket: Bucket, page: int, size: int) -> Response:
+    total, rows = await gw.list_feedback(bucket, offset=(page - 1) * size, limit=size)
+    result = []
+    for row in rows:
+        folder, name = split_key(row.key)
+        item: dict[str, Any] = {
+            "file": {"namespace": bucket.name, "dir": path_to_dir(folder), "name": name},
+            "type": row.type,
+            "wrong": row.wrong,
+            "createStamp": int(row.created_at.timestamp() * 1000),
+        }
+        if row.score is not None:
+            item["score"] = row.score
+        result.append(item)
+    return JSONResponse(
+        {
+            "totalCount": total,
+            "totalPage": math.ceil(total / size),
+            "currentPage": page,
+            "pageSize": size,
+            "result": result,
+            "requestId": request_id(request),
+        }
+    )
