@@ -194,6 +194,12 @@ class Delivery(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    bucket_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    """The bucket whose upload or task owes it (``mediagate notify list --bucket``); no foreign key:
+    a notification outlives a deleted bucket until it is pruned."""
+    last_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    """The HTTP status of the last answer (None before one, or when there was no answer)."""
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class GarbageBlob(Base):

@@ -998,7 +998,13 @@ class Catalog:
             return rows
 
     def finish_delivery(
-        self, delivery_id: int, *, ok: bool, error: str | None, retry_at: datetime | None
+        self,
+        delivery_id: int,
+        *,
+        ok: bool,
+        error: str | None,
+        retry_at: datetime | None,
+        status: int | None = None,
     ) -> None:
         with self._write() as s:
             d = s.get(Delivery, delivery_id)
@@ -1006,8 +1012,10 @@ class Catalog:
                 return
             d.attempts += 1
             d.last_error = error
+            d.last_status = status
             if ok:
                 d.state = "delivered"
+                d.delivered_at = utcnow()
             elif retry_at is None:
                 d.state = "failed"
             else:
@@ -1028,6 +1036,43 @@ class Catalog:
     def get_delivery(self, delivery_id: int) -> Delivery | None:
         with self._read() as s:
             return s.get(Delivery, delivery_id)
+
+    def list_deliveries(
+        self,
+        *,
+        bucket_id: int | None = None,
+        state: str | None = None,
+        limit: int = 1000,
+        before_id: int | None = None,
+    ) -> list[Delivery]:
+        """Notifications, newest first; ``before_id`` is the keyset cursor for the next page."""
+        query = select(Delivery)
+        if bucket_id is not None:
+            query = query.where(Delivery.bucket_id == bucket_id)
+        if state is not None:
+            query = query.where(Delivery.state == state)
+        if before_id is not None:
+            query = query.where(Delivery.id < before_id)
+        with self._read() as s:
+            return list(s.scalars(query.order_by(Delivery.id.desc()).limit(limit)))
+
+    def requeue_delivery(self, delivery_id: int) -> None:
+        """Send a delivered or failed notification again, now, with a fresh count of attempts.
+        Raises NotFound for an unknown id and Conflict for one still pending (it is on its way)."""
+        with self._write() as s:
+            d = s.get(Delivery, delivery_id, with_for_update=True)
+            if d is None:
+                raise NotFound(f"notification {delivery_id} does not exist", code="delivery_not_found")
+            if d.state == "pending":
+                raise Conflict(
+                    f"notification {delivery_id} is still pending: the delivery loop will send it "
+                    "(see its next attempt in `mediagate notify show`)",
+                    code="delivery_pending",
+                )
+            d.state = "pending"
+            d.attempts = 0
+            d.next_attempt_at = utcnow()
+            d.delivered_at = None
 
     # -- signatures seen (replay with another method) ----------------------------------------------
 
@@ -1292,6 +1337,7 @@ def _queue_deliveries(conn: Connection, notes: Sequence[Notification]) -> None:
                 "state": "pending",
                 "next_attempt_at": now,
                 "created_at": now,
+                "bucket_id": n.bucket_id,
             }
             for n in notes
         ],

@@ -324,6 +324,7 @@ async def _deliver(
 ) -> None:
     settings = gw.settings
     error: str | None = None
+    status: int | None = None
     try:
         reply = await _send(
             url,
@@ -333,6 +334,7 @@ async def _deliver(
             timeout=settings.notify_timeout_seconds,
             allow_private=settings.allow_private_callbacks,
         )
+        status = reply.status
         if not 200 <= reply.status < 300:
             error = f"answered HTTP {reply.status}"
     except DeliveryFailed as exc:
@@ -344,7 +346,9 @@ async def _deliver(
     if error is not None:
         log.warning("notification %s to %s: attempt %s failed: %s", delivery_id, _safe(url), done, error)
     await to_thread.run_sync(
-        lambda: gw.catalog.finish_delivery(delivery_id, ok=error is None, error=error, retry_at=retry_at)
+        lambda: gw.catalog.finish_delivery(
+            delivery_id, ok=error is None, error=error, retry_at=retry_at, status=status
+        )
     )
 
 
@@ -390,3 +394,10 @@ def _safe(url: str) -> str:
     except (httpx.InvalidURL, TypeError, ValueError):
         return "<invalid url>"
     return str(parsed.copy_with(query=None, fragment=None, username=None, password=None))
+
+
+def redeliver(gw: Gateway, delivery_id: int) -> None:
+    """Queue a delivered or failed notification again (operator's replay); the running server's
+    delivery loop or ``mediagate worker`` sends it within ``POLL_SECONDS``. Raises NotFound or
+    Conflict (still pending)."""
+    gw.catalog.requeue_delivery(delivery_id)

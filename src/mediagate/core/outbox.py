@@ -21,6 +21,8 @@ class Notification:
     body: str
     headers: dict[str, str] = field(default_factory=dict)
     method: str = "POST"
+    bucket_id: int | None = None
+    """The bucket it is about, so that an operator can list a bucket's notifications."""
 
 
 @dataclass(frozen=True)

@@ -264,7 +264,7 @@ def notification(gw: Gateway, task: Task, bucket: Bucket, outcome: dict[str, Any
             "Content-MD5": md5,
             "Authorization": signing.authorization(signer[0], signer[1], message),
         }
-    return Notification(task.notify_url, text, headers)
+    return Notification(task.notify_url, text, headers, bucket_id=task.bucket_id)
 
 
 def _signer(gw: Gateway, bucket: Bucket, operator: Any) -> tuple[str, str] | None:

@@ -417,7 +417,9 @@ async def _notifier(gw: Gateway, upload: FormUpload) -> Notifier | None:
         if url:
             result = _result(stored, grant, secret, upload.task_ids)
             body = urlencode({k: _flat(v, k) for k, v in result.items()})
-            items.append(Notification(url, body, _outgoing(url, body, upload.signer)))
+            items.append(
+                Notification(url, body, _outgoing(url, body, upload.signer), bucket_id=upload.bucket.id)
+            )
         items += apps.new_tasks(
             grant.apps,
             upload.task_ids,

@@ -296,7 +296,7 @@ def notification(gw: Gateway, task: Task, bucket: Bucket, outcome: dict[str, Any
         return None
     body = result_body(task, bucket, outcome, (gw.settings.public_url or "").rstrip("/") or None)
     text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
-    return Notification(task.notify_url, text, {"Content-Type": "application/json"})
+    return Notification(task.notify_url, text, {"Content-Type": "application/json"}, bucket_id=task.bucket_id)
 
 
 # -- handlers (run by the task workers) ------------------------------------------------------------

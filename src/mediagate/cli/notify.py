@@ -1,0 +1,162 @@
+"""`mediagate notify list|show|redeliver`: the outgoing notifications (core.notify) an operator
+sees and replays. Never prints a body or a header value: they carry signatures."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from mediagate.cli.common import app, console, fail, open_gateway
+
+notify_app = typer.Typer(
+    help="Outgoing notifications (notify-url, task results): list, show, redeliver.", no_args_is_help=True
+)
+app.add_typer(notify_app, name="notify")
+
+STATUSES = ("pending", "delivered", "failed")
+
+
+def _when(moment: Any) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def _url(url: str) -> str:
+    """The URL without a user:password part (the query is the customer's own address)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        netloc = host if parts.port is None else f"{host}:{parts.port}"
+    except ValueError:
+        return "<invalid url>"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _row(d: Any, bucket: str | None) -> dict[str, Any]:
+    """One notification as JSON: where it goes and how it went, never what it carries."""
+    return {
+        "id": d.id,
+        "status": d.state,
+        "bucket": bucket,
+        "url": _url(d.url),
+        "method": d.method,
+        "attempts": d.attempts,
+        "last_status_code": d.last_status,
+        "last_error": d.last_error,
+        "next_attempt_at": _when(d.next_attempt_at) if d.state == "pending" else None,
+        "created_at": _when(d.created_at),
+        "delivered_at": _when(d.delivered_at),
+        "headers": sorted(str(name) for name in (d.headers or {})),
+    }
+
+
+def _names(gw: Any) -> dict[int, str]:
+    return {b.id: b.name for b in gw.catalog.list_buckets()}
+
+
+def _id(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise fail(f"{value!r} is not a notification id", "see `mediagate notify list`") from None
+
+
+@notify_app.command("list")
+def list_notifications(
+    bucket: Annotated[str | None, typer.Option(help="Only this bucket's notifications.")] = None,
+    status: Annotated[
+        str | None, typer.Option(help="Only notifications in this status: " + ", ".join(STATUSES))
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many, newest first.")] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="A JSON array of notification objects.")] = False,
+) -> None:
+    """Notifications, newest first."""
+    if status is not None and status not in STATUSES:
+        raise fail(f"unknown status {status!r}", f"one of {', '.join(STATUSES)}")
+    gw = open_gateway()
+    try:
+        bucket_id = None
+        if bucket is not None:
+            found = gw.catalog.get_bucket(bucket)
+            if found is None:
+                raise fail(f"bucket {bucket!r} does not exist", "see `mediagate bucket list`")
+            bucket_id = found.id
+        names = _names(gw)
+        rows = [
+            _row(d, names.get(d.bucket_id) if d.bucket_id is not None else None)
+            for d in gw.catalog.list_deliveries(bucket_id=bucket_id, state=status, limit=limit)
+        ]
+    finally:
+        gw.catalog.close()
+    if as_json:
+        typer.echo(json.dumps(rows, ensure_ascii=False))
+        return
+    table = Table(title=f"{len(rows)} notification(s)")
+    for column in ("id", "status", "bucket", "url", "attempts", "last answer", "created"):
+        table.add_column(column)
+    for row in rows:
+        answer = row["last_error"] or (str(row["last_status_code"]) if row["last_status_code"] else "")
+        table.add_row(
+            str(row["id"]),
+            row["status"],
+            row["bucket"] or "",
+            row["url"],
+            str(row["attempts"]),
+            answer,
+            row["created_at"] or "",
+        )
+    console.print(table)
+
+
+@notify_app.command("show")
+def show(
+    delivery_id: Annotated[str, typer.Argument(help="The notification id (see `notify list`).")],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """One notification: URL, status, attempts, last answer or error, next attempt, times
+    (header names only: their values carry signatures)."""
+    number = _id(delivery_id)
+    gw = open_gateway()
+    try:
+        d = gw.catalog.get_delivery(number)
+        if d is None:
+            raise fail(f"notification {number} does not exist", "see `mediagate notify list`")
+        row = _row(d, _names(gw).get(d.bucket_id) if d.bucket_id is not None else None)
+    finally:
+        gw.catalog.close()
+    if as_json:
+        typer.echo(json.dumps(row, ensure_ascii=False))
+        return
+    table = Table(show_header=False, title=f"notification {number}")
+    for name, value in row.items():
+        shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        table.add_row(name, shown)
+    console.print(table)
+
+
+@notify_app.command("redeliver")
+def redeliver(
+    delivery_id: Annotated[str, typer.Argument(help="A delivered or failed notification's id.")],
+) -> None:
+    """Send a notification again (a running server's delivery loop or `mediagate worker` sends it
+    within a second or so), with a fresh count of attempts."""
+    from mediagate.core import notify
+    from mediagate.core.errors import Conflict, NotFound
+
+    number = _id(delivery_id)
+    gw = open_gateway()
+    try:
+        notify.redeliver(gw, number)
+    except NotFound:
+        raise fail(f"notification {number} does not exist", "see `mediagate notify list`") from None
+    except Conflict as exc:
+        raise fail(exc.message) from None
+    finally:
+        gw.catalog.close()
+    console.print(f"notification {number} queued again")
