@@ -39,6 +39,7 @@ from anyio import to_thread
 from mediagate.core.errors import BadRequest, MediagateError, UnsupportedMedia, from_os_error
 from mediagate.core.ingest import Received, hash_file, new_staging_path
 from mediagate.core.numbers import parse_uint
+from mediagate.media.spec import LEGACY_FIELDS
 
 if TYPE_CHECKING:
     from mediagate.config import Settings
@@ -53,17 +54,6 @@ TYPE = "x-gmkerl-type"
 COLOR_COUNT = "x-gmkerl-extract-color-count"
 COLOR_FORMAT = "x-gmkerl-extract-format"
 INFO_TYPES = ("get_meta", "get_theme_color")
-LEGACY_FIELDS = frozenset(
-    {
-        "x-gmkerl-type",
-        "x-gmkerl-value",
-        "x-gmkerl-quality",
-        "x-gmkerl-unsharp",
-        "x-gmkerl-rotate",
-        "x-gmkerl-crop",
-        "x-gmkerl-exif-switch",
-    }
-)
 KNOWN_FIELDS = LEGACY_FIELDS | {THUMB, THUMBNAIL, COLOR_COUNT, COLOR_FORMAT}
 VERSION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 """A thumbnail version name (``key!<name>``): never starts with '/', so it cannot read as a spec."""

@@ -350,7 +350,7 @@ def overlay_legacy(base: ProcessingSpec, fields_: dict[str, str]) -> ProcessingS
     参数使用"): each given field replaces what the base says about the same thing (size, crop,
     rotation, quality, sharpening, EXIF); the rest of the base stays. One pass, so the engine's
     fixed order (orient, crop, resize, rotate, …) applies to the whole."""
-    f = {k.lower(): v.strip() for k, v in fields_.items() if k.lower() in _LEGACY_NAMES}
+    f = {k.lower(): v.strip() for k, v in fields_.items() if k.lower() in LEGACY_FIELDS}
     if f.get("x-gmkerl-type", "").lower() in ("get_meta", "get_theme_color"):
         del f["x-gmkerl-type"]  # information, not processing: the caller answers it
     legacy = parse_legacy(f) if f else None
@@ -375,7 +375,7 @@ def overlay_legacy(base: ProcessingSpec, fields_: dict[str, str]) -> ProcessingS
     return replace(base, **changes)  # type: ignore[arg-type]
 
 
-_LEGACY_NAMES = frozenset(
+LEGACY_FIELDS = frozenset(
     {
         "x-gmkerl-type",
         "x-gmkerl-value",
@@ -386,6 +386,7 @@ _LEGACY_NAMES = frozenset(
         "x-gmkerl-exif-switch",
     }
 )
+"""The old table's ``x-gmkerl-*`` fields (:func:`parse_legacy`)."""
 
 
 def _int(name: str, value: str, low: int, high: int) -> int:
