@@ -36,6 +36,8 @@ bench: install
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/small.py
 	$(BIN)/python bench/tasks.py
+	$(BIN)/python bench/taskqueue.py
+	$(BIN)/python bench/moderation.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info
