@@ -59,6 +59,11 @@ def require_bucket(gw: Gateway, name: str) -> Bucket:
     return found
 
 
+def bucket_names(gw: Gateway) -> dict[int, str]:
+    """Bucket id -> name, for listings whose rows carry only the id."""
+    return {b.id: b.name for b in gw.catalog.list_buckets()}
+
+
 def bucket_settings(name: str) -> dict[str, Any]:
     """A copy of the bucket's settings, or exit with a hint when there is no such bucket."""
     gw = open_gateway()

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from mediagate.cli.common import app, console, fail, open_gateway
+from mediagate.cli.common import app, bucket_names, console, fail, open_gateway, require_bucket
 
 notify_app = typer.Typer(
     help="Outgoing notifications (notify-url, task results): list, show, redeliver.", no_args_is_help=True
@@ -56,10 +56,6 @@ def _row(d: Any, bucket: str | None) -> dict[str, Any]:
     }
 
 
-def _names(gw: Any) -> dict[int, str]:
-    return {b.id: b.name for b in gw.catalog.list_buckets()}
-
-
 def _id(value: str) -> int:
     try:
         return int(value)
@@ -81,13 +77,8 @@ def list_notifications(
         raise fail(f"unknown status {status!r}", f"one of {', '.join(STATUSES)}")
     gw = open_gateway()
     try:
-        bucket_id = None
-        if bucket is not None:
-            found = gw.catalog.get_bucket(bucket)
-            if found is None:
-                raise fail(f"bucket {bucket!r} does not exist", "see `mediagate bucket list`")
-            bucket_id = found.id
-        names = _names(gw)
+        bucket_id = require_bucket(gw, bucket).id if bucket is not None else None
+        names = bucket_names(gw)
         rows = [
             _row(d, names.get(d.bucket_id) if d.bucket_id is not None else None)
             for d in gw.catalog.list_deliveries(bucket_id=bucket_id, state=status, limit=limit)
@@ -127,7 +118,7 @@ def show(
         d = gw.catalog.get_delivery(number)
         if d is None:
             raise fail(f"notification {number} does not exist", "see `mediagate notify list`")
-        row = _row(d, _names(gw).get(d.bucket_id) if d.bucket_id is not None else None)
+        row = _row(d, bucket_names(gw).get(d.bucket_id) if d.bucket_id is not None else None)
     finally:
         gw.catalog.close()
     if as_json:

@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from mediagate.cli.common import State, app, console, fail, open_gateway
+from mediagate.cli.common import State, app, bucket_names, console, fail, open_gateway, require_bucket
 
 task_app = typer.Typer(help="Asynchronous tasks (UPYUN apps …): list, show, retry.", no_args_is_help=True)
 app.add_typer(task_app, name="task")
 
 STATUSES = ("pending", "running", "done", "failed")
-
-
-def _names(gw: Any) -> dict[int, str]:
-    return {b.id: b.name for b in gw.catalog.list_buckets()}
 
 
 @task_app.command("list")
@@ -36,13 +32,8 @@ def list_tasks(
         raise fail(f"unknown status {status!r}", f"one of {', '.join(STATUSES)}")
     gw = open_gateway()
     try:
-        bucket_id = None
-        if bucket is not None:
-            found = gw.catalog.get_bucket(bucket)
-            if found is None:
-                raise fail(f"bucket {bucket!r} does not exist", "see `mediagate bucket list`")
-            bucket_id = found.id
-        names = _names(gw)
+        bucket_id = require_bucket(gw, bucket).id if bucket is not None else None
+        names = bucket_names(gw)
         rows = [
             task_json(t, names.get(t.bucket_id, "?"))
             for t in gw.catalog.list_tasks(bucket_id=bucket_id, status=status, limit=limit)
@@ -82,7 +73,7 @@ def show(
         task = gw.catalog.get_task(task_id)
         if task is None:
             raise fail(f"task {task_id!r} does not exist", "see `mediagate task list`")
-        row = task_json(task, _names(gw).get(task.bucket_id, "?"))
+        row = task_json(task, bucket_names(gw).get(task.bucket_id, "?"))
     finally:
         gw.catalog.close()
     if as_json:
