@@ -503,14 +503,15 @@ class Gateway:
             await to_thread.run_sync(self._reserve, blob_id)
             await to_thread.run_sync(self.storage.put, blob_id, received.path)
             await to_thread.run_sync(
-                self.catalog.add_part,
-                session.id,
-                part_number,
-                blob_id,
-                received.size,
-                received.md5,
-                received.crc32,
-                holder=holder,
+                lambda: self.catalog.add_part(
+                    session.id,
+                    part_number,
+                    blob_id,
+                    received.size,
+                    received.md5,
+                    received.crc32,
+                    holder=holder,
+                )
             )
         except BaseException:
             received.discard()

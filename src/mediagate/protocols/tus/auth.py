@@ -3,6 +3,8 @@ upload tokens (:mod:`mediagate.core.uploadtokens`) before any byte of a body is 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from anyio import to_thread
 from starlette.requests import Request
 
@@ -53,5 +55,6 @@ async def resume(gw: Gateway, request: Request, bucket: str, key: str) -> TokenG
 
 
 async def give_back(gw: Gateway, grant: TokenGrant) -> None:
-    """Return the use an upload took when it leaves no object (refused, or terminated)."""
-    await to_thread.run_sync(uploadtokens.release_upload_token, gw.catalog, grant)
+    """Return the use an upload took at its creation when it leaves no object (refused, or
+    terminated); ``grant`` may be the later, unconsuming check of the same token."""
+    await to_thread.run_sync(uploadtokens.release_upload_token, gw.catalog, replace(grant, consumed=True))
