@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import base64
 import os
+import socket
+import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -63,3 +66,25 @@ def head(url: str, token: str) -> httpx.Response:
 
 def random_bytes(size: int) -> bytes:
     return os.urandom(size)
+
+
+def interrupt_patch(url: str, token: str, offset: int, body: bytes, sent: int) -> None:
+    """A PATCH announcing ``len(body)`` bytes that sends ``sent`` of them and drops the connection."""
+    parts = urlsplit(url)
+    head_lines = (
+        f"PATCH {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\nTus-Resumable: 1.0.0\r\n"
+        f"Authorization: Bearer {token}\r\nContent-Type: application/offset+octet-stream\r\n"
+        f"Upload-Offset: {offset}\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 80)) as sock:
+        sock.sendall(head_lines.encode() + body[:sent])
+        time.sleep(0.3)
+
+
+def offset_settles(url: str, token: str, want: int, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if head(url, token).headers.get("Upload-Offset") == str(want):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"offset never reached {want}: {head(url, token).headers}")

@@ -10,11 +10,13 @@ import socket
 import threading
 import time
 import zlib
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
+import psutil
 import pytest
 from tusclient.client import TusClient
 from tusclient.exceptions import TusCommunicationError
@@ -30,8 +32,10 @@ from tests.protocols.tus.conftest import (
     auth,
     create,
     head,
+    interrupt_patch,
     issue_token,
     meta,
+    offset_settles,
     patch,
     random_bytes,
 )
@@ -396,28 +400,6 @@ def test_a_token_of_another_bucket_is_refused(
 # -- interrupted, resumed, concurrent -----------------------------------------------------------
 
 
-def _send_part_of_patch(url: str, token: str, offset: int, body: bytes, sent: int) -> None:
-    """A PATCH announcing ``len(body)`` bytes that sends ``sent`` of them and drops the connection."""
-    parts = urlsplit(url)
-    head_lines = (
-        f"PATCH {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\nTus-Resumable: 1.0.0\r\n"
-        f"Authorization: Bearer {token}\r\nContent-Type: application/offset+octet-stream\r\n"
-        f"Upload-Offset: {offset}\r\nContent-Length: {len(body)}\r\n\r\n"
-    )
-    with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 80)) as sock:
-        sock.sendall(head_lines.encode() + body[:sent])
-        time.sleep(0.3)
-
-
-def _offset_settles(url: str, token: str, want: int, seconds: float = 10.0) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if head(url, token).headers.get("Upload-Offset") == str(want):
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"offset never reached {want}: {head(url, token).headers}")
-
-
 def test_interrupted_patch_keeps_what_arrived_and_tuspy_resumes_from_its_stored_url(
     server: LiveServer, bucket: BucketCredentials, issue: Issue, tmp_path: Path
 ) -> None:
@@ -430,8 +412,8 @@ def test_interrupted_patch_keeps_what_arrived_and_tuspy_resumes_from_its_stored_
         file_path=str(path), metadata={"filename": "movie.bin"}, store_url=True, url_storage=storage
     )
     first.set_url(first.create_url())  # created and remembered, as tuspy does before its first PATCH
-    _send_part_of_patch(first.url, token, 0, data, 1_234_567)
-    _offset_settles(first.url, token, 1_234_567)  # the bytes that arrived were kept
+    interrupt_patch(first.url, token, 0, data, 1_234_567)
+    offset_settles(first.url, token, 1_234_567)  # the bytes that arrived were kept
 
     resumed = client.uploader(
         file_path=str(path), metadata={"filename": "movie.bin"}, store_url=True, url_storage=storage
@@ -561,3 +543,134 @@ def test_tuspy_reports_a_refusal(
     with pytest.raises(TusCommunicationError) as caught:
         uploader.upload()
     assert caught.value.status_code == 413
+
+
+# -- what Uppy's tus plugin (tus-js-client) sends with its defaults ------------------------------
+
+
+def test_uppy_defaults(server: LiveServer, bucket: BucketCredentials, issue: Issue) -> None:
+    """Uppy's tus plugin: metadata from the file (``relativePath`` may be null, ``filetype`` empty
+    for an unknown type), creation, then one PATCH of the whole file (chunkSize: Infinity), all
+    cross-origin; a resumed upload starts with HEAD."""
+    origin = "http://localhost:5173"
+    token = issue(prefix="uppy/", content_types=["image/*"])
+    headers = {**auth(token), "Origin": origin}
+    uppy_meta = meta(
+        relativePath="null", name="dot.png", type="image/png", filetype="image/png", filename="dot.png"
+    )
+    created = httpx.post(
+        f"{server.url}/v1/tus/{bucket.bucket}/",
+        headers={**headers, "Upload-Length": str(len(PNG)), "Upload-Metadata": uppy_meta},
+    )
+    assert created.status_code == 201, created.text
+    assert created.headers["Access-Control-Allow-Origin"] == "*"
+    url = created.headers["Location"]
+    resumed = httpx.head(url, headers=headers)
+    assert resumed.headers["Upload-Offset"] == "0"
+    assert "Upload-Offset" in resumed.headers["Access-Control-Expose-Headers"]
+    done = httpx.patch(url, headers={**headers, **PATCH_TYPE, "Upload-Offset": "0"}, content=PNG)
+    assert done.status_code == 204
+    assert done.headers["Upload-Offset"] == str(len(PNG))
+    assert read(server, bucket.bucket, "uppy/dot.png").content == PNG
+
+    unknown = meta(name="notes", type="", filetype="", filename="notes")
+    plain = issue(prefix="uppy/")
+    r = create(server.url, bucket.bucket, plain, 5, **{"Upload-Metadata": unknown})
+    assert r.status_code == 201
+    assert patch(r.headers["Location"], plain, 0, b"hello").status_code == 204
+    assert read(server, bucket.bucket, "uppy/notes").content == b"hello"
+
+
+def test_method_override_for_networks_that_drop_patch(
+    server: LiveServer, bucket: BucketCredentials, issue: Issue
+) -> None:
+    token = issue(prefix="ovr/")
+    url = create(server.url, bucket.bucket, token, 3, **{"Upload-Metadata": meta(filename="o")}).headers[
+        "Location"
+    ]
+    r = httpx.post(
+        url,
+        headers={**auth(token), **PATCH_TYPE, "Upload-Offset": "0", "X-HTTP-Method-Override": "PATCH"},
+        content=b"abc",
+    )
+    assert r.status_code == 204
+    assert read(server, bucket.bucket, "ovr/o").content == b"abc"
+
+
+def test_refusals_before_routing_are_tus_shaped(
+    server: LiveServer, bucket: BucketCredentials, issue: Issue
+) -> None:
+    """A body declared larger than any upload may be is refused by the front door, unread."""
+    token = issue()
+    url = create(server.url, bucket.bucket, token, 3, **{"Upload-Metadata": meta(filename="f")}).headers[
+        "Location"
+    ]
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        lines = (
+            f"PATCH {urlsplit(url).path} HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\n"
+            f"Authorization: Bearer {token}\r\nContent-Type: application/offset+octet-stream\r\n"
+            f"Upload-Offset: 0\r\nContent-Length: {10**15}\r\nExpect: 100-continue\r\n\r\n"
+        )
+        sock.sendall(lines.encode())
+        answer = sock.recv(65536).decode()
+    assert answer.startswith("HTTP/1.1 413"), answer
+    assert '"error"' in answer and "payload_too_large" in answer
+    assert head(url, token).headers["Upload-Offset"] == "0"
+    nowhere = httpx.get(f"{server.url}/v1/tus/")
+    assert nowhere.status_code == 404
+    assert nowhere.json()["error"]["code"] == "not_found"
+    wrong = httpx.put(f"{server.url}/v1/tus/{bucket.bucket}/", headers=auth(token))
+    assert wrong.status_code == 405
+    assert "PATCH" in wrong.headers["Allow"]
+
+
+def test_a_large_patch_streams_with_flat_server_memory(
+    server: LiveServer, bucket: BucketCredentials, issue: Issue
+) -> None:
+    size = 64 * 1024 * 1024
+    chunk = hashlib.sha256(b"seed").digest() * 2048  # 64 KiB
+    token = issue(prefix="big/")
+    url = create(
+        server.url, bucket.bucket, token, size, **{"Upload-Metadata": meta(filename="big.bin")}
+    ).headers["Location"]
+
+    def stream() -> Iterator[bytes]:
+        for _ in range(size // len(chunk)):
+            yield chunk
+
+    process = psutil.Process(server.process.pid if server.process else 0)
+    before = process.memory_info().rss
+    r = httpx.patch(
+        url,
+        headers={**auth(token), **PATCH_TYPE, "Upload-Offset": "0", "Content-Length": str(size)},
+        content=stream(),
+        timeout=120,
+    )
+    grown = process.memory_info().rss - before
+    assert r.status_code == 204, r.text
+    assert grown < 32 * 1024 * 1024, grown
+    expected = hashlib.sha256()
+    for _ in range(size // len(chunk)):
+        expected.update(chunk)
+    digest = hashlib.sha256()
+    with httpx.stream("GET", f"{server.url}/{bucket.bucket}/big/big.bin") as got:
+        for part in got.iter_bytes():
+            digest.update(part)
+    assert digest.hexdigest() == expected.hexdigest()
+
+
+def test_a_lease_left_by_a_dead_node_is_taken_over(
+    server: LiveServer, bucket: BucketCredentials, issue: Issue, admin: Gateway
+) -> None:
+    token = issue(prefix="dead/")
+    url = create(server.url, bucket.bucket, token, 4, **{"Upload-Metadata": meta(filename="d")}).headers[
+        "Location"
+    ]
+    upload_id = url.rsplit("/", 1)[1]
+    # a node died mid-PATCH: its lease stays in the catalog, no longer renewed
+    admin.catalog.update_session(
+        upload_id, state="lock-0123456789", updated_at=datetime.now(UTC) - timedelta(minutes=5)
+    )
+    r = patch(url, token, 0, b"abcd")
+    assert r.status_code == 204, r.text
+    assert read(server, bucket.bucket, "dead/d").content == b"abcd"
