@@ -4,13 +4,14 @@ upload token's limits."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import socket
 import threading
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -674,3 +675,53 @@ def test_a_lease_left_by_a_dead_node_is_taken_over(
     r = patch(url, token, 0, b"abcd")
     assert r.status_code == 204, r.text
     assert read(server, bucket.bucket, "dead/d").content == b"abcd"
+
+
+async def _one_chunk(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+def test_head_completes_an_upload_whose_commit_failed(
+    server: LiveServer, bucket: BucketCredentials, issue: Issue, admin: Gateway
+) -> None:
+    """Every byte recorded but no object (the last PATCH met an outage while committing): a client
+    that re-asks the offset sees it full and stops, so HEAD completes the upload first."""
+    token = issue(prefix="late/")
+    url = create(server.url, bucket.bucket, token, 4, **{"Upload-Metadata": meta(filename="l")}).headers[
+        "Location"
+    ]
+    session = admin.catalog.get_session(url.rsplit("/", 1)[1])
+    assert session is not None
+    asyncio.run(admin.put_part(session, 0, _one_chunk(b"late")))  # the parts of that failed PATCH
+    assert read(server, bucket.bucket, "late/l").status_code == 404
+    r = head(url, token)
+    assert r.status_code == 200
+    assert r.headers["Upload-Offset"] == "4"
+    assert read(server, bucket.bucket, "late/l").content == b"late"
+
+
+def test_creation_with_upload_cut_short_leaves_nothing(
+    server: LiveServer, bucket: BucketCredentials, issue: Issue, admin: Gateway
+) -> None:
+    """A client that never got the creation's answer does not know the upload's URL: nothing of
+    it stays, and the token's only use is given back."""
+    token = issue(prefix="lost/", max_uses=1)
+    lines = (
+        f"POST /v1/tus/{bucket.bucket}/ HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\n"
+        f"Authorization: Bearer {token}\r\nContent-Type: application/offset+octet-stream\r\n"
+        f"Upload-Length: 100000\r\nUpload-Metadata: {meta(filename='lost')}\r\nContent-Length: 100000\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        sock.sendall(lines.encode() + b"x" * 30_000)
+        time.sleep(0.3)
+    deadline = time.monotonic() + 10
+    again = create(server.url, bucket.bucket, token, 3, **{"Upload-Metadata": meta(filename="lost")})
+    while again.status_code != 201 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        again = create(server.url, bucket.bucket, token, 3, **{"Upload-Metadata": meta(filename="lost")})
+    assert again.status_code == 201, again.text
+    row = admin.catalog.get_bucket(bucket.bucket)
+    assert row is not None
+    everything = admin.catalog.stale_sessions(datetime.now(UTC) + timedelta(days=1), limit=10_000)
+    mine = [i for i in everything if (found := admin.catalog.get_session(i)) and found.bucket_id == row.id]
+    assert mine == [again.headers["Location"].rsplit("/", 1)[1]]

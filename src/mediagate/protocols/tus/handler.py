@@ -18,6 +18,7 @@ from mediagate.catalog.models import Bucket, UploadSession
 from mediagate.core.errors import (
     BadRequest,
     Forbidden,
+    MalformedBody,
     MediagateError,
     MethodNotAllowed,
     NotFound,
@@ -130,7 +131,7 @@ async def _dispatch(
     if (session.data or {}).get("token_id") != grant.token_id:
         raise Forbidden("this upload was created with another upload token", code="token_mismatch")
     if method == "HEAD":
-        return await _head(gw, session)
+        return await _head(request, gw, session, grant)
     if method == "PATCH":
         return await _patch(request, gw, session, grant)
     return await _terminate(gw, session, grant)
@@ -168,9 +169,15 @@ async def _offset(gw: Gateway, session: UploadSession) -> int:
 # -- HEAD ---------------------------------------------------------------------------------------------
 
 
-async def _head(gw: Gateway, session: UploadSession) -> Response:
+async def _head(request: Request, gw: Gateway, session: UploadSession, grant: TokenGrant) -> Response:
+    offset = await _offset(gw, session)
+    if session.state != COMPLETED and offset == session.total_size:
+        # every byte is here but the commit did not happen (an outage failed the last PATCH):
+        # complete now, or a client seeing its full offset would stop with no object stored
+        await _write(request, gw, session.id, grant, claimed=offset, declared=None, body=False)
+        session = await gw.session(session.id)
     headers = {
-        "Upload-Offset": str(await _offset(gw, session)),
+        "Upload-Offset": str(offset),
         "Upload-Expires": expires(_expiry(gw, session)),
         "Cache-Control": "no-store",
     }
@@ -229,14 +236,18 @@ async def _create(request: Request, gw: Gateway, bucket: str) -> Response:
         "Upload-Expires": _fresh_expiry(gw),
     }
     if with_body or total == 0:
+        # the upload never existed for a client that got no answer: nothing stays then, and the
+        # token's use is given back
         try:
-            offset = await _write(
+            offset, interrupted = await _write(
                 request, gw, session.id, grant, claimed=0, declared=declared, body=with_body
             )
         except MediagateError:
-            # the upload never existed for the client: nothing stays, the token's use is given back
             await _forget(gw, session.id, grant)
             raise
+        if interrupted:
+            await _forget(gw, session.id, grant)
+            raise MalformedBody("the connection dropped before the upload was created")
         answer["Upload-Offset"] = str(offset)
     return Response(status_code=201, headers=answer)
 
@@ -270,7 +281,7 @@ async def _patch(request: Request, gw: Gateway, session: UploadSession, grant: T
         raise BadRequest("Upload-Offset is required", code="invalid_header")
     new_length = length(request.headers.get("upload-length"), "Upload-Length")
     declared = checksum(request.headers.get("upload-checksum"))
-    offset = await _write(
+    offset, _ = await _write(
         request,
         gw,
         session.id,
@@ -296,13 +307,13 @@ async def _write(
     declared: Checksum | None,
     body: bool,
     new_length: int | None = None,
-) -> int:
+) -> tuple[int, bool]:
     """Append the request body at ``claimed`` under the upload's lease; complete the upload when
-    it reaches its length. Returns the new offset."""
+    it reaches its length. Returns the new offset, and whether the body was cut short."""
     async with lease(gw, session_id) as (session, holder):
         if session.state == COMPLETED:
             if claimed == session.total_size and not body:
-                return claimed  # a repeated final PATCH: already done
+                return claimed, False  # a repeated final PATCH: already done
             raise OffsetMismatch(f"the upload is complete at {session.total_size} bytes")
         parts = await gw.parts(session)
         offset = sum(p.size for p in parts)
@@ -311,6 +322,7 @@ async def _write(
         total = await _settle_length(gw, session, grant, offset, new_length)
         cap = total if total is not None else _size_cap(gw, grant)
         remaining = cap - offset
+        interrupted = False
         if body:
             content_length = length(request.headers.get("content-length"), "Content-Length")
             if remaining <= 0 or (content_length is not None and content_length > remaining):
@@ -318,9 +330,10 @@ async def _write(
             stream = PatchBody(request, declared)
             part = await gw.put_part(session, len(parts), stream.chunks(), max_size=remaining, holder=holder)
             offset += part.size
+            interrupted = stream.interrupted
         if total is not None and offset == total:
             await _complete(gw, session, grant, total, empty=not parts and offset == 0, holder=holder)
-        return offset
+        return offset, interrupted
 
 
 async def _settle_length(
