@@ -725,3 +725,31 @@ def test_creation_with_upload_cut_short_leaves_nothing(
     everything = admin.catalog.stale_sessions(datetime.now(UTC) + timedelta(days=1), limit=10_000)
     mine = [i for i in everything if (found := admin.catalog.get_session(i)) and found.bucket_id == row.id]
     assert mine == [again.headers["Location"].rsplit("/", 1)[1]]
+
+
+def test_a_token_from_the_v1_api_uploads_through_tuspy(
+    server: LiveServer, bucket: BucketCredentials, admin: Gateway, tmp_path: Path
+) -> None:
+    """The whole path an app takes: its backend asks ``/v1`` for an upload token with its API key,
+    the client uploads with it."""
+    from mediagate.core import apikeys
+
+    _, api_key = apikeys.create_key(admin.catalog, bucket=bucket.bucket, scopes=["write"])
+    issued = httpx.post(
+        f"{server.url}/v1/buckets/{bucket.bucket}/upload-tokens",
+        headers={"Authorization": f"Bearer {api_key}"},
+        json={"ttl": 900, "max_uses": 1, "prefix": "app/", "max_size": 1_000_000},
+    )
+    assert issued.status_code == 201, issued.text
+    token = issued.json()["token"]
+    data = random_bytes(200_000)
+    uploader = tus_client(server, bucket.bucket, token).uploader(
+        file_path=str(write_file(tmp_path, "photo.raw", data)), metadata={"filename": "photo.raw"}
+    )
+    uploader.upload()
+    assert read(server, bucket.bucket, "app/photo.raw").content == data
+    listed = httpx.get(
+        f"{server.url}/v1/buckets/{bucket.bucket}/upload-tokens",
+        headers={"Authorization": f"Bearer {api_key}"},
+    )
+    assert [t["uses"] for t in listed.json()["upload_tokens"]] == [1]
