@@ -753,3 +753,83 @@ def test_a_token_from_the_v1_api_uploads_through_tuspy(
         headers={"Authorization": f"Bearer {api_key}"},
     )
     assert [t["uses"] for t in listed.json()["upload_tokens"]] == [1]
+
+
+def test_an_empty_file_is_complete_at_creation(
+    server: LiveServer, bucket: BucketCredentials, issue: Issue
+) -> None:
+    token = issue(prefix="empty/")
+    r = create(server.url, bucket.bucket, token, 0, **{"Upload-Metadata": meta(filename="nothing.txt")})
+    assert r.status_code == 201, r.text
+    assert r.headers["Upload-Offset"] == "0"
+    got = read(server, bucket.bucket, "empty/nothing.txt")
+    assert got.status_code == 200
+    assert got.content == b""
+
+
+HOSTILE: list[tuple[str, str, dict[str, str]]] = [
+    ("POST", "/v1/tus/{b}/", {"Upload-Length": "-1"}),
+    ("POST", "/v1/tus/{b}/", {"Upload-Length": "9" * 30}),
+    ("POST", "/v1/tus/{b}/", {"Upload-Length": "9" * 19}),
+    ("POST", "/v1/tus/{b}/", {"Upload-Length": "3", "Upload-Defer-Length": "1"}),
+    ("POST", "/v1/tus/{b}/", {"Upload-Defer-Length": "2"}),
+    ("POST", "/v1/tus/{b}/", {"Upload-Length": "3", "Upload-Metadata": "filename ***"}),
+    ("POST", "/v1/tus/{b}/", {"Upload-Length": "3", "Upload-Metadata": "a b c"}),
+    ("POST", "/v1/tus/{b}/", {"Upload-Length": "3", "Upload-Metadata": "filename Lw==,filename Lw=="}),
+    ("POST", "/v1/tus/{b}/", {"Upload-Length": "3", "Upload-Metadata": "filename " + "QQ==" * 2000}),
+    ("POST", "/v1/tus/{b}/", {"Upload-Length": "3", "Upload-Metadata": "filename Li4="}),  # ".."
+    ("POST", "/v1/tus/{b}/", {"Upload-Length": "3", "Upload-Metadata": "filename /w=="}),  # not UTF-8
+    ("POST", "/v1/tus/no-such-bucket/", {"Upload-Length": "3"}),
+    ("POST", "/v1/tus/%00/", {"Upload-Length": "3"}),
+    ("HEAD", "/v1/tus/{b}/%2e%2e/%2e%2e/etc/passwd", {}),
+    ("HEAD", "/v1/tus/{b}/" + "f" * 32 + "/extra", {}),
+    ("HEAD", "/v1/tus/{b}/%0a", {}),
+    ("PATCH", "/v1/tus/{b}/{u}", {"Upload-Offset": "x", "Content-Type": "application/offset+octet-stream"}),
+    (
+        "PATCH",
+        "/v1/tus/{b}/{u}",
+        {"Upload-Offset": "99999999999999999999", "Content-Type": "application/offset+octet-stream"},
+    ),
+    ("PATCH", "/v1/tus/{b}/{u}", {"Content-Type": "application/offset+octet-stream"}),
+    (
+        "PATCH",
+        "/v1/tus/{b}/{u}",
+        {"Upload-Offset": "0", "Content-Type": "application/offset+octet-stream", "Upload-Checksum": "md5"},
+    ),
+    (
+        "PATCH",
+        "/v1/tus/{b}/{u}",
+        {
+            "Upload-Offset": "0",
+            "Content-Type": "application/offset+octet-stream",
+            "Upload-Checksum": "md5 !!!",
+        },
+    ),
+    (
+        "PATCH",
+        "/v1/tus/{b}/{u}",
+        {"Upload-Offset": "0", "Content-Type": "application/offset+octet-stream", "Upload-Length": "1"},
+    ),
+    ("DELETE", "/v1/tus/{b}/", {}),
+    ("GET", "/v1/tus/{b}/{u}", {}),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "extra"), HOSTILE)
+def test_hostile_requests_get_clear_errors(
+    server: LiveServer, bucket: BucketCredentials, issue: Issue, method: str, path: str, extra: dict[str, str]
+) -> None:
+    token = issue()
+    upload = create(server.url, bucket.bucket, token, 8, **{"Upload-Metadata": meta(filename="h")})
+    upload_id = upload.headers["Location"].rsplit("/", 1)[1]
+    target = path.format(b=bucket.bucket, u=upload_id)
+    r = httpx.request(
+        method,
+        server.url + target,
+        headers={**auth(token), **extra},
+        content=b"abc" if method == "PATCH" else None,
+    )
+    assert 400 <= r.status_code < 500, (r.status_code, r.text)
+    assert r.headers["Tus-Resumable"] == "1.0.0"
+    if method != "HEAD":
+        assert r.json()["error"]["code"]
