@@ -24,6 +24,12 @@ async def new_bucket(gw: Gateway, name: str, settings: dict[str, Any]) -> tuple[
     return await to_thread.run_sync(gw.catalog.require_bucket, name), creds
 
 
+async def bucket(gw: Gateway, name: str) -> Bucket:
+    """The bucket as stored now (not the gateway's short-lived cache: an API that just changed or
+    deleted a bucket must not answer from before the change). NotFound ``bucket_not_found``."""
+    return await to_thread.run_sync(gw.catalog.require_bucket, name)
+
+
 async def buckets(gw: Gateway) -> list[Bucket]:
     return await to_thread.run_sync(gw.catalog.list_buckets)
 

@@ -13,7 +13,7 @@ from starlette.requests import Request
 
 from mediagate import logs
 from mediagate.catalog.models import Bucket
-from mediagate.core import apikeys
+from mediagate.core import admin, apikeys
 from mediagate.core.apikeys import ApiKey
 from mediagate.core.errors import Forbidden, Unauthorized
 from mediagate.core.gateway import Gateway
@@ -60,4 +60,4 @@ async def bucket_for(request: Request, key: ApiKey, name: str, scope: str) -> Bu
     """The bucket ``name`` once ``key`` may act on it with ``scope`` (403 before 404, so a
     bucket-bound key learns nothing about other buckets)."""
     apikeys.require(key, scope, name)
-    return await gateway(request).bucket(name)
+    return await admin.bucket(gateway(request), name)

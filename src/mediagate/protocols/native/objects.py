@@ -282,7 +282,12 @@ async def get_object(request: Request, bucket: str, key: str, caller: Caller) ->
     return schemas.ObjectOut.of(bucket, obj)
 
 
-@router.head("/v1/buckets/{bucket}/objects/{key:path}", summary="An object's size, type and ETag")
+@router.head(
+    "/v1/buckets/{bucket}/objects/{key:path}",
+    response_class=Response,
+    responses=BYTES,  # type: ignore[arg-type]
+    summary="An object's size, type and ETag",
+)
 async def head_object(request: Request, bucket: str, key: str, caller: Caller) -> Response:
     target = await bucket_for(request, caller, bucket, READ)
     obj = await gateway(request).get_object(target, normalise_key(key))
