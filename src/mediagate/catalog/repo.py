@@ -795,10 +795,11 @@ class Catalog:
     ) -> list[Object]:
         """Live objects with ``key >= start`` (and ``> after``), by key (bytewise): keyset paging
         for a prefix listing, whose matches are one contiguous run from the prefix on."""
+        # one lower bound, the tighter one: given both, SQLite seeks to ``start`` and reads every
+        # key up to ``after`` (half the bucket for a page in the middle of a big prefix)
+        lower = Object.key > after if after is not None and after >= start else Object.key >= start
         with self._read() as s:
-            query = select(Object).where(Object.bucket_id == bucket_id, Object.key >= start, live())
-            if after is not None:
-                query = query.where(Object.key > after)
+            query = select(Object).where(Object.bucket_id == bucket_id, lower, live())
             return list(s.scalars(query.order_by(Object.key.asc()).limit(limit)))
 
     def count_folders_in(self, bucket_id: int, dir_path: str) -> int:
