@@ -132,6 +132,7 @@ def creds(cluster: Cluster) -> BucketCredentials:
     return create_bucket(cluster.admin.catalog, cluster.admin.secrets, f"lb{uuid.uuid4().hex[:12]}")
 
 
+@pytest.mark.postgres  # the two nodes share a PostgreSQL catalog
 def test_health_checks_through_the_balancer(nginx: str) -> None:
     health = httpx.get(f"{nginx}/healthz")
     assert health.status_code == 200
@@ -139,6 +140,7 @@ def test_health_checks_through_the_balancer(nginx: str) -> None:
     assert httpx.get(f"{nginx}/livez").json() == {"status": "ok"}
 
 
+@pytest.mark.postgres  # the two nodes share a PostgreSQL catalog
 def test_an_upload_streams_through_to_a_node_while_it_is_sent(
     nginx: str, cluster: Cluster, creds: BucketCredentials
 ) -> None:
@@ -174,6 +176,7 @@ def test_an_upload_streams_through_to_a_node_while_it_is_sent(
     assert obj is not None and obj.size == len(data)
 
 
+@pytest.mark.postgres  # the two nodes share a PostgreSQL catalog
 def test_a_multipart_upload_through_the_balancer(nginx: str, creds: BucketCredentials) -> None:
     data = os.urandom(3 * MIB + 17)
     endpoint = nginx.removeprefix("http://")
@@ -206,6 +209,7 @@ def _imagex(
     return resp.json()["Result"]
 
 
+@pytest.mark.postgres  # the two nodes share a PostgreSQL catalog
 def test_imagex_signed_host_survives_the_balancer(
     nginx: str, cluster: Cluster, creds: BucketCredentials
 ) -> None:
