@@ -731,7 +731,7 @@ def test_signed_imagex_actions_with_garbage(server: LiveServer, target: BucketCr
     """Signed OpenAPI calls with garbage parameters and bodies: ImageX errors.
 
     The signature covers the Host header, so these are signed for the server's real endpoint."""
-    from mediagate.protocols.imagex import sigv4
+    from mediagate.signing import sigv4
 
     failures: list[str] = []
     b = target.bucket

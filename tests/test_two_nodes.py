@@ -117,6 +117,22 @@ def test_upyun_rest_put_on_a_is_read_listed_and_deleted_on_b(
     assert gone.value.status == 404
 
 
+def test_upyun_listing_pages_alternate_nodes(cluster: Cluster, creds: BucketCredentials) -> None:
+    """A list cursor one node gave out is taken by the other (they share the secret key)."""
+    a = sdk(cluster.a, creds)
+    for n in range(7):
+        a.put(f"/paged/{n}.txt", b"x")
+    names: list[str] = []
+    token = None
+    for turn in range(10):
+        page = sdk(cluster.nodes[turn % 2], creds).get_list_with_iter("/paged", limit=2, begin=token)
+        names += [e["name"] for e in page["files"]]
+        token = page["iter"]
+        if token == "g2gCZAAEbmV4dGQAA2VvZg":  # UPYUN's end marker
+            break
+    assert names == [f"{n}.txt" for n in range(7)]
+
+
 def test_upyun_multipart_parts_alternate_and_complete_on_b(
     cluster: Cluster, creds: BucketCredentials
 ) -> None:

@@ -334,12 +334,12 @@ def test_list_dir_paging_by_after(catalog: Catalog, tree: Bucket) -> None:
     assert names(catalog.list_dir(tree.id, "", limit=2, after="c.jpg", descending=True)) == ["b", "a.jpg"]
 
 
-def test_list_dir_paging_by_offset_and_limit(catalog: Catalog, tree: Bucket) -> None:
-    assert names(catalog.list_dir(tree.id, "", limit=2, offset=1)) == ["b", "c.jpg"]
-    assert names(catalog.list_dir(tree.id, "", limit=2, offset=4)) == ["e.jpg"]
-    assert catalog.list_dir(tree.id, "", limit=2, offset=5) == []
+def test_list_dir_limit(catalog: Catalog, tree: Bucket) -> None:
     assert names(catalog.list_dir(tree.id, "", limit=1)) == ["a.jpg"]
-    assert names(catalog.list_dir(tree.id, "", limit=2, offset=1, descending=True)) == ["d", "c.jpg"]
+    assert names(catalog.list_dir(tree.id, "", limit=2, after="a.jpg")) == ["b", "c.jpg"]
+    assert names(catalog.list_dir(tree.id, "", limit=2, after="d")) == ["e.jpg"]
+    assert catalog.list_dir(tree.id, "", limit=2, after="e.jpg") == []
+    assert names(catalog.list_dir(tree.id, "", limit=2, after="e.jpg", descending=True)) == ["d", "c.jpg"]
 
 
 def test_list_dir_of_an_empty_or_missing_dir(catalog: Catalog, tree: Bucket) -> None:

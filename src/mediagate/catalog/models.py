@@ -82,6 +82,8 @@ class Credential(Base):
     __tablename__ = "credentials"
     __table_args__ = (
         Index("ix_credentials_lookup", "kind", "key_id"),
+        # a bucket's secrets of one kind, newest first: what every authorised request reads
+        Index("ix_credentials_bucket_kind", "bucket_id", "kind", "id"),
         # An access key id names one bucket for good (revoked ones too: their tokens are refused
         # by that bucket, never accepted by another). Operators and form secrets are per bucket.
         Index(
@@ -106,7 +108,16 @@ class Object(Base):
     __tablename__ = "objects"
     __table_args__ = (
         UniqueConstraint("bucket_id", "key", name="uq_objects_bucket_key"),
-        Index("ix_objects_dir", "bucket_id", "dir", "name"),
+        # a folder's listing in name order; the expiry rides along so that counting a folder and
+        # walking to a page (Wantu's page numbers) never reads the table (see Catalog.objects_in)
+        Index("ix_objects_dir_live", "bucket_id", "dir", "name", "expires_at"),
+        # the collector's "what has expired": only the few rows with a ttl are in it
+        Index(
+            "ix_objects_expiring",
+            "expires_at",
+            sqlite_where=text("expires_at IS NOT NULL"),
+            postgresql_where=text("expires_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -183,6 +194,10 @@ class Delivery(Base):
     """An outgoing notification (notify-url …) waiting to be delivered, retried with backoff."""
 
     __tablename__ = "deliveries"
+    __table_args__ = (  # `mediagate notify list`, newest first, by bucket or by status
+        Index("ix_deliveries_bucket_recent", "bucket_id", "id"),
+        Index("ix_deliveries_state_recent", "state", "id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     url: Mapped[str] = mapped_column(Text)
@@ -238,7 +253,13 @@ class Task(Base):
     the upload that asks for it (core.outbox)."""
 
     __tablename__ = "tasks"
-    __table_args__ = (Index("ix_tasks_due", "status", "next_run_at"),)
+    __table_args__ = (
+        Index("ix_tasks_due", "status", "next_run_at"),
+        # `mediagate task list`, newest first: all, by bucket or by status
+        Index("ix_tasks_recent", "created_at", "id"),
+        Index("ix_tasks_bucket_recent", "bucket_id", "created_at", "id"),
+        Index("ix_tasks_status_recent", "status", "created_at", "id"),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     kind: Mapped[str] = mapped_column(String(32))
@@ -268,6 +289,7 @@ class Feedback(Base):
     that an operator can list it (``GET /3.0/feedback``) and review the model's mistakes."""
 
     __tablename__ = "feedback"
+    __table_args__ = (Index("ix_feedback_bucket_recent", "bucket_id", "id"),)  # GET /3.0/feedback
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     bucket_id: Mapped[int] = mapped_column(ForeignKey("buckets.id", ondelete="CASCADE"), index=True)

@@ -631,8 +631,8 @@ class Catalog:
     def usage(self, bucket_id: int, prefix: str = "") -> int:
         """Bytes held by the bucket's live objects (only those under folder ``prefix`` if given)."""
         query = select(func.coalesce(func.sum(Object.size), 0)).where(Object.bucket_id == bucket_id, live())
-        if prefix:
-            query = query.where(Object.key.startswith(prefix + "/", autoescape=True))
+        if prefix:  # every key under "p/" sorts in ["p/", "p0"): a range of the unique key index
+            query = query.where(Object.key >= prefix + "/", Object.key < prefix + "0")
         with self._read() as s:
             return int(s.scalar(query) or 0)
 
@@ -723,12 +723,13 @@ class Catalog:
         limit: int = 1000,
         after: str | None = None,
         descending: bool = False,
-        offset: int = 0,
     ) -> list[DirEntry]:
         """Folders and objects directly in ``dir_path``, merged and ordered by name.
 
-        Paging by ``after`` (the last name seen: stable under concurrent inserts) or ``offset``."""
-        take = limit + offset
+        Keyset paging: ``after`` is the last name of the previous page, so a page boundary stays
+        put while others add or remove entries, and a page deep in a folder of a million entries
+        costs what the first one does (two index range reads of ``limit`` rows, one per table,
+        merged here)."""
         with self._read() as s:
 
             def page(model: type[Object] | type[Folder]) -> Any:
@@ -738,12 +739,12 @@ class Catalog:
                 if after is not None:
                     query = query.where(model.name < after if descending else model.name > after)
                 order = model.name.desc() if descending else model.name.asc()
-                return s.scalars(query.order_by(order).limit(take))
+                return s.scalars(query.order_by(order).limit(limit))
 
             entries = [DirEntry(f.name, True, 0, as_utc(f.created_at)) for f in page(Folder)]
             entries += [DirEntry(o.name, False, o.size, as_utc(o.created_at), o.mime) for o in page(Object)]
         entries.sort(key=lambda e: e.name, reverse=descending)
-        return entries[offset:take]
+        return entries[:limit]
 
     def count_dir(self, bucket_id: int, dir_path: str) -> int:
         with self._read() as s:
@@ -760,12 +761,20 @@ class Catalog:
             return int(objects or 0) + int(folders or 0)
 
     def objects_in(self, bucket_id: int, dir_path: str, *, offset: int = 0, limit: int = 100) -> list[Object]:
-        """Objects directly in ``dir_path``, ordered by name (offset paging)."""
+        """Objects directly in ``dir_path``, ordered by name, from the ``offset``-th on (Wantu's
+        page numbers). The offset is walked in the index alone (``ix_objects_dir_live`` holds the
+        expiry too, so skipped rows are never read from the table); only the page's rows are."""
+        where = (Object.bucket_id == bucket_id, Object.dir == dir_path, live())
         with self._read() as s:
-            query = select(Object).where(Object.bucket_id == bucket_id, Object.dir == dir_path, live())
-            return list(s.scalars(query.order_by(Object.name.asc()).offset(offset).limit(limit)))
+            query = select(Object).where(*where)
+            if offset:
+                start = select(Object.name).where(*where).order_by(Object.name).offset(offset).limit(1)
+                query = query.where(Object.name >= start.scalar_subquery())
+            return list(s.scalars(query.order_by(Object.name.asc()).limit(limit)))
 
     def count_objects_in(self, bucket_id: int, dir_path: str) -> int:
+        """Live objects directly in ``dir_path``, counted in the index (Wantu's ``totalCount``:
+        its cost grows with the folder, not with the catalog)."""
         with self._read() as s:
             query = select(func.count()).select_from(Object)
             return int(
@@ -773,23 +782,30 @@ class Catalog:
             )
 
     def folders_in(self, bucket_id: int, dir_path: str, *, offset: int = 0, limit: int = 100) -> list[Folder]:
-        """Folders directly in ``dir_path``, ordered by name (offset paging)."""
+        """Folders directly in ``dir_path``, ordered by name, from the ``offset``-th on (walked in
+        ``ix_folders_dir`` alone, as :meth:`objects_in` does)."""
+        where = (Folder.bucket_id == bucket_id, Folder.dir == dir_path)
         with self._read() as s:
-            query = select(Folder).where(Folder.bucket_id == bucket_id, Folder.dir == dir_path)
-            return list(s.scalars(query.order_by(Folder.name.asc()).offset(offset).limit(limit)))
+            query = select(Folder).where(*where)
+            if offset:
+                start = select(Folder.name).where(*where).order_by(Folder.name).offset(offset).limit(1)
+                query = query.where(Folder.name >= start.scalar_subquery())
+            return list(s.scalars(query.order_by(Folder.name.asc()).limit(limit)))
 
     def objects_from(
         self, bucket_id: int, start: str, *, after: str | None = None, limit: int = 1000
     ) -> list[Object]:
         """Live objects with ``key >= start`` (and ``> after``), by key (bytewise): keyset paging
         for a prefix listing, whose matches are one contiguous run from the prefix on."""
+        # one lower bound, the tighter one: given both, SQLite seeks to ``start`` and reads every
+        # key up to ``after`` (half the bucket for a page in the middle of a big prefix)
+        lower = Object.key > after if after is not None and after >= start else Object.key >= start
         with self._read() as s:
-            query = select(Object).where(Object.bucket_id == bucket_id, Object.key >= start, live())
-            if after is not None:
-                query = query.where(Object.key > after)
+            query = select(Object).where(Object.bucket_id == bucket_id, lower, live())
             return list(s.scalars(query.order_by(Object.key.asc()).limit(limit)))
 
     def count_folders_in(self, bucket_id: int, dir_path: str) -> int:
+        """Folders directly in ``dir_path``, counted in ``ix_folders_dir``."""
         with self._read() as s:
             query = select(func.count()).select_from(Folder)
             return int(s.scalar(query.where(Folder.bucket_id == bucket_id, Folder.dir == dir_path)) or 0)
@@ -1161,14 +1177,15 @@ class Catalog:
     def list_tasks(
         self, *, bucket_id: int | None = None, status: str | None = None, limit: int = 1000
     ) -> list[Task]:
-        """Tasks, newest first, optionally of one bucket and/or one status."""
+        """Tasks, newest first, optionally of one bucket and/or one status (each way has an index
+        in that order: ``ix_tasks_recent``, ``ix_tasks_bucket_recent``, ``ix_tasks_status_recent``)."""
         with self._read() as s:
             query = select(Task)
             if bucket_id is not None:
                 query = query.where(Task.bucket_id == bucket_id)
             if status is not None:
                 query = query.where(Task.status == status)
-            return list(s.scalars(query.order_by(Task.created_at.desc(), Task.id).limit(limit)))
+            return list(s.scalars(query.order_by(Task.created_at.desc(), Task.id.desc()).limit(limit)))
 
     def tasks_due(self, now: datetime) -> bool:
         """Whether :meth:`dispatch_tasks` has anything to do now: a cheap read that lets an idle
@@ -1340,13 +1357,23 @@ class Catalog:
     def list_feedback(
         self, bucket_id: int, *, offset: int = 0, limit: int = 100
     ) -> tuple[int, list[Feedback]]:
-        """(total, a page of the bucket's feedback, newest first)."""
+        """(total, a page of the bucket's feedback, newest first). Both the count and the walk to
+        ``offset`` read ``ix_feedback_bucket_recent`` alone; only the page's rows are fetched."""
         with self._read() as s:
             total = s.scalar(
                 select(func.count()).select_from(Feedback).where(Feedback.bucket_id == bucket_id)
             )
             query = select(Feedback).where(Feedback.bucket_id == bucket_id)
-            page = s.scalars(query.order_by(Feedback.id.desc()).offset(offset).limit(limit))
+            if offset:
+                start = (
+                    select(Feedback.id)
+                    .where(Feedback.bucket_id == bucket_id)
+                    .order_by(Feedback.id.desc())
+                    .offset(offset)
+                    .limit(1)
+                )
+                query = query.where(Feedback.id <= start.scalar_subquery())
+            page = s.scalars(query.order_by(Feedback.id.desc()).limit(limit))
             return int(total or 0), list(page)
 
     # -- /v1 API keys and upload tokens (core.apikeys, core.uploadtokens) ---------------------------

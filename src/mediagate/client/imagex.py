@@ -10,7 +10,7 @@ import httpx
 
 from mediagate.client.base import UploadResult, error_from
 from mediagate.client.sources import ChunkReader, Progress, Source
-from mediagate.protocols.imagex import sigv4
+from mediagate.signing import sigv4
 
 VERSION = "2018-08-01"
 CHUNK = 20 * 1024 * 1024

@@ -25,8 +25,7 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 
-from mediagate.core.errors import MediagateError
-from mediagate.core.notify import check_url
+from mediagate.urlguard import UrlRefused, resolve
 
 DEFAULT_MAX_FETCH = 512 * 1024 * 1024
 MAX_REDIRECTS = 5
@@ -117,9 +116,9 @@ def from_url(
         current = url
         for _ in range(MAX_REDIRECTS + 1):
             try:
-                target = asyncio.run(check_url(current, allow_private=allow_private))
-            except MediagateError as exc:
-                raise SourceError(f"{current}: {exc.message}") from None
+                target = asyncio.run(resolve(current, allow_private=allow_private))
+            except UrlRefused as exc:
+                raise SourceError(f"{current}: {exc}") from None
             target_url, headers, extensions = target.request_args()
             request = http.build_request(
                 "GET", target_url, headers=headers, extensions=extensions, timeout=timeout

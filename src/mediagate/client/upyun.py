@@ -3,9 +3,6 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 from email.utils import formatdate
 from urllib.parse import quote
 
@@ -13,6 +10,7 @@ import httpx
 
 from mediagate.client.base import ObjectExists, UploadResult, error_from
 from mediagate.client.sources import ChunkReader, Progress, Source
+from mediagate.signing import upyun as signing
 
 
 class UpyunClient:
@@ -23,13 +21,12 @@ class UpyunClient:
     ) -> None:
         self.endpoint = endpoint.rstrip("/")
         self.bucket, self.operator = bucket, operator
-        self.password_md5 = hashlib.md5(password.encode()).hexdigest()
+        self.password_md5 = signing.md5hex(password)
         self.http = client or httpx.Client(timeout=httpx.Timeout(60.0, connect=10.0))
 
     def sign(self, method: str, uri: str, date: str, content_md5: str = "") -> str:
-        parts = [method, uri, date] + ([content_md5] if content_md5 else [])
-        digest = hmac.new(self.password_md5.encode(), "&".join(parts).encode(), hashlib.sha1).digest()
-        return f"UPYUN {self.operator}:{base64.b64encode(digest).decode()}"
+        message = signing.string_to_sign(method, uri, date, "", content_md5)
+        return signing.authorization(self.operator, self.password_md5, message)
 
     def exists(self, key: str) -> bool:
         """Whether ``key`` is taken (REST ``HEAD``, what the SDK's ``getinfo`` sends)."""

@@ -4,10 +4,6 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
 import time
 from typing import Any
 
@@ -15,10 +11,7 @@ import httpx
 
 from mediagate.client.base import UploadResult, error_from
 from mediagate.client.sources import Progress, Source
-
-
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+from mediagate.signing.wantu import upload_token
 
 
 class _Reporting:
@@ -56,9 +49,7 @@ class WantuClient:
         self.http = client or httpx.Client(timeout=httpx.Timeout(60.0, connect=10.0))
 
     def token(self, policy: dict[str, Any]) -> str:
-        encoded = _b64(json.dumps(policy, separators=(",", ":")).encode())
-        sign = hmac.new(self.sk.encode(), encoded.encode(), hashlib.sha1).hexdigest()
-        return "UPLOAD_AK_TOP " + _b64(f"{self.ak}:{encoded}:{sign}".encode())
+        return "UPLOAD_AK_TOP " + upload_token(self.ak, self.sk, policy)
 
     def upload(
         self,

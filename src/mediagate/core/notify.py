@@ -25,9 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
-import socket
 import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -36,9 +34,12 @@ from urllib.parse import urlsplit
 
 from anyio import to_thread
 
+from mediagate import urlguard
 from mediagate.core.errors import BadRequest, Forbidden
 from mediagate.core.gateway import Gateway
 from mediagate.logs import FailureStreak
+from mediagate.urlguard import Target as Target
+from mediagate.urlguard import is_public_address as is_public_address
 
 if TYPE_CHECKING:  # imported where a call is made: most servers never make one (~3 MB of RSS)
     import httpx
@@ -52,9 +53,6 @@ MAX_BACKOFF_SECONDS = 3600.0
 CLAIM_BATCH = 20
 MAX_REPLY_BYTES = 1024 * 1024
 """Largest callback answer relayed to an uploader; a larger one counts as a failed callback."""
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 
 class DeliveryFailed(Exception):
@@ -108,78 +106,18 @@ async def close() -> None:
 # -- the SSRF guard ---------------------------------------------------------------------------------------
 
 
-def is_public_address(ip: IPAddress) -> bool:
-    """True only for globally routable unicast addresses (IPv4 embedded in IPv6 is checked too)."""
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:  # ::ffff:a.b.c.d is the IPv4 host itself
-            return is_public_address(ip.ipv4_mapped)
-        embedded: IPAddress | None = ip.sixtofour
-        if embedded is None and ip.teredo is not None:
-            embedded = ip.teredo[1]
-        if embedded is None and ip in _NAT64:
-            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-        if embedded is not None and not is_public_address(embedded):
-            return False
-    return ip.is_global and not (
-        ip.is_loopback
-        or ip.is_private
-        or ip.is_link_local
-        or ip.is_multicast
-        or ip.is_reserved
-        or ip.is_unspecified
-    )
+async def check_url(url: str, *, allow_private: bool) -> Target:
+    """Refuse a URL we must not call (see the module docstring and :mod:`mediagate.urlguard`);
+    resolve and pin it otherwise.
 
-
-@dataclass(frozen=True)
-class Target:
-    """A checked URL and, unless private targets are allowed, the address to connect to."""
-
-    url: httpx.URL
-    address: IPAddress | None = None
-
-    def request_args(self, host: str | None = None) -> tuple[httpx.URL, dict[str, str], dict[str, Any]]:
-        """(URL to connect to, headers to set, httpx extensions) for a request to this target.
-
-        Pinned, the URL names the checked address; the ``Host`` header is the caller's ``host``
-        when given (Wantu's ``callbackHost``), else the URL's host (and port), as an unpinned
-        request would send. For https the certificate is verified for, and SNI names, the URL's
-        hostname (not the pinned address); when the URL's host is itself an IP literal and a
-        ``host`` is given, for that name instead (the usual reason to give one)."""
-        extensions: dict[str, Any] = {}
-        tls_name = self._tls_name(host)
-        if self.url.scheme == "https" and (self.address is not None or tls_name != self.url.host):
-            extensions["sni_hostname"] = tls_name
-        if self.address is None:
-            return self.url, ({"Host": host} if host is not None else {}), extensions
-        pinned = self.url.copy_with(host=str(self.address))
-        return pinned, {"Host": host if host is not None else self._host_header()}, extensions
-
-    def _host_header(self) -> str:
-        host, port = self.url.host, self.url.port
-        default_port = {"http": 80, "https": 443}[self.url.scheme]
-        if ":" in host:  # an IPv6 literal in the URL
-            host = f"[{host}]"
-        return host if port in (None, default_port) else f"{host}:{port}"
-
-    def _tls_name(self, host: str | None) -> str:
-        """The name the server's certificate must carry."""
-        import httpx
-
-        if host is None or not _is_ip_literal(self.url.host):
-            return self.url.host
-        try:
-            name = httpx.URL(f"//{host.strip()}").host
-        except (httpx.InvalidURL, TypeError, ValueError):
-            name = ""
-        return name or self.url.host
-
-
-def _is_ip_literal(host: str) -> bool:
+    Raises BadRequest for a URL that is not http(s) or whose host does not resolve, and
+    Forbidden for one that resolves to any non-public address.
+    """
     try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
+        return await urlguard.resolve(url, allow_private=allow_private)
+    except urlguard.UrlRefused as exc:
+        error = Forbidden if exc.forbidden else BadRequest
+        raise error(str(exc), code=exc.code) from exc
 
 
 def is_http_url(value: str) -> bool:
@@ -192,40 +130,6 @@ def is_http_url(value: str) -> bool:
     except ValueError:
         return False
     return parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
-
-
-async def check_url(url: str, *, allow_private: bool) -> Target:
-    """Refuse a URL we must not call (see the module docstring); resolve and pin it otherwise.
-
-    Raises BadRequest for a URL that is not http(s) or whose host does not resolve, and
-    Forbidden for one that resolves to any non-public address.
-    """
-    import httpx
-
-    try:
-        parsed = httpx.URL(url)
-    except (httpx.InvalidURL, TypeError, ValueError) as exc:
-        raise BadRequest(f"not a valid URL: {url[:200]!r}", code="invalid_url") from exc
-    if parsed.scheme not in ("http", "https") or not parsed.host:
-        raise BadRequest("only absolute http:// and https:// URLs can be called", code="invalid_url")
-    if allow_private:
-        return Target(parsed)
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(parsed.host, port, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError) as exc:
-        raise BadRequest(f"cannot resolve the host of {parsed.host!r}", code="invalid_url") from exc
-    addresses = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
-    if not addresses:
-        raise BadRequest(f"cannot resolve the host of {parsed.host!r}", code="invalid_url")
-    for address in addresses:
-        if not is_public_address(address):
-            raise Forbidden(
-                f"{parsed.host} resolves to a private or reserved address; outgoing calls may only "
-                "go to public addresses (the operator can allow private ones)",
-                code="url_not_allowed",
-            )
-    return Target(parsed, addresses[0])
 
 
 # -- calling ----------------------------------------------------------------------------------------------

@@ -13,7 +13,8 @@ from PIL import Image
 
 from mediagate.core.buckets import BucketCredentials, create_bucket
 from mediagate.core.gateway import Gateway
-from mediagate.protocols.imagex import sigv4, sts
+from mediagate.protocols.imagex import sts
+from mediagate.signing import sigv4
 from tests.conftest import LiveServer
 
 SEED_SERVICE_ID = "tb4s082cfz"

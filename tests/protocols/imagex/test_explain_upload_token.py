@@ -16,8 +16,8 @@ from volcengine.imagex.ImageXService import ImageXService
 from mediagate.core.buckets import BucketCredentials, create_bucket
 from mediagate.core.gateway import Gateway
 from mediagate.explain import ExplainContext, Explanation, explain
-from mediagate.protocols.imagex import sigv4
 from mediagate.services import build_gateway
+from mediagate.signing import sigv4
 from tests.conftest import make_home
 
 

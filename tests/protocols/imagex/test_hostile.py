@@ -15,10 +15,10 @@ from volcengine.imagex.ImageXService import ImageXService
 
 from mediagate.core.buckets import AKSK, BucketCredentials, create_bucket
 from mediagate.core.gateway import Gateway
-from mediagate.protocols.imagex import sigv4
 from mediagate.protocols.imagex.apply import AUTH_PURPOSE
 from mediagate.protocols.imagex.tokens import seal, unseal
 from mediagate.services import build_gateway
+from mediagate.signing import sigv4
 from tests.conftest import LiveServer, make_home
 from tests.protocols.imagex.conftest import png, signed, web_session
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from mediagate.protocols.imagex import sigv4
+from mediagate.signing import sigv4
 
 NOW = datetime(2024, 1, 1, tzinfo=UTC)
 

@@ -10,6 +10,7 @@ import hashlib
 import io
 import os
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import UTC
 from pathlib import Path
@@ -22,7 +23,7 @@ from PIL import Image
 
 from mediagate.catalog.models import Object
 from mediagate.config import Settings
-from mediagate.core.buckets import BucketCredentials
+from mediagate.core.buckets import BucketCredentials, create_bucket
 from mediagate.core.gateway import Gateway
 from tests.conftest import LiveServer, staging_files
 from tests.protocols.upyun.rest_client import object_uri, signed
@@ -226,6 +227,59 @@ def test_getlist_pages_in_both_orders(up: upyun.UpYun) -> None:
     rest = up.getlist("/list", limit=3, order="desc", begin=first["iter"])
     assert [e["name"] for e in first["files"] + rest] == ["e.txt", "d", "c.txt", "b.txt", "a.txt"]
     assert up.get_list_with_iter("/list", limit=2, begin=END)["files"] == []
+
+
+def _page(
+    client: httpx.Client, creds: BucketCredentials, folder: str, token: str | None = None, limit: int = 2
+) -> httpx.Response:
+    headers = {"X-List-Limit": str(limit), **({"X-List-Iter": token} if token else {})}
+    return signed(client, creds, "GET", f"/{creds.bucket}/{folder}/", headers=headers)
+
+
+def _refused(r: httpx.Response) -> None:
+    assert r.status_code == 400, r.text
+    assert r.json()["code"] == 40000001, r.text  # UPYUN's bad_request
+    assert "X-List-Iter is not a token this server gave out for this folder" in r.json()["msg"]
+
+
+def test_a_list_cursor_is_refused_anywhere_but_where_it_was_given(
+    client: httpx.Client, up: upyun.UpYun, bucket: BucketCredentials, admin: Gateway
+) -> None:
+    """An iter token names one folder of one bucket and cannot be edited: replayed on another
+    folder or bucket, altered, or made up, it is a clear 400, never another folder's names."""
+    for folder in ("a", "b"):
+        for name in ("1.txt", "2.txt", "3.txt", "4.txt"):
+            up.put(f"/{folder}/{name}", b"x")
+    token = _page(client, bucket, "a").headers["x-upyun-list-iter"]
+    assert token != END
+    assert _page(client, bucket, "a", token).text.split("\n")[0].startswith("3.txt")
+    _refused(_page(client, bucket, "b", token))  # another folder
+    other = create_bucket(admin.catalog, admin.secrets, f"b{uuid.uuid4().hex[:12]}")
+    up_other = upyun.UpYun(other.bucket, other.operator, other.password, endpoint=up.endpoint)
+    for name in ("1.txt", "2.txt", "3.txt"):
+        up_other.put(f"/a/{name}", b"x")
+    _refused(_page(client, other, "a", token))  # the same folder of another bucket
+    payload, _, mac = token.partition(".")
+    raw = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)).replace(b"2.txt", b"0.txt")
+    forged = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    _refused(_page(client, bucket, "a", f"{forged}.{mac}"))  # the name edited, the mac kept
+    made_up = base64.urlsafe_b64encode(b"m1:a:2.txt").decode().rstrip("=")
+    _refused(_page(client, bucket, "a", made_up))  # the old unsigned shape
+    _refused(_page(client, bucket, "a", token + "x"))
+
+
+def test_a_list_cursor_stays_put_while_entries_are_added(
+    client: httpx.Client, up: upyun.UpYun, bucket: BucketCredentials
+) -> None:
+    for name in ("b.txt", "d.txt", "f.txt", "h.txt"):
+        up.put(f"/grow/{name}", b"x")
+    first = _page(client, bucket, "grow")
+    up.put("/grow/a.txt", b"x")  # before the cursor: an offset would repeat d.txt
+    up.put("/grow/e.txt", b"x")  # after it: shows up in its place
+    rest = _page(client, bucket, "grow", first.headers["x-upyun-list-iter"], limit=10)
+    names = [line.split("\t")[0] for line in first.text.split("\n") + rest.text.split("\n")]
+    assert names == ["b.txt", "d.txt", "e.txt", "f.txt", "h.txt"]
+    assert rest.headers["x-upyun-list-iter"] == END
 
 
 def test_listing_body_has_no_trailing_newline(

@@ -23,8 +23,8 @@ from mediagate.catalog.models import Bucket
 from mediagate.core.buckets import AKSK
 from mediagate.core.errors import BadRequest, Expired, Forbidden, Unauthorized
 from mediagate.core.gateway import Gateway
-from mediagate.protocols.imagex import sigv4
 from mediagate.protocols.imagex.tokens import Scope, open_sts2, parse_sts2, scope_from_policy
+from mediagate.signing import sigv4
 
 SESSION_KIND = "imagex-session"
 """Credential kind of the Dreamina-style web ``sessionid`` (revocable, see ``sts``)."""

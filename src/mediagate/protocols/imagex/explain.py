@@ -15,11 +15,11 @@ from mediagate.core import jsonin
 from mediagate.core.buckets import AKSK
 from mediagate.core.errors import MediagateError
 from mediagate.explain import ExplainContext, Explanation, ago
-from mediagate.protocols.imagex import sigv4
 from mediagate.protocols.imagex.apply import AUTH_PURPOSE, SESSION_KEY_PURPOSE
 from mediagate.protocols.imagex.auth import MUST_BE_SIGNED, PRESIGNABLE, SESSION_KIND, signing_key
 from mediagate.protocols.imagex.sts import WEB_SESSION_PURPOSE
 from mediagate.protocols.imagex.tokens import open_sts2, parse_sts2, scope_from_policy, unseal
+from mediagate.signing import sigv4
 
 
 def _expiry(out: Explanation, expires: int, now: int) -> None:

@@ -5,15 +5,24 @@ by ``\\n`` with no trailing newline (the SDK splits on ``\\n``; an empty folder 
 
 Paging: ``X-List-Limit`` (default 1000, at most 10000), ``X-List-Order`` (``asc``/``desc``) and
 ``X-List-Iter`` (the token of the previous page). The answer's ``x-upyun-list-iter`` header is the
-token of the next page, or UPYUN's end marker when nothing follows. Our tokens are opaque to
-clients: urlsafe base64 of ``m1:<order>:<last name>``, so a page boundary survives concurrent
-inserts and deletes (we page by name, not by offset).
+token of the next page, or UPYUN's end marker when nothing follows.
+
+Our tokens are opaque to clients and cannot be forged: ``<payload>.<mac>``, the payload urlsafe
+base64 of ``m2:<order>:<last name>`` and the mac a truncated HMAC-SHA256 of the payload and its
+scope (the bucket's id and the folder) under a key derived from the server's secret key (shared by
+every node; tokens made under a rotated-out key still open while it is configured). A page boundary
+is the last name, not an offset, so it survives concurrent inserts and deletes and a deep page
+costs what the first does (``Catalog.list_dir``). A token altered, made up, or given out for
+another folder or bucket is refused with a 400, never answered with some other folder's names.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mediagate.catalog.repo import DirEntry
@@ -25,7 +34,10 @@ END_TOKEN = "g2gCZAAEbmV4dGQAA2VvZg"
 
 DEFAULT_LIMIT = 1000
 MAX_LIMIT = 10000
-_TOKEN_PREFIX = "m1"
+_TOKEN_PREFIX = "m2"
+_MAC_BYTES = 16
+PURPOSE = "upyun-list-iter"
+"""What the token key is derived for (``SecretBox.derive``)."""
 
 
 @dataclass(frozen=True)
@@ -37,8 +49,11 @@ class ListRequest:
     """The client passed the end token back: the answer is an empty page."""
 
 
-def parse_list_headers(limit: str | None, order: str | None, token: str | None) -> ListRequest:
-    """Validate the three X-List-* headers (BadRequest with a message naming the header)."""
+def parse_list_headers(
+    limit: str | None, order: str | None, token: str | None, *, keys: Sequence[bytes], scope: str
+) -> ListRequest:
+    """Validate the three X-List-* headers (BadRequest with a message naming the header); a token
+    must carry a mac under one of ``keys`` for ``scope`` (see :func:`token_scope`)."""
     count = DEFAULT_LIMIT
     if limit is not None and limit.strip():
         wanted = parse_uint(limit)
@@ -58,19 +73,42 @@ def parse_list_headers(limit: str | None, order: str | None, token: str | None) 
         if text == END_TOKEN:
             at_end = True
         else:
-            after = _decode_token(text, descending)
+            after = _decode_token(text, descending, keys, scope)
     return ListRequest(count, descending, after, at_end)
 
 
-def encode_token(last_name: str, descending: bool) -> str:
+def token_scope(bucket_id: int, folder: str) -> str:
+    """What a token is valid for: one folder of one bucket (a recreated bucket is another)."""
+    return f"{bucket_id}/{folder}"
+
+
+def encode_token(last_name: str, descending: bool, *, key: bytes, scope: str) -> str:
     raw = f"{_TOKEN_PREFIX}:{'d' if descending else 'a'}:{last_name}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    payload = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return f"{payload}.{_mac(key, scope, payload)}"
 
 
-def _decode_token(token: str, descending: bool) -> str:
-    bad = BadRequest("X-List-Iter is not a token this server gave out", code="bad_request")
+def _mac(key: bytes, scope: str, payload: str) -> str:
+    digest = hmac.new(key, f"{scope}\n{payload}".encode(), hashlib.sha256).digest()[:_MAC_BYTES]
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def _decode_token(token: str, descending: bool, keys: Sequence[bytes], scope: str) -> str:
+    bad = BadRequest(
+        "X-List-Iter is not a token this server gave out for this folder: pass back the "
+        "x-upyun-list-iter of the previous page, or start the listing again without it",
+        code="bad_request",
+    )
+    payload, dot, mac = token.partition(".")
+    if not dot or not payload or not mac:
+        raise bad
+    ok = False
+    for key in keys:  # every configured key, so that tokens survive a key rotation
+        ok |= hmac.compare_digest(_mac(key, scope, payload), mac)
+    if not ok:
+        raise bad
     try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode("utf-8")
+        raw = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)).decode("utf-8")
     except (binascii.Error, ValueError) as exc:
         raise bad from exc
     prefix, _, rest = raw.partition(":")

@@ -263,7 +263,14 @@ async def _read(request: Request, gw: Gateway, bucket: Bucket, path: str, *, hea
 
 async def _listing(request: Request, gw: Gateway, bucket: Bucket, folder: str) -> Response:
     h = request.headers
-    wanted = listing.parse_list_headers(h.get("x-list-limit"), h.get("x-list-order"), h.get("x-list-iter"))
+    scope = listing.token_scope(bucket.id, folder)
+    wanted = listing.parse_list_headers(
+        h.get("x-list-limit"),
+        h.get("x-list-order"),
+        h.get("x-list-iter"),
+        keys=gw.secrets.derived(listing.PURPOSE),
+        scope=scope,
+    )
     entries = []
     if not wanted.at_end:
         entries = await gw.list_dir(
@@ -271,7 +278,10 @@ async def _listing(request: Request, gw: Gateway, bucket: Bucket, folder: str) -
         )
     more = len(entries) > wanted.limit
     entries = entries[: wanted.limit]
-    token = listing.encode_token(entries[-1].name, wanted.descending) if more else listing.END_TOKEN
+    token = listing.END_TOKEN
+    if more:
+        key = gw.secrets.derive(listing.PURPOSE)
+        token = listing.encode_token(entries[-1].name, wanted.descending, key=key, scope=scope)
     return PlainTextResponse(listing.render_entries(entries), headers={"x-upyun-list-iter": token})
 
 

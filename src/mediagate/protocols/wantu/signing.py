@@ -1,4 +1,6 @@
-"""Wantu's two credentials, done once: the upload token and the manage token, plus resourceIds.
+"""Wantu's two credentials, verified, plus resourceIds: the server-side half of
+:mod:`mediagate.signing.wantu`, which computes the tokens (shared with the Python SDK) and whose
+primitives are re-exported here.
 
 Upload token (``Authorization: UPLOAD_AK_TOP <token>``, the prose's ``UPLOADAKTOP`` too)::
 
@@ -22,10 +24,6 @@ seed's examples. All comparisons are constant-time.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
 import json
 import re
 from dataclasses import dataclass
@@ -35,40 +33,50 @@ from typing import Any
 
 from mediagate.core import jsonin
 from mediagate.core.errors import BadRequest, Unauthorized
+from mediagate.signing.wantu import (
+    b64decode,
+    b64encode,
+    encode_policy,
+    hmac_sha1_hex,
+    manage_token,
+    same,
+    upload_token,
+)
+
+__all__ = [
+    "MANAGE_TYPE",
+    "UPLOAD_TYPES",
+    "ManageToken",
+    "ResourceId",
+    "UploadToken",
+    "b64decode",
+    "b64encode",
+    "check_date",
+    "check_dir",
+    "check_name",
+    "describe_seconds",
+    "dir_to_path",
+    "encode_policy",
+    "hmac_sha1_hex",
+    "manage_signature_ok",
+    "manage_strings",
+    "manage_token",
+    "parse_date",
+    "parse_manage_token",
+    "parse_resource_id",
+    "parse_upload_token",
+    "path_to_dir",
+    "resource_id",
+    "same",
+    "split_authorization",
+    "upload_signature_ok",
+    "upload_token",
+]
 
 UPLOAD_TYPES = ("UPLOAD_AK_TOP", "UPLOADAKTOP")
 MANAGE_TYPE = "ACL_TOP"
 MAX_DIR_BYTES = 192
 MAX_NAME_BYTES = 64
-
-_B64URL = re.compile(r"^[A-Za-z0-9_\-]*={0,2}$")
-
-
-def b64encode(data: bytes | str) -> str:
-    """URL-safe base64 without padding (the seed's form)."""
-    raw = data.encode() if isinstance(data, str) else data
-    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
-
-
-def b64decode(text: str) -> bytes:
-    """URL-safe base64, padded or not (standard ``+/`` tolerated); ValueError when it is not."""
-    text = text.strip().replace("+", "-").replace("/", "_")
-    if not _B64URL.match(text) or len(text.rstrip("=")) % 4 == 1:
-        raise ValueError("not URL-safe base64")
-    stripped = text.rstrip("=")
-    try:
-        return base64.urlsafe_b64decode(stripped + "=" * (-len(stripped) % 4))
-    except (binascii.Error, ValueError) as exc:
-        raise ValueError("not URL-safe base64") from exc
-
-
-def hmac_sha1_hex(secret: str, message: str | bytes) -> str:
-    data = message.encode() if isinstance(message, str) else message
-    return hmac.new(secret.encode(), data, hashlib.sha1).hexdigest()
-
-
-def same(a: str, b: str) -> bool:
-    return hmac.compare_digest(a.encode(), b.encode())
 
 
 # -- upload token --------------------------------------------------------------------------------------
@@ -89,16 +97,6 @@ class UploadToken:
         if not isinstance(value, dict):
             raise BadRequest("the upload policy must be a JSON object", code="invalid_policy")
         return value
-
-
-def encode_policy(policy: dict[str, Any]) -> str:
-    return b64encode(json.dumps(policy, separators=(",", ":"), ensure_ascii=False))
-
-
-def upload_token(access_key: str, secret: str, policy: dict[str, Any] | str) -> str:
-    """The bare token (without the ``UPLOAD_AK_TOP`` prefix) for a policy dict or encoded policy."""
-    encoded = policy if isinstance(policy, str) else encode_policy(policy)
-    return b64encode(f"{access_key}:{encoded}:{hmac_sha1_hex(secret, encoded)}")
 
 
 def split_authorization(header: str | None, types: tuple[str, ...]) -> str:
@@ -134,10 +132,6 @@ def upload_signature_ok(token: UploadToken, secret: str) -> bool:
 class ManageToken:
     access_key: str
     signature: str
-
-
-def manage_token(access_key: str, secret: str, string_to_sign: str) -> str:
-    return b64encode(f"{access_key}:{hmac_sha1_hex(secret, string_to_sign)}")
 
 
 def parse_manage_token(token: str) -> ManageToken:

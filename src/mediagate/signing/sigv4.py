@@ -14,7 +14,8 @@ Both share one canonical request layout::
 
     METHOD \\n PATH \\n QUERY \\n "name:value\\n" per signed header \\n SIGNED_HEADERS \\n BODY_SHA256
 
-Nothing here knows HTTP frameworks; :func:`parse_authorization` and :func:`expected_signatures`
+Nothing here knows HTTP frameworks or the server (it is shared with the Python SDK, see
+``mediagate.signing``); :func:`parse_authorization` and :func:`expected_signatures`
 are what the server uses, :func:`sign` what clients use.
 """
 
