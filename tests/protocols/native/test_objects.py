@@ -289,3 +289,46 @@ def test_a_body_over_the_server_limit_is_refused_in_the_v1_shape(
     )
     answer = exchange(server, head)
     assert answer.startswith("HTTP/1.1 413") and '{"error":{"code":"payload_too_large"' in answer, answer
+
+
+def test_a_web_page_uploads_cross_origin_with_the_bucket_cors_rules(
+    server: LiveServer, admin: Gateway, api: httpx.Client, bucket: BucketCredentials
+) -> None:
+    """The bucket's CORS rules hold on its /v1 paths: the preflight for a PUT with Authorization
+    is allowed for an allowed origin, refused for another."""
+    b = bucket.bucket
+    admin.catalog.update_bucket_settings(b, {"cors_origins": ["https://app.example.com"]})
+    token = issue(api, b, max_uses=1)
+    preflight = {
+        "Access-Control-Request-Method": "PUT",
+        "Access-Control-Request-Headers": "authorization, content-type",
+    }
+    url = f"/v1/buckets/{b}/objects/web/x.txt"
+    with client(server.url, None) as browser:
+        assert wait_for_cors(browser, url, preflight)
+        ok = browser.options(url, headers={"Origin": "https://app.example.com", **preflight})
+        assert ok.headers["access-control-allow-origin"] == "https://app.example.com"
+        assert "authorization" in ok.headers["access-control-allow-headers"]
+        assert "PUT" in ok.headers["access-control-allow-methods"]
+        denied = browser.options(url, headers={"Origin": "https://evil.example", **preflight})
+        assert denied.status_code == 403 and "access-control-allow-origin" not in denied.headers
+        put = browser.put(
+            url,
+            content=b"x",
+            headers={"Origin": "https://app.example.com", "Authorization": f"Bearer {token}"},
+        )
+        assert put.status_code == 201
+        assert put.headers["access-control-allow-origin"] == "https://app.example.com"
+        assert "X-Request-Id" in put.headers["access-control-expose-headers"]
+
+
+def wait_for_cors(browser: httpx.Client, url: str, preflight: dict[str, str]) -> bool:
+    """The server caches bucket settings for a couple of seconds (bucketconf.CACHE_SECONDS)."""
+    import time
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if browser.options(url, headers={"Origin": "https://evil.example", **preflight}).status_code == 403:
+            return True
+        time.sleep(0.2)
+    return False
