@@ -17,7 +17,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from mediagate import cors
 from mediagate.protocols.native import access, buckets, docs, errors, objects, operations
-from mediagate.protocols.native.schemas import Error
+from mediagate.protocols.native.schemas import ApiIndex, Error
 
 TITLE = "mediagate /v1 API"
 DESCRIPTION = """mediagate's own JSON API: buckets, objects, API keys, upload tokens, tasks,
@@ -54,6 +54,12 @@ def build() -> FastAPI:
     for router in (buckets.router, objects.router, access.router, operations.router):
         api.include_router(router, responses=common)
     api.include_router(docs.router)
+
+    @api.get("/v1", response_model=ApiIndex, tags=["about"], summary="What this API is")
+    async def index() -> ApiIndex:
+        """No key needed: the API's name, version and where its schema and docs are."""
+        return ApiIndex(name="mediagate", version=api.version, openapi=docs.OPENAPI_URL, docs="/docs")
+
     api.mount(docs.ASSETS_URL, docs.assets(), name="apidocs")
 
     def openapi() -> dict[str, Any]:
