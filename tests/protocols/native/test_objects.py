@@ -374,3 +374,32 @@ def test_a_large_upload_streams_with_flat_memory(
     for _ in range(size // len(chunk)):
         expected.update(chunk)
     assert r.json()["sha256"] == expected.hexdigest()
+
+
+def test_an_upload_cut_short_leaves_no_trace_and_gives_its_use_back(
+    server: LiveServer, api: httpx.Client, bucket: BucketCredentials
+) -> None:
+    """The client goes away halfway through the body: no object, no staged file, and the token's
+    use is spent on nothing, so it is given back."""
+    import time
+
+    b = bucket.bucket
+    token = issue(api, b, max_uses=1)
+    head = (
+        f"PUT /v1/buckets/{b}/objects/cut.bin HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+        "Content-Length: 1048576\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(head.encode() + b"x" * 300_000)
+        time.sleep(0.5)
+    deadline = time.monotonic() + 10
+    while (
+        api.get(f"/v1/buckets/{b}/upload-tokens").json()["upload_tokens"][0]["uses"]
+        and time.monotonic() < deadline
+    ):
+        time.sleep(0.1)
+    assert api.get(f"/v1/buckets/{b}/upload-tokens").json()["upload_tokens"][0]["uses"] == 0
+    assert error_of(api.get(f"/v1/buckets/{b}/objects/cut.bin")) == (404, "file_not_found")
+    assert not staging_files(server.home)
+    with client(server.url, token) as browser:
+        assert browser.put(f"/v1/buckets/{b}/objects/whole.bin", content=b"x" * 10).status_code == 201
