@@ -13,19 +13,20 @@ import binascii
 import re
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from anyio import CancelScope, to_thread
 from fastapi import APIRouter, Query
 from starlette.requests import Request
 from starlette.responses import Response
 
+from mediagate.core import admin
 from mediagate.core.apikeys import READ, WRITE
 from mediagate.core.errors import BadRequest, Conflict, MediagateError
 from mediagate.core.formdata import MultipartReader, boundary_from_content_type
 from mediagate.core.gateway import Stored
 from mediagate.core.grant import UploadGrant
-from mediagate.core.keys import normalise_key, split_key
+from mediagate.core.keys import normalise_dir, normalise_key, split_key
 from mediagate.core.numbers import parse_uint
 from mediagate.core.savekey import FileFacts
 from mediagate.core.uploadtokens import (
@@ -254,18 +255,33 @@ async def list_objects(
     bucket: str,
     key: Caller,
     prefix: Annotated[str, Query(max_length=1024, description="Only keys starting with this.")] = "",
+    delimiter: Annotated[
+        Literal["/"] | None,
+        Query(description="'/': one folder level (prefix '' or ending in '/'), with its subfolders."),
+    ] = None,
     cursor: Annotated[
         str | None, Query(max_length=2048, description="next_cursor of the page before.")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> schemas.ObjectList:
-    """Objects by key (bytewise), one page at a time."""
-    from mediagate.core import admin
-
+    """Objects by key (bytewise), one page at a time; with ``delimiter=/`` the folder ``prefix``
+    names, its subfolders and files merged by name."""
+    gw = gateway(request)
     target = await bucket_for(request, key, bucket, READ)
-    page, more = await admin.objects_page(
-        gateway(request), target, prefix.lstrip("/"), after=_cursor_key(cursor), limit=limit
-    )
+    start, after = prefix.lstrip("/"), _cursor_key(cursor)
+    if delimiter is not None:
+        if start and not start.endswith("/"):
+            raise BadRequest(
+                "with delimiter=/ the prefix names a folder: '' or ending in '/'", code="invalid_prefix"
+            )
+        folder = normalise_dir(start)
+        folders, objects, last = await admin.folder_page(gw, target, folder, after=after, limit=limit)
+        return schemas.ObjectList(
+            objects=[schemas.ObjectOut.of(bucket, o) for o in objects],
+            folders=[f + "/" for f in folders],
+            next_cursor=_cursor(last) if last is not None else None,
+        )
+    page, more = await admin.objects_page(gw, target, start, after=after, limit=limit)
     return schemas.ObjectList(
         objects=[schemas.ObjectOut.of(bucket, o) for o in page],
         next_cursor=_cursor(page[-1].key) if more and page else None,
