@@ -63,6 +63,7 @@ def schemathesis(
             "--no-color",
             *selection,
         ],
+        cwd=config.parent,  # schemathesis keeps a cache in its working directory
         capture_output=True,
         text=True,
         timeout=240,
