@@ -40,6 +40,7 @@ bench: install
 	$(BIN)/python bench/moderation.py
 	$(BIN)/python bench/tus.py
 	$(BIN)/python bench/catalog.py
+	$(BIN)/python bench/v1.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info
