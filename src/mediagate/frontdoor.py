@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import unquote_to_bytes
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -82,13 +83,23 @@ _UPYUN_API = frozenset(p + end for p in ("/pretreatment", "/status", "/result") 
 _IMAGEX_STORE = re.compile(r"/tos-cn-i-([^/]+)/")
 
 
+def _query_names(scope: Scope) -> set[bytes]:
+    """The parameter names of the query string, as Starlette decodes them (``+`` and ``%XX``)."""
+    query: bytes = scope.get("query_string", b"")
+    return {unquote_to_bytes(p.partition(b"=")[0].replace(b"+", b" ")) for p in query.split(b"&") if p}
+
+
 def face_of(scope: Scope) -> Face:
     """The routing table's answer to "who answers this request" (see :mod:`mediagate.routing`)."""
     path: str = scope["path"]
     if path in ("/healthz", "/livez"):
         return Face("ops", "", _plain)
     if path == "/":
+        if scope["method"] in ("GET", "HEAD") and b"Action" not in _query_names(scope):
+            return Face("web", "", _plain)  # the landing page (web.pages)
         return Face("imagex", "", _imagex_action)
+    if path == "/ui" or path.startswith("/ui/"):
+        return Face("web", "", _plain)
     if path == "/mweb/v1/get_upload_token":
         return Face("imagex", "", _imagex_token)
     store = _IMAGEX_STORE.match(path.removeprefix("/upload/v1"))
