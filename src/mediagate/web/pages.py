@@ -25,6 +25,7 @@ LANDING = """<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>mediagate</title>
+<link rel="icon" href="/ui/favicon.svg" type="image/svg+xml">
 <link rel="stylesheet" href="/ui/css/app.css">
 </head>
 <body class="landing">
@@ -37,11 +38,11 @@ backend signs; mediagate checks, stores and serves the files, and tells the app 
 own JSON API at <code>/v1</code>, and tus resumable uploads at <code>/v1/tus/</code>.</p>
 <nav aria-label="Where to go">
 <ul class="landing-links">
-<li><a class="button primary" href="/ui/">Open the web page</a> upload, browse and administer
-buckets (log in with an API key)</li>
-<li><a class="button" href="/docs">API documentation</a> the <code>/v1</code> API
-(<a href="/openapi.json">OpenAPI schema</a>)</li>
-<li><a class="button" href="/healthz">Health</a> is the catalog and the store reachable</li>
+<li><a class="button primary" href="/ui/">Open the web page</a>
+<span>upload, browse and administer buckets (log in with an API key)</span></li>
+<li><a class="button" href="/docs">API documentation</a>
+<span>the <code>/v1</code> API (<a href="/openapi.json">OpenAPI schema</a>)</span></li>
+<li><a class="button" href="/healthz">Health</a> <span>is the catalog and the store reachable</span></li>
 </ul>
 </nav>
 <p class="muted">An API key comes from <code>mediagate key create --bucket NAME</code> on the
