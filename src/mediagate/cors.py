@@ -21,6 +21,7 @@ it. Rules:
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -74,8 +75,11 @@ def _allow_origin(response: Response, origin: str, conf: BucketConf) -> None:
         _add_vary(response, "Origin")
 
 
-async def decorate(request: Request, bucket: str, response: Response) -> Response:
-    """Add the CORS headers of an actual (non-preflight) response."""
+async def decorate(
+    request: Request, bucket: str, response: Response, *, exposed: Sequence[str] = EXPOSED_HEADERS
+) -> Response:
+    """Add the CORS headers of an actual (non-preflight) response; ``exposed`` lists the headers
+    browser code may read (a dialect with headers of its own, like tus, passes its list)."""
     conf = await _conf(request, bucket)
     if "*" not in conf.cors_origins:
         _add_vary(response, "Origin")  # caches must not reuse one origin's answer for another
@@ -83,25 +87,25 @@ async def decorate(request: Request, bucket: str, response: Response) -> Respons
     if not origin or not origin_allowed(origin, conf.cors_origins):
         return response
     _allow_origin(response, origin, conf)
-    response.headers["Access-Control-Expose-Headers"] = ", ".join(EXPOSED_HEADERS)
+    response.headers["Access-Control-Expose-Headers"] = ", ".join(exposed)
     return response
 
 
-async def preflight(request: Request, bucket: str) -> Response:
-    """Answer ``OPTIONS /<bucket>[/<path>]``."""
+async def preflight(request: Request, bucket: str, *, methods: Sequence[str] = ALLOWED_METHODS) -> Response:
+    """Answer ``OPTIONS /<bucket>[/<path>]`` (or another path serving ``methods``)."""
     origin = request.headers.get("origin")
     method = request.headers.get("access-control-request-method")
     if not origin or not method:
-        return Response(status_code=204, headers={"Allow": ", ".join(ALLOWED_METHODS)})
+        return Response(status_code=204, headers={"Allow": ", ".join(methods)})
     conf = await _conf(request, bucket)
     vary = "Origin, Access-Control-Request-Method, Access-Control-Request-Headers"
     if not origin_allowed(origin, conf.cors_origins):
         return error_response(403, f"origin {origin} is not allowed by bucket {bucket!r}", {"Vary": vary})
-    if method.strip().upper() not in ALLOWED_METHODS:
+    if method.strip().upper() not in methods:
         return error_response(403, f"method {method} is not allowed", {"Vary": vary})
     response = Response(status_code=204)
     _allow_origin(response, origin, conf)
-    response.headers["Access-Control-Allow-Methods"] = ", ".join(ALLOWED_METHODS)
+    response.headers["Access-Control-Allow-Methods"] = ", ".join(methods)
     requested = request.headers.get("access-control-request-headers", "").strip()
     if requested and _HEADER_LIST.match(requested):
         response.headers["Access-Control-Allow-Headers"] = requested

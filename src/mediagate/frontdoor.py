@@ -34,6 +34,7 @@ from mediagate import logs, serving
 from mediagate.core.errors import MediagateError, PayloadTooLarge, from_os_error
 from mediagate.http import DRAIN_LIMIT, BodyProgress, drain_body, request_id, track_body
 from mediagate.protocols.imagex import errors as imagex_errors
+from mediagate.protocols.tus import errors as tus_errors
 from mediagate.protocols.upyun import errors as upyun_errors
 from mediagate.protocols.wantu import errors as wantu_errors
 
@@ -109,6 +110,8 @@ def face_of(scope: Scope) -> Face:
         return Face("wantu", "", _wantu)
     if path in _UPYUN_API:
         return Face("upyun-rest", "", _upyun_rest)
+    if path == "/v1/tus" or path.startswith("/v1/tus/"):
+        return Face("tus", path[len("/v1/tus/") :].partition("/")[0], tus_errors.error_response)
     bucket, _, rest = path[1:].partition("/")
     headers = {k.lower(): v for k, v in scope.get("headers", [])}
     authorization = headers.get(b"authorization", b"")

@@ -16,6 +16,7 @@
 | ``* /3.0/…``, ``* /3.1/…``                                | Wantu management (``ACL_TOP``)   |
 | ``POST /pretreatment/``, ``GET /status/``, ``/result/``   | UPYUN pretreatment API (REST-    |
 |                                                           | signed; bucket = ``service``)    |
+| ``* /v1/tus/<bucket>/[<upload id>]``                      | tus 1.0 (upload token)           |
 | ``OPTIONS /<bucket>[/<path>]``                            | CORS preflight (per bucket)      |
 | ``* /<bucket>[/<path>]`` with ``Authorization: UPYUN …``  | UPYUN REST API                   |
 | ``POST /<bucket>[/]`` multipart/form-data                 | UPYUN FORM API                   |
@@ -49,6 +50,7 @@ from mediagate.protocols.imagex import actions as imagex_actions
 from mediagate.protocols.imagex import errors as imagex_errors
 from mediagate.protocols.imagex import sts as imagex_sts
 from mediagate.protocols.imagex import upload as imagex_upload
+from mediagate.protocols.tus import handler as tus
 from mediagate.protocols.upyun import errors as upyun_errors
 from mediagate.protocols.upyun import form as upyun_form
 from mediagate.protocols.upyun import pretreatment as upyun_pretreatment
@@ -227,6 +229,19 @@ def upyun_api_routes() -> list[BaseRoute]:
     return found
 
 
+def tus_routes() -> list[BaseRoute]:
+    """tus at ``/v1/tus/``; before any ``/v1`` row ('v1' is a reserved bucket name). Every method
+    reaches ``tus.endpoint`` (OPTIONS is tus's discovery or a CORS preflight); paths that name no
+    upload answer tus's 404."""
+    return [
+        row("/v1/tus/{bucket}", tus.endpoint),
+        row("/v1/tus/{bucket}/", tus.endpoint),
+        row("/v1/tus/{bucket}/{upload_id}", tus.endpoint),
+        row("/v1/tus", tus.endpoint),
+        row("/v1/tus/{path:anypath}", tus.endpoint),
+    ]
+
+
 def routes() -> list[BaseRoute]:
     return [
         row("/healthz", only(["GET"], healthz, _plain_refusal)),
@@ -236,6 +251,7 @@ def routes() -> list[BaseRoute]:
         *imagex_routes(),
         *wantu_routes(),
         *upyun_api_routes(),
+        *tus_routes(),
         row("/{bucket}", bucket_endpoint),
         row("/{bucket}/{path:anypath}", bucket_endpoint),
         row("/{path:anypath}", bucket_endpoint),  # no bucket segment (``//x``): UPYUN's 404

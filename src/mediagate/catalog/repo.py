@@ -847,19 +847,51 @@ class Catalog:
             )
             return bool(getattr(result, "rowcount", 0) == 1)
 
+    def touch_session(self, session_id: str, holder: str) -> bool:
+        """Refresh ``updated_at`` of a session whose state is ``holder`` (a lease kept alive);
+        False when the session is gone or another state (the lease was lost)."""
+        with self._write() as s:
+            result = s.execute(
+                update(UploadSession)
+                .where(UploadSession.id == session_id, UploadSession.state == holder)
+                .values(updated_at=utcnow())
+            )
+            return bool(getattr(result, "rowcount", 0) == 1)
+
     def add_part(
-        self, session_id: str, part_number: int, blob_id: str, size: int, md5: str, crc32: int
+        self,
+        session_id: str,
+        part_number: int,
+        blob_id: str,
+        size: int,
+        md5: str,
+        crc32: int,
+        *,
+        holder: str | None = None,
     ) -> None:
-        """Record a stored part (replacing a part of the same number, whose blob becomes garbage)."""
-        self._retry(lambda: self._add_part(session_id, part_number, blob_id, size, md5, crc32))
+        """Record a stored part (replacing a part of the same number, whose blob becomes garbage).
+
+        With ``holder`` the session's state must be exactly that (the writer's lease, see
+        ``Gateway.put_part``), checked in the same transaction: else Conflict ``session_locked``."""
+        self._retry(lambda: self._add_part(session_id, part_number, blob_id, size, md5, crc32, holder))
 
     def _add_part(
-        self, session_id: str, part_number: int, blob_id: str, size: int, md5: str, crc32: int
+        self,
+        session_id: str,
+        part_number: int,
+        blob_id: str,
+        size: int,
+        md5: str,
+        crc32: int,
+        holder: str | None = None,
     ) -> None:
         now = utcnow()
         with self._write() as s:
-            if s.get(UploadSession, session_id) is None:
+            found = s.get(UploadSession, session_id, with_for_update=holder is not None)
+            if found is None:
                 raise NotFound("upload session not found", code="session_not_found")
+            if holder is not None and found.state != holder:
+                raise Conflict("another request took over this upload", code="session_locked")
             old = s.get(UploadPart, (session_id, part_number))
             if old is not None:
                 s.merge(GarbageBlob(blob_id=old.blob_id, created_at=now))

@@ -473,11 +473,14 @@ class Gateway:
         expected_md5: str | None = None,
         expected_size: int | None = None,
         expected_crc32: int | None = None,
+        holder: str | None = None,
     ) -> UploadPart:
         """Store one part; a part of the same number is replaced. Returns its record.
 
         A part whose bytes do not match ``expected_md5``/``expected_size`` is refused and not
-        stored (a longer one is cut off while streaming)."""
+        stored (a longer one is cut off while streaming). With ``holder`` the part is recorded
+        only while the session's state is still that lease (see :meth:`claim_session`), in the
+        recording transaction itself: a writer that lost its lease stores nothing (Conflict)."""
         limit = min(self.settings.max_upload_size, max_size or self.settings.max_upload_size)
         too_long = None
         if expected_size is not None and expected_size < limit:
@@ -500,13 +503,15 @@ class Gateway:
             await to_thread.run_sync(self._reserve, blob_id)
             await to_thread.run_sync(self.storage.put, blob_id, received.path)
             await to_thread.run_sync(
-                self.catalog.add_part,
-                session.id,
-                part_number,
-                blob_id,
-                received.size,
-                received.md5,
-                received.crc32,
+                lambda: self.catalog.add_part(
+                    session.id,
+                    part_number,
+                    blob_id,
+                    received.size,
+                    received.md5,
+                    received.crc32,
+                    holder=holder,
+                )
             )
         except BaseException:
             received.discard()
@@ -525,6 +530,15 @@ class Gateway:
         """Move a session from state ``expect`` to ``state`` atomically; False if another request
         moved it first (so a step that must happen once, like a commit, happens once)."""
         return await to_thread.run_sync(self.catalog.transition_session, session.id, expect, state)
+
+    async def touch_session(self, session: UploadSession, *, holder: str) -> bool:
+        """Keep a lease taken with :meth:`claim_session` alive (its ``updated_at`` is how others
+        judge it stale); False when it was lost or the session is gone."""
+        return await to_thread.run_sync(self.catalog.touch_session, session.id, holder)
+
+    async def set_session_size(self, session: UploadSession, total_size: int) -> None:
+        """Fix a session's total size once it is known (an upload that deferred its length)."""
+        await to_thread.run_sync(lambda: self.catalog.update_session(session.id, total_size=total_size))
 
     async def update_session_data(self, session: UploadSession, data: dict[str, Any]) -> None:
         """Replace the session's dialect-specific state (e.g. the part order a merge fixed)."""
