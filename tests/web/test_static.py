@@ -51,8 +51,8 @@ def require_v1(server: LiveServer) -> None:
         pytest.skip("the /v1 API (branch s4-v1) is not in this tree: GET /v1/me is not its 401")
 
 
-def require_tus(server: LiveServer) -> None:
-    if "tus-version" not in httpx.options(f"{server.url}/v1/tus/").headers:
+def require_tus(server: LiveServer, bucket: str) -> None:
+    if "tus-version" not in httpx.options(f"{server.url}/v1/tus/{bucket}/").headers:
         pytest.skip("tus at /v1/tus/ (branch s4-tus) is not in this tree: OPTIONS has no Tus-Version")
 
 
@@ -210,8 +210,8 @@ def test_log_in_browse_preview_copy_and_delete(
 def test_upload_several_files_resume_and_paste(
     chromium: Any, server: LiveServer, seeded: tuple[str, str]
 ) -> None:
-    require_tus(server)
     bucket, secret = seeded
+    require_tus(server, bucket)
     run = open_page(chromium, server, secret)
     page = run.page
     big = bytes(uuid.uuid4().bytes * (9 * 1024 * 1024 // 16 + 1))[: 9 * 1024 * 1024 + 123]
@@ -254,7 +254,7 @@ def test_upload_several_files_resume_and_paste(
     assert cut, "no chunk of big.bin was interrupted"
     after = run.requests[[u for _, u in run.requests].index(cut[0]) + 1 :]
     assert ("HEAD", cut[0]) in after, "the upload did not ask for its offset after the cut"
-    assert any(m == "POST" and u.endswith("/v1/tus/") for m, u in run.requests)
+    assert any(m == "POST" and u.endswith(f"/v1/tus/{bucket}/") for m, u in run.requests)
 
     # Paste an image from the clipboard (a PNG drawn on a canvas).
     page.evaluate(

@@ -28,21 +28,20 @@ function group(objects, prefix) {
   return { folders: [...folders].sort(), files };
 }
 
-function breadcrumbs(bucket, prefix, go) {
+/** The hash of the files view at `prefix` (a real link: opens in a new tab too). */
+export function filesHref(bucket, prefix = '') {
+  const params = new URLSearchParams({ bucket });
+  if (prefix) params.set('prefix', prefix);
+  return `#/files?${params}`;
+}
+
+function breadcrumbs(bucket, prefix) {
   const parts = prefix.split('/').filter(Boolean);
-  const crumbs = [h('li', {}, h('a', { href: '#', onclick: (e) => (e.preventDefault(), go('/files', { bucket })) }, bucket))];
+  const crumbs = [h('li', {}, parts.length ? h('a', { href: filesHref(bucket) }, bucket) : h('span', { 'aria-current': 'page' }, bucket))];
   parts.forEach((part, i) => {
-    const target = `${parts.slice(0, i + 1).join('/')}/`;
     const last = i === parts.length - 1;
-    crumbs.push(
-      h(
-        'li',
-        {},
-        last
-          ? h('span', { 'aria-current': 'page' }, part)
-          : h('a', { href: '#', onclick: (e) => (e.preventDefault(), go('/files', { bucket, prefix: target })) }, part),
-      ),
-    );
+    const target = `${parts.slice(0, i + 1).join('/')}/`;
+    crumbs.push(h('li', {}, last ? h('span', { 'aria-current': 'page' }, part) : h('a', { href: filesHref(bucket, target) }, part)));
   });
   return h('nav', { 'aria-label': 'Folder' }, h('ol', { class: 'breadcrumbs' }, crumbs));
 }
@@ -82,7 +81,7 @@ function makeUploader(target, ctx, prefix, onDone) {
       note: `Into ${ctx.bucket}/${prefix}. Resumable: an interrupted upload continues where it stopped.`,
     })
     .use(Tus, {
-      endpoint: '/v1/tus/',
+      endpoint: `/v1/tus/${encodeURIComponent(ctx.bucket)}/`,
       chunkSize: CHUNK,
       retryDelays: [0, 1000, 3000, 5000, 10000],
       removeFingerprintOnSuccess: true,
@@ -114,7 +113,7 @@ function pasteHandler(uppy) {
 }
 
 export async function filesView(main, ctx) {
-  const { bucket, go } = ctx;
+  const { bucket } = ctx;
   if (!bucket) {
     mount(main, notice('This key reaches no bucket yet.', 'info'));
     return null;
@@ -139,7 +138,7 @@ export async function filesView(main, ctx) {
     h(
       'div',
       { class: 'files' },
-      h('div', { class: 'files-head' }, breadcrumbs(bucket, prefix, go), h('button', { type: 'button', id: 'refresh', onclick: refresh }, 'Refresh')),
+      h('div', { class: 'files-head' }, breadcrumbs(bucket, prefix), h('button', { type: 'button', id: 'refresh', onclick: refresh }, 'Refresh')),
       uploadPanel,
       status,
       listing,
@@ -170,7 +169,7 @@ export async function filesView(main, ctx) {
           { class: 'card folder' },
           h(
             'a',
-            { href: '#', class: 'folder-link', onclick: (e) => (e.preventDefault(), go('/files', { bucket, prefix: `${prefix}${name}/` })) },
+            { href: filesHref(bucket, `${prefix}${name}/`), class: 'folder-link' },
             h('div', { class: 'thumb' }, h('span', { class: 'badge kind-folder', 'aria-hidden': 'true' }, 'folder')),
             h('span', { class: 'name' }, `${name}/`),
           ),
