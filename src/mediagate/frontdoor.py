@@ -34,6 +34,7 @@ from mediagate import logs, serving
 from mediagate.core.errors import MediagateError, PayloadTooLarge, from_os_error
 from mediagate.http import DRAIN_LIMIT, BodyProgress, drain_body, request_id, track_body
 from mediagate.protocols.imagex import errors as imagex_errors
+from mediagate.protocols.native import errors as native_errors
 from mediagate.protocols.tus import errors as tus_errors
 from mediagate.protocols.upyun import errors as upyun_errors
 from mediagate.protocols.wantu import errors as wantu_errors
@@ -73,6 +74,10 @@ def _imagex_token(request: Request, exc: MediagateError) -> Response:
     return imagex_errors.token_error(exc)
 
 
+def _native(request: Request, exc: MediagateError) -> Response:
+    return native_errors.error_response(request, exc)
+
+
 def _plain(request: Request, exc: MediagateError) -> Response:
     return serving.error_response(exc.status, exc.message)
 
@@ -82,6 +87,7 @@ _WANTU_UPLOADS = frozenset(
 )
 _UPYUN_API = frozenset(p + end for p in ("/pretreatment", "/status", "/result") for end in ("", "/"))
 _IMAGEX_STORE = re.compile(r"/tos-cn-i-([^/]+)/")
+_NATIVE_DOCS = frozenset({"/openapi.json", "/docs", "/redoc"})
 
 
 def _query_names(scope: Scope) -> set[bytes]:
@@ -95,6 +101,12 @@ def face_of(scope: Scope) -> Face:
     path: str = scope["path"]
     if path in ("/healthz", "/livez"):
         return Face("ops", "", _plain)
+    if path == "/v1/tus" or path.startswith("/v1/tus/"):
+        return Face("tus", path[len("/v1/tus/") :].partition("/")[0], tus_errors.error_response)
+    if path == "/v1" or path.startswith(("/v1/", "/docs/")) or path in _NATIVE_DOCS:
+        parts = path.split("/")  # /v1/buckets/<bucket>/…
+        bucket = parts[3] if len(parts) > 3 and parts[2] == "buckets" else ""
+        return Face("v1", bucket, _native)
     if path == "/":
         if scope["method"] in ("GET", "HEAD") and b"Action" not in _query_names(scope):
             return Face("web", "", _plain)  # the landing page (web.pages)
@@ -110,8 +122,6 @@ def face_of(scope: Scope) -> Face:
         return Face("wantu", "", _wantu)
     if path in _UPYUN_API:
         return Face("upyun-rest", "", _upyun_rest)
-    if path == "/v1/tus" or path.startswith("/v1/tus/"):
-        return Face("tus", path[len("/v1/tus/") :].partition("/")[0], tus_errors.error_response)
     bucket, _, rest = path[1:].partition("/")
     headers = {k.lower(): v for k, v in scope.get("headers", [])}
     authorization = headers.get(b"authorization", b"")

@@ -39,6 +39,7 @@ _MIME_PATTERN = re.compile(r"^(\*|\*/\*|[a-z0-9][a-z0-9!#$&^_.+-]*/(\*|[a-z0-9][
 MAX_TTL = 86_400
 MAX_USES = 10_000
 DEFAULT_TTL = 900
+UNDECLARED = "application/octet-stream"
 
 
 @dataclass(frozen=True)
@@ -205,6 +206,29 @@ def _resolve_key(token: UploadTokenRow, key: str | None, filename: str | None) -
     return resolved
 
 
+def verify_upload_token(catalog: Catalog, token: str, *, bucket: str) -> UploadToken:
+    """Whether ``token`` could upload to ``bucket`` now, without spending a use or naming a key:
+    the check a multipart upload makes from its headers, before its form is read (the full
+    :func:`check_upload_token` follows once the file part names the file)."""
+    refused = Unauthorized(
+        "the upload token is not valid (unknown, malformed or revoked)", code="invalid_upload_token"
+    )
+    match = _SECRET.match(token)
+    found = catalog.upload_token(f"ut_{match.group(1)}") if match is not None else None
+    if found is None or not hmac.compare_digest(found[0].secret_hash, hash_secret(token)):
+        raise refused
+    row, issuer, token_bucket = found
+    if row.revoked_at is not None or issuer.revoked_at is not None:
+        raise refused
+    if token_bucket != bucket:
+        raise Forbidden("this upload token belongs to another bucket", code="token_bucket_mismatch")
+    if row.expires_at <= datetime.now(UTC):
+        raise Forbidden("the upload token has expired", code="token_expired")
+    if row.uses >= row.max_uses:
+        raise Forbidden("the upload token has no uses left", code="token_used_up")
+    return _view(row, issuer, token_bucket)
+
+
 def check_upload_token(
     catalog: Catalog,
     token: str,
@@ -245,13 +269,13 @@ def check_upload_token(
             code="token_max_size",
         )
     types = tuple(row.content_types or ())
-    if types and content_type:
-        mime = content_type.split(";", 1)[0].strip().lower()
-        if not any(mime_matches(pattern, mime) for pattern in types):
-            raise Forbidden(
-                f"this token does not allow {mime!r} (allowed: {', '.join(types)})",
-                code="content_type_not_allowed",
-            )
+    mime = (content_type or "").split(";", 1)[0].strip().lower()
+    declared = bool(mime) and mime != UNDECLARED  # octet-stream says "unknown": sniffing decides
+    if types and declared and not any(mime_matches(pattern, mime) for pattern in types):
+        raise Forbidden(
+            f"this token does not allow {mime!r} (allowed: {', '.join(types)})",
+            code="content_type_not_allowed",
+        )
     left = row.max_uses - row.uses
     if consume:
         spent = catalog.consume_upload_token(row.id, now)
