@@ -288,11 +288,15 @@ def test_admin_views(chromium: Any, server: LiveServer, admin: Gateway, seeded: 
     page.get_by_role("link", name="Buckets").click()
     page.get_by_role("heading", name=f"Settings of {bucket}").wait_for()
     editor = page.get_by_label("Edit as JSON")
-    editor.fill('{"public": true, "autoformat": {"enabled": false}}')
+    editor.fill('{"autoformat": "gif"}')
+    page.get_by_role("button", name="Save settings").click()
+    page.get_by_role("alert").get_by_text("autoformat").wait_for()  # the API's 400, said plainly
+    editor.fill('{"public": true, "versions": {"small": "/fw/120"}}')
     page.get_by_role("button", name="Save settings").click()
     page.get_by_text(f"Saved the settings of {bucket}.").wait_for()
     shown = httpx.get(f"{server.url}/v1/buckets/{bucket}", headers=bearer(secret)).json()
-    assert shown["settings"]["public"] is True
+    assert shown["settings"]["public"] is True and shown["settings"]["versions"] == {"small": "/fw/120"}
+    page.locator(".settings td code", has_text="versions").wait_for()  # the table shows what was saved
     screenshot(page, "08-buckets")
 
     page.get_by_role("link", name="Keys").click()

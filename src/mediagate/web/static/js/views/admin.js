@@ -24,11 +24,21 @@ const code = (text) => h('code', {}, text ?? '—');
 
 async function bucketsView(main, ctx) {
   const { status, content } = page(main, 'Buckets');
-  const { buckets } = await api.buckets();
+  const list = h('div', {});
   const settings = h('section', { class: 'settings', 'aria-labelledby': 'settings-title' });
-  const show = async (name) => {
-    const bucket = await api.bucket(name);
-    const editor = h('textarea', { id: 'settings-json', rows: 12, spellcheck: 'false', 'aria-describedby': 'settings-help' });
+  const load = async (name) => {
+    const [{ buckets }, bucket] = await Promise.all([api.buckets(), name ? api.bucket(name) : null]);
+    const rows = buckets.map((b) => [
+      h('button', { type: 'button', class: 'link', onclick: () => load(b.name).catch((exc) => fail(status, exc)) }, b.name),
+      when(b.created_at),
+      Object.keys(b.settings || {}).join(', ') || 'defaults',
+    ]);
+    mount(list, table('Buckets', ['Bucket', 'Created', 'Settings'], rows, 'No bucket.'));
+    if (bucket) showSettings(bucket);
+  };
+  const showSettings = (bucket) => {
+    const { name } = bucket;
+    const editor = h('textarea', { id: 'settings-json', rows: 10, spellcheck: 'false', 'aria-describedby': 'settings-help' });
     editor.value = JSON.stringify(bucket.settings, null, 2);
     const save = async (e) => {
       e.preventDefault();
@@ -40,8 +50,8 @@ async function bucketsView(main, ctx) {
         return;
       }
       try {
-        const updated = await api.updateBucket(name, parsed);
-        editor.value = JSON.stringify(updated.settings, null, 2);
+        await api.updateBucket(name, parsed);
+        await load(name);
         mount(status, notice(`Saved the settings of ${name}.`));
       } catch (exc) {
         fail(status, exc);
@@ -56,19 +66,14 @@ async function bucketsView(main, ctx) {
         'form',
         { class: 'settings-form', onsubmit: save },
         h('label', { for: 'settings-json' }, 'Edit as JSON'),
-        h('p', { id: 'settings-help', class: 'muted' }, 'Merged into the current settings; a value of null removes a setting. Needs the admin scope.'),
+        h('p', { id: 'settings-help', class: 'muted' }, 'Merged into the current settings; a value of null returns a setting to its default. Needs the admin scope.'),
         editor,
         h('button', { type: 'submit', class: 'primary' }, 'Save settings'),
       ),
     );
   };
-  const rows = buckets.map((b) => [
-    h('button', { type: 'button', class: 'link', onclick: () => show(b.name).catch((exc) => fail(status, exc)) }, b.name),
-    when(b.created_at),
-    String(Object.keys(b.settings || {}).length),
-  ]);
-  mount(content, table('Buckets', ['Bucket', 'Created', 'Settings'], rows, 'No bucket.'), settings);
-  if (ctx.bucket) await show(ctx.bucket);
+  mount(content, list, settings);
+  await load(ctx.bucket);
 }
 
 // -- keys ---------------------------------------------------------------------------------------

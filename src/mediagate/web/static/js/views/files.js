@@ -73,7 +73,7 @@ function makeUploader(target, ctx, prefix, onDone) {
     .use(Dashboard, {
       inline: true,
       target,
-      height: 320,
+      height: 260,
       width: '100%',
       proudlyDisplayPoweredByUppy: false,
       showProgressDetails: true,
@@ -190,14 +190,15 @@ export async function filesView(main, ctx) {
         );
       }),
     ];
+    const counted = `${folders.length} folder(s), ${files.length} file(s)${cursor ? ' so far' : ''}`;
     mount(
       listing,
-      h('h2', { id: 'listing-title', class: 'visually-hidden' }, 'Files'),
+      h('div', { class: 'listing-head' }, h('h2', { id: 'listing-title' }, 'Files'), h('span', { class: 'muted' }, counted)),
       cards.length ? h('ul', { class: 'grid' }, cards) : h('p', { class: 'muted empty' }, 'This folder is empty.'),
       cursor ? h('button', { type: 'button', class: 'more', onclick: () => load(true) }, 'Load more') : null,
     );
     listing.setAttribute('aria-busy', 'false');
-    mount(status, h('p', { class: 'muted' }, `${folders.length} folder(s), ${files.length} file(s)${cursor ? ' so far' : ''}`));
+    mount(status);
   }
 
   async function load(more = false) {
