@@ -30,6 +30,7 @@ from PIL import Image
 from mediagate.core.buckets import BucketCredentials
 from mediagate.core.gateway import Gateway
 from tests.conftest import LiveServer
+from tests.protocols.upyun.forms import Receiver, upload, wait_until
 from tests.support.browser import screenshot
 
 DATA = Path(__file__).with_name("data")
@@ -338,6 +339,35 @@ def test_admin_views(chromium: Any, server: LiveServer, admin: Gateway, seeded: 
     run.check()
 
 
+def test_deliveries_show_their_attempts_and_redeliver(
+    chromium: Any, server: LiveServer, bucket: BucketCredentials, seeded: tuple[str, str]
+) -> None:
+    name, secret = seeded
+
+    def statuses() -> list[str]:
+        found = httpx.get(f"{server.url}/v1/deliveries", params={"bucket": name}, headers=bearer(secret))
+        return [d["status"] for d in found.json()["deliveries"]]
+
+    with Receiver([500, 200]) as receiver, httpx.Client(base_url=server.url, timeout=10) as client:
+        hook = receiver.url("/hook?from=form")
+        assert upload(client, bucket, b"x" * 10, key="/n.bin", notify_url=hook).status_code == 200
+        assert wait_until(lambda: statuses() == ["delivered"], timeout=20)
+        run = open_page(chromium, server, secret)
+        page = run.page
+        log_in(run, server)
+        page.get_by_role("link", name="Deliveries").click()
+        row = page.locator("tr", has_text=hook)
+        row.wait_for()
+        cells = row.locator("td").all_inner_texts()
+        assert cells[1] == "delivered" and cells[3] == "2" and cells[4] == "200", cells
+        screenshot(page, "12-deliveries")
+        row.get_by_role("button", name="Redeliver").click()
+        page.get_by_text("queued again").wait_for()
+        assert wait_until(lambda: len(receiver.requests) == 3, timeout=20)
+        assert wait_until(lambda: statuses() == ["delivered"], timeout=20)
+    run.check()
+
+
 def test_a_wrong_key_is_refused_and_a_narrow_key_sees_only_what_it_may(
     chromium: Any, server: LiveServer, admin: Gateway, seeded: tuple[str, str]
 ) -> None:
@@ -348,7 +378,7 @@ def test_a_wrong_key_is_refused_and_a_narrow_key_sees_only_what_it_may(
     page.get_by_label("API key").fill(run.secret)
     page.get_by_role("button", name="Log in").click()
     page.get_by_role("alert").get_by_text("not accepted").wait_for()
-    screenshot(page, "12-refused")
+    screenshot(page, "13-refused")
     run.problems.clear()  # the refused /v1/me is logged by the browser as a failed load
 
     reader = api_key(admin, bucket, ("read",))
