@@ -32,6 +32,7 @@ from mediagate.core.gateway import Gateway
 from tests.conftest import LiveServer
 from tests.protocols.upyun.forms import Receiver, upload, wait_until
 from tests.support.browser import screenshot
+from tests.tasks.test_engine import jpeg
 
 DATA = Path(__file__).with_name("data")
 HOSTILE = '"><img src=x onerror="window.__pwned=1">.png'
@@ -97,8 +98,10 @@ class Browsing:
         assert self.page.evaluate("window.__pwned") is None, "a hostile key ran as markup"
 
 
-def open_page(chromium: Any, server: LiveServer, secret: str) -> Browsing:
-    context = chromium.new_context(viewport=VIEWPORT, permissions=["clipboard-read", "clipboard-write"])
+def open_page(
+    chromium: Any, server: LiveServer, secret: str, viewport: dict[str, int] = VIEWPORT
+) -> Browsing:
+    context = chromium.new_context(viewport=viewport, permissions=["clipboard-read", "clipboard-write"])
     page = context.new_page()
     run = Browsing(page, secret)
 
@@ -280,7 +283,10 @@ def test_upload_several_files_resume_and_paste(
     run.check()
 
 
-def test_admin_views(chromium: Any, server: LiveServer, admin: Gateway, seeded: tuple[str, str]) -> None:
+def test_admin_views(
+    chromium: Any, server: LiveServer, bucket: BucketCredentials, seeded: tuple[str, str]
+) -> None:
+    creds = bucket
     bucket, secret = seeded
     run = open_page(chromium, server, secret)
     page = run.page
@@ -323,14 +329,23 @@ def test_admin_views(chromium: Any, server: LiveServer, admin: Gateway, seeded: 
     assert set(keys) >= {"photos/cat.png", "photos/dog.png", "videos/clip.webm", HOSTILE, "readme.txt"}
     screenshot(page, "10-recent")
 
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        apps = [{"name": "thumb", "x-gmkerl-thumb": "/fw/10"}]
+        (task_id,) = upload(client, creds, jpeg(), key="/t.jpg", apps=apps).json()["task_ids"]
     page.get_by_role("link", name="Tasks").click()
     page.get_by_role("heading", name=f"Task queue of {bucket}").wait_for()
+    task = page.locator("tr", has_text=task_id)
+    task.wait_for()
+    assert task.locator("td").nth(1).inner_text() == "thumb"
+    page.get_by_label("Status").select_option("failed")
+    task.wait_for(state="detached")
     page.get_by_role("link", name="Deliveries").click()
     page.get_by_role("heading", name=f"Notification deliveries of {bucket}").wait_for()
     page.get_by_role("link", name="Usage").click()
     usage = page.locator("tr", has_text=bucket)
     usage.wait_for()
-    assert usage.locator("td").nth(1).inner_text() == "5"
+    counted = httpx.get(f"{server.url}/v1/buckets/{bucket}/usage", headers=bearer(secret)).json()
+    assert usage.locator("td").nth(1).inner_text() == str(counted["objects"])
     screenshot(page, "11-usage")
 
     page.get_by_role("button", name="Log out").click()
@@ -390,4 +405,26 @@ def test_a_wrong_key_is_refused_and_a_narrow_key_sees_only_what_it_may(
     page.locator("a.folder-link", has_text="photos/").click()
     page.get_by_role("button", name="Preview dog.png").click()
     assert page.locator("dialog#preview").get_by_role("button", name="Delete").count() == 0
+    run.check()
+
+
+def test_the_page_fits_a_phone(chromium: Any, server: LiveServer, seeded: tuple[str, str]) -> None:
+    _, secret = seeded
+    run = open_page(chromium, server, secret, viewport={"width": 390, "height": 844})
+    page = run.page
+    fits = "document.documentElement.scrollWidth <= window.innerWidth"
+    log_in(run, server)
+    page.locator("a.folder-link", has_text="photos/").click()
+    page.locator("li.card.file", has_text="dog.png").wait_for()
+    assert page.evaluate(fits)
+    screenshot(page, "14-phone-files")
+    page.get_by_role("button", name="Preview dog.png").click()
+    page.locator("dialog#preview img.preview-media").wait_for()
+    screenshot(page, "15-phone-preview")
+    page.get_by_role("button", name="Close").click()
+    for view in ("Keys", "Deliveries"):
+        page.get_by_role("link", name=view).click()
+        page.locator("table, p.empty").first.wait_for()
+        assert page.evaluate(fits), view
+    screenshot(page, "16-phone-admin")
     run.check()
