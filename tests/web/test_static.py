@@ -138,6 +138,7 @@ def seeded(server: LiveServer, admin: Gateway, bucket: BucketCredentials) -> Ite
     put(server, secret, bucket.bucket, "readme.txt", b"hello from the browser test\n", "text/plain")
     yield bucket.bucket, secret
     assert secret not in server.log(), "the key was written to the server's log"
+    assert "mgt_" not in server.log(), "an upload token was written to the server's log"
 
 
 def test_log_in_browse_preview_copy_and_delete(
@@ -351,6 +352,34 @@ def test_admin_views(
     page.get_by_role("button", name="Log out").click()
     page.get_by_label("API key").wait_for()
     assert page.evaluate("sessionStorage.getItem('mediagate.apiKey')") is None
+    run.check()
+
+
+def test_a_private_bucket_is_shown_through_the_api(
+    chromium: Any, server: LiveServer, seeded: tuple[str, str]
+) -> None:
+    bucket, secret = seeded
+    closed = httpx.patch(
+        f"{server.url}/v1/buckets/{bucket}", json={"settings": {"public": False}}, headers=bearer(secret)
+    )
+    assert closed.status_code == 200, closed.text
+    # servers see a settings change within a few seconds (bucketconf.BucketCache)
+    assert wait_until(lambda: public(server, bucket, "photos/dog.png").status_code == 403, timeout=15)
+    run = open_page(chromium, server, secret)
+    page = run.page
+    log_in(run, server)
+    page.locator("a.folder-link", has_text="photos/").click()
+    thumb = page.locator("li.card.file", has_text="dog.png").locator("img")
+    thumb.wait_for()
+    page.wait_for_function("img => img.complete && img.naturalWidth === 300", arg=thumb.element_handle())
+    assert (thumb.get_attribute("src") or "").startswith("blob:")
+    page.get_by_role("button", name="Preview dog.png").click()
+    dialog = page.locator("dialog#preview")
+    dialog.get_by_text("This bucket is private").wait_for()
+    preview = dialog.locator("img.preview-media")
+    page.wait_for_function("img => img.complete && img.naturalHeight === 500", arg=preview.element_handle())
+    assert dialog.get_by_role("link", name="Open").count() == 0
+    screenshot(page, "17-private-preview")
     run.check()
 
 

@@ -2,9 +2,10 @@
 // notification deliveries (attempts, redeliver) and usage per bucket. What a key may not do,
 // the API refuses; the view shows the API's message.
 
-import { api, publicUrl } from '../api.js';
+import { api } from '../api.js';
 import { h, mount, notice, table } from '../dom.js';
 import { bytes, kindOf, when } from '../format.js';
+import { BlobUrls, show } from '../media.js';
 import { openPreview } from './preview.js';
 
 function page(main, title, ...body) {
@@ -51,6 +52,7 @@ async function bucketsView(main, ctx) {
       }
       try {
         await api.updateBucket(name, parsed);
+        await ctx.reloadBuckets(); // the files view reads `public` from here
         await load(name);
         mount(status, notice(`Saved the settings of ${name}.`));
       } catch (exc) {
@@ -156,8 +158,13 @@ async function recentView(main, ctx) {
     if (!cursor) break;
   }
   objects.sort((a, b) => String(b.created_at).localeCompare(String(a.created_at)));
+  const blobs = new BlobUrls();
+  const mini = (obj) => {
+    const img = h('img', { class: 'mini', alt: '', loading: 'lazy' });
+    return kindOf(obj.mime) === 'image' && show(img, ctx, obj, blobs, { spec: '/fw/64', thumbnail: true }) ? img : kindOf(obj.mime);
+  };
   const rows = objects.slice(0, 50).map((obj) => [
-    kindOf(obj.mime) === 'image' ? h('img', { class: 'mini', src: publicUrl(ctx.bucket, obj.key, '/fw/64'), alt: '', loading: 'lazy' }) : kindOf(obj.mime),
+    mini(obj),
     h('button', { type: 'button', class: 'link', onclick: () => openPreview(ctx, obj, { onDeleted: () => recentView(main, ctx) }) }, obj.key),
     bytes(obj.size),
     obj.mime || '—',
@@ -168,6 +175,7 @@ async function recentView(main, ctx) {
     table('Recent uploads', ['', 'Key', 'Size', 'Type', 'Uploaded'], rows, 'Nothing uploaded yet.'),
     cursor ? h('p', { class: 'muted' }, `Newest among the first ${objects.length} objects of the bucket.`) : null,
   );
+  return () => blobs.release();
 }
 
 // -- tasks --------------------------------------------------------------------------------------

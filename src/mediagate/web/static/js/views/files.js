@@ -2,9 +2,10 @@
 // Dashboard and tus plugin: drag and drop, picker, several files, per-file progress, resumable;
 // or paste an image), preview, copy the URL or a snippet, delete.
 
-import { api, publicUrl } from '../api.js';
+import { api } from '../api.js';
 import { h, mount, notice } from '../dom.js';
 import { bytes, kindOf, when } from '../format.js';
+import { BlobUrls, show } from '../media.js';
 import { openPreview } from './preview.js';
 import { Uppy, Dashboard, Tus } from '../../vendor/uppy-6.0.1/uppy.min.mjs';
 
@@ -46,12 +47,13 @@ function breadcrumbs(bucket, prefix) {
   return h('nav', { 'aria-label': 'Folder' }, h('ol', { class: 'breadcrumbs' }, crumbs));
 }
 
-function thumbnail(bucket, obj) {
+function thumbnail(ctx, obj, blobs) {
   const kind = kindOf(obj.mime);
   const badge = h('span', { class: `badge kind-${kind}`, 'aria-hidden': 'true' }, kind === 'file' ? (obj.key.split('.').pop() || 'file').slice(0, 5) : kind);
   if (kind !== 'image') return h('div', { class: 'thumb' }, badge);
-  const img = h('img', { src: publicUrl(bucket, obj.key, THUMB), alt: '', loading: 'lazy', decoding: 'async' });
+  const img = h('img', { alt: '', loading: 'lazy', decoding: 'async' });
   img.addEventListener('error', () => img.replaceWith(badge));
+  if (!show(img, ctx, obj, blobs, { spec: THUMB, thumbnail: true })) return h('div', { class: 'thumb' }, badge);
   return h('div', { class: 'thumb' }, img);
 }
 
@@ -159,8 +161,10 @@ export async function filesView(main, ctx) {
 
   let objects = [];
   let cursor = null;
+  const blobs = new BlobUrls();
 
   function render() {
+    blobs.release();
     const { folders, files } = group(objects, prefix);
     const cards = [
       ...folders.map((name) =>
@@ -183,7 +187,7 @@ export async function filesView(main, ctx) {
           h(
             'button',
             { type: 'button', class: 'open', 'aria-label': `Preview ${name}`, onclick: () => openPreview(ctx, obj, { onDeleted: refresh }) },
-            thumbnail(bucket, obj),
+            thumbnail(ctx, obj, blobs),
           ),
           h('span', { class: 'name', title: obj.key }, name),
           h('span', { class: 'meta muted' }, `${bytes(obj.size)} · ${when(obj.created_at)}`),
@@ -216,6 +220,7 @@ export async function filesView(main, ctx) {
   await load();
 
   return () => {
+    blobs.release();
     if (onPaste) document.removeEventListener('paste', onPaste);
     if (uppy) uppy.destroy();
   };

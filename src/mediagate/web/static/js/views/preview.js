@@ -4,6 +4,7 @@
 import { api, publicUrl } from '../api.js';
 import { h, mount, notice } from '../dom.js';
 import { absolute, bytes, kindOf, snippets, when } from '../format.js';
+import { BlobUrls, isPrivate, show } from '../media.js';
 
 async function copy(text, input, status) {
   try {
@@ -15,14 +16,17 @@ async function copy(text, input, status) {
   }
 }
 
-function media(ctx, obj) {
-  const url = publicUrl(ctx.bucket, obj.key);
+function media(ctx, obj, blobs) {
   const kind = kindOf(obj.mime);
   const name = obj.key.split('/').pop();
-  if (kind === 'image') return h('img', { class: 'preview-media', src: url, alt: name });
-  if (kind === 'video') return h('video', { class: 'preview-media', src: url, controls: true, preload: 'metadata' });
-  if (kind === 'audio') return h('audio', { src: url, controls: true, preload: 'metadata' });
-  return h('p', { class: 'muted' }, 'No preview for this type; open or copy its URL below.');
+  let el = null;
+  if (kind === 'image') el = h('img', { class: 'preview-media', alt: name });
+  if (kind === 'video') el = h('video', { class: 'preview-media', controls: true, preload: 'metadata' });
+  if (kind === 'audio') el = h('audio', { controls: true, preload: 'metadata' });
+  if (!el) return h('p', { class: 'muted' }, 'No preview for this type; open or copy its URL below.');
+  if (!show(el, ctx, obj, blobs)) return h('p', { class: 'muted' }, 'Too large to preview from a private bucket.');
+  el.addEventListener('error', () => el.replaceWith(h('p', { class: 'notice error' }, 'This file could not be shown.')));
+  return el;
 }
 
 export function openPreview(ctx, obj, { onDeleted }) {
@@ -60,6 +64,8 @@ export function openPreview(ctx, obj, { onDeleted }) {
     }
   };
   const canWrite = ctx.me.scopes.includes('write');
+  const blobs = new BlobUrls();
+  const closed = isPrivate(ctx);
   mount(
     dialog,
     h(
@@ -71,18 +77,26 @@ export function openPreview(ctx, obj, { onDeleted }) {
         h('h2', { id: 'preview-title' }, name),
         h('button', { type: 'button', class: 'close', 'aria-label': 'Close', onclick: close }, '×'),
       ),
-      h('div', { class: 'preview-body' }, media(ctx, obj)),
+      h('div', { class: 'preview-body' }, media(ctx, obj, blobs)),
+      closed ? notice('This bucket is private: its URLs answer 403 to anyone without credentials.') : null,
       h('dl', { class: 'facts' }, facts.map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)])),
       h('div', { class: 'snippets' }, rows),
       h(
         'div',
         { class: 'actions' },
-        h('a', { class: 'button', href: publicUrl(ctx.bucket, obj.key), target: '_blank', rel: 'noopener noreferrer' }, 'Open'),
+        closed ? null : h('a', { class: 'button', href: publicUrl(ctx.bucket, obj.key), target: '_blank', rel: 'noopener noreferrer' }, 'Open'),
         canWrite ? h('button', { type: 'button', class: 'danger', id: 'delete', onclick: remove }, 'Delete') : null,
       ),
       status,
     ),
   );
-  dialog.addEventListener('close', () => mount(dialog), { once: true }); // stops a playing video
+  dialog.addEventListener(
+    'close',
+    () => {
+      mount(dialog); // stops a playing video
+      blobs.release();
+    },
+    { once: true },
+  );
   dialog.showModal();
 }
