@@ -412,6 +412,32 @@ def test_deliveries_show_their_attempts_and_redeliver(
     run.check()
 
 
+def test_a_server_wide_admin_creates_a_bucket(chromium: Any, server: LiveServer, admin: Gateway) -> None:
+    require_v1(server)
+    from mediagate.core import apikeys
+
+    _, secret = apikeys.create_key(admin.catalog, bucket=None, scopes=("read", "write", "admin"))
+    name = f"ui{uuid.uuid4().hex[:10]}"
+    run = open_page(chromium, server, secret)
+    page = run.page
+    log_in(run, server)
+    page.get_by_role("link", name="Buckets").click()
+    page.get_by_label("Name").fill(name)
+    page.get_by_role("button", name="Create bucket").click()
+    page.get_by_text(f"Created {name}.").wait_for()
+    password = page.get_by_label("password", exact=True).input_value()
+    assert len(password) >= 16
+    page.locator("#bucket-select option", has_text=name).wait_for(state="attached")
+    page.get_by_role("heading", name=f"Settings of {name}").wait_for()
+    listed = httpx.get(f"{server.url}/v1/buckets", headers=bearer(secret)).json()["buckets"]
+    assert name in [b["name"] for b in listed]
+    screenshot(page, "18-bucket-created")
+    page.get_by_label("Name").fill("Not A Name")
+    page.get_by_role("button", name="Create bucket").click()  # the browser's own check refuses it
+    assert page.evaluate("document.getElementById('new-bucket').validity.valid") is False
+    run.check()
+
+
 def test_a_wrong_key_is_refused_and_a_narrow_key_sees_only_what_it_may(
     chromium: Any, server: LiveServer, admin: Gateway, seeded: tuple[str, str]
 ) -> None:

@@ -90,6 +90,7 @@ export const api = {
   me: (secret) => call('GET', '/v1/me', undefined, secret),
   buckets: () => call('GET', '/v1/buckets'),
   bucket: (bucket) => call('GET', b(bucket)),
+  createBucket: (name) => call('POST', '/v1/buckets', { name }),
   updateBucket: (bucket, settings) => call('PATCH', b(bucket), { settings }),
   usage: () => call('GET', '/v1/usage'),
   objects: (bucket, prefix, cursor, limit = 1000) =>

@@ -11,7 +11,7 @@ const main = document.getElementById('main');
 const nav = document.getElementById('nav');
 const who = document.getElementById('who');
 
-const state = { me: null, buckets: [], cleanup: null };
+const state = { me: null, buckets: [], cleanup: null, path: '/files', bucket: null };
 
 export function go(path, params = {}) {
   const search = new URLSearchParams();
@@ -75,8 +75,18 @@ async function route() {
   const { path, params } = parseHash();
   const bucket = currentBucket(params);
   if (bucket) sessionStorage.setItem('mediagate.bucket', bucket);
+  Object.assign(state, { path, bucket });
   renderHeader(path, bucket);
-  const ctx = { bucket, me: state.me, buckets: state.buckets, params, go, reloadBuckets };
+  const ctx = {
+    bucket,
+    me: state.me,
+    get buckets() {
+      return state.buckets; // fresh after reloadBuckets()
+    },
+    params,
+    go,
+    reloadBuckets,
+  };
   const view = path === '/files' ? filesView : ADMIN_VIEWS.find((v) => `/admin/${v.id}` === path)?.render;
   if (!view) {
     mount(main, notice('There is no such view here.', 'error'));
@@ -95,6 +105,7 @@ async function route() {
 
 async function reloadBuckets() {
   state.buckets = (await api.buckets()).buckets;
+  if (state.me && nav.childElementCount) renderHeader(state.path, state.bucket);
 }
 
 async function start() {

@@ -74,8 +74,41 @@ async function bucketsView(main, ctx) {
       ),
     );
   };
-  mount(content, list, settings);
+  const serverAdmin = ctx.me.bucket === null && ctx.me.scopes.includes('admin');
+  mount(content, serverAdmin ? createBucketForm(ctx, status, load) : null, list, settings);
   await load(ctx.bucket);
+}
+
+/** A server-wide admin key may create buckets; the dialects' credentials are shown once. */
+function createBucketForm(ctx, status, reload) {
+  const input = h('input', { id: 'new-bucket', type: 'text', required: true, minlength: 3, maxlength: 63, pattern: '[a-z0-9][a-z0-9\\-]*[a-z0-9]', 'aria-describedby': 'new-bucket-help' });
+  const created = h('div', { 'aria-live': 'polite' });
+  const submit = async (e) => {
+    e.preventDefault();
+    try {
+      const bucket = await api.createBucket(input.value.trim());
+      const creds = Object.entries(bucket.credentials).map(([k, v]) => [code(k), h('input', { type: 'text', readonly: true, value: v, class: 'snippet', 'aria-label': k })]);
+      mount(
+        created,
+        h('div', { class: 'notice success', role: 'status' }, h('p', {}, `Created ${bucket.name}. Its dialect credentials are shown once: copy them now.`), table(`Credentials of ${bucket.name}`, ['Credential', 'Value'], creds)),
+      );
+      input.value = '';
+      await ctx.reloadBuckets();
+      await reload(bucket.name);
+    } catch (exc) {
+      fail(status, exc);
+    }
+  };
+  return h(
+    'div',
+    {},
+    h(
+      'form',
+      { class: 'inline-form', onsubmit: submit },
+      h('fieldset', {}, h('legend', {}, 'New bucket'), h('label', { for: 'new-bucket' }, 'Name'), input, h('button', { type: 'submit', class: 'primary' }, 'Create bucket'), h('span', { id: 'new-bucket-help', class: 'muted' }, 'lowercase letters, digits and -')),
+    ),
+    created,
+  );
 }
 
 // -- keys ---------------------------------------------------------------------------------------
