@@ -20,6 +20,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "tests" / "artifacts" / "screenshots"
 CANDIDATES = ("chromium", "chromium-browser")
+TAKEN: list[Path] = []
+"""Screenshots taken in this run (the terminal summary names where they are)."""
 
 
 def _missing(reason: str) -> None:
@@ -32,7 +34,9 @@ def chromium_executable() -> str:
     """The system Chromium's path (``$MEDIAGATE_CHROMIUM`` overrides), or skip/fail."""
     override = os.environ.get("MEDIAGATE_CHROMIUM")
     if override:
-        return override
+        if os.access(override, os.X_OK):
+            return override
+        _missing(f"MEDIAGATE_CHROMIUM={override} is not an executable")
     for name in CANDIDATES:
         found = shutil.which(name)
         if found:
@@ -56,4 +60,5 @@ def screenshot(page: Any, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     print(f"screenshot: {path}")
+    TAKEN.append(path)
     return path

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.browser import chromium_executable, playwright_module
+from tests.support.browser import SCREENSHOTS, TAKEN, chromium_executable, playwright_module
 
 
 @pytest.fixture(scope="module")
@@ -18,3 +18,8 @@ def chromium() -> Iterator[Any]:
         browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
         yield browser
         browser.close()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if TAKEN:
+        terminalreporter.write_line(f"web page screenshots ({len(TAKEN)}): {SCREENSHOTS}")
