@@ -11,7 +11,7 @@ const main = document.getElementById('main');
 const nav = document.getElementById('nav');
 const who = document.getElementById('who');
 
-const state = { me: null, buckets: [], cleanup: null, path: '/files', bucket: null };
+const state = { me: null, buckets: [], cleanup: null, path: '/files', bucket: null, seq: 0 };
 
 export function go(path, params = {}) {
   const search = new URLSearchParams();
@@ -92,9 +92,13 @@ async function route() {
     mount(main, notice('There is no such view here.', 'error'));
     return;
   }
+  const seq = ++state.seq;
   try {
-    state.cleanup = (await view(main, ctx)) || null;
+    const cleanup = (await view(main, ctx)) || null;
+    if (seq === state.seq) state.cleanup = cleanup;
+    else if (cleanup) cleanup(); // another route began meanwhile: this view is already gone
   } catch (exc) {
+    if (seq !== state.seq) return;
     if (exc instanceof ApiError && exc.status === 401) {
       logout();
       return;

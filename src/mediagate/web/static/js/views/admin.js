@@ -198,7 +198,7 @@ async function recentView(main, ctx) {
   };
   const rows = objects.slice(0, 50).map((obj) => [
     mini(obj),
-    h('button', { type: 'button', class: 'link', onclick: () => openPreview(ctx, obj, { onDeleted: () => recentView(main, ctx) }) }, obj.key),
+    h('button', { type: 'button', class: 'link', onclick: () => openPreview(ctx, obj, { onDeleted: () => ctx.go('/admin/recent', { bucket: ctx.bucket }) }) }, obj.key),
     bytes(obj.size),
     obj.mime || '—',
     when(obj.created_at),
