@@ -93,12 +93,11 @@ def list_(
         typer.echo(json.dumps(rows))
         return
     table = Table(title="API keys")
-    table.add_column("key id", no_wrap=True)
-    for name in ("bucket", "scopes", "label", "created", "state"):
-        table.add_column(name)
+    for name in ("key id", "bucket", "scopes", "label", "created", "state"):
+        table.add_column(name, no_wrap=name != "label")
     for row in rows:
         state = "[red]revoked[/]" if row["revoked_at"] else "[green]active[/]"
-        created = str(row["created_at"])[:16].replace("T", " ")
+        created = str(row["created_at"])[:10]
         scopes = ",".join(row["scopes"])
         table.add_row(row["key_id"], row["bucket"] or "*", scopes, row["label"], created, state)
     console.print(table)

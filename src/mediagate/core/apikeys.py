@@ -147,9 +147,10 @@ def authenticate_key(catalog: Catalog, secret: str) -> ApiKey:
 def require(key: ApiKey, scope: str, bucket: str | None = None) -> None:
     """Refuse unless ``key`` holds ``scope`` on ``bucket`` (None: a server-wide action)."""
     if key.bucket is not None and key.bucket != bucket:
-        where = f"bucket {bucket!r}" if bucket is not None else "server-wide actions"
-        raise Forbidden(
-            f"this key belongs to bucket {key.bucket!r} and cannot reach {where}", code="bucket_forbidden"
-        )
+        if bucket is None:
+            message = f"this key belongs to bucket {key.bucket!r}; this needs a server-wide key"
+        else:
+            message = f"this key belongs to bucket {key.bucket!r} and cannot reach bucket {bucket!r}"
+        raise Forbidden(message, code="bucket_forbidden")
     if scope not in key.scopes:
         raise Forbidden(f"this key lacks the {scope!r} scope", code="insufficient_scope")

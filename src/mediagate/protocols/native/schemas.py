@@ -33,6 +33,13 @@ class Error(BaseModel):
     error: ErrorDetail
 
 
+class ApiIndex(BaseModel):
+    name: str
+    version: str
+    openapi: str
+    docs: str
+
+
 # -- buckets -----------------------------------------------------------------------------------------
 
 
