@@ -131,6 +131,13 @@ def upload_paths(creds: BucketCredentials) -> list[tuple[str, str, dict[str, str
             413,
             lambda r: _v1(r),
         ),
+        (
+            "tus creation-with-upload",
+            f"/v1/tus/{creds.bucket}/",
+            {"Tus-Resumable": "1.0.0", "Content-Type": "application/offset+octet-stream"},
+            413,
+            lambda r: _tus(r),
+        ),
     ]
 
 
@@ -157,6 +164,12 @@ def _v1(r: Reply) -> None:
     assert error["request_id"] == r.headers["x-request-id"]
 
 
+def _tus(r: Reply) -> None:
+    error = r.json()["error"]
+    assert error["code"] == "payload_too_large" and str(LIMIT) in error["message"], error
+    assert r.headers["tus-resumable"] == "1.0.0"
+
+
 def _imagex(r: Reply) -> None:
     body = r.json()
     assert body["ResponseMetadata"]["Error"]["Code"] == "InvalidFileSize", body
@@ -170,7 +183,7 @@ def test_an_oversize_declared_body_is_refused_without_100_continue(
     for name, target, headers, status, check in upload_paths(creds):
         method = (
             "POST"
-            if target.startswith(("/api", "/upload")) or "form" in name or "pretreatment" in name
+            if target.startswith(("/api", "/upload", "/v1/tus")) or "form" in name or "pretreatment" in name
             else "PUT"
         )
         head = request_head(

@@ -613,8 +613,13 @@ def test_refusals_before_routing_are_tus_shaped(
             f"Upload-Offset: 0\r\nContent-Length: {10**15}\r\nExpect: 100-continue\r\n\r\n"
         )
         sock.sendall(lines.encode())
-        answer = sock.recv(65536).decode()
+        sock.settimeout(10)
+        received = b""
+        while chunk := sock.recv(65536):  # the answer says Connection: close
+            received += chunk
+        answer = received.decode()
     assert answer.startswith("HTTP/1.1 413"), answer
+    assert "connection: close" in answer.lower()
     assert '"error"' in answer and "payload_too_large" in answer
     assert head(url, token).headers["Upload-Offset"] == "0"
     nowhere = httpx.get(f"{server.url}/v1/tus/")
@@ -725,3 +730,111 @@ def test_creation_with_upload_cut_short_leaves_nothing(
     everything = admin.catalog.stale_sessions(datetime.now(UTC) + timedelta(days=1), limit=10_000)
     mine = [i for i in everything if (found := admin.catalog.get_session(i)) and found.bucket_id == row.id]
     assert mine == [again.headers["Location"].rsplit("/", 1)[1]]
+
+
+def test_a_token_from_the_v1_api_uploads_through_tuspy(
+    server: LiveServer, bucket: BucketCredentials, admin: Gateway, tmp_path: Path
+) -> None:
+    """The whole path an app takes: its backend asks ``/v1`` for an upload token with its API key,
+    the client uploads with it."""
+    from mediagate.core import apikeys
+
+    _, api_key = apikeys.create_key(admin.catalog, bucket=bucket.bucket, scopes=["write"])
+    issued = httpx.post(
+        f"{server.url}/v1/buckets/{bucket.bucket}/upload-tokens",
+        headers={"Authorization": f"Bearer {api_key}"},
+        json={"ttl": 900, "max_uses": 1, "prefix": "app/", "max_size": 1_000_000},
+    )
+    assert issued.status_code == 201, issued.text
+    token = issued.json()["token"]
+    data = random_bytes(200_000)
+    uploader = tus_client(server, bucket.bucket, token).uploader(
+        file_path=str(write_file(tmp_path, "photo.raw", data)), metadata={"filename": "photo.raw"}
+    )
+    uploader.upload()
+    assert read(server, bucket.bucket, "app/photo.raw").content == data
+    listed = httpx.get(
+        f"{server.url}/v1/buckets/{bucket.bucket}/upload-tokens",
+        headers={"Authorization": f"Bearer {api_key}"},
+    )
+    assert [t["uses"] for t in listed.json()["upload_tokens"]] == [1]
+
+
+def test_an_empty_file_is_complete_at_creation(
+    server: LiveServer, bucket: BucketCredentials, issue: Issue
+) -> None:
+    token = issue(prefix="empty/")
+    r = create(server.url, bucket.bucket, token, 0, **{"Upload-Metadata": meta(filename="nothing.txt")})
+    assert r.status_code == 201, r.text
+    assert r.headers["Upload-Offset"] == "0"
+    got = read(server, bucket.bucket, "empty/nothing.txt")
+    assert got.status_code == 200
+    assert got.content == b""
+
+
+HOSTILE: list[tuple[str, str, dict[str, str]]] = [
+    ("POST", "/v1/tus/{b}/", {"Upload-Length": "-1"}),
+    ("POST", "/v1/tus/{b}/", {"Upload-Length": "9" * 30}),
+    ("POST", "/v1/tus/{b}/", {"Upload-Length": "9" * 19}),
+    ("POST", "/v1/tus/{b}/", {"Upload-Length": "3", "Upload-Defer-Length": "1"}),
+    ("POST", "/v1/tus/{b}/", {"Upload-Defer-Length": "2"}),
+    ("POST", "/v1/tus/{b}/", {"Upload-Length": "3", "Upload-Metadata": "filename ***"}),
+    ("POST", "/v1/tus/{b}/", {"Upload-Length": "3", "Upload-Metadata": "a b c"}),
+    ("POST", "/v1/tus/{b}/", {"Upload-Length": "3", "Upload-Metadata": "filename Lw==,filename Lw=="}),
+    ("POST", "/v1/tus/{b}/", {"Upload-Length": "3", "Upload-Metadata": "filename " + "QQ==" * 2000}),
+    ("POST", "/v1/tus/{b}/", {"Upload-Length": "3", "Upload-Metadata": "filename Li4="}),  # ".."
+    ("POST", "/v1/tus/{b}/", {"Upload-Length": "3", "Upload-Metadata": "filename /w=="}),  # not UTF-8
+    ("POST", "/v1/tus/no-such-bucket/", {"Upload-Length": "3"}),
+    ("POST", "/v1/tus/%00/", {"Upload-Length": "3"}),
+    ("HEAD", "/v1/tus/{b}/%2e%2e/%2e%2e/etc/passwd", {}),
+    ("HEAD", "/v1/tus/{b}/" + "f" * 32 + "/extra", {}),
+    ("HEAD", "/v1/tus/{b}/%0a", {}),
+    ("PATCH", "/v1/tus/{b}/{u}", {"Upload-Offset": "x", "Content-Type": "application/offset+octet-stream"}),
+    (
+        "PATCH",
+        "/v1/tus/{b}/{u}",
+        {"Upload-Offset": "99999999999999999999", "Content-Type": "application/offset+octet-stream"},
+    ),
+    ("PATCH", "/v1/tus/{b}/{u}", {"Content-Type": "application/offset+octet-stream"}),
+    (
+        "PATCH",
+        "/v1/tus/{b}/{u}",
+        {"Upload-Offset": "0", "Content-Type": "application/offset+octet-stream", "Upload-Checksum": "md5"},
+    ),
+    (
+        "PATCH",
+        "/v1/tus/{b}/{u}",
+        {
+            "Upload-Offset": "0",
+            "Content-Type": "application/offset+octet-stream",
+            "Upload-Checksum": "md5 !!!",
+        },
+    ),
+    (
+        "PATCH",
+        "/v1/tus/{b}/{u}",
+        {"Upload-Offset": "0", "Content-Type": "application/offset+octet-stream", "Upload-Length": "1"},
+    ),
+    ("DELETE", "/v1/tus/{b}/", {}),
+    ("GET", "/v1/tus/{b}/{u}", {}),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "extra"), HOSTILE)
+def test_hostile_requests_get_clear_errors(
+    server: LiveServer, bucket: BucketCredentials, issue: Issue, method: str, path: str, extra: dict[str, str]
+) -> None:
+    token = issue()
+    upload = create(server.url, bucket.bucket, token, 8, **{"Upload-Metadata": meta(filename="h")})
+    upload_id = upload.headers["Location"].rsplit("/", 1)[1]
+    target = path.format(b=bucket.bucket, u=upload_id)
+    r = httpx.request(
+        method,
+        server.url + target,
+        headers={**auth(token), **extra},
+        content=b"abc" if method == "PATCH" else None,
+    )
+    assert 400 <= r.status_code < 500, (r.status_code, r.text)
+    assert r.headers["Tus-Resumable"] == "1.0.0"
+    if method != "HEAD":
+        assert r.json()["error"]["code"]

@@ -4,8 +4,11 @@ client talks to a round-robin balancer without sticky sessions, as behind a real
 
 from __future__ import annotations
 
+import socket
+import time
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -80,3 +83,24 @@ def test_patches_alternate_between_the_nodes(cluster: Cluster) -> None:
         r = patch(node.url + upload_path, token, start, data[start : start + 100_000])
         assert r.status_code == 204, r.text
     assert httpx.get(f"{cluster.b.url}/{bucket}/alt/x").content == data
+
+
+def test_a_patch_on_one_node_locks_the_upload_on_the_other(cluster: Cluster) -> None:
+    bucket = _bucket(cluster)
+    token = issue_token(cluster.admin, bucket, prefix="lock/")
+    data = random_bytes(100_000)
+    created = create(cluster.a.url, bucket, token, len(data), **{"Upload-Metadata": meta(filename="l")})
+    path = urlsplit(created.headers["Location"]).path
+    lines = (
+        f"PATCH {path} HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\nAuthorization: Bearer {token}\r\n"
+        "Content-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\n"
+        f"Content-Length: {len(data)}\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", cluster.a.port)) as slow:
+        slow.sendall(lines.encode() + data[:10])  # node a holds the upload's lease
+        time.sleep(0.5)
+        other = patch(cluster.b.url + path, token, 0, data)
+        assert other.status_code == 423, other.text
+        slow.sendall(data[10:])
+        assert slow.recv(4096).startswith(b"HTTP/1.1 204")
+    assert httpx.get(f"{cluster.b.url}/{bucket}/lock/l").content == data
