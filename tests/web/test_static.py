@@ -340,6 +340,24 @@ def test_admin_views(
     assert task.locator("td").nth(1).inner_text() == "thumb"
     page.get_by_label("Status").select_option("failed")
     task.wait_for(state="detached")
+
+    # A task that fails (a thumbnail of a text file) says why, and is retried from its row.
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        (bad,) = upload(client, creds, b"not an image", key="/t.txt", apps=apps).json()["task_ids"]
+
+    def task_status() -> str:
+        return str(httpx.get(f"{server.url}/v1/tasks/{bad}", headers=bearer(secret)).json()["status"])
+
+    assert wait_until(lambda: task_status() == "failed", timeout=20)
+    page.get_by_label("Status").select_option("")
+    page.get_by_label("Status").select_option("failed")
+    failed = page.locator("tr", has_text=bad)
+    failed.get_by_text("not an image").wait_for()
+    screenshot(page, "10b-tasks")
+    with page.expect_response(lambda r: r.url.endswith(f"/v1/tasks/{bad}/retry")) as retried:
+        failed.get_by_role("button", name="Retry").click()
+    assert retried.value.status == 200
+    page.get_by_text(f"Task {bad} queued again.").wait_for()
     page.get_by_role("link", name="Deliveries").click()
     page.get_by_role("heading", name=f"Notification deliveries of {bucket}").wait_for()
     page.get_by_role("link", name="Usage").click()

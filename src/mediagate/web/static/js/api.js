@@ -101,6 +101,7 @@ export const api = {
   createKey: (request) => call('POST', '/v1/keys', request),
   revokeKey: (keyId) => call('DELETE', `/v1/keys/${encodeURIComponent(keyId)}`),
   tasks: (bucket, status) => call('GET', `/v1/tasks${q({ bucket, status, limit: 100 })}`),
+  retryTask: (id) => call('POST', `/v1/tasks/${encodeURIComponent(id)}/retry`),
   deliveries: (bucket, status) => call('GET', `/v1/deliveries${q({ bucket, status, limit: 100 })}`),
   redeliver: (id) => call('POST', `/v1/deliveries/${encodeURIComponent(id)}/redeliver`),
 };

@@ -225,26 +225,43 @@ function statusFilter(id, options, value, onChange) {
 async function tasksView(main, ctx) {
   const { status, content } = page(main, `Task queue of ${ctx.bucket}`);
   const list = h('div', {});
-  const load = async (wanted) => {
+  let wanted = '';
+  const load = async () => {
     try {
       const { tasks } = await api.tasks(ctx.bucket, wanted);
       const rows = tasks.map((t) => [
         code(t.id),
         t.kind,
-        t.dialect,
+        h('span', { class: 'url' }, t.source),
         h('span', { class: `pill status-${t.status}` }, t.status),
         `${t.attempts} / ${t.max_attempts}`,
         t.reason || '—',
         when(t.created_at),
-        when(t.finished_at),
+        t.status === 'failed' ? h('button', { type: 'button', class: 'small', dataset: { retry: t.id }, onclick: () => retry(t) }, 'Retry') : when(t.finished_at),
       ]);
-      mount(list, table('Tasks', ['Task', 'Kind', 'Dialect', 'Status', 'Attempts', 'Reason', 'Created', 'Finished'], rows, 'No task.'));
+      mount(list, table('Tasks', ['Task', 'Kind', 'Source', 'Status', 'Attempts', 'Reason', 'Created', 'Finished'], rows, 'No task.'));
     } catch (exc) {
       fail(status, exc);
     }
   };
-  mount(content, statusFilter('task-status', ['pending', 'running', 'done', 'failed'], '', load), list);
-  await load('');
+  const retry = async (t) => {
+    try {
+      await api.retryTask(t.id);
+      mount(status, notice(`Task ${t.id} queued again.`));
+      await load();
+    } catch (exc) {
+      fail(status, exc);
+    }
+  };
+  mount(
+    content,
+    statusFilter('task-status', ['pending', 'running', 'done', 'failed'], '', (v) => {
+      wanted = v;
+      load();
+    }),
+    list,
+  );
+  await load();
 }
 
 // -- deliveries ---------------------------------------------------------------------------------
