@@ -101,7 +101,8 @@ class Browsing:
 def open_page(
     chromium: Any, server: LiveServer, secret: str, viewport: dict[str, int] = VIEWPORT
 ) -> Browsing:
-    context = chromium.new_context(viewport=viewport, permissions=["clipboard-read", "clipboard-write"])
+    permissions = ["clipboard-read", "clipboard-write"]
+    context = chromium.new_context(viewport=viewport, permissions=permissions)
     page = context.new_page()
     run = Browsing(page, secret)
 
@@ -500,4 +501,44 @@ def test_the_page_fits_a_phone(chromium: Any, server: LiveServer, seeded: tuple[
         page.locator("table, p.empty").first.wait_for()
         assert page.evaluate(fits), view
     screenshot(page, "16-phone-admin")
+    run.check()
+
+
+def axe(page: Any, source: str, where: str) -> list[str]:
+    """axe-core's serious and critical findings on the page as it is now (WCAG 2 A/AA rules)."""
+    page.evaluate(source)  # through the DevTools protocol: the page's CSP does not apply to it
+    found = page.evaluate(
+        """async () => (await axe.run(document, {runOnly: ['wcag2a', 'wcag2aa', 'best-practice']}))
+            .violations.filter((v) => v.impact === 'serious' || v.impact === 'critical')
+            .map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join(', ')})`)"""
+    )
+    return [f"{where}: {v}" for v in found]
+
+
+def test_every_view_passes_axe(chromium: Any, server: LiveServer, seeded: tuple[str, str]) -> None:
+    """axe-core (npm, MPL-2.0, installed like the compat suites' packages) finds nothing serious."""
+    from tests.compat.npm import installed
+
+    source = (installed("axe-core", "4.") / "axe-core" / "axe.min.js").read_text()
+    _, secret = seeded
+    run = open_page(chromium, server, secret)
+    page = run.page
+    page.goto(f"{server.url}/")
+    findings = axe(page, source, "landing")
+    page.goto(f"{server.url}/ui/")
+    page.get_by_label("API key").wait_for()
+    findings += axe(page, source, "login")
+    log_in(run, server)
+    page.locator("a.folder-link", has_text="photos/").click()
+    page.locator("li.card.file img").first.wait_for()
+    findings += axe(page, source, "files")
+    page.get_by_role("button", name="Preview dog.png").click()
+    page.locator("dialog#preview img.preview-media").wait_for()
+    findings += axe(page, source, "preview")
+    page.get_by_role("button", name="Close").click()
+    for view in ("Buckets", "Keys", "Recent uploads", "Tasks", "Deliveries", "Usage"):
+        page.get_by_role("link", name=view).click()
+        page.locator("section.admin table, section.admin p.empty").first.wait_for()
+        findings += axe(page, source, view)
+    assert not findings, "\n".join(findings)
     run.check()
