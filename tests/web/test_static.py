@@ -3,8 +3,9 @@ driven by Playwright, against a live mediagate, through everything a person does
 
 Log in with an API key; browse folders with thumbnails; preview an image and play a video; copy
 the URL and snippets; delete; upload several files at once through Uppy's tus plugin (one of
-them interrupted mid-way and resumed), and paste an image; the admin views. Every step keeps a
-screenshot under ``tests/artifacts/screenshots/``. Throughout: no script error, no Content
+them interrupted mid-way and resumed), paste an image, drop a file; a private bucket; the admin
+views; a phone's width; axe-core's accessibility rules. Every step keeps a screenshot under
+``tests/artifacts/screenshots/``. Throughout: no script error, no Content
 Security Policy violation, the key never in a URL nor in the server's log, and a hostile object
 key shown as text, never run.
 
@@ -213,7 +214,7 @@ def test_log_in_browse_preview_copy_and_delete(
     run.check()
 
 
-def test_upload_several_files_resume_and_paste(
+def test_upload_several_files_resume_paste_and_drop(
     chromium: Any, server: LiveServer, seeded: tuple[str, str]
 ) -> None:
     bucket, secret = seeded
@@ -282,6 +283,21 @@ def test_upload_several_files_resume_and_paste(
     with Image.open(io.BytesIO(public(server, bucket, key).content)) as img:
         assert img.size == (50, 40)
     screenshot(page, "07-pasted")
+
+    # Drag and drop a file onto the Dashboard.
+    page.evaluate(
+        """() => {
+            const data = new DataTransfer();
+            data.items.add(new File(['dropped by a test'], 'dropped.txt', { type: 'text/plain' }));
+            const target = document.querySelector('.uppy-Dashboard-inner');
+            for (const type of ['dragenter', 'dragover', 'drop']) {
+                const init = { dataTransfer: data, bubbles: true, cancelable: true };
+                target.dispatchEvent(new DragEvent(type, init));
+            }
+        }"""
+    )
+    page.locator("li.card.file", has_text="dropped.txt").wait_for(timeout=30_000)
+    assert public(server, bucket, "photos/dropped.txt").content == b"dropped by a test"
     run.check()
 
 
