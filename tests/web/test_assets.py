@@ -48,6 +48,8 @@ def test_a_file_is_served_with_its_type_etag_and_cache_rule(server: LiveServer) 
     assert "immutable" in vendored.headers["cache-control"]
     size = (STATIC / "vendor/uppy-6.0.1/uppy.min.css").stat().st_size
     assert int(vendored.headers["content-length"]) == size
+    licence = httpx.get(f"{server.url}/ui/vendor/uppy-6.0.1/LICENSE")
+    assert licence.headers["content-type"].startswith("text/plain") and "MIT" in licence.text
 
 
 def test_every_page_answer_carries_the_security_headers(server: LiveServer) -> None:

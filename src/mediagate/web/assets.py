@@ -71,7 +71,9 @@ class Asset:
 
 def _content_type(name: str) -> str:
     dot = name.rfind(".")
-    return CONTENT_TYPES.get(name[dot:] if dot >= 0 else "", "application/octet-stream")
+    if dot < 0:  # LICENSE, README
+        return CONTENT_TYPES[".txt"]
+    return CONTENT_TYPES.get(name[dot:], "application/octet-stream")
 
 
 def _walk(folder: Traversable, prefix: str, found: dict[str, Asset]) -> None:
