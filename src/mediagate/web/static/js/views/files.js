@@ -78,6 +78,7 @@ function makeUploader(target, ctx, prefix, onDone) {
       height: 260,
       width: '100%',
       proudlyDisplayPoweredByUppy: false,
+      theme: 'auto', // follows the system's light or dark, like the page
       showProgressDetails: true,
       hideProgressDetails: false,
       note: `Into ${ctx.bucket}/${prefix}. Resumable: an interrupted upload continues where it stopped.`,
