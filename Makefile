@@ -39,6 +39,7 @@ bench: install
 	$(BIN)/python bench/taskqueue.py
 	$(BIN)/python bench/moderation.py
 	$(BIN)/python bench/tus.py
+	$(BIN)/python bench/v1.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info

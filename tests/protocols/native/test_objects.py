@@ -403,3 +403,33 @@ def test_an_upload_cut_short_leaves_no_trace_and_gives_its_use_back(
     assert not staging_files(server.home)
     with client(server.url, token) as browser:
         assert browser.put(f"/v1/buckets/{b}/objects/whole.bin", content=b"x" * 10).status_code == 201
+
+
+def test_listing_one_folder_level_with_a_delimiter(api: httpx.Client, bucket: BucketCredentials) -> None:
+    """delimiter=/ lists a folder as a file browser shows it: subfolders and files, by name, paged."""
+    b = bucket.bucket
+    for key in ("top.txt", "a/1.txt", "a/2.txt", "a/deep/3.txt", "a/deeper/x/4.txt", "b/5.txt"):
+        assert api.put(f"/v1/buckets/{b}/objects/{key}", content=b"x").status_code == 201
+    root = api.get(f"/v1/buckets/{b}/objects", params={"delimiter": "/"}).json()
+    assert root["folders"] == ["a/", "b/"] and [o["key"] for o in root["objects"]] == ["top.txt"]
+    assert root["next_cursor"] is None
+    seen_folders: list[str] = []
+    seen_files: list[str] = []
+    cursor = None
+    while True:
+        params = {"delimiter": "/", "prefix": "a/", "limit": "2", **({"cursor": cursor} if cursor else {})}
+        page = api.get(f"/v1/buckets/{b}/objects", params=params).json()
+        seen_folders += page["folders"]
+        seen_files += [o["key"] for o in page["objects"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen_folders == ["a/deep/", "a/deeper/"] and seen_files == ["a/1.txt", "a/2.txt"]
+    flat = api.get(f"/v1/buckets/{b}/objects", params={"prefix": "a/"}).json()
+    assert flat["folders"] == [] and len(flat["objects"]) == 4
+    bad = api.get(f"/v1/buckets/{b}/objects", params={"delimiter": "/", "prefix": "a"})
+    assert error_of(bad) == (400, "invalid_prefix")
+    assert error_of(api.get(f"/v1/buckets/{b}/objects", params={"delimiter": ","})) == (
+        400,
+        "invalid_request",
+    )
