@@ -390,6 +390,29 @@ def test_admin_views(
     run.check()
 
 
+def test_a_large_folder_pages_with_load_more(
+    chromium: Any, server: LiveServer, seeded: tuple[str, str]
+) -> None:
+    bucket, secret = seeded
+    with httpx.Client(base_url=server.url, headers=bearer(secret), timeout=10) as client:
+        for i in range(205):
+            assert (
+                client.put(f"/v1/buckets/{bucket}/objects/many/f{i:03}.txt", content=b"x").status_code == 201
+            )
+        assert client.put(f"/v1/buckets/{bucket}/objects/many/sub/deep.txt", content=b"x").status_code == 201
+    run = open_page(chromium, server, secret)
+    page = run.page
+    log_in(run, server)
+    page.locator("a.folder-link", has_text="many/").click()
+    files = page.locator("li.card.file")
+    page.locator("li.card.file", has_text="f199.txt").wait_for()
+    assert files.count() == 200 and page.locator("a.folder-link").count() == 0  # one page, by name
+    page.get_by_role("button", name="Load more").click()
+    page.locator("a.folder-link", has_text="sub/").wait_for()
+    assert files.count() == 205 and page.get_by_role("button", name="Load more").count() == 0
+    run.check()
+
+
 def test_a_private_bucket_is_shown_through_the_api(
     chromium: Any, server: LiveServer, seeded: tuple[str, str]
 ) -> None:

@@ -95,6 +95,9 @@ export const api = {
   usage: () => call('GET', '/v1/usage'),
   objects: (bucket, prefix, cursor, limit = 1000) =>
     call('GET', `${b(bucket)}/objects${q({ prefix, cursor, limit })}`),
+  /** One folder level: `folders` (full prefixes ending in '/') and the files directly in it. */
+  folder: (bucket, prefix, cursor, limit = 200) =>
+    call('GET', `${b(bucket)}/objects${q({ prefix, cursor, limit, delimiter: '/' })}`),
   deleteObject: (bucket, key) => call('DELETE', `${b(bucket)}/objects/${encodePath(key)}`),
   uploadToken: (bucket, request) => call('POST', `${b(bucket)}/upload-tokens`, request),
   keys: (bucket) => call('GET', `/v1/keys${q({ bucket })}`),

@@ -16,19 +16,6 @@ function folderOf(prefix) {
   return prefix ? prefix.replace(/\/?$/, '/') : '';
 }
 
-/** Folders and files directly under `prefix`, from a flat listing of keys under it. */
-function group(objects, prefix) {
-  const folders = new Set();
-  const files = [];
-  for (const obj of objects) {
-    const rest = obj.key.slice(prefix.length);
-    const slash = rest.indexOf('/');
-    if (slash >= 0) folders.add(rest.slice(0, slash));
-    else files.push(obj);
-  }
-  return { folders: [...folders].sort(), files };
-}
-
 /** The hash of the files view at `prefix` (a real link: opens in a new tab too). */
 export function filesHref(bucket, prefix = '') {
   const params = new URLSearchParams({ bucket });
@@ -161,14 +148,15 @@ export async function filesView(main, ctx) {
   }
 
   let objects = [];
+  let folders = [];
   let cursor = null;
   const blobs = new BlobUrls();
 
   function render() {
     blobs.release();
-    const { folders, files } = group(objects, prefix);
+    const files = objects;
     const cards = [
-      ...folders.map((name) =>
+      ...folders.map((folder) => folder.slice(prefix.length).replace(/\/$/, '')).map((name) =>
         h(
           'li',
           { class: 'card folder' },
@@ -209,8 +197,9 @@ export async function filesView(main, ctx) {
   async function load(more = false) {
     listing.setAttribute('aria-busy', 'true');
     try {
-      const page = await api.objects(bucket, prefix, more ? cursor : undefined);
+      const page = await api.folder(bucket, prefix, more ? cursor : undefined);
       objects = more ? [...objects, ...page.objects] : page.objects;
+      folders = more ? [...folders, ...page.folders] : page.folders;
       cursor = page.next_cursor;
       render();
     } catch (exc) {
