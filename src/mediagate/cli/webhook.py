@@ -31,11 +31,12 @@ def _print(data: dict[str, Any], as_json: bool) -> None:
     table = Table(title=f"bucket {data['bucket']} webhook", show_header=False)
     table.add_row("url", data["url"] or "(none: /v1 and tus uploads notify nobody, unless a token says)")
     table.add_row("secret", "set" if data["has_secret"] else "(none)")
-    if data.get("secret"):
-        table.add_row("new secret", f"[bold]{data['secret']}[/] (shown once: keep it in your app's config)")
     if data.get("previous_valid_until"):
-        table.add_row("old secret signs until", data["previous_valid_until"])
+        table.add_row("old secret", f"still signs until {data['previous_valid_until']}")
     console.print(table)
+    if data.get("secret"):
+        console.print("webhook secret (shown once: keep it in your app's config):", style="bold")
+        console.print(data["secret"], soft_wrap=True, highlight=False)
 
 
 @webhook_app.command("set")
@@ -53,9 +54,13 @@ def webhook_set(
         try:
             clean = asyncio.run(webhooks.check_url(url, allow_private=gw.settings.allow_private_callbacks))
         except MediagateError as exc:
-            raise fail(
-                exc.message, "a private or loopback receiver needs MEDIAGATE_ALLOW_PRIVATE_CALLBACKS=1"
-            ) from None
+            private = exc.code == "url_not_allowed"
+            hint = (
+                "a receiver on a private network needs MEDIAGATE_ALLOW_PRIVATE_CALLBACKS=1"
+                if private
+                else None
+            )
+            raise fail(exc.message, hint) from None
         secret = None
         if not webhooks.has_secret(gw.catalog, bucket.id):
             secret, _ = webhooks.rotate_secret(gw.catalog, gw.secrets, bucket)
