@@ -14,6 +14,7 @@ import hmac
 import json
 import re
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ import pytest
 from tusclient.client import TusClient
 
 from mediagate.config import Settings
-from mediagate.core.buckets import BucketCredentials
+from mediagate.core.buckets import BucketCredentials, create_bucket
 from mediagate.core.gateway import Gateway
 from tests.conftest import LiveServer
 from tests.protocols.native.api import client, error_of, new_key
@@ -312,3 +313,12 @@ def test_only_an_admin_key_sets_the_secret(
     with client(server.url, new_key(admin, bucket.bucket, "read,write")) as writer:
         r = writer.post(f"/v1/buckets/{bucket.bucket}/webhook-secret")
         assert error_of(r) == (403, "insufficient_scope")
+    other = create_bucket(admin.catalog, admin.secrets, f"o{uuid.uuid4().hex[:10]}").bucket
+    with client(server.url, new_key(admin, other, "read,write,admin")) as outsider:
+        r = outsider.post(f"/v1/buckets/{bucket.bucket}/webhook-secret")
+        assert error_of(r) == (403, "bucket_forbidden")
+        r = outsider.patch(
+            f"/v1/buckets/{bucket.bucket}", json={"settings": {"webhook_url": "http://x.example/"}}
+        )
+        assert error_of(r) == (403, "bucket_forbidden")
+    assert admin.catalog.credentials(admin.catalog.require_bucket(bucket.bucket).id, "webhook") == []
