@@ -215,6 +215,9 @@ class Delivery(Base):
     last_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
     """The HTTP status of the last answer (None before one, or when there was no answer)."""
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    signing: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    """How each attempt is signed when it is sent (``"webhook"``: core.webhooks, with the bucket's
+    webhook secret and the time of sending); None: the stored headers already carry any signature."""
 
 
 class GarbageBlob(Base):
@@ -340,3 +343,5 @@ class UploadToken(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    notify_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """Where the uploads it allows are announced (core.webhooks); None: the bucket's webhook."""

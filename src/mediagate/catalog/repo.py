@@ -548,17 +548,24 @@ class Catalog:
         conn.execute(DELETE_GARBAGE, {"blob_id": obj.blob_id})
         return facts.object_id is not None
 
-    def delete_object(self, bucket_id: int, key: str) -> bool:
-        """Hide the object at ``key`` (its blob becomes garbage); False if there was none."""
-        return self._retry(lambda: self._delete_object(bucket_id, key))
+    def delete_object(
+        self, bucket_id: int, key: str, *, outbox: Callable[[Object], Sequence[Notification]] | None = None
+    ) -> bool:
+        """Hide the object at ``key`` (its blob becomes garbage); False if there was none. The
+        notifications ``outbox`` makes of the deleted row are queued in the same transaction."""
+        return self._retry(lambda: self._delete_object(bucket_id, key, outbox))
 
-    def _delete_object(self, bucket_id: int, key: str) -> bool:
+    def _delete_object(
+        self, bucket_id: int, key: str, outbox: Callable[[Object], Sequence[Notification]] | None
+    ) -> bool:
         with self._write() as s:
             existing = s.scalar(select(Object).where(Object.bucket_id == bucket_id, Object.key == key))
             if existing is None:
                 return False
             s.merge(GarbageBlob(blob_id=existing.blob_id, created_at=utcnow()))
             _delete_one(s, delete(Object).where(Object.id == existing.id))
+            if outbox is not None:
+                _queue_deliveries(s.connection(), outbox(existing))
             return True
 
     def rename_object(self, bucket_id: int, key: str, new_key: str, *, replace: bool = True) -> Object:
@@ -1512,6 +1519,7 @@ def _queue_deliveries(conn: Connection, notes: Sequence[Notification]) -> None:
                 "next_attempt_at": now,
                 "created_at": now,
                 "bucket_id": n.bucket_id,
+                "signing": n.signing,
             }
             for n in notes
         ],

@@ -390,9 +390,15 @@ class Gateway:
         path = self.storage.local_path(blob_id)
         return path if path is not None and path.exists() else None
 
-    async def delete_object(self, bucket: Bucket, key: str) -> None:
-        if not await to_thread.run_sync(self.catalog.delete_object, bucket.id, key):
+    async def delete_object(
+        self, bucket: Bucket, key: str, *, notify: Callable[[Object], Sequence[Notification]] | None = None
+    ) -> None:
+        """Delete the object at ``key``; ``notify`` makes the notifications owed about the deleted
+        row, committed in the same transaction (core.outbox)."""
+        if not await to_thread.run_sync(lambda: self.catalog.delete_object(bucket.id, key, outbox=notify)):
             raise NotFound("file not found", code="file_not_found")
+        if notify is not None:
+            _wake_delivery()
 
     # -- folders and listings --------------------------------------------------------------------
 

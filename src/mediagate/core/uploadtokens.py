@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from mediagate.catalog import Catalog
 from mediagate.catalog.models import ApiKey as ApiKeyRow
 from mediagate.catalog.models import UploadToken as UploadTokenRow
+from mediagate.core import webhooks
 from mediagate.core.apikeys import WRITE, ApiKey, hash_secret, require
 from mediagate.core.checks import mime_matches
 from mediagate.core.errors import BadRequest, Forbidden, InvalidKey, NotFound, PayloadTooLarge, Unauthorized
@@ -59,6 +60,8 @@ class UploadToken:
     expires_at: datetime
     created_at: datetime
     revoked_at: datetime | None
+    notify_url: str | None = None
+    """Where its uploads are announced (core.webhooks); None: the bucket's webhook."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,7 @@ class TokenGrant:
     expires_at: datetime
     uses_left: int
     consumed: bool
+    notify_url: str | None = None
 
     def upload_grant(self) -> UploadGrant:
         """The core's grant for this upload: the size caps the stream, the types the sniffed
@@ -104,6 +108,7 @@ def _view(row: UploadTokenRow, key: ApiKeyRow, bucket: str) -> UploadToken:
         expires_at=row.expires_at,
         created_at=row.created_at,
         revoked_at=row.revoked_at,
+        notify_url=row.notify_url,
     )
 
 
@@ -135,8 +140,11 @@ def issue_upload_token(
     key: str | None = None,
     max_size: int | None = None,
     content_types: Sequence[str] = (),
+    notify_url: str | None = None,
 ) -> tuple[UploadToken, str]:
-    """A new token for ``bucket`` and its secret (print it once). Needs ``write`` on the bucket."""
+    """A new token for ``bucket`` and its secret (print it once). Needs ``write`` on the bucket.
+    ``notify_url`` must have passed ``webhooks.check_url`` (an async check: the caller's); the
+    bucket must have a webhook secret to sign with."""
     require(issuer, WRITE, bucket)
     if not 1 <= ttl <= MAX_TTL:
         raise _bad(f"ttl must be between 1 and {MAX_TTL} seconds")
@@ -163,6 +171,8 @@ def issue_upload_token(
     if found is None or found[0].revoked_at is not None:
         raise Unauthorized("the API key is not valid (unknown, malformed or revoked)", code="invalid_api_key")
     target = catalog.require_bucket(bucket)
+    if notify_url is not None:
+        webhooks.require_secret(catalog, target)
     public, random = secrets.token_hex(8), secrets.token_hex(24)
     secret = f"mgt_{public}_{random}"
     now = datetime.now(UTC)
@@ -180,6 +190,7 @@ def issue_upload_token(
             uses=0,
             expires_at=now + timedelta(seconds=ttl),
             created_at=now,
+            notify_url=notify_url,
         )
     )
     return _view(row, found[0], bucket), secret
@@ -296,6 +307,7 @@ def check_upload_token(
         expires_at=row.expires_at,
         uses_left=left,
         consumed=consume,
+        notify_url=row.notify_url,
     )
 
 
