@@ -22,6 +22,7 @@ Must sit inside ``RequestIdMiddleware`` (it reads the request id that one assign
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -29,7 +30,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mediagate import logs, serving
+from mediagate import logs, metrics, serving
 from mediagate.core.errors import MediagateError, PayloadTooLarge, from_os_error
 from mediagate.http import DRAIN_LIMIT, BodyProgress, drain_body, request_id, track_body
 from mediagate.protocols.imagex import errors as imagex_errors
@@ -85,7 +86,7 @@ _IMAGEX_STORE = re.compile(r"/tos-cn-i-([^/]+)/")
 def face_of(scope: Scope) -> Face:
     """The routing table's answer to "who answers this request" (see :mod:`mediagate.routing`)."""
     path: str = scope["path"]
-    if path in ("/healthz", "/livez"):
+    if path in ("/healthz", "/livez", "/metrics"):
         return Face("ops", "", _plain)
     if path == "/":
         return Face("imagex", "", _imagex_action)
@@ -155,6 +156,8 @@ class FrontDoor:
         )
         logs.begin(record)
         declared = declared_length(scope)
+        if not _header(scope, b"content-type").lower().startswith(b"multipart/"):
+            record.body_size = declared
         chunked = b"chunked" in _header(scope, b"transfer-encoding").lower()
         body = BodyProgress(done=not chunked and not declared)
         body.awaiting_continue = not body.done and _header(scope, b"expect").lower() == b"100-continue"
@@ -173,6 +176,11 @@ class FrontDoor:
         async def tracked_send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 state.status = int(message["status"])
+                if state.status == 429 and record.retry_after is not None:
+                    message["headers"] = [
+                        *message.get("headers", []),
+                        (b"retry-after", b"%d" % record.retry_after),
+                    ]
                 if not body.done:
                     headers = [h for h in message.get("headers", []) if h[0].lower() != b"connection"]
                     message["headers"] = [*headers, (b"connection", b"close")]
@@ -190,6 +198,7 @@ class FrontDoor:
         finally:
             status = state.status or (499 if state.disconnected else 500)
             logs.write_access(record, status)
+            metrics.observe(record, status, time.monotonic() - record.started)
 
     @staticmethod
     def _too_large(scope: Scope, declared: int | None) -> MediagateError | None:

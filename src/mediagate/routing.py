@@ -3,6 +3,7 @@
 | request                                                   | who answers                      |
 | --------------------------------------------------------- | -------------------------------- |
 | ``GET /healthz``, ``GET /livez``                          | operations (``health``)          |
+| ``GET /metrics``                                          | Prometheus text (``metrics``)    |
 | ``GET/POST /?Action=…&Version=…``                         | ImageX OpenAPI (signed, both     |
 |                                                           | schemes): Apply/Commit, STS      |
 | ``POST /mweb/v1/get_upload_token`` (cookie ``sessionid``) | ImageX temporary credentials     |
@@ -40,7 +41,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route, request_response
 from starlette.types import Receive, Scope, Send
 
-from mediagate import cors, health, serving
+from mediagate import cors, health, metrics, serving
 from mediagate.core.errors import Forbidden, MediagateError, MethodNotAllowed
 from mediagate.http import request_id
 from mediagate.protocols.imagex import actions as imagex_actions
@@ -223,6 +224,7 @@ def routes() -> list[BaseRoute]:
     return [
         row("/healthz", only(["GET"], healthz, _plain_refusal)),
         row("/livez", only(["GET"], health.livez, _plain_refusal)),
+        row("/metrics", only(["GET"], metrics.endpoint, _plain_refusal)),
         *imagex_routes(),
         *wantu_routes(),
         *upyun_api_routes(),

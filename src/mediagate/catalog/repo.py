@@ -211,6 +211,13 @@ def live() -> ColumnElement[bool]:
 
 
 @dataclass(frozen=True)
+class OperationsCounts:
+    sessions: list[tuple[str, int]]
+    tasks: list[tuple[str, str, int]]
+    deliveries: list[tuple[str, int]]
+
+
+@dataclass(frozen=True)
 class DirEntry:
     name: str
     is_folder: bool
@@ -1314,6 +1321,25 @@ class Catalog:
             query = select(Feedback).where(Feedback.bucket_id == bucket_id)
             page = s.scalars(query.order_by(Feedback.id.desc()).offset(offset).limit(limit))
             return int(total or 0), list(page)
+
+    # -- operations (mediagate.metrics) -----------------------------------------------------------
+
+    def operations_counts(self) -> OperationsCounts:
+        """What the scrape-time gauges report: open sessions by dialect, tasks by status and kind,
+        deliveries by state; three grouped counts in one read transaction."""
+        with self._read() as s:
+            sessions = s.execute(
+                select(UploadSession.dialect, func.count())
+                .where(UploadSession.state == "open")
+                .group_by(UploadSession.dialect)
+            )
+            tasks = s.execute(select(Task.status, Task.kind, func.count()).group_by(Task.status, Task.kind))
+            deliveries = s.execute(select(Delivery.state, func.count()).group_by(Delivery.state))
+            return OperationsCounts(
+                sessions=[(d, int(n)) for d, n in sessions],
+                tasks=[(st, k, int(n)) for st, k, n in tasks],
+                deliveries=[(st, int(n)) for st, n in deliveries],
+            )
 
 
 def _key_in_use() -> Conflict:

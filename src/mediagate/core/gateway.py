@@ -49,7 +49,7 @@ from mediagate.core.preprocess import preprocess, wants_processing
 from mediagate.core.savekey import FileFacts
 from mediagate.core.secrets import SecretBox
 from mediagate.core.staging import StagingArea, sweep
-from mediagate.logs import describe, is_outage, note_bucket
+from mediagate.logs import describe, is_outage, note_bucket, note_upload, note_upload_failure
 from mediagate.media.limits import ImageLimits
 from mediagate.storage.base import BlobNotFound, Storage
 
@@ -203,13 +203,17 @@ class Gateway:
                 )
             return PayloadTooLarge(f"file exceeds the maximum upload size of {limit} bytes")
 
-        return await receive(
-            chunks,
-            self.staging_dir,
-            max_size=limit,
-            too_large=too_large,
-            base64_encoded=grant.base64_encoded,
-        )
+        try:
+            return await receive(
+                chunks,
+                self.staging_dir,
+                max_size=limit,
+                too_large=too_large,
+                base64_encoded=grant.base64_encoded,
+            )
+        except BaseException as exc:
+            note_upload_failure(exc, 0)
+            raise
 
     async def restage(self, grant: UploadGrant, staged: Received) -> Received:
         """Run a file staged before its grant was known (a form that sent its file before its
@@ -294,13 +298,15 @@ class Gateway:
             outbox = notify(stored) if notify is not None else ()
             commit = self.catalog.submit_commit(obj, insert_only=grant.insert_only, outbox=outbox)
             replaced = await asyncio.wrap_future(commit)
+            note_upload("stored", original.size)
             original.discard()
             if outbox:
                 _wake_delivery()
             if any(isinstance(item, NewTask) for item in outbox):
                 _wake_tasks()
             return replace(stored, replaced=replaced)
-        except BaseException:
+        except BaseException as exc:
+            note_upload_failure(exc, original.size)
             received.discard()
             original.discard()
             if _never_committed(commit):
