@@ -177,10 +177,7 @@ class FrontDoor:
             if message["type"] == "http.response.start":
                 state.status = int(message["status"])
                 if state.status == 429 and record.retry_after is not None:
-                    message["headers"] = [
-                        *message.get("headers", []),
-                        (b"retry-after", b"%d" % record.retry_after),
-                    ]
+                    message["headers"] = _with_retry_after(message.get("headers", []), record.retry_after)
                 if not body.done:
                     headers = [h for h in message.get("headers", []) if h[0].lower() != b"connection"]
                     message["headers"] = [*headers, (b"connection", b"close")]
@@ -255,6 +252,13 @@ class FrontDoor:
 class _Exchange:
     disconnected: bool = False
     status: int = 0
+
+
+def _with_retry_after(headers: list[tuple[bytes, bytes]], seconds: int) -> list[tuple[bytes, bytes]]:
+    """A 429's headers with ``Retry-After`` (every dialect's, unless its renderer set one)."""
+    if any(name.lower() == b"retry-after" for name, _ in headers):
+        return headers
+    return [*headers, (b"retry-after", str(seconds).encode())]
 
 
 async def _no_receive() -> Message:

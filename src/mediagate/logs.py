@@ -61,6 +61,10 @@ class RequestRecord:
     byte is read (quota checks)."""
     retry_after: int | None = None
     """Seconds a refused client should wait (``Retry-After`` on a 429)."""
+    callers: list[tuple[str, str]] = field(default_factory=list)
+    """(``key`` or ``token``, its public id) that authenticated the request (per-caller limits)."""
+    quota_admitted: bool = False
+    """The request's upload passed admission (core.quotas): once per request."""
 
     def fields(self, status: int) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -115,6 +119,14 @@ def note_upload_failure(exc: BaseException, size: int) -> None:
     fault (a 4xx: too large, over quota, a bad checksum …), ``failed`` for anything else."""
     error = exc if isinstance(exc, MediagateError) else from_os_error(exc)
     note_upload("refused" if error is not None and error.status < 500 else "failed", size)
+
+
+def note_caller(kind: str, caller_id: str) -> None:
+    """The API key (``key``) or upload token (``token``) that authenticated this request, by its
+    public id (never its secret): its own rate limit applies (core.quotas)."""
+    record = _current.get()
+    if record is not None and (kind, caller_id) not in record.callers:
+        record.callers.append((kind, caller_id))
 
 
 def note_bucket(name: str) -> None:

@@ -45,6 +45,7 @@ from sqlalchemy import (
     Engine,
     Row,
     Table,
+    Update,
     and_,
     bindparam,
     create_engine,
@@ -71,12 +72,13 @@ from mediagate.catalog.models import (
     Folder,
     GarbageBlob,
     Object,
+    Quota,
     SignatureUse,
     Task,
     UploadPart,
     UploadSession,
 )
-from mediagate.core.errors import Conflict, NotFound
+from mediagate.core.errors import Conflict, NotFound, QuotaExceeded
 from mediagate.core.keys import parent_dirs, split_key
 from mediagate.core.outbox import NewTask, Notification, Outgoing, TaskDone
 
@@ -116,6 +118,7 @@ _folders = cast(Table, Folder.__table__)
 _garbage = cast(Table, GarbageBlob.__table__)
 _deliveries = cast(Table, Delivery.__table__)
 _tasks = cast(Table, Task.__table__)
+_quotas = cast(Table, Quota.__table__)
 
 BUCKET_BY_NAME = select(_buckets).where(_buckets.c.name == bindparam("name"))
 ACTIVE_SECRETS = (
@@ -147,6 +150,7 @@ COMMIT_FACTS = select(
     .label("parent_folder"),
     select(_objects.c.id).where(*_at_key).scalar_subquery().label("object_id"),
     select(_objects.c.blob_id).where(*_at_key).scalar_subquery().label("object_blob"),
+    select(_objects.c.size).where(*_at_key).scalar_subquery().label("object_size"),
 )
 INSERT_OBJECT = insert(_objects)
 INSERT_FOLDER = insert(_folders)
@@ -154,6 +158,28 @@ DELETE_OBJECT_BY_ID = delete(_objects).where(_objects.c.id == bindparam("object_
 INSERT_GARBAGE = insert(_garbage)
 DELETE_GARBAGE = delete(_garbage).where(_garbage.c.blob_id == bindparam("blob_id"))
 INSERT_DELIVERY = insert(_deliveries)
+QUOTA_BY_BUCKET = select(_quotas).where(_quotas.c.bucket_id == bindparam("bucket_id"))
+
+
+def _usage_update(check_bytes: bool, check_objects: bool) -> Update:
+    """Add ``db`` bytes and ``dn`` objects to a bucket's usage counters; with a check, only if
+    the result stays within that limit (no row updated = over quota)."""
+    q = _quotas.c
+    statement = (
+        update(_quotas)
+        .where(q.bucket_id == bindparam("quota_bucket"))
+        .values(bytes_used=q.bytes_used + bindparam("db"), objects_used=q.objects_used + bindparam("dn"))
+    )
+    if check_bytes:
+        statement = statement.where(or_(q.max_bytes.is_(None), q.bytes_used + bindparam("db") <= q.max_bytes))
+    if check_objects:
+        statement = statement.where(
+            or_(q.max_objects.is_(None), q.objects_used + bindparam("dn") <= q.max_objects)
+        )
+    return statement
+
+
+COUNT_USAGE = {(b, n): _usage_update(b, n) for b in (False, True) for n in (False, True)}
 
 POINT_READ = "mediagate_point_read"
 """Execution option of the connections :meth:`Catalog._point_read` uses: no explicit BEGIN."""
@@ -342,6 +368,7 @@ class Catalog:
                 bucket = Bucket(name=name, created_at=now, settings=settings or {})
                 s.add(bucket)
                 s.flush()
+                s.add(Quota(bucket_id=bucket.id, bytes_used=0, objects_used=0))
                 for kind, key_id, sealed in credentials:
                     s.add(
                         Credential(
@@ -394,7 +421,7 @@ class Catalog:
             for blob_id in blobs:
                 s.merge(GarbageBlob(blob_id=blob_id, created_at=now))
             s.execute(delete(UploadPart).where(UploadPart.session_id.in_(session_ids)))
-            for model in (UploadSession, Object, Folder, Credential):
+            for model in (UploadSession, Object, Folder, Credential, Quota):
                 s.execute(delete(model).where(model.bucket_id == bucket.id))
             s.delete(bucket)
 
@@ -525,7 +552,10 @@ class Catalog:
 
         return self._committer.submit(job)
 
-    def _commit_object(self, conn: Connection, obj: Object, insert_only: bool) -> bool:
+    def _commit_object(self, conn: Connection, obj: Object, insert_only: bool, enforce: bool = True) -> bool:
+        """Insert or replace the row, and count it in the bucket's usage: refused (QuotaExceeded)
+        when that passes the bucket's quota, unless ``enforce`` is off (a task's outputs: the work
+        was accepted; they count, but are not refused)."""
         # The upload hot path: prebuilt Core statements (the ORM unit of work cost several times
         # the SQL itself). ``obj`` stays a plain, detached snapshot.
         where = {"bucket_id": obj.bucket_id, "key": obj.key, "dir": obj.dir}
@@ -551,7 +581,10 @@ class Catalog:
         assert inserted is not None
         obj.id = inserted[0]
         conn.execute(DELETE_GARBAGE, {"blob_id": obj.blob_id})
-        return facts.object_id is not None
+        replaced = facts.object_id is not None
+        grown = obj.size - (facts.object_size or 0) if replaced else obj.size
+        _count_usage(conn, obj.bucket_id, grown, 0 if replaced else 1, enforce=enforce)
+        return replaced
 
     def delete_object(self, bucket_id: int, key: str) -> bool:
         """Hide the object at ``key`` (its blob becomes garbage); False if there was none."""
@@ -564,6 +597,7 @@ class Catalog:
                 return False
             s.merge(GarbageBlob(blob_id=existing.blob_id, created_at=utcnow()))
             _delete_one(s, delete(Object).where(Object.id == existing.id))
+            _count_usage(s.connection(), bucket_id, -existing.size, -1, enforce=False)
             return True
 
     def rename_object(self, bucket_id: int, key: str, new_key: str, *, replace: bool = True) -> Object:
@@ -595,6 +629,7 @@ class Catalog:
             if existing is not None:
                 s.merge(GarbageBlob(blob_id=existing.blob_id, created_at=now))
                 _delete_one(s, delete(Object).where(Object.id == existing.id))
+                _count_usage(s.connection(), bucket_id, -existing.size, -1, enforce=False)
             self._ensure_folders(s.connection(), bucket_id, new_dir, now)
             # this very row, still at ``key``: not one a concurrent rename has already moved
             moved = s.execute(
@@ -1118,7 +1153,7 @@ class Catalog:
 
         def job(conn: Connection) -> None:
             for obj in objs:
-                self._commit_object(conn, obj, False)
+                self._commit_object(conn, obj, False, enforce=False)
             _queue_outbox(conn, notes)
 
         self._committer.run(job)
@@ -1322,6 +1357,32 @@ class Catalog:
             page = s.scalars(query.order_by(Feedback.id.desc()).offset(offset).limit(limit))
             return int(total or 0), list(page)
 
+    # -- quotas (core.quotas) ---------------------------------------------------------------------
+
+    def get_quota(self, bucket_id: int) -> Quota | None:
+        """The bucket's limits and usage counters (a point read: every upload to a bucket with
+        limits does it)."""
+        rows = self._point_read(QUOTA_BY_BUCKET, bucket_id=bucket_id)
+        return Quota(**rows[0]._mapping) if rows else None
+
+    def set_quota(self, bucket_id: int, limits: dict[str, int | None]) -> Quota:
+        """Change the limits named in ``limits`` (None removes one); the others stay."""
+
+        def attempt() -> Quota:
+            with self._write() as s:
+                quota = s.get(Quota, bucket_id, with_for_update=True)
+                if quota is None:
+                    _count_usage(s.connection(), bucket_id, 0, 0, enforce=False, create=True)
+                    quota = s.get(Quota, bucket_id)
+                    assert quota is not None
+                for name, limit in limits.items():
+                    setattr(quota, name, limit)
+                s.flush()
+                s.expunge(quota)
+                return quota
+
+        return self._retry(attempt)
+
     # -- operations (mediagate.metrics) -----------------------------------------------------------
 
     def operations_counts(self) -> OperationsCounts:
@@ -1344,6 +1405,39 @@ class Catalog:
 
 def _key_in_use() -> Conflict:
     return Conflict("that access key id is already in use by another bucket", code="access_key_exists")
+
+
+def _count_usage(
+    conn: Connection, bucket_id: int, grown: int, added: int, *, enforce: bool, create: bool = False
+) -> None:
+    """Add ``grown`` bytes and ``added`` objects to the bucket's usage counters, in the caller's
+    transaction (after its change to the objects table). With ``enforce``, growth past the bucket's
+    limits raises QuotaExceeded, rolling the caller's transaction back: the commit is the exact
+    check, however many uploads race (their row updates queue on the one row)."""
+    if not (grown or added or create):
+        return
+    params = {"quota_bucket": bucket_id, "db": grown, "dn": added}
+    statement = COUNT_USAGE[(enforce and grown > 0, enforce and added > 0)]
+    if cast(CursorResult[Any], conn.execute(statement, params)).rowcount == 1:
+        return
+    quota = conn.execute(QUOTA_BY_BUCKET, {"bucket_id": bucket_id}).first()
+    if quota is None:  # a bucket older than its row (made by a node not yet upgraded): count it now
+        totals = conn.execute(
+            select(func.coalesce(func.sum(_objects.c.size), 0), func.count(_objects.c.id)).where(
+                _objects.c.bucket_id == bucket_id
+            )
+        ).one()
+        row = {"bucket_id": bucket_id, "bytes_used": int(totals[0]), "objects_used": int(totals[1])}
+        conn.execute(insert(_quotas).values(**row))
+        return
+    if quota.max_objects is not None and added > 0 and quota.objects_used + added > quota.max_objects:
+        raise QuotaExceeded(
+            f"the bucket holds {quota.objects_used} objects, its quota is {quota.max_objects}"
+        )
+    raise QuotaExceeded(
+        f"storing {grown} more bytes would pass the bucket's quota of {quota.max_bytes} bytes "
+        f"({quota.bytes_used} used)"
+    )
 
 
 def _queue_deliveries(conn: Connection, notes: Sequence[Notification]) -> None:

@@ -46,6 +46,7 @@ from mediagate.core.grant import UploadGrant
 from mediagate.core.ingest import Received, hash_file, new_staging_path, receive
 from mediagate.core.outbox import NewTask, Notification, Outgoing
 from mediagate.core.preprocess import preprocess, wants_processing
+from mediagate.core.quotas import Quotas
 from mediagate.core.savekey import FileFacts
 from mediagate.core.secrets import SecretBox
 from mediagate.core.staging import StagingArea, sweep
@@ -112,6 +113,7 @@ class Gateway:
         self.image_limits = ImageLimits.from_settings(settings)
         self._processor: Processor | None = None
         self._buckets: dict[str, tuple[float, Bucket | None]] = {}
+        self.quotas = Quotas(settings, catalog, self.bucket)
 
     @property
     def staging_dir(self) -> Path:
@@ -204,6 +206,7 @@ class Gateway:
             return PayloadTooLarge(f"file exceeds the maximum upload size of {limit} bytes")
 
         try:
+            await self.quotas.admit_grant(grant)
             return await receive(
                 chunks,
                 self.staging_dir,
@@ -262,6 +265,7 @@ class Gateway:
         original = received
         try:
             bucket = await self.bucket(grant.bucket)
+            await self.quotas.admit(bucket, received.size)
             checked = grant
             info: MediaInfo | None = None
             processed = False
@@ -450,6 +454,11 @@ class Gateway:
         part_size: int | None = None,
         data: dict[str, Any] | None = None,
     ) -> UploadSession:
+        try:
+            await self.quotas.admit(bucket, total_size)
+        except BaseException as exc:
+            note_upload_failure(exc, 0)
+            raise
         session_id = uuid.uuid4().hex
         return await to_thread.run_sync(
             lambda: self.catalog.create_session(
@@ -552,6 +561,7 @@ class Gateway:
         """Assemble the parts (all, or exactly ``part_numbers`` in that order) and publish them
         through the same checks as a single upload. The session ends only on success; with
         ``keep_record`` its row stays as ``completed`` (see ``Catalog.finish_session``)."""
+        self.quotas.admitted_before()  # at start_session; the commit still checks the storage quota
         parts = {p.part_number: p for p in await self.parts(session)}
         order = part_numbers if part_numbers is not None else sorted(parts)
         missing = [n for n in order if n not in parts]
