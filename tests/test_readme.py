@@ -25,6 +25,7 @@ MASKS = (
     (re.compile(r"\w{3}, \d\d \w{3} \d{4} \d\d:\d\d:\d\d GMT"), "<http-date>"),
     (re.compile(r"AK[0-9A-F]{20}"), "<access-key-id>"),
     (re.compile(r'("secret_access_key": ")[^"]+'), r"\1<secret>"),
+    (re.compile(r"\b(mk|mgk|mgt|ut)_[0-9a-f_]+"), r"\1_<id>"),  # /v1 key and upload-token ids, secrets
     (re.compile(r"\b[0-9a-f]{16,}\b"), lambda m: "h" * len(m.group())),
     (re.compile(r"\d"), "0"),
 )

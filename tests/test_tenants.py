@@ -491,3 +491,72 @@ def test_on_the_fly_variant_of_a_key_is_the_bucket_own(
     assert http.get(f"/{a.bucket}/p.png!small").status_code == 200
     assert http.get(f"/{b.bucket}/p.png!small").status_code == 404
     assert hashlib.md5(http.get(f"/{b.bucket}/p.png").content).hexdigest() == hashlib.md5(blue).hexdigest()
+
+
+# -- mediagate's own /v1 API -----------------------------------------------------------------------
+
+
+def v1_error(resp: httpx.Response, *statuses: int) -> str:
+    """The /v1 error code, after checking the status and the one error shape."""
+    assert resp.status_code in statuses, (resp.status_code, resp.text)
+    body = resp.json()
+    assert set(body) == {"error"} and {"code", "message", "request_id"} <= set(body["error"]), body
+    return str(body["error"]["code"])
+
+
+def test_v1_key_of_a_cannot_reach_b(
+    server: LiveServer, admin: Gateway, a: BucketCredentials, b: BucketCredentials
+) -> None:
+    """Bucket A's API key with every scope: every /v1 route naming B is refused, before B's
+    existence or contents are looked at."""
+    from tests.protocols.native.api import client, new_key
+
+    before = state_of(admin, b)
+    B = b.bucket
+    with client(server.url, new_key(admin, a.bucket, "read,write,admin")) as api:
+        attacks = [
+            api.get(f"/v1/buckets/{B}"),
+            api.patch(f"/v1/buckets/{B}", json={"settings": {"public": True}}),
+            api.delete(f"/v1/buckets/{B}", params={"force": "true"}),
+            api.get(f"/v1/buckets/{B}/usage"),
+            api.get(f"/v1/buckets/{B}/objects"),
+            api.get(f"/v1/buckets/{B}/objects/secret.txt"),
+            api.head(f"/v1/buckets/{B}/objects/secret.txt"),
+            api.get(f"/v1/buckets/{B}/content/secret.txt"),
+            api.put(f"/v1/buckets/{B}/objects/secret.txt", content=b"overwritten"),
+            api.patch(f"/v1/buckets/{B}/objects/secret.txt", json={"meta": {"x": "y"}}),
+            api.delete(f"/v1/buckets/{B}/objects/secret.txt"),
+            api.post(f"/v1/buckets/{B}/copy", json={"source": "secret.txt", "destination": "c.txt"}),
+            api.post(f"/v1/buckets/{B}/move", json={"source": "secret.txt", "destination": "m.txt"}),
+            api.post(f"/v1/buckets/{B}/upload-tokens", json={}),
+            api.get(f"/v1/buckets/{B}/upload-tokens"),
+            api.get("/v1/keys", params={"bucket": B}),
+            api.post("/v1/keys", json={"bucket": B, "scopes": ["read"]}),
+            api.get("/v1/tasks", params={"bucket": B}),
+            api.get("/v1/deliveries", params={"bucket": B}),
+        ]
+        for resp in attacks:
+            if resp.request.method == "HEAD":
+                assert resp.status_code == 403
+                continue
+            assert v1_error(resp, 403) == "bucket_forbidden", resp.request.url
+        assert B not in [x["name"] for x in api.get("/v1/buckets").json()["buckets"]]
+        # A's own copy/move cannot name a key of B: keys are within the path's bucket
+        api.put(f"/v1/buckets/{a.bucket}/objects/mine.txt", content=b"mine")
+        moved = api.post(
+            f"/v1/buckets/{a.bucket}/copy", json={"source": f"/{B}/secret.txt", "destination": "x"}
+        )
+        assert v1_error(moved, 404) == "file_not_found"
+    with client(server.url, new_key(admin, a.bucket, "write")) as issuer:
+        token = issuer.post(f"/v1/buckets/{a.bucket}/upload-tokens", json={"max_uses": 5}).json()["token"]
+    with client(server.url, token) as browser:
+        assert (
+            v1_error(browser.put(f"/v1/buckets/{B}/objects/secret.txt", content=b"x"), 403)
+            == "token_bucket_mismatch"
+        )
+        form, ctype = forms.multipart([("file", ("secret.txt", b"x"))])
+        posted = browser.post(f"/v1/buckets/{B}/objects", content=form, headers={"Content-Type": ctype})
+        assert v1_error(posted, 403) == "token_bucket_mismatch"
+        assert v1_error(browser.get(f"/v1/buckets/{B}/objects"), 403) == "upload_token_not_allowed"
+    assert state_of(admin, b) == before
+    assert admin.catalog.get_bucket(B) is not None and admin.catalog.get_bucket(B).settings == {}  # type: ignore[union-attr]

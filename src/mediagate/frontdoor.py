@@ -34,6 +34,7 @@ from mediagate import logs, metrics, serving
 from mediagate.core.errors import MediagateError, PayloadTooLarge, from_os_error
 from mediagate.http import DRAIN_LIMIT, BodyProgress, drain_body, request_id, track_body
 from mediagate.protocols.imagex import errors as imagex_errors
+from mediagate.protocols.native import errors as native_errors
 from mediagate.protocols.upyun import errors as upyun_errors
 from mediagate.protocols.wantu import errors as wantu_errors
 
@@ -72,6 +73,10 @@ def _imagex_token(request: Request, exc: MediagateError) -> Response:
     return imagex_errors.token_error(exc)
 
 
+def _native(request: Request, exc: MediagateError) -> Response:
+    return native_errors.error_response(request, exc)
+
+
 def _plain(request: Request, exc: MediagateError) -> Response:
     return serving.error_response(exc.status, exc.message)
 
@@ -81,6 +86,7 @@ _WANTU_UPLOADS = frozenset(
 )
 _UPYUN_API = frozenset(p + end for p in ("/pretreatment", "/status", "/result") for end in ("", "/"))
 _IMAGEX_STORE = re.compile(r"/tos-cn-i-([^/]+)/")
+_NATIVE_DOCS = frozenset({"/openapi.json", "/docs", "/redoc"})
 
 
 def face_of(scope: Scope) -> Face:
@@ -88,6 +94,10 @@ def face_of(scope: Scope) -> Face:
     path: str = scope["path"]
     if path in ("/healthz", "/livez", "/metrics"):
         return Face("ops", "", _plain)
+    if path == "/v1" or path.startswith(("/v1/", "/docs/")) or path in _NATIVE_DOCS:
+        parts = path.split("/")  # /v1/buckets/<bucket>/…
+        bucket = parts[3] if len(parts) > 3 and parts[2] == "buckets" else ""
+        return Face("v1", bucket, _native)
     if path == "/":
         return Face("imagex", "", _imagex_action)
     if path == "/mweb/v1/get_upload_token":

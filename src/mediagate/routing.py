@@ -15,6 +15,8 @@
 | ``* /3.0/…``, ``* /3.1/…``                                | Wantu management (``ACL_TOP``)   |
 | ``POST /pretreatment/``, ``GET /status/``, ``/result/``   | UPYUN pretreatment API (REST-    |
 |                                                           | signed; bucket = ``service``)    |
+| ``* /v1[/…]``, ``GET /openapi.json``, ``/docs[/…]``,      | mediagate's own JSON API         |
+| ``/redoc``                                                | (``protocols.native``, FastAPI)  |
 | ``OPTIONS /<bucket>[/<path>]``                            | CORS preflight (per bucket)      |
 | ``* /<bucket>[/<path>]`` with ``Authorization: UPYUN …``  | UPYUN REST API                   |
 | ``POST /<bucket>[/]`` multipart/form-data                 | UPYUN FORM API                   |
@@ -48,6 +50,7 @@ from mediagate.protocols.imagex import actions as imagex_actions
 from mediagate.protocols.imagex import errors as imagex_errors
 from mediagate.protocols.imagex import sts as imagex_sts
 from mediagate.protocols.imagex import upload as imagex_upload
+from mediagate.protocols.native.app import NativeApi
 from mediagate.protocols.upyun import errors as upyun_errors
 from mediagate.protocols.upyun import form as upyun_form
 from mediagate.protocols.upyun import pretreatment as upyun_pretreatment
@@ -220,6 +223,19 @@ def upyun_api_routes() -> list[BaseRoute]:
     return found
 
 
+def native_routes() -> list[BaseRoute]:
+    """mediagate's own API, its OpenAPI schema and docs ('v1', 'docs', 'redoc' and
+    'openapi.json' are reserved bucket names). The FastAPI app answers every method itself, in
+    the /v1 error shape."""
+    api = NativeApi()
+    found: list[BaseRoute] = []
+    for path in ("/v1", "/v1/{rest:anypath}", "/openapi.json", "/docs", "/docs/{rest:anypath}", "/redoc"):
+        route = Route(path, api)
+        route.path_regex = re.compile(route.path_regex.pattern.removesuffix("$") + r"\Z")
+        found.append(route)
+    return found
+
+
 def routes() -> list[BaseRoute]:
     return [
         row("/healthz", only(["GET"], healthz, _plain_refusal)),
@@ -228,6 +244,7 @@ def routes() -> list[BaseRoute]:
         *imagex_routes(),
         *wantu_routes(),
         *upyun_api_routes(),
+        *native_routes(),
         row("/{bucket}", bucket_endpoint),
         row("/{bucket}/{path:anypath}", bucket_endpoint),
         row("/{path:anypath}", bucket_endpoint),  # no bucket segment (``//x``): UPYUN's 404

@@ -278,6 +278,48 @@ class Feedback(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class ApiKey(Base):
+    """A key for mediagate's own ``/v1`` API (core.apikeys): bound to one bucket, or server-wide
+    when ``bucket_id`` is None. Only a hash of the secret is kept; revoked keys keep their row, and
+    the upload tokens they issued stop working with them."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(32), unique=True)
+    bucket_id: Mapped[int | None] = mapped_column(
+        ForeignKey("buckets.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    scopes: Mapped[str] = mapped_column(String(64))
+    """Comma-separated: read, write, admin."""
+    label: Mapped[str] = mapped_column(String(200), default="")
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class UploadToken(Base):
+    """A short-lived upload token (core.uploadtokens) issued by an API key for one bucket: N uses,
+    a key prefix or fixed key, a size and content types. ``uses`` only grows by a conditional
+    UPDATE, so two nodes never spend the same last use."""
+
+    __tablename__ = "upload_tokens"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    bucket_id: Mapped[int] = mapped_column(ForeignKey("buckets.id", ondelete="CASCADE"), index=True)
+    api_key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"), index=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    prefix: Mapped[str] = mapped_column(bytewise_string(1024), default="")
+    fixed_key: Mapped[str | None] = mapped_column(bytewise_string(1024), nullable=True)
+    max_size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    content_types: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    max_uses: Mapped[int] = mapped_column(Integer)
+    uses: Mapped[int] = mapped_column(Integer, default=0)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
 class Quota(Base):
     """A bucket's limits and its usage counters (core.quotas), one row per bucket.
 

@@ -65,6 +65,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from mediagate.catalog import faults
 from mediagate.catalog.batch import GroupCommitter
 from mediagate.catalog.models import (
+    ApiKey,
     Bucket,
     Credential,
     Delivery,
@@ -77,6 +78,7 @@ from mediagate.catalog.models import (
     Task,
     UploadPart,
     UploadSession,
+    UploadToken,
 )
 from mediagate.core.errors import Conflict, NotFound, QuotaExceeded
 from mediagate.core.keys import parent_dirs, split_key
@@ -421,7 +423,7 @@ class Catalog:
             for blob_id in blobs:
                 s.merge(GarbageBlob(blob_id=blob_id, created_at=now))
             s.execute(delete(UploadPart).where(UploadPart.session_id.in_(session_ids)))
-            for model in (UploadSession, Object, Folder, Credential, Quota):
+            for model in (UploadSession, Object, Folder, Credential, UploadToken, ApiKey, Quota):
                 s.execute(delete(model).where(model.bucket_id == bucket.id))
             s.delete(bucket)
 
@@ -1356,6 +1358,119 @@ class Catalog:
             query = select(Feedback).where(Feedback.bucket_id == bucket_id)
             page = s.scalars(query.order_by(Feedback.id.desc()).offset(offset).limit(limit))
             return int(total or 0), list(page)
+
+    # -- /v1 API keys and upload tokens (core.apikeys, core.uploadtokens) ---------------------------
+
+    def add_api_key(self, key: ApiKey) -> ApiKey:
+        with self._write() as s:
+            s.add(key)
+            s.flush()
+            return key
+
+    def api_key(self, key_id: str) -> tuple[ApiKey, str | None] | None:
+        """The key with public id ``key_id`` (revoked ones too) and its bucket's name."""
+        with self._read() as s:
+            row = s.execute(
+                select(ApiKey, Bucket.name)
+                .outerjoin(Bucket, Bucket.id == ApiKey.bucket_id)
+                .where(ApiKey.key_id == key_id)
+            ).first()
+            return None if row is None else (row[0], row[1])
+
+    def list_api_keys(self, *, bucket_id: int | None = None) -> list[tuple[ApiKey, str | None]]:
+        """Keys with their bucket's name, newest first; only ``bucket_id``'s when given."""
+        query = select(ApiKey, Bucket.name).outerjoin(Bucket, Bucket.id == ApiKey.bucket_id)
+        if bucket_id is not None:
+            query = query.where(ApiKey.bucket_id == bucket_id)
+        with self._read() as s:
+            return [(row[0], row[1]) for row in s.execute(query.order_by(ApiKey.id.desc()))]
+
+    def revoke_api_key(self, key_id: str) -> bool:
+        """Revoke an active key; False if it was revoked already (or never existed)."""
+        with self._write() as s:
+            result = s.execute(
+                update(ApiKey)
+                .where(ApiKey.key_id == key_id, ApiKey.revoked_at.is_(None))
+                .values(revoked_at=utcnow())
+            )
+            return cast(CursorResult[Any], result).rowcount == 1
+
+    def add_upload_token(self, token: UploadToken) -> UploadToken:
+        with self._write() as s:
+            s.add(token)
+            s.flush()
+            return token
+
+    def upload_token(self, token_id: str) -> tuple[UploadToken, ApiKey, str] | None:
+        """A token with the key that issued it and its bucket's name."""
+        with self._read() as s:
+            row = s.execute(
+                select(UploadToken, ApiKey, Bucket.name)
+                .join(ApiKey, ApiKey.id == UploadToken.api_key_id)
+                .join(Bucket, Bucket.id == UploadToken.bucket_id)
+                .where(UploadToken.id == token_id)
+            ).first()
+            return None if row is None else (row[0], row[1], row[2])
+
+    def consume_upload_token(self, token_id: str, now: datetime) -> int | None:
+        """Spend one use of a live token in one conditional UPDATE (two nodes racing for the last
+        use: the database lets exactly one succeed). The uses left after it, or None if refused:
+        used up, expired, revoked, or its key revoked."""
+        live_key = select(ApiKey.id).where(ApiKey.revoked_at.is_(None))
+        with self._write() as s:
+            result = s.execute(
+                update(UploadToken)
+                .where(
+                    UploadToken.id == token_id,
+                    UploadToken.uses < UploadToken.max_uses,
+                    UploadToken.expires_at > now,
+                    UploadToken.revoked_at.is_(None),
+                    UploadToken.api_key_id.in_(live_key),
+                )
+                .values(uses=UploadToken.uses + 1)
+                .returning(UploadToken.max_uses - UploadToken.uses)
+            )
+            left = result.scalar()
+            return None if left is None else int(left)
+
+    def release_upload_token(self, token_id: str) -> None:
+        """Give back one use (an upload that spent it failed)."""
+        with self._write() as s:
+            s.execute(
+                update(UploadToken)
+                .where(UploadToken.id == token_id, UploadToken.uses > 0)
+                .values(uses=UploadToken.uses - 1)
+            )
+
+    def list_upload_tokens(self, bucket_id: int) -> list[tuple[UploadToken, ApiKey]]:
+        with self._read() as s:
+            rows = s.execute(
+                select(UploadToken, ApiKey)
+                .join(ApiKey, ApiKey.id == UploadToken.api_key_id)
+                .where(UploadToken.bucket_id == bucket_id)
+                .order_by(UploadToken.created_at.desc(), UploadToken.id)
+            )
+            return [(row[0], row[1]) for row in rows]
+
+    def revoke_upload_token(self, bucket_id: int, token_id: str) -> bool:
+        """Revoke an active token of the bucket; False if none."""
+        with self._write() as s:
+            result = s.execute(
+                update(UploadToken)
+                .where(
+                    UploadToken.id == token_id,
+                    UploadToken.bucket_id == bucket_id,
+                    UploadToken.revoked_at.is_(None),
+                )
+                .values(revoked_at=utcnow())
+            )
+            return cast(CursorResult[Any], result).rowcount == 1
+
+    def count_objects(self, bucket_id: int) -> int:
+        """The bucket's live objects."""
+        query = select(func.count()).select_from(Object).where(Object.bucket_id == bucket_id, live())
+        with self._read() as s:
+            return int(s.scalar(query) or 0)
 
     # -- quotas (core.quotas) ---------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ Each command group lives in its own module and registers itself on ``app`` when 
 
 from __future__ import annotations
 
+import mediagate.cli.apikeys
 import mediagate.cli.notify
 import mediagate.cli.sealing
 import mediagate.cli.task  # noqa: F401 - registers `task` and `worker`

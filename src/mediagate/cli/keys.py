@@ -23,7 +23,11 @@ from mediagate.cli.common import (
 )
 from mediagate.core.errors import MediagateError
 
-key_app = typer.Typer(help="List, rotate and revoke a bucket's credentials.", no_args_is_help=True)
+key_app = typer.Typer(
+    help="List, rotate and revoke a bucket's dialect credentials (UPYUN operator, form secret, access "
+    "key). For /v1 API keys see `mediagate key`.",
+    no_args_is_help=True,
+)
 bucket_app.add_typer(key_app, name="key")
 
 BucketArg = Annotated[str, typer.Argument(help="Bucket name.")]

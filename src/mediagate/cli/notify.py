@@ -4,12 +4,13 @@ sees and replays. Never prints a body or a header value: they carry signatures."
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from mediagate.cli.common import app, bucket_names, console, fail, open_gateway, require_bucket
+from mediagate.core.deliveryview import delivery_json
 
 notify_app = typer.Typer(
     help="Outgoing notifications (notify-url, task results): list, show, redeliver.", no_args_is_help=True
@@ -17,43 +18,6 @@ notify_app = typer.Typer(
 app.add_typer(notify_app, name="notify")
 
 STATUSES = ("pending", "delivered", "failed")
-
-
-def _when(moment: Any) -> str | None:
-    return moment.isoformat() if moment is not None else None
-
-
-def _url(url: str) -> str:
-    """The URL without a user:password part (the query is the customer's own address)."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        if ":" in host:
-            host = f"[{host}]"
-        netloc = host if parts.port is None else f"{host}:{parts.port}"
-    except ValueError:
-        return "<invalid url>"
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
-def _row(d: Any, bucket: str | None) -> dict[str, Any]:
-    """One notification as JSON: where it goes and how it went, never what it carries."""
-    return {
-        "id": d.id,
-        "status": d.state,
-        "bucket": bucket,
-        "url": _url(d.url),
-        "method": d.method,
-        "attempts": d.attempts,
-        "last_status_code": d.last_status,
-        "last_error": d.last_error,
-        "next_attempt_at": _when(d.next_attempt_at) if d.state == "pending" else None,
-        "created_at": _when(d.created_at),
-        "delivered_at": _when(d.delivered_at),
-        "headers": sorted(str(name) for name in (d.headers or {})),
-    }
 
 
 def _id(value: str) -> int:
@@ -80,7 +44,7 @@ def list_notifications(
         bucket_id = require_bucket(gw, bucket).id if bucket is not None else None
         names = bucket_names(gw)
         rows = [
-            _row(d, names.get(d.bucket_id) if d.bucket_id is not None else None)
+            delivery_json(d, names.get(d.bucket_id) if d.bucket_id is not None else None)
             for d in gw.catalog.list_deliveries(bucket_id=bucket_id, state=status, limit=limit)
         ]
     finally:
@@ -118,7 +82,7 @@ def show(
         d = gw.catalog.get_delivery(number)
         if d is None:
             raise fail(f"notification {number} does not exist", "see `mediagate notify list`")
-        row = _row(d, bucket_names(gw).get(d.bucket_id) if d.bucket_id is not None else None)
+        row = delivery_json(d, bucket_names(gw).get(d.bucket_id) if d.bucket_id is not None else None)
     finally:
         gw.catalog.close()
     if as_json:

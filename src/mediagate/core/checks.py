@@ -129,7 +129,7 @@ def check_received(
                 f"file extension {ext or '(none)'!r} is not allowed", code="file_type_not_allowed"
             )
     if grant.allowed_mime is not None and not any(
-        _mime_matches(pattern, info.mime) for pattern in grant.allowed_mime
+        mime_matches(pattern, info.mime) for pattern in grant.allowed_mime
     ):
         raise PolicyViolation(f"file type {info.mime} is not allowed", code="mime_not_allowed")
     if limits is not None and info.is_image and checked_as_image(grant):
@@ -148,7 +148,8 @@ def check_received(
                 )
 
 
-def _mime_matches(pattern: str, mime: str) -> bool:
+def mime_matches(pattern: str, mime: str) -> bool:
+    """``mime`` against a grant's pattern: exact, ``type/*`` or ``*``."""
     pattern = pattern.strip().lower()
     if pattern in ("*", "*/*"):
         return True

@@ -1,7 +1,7 @@
 """quotas: a bucket's limits and its usage counters (core.quotas), backfilled from its objects
 
 Revision ID: 0012_quotas
-Revises: 0008_notify
+Revises: 0009_api_keys
 Create Date: 2026-12-05 14:40:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0012_quotas"
-down_revision = "0008_notify"
+down_revision = "0009_api_keys"
 branch_labels = None
 depends_on = None
 

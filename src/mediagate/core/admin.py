@@ -1,0 +1,112 @@
+"""What an operator does through the /v1 API, in core terms: buckets and their settings, prefix
+listings with a cursor, usage, tasks and notifications. Async wrappers over the catalog (run in a
+worker thread), so that protocol code never touches the catalog or SQL itself; the CLI does the
+same things through the same catalog methods."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from anyio import to_thread
+
+from mediagate.catalog.models import Bucket, Delivery, Object, Task
+from mediagate.core.buckets import BucketCredentials, create_bucket
+from mediagate.core.errors import Conflict, NotFound
+from mediagate.core.gateway import Gateway, is_expired
+from mediagate.core.notify import redeliver
+
+
+async def new_bucket(gw: Gateway, name: str, settings: dict[str, Any]) -> tuple[Bucket, BucketCredentials]:
+    """Create a bucket with fresh dialect credentials (returned once) and ``settings``."""
+    creds = await to_thread.run_sync(lambda: create_bucket(gw.catalog, gw.secrets, name))
+    if settings:
+        return await change_settings(gw, name, settings), creds
+    return await to_thread.run_sync(gw.catalog.require_bucket, name), creds
+
+
+async def bucket(gw: Gateway, name: str) -> Bucket:
+    """The bucket as stored now (not the gateway's short-lived cache: an API that just changed or
+    deleted a bucket must not answer from before the change). NotFound ``bucket_not_found``."""
+    return await to_thread.run_sync(gw.catalog.require_bucket, name)
+
+
+async def buckets(gw: Gateway) -> list[Bucket]:
+    return await to_thread.run_sync(gw.catalog.list_buckets)
+
+
+async def change_settings(gw: Gateway, name: str, changes: dict[str, Any]) -> Bucket:
+    return await to_thread.run_sync(gw.catalog.update_bucket_settings, name, changes)
+
+
+async def delete_bucket(gw: Gateway, bucket: Bucket, *, force: bool) -> None:
+    """Delete a bucket; one that holds objects only with ``force``. Its blobs go to the garbage
+    list, which the server's collector empties."""
+    if not force and await object_count(gw, bucket):
+        raise Conflict(
+            f"bucket {bucket.name!r} is not empty; delete its objects first or pass force=true",
+            code="bucket_not_empty",
+        )
+    await to_thread.run_sync(gw.catalog.delete_bucket, bucket.name)
+
+
+async def object_count(gw: Gateway, bucket: Bucket) -> int:
+    return await to_thread.run_sync(gw.catalog.count_objects, bucket.id)
+
+
+async def usage(gw: Gateway, bucket: Bucket) -> tuple[int, int]:
+    """(bytes, objects) held by the bucket's live objects."""
+    return await gw.usage(bucket), await object_count(gw, bucket)
+
+
+async def objects_page(
+    gw: Gateway, bucket: Bucket, prefix: str, *, after: str | None, limit: int
+) -> tuple[list[Object], bool]:
+    """Live objects whose key starts with ``prefix``, by key, after key ``after``; and whether
+    more follow. Keyset paging: correct while other clients add or remove objects."""
+    rows = await to_thread.run_sync(
+        lambda: gw.catalog.objects_from(bucket.id, prefix, after=after, limit=limit + 1)
+    )
+    matching = [o for o in rows if o.key.startswith(prefix) and not is_expired(o)]
+    more = len(rows) > limit and rows[limit].key.startswith(prefix)
+    return matching[:limit], more
+
+
+async def tasks(gw: Gateway, *, bucket: Bucket | None, status: str | None, limit: int) -> list[Task]:
+    bucket_id = bucket.id if bucket is not None else None
+    return await to_thread.run_sync(
+        lambda: gw.catalog.list_tasks(bucket_id=bucket_id, status=status, limit=limit)
+    )
+
+
+async def task(gw: Gateway, task_id: str) -> Task:
+    found = await to_thread.run_sync(gw.catalog.get_task, task_id)
+    if found is None:
+        raise NotFound(f"task {task_id!r} does not exist", code="task_not_found")
+    return found
+
+
+async def retry_task(gw: Gateway, task_id: str) -> Task:
+    return await to_thread.run_sync(gw.catalog.retry_task, task_id)
+
+
+async def deliveries(gw: Gateway, *, bucket: Bucket | None, status: str | None, limit: int) -> list[Delivery]:
+    bucket_id = bucket.id if bucket is not None else None
+    return await to_thread.run_sync(
+        lambda: gw.catalog.list_deliveries(bucket_id=bucket_id, state=status, limit=limit)
+    )
+
+
+async def delivery(gw: Gateway, delivery_id: int) -> Delivery:
+    found = await to_thread.run_sync(gw.catalog.get_delivery, delivery_id)
+    if found is None:
+        raise NotFound(f"notification {delivery_id} does not exist", code="delivery_not_found")
+    return found
+
+
+async def redeliver_now(gw: Gateway, delivery_id: int) -> Delivery:
+    await to_thread.run_sync(redeliver, gw, delivery_id)
+    return await delivery(gw, delivery_id)
+
+
+async def bucket_names(gw: Gateway) -> dict[int, str]:
+    return {b.id: b.name for b in await buckets(gw)}

@@ -1,0 +1,90 @@
+"""The /v1 API as one ASGI app (FastAPI), mounted in the one-port routing table.
+
+The routing table hands it ``/v1…``, ``/openapi.json``, ``/docs…`` and ``/redoc`` with the path
+unchanged. FastAPI's app would take over ``scope["app"]``; it gets a copy of the scope instead and
+shares the outer app's ``state`` (the gateway, the caches), so the dialects' helpers it reuses
+(``serving.object_response``, ``http.gateway``) work the same here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from starlette.types import Receive, Scope, Send
+
+from mediagate.protocols.native import access, buckets, docs, errors, objects, operations
+from mediagate.protocols.native.schemas import Error
+
+TITLE = "mediagate /v1 API"
+DESCRIPTION = """mediagate's own JSON API: buckets, objects, API keys, upload tokens, tasks,
+notifications and usage. Authorise with `Authorization: Bearer <API key>` (make one with
+`mediagate key create`); a browser or phone uploads with a short-lived upload token instead
+(`POST /v1/buckets/{bucket}/upload-tokens`). Every error is
+`{"error": {"code": "...", "message": "...", "request_id": "..."}}` with a stable `code`."""
+
+ERROR_STATUSES = (400, 401, 403, 404, 409, 413, 415, 429, 503, 507)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mediagate")
+    except PackageNotFoundError:
+        return "0"
+
+
+def build() -> FastAPI:
+    api = FastAPI(
+        title=TITLE,
+        description=DESCRIPTION,
+        version=_version(),
+        openapi_url=docs.OPENAPI_URL,
+        docs_url=None,
+        redoc_url=None,
+        exception_handlers=errors.HANDLERS,  # type: ignore[arg-type]
+    )
+    common: dict[int | str, dict[str, Any]] = {
+        s: {"model": Error, "description": "Error"} for s in ERROR_STATUSES
+    }
+    for router in (buckets.router, objects.router, access.router, operations.router):
+        api.include_router(router, responses=common)
+    api.include_router(docs.router)
+    api.mount(docs.ASSETS_URL, docs.assets(), name="apidocs")
+
+    def openapi() -> dict[str, Any]:
+        if api.openapi_schema is None:
+            api.openapi_schema = _without_422(
+                get_openapi(
+                    title=api.title, version=api.version, description=api.description, routes=api.routes
+                )
+            )
+        return api.openapi_schema
+
+    api.openapi = openapi  # type: ignore[method-assign]
+    return api
+
+
+def _without_422(schema: dict[str, Any]) -> dict[str, Any]:
+    """Request validation answers 400 ``invalid_request`` in the error shape (errors.py), not
+    FastAPI's 422: drop what FastAPI documents for it."""
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            if isinstance(operation, dict):
+                operation.get("responses", {}).pop("422", None)
+    components = schema.get("components", {}).get("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        components.pop(name, None)
+    return schema
+
+
+class NativeApi:
+    """The routing table's endpoint for the /v1 rows (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.api = build()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.api.state = scope["app"].state
+        await self.api(dict(scope), receive, send)

@@ -1,0 +1,355 @@
+"""/v1 objects: upload (raw body or multipart, streamed), list by prefix with a cursor, metadata,
+bytes, delete, copy and move.
+
+An upload is authorised from its headers before a byte of the body is read: an API key with the
+``write`` scope on the bucket, or an upload token (core.uploadtokens), whose use is spent before
+the body is read and given back if the upload fails. Bodies stream to staging (never
+``request.form()``); multipart goes through the core's streaming parser."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from typing import Annotated, Any
+
+from anyio import to_thread
+from fastapi import APIRouter, Query
+from starlette.requests import Request
+from starlette.responses import Response
+
+from mediagate.core.apikeys import READ, WRITE
+from mediagate.core.errors import BadRequest, Conflict, MediagateError
+from mediagate.core.formdata import MultipartReader, boundary_from_content_type
+from mediagate.core.gateway import Gateway, Stored
+from mediagate.core.grant import UploadGrant
+from mediagate.core.keys import normalise_key, split_key
+from mediagate.core.numbers import parse_uint
+from mediagate.core.savekey import FileFacts
+from mediagate.core.uploadtokens import (
+    TokenGrant,
+    check_upload_token,
+    is_upload_token,
+    release_upload_token,
+    verify_upload_token,
+)
+from mediagate.http import body_stream, drain_body, gateway
+from mediagate.protocols.native import schemas
+from mediagate.protocols.native.auth import Caller, Credentials, authenticate, bearer_secret, bucket_for
+from mediagate.serving import object_response
+
+router = APIRouter(tags=["objects"])
+
+KEY_FIELD, FILE_FIELD = "key", "file"
+_CURSOR = re.compile(r"^[A-Za-z0-9_-]+$")
+
+RAW_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "The file's bytes, streamed.",
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
+MULTIPART_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": [FILE_FIELD],
+                    "properties": {
+                        KEY_FIELD: {
+                            "type": "string",
+                            "description": "The object key (before the file part); default: the "
+                            "file's name (with an upload token: the token's prefix + the name).",
+                        },
+                        FILE_FIELD: {"type": "string", "format": "binary"},
+                    },
+                }
+            }
+        },
+    }
+}
+BYTES = {200: {"content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}}}
+
+
+def _fixed(key: str) -> UploadGrant:
+    def render(_facts: FileFacts) -> str:
+        return key
+
+    return UploadGrant(bucket="", render_key=render)
+
+
+def _declared_size(request: Request) -> int | None:
+    value = request.headers.get("content-length")
+    if value is None:
+        return None
+    size = parse_uint(value)
+    if size is None:
+        raise BadRequest("Content-Length must be a non-negative integer")
+    return size
+
+
+class _Upload:
+    """One upload's authority, whichever credential brought it, and the token use to give back
+    if it fails."""
+
+    def __init__(self, gw: Gateway, bucket: str, overwrite: bool) -> None:
+        self.gw, self.bucket, self.overwrite = gw, bucket, overwrite
+        self.token: TokenGrant | None = None
+
+    async def by_key(self, request: Request, secret: str, key: str) -> UploadGrant:
+        api_key = await authenticate(self.gw, secret)
+        await bucket_for(request, api_key, self.bucket, WRITE)
+        return replace(_fixed(key), bucket=self.bucket, insert_only=not self.overwrite)
+
+    async def by_token(
+        self, secret: str, key: str | None, filename: str | None, size: int | None, content_type: str | None
+    ) -> UploadGrant:
+        self.token = await to_thread.run_sync(
+            lambda: check_upload_token(
+                self.gw.catalog,
+                secret,
+                bucket=self.bucket,
+                key=key,
+                filename=filename,
+                size=size,
+                content_type=content_type,
+            )
+        )
+        return replace(self.token.upload_grant(), insert_only=not self.overwrite)
+
+    async def failed(self) -> None:
+        if self.token is not None:
+            token, self.token = self.token, None
+            await to_thread.run_sync(release_upload_token, self.gw.catalog, token)
+
+
+async def _store(upload: _Upload, grant: UploadGrant, chunks: AsyncIterator[bytes], name: str) -> Stored:
+    """Stream, check and commit (a key taken under ``overwrite=false`` is 409 ``key_exists``)."""
+    return await upload.gw.upload(grant, chunks, filename=name)
+
+
+@router.put(
+    "/v1/buckets/{bucket}/objects/{key:path}",
+    status_code=201,
+    response_model=schemas.ObjectOut,
+    openapi_extra=RAW_BODY,
+    summary="Upload an object (raw body)",
+)
+async def put_object(
+    request: Request, bucket: str, key: str, credentials: Credentials, overwrite: bool = True
+) -> schemas.ObjectOut:
+    """Store the request body at ``key``: an API key with ``write``, or an upload token whose
+    prefix (or fixed key), size and types allow it. ``overwrite=false``: 409 if the key exists."""
+    gw = gateway(request)
+    body = body_stream(request)
+    upload = _Upload(gw, bucket, overwrite)
+    try:
+        secret = bearer_secret(credentials)
+        object_key = normalise_key(key)
+        if is_upload_token(secret):
+            ctype = request.headers.get("content-type")
+            grant = await upload.by_token(secret, object_key, None, _declared_size(request), ctype)
+            object_key = upload.token.key if upload.token else object_key
+        else:
+            grant = await upload.by_key(request, secret, object_key)
+        stored = await _store(upload, grant, body, split_key(object_key)[1])
+    except MediagateError:
+        await upload.failed()
+        await drain_body(body)
+        raise
+    except BaseException:
+        await upload.failed()
+        raise
+    return schemas.ObjectOut.of(bucket, stored.object)
+
+
+@router.post(
+    "/v1/buckets/{bucket}/objects",
+    status_code=201,
+    response_model=schemas.ObjectOut,
+    openapi_extra=MULTIPART_BODY,
+    summary="Upload an object (multipart form)",
+)
+async def post_object(
+    request: Request, bucket: str, credentials: Credentials, overwrite: bool = True
+) -> schemas.ObjectOut:
+    """A browser form: an optional ``key`` field, then one ``file`` part, streamed. Same
+    credentials as the raw upload."""
+    gw = gateway(request)
+    body = body_stream(request)
+    upload = _Upload(gw, bucket, overwrite)
+    try:
+        secret = bearer_secret(credentials)
+        boundary = boundary_from_content_type(request.headers.get("content-type"))
+        token = is_upload_token(secret)
+        if token:
+            await to_thread.run_sync(lambda: verify_upload_token(gw.catalog, secret, bucket=bucket))
+        else:
+            await by_key_check(request, gw, secret, bucket)
+        stored = await _read_form(request, upload, secret, token, MultipartReader(body, boundary))
+        await drain_body(body)  # whatever follows the file part (its closing boundary)
+    except MediagateError:
+        await upload.failed()
+        await drain_body(body)
+        raise
+    except BaseException:
+        await upload.failed()
+        raise
+    return schemas.ObjectOut.of(bucket, stored.object)
+
+
+async def by_key_check(request: Request, gw: Gateway, secret: str, bucket: str) -> None:
+    api_key = await authenticate(gw, secret)
+    await bucket_for(request, api_key, bucket, WRITE)
+
+
+async def _read_form(
+    request: Request, upload: _Upload, secret: str, token: bool, reader: MultipartReader
+) -> Stored:
+    limit = upload.gw.settings.max_form_field_size
+    fields: dict[str, str] = {}
+    while (part := await reader.next_part()) is not None:
+        if part.name != FILE_FIELD:
+            if part.name in fields:
+                raise BadRequest(f"the form field {part.name!r} is given twice", code="duplicate_field")
+            fields[part.name] = await reader.read_text(limit=limit)
+            continue
+        wanted = fields.get(KEY_FIELD) or None
+        if token:
+            grant = await upload.by_token(secret, wanted, part.filename, None, part.content_type)
+            key = upload.token.key if upload.token else ""
+        else:
+            if wanted is None and not part.filename:
+                raise BadRequest("give a 'key' field or a file name", code="key_required")
+            key = normalise_key(wanted or (part.filename or "").replace("\\", "/").rsplit("/", 1)[-1])
+            grant = await upload.by_key(request, secret, key)
+        return await _store(upload, grant, reader.stream(), part.filename or split_key(key)[1])
+    raise BadRequest("the 'file' field is missing", code="missing_file")
+
+
+def _cursor_key(cursor: str | None) -> str | None:
+    if cursor is None:
+        return None
+    if not _CURSOR.match(cursor):
+        raise BadRequest("the cursor is not one this API gave", code="invalid_cursor")
+    try:
+        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise BadRequest("the cursor is not one this API gave", code="invalid_cursor") from exc
+
+
+def _cursor(key: str) -> str:
+    return base64.urlsafe_b64encode(key.encode()).decode().rstrip("=")
+
+
+@router.get("/v1/buckets/{bucket}/objects", response_model=schemas.ObjectList, summary="List objects")
+async def list_objects(
+    request: Request,
+    bucket: str,
+    key: Caller,
+    prefix: Annotated[str, Query(max_length=1024, description="Only keys starting with this.")] = "",
+    cursor: Annotated[
+        str | None, Query(max_length=2048, description="next_cursor of the page before.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> schemas.ObjectList:
+    """Objects by key (bytewise), one page at a time."""
+    from mediagate.core import admin
+
+    target = await bucket_for(request, key, bucket, READ)
+    page, more = await admin.objects_page(
+        gateway(request), target, prefix.lstrip("/"), after=_cursor_key(cursor), limit=limit
+    )
+    return schemas.ObjectList(
+        objects=[schemas.ObjectOut.of(bucket, o) for o in page],
+        next_cursor=_cursor(page[-1].key) if more and page else None,
+    )
+
+
+@router.get(
+    "/v1/buckets/{bucket}/objects/{key:path}",
+    response_model=schemas.ObjectOut,
+    summary="An object's metadata",
+)
+async def get_object(request: Request, bucket: str, key: str, caller: Caller) -> schemas.ObjectOut:
+    target = await bucket_for(request, caller, bucket, READ)
+    obj = await gateway(request).get_object(target, normalise_key(key))
+    return schemas.ObjectOut.of(bucket, obj)
+
+
+@router.head(
+    "/v1/buckets/{bucket}/objects/{key:path}",
+    response_class=Response,
+    responses=BYTES,  # type: ignore[arg-type]
+    summary="An object's size, type and ETag",
+)
+async def head_object(request: Request, bucket: str, key: str, caller: Caller) -> Response:
+    target = await bucket_for(request, caller, bucket, READ)
+    obj = await gateway(request).get_object(target, normalise_key(key))
+    return await object_response(request, obj, head=True)
+
+
+@router.get(
+    "/v1/buckets/{bucket}/content/{key:path}",
+    response_class=Response,
+    responses=BYTES,  # type: ignore[arg-type]
+    summary="An object's bytes",
+)
+async def get_content(request: Request, bucket: str, key: str, caller: Caller) -> Response:
+    """The bytes (with ``Range``), for private buckets too."""
+    target = await bucket_for(request, caller, bucket, READ)
+    obj = await gateway(request).get_object(target, normalise_key(key))
+    return await object_response(request, obj, head=False)
+
+
+@router.patch(
+    "/v1/buckets/{bucket}/objects/{key:path}", response_model=schemas.ObjectOut, summary="Replace metadata"
+)
+async def patch_object(
+    request: Request, bucket: str, key: str, change: schemas.ObjectPatch, caller: Caller
+) -> schemas.ObjectOut:
+    target = await bucket_for(request, caller, bucket, WRITE)
+    meta = dict(change.meta)
+    obj = await gateway(request).edit_meta(target, normalise_key(key), lambda _old: meta)
+    return schemas.ObjectOut.of(bucket, obj)
+
+
+@router.delete("/v1/buckets/{bucket}/objects/{key:path}", status_code=204, summary="Delete an object")
+async def delete_object(request: Request, bucket: str, key: str, caller: Caller) -> Response:
+    target = await bucket_for(request, caller, bucket, WRITE)
+    await gateway(request).delete_object(target, normalise_key(key))
+    return Response(status_code=204)
+
+
+@router.post(
+    "/v1/buckets/{bucket}/copy", status_code=201, response_model=schemas.ObjectOut, summary="Copy an object"
+)
+async def copy_object(
+    request: Request, bucket: str, transfer: schemas.Transfer, caller: Caller
+) -> schemas.ObjectOut:
+    gw = gateway(request)
+    target = await bucket_for(request, caller, bucket, WRITE)
+    source, dest = normalise_key(transfer.source), normalise_key(transfer.destination)
+    if source == dest:
+        return schemas.ObjectOut.of(bucket, await gw.get_object(target, source))
+    if not transfer.overwrite and await gw.stat_path(target, dest) is not None:
+        raise Conflict(f"an object already exists at {dest!r}", code="key_exists")
+    return schemas.ObjectOut.of(bucket, await gw.copy_object(target, source, dest))
+
+
+@router.post("/v1/buckets/{bucket}/move", response_model=schemas.ObjectOut, summary="Move (rename) an object")
+async def move_object(
+    request: Request, bucket: str, transfer: schemas.Transfer, caller: Caller
+) -> schemas.ObjectOut:
+    gw = gateway(request)
+    target = await bucket_for(request, caller, bucket, WRITE)
+    source, dest = normalise_key(transfer.source), normalise_key(transfer.destination)
+    if source == dest:
+        return schemas.ObjectOut.of(bucket, await gw.get_object(target, source))
+    obj = await gw.move_object(target, source, dest, replace=transfer.overwrite)
+    return schemas.ObjectOut.of(bucket, obj)

@@ -1,0 +1,324 @@
+"""The /v1 API's typed request and response bodies (its OpenAPI components)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from urllib.parse import quote
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from mediagate.bucketconf import check_version, normalise_origin
+from mediagate.catalog.models import Bucket, Object
+from mediagate.core.apikeys import ApiKey
+from mediagate.core.errors import MediagateError
+from mediagate.core.uploadtokens import UploadToken
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- errors ------------------------------------------------------------------------------------------
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Stable machine-readable code, e.g. insufficient_scope.")
+    message: str = Field(description="What went wrong and what to do, safe to show.")
+    request_id: str
+    details: list[dict[str, Any]] | None = None
+
+
+class Error(BaseModel):
+    error: ErrorDetail
+
+
+# -- buckets -----------------------------------------------------------------------------------------
+
+
+class NormaliseSettings(Strict):
+    enabled: bool = True
+    auto_orient: bool = True
+    strip: bool = False
+    heic_to: Literal["jpg", "avif"] | None = None
+    format: Literal["webp", "avif", "jpg"] | None = None
+    quality: Annotated[int, Field(ge=1, le=100)] | None = None
+    max_side: Annotated[int, Field(gt=0, le=100_000)] | None = None
+
+
+class BucketSettings(Strict):
+    """Per-bucket serving and ingest options (see ``mediagate.bucketconf``). In a PATCH, a field
+    left out is kept and a field set to null returns to its default."""
+
+    public: bool | None = None
+    cors_origins: list[str] | None = Field(default=None, max_length=100)
+    cors_max_age: Annotated[int, Field(ge=0, le=86_400 * 365)] | None = None
+    autoformat: Literal["webp", "avif", False] | None = None
+    inline_active: bool | None = None
+    versions: dict[str, str] | None = Field(default=None, max_length=100)
+    normalise: NormaliseSettings | None = None
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        return list(dict.fromkeys(_checked(normalise_origin, o) for o in value))
+
+    @field_validator("versions")
+    @classmethod
+    def _versions(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        if value is None:
+            return None
+        return dict(_checked(lambda pair: check_version(*pair), item) for item in value.items())
+
+    def changes(self) -> dict[str, Any]:
+        """Only the fields the request named (null included), as stored."""
+        return {name: _stored(getattr(self, name)) for name in self.model_fields_set}
+
+
+def _checked(check: Any, value: Any) -> Any:
+    """A core check's BadRequest as a validation error (a 400 ``invalid_request`` with details)."""
+    try:
+        return check(value)
+    except MediagateError as exc:
+        raise ValueError(exc.message) from None
+    except ValueError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _stored(value: Any) -> Any:
+    return value.model_dump() if isinstance(value, BaseModel) else value
+
+
+class BucketCreate(Strict):
+    name: str = Field(min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9-]*[a-z0-9]$")
+    settings: BucketSettings | None = None
+
+
+class BucketPatch(Strict):
+    settings: BucketSettings
+
+
+class BucketOut(BaseModel):
+    name: str
+    created_at: datetime
+    settings: dict[str, Any]
+
+    @classmethod
+    def of(cls, bucket: Bucket) -> BucketOut:
+        return cls(name=bucket.name, created_at=bucket.created_at, settings=dict(bucket.settings or {}))
+
+
+class DialectCredentials(BaseModel):
+    operator: str
+    password: str
+    form_api_secret: str
+    access_key_id: str
+    secret_access_key: str
+
+
+class BucketCreated(BucketOut):
+    credentials: DialectCredentials = Field(description="The dialects' credentials, shown once.")
+
+
+class BucketList(BaseModel):
+    buckets: list[BucketOut]
+
+
+class Usage(BaseModel):
+    bucket: str
+    bytes: int
+    objects: int
+
+
+class UsageList(BaseModel):
+    buckets: list[Usage]
+
+
+# -- objects -----------------------------------------------------------------------------------------
+
+
+class ObjectOut(BaseModel):
+    bucket: str
+    key: str
+    size: int
+    mime: str
+    md5: str
+    sha256: str
+    crc32: int
+    width: int | None
+    height: int | None
+    frames: int | None
+    meta: dict[str, Any]
+    created_at: datetime
+    expires_at: datetime | None
+    url: str = Field(description="The public read path (GET /<bucket>/<key>).")
+
+    @classmethod
+    def of(cls, bucket: str, obj: Object) -> ObjectOut:
+        return cls(
+            bucket=bucket,
+            key=obj.key,
+            size=obj.size,
+            mime=obj.mime,
+            md5=obj.md5,
+            sha256=obj.sha256,
+            crc32=obj.crc32,
+            width=obj.width,
+            height=obj.height,
+            frames=obj.frames,
+            meta=dict(obj.meta or {}),
+            created_at=obj.created_at,
+            expires_at=obj.expires_at,
+            url=f"/{bucket}/{quote(obj.key)}",
+        )
+
+
+class ObjectList(BaseModel):
+    objects: list[ObjectOut]
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null at the end.")
+
+
+class ObjectPatch(Strict):
+    meta: dict[str, str] = Field(max_length=100, description="Replaces the object's user metadata.")
+
+
+class Transfer(Strict):
+    source: str = Field(min_length=1, max_length=1024)
+    destination: str = Field(min_length=1, max_length=1024)
+    overwrite: bool = True
+
+
+# -- keys and upload tokens --------------------------------------------------------------------------
+
+Scope = Literal["read", "write", "admin"]
+
+
+class KeyOut(BaseModel):
+    key_id: str
+    bucket: str | None = Field(description="null: a server-wide key.")
+    scopes: list[Scope]
+    label: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+    @classmethod
+    def of(cls, key: ApiKey) -> KeyOut:
+        return cls(
+            key_id=key.key_id,
+            bucket=key.bucket,
+            scopes=key.sorted_scopes(),
+            label=key.label,
+            created_at=key.created_at,
+            revoked_at=key.revoked_at,
+        )
+
+
+class KeyCreated(KeyOut):
+    secret: str = Field(description="Authorization: Bearer <secret>; shown once.")
+
+
+class KeyCreate(Strict):
+    bucket: str | None = Field(default=None, max_length=63, description="null: a server-wide key.")
+    scopes: list[Scope] = Field(min_length=1, max_length=3)
+    label: str = Field(default="", max_length=200)
+
+
+class KeyList(BaseModel):
+    keys: list[KeyOut]
+
+
+class UploadTokenCreate(Strict):
+    ttl: int = Field(default=900, ge=1, le=86_400, description="Seconds the token is valid.")
+    max_uses: int = Field(default=1, ge=1, le=10_000)
+    prefix: str = Field(default="", max_length=1000, description="Keys must start with this.")
+    key: str | None = Field(default=None, max_length=1024, description="Or exactly this key.")
+    max_size: int | None = Field(default=None, ge=0, description="Bytes per upload.")
+    content_types: list[str] = Field(default_factory=list, max_length=50, description="e.g. image/*")
+
+
+class UploadTokenOut(BaseModel):
+    token_id: str
+    bucket: str
+    key_id: str
+    prefix: str
+    key: str | None
+    max_size: int | None
+    content_types: list[str]
+    max_uses: int
+    uses: int
+    expires_at: datetime
+    created_at: datetime
+    revoked_at: datetime | None
+
+    @classmethod
+    def of(cls, token: UploadToken) -> UploadTokenOut:
+        return cls(
+            token_id=token.token_id,
+            bucket=token.bucket,
+            key_id=token.key_id,
+            prefix=token.prefix,
+            key=token.fixed_key,
+            max_size=token.max_size,
+            content_types=list(token.content_types),
+            max_uses=token.max_uses,
+            uses=token.uses,
+            expires_at=token.expires_at,
+            created_at=token.created_at,
+            revoked_at=token.revoked_at,
+        )
+
+
+class UploadTokenCreated(UploadTokenOut):
+    token: str = Field(description="Authorization: Bearer <token> on an upload; shown once.")
+
+
+class UploadTokenList(BaseModel):
+    upload_tokens: list[UploadTokenOut]
+
+
+# -- tasks and notifications -------------------------------------------------------------------------
+
+
+class TaskOut(BaseModel):
+    id: str
+    status: str
+    kind: str
+    dialect: str
+    bucket: str
+    source: str
+    outputs: list[str]
+    attempts: int
+    max_attempts: int
+    reason: str | None
+    params: dict[str, Any]
+    result: dict[str, Any]
+    notify_url: str | None
+    created_at: datetime
+    updated_at: datetime
+    next_run_at: datetime | None
+    finished_at: datetime | None
+
+
+class TaskList(BaseModel):
+    tasks: list[TaskOut]
+
+
+class DeliveryOut(BaseModel):
+    id: int
+    status: str
+    bucket: str | None
+    url: str
+    method: str
+    attempts: int
+    last_status_code: int | None
+    last_error: str | None
+    next_attempt_at: datetime | None
+    created_at: datetime
+    delivered_at: datetime | None
+    headers: list[str] = Field(description="Header names only; values carry signatures.")
+
+
+class DeliveryList(BaseModel):
+    deliveries: list[DeliveryOut]
