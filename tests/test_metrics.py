@@ -25,6 +25,7 @@ from mediagate.core.gateway import Gateway
 from tests.conftest import LiveServer, free_port, make_home
 from tests.protocols.imagex.conftest import png
 from tests.protocols.imagex.test_sdk import sdk
+from tests.protocols.native import api
 from tests.protocols.upyun.rest_client import object_uri, signed
 from tests.support import uploads
 
@@ -51,7 +52,7 @@ def moved(before: Samples, after: Samples, name: str, **labels: str) -> float:
 
 
 def test_uploads_through_every_dialect_are_counted_once_with_their_dialect_and_bytes(
-    server: LiveServer, bucket: BucketCredentials
+    server: LiveServer, bucket: BucketCredentials, admin: Gateway
 ) -> None:
     rest_data, form_data, wantu_data = b"r" * 1000, b"f" * 2000, b"w" * 3000
     image = png(9, 4)
@@ -63,6 +64,8 @@ def test_uploads_through_every_dialect_are_counted_once_with_their_dialect_and_b
     svc = sdk(server, bucket.access_key_id, bucket.secret_access_key)
     [entry] = svc.upload_image_data({"ServiceId": bucket.bucket}, [image])["Results"]
     assert entry["UriStatus"] == 2000
+    with api.client(server.url, api.new_key(admin, bucket.bucket, "write")) as v1:
+        assert v1.put(f"/v1/buckets/{bucket.bucket}/objects/v1.bin", content=b"v" * 4000).status_code == 201
     after = scrape(server.url)
 
     uploads_total, bytes_total = "mediagate_uploads_total", "mediagate_upload_bytes_total"
@@ -72,7 +75,9 @@ def test_uploads_through_every_dialect_are_counted_once_with_their_dialect_and_b
     assert moved(before, after, bytes_total, dialect="wantu", outcome="stored") == 3000
     assert moved(before, after, uploads_total, dialect="imagex", outcome="stored") == 1
     assert moved(before, after, bytes_total, dialect="imagex", outcome="stored") == len(image)
-    for dialect in ("upyun", "wantu", "imagex"):
+    assert moved(before, after, uploads_total, dialect="v1", outcome="stored") == 1
+    assert moved(before, after, bytes_total, dialect="v1", outcome="stored") == 4000
+    for dialect in ("upyun", "wantu", "imagex", "v1"):
         for outcome in ("refused", "failed"):
             assert moved(before, after, uploads_total, dialect=dialect, outcome=outcome) == 0
     # each request observed once in its dialect's latency histogram (a form and a REST PUT: upyun)

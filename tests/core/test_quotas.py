@@ -23,6 +23,7 @@ from mediagate.core.buckets import BucketCredentials, create_bucket
 from mediagate.core.gateway import Gateway
 from tests.conftest import LiveServer, staging_files
 from tests.protocols.imagex.conftest import signed as imagex_signed
+from tests.protocols.native import api
 from tests.protocols.upyun.rest_client import object_uri, sign, signed
 from tests.support import uploads
 from tests.test_frontdoor import exchange, request_head
@@ -217,3 +218,60 @@ def test_two_nodes_on_redis_share_the_rate_limit(cluster: Any) -> None:
         with httpx.Client(base_url=node.url, timeout=30) as c:
             statuses.append(uploads.upyun_rest(c, creds, DATA).status_code)
     assert statuses == [200, 200, 200, 429, 429, 429], statuses
+
+
+# -- /v1: the JSON error shape, per-key and per-token limits -------------------------------------------
+
+
+def test_v1_over_quota_is_its_json_error_before_the_body_is_read(server: LiveServer, admin: Gateway) -> None:
+    creds = new_bucket(admin, max_bytes=1000)
+    secret = api.new_key(admin, creds.bucket, "write")
+    target = f"/v1/buckets/{creds.bucket}/objects/big.bin"
+    head = {"Authorization": f"Bearer {secret}", "Content-Length": "5000", "Expect": "100-continue"}
+    reply = exchange(server.port, request_head("PUT", target, head))
+    assert reply.status == 413, reply
+    error = reply.json()["error"]
+    assert error["code"] == "quota_exceeded" and "5000" in error["message"]
+    with api.client(server.url, secret) as c:
+        assert c.put(target, content=b"v" * 1000).status_code == 201
+        refused = c.put(f"/v1/buckets/{creds.bucket}/objects/more.bin", content=b"v")
+        assert api.error_of(refused) == (413, "quota_exceeded")
+    assert usage(admin, creds) == (1000, 1)
+
+
+def test_each_api_key_has_its_own_uploads_per_minute(server: LiveServer, admin: Gateway) -> None:
+    creds = new_bucket(admin, key_uploads_per_minute=2)
+    fresh_window()
+    one, other = (api.new_key(admin, creds.bucket, "write") for _ in range(2))
+    with api.client(server.url, one) as c, api.client(server.url, other) as d:
+        for n in range(2):
+            assert c.put(f"/v1/buckets/{creds.bucket}/objects/one{n}", content=DATA).status_code == 201
+        refused = c.put(f"/v1/buckets/{creds.bucket}/objects/one2", content=DATA)
+        assert api.error_of(refused) == (429, "rate_limited")
+        assert "API key mk_" in refused.json()["error"]["message"]
+        assert 1 <= int(refused.headers["retry-after"]) <= 60
+        assert d.put(f"/v1/buckets/{creds.bucket}/objects/other", content=DATA).status_code == 201
+        # the dialects' credentials are not API keys: only the bucket's own limits apply to them
+        with httpx.Client(base_url=server.url) as plain:
+            assert uploads.upyun_rest(plain, creds, DATA).status_code == 200
+    assert usage(admin, creds) == (4 * len(DATA), 4)
+
+
+def test_an_upload_token_counts_for_itself_and_for_the_key_that_issued_it(
+    server: LiveServer, admin: Gateway
+) -> None:
+    creds = new_bucket(admin, token_uploads_per_minute=1, key_uploads_per_minute=3)
+    fresh_window()
+    with api.client(server.url, api.new_key(admin, creds.bucket, "write")) as issuer:
+        token = issuer.post(f"/v1/buckets/{creds.bucket}/upload-tokens", json={"max_uses": 5}).json()["token"]
+        with api.client(server.url, token) as browser:
+            assert browser.put(f"/v1/buckets/{creds.bucket}/objects/t1", content=DATA).status_code == 201
+            refused = browser.put(f"/v1/buckets/{creds.bucket}/objects/t2", content=DATA)
+            assert api.error_of(refused) == (429, "rate_limited")
+            assert "upload token ut_" in refused.json()["error"]["message"]
+        listed = issuer.get(f"/v1/buckets/{creds.bucket}/upload-tokens").json()["upload_tokens"]
+        assert [t["uses"] for t in listed] == [1]  # the refused upload gave its use back
+        for n in range(2):  # the token's upload was the key's first of three
+            assert issuer.put(f"/v1/buckets/{creds.bucket}/objects/k{n}", content=DATA).status_code == 201
+        assert api.error_of(issuer.put(f"/v1/buckets/{creds.bucket}/objects/k2", content=DATA))[0] == 429
+    assert usage(admin, creds) == (3 * len(DATA), 3)
