@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,11 +22,13 @@ import pytest
 
 from mediagate.core.buckets import BucketCredentials, create_bucket
 from mediagate.core.gateway import Gateway
-from tests.conftest import LiveServer, staging_files
+from mediagate.services import build_gateway
+from tests.conftest import LiveServer, make_home, staging_files
 from tests.protocols.imagex.conftest import signed as imagex_signed
 from tests.protocols.native import api
 from tests.protocols.upyun.rest_client import object_uri, sign, signed
 from tests.support import uploads
+from tests.support.proxy import TcpProxy
 from tests.test_frontdoor import exchange, request_head
 
 DATA = b"q" * 500
@@ -275,3 +278,34 @@ def test_an_upload_token_counts_for_itself_and_for_the_key_that_issued_it(
             assert issuer.put(f"/v1/buckets/{creds.bucket}/objects/k{n}", content=DATA).status_code == 201
         assert api.error_of(issuer.put(f"/v1/buckets/{creds.bucket}/objects/k2", content=DATA))[0] == 429
     assert usage(admin, creds) == (3 * len(DATA), 3)
+
+
+@pytest.fixture
+def redis_node(tmp_path: Path) -> Iterator[tuple[LiveServer, TcpProxy, Gateway]]:
+    """A node whose shared Redis (the real one) is reached through a proxy the test cuts."""
+    proxy = TcpProxy(6379).start()
+    home = make_home(tmp_path / "home")
+    server = LiveServer(home.home, env={"MEDIAGATE_REDIS_URL": f"redis://127.0.0.1:{proxy.port}/0"}).start()
+    gw = build_gateway(home, migrate=False)
+    try:
+        yield server, proxy, gw
+    finally:
+        gw.catalog.close()
+        server.stop()
+        proxy.cut()
+
+
+def test_rate_limits_with_redis_down_are_the_dialects_503_and_admit_nothing(
+    redis_node: tuple[LiveServer, TcpProxy, Gateway],
+) -> None:
+    server, proxy, admin = redis_node
+    creds = new_bucket(admin, uploads_per_minute=100)
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        assert uploads.upyun_rest(client, creds, DATA).status_code == 200
+        proxy.cut()
+        refused = uploads.upyun_rest(client, creds, b"d" * 700)
+        uploads.assert_upyun_rest_error(refused, 503)
+        assert "Redis" in refused.json()["msg"]
+        proxy.restore()
+        assert uploads.upyun_rest(client, creds, DATA).status_code == 200
+    assert usage(admin, creds) == (len(DATA), 1)

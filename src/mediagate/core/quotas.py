@@ -70,7 +70,7 @@ def has_limits(quota: Quota | None) -> bool:
 
 @dataclass(frozen=True)
 class Window:
-    """One rate limit an upload must pass: ``subject`` (``bucket:3``, ``key:mk_…``) at most
+    """One rate limit an upload must pass: ``subject`` (``bucket:photos``, ``key:mk_…``) at most
     ``limit`` uploads per window."""
 
     subject: str
@@ -174,7 +174,7 @@ class Quotas:
             self._no_limits[found.id] = time.monotonic() + NO_LIMITS_TTL
             return
         check_storage(quota, size)
-        await self.limiter.hit(windows(quota, record))
+        await self.limiter.hit(windows(found.name, quota, record))
 
     async def admit_grant(self, grant: UploadGrant) -> None:
         """:meth:`admit` for a single upload about to stream: its declared size is the grant's
@@ -212,12 +212,14 @@ def check_storage(quota: Quota, size: int | None) -> None:
         raise QuotaExceeded(f"the bucket's quota of {quota.max_bytes} bytes is used up")
 
 
-def windows(quota: Quota, record: logs.RequestRecord | None) -> list[Window]:
-    """The rate limits an upload to the quota's bucket passes: the bucket's, and its caller's (the
-    API key or upload token that authenticated the request, noted by core.apikeys/uploadtokens)."""
+def windows(bucket: str, quota: Quota, record: logs.RequestRecord | None) -> list[Window]:
+    """The rate limits an upload to ``bucket`` passes: the bucket's, and its caller's (the API key
+    or upload token that authenticated the request, noted by core.apikeys/uploadtokens). Windows
+    are named by the bucket's name and the key's or token's public id, which stay unique across
+    installations sharing one Redis database more often than row ids do."""
     found: list[Window] = []
     if quota.uploads_per_minute is not None:
-        found.append(Window(f"bucket:{quota.bucket_id}", quota.uploads_per_minute, "the bucket"))
+        found.append(Window(f"bucket:{bucket}", quota.uploads_per_minute, "the bucket"))
     callers = record.callers if record is not None else []
     for kind, caller_id in callers:
         limit = quota.key_uploads_per_minute if kind == "key" else quota.token_uploads_per_minute
