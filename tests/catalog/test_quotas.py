@@ -89,3 +89,25 @@ def test_a_bucket_without_a_counter_row_is_counted_at_its_next_change(catalog: C
     assert counters(catalog, b) == (100, 2)
     catalog.delete_bucket("older")
     assert catalog.get_quota(b) is None
+
+
+def test_the_migration_counts_what_existing_buckets_hold(catalog_url: str) -> None:
+    """0012_quotas on a catalog that already stores objects: each bucket's row starts at what it
+    holds, so quotas set afterwards compare against the truth."""
+    from sqlalchemy import inspect
+
+    from mediagate.catalog.migrate import downgrade, upgrade
+
+    catalog = Catalog(catalog_url)
+    try:
+        upgrade(catalog.engine)
+        full, empty = catalog.create_bucket("full").id, catalog.create_bucket("empty").id
+        for key, size in (("a", 10), ("d/b", 20), ("d/c", 30)):
+            catalog.commit_object(obj(full, key, size))
+        downgrade(catalog.engine, "0009_api_keys")
+        assert "quotas" not in inspect(catalog.engine).get_table_names()
+        upgrade(catalog.engine)
+        assert counters(catalog, full) == (60, 3)
+        assert counters(catalog, empty) == (0, 0)
+    finally:
+        catalog.close()

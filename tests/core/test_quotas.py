@@ -176,12 +176,9 @@ def test_a_declared_size_over_the_quota_is_refused_before_the_body_is_read(
     assert usage(admin, creds) == (900, 1)
 
 
-def test_a_burst_of_undeclared_uploads_never_overshoots_the_storage_quota(
-    server: LiveServer, admin: Gateway
-) -> None:
-    """30 uploads at once, streamed without a Content-Length, into room for 10: the commit is the
-    exact check, so exactly 10 are stored and the rest refused with nothing left behind."""
-    creds = new_bucket(admin, max_bytes=10 * 1000)
+def burst(urls: list[str], creds: BucketCredentials, count: int) -> list[int]:
+    """``count`` UPYUN REST PUTs of 1000 bytes at once, streamed without a Content-Length (so
+    nothing is refused before the body), spread over ``urls``; their statuses."""
 
     def put(n: int) -> int:
         uri = object_uri(creds.bucket, f"/burst/{n}.bin")
@@ -189,14 +186,32 @@ def test_a_burst_of_undeclared_uploads_never_overshoots_the_storage_quota(
         def body() -> Iterator[bytes]:
             yield b"b" * 1000
 
-        with httpx.Client(base_url=server.url, timeout=60) as c:
+        with httpx.Client(base_url=urls[n % len(urls)], timeout=60) as c:
             return c.put(uri, content=body(), headers=sign(creds, "PUT", uri)).status_code
 
-    with ThreadPoolExecutor(30) as pool:
-        statuses = list(pool.map(put, range(30)))
+    with ThreadPoolExecutor(count) as pool:
+        return list(pool.map(put, range(count)))
+
+
+def test_a_burst_of_undeclared_uploads_never_overshoots_the_storage_quota(
+    server: LiveServer, admin: Gateway
+) -> None:
+    """30 uploads at once into room for 10: the commit is the exact check, so exactly 10 are
+    stored and the rest refused with nothing left behind."""
+    creds = new_bucket(admin, max_bytes=10 * 1000)
+    statuses = burst([server.url], creds, 30)
     assert sorted(statuses) == [200] * 10 + [413] * 20, statuses
     assert usage(admin, creds) == (10 * 1000, 10)
     assert not staging_files(server.home)
+
+
+def test_a_burst_over_two_nodes_on_postgresql_never_overshoots_the_storage_quota(cluster: Any) -> None:
+    creds = create_bucket(cluster.admin.catalog, cluster.admin.secrets, f"q{uuid.uuid4().hex[:12]}")
+    bucket = cluster.admin.catalog.require_bucket(creds.bucket)
+    cluster.admin.catalog.set_quota(bucket.id, {"max_bytes": 8 * 1000, "max_objects": 6})
+    statuses = burst([node.url for node in cluster.nodes], creds, 24)
+    assert sorted(statuses) == [200] * 6 + [413] * 18, statuses
+    assert usage(cluster.admin, creds) == (6 * 1000, 6)
 
 
 def test_deleting_frees_the_quota(server: LiveServer, admin: Gateway, client: httpx.Client) -> None:
