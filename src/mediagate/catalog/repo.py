@@ -45,7 +45,6 @@ from sqlalchemy import (
     Engine,
     Row,
     Table,
-    Update,
     and_,
     bindparam,
     create_engine,
@@ -163,25 +162,36 @@ INSERT_DELIVERY = insert(_deliveries)
 QUOTA_BY_BUCKET = select(_quotas).where(_quotas.c.bucket_id == bindparam("bucket_id"))
 
 
-def _usage_update(check_bytes: bool, check_objects: bool) -> Update:
-    """Add ``db`` bytes and ``dn`` objects to a bucket's usage counters; with a check, only if
-    the result stays within that limit (no row updated = over quota)."""
-    q = _quotas.c
-    statement = (
-        update(_quotas)
-        .where(q.bucket_id == bindparam("quota_bucket"))
-        .values(bytes_used=q.bytes_used + bindparam("db"), objects_used=q.objects_used + bindparam("dn"))
-    )
+def _usage_update(paramstyle: str, check_bytes: bool, check_objects: bool) -> str:
+    """SQL adding ``db`` bytes and ``dn`` objects to a bucket's usage counters; with a check, only
+    if the result stays within that limit (no row updated = over quota). Plain SQL in the driver's
+    parameter style, run with ``exec_driver_sql``: every commit runs it, and a Core statement cost
+    four times as much in SQLAlchemy as SQLite takes to run it (~55 us against ~15 us, measured)."""
+
+    def param(name: str) -> str:
+        return {"pyformat": f"%({name})s", "named": f":{name}", "format": "%s"}.get(paramstyle, "?")
+
+    # only the driver's placeholders are put into the text, never a value
+    db, dn, bucket = param("db"), param("dn"), param("bucket")
+    sql = f"UPDATE quotas SET bytes_used = bytes_used + {db}, objects_used = objects_used + {dn}"  # noqa: S608
+    sql += f" WHERE bucket_id = {bucket}"
     if check_bytes:
-        statement = statement.where(or_(q.max_bytes.is_(None), q.bytes_used + bindparam("db") <= q.max_bytes))
+        sql += f" AND (max_bytes IS NULL OR bytes_used + {param('db')} <= max_bytes)"
     if check_objects:
-        statement = statement.where(
-            or_(q.max_objects.is_(None), q.objects_used + bindparam("dn") <= q.max_objects)
-        )
-    return statement
+        sql += f" AND (max_objects IS NULL OR objects_used + {param('dn')} <= max_objects)"
+    return sql
 
 
-COUNT_USAGE = {(b, n): _usage_update(b, n) for b in (False, True) for n in (False, True)}
+def _usage_params(
+    paramstyle: str, check_bytes: bool, check_objects: bool, bucket: int, db: int, dn: int
+) -> Any:
+    """The parameters of :func:`_usage_update`'s SQL, by name or in the order they appear."""
+    if paramstyle in ("pyformat", "named"):
+        return {"bucket": bucket, "db": db, "dn": dn}
+    return (db, dn, bucket, *((db,) if check_bytes else ()), *((dn,) if check_objects else ()))
+
+
+_USAGE_SQL: dict[tuple[str, bool, bool], str] = {}
 
 POINT_READ = "mediagate_point_read"
 """Execution option of the connections :meth:`Catalog._point_read` uses: no explicit BEGIN."""
@@ -1531,9 +1541,13 @@ def _count_usage(
     check, however many uploads race (their row updates queue on the one row)."""
     if not (grown or added or create):
         return
-    params = {"quota_bucket": bucket_id, "db": grown, "dn": added}
-    statement = COUNT_USAGE[(enforce and grown > 0, enforce and added > 0)]
-    if cast(CursorResult[Any], conn.execute(statement, params)).rowcount == 1:
+    style = conn.dialect.paramstyle
+    checks = (enforce and grown > 0, enforce and added > 0)
+    sql = _USAGE_SQL.get((style, *checks))
+    if sql is None:
+        sql = _USAGE_SQL[(style, *checks)] = _usage_update(style, *checks)
+    params = _usage_params(style, *checks, bucket_id, grown, added)
+    if conn.exec_driver_sql(sql, params).rowcount == 1:
         return
     quota = conn.execute(QUOTA_BY_BUCKET, {"bucket_id": bucket_id}).first()
     if quota is None:  # a bucket older than its row (made by a node not yet upgraded): count it now
