@@ -14,7 +14,10 @@
 * **A clean connection**: a response sent before the request body was read to its end says
   ``Connection: close`` (the server then closes instead of reading an unknown rest as the next
   request), so a keep-alive client opens a new connection rather than meeting a reset.
-* **One access line** per request (:mod:`mediagate.logs`).
+* **One access line** per request (:mod:`mediagate.logs`), and its metrics (:mod:`mediagate.metrics`:
+  latency, error code, the uploads the core noted), labelled with the dialect found here.
+* **Retry-After** on every dialect's 429 (an upload rate limit, core.quotas), unless its renderer
+  set one.
 
 Must sit inside ``RequestIdMiddleware`` (it reads the request id that one assigns).
 """

@@ -205,6 +205,7 @@ def test_a_burst_of_undeclared_uploads_never_overshoots_the_storage_quota(
     assert not staging_files(server.home)
 
 
+@pytest.mark.postgres
 def test_a_burst_over_two_nodes_on_postgresql_never_overshoots_the_storage_quota(cluster: Any) -> None:
     creds = create_bucket(cluster.admin.catalog, cluster.admin.secrets, f"q{uuid.uuid4().hex[:12]}")
     bucket = cluster.admin.catalog.require_bucket(creds.bucket)
@@ -224,6 +225,7 @@ def test_deleting_frees_the_quota(server: LiveServer, admin: Gateway, client: ht
     assert uploads.upyun_rest(client, creds, DATA).status_code == 200
 
 
+@pytest.mark.postgres
 def test_two_nodes_on_redis_share_the_rate_limit(cluster: Any) -> None:
     """Round robin over both nodes: the bucket's 3 uploads a minute are 3 in all, not 3 each."""
     creds = create_bucket(cluster.admin.catalog, cluster.admin.secrets, f"q{uuid.uuid4().hex[:12]}")
