@@ -124,6 +124,13 @@ def upload_paths(creds: BucketCredentials) -> list[tuple[str, str, dict[str, str
             lambda r: _imagex(r),
         ),
         ("imagex store", "/tos-cn-i-x/a.png", {"Authorization": "x"}, 413, lambda r: _imagex(r)),
+        (
+            "v1 upload",
+            f"/v1/buckets/{creds.bucket}/objects/a.bin",
+            {"Authorization": "Bearer x"},
+            413,
+            lambda r: _v1(r),
+        ),
     ]
 
 
@@ -142,6 +149,12 @@ def _wantu(r: Reply) -> None:
     body = r.json()
     assert body["code"] == "InvalidArgument" and str(LIMIT) in body["message"], body
     assert body["requestId"] == r.headers["x-request-id"]
+
+
+def _v1(r: Reply) -> None:
+    error = r.json()["error"]
+    assert error["code"] == "payload_too_large" and str(LIMIT) in error["message"], error
+    assert error["request_id"] == r.headers["x-request-id"]
 
 
 def _imagex(r: Reply) -> None:
@@ -238,11 +251,12 @@ def test_an_unexpected_exception_is_the_dialects_500_with_the_request_id(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     with caplog.at_level(logging.INFO, logger="mediagate.access"):
-        rest, wantu, imagex, public = call(
+        rest, wantu, imagex, public, v1 = call(
             ("PUT", "/photos/a.jpg", {"Authorization": "UPYUN op:sig"}),
             ("PUT", "/api/proxy/upload", {}),
             ("POST", "/?Action=ApplyImageUpload&Version=2018-08-01", {}),
             ("GET", "/photos/a.jpg", {}),
+            ("GET", "/v1/buckets/photos/objects", {}),
         )
     assert rest.status_code == 500 and set(rest.json()) == {"msg", "code", "id"}
     assert rest.json()["id"] == rest.headers["x-request-id"]
@@ -252,9 +266,11 @@ def test_an_unexpected_exception_is_the_dialects_500_with_the_request_id(
     assert imagex.status_code == 500
     assert imagex.json()["ResponseMetadata"]["Error"]["Code"] == "InternalError"
     assert public.status_code == 500 and public.json()["code"] == 500
+    assert v1.status_code == 500 and v1.json()["error"]["code"] == "internal_error"
+    assert v1.json()["error"]["request_id"] == v1.headers["x-request-id"]
 
     lines = [r for r in caplog.records if r.name == "mediagate.access"]
-    assert len(lines) == 4, [r.getMessage() for r in caplog.records]
+    assert len(lines) == 5, [r.getMessage() for r in caplog.records]
     fields = lines[0].fields  # type: ignore[attr-defined]
     assert lines[0].levelno == logging.ERROR and fields["rid"] == rest.headers["x-request-id"]
     assert fields["reason"].startswith("internal_error")

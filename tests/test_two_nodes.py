@@ -392,3 +392,60 @@ def test_node_killed_between_parts_the_session_completes_on_the_other(
     finally:
         cluster.a.start()
     assert read(a, "/survivor.bin") == data
+
+
+def test_v1_upload_token_uses_are_spent_once_across_both_nodes(
+    cluster: Cluster, creds: BucketCredentials
+) -> None:
+    """Twelve browsers race one 3-use upload token through both nodes at once: the catalog's
+    conditional UPDATE lets exactly three in, whichever node each reached; the refused leave no
+    object behind. A key revoked on one node stops its tokens on the other at once."""
+    from mediagate.core.apikeys import create_key
+
+    key, secret = create_key(cluster.admin.catalog, bucket=creds.bucket, scopes=["write", "admin"])
+    auth = {"Authorization": f"Bearer {secret}"}
+    made = httpx.post(
+        f"{cluster.a.url}/v1/buckets/{creds.bucket}/upload-tokens",
+        json={"max_uses": 3, "prefix": "race/"},
+        headers=auth,
+    )
+    assert made.status_code == 201, made.text
+    token = {"Authorization": f"Bearer {made.json()['token']}"}
+    barrier = threading.Barrier(12)
+    outcomes: list[tuple[int, str]] = []
+
+    def upload(n: int) -> None:
+        node = cluster.nodes[n % 2]
+        barrier.wait()
+        r = httpx.put(
+            f"{node.url}/v1/buckets/{creds.bucket}/objects/race/{n}.bin",
+            content=os.urandom(64 * 1024),
+            headers=token,
+            timeout=60,
+        )
+        outcomes.append((r.status_code, r.json().get("error", {}).get("code", "")))
+
+    threads = [threading.Thread(target=upload, args=(n,)) for n in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert sorted(outcomes) == [(201, "")] * 3 + [(403, "token_used_up")] * 9, outcomes
+    bucket = cluster.admin.catalog.require_bucket(creds.bucket)
+    assert len(cluster.admin.catalog.objects_from(bucket.id, "race/")) == 3
+
+    second = httpx.post(
+        f"{cluster.b.url}/v1/buckets/{creds.bucket}/upload-tokens", json={"max_uses": 5}, headers=auth
+    )
+    other = {"Authorization": f"Bearer {second.json()['token']}"}
+    assert (
+        httpx.put(
+            f"{cluster.a.url}/v1/buckets/{creds.bucket}/objects/ok.bin", content=b"1", headers=other
+        ).status_code
+        == 201
+    )
+    assert httpx.delete(f"{cluster.b.url}/v1/keys/{key.key_id}", headers=auth).status_code == 200
+    late = httpx.put(
+        f"{cluster.a.url}/v1/buckets/{creds.bucket}/objects/late.bin", content=b"2", headers=other
+    )
+    assert late.status_code == 401 and late.json()["error"]["code"] == "invalid_upload_token"

@@ -71,6 +71,27 @@ async def objects_page(
     return matching[:limit], more
 
 
+async def folder_page(
+    gw: Gateway, bucket: Bucket, dir_path: str, *, after: str | None, limit: int
+) -> tuple[list[str], list[Object], str | None]:
+    """What is directly in folder ``dir_path`` ('' = the root), merged by name after the name
+    ``after``: the subfolders (as paths), the live objects, and the name to continue after (None at
+    the end). Keyset paging, like :func:`objects_page`."""
+    entries = await gw.list_dir(bucket, dir_path, limit=limit + 1, after=after)
+    more = len(entries) > limit
+    entries = entries[:limit]
+
+    def path(name: str) -> str:
+        return f"{dir_path}/{name}" if dir_path else name
+
+    def rows() -> list[Object | None]:  # one worker-thread hop for the page
+        return [gw.catalog.get_object(bucket.id, path(e.name)) for e in entries if not e.is_folder]
+
+    objects = [o for o in await to_thread.run_sync(rows) if o is not None and not is_expired(o)]
+    folders = [path(e.name) for e in entries if e.is_folder]
+    return folders, objects, entries[-1].name if more and entries else None
+
+
 async def tasks(gw: Gateway, *, bucket: Bucket | None, status: str | None, limit: int) -> list[Task]:
     bucket_id = bucket.id if bucket is not None else None
     return await to_thread.run_sync(

@@ -289,3 +289,147 @@ def test_a_body_over_the_server_limit_is_refused_in_the_v1_shape(
     )
     answer = exchange(server, head)
     assert answer.startswith("HTTP/1.1 413") and '{"error":{"code":"payload_too_large"' in answer, answer
+
+
+def test_a_web_page_uploads_cross_origin_with_the_bucket_cors_rules(
+    server: LiveServer, admin: Gateway, api: httpx.Client, bucket: BucketCredentials
+) -> None:
+    """The bucket's CORS rules hold on its /v1 paths: the preflight for a PUT with Authorization
+    is allowed for an allowed origin, refused for another."""
+    b = bucket.bucket
+    admin.catalog.update_bucket_settings(b, {"cors_origins": ["https://app.example.com"]})
+    token = issue(api, b, max_uses=1)
+    preflight = {
+        "Access-Control-Request-Method": "PUT",
+        "Access-Control-Request-Headers": "authorization, content-type",
+    }
+    url = f"/v1/buckets/{b}/objects/web/x.txt"
+    with client(server.url, None) as browser:
+        assert wait_for_cors(browser, url, preflight)
+        ok = browser.options(url, headers={"Origin": "https://app.example.com", **preflight})
+        assert ok.headers["access-control-allow-origin"] == "https://app.example.com"
+        assert "authorization" in ok.headers["access-control-allow-headers"]
+        assert "PUT" in ok.headers["access-control-allow-methods"]
+        denied = browser.options(url, headers={"Origin": "https://evil.example", **preflight})
+        assert denied.status_code == 403 and "access-control-allow-origin" not in denied.headers
+        put = browser.put(
+            url,
+            content=b"x",
+            headers={"Origin": "https://app.example.com", "Authorization": f"Bearer {token}"},
+        )
+        assert put.status_code == 201
+        assert put.headers["access-control-allow-origin"] == "https://app.example.com"
+        assert "X-Request-Id" in put.headers["access-control-expose-headers"]
+
+
+def wait_for_cors(browser: httpx.Client, url: str, preflight: dict[str, str]) -> bool:
+    """The server caches bucket settings for a couple of seconds (bucketconf.CACHE_SECONDS)."""
+    import time
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if browser.options(url, headers={"Origin": "https://evil.example", **preflight}).status_code == 403:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("form", [False, True], ids=["raw", "multipart"])
+def test_a_large_upload_streams_with_flat_memory(
+    server: LiveServer, api: httpx.Client, bucket: BucketCredentials, form: bool
+) -> None:
+    """64 MiB through /v1 (raw body, and a multipart form): the server's memory does not grow
+    with the file, and the bytes read back are the bytes sent."""
+    import psutil
+
+    size, chunk = 64 * 1024 * 1024, bytes(range(256)) * 4096
+    boundary = "v1bigboundary"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.bin"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode()
+    tail = f"\r\n--{boundary}--\r\n".encode()
+
+    def stream() -> Iterator[bytes]:
+        if form:
+            yield head
+        for _ in range(size // len(chunk)):
+            yield chunk
+        if form:
+            yield tail
+
+    process = psutil.Process(server.process.pid if server.process else 0)
+    before = process.memory_info().rss
+    if form:
+        headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+        r = api.post(f"/v1/buckets/{bucket.bucket}/objects", content=stream(), headers=headers)
+    else:
+        r = api.put(f"/v1/buckets/{bucket.bucket}/objects/big.bin", content=stream())
+    grown = process.memory_info().rss - before
+    assert r.status_code == 201, r.text
+    assert r.json()["size"] == size and r.json()["key"] == "big.bin"
+    assert grown < 32 * 1024 * 1024, grown
+    expected = hashlib.sha256()
+    for _ in range(size // len(chunk)):
+        expected.update(chunk)
+    assert r.json()["sha256"] == expected.hexdigest()
+
+
+def test_an_upload_cut_short_leaves_no_trace_and_gives_its_use_back(
+    server: LiveServer, api: httpx.Client, bucket: BucketCredentials
+) -> None:
+    """The client goes away halfway through the body: no object, no staged file, and the token's
+    use is spent on nothing, so it is given back."""
+    import time
+
+    b = bucket.bucket
+    token = issue(api, b, max_uses=1)
+    head = (
+        f"PUT /v1/buckets/{b}/objects/cut.bin HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+        "Content-Length: 1048576\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(head.encode() + b"x" * 300_000)
+        time.sleep(0.5)
+    deadline = time.monotonic() + 10
+    while (
+        api.get(f"/v1/buckets/{b}/upload-tokens").json()["upload_tokens"][0]["uses"]
+        and time.monotonic() < deadline
+    ):
+        time.sleep(0.1)
+    assert api.get(f"/v1/buckets/{b}/upload-tokens").json()["upload_tokens"][0]["uses"] == 0
+    assert error_of(api.get(f"/v1/buckets/{b}/objects/cut.bin")) == (404, "file_not_found")
+    assert not staging_files(server.home)
+    with client(server.url, token) as browser:
+        assert browser.put(f"/v1/buckets/{b}/objects/whole.bin", content=b"x" * 10).status_code == 201
+
+
+def test_listing_one_folder_level_with_a_delimiter(api: httpx.Client, bucket: BucketCredentials) -> None:
+    """delimiter=/ lists a folder as a file browser shows it: subfolders and files, by name, paged."""
+    b = bucket.bucket
+    for key in ("top.txt", "a/1.txt", "a/2.txt", "a/deep/3.txt", "a/deeper/x/4.txt", "b/5.txt"):
+        assert api.put(f"/v1/buckets/{b}/objects/{key}", content=b"x").status_code == 201
+    root = api.get(f"/v1/buckets/{b}/objects", params={"delimiter": "/"}).json()
+    assert root["folders"] == ["a/", "b/"] and [o["key"] for o in root["objects"]] == ["top.txt"]
+    assert root["next_cursor"] is None
+    seen_folders: list[str] = []
+    seen_files: list[str] = []
+    cursor = None
+    while True:
+        params = {"delimiter": "/", "prefix": "a/", "limit": "2", **({"cursor": cursor} if cursor else {})}
+        page = api.get(f"/v1/buckets/{b}/objects", params=params).json()
+        seen_folders += page["folders"]
+        seen_files += [o["key"] for o in page["objects"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen_folders == ["a/deep/", "a/deeper/"] and seen_files == ["a/1.txt", "a/2.txt"]
+    flat = api.get(f"/v1/buckets/{b}/objects", params={"prefix": "a/"}).json()
+    assert flat["folders"] == [] and len(flat["objects"]) == 4
+    bad = api.get(f"/v1/buckets/{b}/objects", params={"delimiter": "/", "prefix": "a"})
+    assert error_of(bad) == (400, "invalid_prefix")
+    assert error_of(api.get(f"/v1/buckets/{b}/objects", params={"delimiter": ","})) == (
+        400,
+        "invalid_request",
+    )

@@ -63,6 +63,7 @@ def schemathesis(
             "--no-color",
             *selection,
         ],
+        cwd=config.parent,  # schemathesis keeps a cache in its working directory
         capture_output=True,
         text=True,
         timeout=240,
@@ -93,6 +94,10 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(
 def test_docs_work_offline(server: LiveServer) -> None:
     """/docs and /redoc name only this server's own assets; the assets are served with it."""
     with httpx.Client(base_url=server.url) as c:
+        index = c.get("/v1").json()
+        assert (
+            index["name"] == "mediagate" and index["docs"] == "/docs" and index["openapi"] == "/openapi.json"
+        )
         schema = c.get("/openapi.json").json()
         assert schema["info"]["title"] == "mediagate /v1 API"
         assert "/v1/buckets/{bucket}/upload-tokens" in schema["paths"]

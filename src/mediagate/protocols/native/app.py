@@ -11,10 +11,13 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from starlette.types import Receive, Scope, Send
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Message, Receive, Scope, Send
 
+from mediagate import cors
 from mediagate.protocols.native import access, buckets, docs, errors, objects, operations
-from mediagate.protocols.native.schemas import Error
+from mediagate.protocols.native.schemas import ApiIndex, Error
 
 TITLE = "mediagate /v1 API"
 DESCRIPTION = """mediagate's own JSON API: buckets, objects, API keys, upload tokens, tasks,
@@ -51,6 +54,12 @@ def build() -> FastAPI:
     for router in (buckets.router, objects.router, access.router, operations.router):
         api.include_router(router, responses=common)
     api.include_router(docs.router)
+
+    @api.get("/v1", response_model=ApiIndex, tags=["about"], summary="What this API is")
+    async def index() -> ApiIndex:
+        """No key needed: the API's name, version and where its schema and docs are."""
+        return ApiIndex(name="mediagate", version=api.version, openapi=docs.OPENAPI_URL, docs="/docs")
+
     api.mount(docs.ASSETS_URL, docs.assets(), name="apidocs")
 
     def openapi() -> dict[str, Any]:
@@ -79,12 +88,43 @@ def _without_422(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+def bucket_of(path: str) -> str | None:
+    """The bucket a /v1 path names (``/v1/buckets/<bucket>/…``), if any."""
+    parts = path.split("/", 4)
+    if len(parts) > 3 and parts[1] == "v1" and parts[2] == "buckets" and parts[3]:
+        return parts[3]
+    return None
+
+
 class NativeApi:
-    """The routing table's endpoint for the /v1 rows (see the module docstring)."""
+    """The routing table's endpoint for the /v1 rows (see the module docstring).
+
+    Paths under ``/v1/buckets/<bucket>/`` follow the bucket's CORS rules (``mediagate.cors``), as
+    its dialect paths do: a web page on an allowed origin uploads there with an upload token."""
 
     def __init__(self) -> None:
         self.api = build()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.api.state = scope["app"].state
-        await self.api(dict(scope), receive, send)
+        bucket = bucket_of(scope["path"]) if scope["type"] == "http" else None
+        if bucket is None:
+            await self.api(dict(scope), receive, send)
+            return
+        request = Request(scope, receive)
+        if scope["method"] == "OPTIONS":
+            await (await cors.preflight(request, bucket))(scope, receive, send)
+            return
+        allowed = await cors.decorate(request, bucket, Response())
+        extra = [
+            (name.encode("latin-1"), value.encode("latin-1"))
+            for name, value in allowed.headers.items()
+            if name.startswith("access-control-") or name == "vary"
+        ]
+
+        async def send_with_cors(message: Message) -> None:
+            if message["type"] == "http.response.start" and extra:
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        await self.api(dict(scope), receive, send_with_cors)

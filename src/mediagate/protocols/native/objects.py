@@ -13,19 +13,20 @@ import binascii
 import re
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from anyio import to_thread
+from anyio import CancelScope, to_thread
 from fastapi import APIRouter, Query
 from starlette.requests import Request
 from starlette.responses import Response
 
+from mediagate.core import admin
 from mediagate.core.apikeys import READ, WRITE
 from mediagate.core.errors import BadRequest, Conflict, MediagateError
 from mediagate.core.formdata import MultipartReader, boundary_from_content_type
-from mediagate.core.gateway import Gateway, Stored
+from mediagate.core.gateway import Stored
 from mediagate.core.grant import UploadGrant
-from mediagate.core.keys import normalise_key, split_key
+from mediagate.core.keys import normalise_dir, normalise_key, split_key
 from mediagate.core.numbers import parse_uint
 from mediagate.core.savekey import FileFacts
 from mediagate.core.uploadtokens import (
@@ -97,18 +98,24 @@ class _Upload:
     """One upload's authority, whichever credential brought it, and the token use to give back
     if it fails."""
 
-    def __init__(self, gw: Gateway, bucket: str, overwrite: bool) -> None:
-        self.gw, self.bucket, self.overwrite = gw, bucket, overwrite
+    def __init__(self, request: Request, bucket: str, overwrite: bool) -> None:
+        self.request, self.gw = request, gateway(request)
+        self.bucket, self.overwrite = bucket, overwrite
         self.token: TokenGrant | None = None
 
-    async def by_key(self, request: Request, secret: str, key: str) -> UploadGrant:
+    async def authorise_key(self, secret: str) -> None:
+        """An API key with ``write`` on the bucket, from the headers alone."""
         api_key = await authenticate(self.gw, secret)
-        await bucket_for(request, api_key, self.bucket, WRITE)
+        await bucket_for(self.request, api_key, self.bucket, WRITE)
+
+    def by_key(self, key: str) -> UploadGrant:
+        """The grant of an authorised API key: this key, nothing else limited but the server's."""
         return replace(_fixed(key), bucket=self.bucket, insert_only=not self.overwrite)
 
     async def by_token(
         self, secret: str, key: str | None, filename: str | None, size: int | None, content_type: str | None
     ) -> UploadGrant:
+        """Check the token for this file and spend one use (before the file's bytes are read)."""
         self.token = await to_thread.run_sync(
             lambda: check_upload_token(
                 self.gw.catalog,
@@ -122,15 +129,16 @@ class _Upload:
         )
         return replace(self.token.upload_grant(), insert_only=not self.overwrite)
 
+    async def store(self, grant: UploadGrant, chunks: AsyncIterator[bytes], name: str) -> Stored:
+        """Stream, check and commit (a key taken under ``overwrite=false`` is 409 ``key_exists``)."""
+        return await self.gw.upload(grant, chunks, filename=name)
+
     async def failed(self) -> None:
+        """Give the token's use back; shielded, so that a cancelled request still does."""
         if self.token is not None:
             token, self.token = self.token, None
-            await to_thread.run_sync(release_upload_token, self.gw.catalog, token)
-
-
-async def _store(upload: _Upload, grant: UploadGrant, chunks: AsyncIterator[bytes], name: str) -> Stored:
-    """Stream, check and commit (a key taken under ``overwrite=false`` is 409 ``key_exists``)."""
-    return await upload.gw.upload(grant, chunks, filename=name)
+            with CancelScope(shield=True):
+                await to_thread.run_sync(release_upload_token, self.gw.catalog, token)
 
 
 @router.put(
@@ -145,9 +153,8 @@ async def put_object(
 ) -> schemas.ObjectOut:
     """Store the request body at ``key``: an API key with ``write``, or an upload token whose
     prefix (or fixed key), size and types allow it. ``overwrite=false``: 409 if the key exists."""
-    gw = gateway(request)
     body = body_stream(request)
-    upload = _Upload(gw, bucket, overwrite)
+    upload = _Upload(request, bucket, overwrite)
     try:
         secret = bearer_secret(credentials)
         object_key = normalise_key(key)
@@ -156,8 +163,9 @@ async def put_object(
             grant = await upload.by_token(secret, object_key, None, _declared_size(request), ctype)
             object_key = upload.token.key if upload.token else object_key
         else:
-            grant = await upload.by_key(request, secret, object_key)
-        stored = await _store(upload, grant, body, split_key(object_key)[1])
+            await upload.authorise_key(secret)
+            grant = upload.by_key(object_key)
+        stored = await upload.store(grant, body, split_key(object_key)[1])
     except MediagateError:
         await upload.failed()
         await drain_body(body)
@@ -182,7 +190,7 @@ async def post_object(
     credentials as the raw upload."""
     gw = gateway(request)
     body = body_stream(request)
-    upload = _Upload(gw, bucket, overwrite)
+    upload = _Upload(request, bucket, overwrite)
     try:
         secret = bearer_secret(credentials)
         boundary = boundary_from_content_type(request.headers.get("content-type"))
@@ -190,8 +198,8 @@ async def post_object(
         if token:
             await to_thread.run_sync(lambda: verify_upload_token(gw.catalog, secret, bucket=bucket))
         else:
-            await by_key_check(request, gw, secret, bucket)
-        stored = await _read_form(request, upload, secret, token, MultipartReader(body, boundary))
+            await upload.authorise_key(secret)
+        stored = await _read_form(upload, secret, token, MultipartReader(body, boundary))
         await drain_body(body)  # whatever follows the file part (its closing boundary)
     except MediagateError:
         await upload.failed()
@@ -203,14 +211,8 @@ async def post_object(
     return schemas.ObjectOut.of(bucket, stored.object)
 
 
-async def by_key_check(request: Request, gw: Gateway, secret: str, bucket: str) -> None:
-    api_key = await authenticate(gw, secret)
-    await bucket_for(request, api_key, bucket, WRITE)
-
-
-async def _read_form(
-    request: Request, upload: _Upload, secret: str, token: bool, reader: MultipartReader
-) -> Stored:
+async def _read_form(upload: _Upload, secret: str, token: bool, reader: MultipartReader) -> Stored:
+    """Text fields (``key``) up to the file part; then the file, authorised before it is read."""
     limit = upload.gw.settings.max_form_field_size
     fields: dict[str, str] = {}
     while (part := await reader.next_part()) is not None:
@@ -227,8 +229,8 @@ async def _read_form(
             if wanted is None and not part.filename:
                 raise BadRequest("give a 'key' field or a file name", code="key_required")
             key = normalise_key(wanted or (part.filename or "").replace("\\", "/").rsplit("/", 1)[-1])
-            grant = await upload.by_key(request, secret, key)
-        return await _store(upload, grant, reader.stream(), part.filename or split_key(key)[1])
+            grant = upload.by_key(key)
+        return await upload.store(grant, reader.stream(), part.filename or split_key(key)[1])
     raise BadRequest("the 'file' field is missing", code="missing_file")
 
 
@@ -253,18 +255,33 @@ async def list_objects(
     bucket: str,
     key: Caller,
     prefix: Annotated[str, Query(max_length=1024, description="Only keys starting with this.")] = "",
+    delimiter: Annotated[
+        Literal["/"] | None,
+        Query(description="'/': one folder level (prefix '' or ending in '/'), with its subfolders."),
+    ] = None,
     cursor: Annotated[
         str | None, Query(max_length=2048, description="next_cursor of the page before.")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> schemas.ObjectList:
-    """Objects by key (bytewise), one page at a time."""
-    from mediagate.core import admin
-
+    """Objects by key (bytewise), one page at a time; with ``delimiter=/`` the folder ``prefix``
+    names, its subfolders and files merged by name."""
+    gw = gateway(request)
     target = await bucket_for(request, key, bucket, READ)
-    page, more = await admin.objects_page(
-        gateway(request), target, prefix.lstrip("/"), after=_cursor_key(cursor), limit=limit
-    )
+    start, after = prefix.lstrip("/"), _cursor_key(cursor)
+    if delimiter is not None:
+        if start and not start.endswith("/"):
+            raise BadRequest(
+                "with delimiter=/ the prefix names a folder: '' or ending in '/'", code="invalid_prefix"
+            )
+        folder = normalise_dir(start)
+        folders, objects, last = await admin.folder_page(gw, target, folder, after=after, limit=limit)
+        return schemas.ObjectList(
+            objects=[schemas.ObjectOut.of(bucket, o) for o in objects],
+            folders=[f + "/" for f in folders],
+            next_cursor=_cursor(last) if last is not None else None,
+        )
+    page, more = await admin.objects_page(gw, target, start, after=after, limit=limit)
     return schemas.ObjectList(
         objects=[schemas.ObjectOut.of(bucket, o) for o in page],
         next_cursor=_cursor(page[-1].key) if more and page else None,

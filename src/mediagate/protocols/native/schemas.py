@@ -33,6 +33,13 @@ class Error(BaseModel):
     error: ErrorDetail
 
 
+class ApiIndex(BaseModel):
+    name: str
+    version: str
+    openapi: str
+    docs: str
+
+
 # -- buckets -----------------------------------------------------------------------------------------
 
 
@@ -177,6 +184,10 @@ class ObjectOut(BaseModel):
 
 class ObjectList(BaseModel):
     objects: list[ObjectOut]
+    folders: list[str] = Field(
+        default_factory=list,
+        description="With delimiter=/: the folders directly under the prefix, each ending in '/'.",
+    )
     next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null at the end.")
 
 
