@@ -114,6 +114,16 @@ def test_a_refused_upload_is_counted_refused_and_its_error_by_code(
     assert moved(before, after, "mediagate_errors_total", dialect="upyun", code="bad_authorization") == 1
 
 
+def test_every_error_answer_is_counted_once_by_its_dialect(
+    server: LiveServer, bucket: BucketCredentials
+) -> None:
+    before = scrape(server.url)
+    assert httpx.get(f"{server.url}/{bucket.bucket}/no-such-object").status_code == 404
+    after = scrape(server.url)
+    public = [k for k in after if k[0] == "mediagate_errors_total" and ("dialect", "public") in k[1]]
+    assert sum(after[k] - before.get(k, 0.0) for k in public) == 1
+
+
 def test_the_catalog_gauges_are_read_at_scrape_time(
     server: LiveServer, bucket: BucketCredentials, admin: Gateway
 ) -> None:

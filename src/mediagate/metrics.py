@@ -89,8 +89,9 @@ def observe(record: logs.RequestRecord, status: int, seconds: float) -> None:
         UPLOADS.labels(dialect, outcome).inc()
         UPLOAD_BYTES.labels(dialect, outcome).inc(size)
     if status >= 400:
-        code = record.code if _CODE.fullmatch(record.code) else "other"
-        ERRORS.labels(dialect, code or str(status)).inc()
+        # the error's stable code; an answer no error renderer noted (a framework's) by its status
+        code = record.code if _CODE.fullmatch(record.code) else "other" if record.code else str(status)
+        ERRORS.labels(dialect, code).inc()
 
 
 class CatalogCollector(Collector):
