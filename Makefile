@@ -38,6 +38,7 @@ bench: install
 	$(BIN)/python bench/tasks.py
 	$(BIN)/python bench/taskqueue.py
 	$(BIN)/python bench/moderation.py
+	$(BIN)/python bench/quotas.py
 	$(BIN)/python bench/v1.py
 
 clean:
