@@ -33,6 +33,7 @@ from mediagate.core.errors import BadRequest, Forbidden, InvalidKey, NotFound, P
 from mediagate.core.grant import UploadGrant
 from mediagate.core.keys import normalise_key
 from mediagate.core.savekey import FileFacts
+from mediagate.logs import note_caller
 
 _SECRET = re.compile(r"^mgt_([0-9a-f]{16})_([0-9a-f]{48})$")
 _MIME_PATTERN = re.compile(r"^(\*|\*/\*|[a-z0-9][a-z0-9!#$&^_.+-]*/(\*|[a-z0-9][a-z0-9!#$&^_.+-]*))$")
@@ -270,6 +271,8 @@ def check_upload_token(
         raise refused
     if token_bucket != bucket:
         raise Forbidden("this upload token belongs to another bucket", code="token_bucket_mismatch")
+    note_caller("token", row.id)  # per-token and per-key upload rate limits (core.quotas)
+    note_caller("key", issuer.key_id)
     now = datetime.now(UTC)
     if consume and row.expires_at <= now:
         raise Forbidden("the upload token has expired", code="token_expired")
