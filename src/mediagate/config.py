@@ -40,6 +40,19 @@ class Settings(BaseSettings):
     s3_prefix: str = ""
     s3_create_bucket: bool = True
     """Create ``s3_bucket`` on first use if it does not exist (needs s3:CreateBucket)."""
+    s3_part_size: int = Field(default=8 * 1024**2, ge=5 * 1024**2, le=5 * 1024**3)
+    """Multipart part size. A body larger than this streams to S3 as a multipart upload while it
+    arrives (only its first bytes stay staged, for sniffing), unless it must stay whole locally
+    (images, upload-time processing); smaller bodies are staged and sent with one PutObject. A
+    node holds at most two parts per upload in memory."""
+    s3_stale_upload_seconds: int = 24 * 3600
+    """Multipart uploads older than this that were never completed nor aborted (their node died
+    mid-upload) are aborted by the garbage collector."""
+    s3_redirect_reads: bool = False
+    """Answer public reads of stored objects with a redirect (307) to a presigned S3 GET instead
+    of proxying the bytes; processed variants are still served by the node."""
+    s3_redirect_expiry_seconds: int = Field(default=300, ge=1, le=7 * 24 * 3600)
+    """How long a presigned read URL stays valid."""
 
     public_url: str | None = None
     """Base URL clients reach us at; default: taken from each request's Host."""

@@ -4,8 +4,9 @@ Dialects call :class:`Gateway`; it owns the catalog, the storage and the staging
 code never touches SQL or files. Blocking work (catalog, storage, hashing) runs in worker threads.
 
 Publishing order, which is what makes a crash safe:
-1. bytes land in a fsynced staging file (``ingest.receive``);
-2. checks run on the staging file; a failure deletes it and nothing else exists;
+1. bytes land in a fsynced staging file (``ingest.receive``), or, for a large body on a backend
+   that streams (S3), in a multipart upload that stays invisible (core.streaming);
+2. checks run on the staging file; a failure deletes it (and aborts the upload): nothing exists;
 3. the blob id is recorded as garbage under a lease (``upload_lease_seconds``), then the file is
    moved into storage;
 4. one catalog transaction inserts the row and un-records the blob (old version -> garbage,
@@ -27,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import anyio
 from anyio import to_thread
 
 from mediagate.catalog import Catalog
@@ -43,12 +45,13 @@ from mediagate.core.errors import (
     PolicyViolation,
 )
 from mediagate.core.grant import UploadGrant
-from mediagate.core.ingest import Received, hash_file, new_staging_path, receive
+from mediagate.core.ingest import Received, Spill, hash_file, new_staging_path, receive
 from mediagate.core.outbox import NewTask, Notification, Outgoing
 from mediagate.core.preprocess import preprocess, wants_processing
 from mediagate.core.savekey import FileFacts
 from mediagate.core.secrets import SecretBox
 from mediagate.core.staging import StagingArea, sweep
+from mediagate.core.streaming import part_spill, spill_for
 from mediagate.logs import describe, is_outage, note_bucket
 from mediagate.media.limits import ImageLimits
 from mediagate.storage.base import BlobNotFound, Storage
@@ -209,7 +212,15 @@ class Gateway:
             max_size=limit,
             too_large=too_large,
             base64_encoded=grant.base64_encoded,
+            spill=await self._spill(grant),
         )
+
+    async def _spill(self, grant: UploadGrant) -> Spill | None:
+        """Where a large body under ``grant`` streams to (None: staged whole; core.streaming)."""
+        if self.storage.stream_from is None:
+            return None
+        bucket = await self.find_bucket(grant.bucket)
+        return spill_for(self.storage, grant, bucket.settings if bucket else None, new_blob_id)
 
     async def restage(self, grant: UploadGrant, staged: Received) -> Received:
         """Run a file staged before its grant was known (a form that sent its file before its
@@ -250,7 +261,7 @@ class Gateway:
         ``notify`` describes the notifications the stored object is owed; they are committed in
         the object's own transaction (see core.outbox). It is called before that commit, so the
         ``Stored`` it gets has ``replaced=False`` whatever the commit finds."""
-        blob_id = new_blob_id()
+        blob_id = received.blob_id or new_blob_id()
         # Reserving the blob is a durable catalog write; it goes first so that it runs while the
         # checks do, instead of adding its latency to every upload.
         reserved = self.catalog.submit_reserve(blob_id, lease=self.upload_lease)
@@ -301,8 +312,7 @@ class Gateway:
                 _wake_tasks()
             return replace(stored, replaced=replaced)
         except BaseException:
-            received.discard()
-            original.discard()
+            await _discard(received, original)
             if _never_committed(commit):
                 # reserved as garbage; remove now rather than waiting for the collector (after the
                 # reservation, so that it cannot land behind the removal)
@@ -352,7 +362,7 @@ class Gateway:
             expires_at=now + timedelta(seconds=grant.ttl_seconds) if grant.ttl_seconds else None,
         )
         reserved.result()
-        self.storage.put(publish.blob_id, received.path)
+        received.store(self.storage, publish.blob_id)
         return obj, info
 
     # -- reading ----------------------------------------------------------------------------------
@@ -486,8 +496,14 @@ class Gateway:
             def too_long() -> Exception:
                 return ChecksumMismatch(f"the part is longer than the declared {expected_size} bytes")
 
-        received = await receive(chunks, self.staging_dir, max_size=limit, too_large=too_long)
-        blob_id = new_blob_id()
+        received = await receive(
+            chunks,
+            self.staging_dir,
+            max_size=limit,
+            too_large=too_long,
+            spill=part_spill(self.storage, new_blob_id),
+        )
+        blob_id = received.blob_id or new_blob_id()
         try:
             if expected_md5 is not None and expected_md5.lower() != received.md5:
                 raise ChecksumMismatch("Content-MD5 does not match the part")
@@ -498,7 +514,7 @@ class Gateway:
             if expected_crc32 is not None and expected_crc32 != received.crc32:
                 raise ChecksumMismatch("the CRC32 declared for the part does not match its bytes")
             await to_thread.run_sync(self._reserve, blob_id)
-            await to_thread.run_sync(self.storage.put, blob_id, received.path)
+            await to_thread.run_sync(received.store, self.storage, blob_id)
             await to_thread.run_sync(
                 self.catalog.add_part,
                 session.id,
@@ -509,7 +525,7 @@ class Gateway:
                 received.crc32,
             )
         except BaseException:
-            received.discard()
+            await _discard(received)
             await _quietly(self._drop_blob, blob_id)
             raise
         return UploadPart(
@@ -551,19 +567,36 @@ class Gateway:
         missing = [n for n in order if n not in parts]
         if missing or not order:
             raise BadRequest(f"missing parts: {missing or 'all'}", code="missing_parts")
-        dest = new_staging_path(self.staging_dir)
-        try:
-            await to_thread.run_sync(self.storage.assemble, [parts[n].blob_id for n in order], dest)
-            size, md5, sha256, crc32 = await to_thread.run_sync(hash_file, dest)
-        except BaseException:
-            dest.unlink(missing_ok=True)
-            raise
         stored = await self.commit(
-            grant, Received(dest, size, md5, sha256, crc32), filename=filename, notify=notify
+            grant,
+            await self._assemble(grant, [parts[n].blob_id for n in order], sum(parts[n].size for n in order)),
+            filename=filename,
+            notify=notify,
         )
         end = self.catalog.finish_session if keep_record else self.catalog.end_session
         await to_thread.run_sync(end, session.id)
         return stored
+
+    async def _assemble(self, grant: UploadGrant, blob_ids: list[str], size: int) -> Received:
+        """The parts as one received body: on a backend that streams, read back part by part
+        and fed to a new upload (nothing whole on local disk); else concatenated into a staging
+        file by ``Storage.assemble`` (kernel-side for local files) and hashed."""
+        spill = await self._spill(grant)
+        if spill is not None:
+            return await receive(
+                _blob_chunks(self.storage, blob_ids),
+                self.staging_dir,
+                max_size=size,
+                spill=spill,
+            )
+        dest = new_staging_path(self.staging_dir)
+        try:
+            await to_thread.run_sync(self.storage.assemble, blob_ids, dest)
+            size, md5, sha256, crc32 = await to_thread.run_sync(hash_file, dest)
+        except BaseException:
+            dest.unlink(missing_ok=True)
+            raise
+        return Received(dest, size, md5, sha256, crc32)
 
     async def abort_session(self, session: UploadSession) -> None:
         await to_thread.run_sync(self.catalog.end_session, session.id)
@@ -798,6 +831,7 @@ class Gateway:
             self.catalog.end_session(session_id)
         for obj in self.catalog.expired_objects(now):
             self.catalog.delete_object(obj.bucket_id, obj.key)
+        self.storage.abort_stale_writes(now - timedelta(seconds=self.settings.s3_stale_upload_seconds))
         removed = 0
         while batch := self.catalog.garbage(now - grace, now=as_of or now):
             for blob_id in batch:
@@ -852,6 +886,27 @@ async def _file_chunks(path: Path, size: int = 1024 * 1024) -> AsyncIterator[byt
             yield chunk
     finally:
         await to_thread.run_sync(f.close)
+
+
+async def _blob_chunks(storage: Storage, blob_ids: list[str]) -> AsyncIterator[bytes]:
+    """Blobs one after the other as an async byte stream, read in a worker thread."""
+    for blob_id in blob_ids:
+        chunks = await to_thread.run_sync(storage.open, blob_id)
+        try:
+            while (chunk := await to_thread.run_sync(next, chunks, None)) is not None:
+                yield chunk
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                await to_thread.run_sync(close)
+
+
+async def _discard(*received: Received) -> None:
+    """Discard received bodies (staging files, uploads to abort) in a worker thread, even when
+    the request is being cancelled: a refused upload leaves nothing behind."""
+    with anyio.CancelScope(shield=True):
+        for item in received:
+            await _quietly(item.discard)
 
 
 async def _quietly(fn: Any, *args: Any) -> None:

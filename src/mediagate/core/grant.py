@@ -43,3 +43,6 @@ class UploadGrant:
     ext_param: str | None = None
     max_size: int | None = None
     """Hard cap applied while streaming (the upper bound of size_range, or the server limit)."""
+    stage_whole: bool = False
+    """Stage the body whole, however large, instead of streaming it on to storage (see
+    core.ingest ``Spill``): for a file received before the checks it must pass are known."""

@@ -11,10 +11,12 @@ call                       used by                         IAM permission
 =========================  ==============================  ===========================================
 HeadBucket, CreateBucket   first use (``create_bucket``)   s3:ListBucket, s3:CreateBucket (optional)
 PutObject                  ``put`` below the threshold     s3:PutObject
-CreateMultipartUpload,     ``put`` of large files          s3:PutObject
-UploadPart,
-CompleteMultipartUpload
-AbortMultipartUpload       ``put`` that fails midway       s3:AbortMultipartUpload
+CreateMultipartUpload,     ``put`` of large files,         s3:PutObject
+UploadPart,                ``writer`` (uploads streamed
+CompleteMultipartUpload    while they arrive)
+AbortMultipartUpload       a ``put`` or ``writer`` that    s3:AbortMultipartUpload
+                           fails, ``abort_stale_writes``
+ListMultipartUploads       ``abort_stale_writes`` (GC)     s3:ListBucketMultipartUploads
 GetObject (with Range)     ``open``, ``assemble``          s3:GetObject
 HeadObject                 ``size``, ``exists``            s3:GetObject (+ s3:ListBucket, without
                                                            which a missing key answers 403, not 404)
@@ -24,16 +26,26 @@ DeleteObject               ``delete``                      s3:DeleteObject
 botocore's ``NoSuchKey``/``404`` become :class:`BlobNotFound` here, at the border; an endpoint that
 cannot be reached, answers 5xx or refuses us (every other botocore error) becomes the core's
 ``StorageUnavailable`` (503) in :func:`_outage`, with botocore's error chained for the log.
-Memory is bounded: a ``put`` holds at most ``max_concurrency`` parts of ``part_size`` bytes,
-reads hold one chunk at a time.
+Memory is bounded: a ``put`` holds at most ``max_concurrency`` parts of ``part_size`` bytes, a
+``writer`` two (the part being filled and the one being sent), reads hold one chunk at a time.
+
+A ``writer`` (:class:`S3Writer`) is a multipart upload under the blob's own key: parts are sent as
+they fill while the body still arrives, and the object exists only once CompleteMultipartUpload
+returns, so a refused or broken upload is aborted and leaves neither an object nor an open
+multipart upload. Uploads whose process died are aborted by ``abort_stale_writes`` (the garbage
+collector, with ``s3_stale_upload_seconds`` of grace; an S3 lifecycle rule
+``AbortIncompleteMultipartUpload`` is a good second net).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import threading
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,7 +56,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from mediagate.core.errors import StorageUnavailable
-from mediagate.storage.base import CHUNK_SIZE, BlobNotFound, check_blob_id
+from mediagate.storage.base import CHUNK_SIZE, BlobNotFound, Buffer, check_blob_id
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -52,6 +64,8 @@ if TYPE_CHECKING:
     from mediagate.config import Settings
 
 MIB = 1024 * 1024
+MIN_PART_SIZE = 5 * MIB
+"""S3's smallest part (every part but the last)."""
 _NOT_FOUND = frozenset({"NoSuchKey", "404", "NotFound"})
 
 
@@ -83,8 +97,12 @@ class S3Storage:
         multipart_threshold: int = 16 * MIB,
         max_concurrency: int = 4,
     ) -> None:
+        if part_size < MIN_PART_SIZE:
+            raise ValueError(f"S3 parts are at least {MIN_PART_SIZE} bytes (s3_part_size)")
         self.client = client
         self.bucket = bucket
+        self.part_size = part_size
+        self.stream_from: int | None = part_size
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.region = region
         self.create_bucket = create_bucket
@@ -97,6 +115,10 @@ class S3Storage:
         )
         self._ready = False
         self._ready_lock = threading.Lock()
+        self._writing: set[str] = set()
+        """Upload ids of this process's writers in progress (never stale while we feed them)."""
+        self._seen: dict[str, datetime] = {}
+        """When ``abort_stale_writes`` first listed each upload it did not abort."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> S3Storage:
@@ -123,6 +145,8 @@ class S3Storage:
             prefix=settings.s3_prefix,
             region=settings.s3_region,
             create_bucket=settings.s3_create_bucket,
+            part_size=settings.s3_part_size,
+            multipart_threshold=settings.s3_part_size,
         )
 
     # -- helpers -------------------------------------------------------------------------------
@@ -236,6 +260,124 @@ class S3Storage:
 
     def local_path(self, blob_id: str) -> Path | None:
         return None
+
+    def writer(self, blob_id: str) -> S3Writer:
+        """Start a multipart upload for ``blob_id`` (CreateMultipartUpload)."""
+        key = self._key(blob_id)
+        with _outage():
+            upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"]
+        self._writing.add(upload_id)
+        return S3Writer(self, blob_id, key, upload_id)
+
+    def abort_stale_writes(self, started_before: datetime) -> int:
+        """Abort this store's multipart uploads (keys that are our blob ids under our prefix)
+        started before ``started_before`` and not fed by this process: what a process that died
+        mid-upload left. "Started" is the later of the store's ``Initiated`` and when this
+        process first listed the upload, since some S3-compatible stores (moto among them)
+        report a made-up ``Initiated``; so after a restart a stale upload goes one grace later."""
+        aborted = 0
+        pattern = re.compile(re.escape(self.prefix) + r"[0-9a-f]{32}")
+        now = datetime.now(UTC)
+        seen: dict[str, datetime] = {}
+        with _outage():
+            self._ensure_bucket()
+            paginator = self.client.get_paginator("list_multipart_uploads")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
+                for upload in page.get("Uploads", []):
+                    key, upload_id = upload.get("Key", ""), upload.get("UploadId", "")
+                    if not pattern.fullmatch(key) or upload_id in self._writing:
+                        continue
+                    first = seen[upload_id] = self._seen.get(upload_id, now)
+                    initiated = upload.get("Initiated", now)
+                    if max(first, initiated) >= started_before:
+                        continue
+                    with contextlib.suppress(ClientError):  # finished or aborted meanwhile
+                        self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+                        aborted += 1
+                        del seen[upload_id]
+        self._seen = seen
+        return aborted
+
+
+class S3Writer:
+    """A multipart upload fed while the body arrives: parts of at least ``part_size`` bytes, one
+    being filled while the previous one is sent (UploadPart in a thread of its own), so memory
+    holds two parts at most and sending overlaps receiving."""
+
+    def __init__(self, storage: S3Storage, blob_id: str, key: str, upload_id: str) -> None:
+        self.blob_id = blob_id
+        self._storage = storage
+        self._key = key
+        self._upload_id = upload_id
+        self._filling = bytearray()
+        self._parts: list[dict[str, Any]] = []
+        self._sending: Future[None] | None = None
+        self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="s3-part")
+        self._ended = False
+
+    def write(self, data: Buffer) -> None:
+        for chunk in data:
+            self._filling += chunk
+        if len(self._filling) >= self._storage.part_size:
+            self._send()
+
+    def _send(self) -> None:
+        """Hand the filled part to the sender once the previous one is stored."""
+        part, self._filling = self._filling, bytearray()
+        self._wait()
+        number = len(self._parts) + 1
+        self._parts.append({"PartNumber": number})
+        self._sending = self._sender.submit(self._upload_part, number, part)
+
+    def _upload_part(self, number: int, body: bytearray) -> None:
+        storage = self._storage
+        with _outage():
+            answer = storage.client.upload_part(
+                Bucket=storage.bucket,
+                Key=self._key,
+                UploadId=self._upload_id,
+                PartNumber=number,
+                Body=body,  # type: ignore[arg-type]
+            )
+        self._parts[number - 1]["ETag"] = answer["ETag"]
+
+    def _wait(self) -> None:
+        if self._sending is not None:
+            sending, self._sending = self._sending, None
+            sending.result()
+
+    def finish(self) -> None:
+        if self._filling or not self._parts:  # the last part may be short (or the only, empty one)
+            self._send()
+        self._wait()
+        self._sender.shutdown(wait=False)
+
+    def commit(self) -> None:
+        storage = self._storage
+        with _outage():
+            storage.client.complete_multipart_upload(
+                Bucket=storage.bucket,
+                Key=self._key,
+                UploadId=self._upload_id,
+                MultipartUpload={"Parts": self._parts},  # type: ignore[typeddict-item]
+            )
+        self._ended = True
+        storage._writing.discard(self._upload_id)
+
+    def abort(self) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        self._filling = bytearray()
+        with contextlib.suppress(Exception):  # its error is the caller's, already raised
+            self._wait()
+        self._sender.shutdown(wait=False)
+        storage = self._storage
+        storage._writing.discard(self._upload_id)
+        with _outage(), contextlib.suppress(ClientError):  # NoSuchUpload: already gone
+            storage.client.abort_multipart_upload(
+                Bucket=storage.bucket, Key=self._key, UploadId=self._upload_id
+            )
 
 
 def _stream(body: Any) -> Iterator[bytes]:
