@@ -96,6 +96,11 @@ class Storage(Protocol):
 
     def writer(self, blob_id: str) -> BlobWriter: ...
 
+    def read_url(self, blob_id: str, *, expires: int, content_type: str) -> str | None:
+        """A URL a client can GET the blob from directly for ``expires`` seconds, answered with
+        ``content_type``; None when the backend has none."""
+        ...
+
     def abort_stale_writes(self, started_before: datetime) -> int:
         """Abort writers started before ``started_before`` and never finished; returns how many."""
         ...

@@ -92,6 +92,9 @@ class LocalStorage:
     def local_path(self, blob_id: str) -> Path | None:
         return self._path(blob_id)
 
+    def read_url(self, blob_id: str, *, expires: int, content_type: str) -> str | None:
+        return None
+
     def writer(self, blob_id: str) -> LocalWriter:
         check_blob_id(blob_id)
         incoming = self.root / WRITING

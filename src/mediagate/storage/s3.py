@@ -17,7 +17,8 @@ CompleteMultipartUpload    while they arrive)
 AbortMultipartUpload       a ``put`` or ``writer`` that    s3:AbortMultipartUpload
                            fails, ``abort_stale_writes``
 ListMultipartUploads       ``abort_stale_writes`` (GC)     s3:ListBucketMultipartUploads
-GetObject (with Range)     ``open``, ``assemble``          s3:GetObject
+GetObject (with Range)     ``open``, ``assemble``,         s3:GetObject
+                           presigned ``read_url``
 HeadObject                 ``size``, ``exists``            s3:GetObject (+ s3:ListBucket, without
                                                            which a missing key answers 403, not 404)
 DeleteObject               ``delete``                      s3:DeleteObject
@@ -126,6 +127,7 @@ class S3Storage:
             # a custom endpoint (MinIO, Ceph, moto) rarely has wildcard DNS for virtual hosts
             s3={"addressing_style": "path" if settings.s3_endpoint_url else "auto"},
             retries={"max_attempts": 5, "mode": "standard"},
+            signature_version="s3v4",  # presigned read URLs too (SigV2 is refused by newer regions)
             max_pool_connections=32,
             # default flexible checksums (boto3 >= 1.36) are refused by several S3-compatibles
             request_checksum_calculation="when_required",
@@ -260,6 +262,17 @@ class S3Storage:
 
     def local_path(self, blob_id: str) -> Path | None:
         return None
+
+    def read_url(self, blob_id: str, *, expires: int, content_type: str) -> str | None:
+        """A presigned GetObject URL (computed locally, no request) whose answer carries
+        ``content_type`` whatever the object's own metadata says (a response override)."""
+        params: dict[str, Any] = {
+            "Bucket": self.bucket,
+            "Key": self.prefix + check_blob_id(blob_id),
+            "ResponseContentType": content_type,
+        }
+        with _outage():
+            return str(self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires))
 
     def writer(self, blob_id: str) -> S3Writer:
         """Start a multipart upload for ``blob_id`` (CreateMultipartUpload)."""
