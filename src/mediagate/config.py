@@ -43,8 +43,9 @@ class Settings(BaseSettings):
     s3_part_size: int = Field(default=8 * 1024**2, ge=5 * 1024**2, le=5 * 1024**3)
     """Multipart part size. A body larger than this streams to S3 as a multipart upload while it
     arrives (only its first bytes stay staged, for sniffing), unless it must stay whole locally
-    (images, upload-time processing); smaller bodies are staged and sent with one PutObject. A
-    node holds at most two parts per upload in memory."""
+    (images, upload-time processing); smaller bodies are staged and sent with one PutObject. An
+    upload holds at most two parts, in anonymous spool files under the staging directory (the
+    page cache, not the process's memory, holds them)."""
     s3_stale_upload_seconds: int = 24 * 3600
     """Multipart uploads older than this that were never completed nor aborted (their node died
     mid-upload) are aborted by the garbage collector."""

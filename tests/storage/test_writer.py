@@ -87,7 +87,7 @@ def test_a_finished_writer_can_still_be_aborted(storage: Storage) -> None:
     assert open_uploads(storage) == []
 
 
-def test_s3_parts_are_sent_while_writing_and_memory_holds_two_at_most(s3_server: MotoServer) -> None:
+def test_s3_parts_are_sent_while_writing_and_not_held_in_memory(s3_server: MotoServer) -> None:
     storage = make_s3_storage(s3_server, part_size=5 * MIB)
     storage.exists("warm-up")
     blob_id = uuid.uuid4().hex
@@ -108,7 +108,7 @@ def test_s3_parts_are_sent_while_writing_and_memory_holds_two_at_most(s3_server:
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert peak < 3 * 5 * MIB  # the part being filled, the part being sent, and slack
+    assert peak < 5 * MIB  # parts are spooled to files: reads of the one being sent, not parts
     assert hashlib.md5(b"".join(storage.open(blob_id))).hexdigest() == digest.hexdigest()
 
 

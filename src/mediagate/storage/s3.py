@@ -28,7 +28,8 @@ botocore's ``NoSuchKey``/``404`` become :class:`BlobNotFound` here, at the borde
 cannot be reached, answers 5xx or refuses us (every other botocore error) becomes the core's
 ``StorageUnavailable`` (503) in :func:`_outage`, with botocore's error chained for the log.
 Memory is bounded: a ``put`` holds at most ``max_concurrency`` parts of ``part_size`` bytes, a
-``writer`` two (the part being filled and the one being sent), reads hold one chunk at a time.
+``writer`` spools its two parts (the one being filled and the one being sent) to anonymous local
+files, reads hold one chunk at a time.
 
 A ``writer`` (:class:`S3Writer`) is a multipart upload under the blob's own key: parts are sent as
 they fill while the body still arrives, and the object exists only once CompleteMultipartUpload
@@ -43,7 +44,9 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import tempfile
 import threading
+from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -97,6 +100,7 @@ class S3Storage:
         part_size: int = 16 * MIB,
         multipart_threshold: int = 16 * MIB,
         max_concurrency: int = 4,
+        spool_dir: Path | None = None,
     ) -> None:
         if part_size < MIN_PART_SIZE:
             raise ValueError(f"S3 parts are at least {MIN_PART_SIZE} bytes (s3_part_size)")
@@ -104,6 +108,8 @@ class S3Storage:
         self.bucket = bucket
         self.part_size = part_size
         self.stream_from: int | None = part_size
+        self.spool_dir = spool_dir
+        """Where a writer spools the parts it has not sent yet (None: the system's temp dir)."""
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.region = region
         self.create_bucket = create_bucket
@@ -149,6 +155,7 @@ class S3Storage:
             create_bucket=settings.s3_create_bucket,
             part_size=settings.s3_part_size,
             multipart_threshold=settings.s3_part_size,
+            spool_dir=settings.staging_dir,
         )
 
     # -- helpers -------------------------------------------------------------------------------
@@ -314,53 +321,67 @@ class S3Storage:
 
 class S3Writer:
     """A multipart upload fed while the body arrives: parts of at least ``part_size`` bytes, one
-    being filled while the previous one is sent (UploadPart in a thread of its own), so memory
-    holds two parts at most and sending overlaps receiving."""
+    being filled while at most ``IN_FLIGHT`` earlier ones are sent (UploadPart in threads of the
+    writer's own), so sending overlaps receiving. A part is spooled to an anonymous file
+    (``spool_dir``; unlinked from the start, so nothing outlives the process) rather than held in
+    memory: the kernel's page cache holds it, and memory stays flat whatever the part size."""
+
+    IN_FLIGHT = 2
 
     def __init__(self, storage: S3Storage, blob_id: str, key: str, upload_id: str) -> None:
         self.blob_id = blob_id
         self._storage = storage
         self._key = key
         self._upload_id = upload_id
-        self._filling = bytearray()
+        self._filling: _Part | None = None
         self._parts: list[dict[str, Any]] = []
-        self._sending: Future[None] | None = None
-        self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="s3-part")
+        self._sending: deque[Future[None]] = deque()
+        self._sender = ThreadPoolExecutor(max_workers=self.IN_FLIGHT, thread_name_prefix="s3-part")
         self._ended = False
 
     def write(self, data: Buffer) -> None:
-        for chunk in data:
-            self._filling += chunk
-        if len(self._filling) >= self._storage.part_size:
+        if self._filling is None:
+            self._filling = _Part(self._storage.spool_dir)
+        self._filling.write(data)
+        if self._filling.size >= self._storage.part_size:
             self._send()
 
     def _send(self) -> None:
-        """Hand the filled part to the sender once the previous one is stored."""
-        part, self._filling = self._filling, bytearray()
-        self._wait()
+        """Hand the filled part to a sender once fewer than ``IN_FLIGHT`` parts are being sent."""
+        part, self._filling = self._filling or _Part(self._storage.spool_dir), None
+        try:
+            self._wait(self.IN_FLIGHT - 1)
+        except BaseException:
+            part.close()
+            raise
         number = len(self._parts) + 1
         self._parts.append({"PartNumber": number})
-        self._sending = self._sender.submit(self._upload_part, number, part)
+        self._sending.append(self._sender.submit(self._upload_part, number, part))
 
-    def _upload_part(self, number: int, body: bytearray) -> None:
+    def _upload_part(self, number: int, part: _Part) -> None:
         storage = self._storage
-        with _outage():
-            answer = storage.client.upload_part(
-                Bucket=storage.bucket,
-                Key=self._key,
-                UploadId=self._upload_id,
-                PartNumber=number,
-                Body=body,  # type: ignore[arg-type]
-            )
+        try:
+            part.rewind()
+            with _outage():
+                answer = storage.client.upload_part(
+                    Bucket=storage.bucket,
+                    Key=self._key,
+                    UploadId=self._upload_id,
+                    PartNumber=number,
+                    ContentLength=part.size,
+                    Body=part,  # type: ignore[arg-type]
+                )
+        finally:
+            part.close()
         self._parts[number - 1]["ETag"] = answer["ETag"]
 
-    def _wait(self) -> None:
-        if self._sending is not None:
-            sending, self._sending = self._sending, None
-            sending.result()
+    def _wait(self, keep: int = 0) -> None:
+        """Wait until at most ``keep`` parts are still being sent; raise the first failure."""
+        while len(self._sending) > keep:
+            self._sending.popleft().result()
 
     def finish(self) -> None:
-        if self._filling or not self._parts:  # the last part may be short (or the only, empty one)
+        if self._filling is not None or not self._parts:  # the last part may be short (or empty)
             self._send()
         self._wait()
         self._sender.shutdown(wait=False)
@@ -381,9 +402,12 @@ class S3Writer:
         if self._ended:
             return
         self._ended = True
-        self._filling = bytearray()
-        with contextlib.suppress(Exception):  # its error is the caller's, already raised
-            self._wait()
+        if self._filling is not None:
+            self._filling.close()
+            self._filling = None
+        while self._sending:
+            with contextlib.suppress(Exception):  # its error is the caller's, already raised
+                self._sending.popleft().result()
         self._sender.shutdown(wait=False)
         storage = self._storage
         storage._writing.discard(self._upload_id)
@@ -400,3 +424,37 @@ def _stream(body: Any) -> Iterator[bytes]:
             yield from body.iter_chunks(CHUNK_SIZE)
     finally:
         body.close()
+
+
+class _Part:
+    """One part's bytes in an anonymous spool file, read back by botocore as the request body
+    (in large reads: http.client would otherwise send it 16 KiB at a time)."""
+
+    READ_SIZE = 1024 * 1024
+
+    def __init__(self, directory: Path | None) -> None:
+        self._file = tempfile.TemporaryFile(dir=directory, buffering=0)  # noqa: SIM115 - see close
+        self.size = 0
+
+    def write(self, data: Buffer) -> None:
+        fd = self._file.fileno()
+        for chunk in data:
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(fd, view) :]
+            self.size += len(chunk)
+
+    def rewind(self) -> None:
+        self._file.seek(0)
+
+    def read(self, size: int = -1) -> bytes:
+        return self._file.read(self.READ_SIZE if 0 <= size < self.READ_SIZE else size)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._file.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._file.tell()
+
+    def close(self) -> None:
+        self._file.close()
