@@ -26,6 +26,7 @@ from mediagate.core.gateway import Gateway
 from mediagate.services import build_gateway
 from tests.conftest import LiveServer, make_home, staging_files
 from tests.protocols.imagex.test_hostile import apply, commit
+from tests.protocols.upyun import forms
 from tests.protocols.upyun.rest_client import object_uri, sign, signed
 from tests.protocols.wantu.client import WantuClient, md5
 from tests.support.moto import MotoServer, new_bucket_name, s3_client
@@ -102,6 +103,34 @@ def test_upyun_rest_put(
         r = signed(client, creds, "PUT", object_uri(creds.bucket, "/big/rest.bin"), content=data)
     assert r.status_code == 200, r.text
     assert_stored(live, admin, creds, "big/rest.bin", data)
+    assert_nothing_left(s3_server, home)
+
+
+@pytest.mark.parametrize("md5_ok", [True, False])
+def test_upyun_form(
+    live: LiveServer,
+    admin: Gateway,
+    creds: BucketCredentials,
+    s3_server: MotoServer,
+    home: Settings,
+    md5_ok: bool,
+) -> None:
+    """Policy first, then the file: it streams to S3; a wrong ``content-md5`` in the policy is
+    found after the last byte, and the upload is aborted."""
+    data = os.urandom(BIG)
+    before = blob_keys(s3_server, home)
+    declared = hashlib.md5(data).hexdigest() if md5_ok else "0" * 32
+    policy = forms.policy_of(creds, "/big/form.bin", content_md5=declared)
+    body, ctype = forms.multipart(
+        [("policy", policy), ("signature", forms.signature(creds, policy)), ("file", ("f.bin", data))]
+    )
+    r = httpx.post(f"{live.url}/{creds.bucket}", content=body, headers={"Content-Type": ctype}, timeout=60)
+    if md5_ok:
+        assert r.status_code == 200, r.text
+        assert_stored(live, admin, creds, "big/form.bin", data)
+    else:
+        assert 400 <= r.status_code < 500, r.text
+        assert blob_keys(s3_server, home) == before
     assert_nothing_left(s3_server, home)
 
 

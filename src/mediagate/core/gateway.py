@@ -28,7 +28,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import anyio
 from anyio import to_thread
 
 from mediagate.catalog import Catalog
@@ -45,7 +44,7 @@ from mediagate.core.errors import (
     PolicyViolation,
 )
 from mediagate.core.grant import UploadGrant
-from mediagate.core.ingest import Received, Spill, hash_file, new_staging_path, receive
+from mediagate.core.ingest import Received, Spill, discard, hash_file, new_staging_path, receive
 from mediagate.core.outbox import NewTask, Notification, Outgoing
 from mediagate.core.preprocess import preprocess, wants_processing
 from mediagate.core.savekey import FileFacts
@@ -312,7 +311,7 @@ class Gateway:
                 _wake_tasks()
             return replace(stored, replaced=replaced)
         except BaseException:
-            await _discard(received, original)
+            await discard(received, original)
             if _never_committed(commit):
                 # reserved as garbage; remove now rather than waiting for the collector (after the
                 # reservation, so that it cannot land behind the removal)
@@ -525,7 +524,7 @@ class Gateway:
                 received.crc32,
             )
         except BaseException:
-            await _discard(received)
+            await discard(received)
             await _quietly(self._drop_blob, blob_id)
             raise
         return UploadPart(
@@ -899,14 +898,6 @@ async def _blob_chunks(storage: Storage, blob_ids: list[str]) -> AsyncIterator[b
             close = getattr(chunks, "close", None)
             if close is not None:
                 await to_thread.run_sync(close)
-
-
-async def _discard(*received: Received) -> None:
-    """Discard received bodies (staging files, uploads to abort) in a worker thread, even when
-    the request is being cancelled: a refused upload leaves nothing behind."""
-    with anyio.CancelScope(shield=True):
-        for item in received:
-            await _quietly(item.discard)
 
 
 async def _quietly(fn: Any, *args: Any) -> None:

@@ -27,6 +27,7 @@ import base64
 import binascii
 import contextlib
 import hashlib
+import logging
 import os
 import uuid
 import zlib
@@ -40,7 +41,10 @@ import anyio
 from anyio import to_thread
 
 from mediagate.core.errors import MalformedBody, PayloadTooLarge
+from mediagate.logs import describe, is_outage
 from mediagate.storage.base import BlobWriter, Storage
+
+log = logging.getLogger("mediagate")
 
 ONE_HOP_SIZE = 1024 * 1024
 """A body smaller than this is created, written, hashed and fsynced in one worker-thread hop."""
@@ -293,6 +297,22 @@ async def receive(
     finally:
         if lanes is not None:
             lanes.close()
+
+
+async def discard(*received: Received | None) -> None:
+    """Discard received bodies (staging files, uploads to abort: blocking storage calls) in a
+    worker thread, and finish even when the request is being cancelled: a refused upload leaves
+    nothing behind. Never raises: cleanup must not hide the error that caused it."""
+    with anyio.CancelScope(shield=True):
+        for item in received:
+            if item is not None:
+                try:
+                    await to_thread.run_sync(item.discard)
+                except Exception as exc:  # the collector ends what is left
+                    if is_outage(exc):  # the request's own access line names the outage
+                        log.debug("discard failed during an outage: %s", describe(exc))
+                    else:
+                        log.exception("could not discard a received body")
 
 
 def _gather(buf: list[bytes | bytearray], chunk: bytes) -> None:
