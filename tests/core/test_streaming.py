@@ -189,7 +189,7 @@ def test_memory_holds_parts_in_flight_not_the_body(storage: S3Storage, staging: 
     finally:
         tracemalloc.stop()
     assert received.size == 60 * MIB
-    assert peak < 8 * MIB  # the lanes' buffers and a read of the part being sent, not 60 MiB
+    assert peak < 12 * MIB  # the lanes' buffers, reads of the parts being sent: not 60 MiB
     received.discard()
 
 

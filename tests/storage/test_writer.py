@@ -108,7 +108,7 @@ def test_s3_parts_are_sent_while_writing_and_not_held_in_memory(s3_server: MotoS
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert peak < 5 * MIB  # parts are spooled to files: reads of the one being sent, not parts
+    assert peak < 8 * MIB  # spooled: reads of the parts being sent, not parts (two = 10 MiB)
     assert hashlib.md5(b"".join(storage.open(blob_id))).hexdigest() == digest.hexdigest()
 
 
