@@ -248,14 +248,16 @@ def put_many(
 class Big:
     seconds: float
     peak_rss: int = 0
-    node_cpu: float = 0.0
+    cpu: float = 0.0
+    """CPU seconds of the sender: the mediagate node, or this process running boto3."""
+    moto_cpu: float = 0.0
 
 
-def via_mediagate(node: Node, creds: Creds, client: httpx.Client, path: Path) -> Big:
+def via_mediagate(node: Node, creds: Creds, client: httpx.Client, path: Path, moto: Moto) -> Big:
     size = path.stat().st_size
     uri = object_uri(creds.bucket, f"big/{uuid.uuid4().hex}.bin")
     headers = {**rest_headers(creds, "PUT", uri), "Content-Length": str(size)}
-    cpu_before = cpu_seconds([node.pid])
+    cpu_before, moto_before = cpu_seconds([node.pid]), cpu_seconds([moto.pid])
     with RssSampler(node.pid) as rss:
         started = time.perf_counter()
         r = client.put(f"{node.url}{uri}", content=file_chunks(path), headers=headers)
@@ -266,19 +268,22 @@ def via_mediagate(node: Node, creds: Creds, client: httpx.Client, path: Path) ->
     if int(head.headers.get("content-length", -1)) != size:
         raise RuntimeError("the 1 GiB object did not land whole")
     client.delete(f"{node.url}{uri}", headers=rest_headers(creds, "DELETE", uri))  # the collector frees moto
-    return Big(seconds, rss.peak, cpu_seconds([node.pid]) - cpu_before)
+    cpu, moto_cpu = cpu_seconds([node.pid]) - cpu_before, cpu_seconds([moto.pid]) - moto_before
+    return Big(seconds, rss.peak, cpu, moto_cpu)
 
 
 def via_boto3(moto: Moto, bucket: str, path: Path) -> Big:
     s3 = moto.client()
     key = f"boto3/{uuid.uuid4().hex}.bin"
+    cpu_before, moto_before = time.process_time(), cpu_seconds([moto.pid])
     started = time.perf_counter()
     s3.upload_file(str(path), bucket, key)  # type: ignore[attr-defined]
     seconds = time.perf_counter() - started
+    cpu, moto_cpu = time.process_time() - cpu_before, cpu_seconds([moto.pid]) - moto_before
     if s3.head_object(Bucket=bucket, Key=key)["ContentLength"] != path.stat().st_size:  # type: ignore[attr-defined]
         raise RuntimeError("boto3's upload did not land whole")
     s3.delete_object(Bucket=bucket, Key=key)  # type: ignore[attr-defined]
-    return Big(seconds)
+    return Big(seconds, cpu=cpu, moto_cpu=moto_cpu)
 
 
 def make_file(path: Path, size: int) -> Path:
@@ -355,10 +360,10 @@ def main() -> int:
             idle_rss = RssSampler(nodes[0].pid)._rss()
             with httpx.Client(timeout=httpx.Timeout(900, connect=10)) as client:
                 warm = make_file(root / "warm.bin", 32 * MiB)
-                via_mediagate(nodes[0], creds, client, warm)  # warm-up: the multipart path, moto's
+                via_mediagate(nodes[0], creds, client, warm, moto)  # warm-up: the multipart path
                 via_boto3(moto, bucket + "-boto3", warm)
                 for run in range(args.runs):
-                    ours.append(via_mediagate(nodes[0], creds, client, big_file))
+                    ours.append(via_mediagate(nodes[0], creds, client, big_file, moto))
                     theirs.append(via_boto3(moto, bucket + "-boto3", big_file))
                     print(
                         f"  run {run + 1}: mediagate {ours[-1].seconds:6.2f} s,"
@@ -389,22 +394,28 @@ def report(results: list[Throughput], size: int, ours: list[Big], theirs: list[B
     )
     for r in results:
         print(r.row())
-    mine, boto = median([b.seconds for b in ours]), median([b.seconds for b in theirs])
     ratio = median([a.seconds / b.seconds for a, b in zip(ours, theirs, strict=True)])
     peak = max(b.peak_rss for b in ours)
-    cpu = median([b.node_cpu for b in ours])
     print()
     print(f"{human(size)} to the same moto server, median of {len(ours)} runs (interleaved)")
-    print(f"{'path':34s} {'seconds':>8s} {'MB/s':>8s} {'x boto3':>8s} {'peak RSS':>10s}  every run (s)")
-    every = " ".join(f"{b.seconds:.2f}" for b in ours)
     print(
-        f"{'mediagate REST PUT -> S3 multipart':34s} {mine:8.2f} {size / mine / 1e6:8.1f}"
-        f" {ratio:8.2f} {peak / 1e6:7.1f} MB  {every}"
+        f"{'path':34s} {'seconds':>8s} {'MB/s':>8s} {'x boto3':>8s} {'peak RSS':>10s}"
+        f" {'CPU s':>6s} {'moto CPU s':>10s}  every run (s)"
     )
-    every = " ".join(f"{b.seconds:.2f}" for b in theirs)
-    print(f"{'boto3 upload_file':34s} {boto:8.2f} {size / boto / 1e6:8.1f} {1:8.2f} {'':10s}  {every}")
-    print("(x boto3: the median of each run's ratio to the boto3 upload that followed it)")
-    print(f"mediagate node: {idle_rss / 1e6:.1f} MB RSS idle, {cpu:.1f} s of CPU for the upload")
+    for name, runs, x in (
+        ("mediagate REST PUT -> S3 multipart", ours, ratio),
+        ("boto3 upload_file", theirs, 1.0),
+    ):
+        seconds = median([b.seconds for b in runs])
+        rss = f"{peak / 1e6:7.1f} MB" if runs is ours else ""
+        every = " ".join(f"{b.seconds:.2f}" for b in runs)
+        print(
+            f"{name:34s} {seconds:8.2f} {size / seconds / 1e6:8.1f} {x:8.2f} {rss:>10s}"
+            f" {median([b.cpu for b in runs]):6.1f} {median([b.moto_cpu for b in runs]):10.1f}  {every}"
+        )
+    print("(x boto3: the median of each run's ratio to the boto3 upload that followed it;")
+    print(" CPU s: the mediagate node's, or boto3's in this process; both send to the same moto)")
+    print(f"mediagate node: {idle_rss / 1e6:.1f} MB RSS idle")
     print()
     ok = True
     verdict = "PASS" if ratio <= RATIO_TARGET else "FAIL"
