@@ -16,15 +16,17 @@ import tracemalloc
 import uuid
 import zlib
 from collections.abc import AsyncIterator, Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
+from botocore.config import Config
 
 from mediagate.config import Settings
 from mediagate.core.buckets import create_bucket
-from mediagate.core.errors import ChecksumMismatch, PayloadTooLarge
+from mediagate.core.errors import ChecksumMismatch, PayloadTooLarge, StorageUnavailable
 from mediagate.core.gateway import Gateway
 from mediagate.core.grant import UploadGrant
 from mediagate.core.ingest import HEAD_BYTES, Received, Spill, receive
@@ -33,7 +35,16 @@ from mediagate.services import build_gateway
 from mediagate.storage.s3 import S3Storage
 from tests.conftest import staging_files
 from tests.storage.test_s3 import keys_in, s3_home  # noqa: F401 - the fixture
-from tests.support.moto import MotoServer, make_s3_storage, s3_client
+from tests.support.moto import (
+    ACCESS_KEY,
+    REGION,
+    SECRET_KEY,
+    MotoServer,
+    make_s3_storage,
+    new_bucket_name,
+    s3_client,
+)
+from tests.support.proxy import TcpProxy
 
 MIB = 1024 * 1024
 PART = 5 * MIB
@@ -303,3 +314,39 @@ def test_the_collector_aborts_uploads_a_dead_process_left(gw: Gateway, s3_server
     finally:
         collector.catalog.close()
     assert s3_client(s3_server).list_objects_v2(Bucket=gw.settings.s3_bucket).get("Contents", []) == []
+
+
+def test_an_s3_outage_mid_stream_is_unavailable_and_leaves_nothing_once_collected(
+    s3_server: MotoServer, staging: Path
+) -> None:
+    """The endpoint goes away while parts are being sent: the upload is refused as an outage
+    (the dialects' 503); the abort cannot reach S3 either, so the collector ends the upload once
+    the endpoint is back."""
+    proxy = TcpProxy(s3_server.port).start()
+    try:
+        client = boto3.client(
+            "s3",
+            endpoint_url=f"http://127.0.0.1:{proxy.port}",
+            region_name=REGION,
+            aws_access_key_id=ACCESS_KEY,
+            aws_secret_access_key=SECRET_KEY,
+            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
+        )
+        storage = S3Storage(client, new_bucket_name(), region=REGION, part_size=PART)
+        storage.exists("warm-up")
+
+        async def body() -> AsyncIterator[bytes]:
+            for i in range(6 * PART // MIB):
+                if i == 3 * PART // MIB:
+                    proxy.cut()
+                yield os.urandom(MIB)
+
+        with pytest.raises(StorageUnavailable):
+            asyncio.run(receive(body(), staging, max_size=1 << 40, spill=spill(storage)))
+        assert list(staging.iterdir()) == []
+        proxy.restore()
+        assert keys_in_bucket(storage) == []
+        assert storage.abort_stale_writes(datetime.now(UTC) + timedelta(seconds=5)) <= 1
+        assert open_uploads(storage) == []
+    finally:
+        proxy.cut()

@@ -8,7 +8,7 @@ Publishing order, which is what makes a crash safe:
    that streams (S3), in a multipart upload that stays invisible (core.streaming);
 2. checks run on the staging file; a failure deletes it (and aborts the upload): nothing exists;
 3. the blob id is recorded as garbage under a lease (``upload_lease_seconds``), then the file is
-   moved into storage;
+   moved into storage (or the multipart upload completed);
 4. one catalog transaction inserts the row and un-records the blob (old version -> garbage,
    deleted after ``garbage_grace_seconds``).
 A crash before 4 leaves only garbage the collector removes; after 4 the object is whole.

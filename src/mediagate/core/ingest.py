@@ -224,7 +224,10 @@ class _Sink:
             self.fd = -1
         self.path.unlink(missing_ok=True)
         if self.upload is not None:
-            self.upload.abort()
+            # the caller's error is the one to raise; an upload left open (storage down) is
+            # aborted by the collector (Storage.abort_stale_writes)
+            with contextlib.suppress(Exception):
+                self.upload.abort()
 
 
 _IOV_MAX = 1024
