@@ -28,7 +28,7 @@ botocore's ``NoSuchKey``/``404`` become :class:`BlobNotFound` here, at the borde
 cannot be reached, answers 5xx or refuses us (every other botocore error) becomes the core's
 ``StorageUnavailable`` (503) in :func:`_outage`, with botocore's error chained for the log.
 Memory is bounded: a ``put`` holds at most ``max_concurrency`` parts of ``part_size`` bytes, a
-``writer`` spools its two parts (the one being filled and the one being sent) to anonymous local
+``writer`` spools its parts (the one being filled and at most two being sent) to anonymous local
 files, reads hold one chunk at a time.
 
 A ``writer`` (:class:`S3Writer`) is a multipart upload under the blob's own key: parts are sent as
