@@ -254,3 +254,16 @@ def test_a_client_gone_mid_upload_leaves_no_object(
     # hung up without the rest of the body
     assert_nothing_left(s3_server, home)
     assert blob_keys(s3_server, home) == before
+
+
+def test_an_imagex_put_with_a_wrong_crc32_leaves_no_part(
+    live: LiveServer, creds: BucketCredentials, s3_server: MotoServer, home: Settings
+) -> None:
+    before = blob_keys(s3_server, home)
+    data = os.urandom(BIG)
+    [info] = apply(live, creds)["StoreInfos"]
+    headers = {"Authorization": info["Auth"], "Content-CRC32": f"{zlib.crc32(data) ^ 1:08x}"}
+    r = httpx.put(f"{live.url}/{info['StoreUri']}", headers=headers, content=data, timeout=60)
+    assert 400 <= r.status_code < 500, r.text
+    assert blob_keys(s3_server, home) == before
+    assert_nothing_left(s3_server, home)
