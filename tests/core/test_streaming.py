@@ -26,7 +26,7 @@ from botocore.config import Config
 
 from mediagate.config import Settings
 from mediagate.core.buckets import create_bucket
-from mediagate.core.errors import ChecksumMismatch, PayloadTooLarge, StorageUnavailable
+from mediagate.core.errors import ChecksumMismatch, Conflict, PayloadTooLarge, StorageUnavailable
 from mediagate.core.gateway import Gateway
 from mediagate.core.grant import UploadGrant
 from mediagate.core.ingest import HEAD_BYTES, Received, Spill, receive
@@ -350,3 +350,17 @@ def test_an_s3_outage_mid_stream_is_unavailable_and_leaves_nothing_once_collecte
         assert open_uploads(storage) == []
     finally:
         proxy.cut()
+
+
+def test_insert_only_refuses_a_streamed_upload_to_a_taken_key(gw: Gateway, s3_server: MotoServer) -> None:
+    """The key is taken: the second upload streamed all its parts, and is aborted, not completed;
+    the first object is untouched."""
+    name = create_bucket(gw.catalog, gw.secrets, f"s{uuid.uuid4().hex[:10]}").bucket
+    first, second = os.urandom(2 * PART), os.urandom(2 * PART)
+    grant = grant_for(name, "once.bin", insert_only=True)
+    stored = asyncio.run(gw.upload(grant, chunks(first), filename="once.bin"))
+    with pytest.raises(Conflict):
+        asyncio.run(gw.upload(grant, chunks(second), filename="once.bin"))
+    assert keys_in(s3_server, gw.settings.s3_bucket) == [f"blobs/{stored.object.blob_id}"]
+    assert open_uploads(s3_of(gw)) == []
+    assert b"".join(gw.read(stored.object)) == first
