@@ -364,3 +364,16 @@ def test_insert_only_refuses_a_streamed_upload_to_a_taken_key(gw: Gateway, s3_se
     assert keys_in(s3_server, gw.settings.s3_bucket) == [f"blobs/{stored.object.blob_id}"]
     assert open_uploads(s3_of(gw)) == []
     assert b"".join(gw.read(stored.object)) == first
+
+
+def test_copying_a_large_object_on_s3_stays_in_s3(gw: Gateway, s3_server: MotoServer) -> None:
+    """A copy is server-side (CopyObject / UploadPartCopy): nothing is staged on the node."""
+    name = create_bucket(gw.catalog, gw.secrets, f"s{uuid.uuid4().hex[:10]}").bucket
+    bucket = asyncio.run(gw.bucket(name))
+    data = os.urandom(3 * PART)
+    asyncio.run(gw.upload(grant_for(name, "a.bin"), chunks(data), filename="a.bin"))
+    copy = asyncio.run(gw.copy_object(bucket, "a.bin", "b.bin"))
+    assert b"".join(gw.read(copy)) == data
+    assert copy.md5 == hashlib.md5(data).hexdigest()
+    assert len(keys_in(s3_server, gw.settings.s3_bucket)) == 2
+    assert staging_files(gw.settings.home) == []

@@ -635,43 +635,37 @@ class Gateway:
 
     async def copy_object(self, bucket: Bucket, source_key: str, dest_key: str) -> Object:
         """A new object at ``dest_key`` with the source's bytes and metadata (replacing what was
-        there). Storage copies the bytes into a new blob (kernel-side for local files), so every
-        object owns its blob and deleting one never affects the other."""
+        there). Storage copies the bytes into a new blob (kernel-side for local files, server-side
+        on S3), so every object owns its blob and deleting one never affects the other."""
         src = await self.get_object(bucket, source_key)
-        staged = new_staging_path(self.staging_dir)
-        blob_id: str | None = None
+        obj = Object(
+            bucket_id=bucket.id,
+            key=dest_key,
+            blob_id=new_blob_id(),
+            size=src.size,
+            md5=src.md5,
+            sha256=src.sha256,
+            crc32=src.crc32,
+            mime=src.mime,
+            width=src.width,
+            height=src.height,
+            frames=src.frames,
+            image_type=src.image_type,
+            meta=dict(src.meta or {}),
+            content_secret=src.content_secret,
+            created_at=datetime.now(UTC),
+            expires_at=src.expires_at,
+        )
         try:
+            await to_thread.run_sync(self._reserve, obj.blob_id)
             try:
-                await to_thread.run_sync(self.storage.assemble, [src.blob_id], staged)
+                await to_thread.run_sync(self.storage.copy, src.blob_id, obj.blob_id)
             except BlobNotFound as exc:
                 raise NotFound("file not found", code="file_not_found") from exc
-            obj = Object(
-                bucket_id=bucket.id,
-                key=dest_key,
-                blob_id=new_blob_id(),
-                size=src.size,
-                md5=src.md5,
-                sha256=src.sha256,
-                crc32=src.crc32,
-                mime=src.mime,
-                width=src.width,
-                height=src.height,
-                frames=src.frames,
-                image_type=src.image_type,
-                meta=dict(src.meta or {}),
-                content_secret=src.content_secret,
-                created_at=datetime.now(UTC),
-                expires_at=src.expires_at,
-            )
-            blob_id = obj.blob_id
-            await to_thread.run_sync(self._reserve, blob_id)
-            await to_thread.run_sync(self.storage.put, blob_id, staged)
             await to_thread.run_sync(self.catalog.commit_object, obj)
             return obj
         except BaseException:
-            staged.unlink(missing_ok=True)
-            if blob_id is not None:
-                await _quietly(self._drop_blob, blob_id)
+            await _quietly(self._drop_blob, obj.blob_id)
             raise
 
     async def move_object(

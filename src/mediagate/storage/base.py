@@ -19,6 +19,8 @@ Contract (checked by ``tests/storage/test_contract.py`` for every backend):
   name a path outside the store.
 * ``assemble`` writes the concatenation of ``parts`` into a local file (fsynced) without holding
   them in memory; the core then hashes, checks and ``put``s it like any other upload.
+* ``copy`` makes a new blob with another's bytes inside the store (kernel-side for local files,
+  server-side on S3), whole or not at all; BlobNotFound for a missing source.
 * ``writer`` starts a blob that is written while it streams in (S3: a multipart upload), for
   bodies larger than ``stream_from`` (None: the backend prefers staged files and ``put``). Nothing
   is readable before ``commit``; ``abort`` (idempotent, also after a failed ``write``) leaves no
@@ -89,6 +91,8 @@ class Storage(Protocol):
     def delete(self, blob_id: str) -> None: ...
 
     def assemble(self, part_ids: list[str], dest: Path) -> None: ...
+
+    def copy(self, source_id: str, dest_id: str) -> None: ...
 
     def local_path(self, blob_id: str) -> Path | None:
         """A filesystem path for zero-copy serving, or None when the backend has none."""

@@ -92,6 +92,18 @@ class LocalStorage:
     def local_path(self, blob_id: str) -> Path | None:
         return self._path(blob_id)
 
+    def copy(self, source_id: str, dest_id: str) -> None:
+        """A kernel-side copy into ``.writing``, then the same rename as ``put``."""
+        incoming = self.root / WRITING
+        incoming.mkdir(exist_ok=True)
+        temp = incoming / check_blob_id(dest_id)
+        try:
+            self.assemble([source_id], temp)
+            self.put(dest_id, temp)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+
     def read_url(self, blob_id: str, *, expires: int, content_type: str) -> str | None:
         return None
 

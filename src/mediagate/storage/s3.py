@@ -17,6 +17,8 @@ CompleteMultipartUpload    while they arrive)
 AbortMultipartUpload       a ``put`` or ``writer`` that    s3:AbortMultipartUpload
                            fails, ``abort_stale_writes``
 ListMultipartUploads       ``abort_stale_writes`` (GC)     s3:ListBucketMultipartUploads
+CopyObject (UploadPartCopy ``copy``                        s3:GetObject, s3:PutObject
+above the threshold)
 GetObject (with Range)     ``open``, ``assemble``,         s3:GetObject
                            presigned ``read_url``
 HeadObject                 ``size``, ``exists``            s3:GetObject (+ s3:ListBucket, without
@@ -269,6 +271,20 @@ class S3Storage:
 
     def local_path(self, blob_id: str) -> Path | None:
         return None
+
+    def copy(self, source_id: str, dest_id: str) -> None:
+        """Server-side: no byte passes through this process (boto3's managed copy, a multipart
+        copy above the threshold, aborted if it fails)."""
+        source, dest = self._key(source_id), self._key(dest_id)
+        with _outage():
+            try:
+                self.client.copy(
+                    {"Bucket": self.bucket, "Key": source}, self.bucket, dest, Config=self.transfer
+                )
+            except ClientError as exc:
+                if _error_code(exc) in _NOT_FOUND:
+                    raise BlobNotFound(source_id) from exc
+                raise
 
     def read_url(self, blob_id: str, *, expires: int, content_type: str) -> str | None:
         """A presigned GetObject URL (computed locally, no request) whose answer carries
