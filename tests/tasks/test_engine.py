@@ -142,7 +142,7 @@ def test_kinds_without_a_handler_and_bad_parameters_fail_with_a_reason(site: Tas
     assert naga.status == "failed" and naga.attempts == 1  # retrying cannot help
     assert "'videoaudit' is not available" in (naga.reason or "")
     assert bad.status == "failed" and bad.attempts == 1 and "fw" in (bad.reason or "")
-    assert audit.status == "failed" and "'textjudge' is not available" in (audit.reason or "")
+    assert audit.status == "failed" and audit.attempts == 1 and "not text" in (audit.reason or "")
     assert keys_in(site.admin, creds.bucket) == ["a.jpg"]  # no made-up output
 
     callbacks = by_task(hook.requests)
@@ -150,7 +150,7 @@ def test_kinds_without_a_handler_and_bad_parameters_fail_with_a_reason(site: Tas
     assert callbacks[audit.id] | {"error": ""} == {
         "task_id": audit.id,
         "service": creds.bucket,
-        "status_code": 501,
+        "status_code": 415,
         "source": "a.jpg",
         "error": "",
     }

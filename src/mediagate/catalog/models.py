@@ -276,3 +276,20 @@ class Feedback(Base):
     wrong: Mapped[bool] = mapped_column(Boolean)
     score: Mapped[float | None] = mapped_column(Float, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class TextRule(Base):
+    """One of a bucket's ``textjudge`` rules: a listed word (matched case- and width-insensitively)
+    or a regular expression, and the label a match gives (1 spam, 2 suspicious). Managed with
+    ``mediagate bucket textjudge``; read by the textjudge task (media.textjudge)."""
+
+    __tablename__ = "text_rules"
+    __table_args__ = (UniqueConstraint("bucket_id", "kind", "pattern", name="uq_text_rules_pattern"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    bucket_id: Mapped[int] = mapped_column(ForeignKey("buckets.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    """``word`` | ``regex``."""
+    pattern: Mapped[str] = mapped_column(String(512))
+    label: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -73,6 +73,7 @@ from mediagate.catalog.models import (
     Object,
     SignatureUse,
     Task,
+    TextRule,
     UploadPart,
     UploadSession,
 )
@@ -1314,6 +1315,49 @@ class Catalog:
             query = select(Feedback).where(Feedback.bucket_id == bucket_id)
             page = s.scalars(query.order_by(Feedback.id.desc()).offset(offset).limit(limit))
             return int(total or 0), list(page)
+
+    # -- textjudge rules ---------------------------------------------------------------------------
+
+    def set_text_rules(self, bucket_id: int, rules: Sequence[tuple[str, str, int]]) -> list[TextRule]:
+        """Add ``rules`` ((kind, pattern, label) each) to the bucket's, all or none; a rule the
+        bucket has already keeps its row and takes the new label. Returns the rules as stored."""
+        now = utcnow()
+        with self._write() as s:
+            stored = []
+            for kind, pattern, label in dict.fromkeys(rules):
+                rule = s.scalar(
+                    select(TextRule).where(
+                        TextRule.bucket_id == bucket_id, TextRule.kind == kind, TextRule.pattern == pattern
+                    )
+                )
+                if rule is None:
+                    rule = TextRule(
+                        bucket_id=bucket_id, kind=kind, pattern=pattern, label=label, created_at=now
+                    )
+                    s.add(rule)
+                rule.label = label
+                stored.append(rule)
+            s.flush()
+            return stored
+
+    def text_rules(self, bucket_id: int) -> list[TextRule]:
+        """The bucket's textjudge rules, oldest first."""
+        with self._read() as s:
+            query = select(TextRule).where(TextRule.bucket_id == bucket_id).order_by(TextRule.id)
+            return list(s.scalars(query))
+
+    def remove_text_rules(
+        self, bucket_id: int, *, ids: Sequence[int] = (), patterns: Sequence[tuple[str, str]] = ()
+    ) -> int:
+        """Delete the bucket's rules with one of ``ids`` or one of ``patterns`` ((kind, pattern)
+        each); returns how many went."""
+        conditions: list[ColumnElement[bool]] = [TextRule.id.in_(list(ids))] if ids else []
+        conditions += [and_(TextRule.kind == k, TextRule.pattern == p) for k, p in patterns]
+        if not conditions:
+            return 0
+        with self._write() as s:
+            result = s.execute(delete(TextRule).where(TextRule.bucket_id == bucket_id, or_(*conditions)))
+            return int(cast(CursorResult[Any], result).rowcount)
 
 
 def _key_in_use() -> Conflict:

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import mediagate.cli.notify
 import mediagate.cli.sealing
-import mediagate.cli.task  # noqa: F401 - registers `task` and `worker`
+import mediagate.cli.task
+import mediagate.cli.textjudge  # noqa: F401 - registers `task`, `worker`, `bucket textjudge`
 from mediagate.cli import bucket, home, keys, objects, policy, sts, token, upload, version  # noqa: F401 - registers the commands
 from mediagate.cli.common import app
 
