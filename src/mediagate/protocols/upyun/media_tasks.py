@@ -8,8 +8,9 @@ from mediagate.tasks.registry import Registry
 
 
 def register(registry: Registry) -> None:
-    from mediagate.protocols.upyun import imgaudit, naga, textjudge
+    from mediagate.protocols.upyun import imgaudit, naga, textjudge, videoaudit
 
     registry.register(naga.KIND, naga.run_naga)
     registry.register(imgaudit.KIND, imgaudit.run_imgaudit)
     registry.register(textjudge.KIND, textjudge.run_textjudge)
+    registry.register(videoaudit.KIND, videoaudit.run_videoaudit)
