@@ -119,6 +119,7 @@ _deliveries = cast(Table, Delivery.__table__)
 _tasks = cast(Table, Task.__table__)
 
 BUCKET_BY_NAME = select(_buckets).where(_buckets.c.name == bindparam("name"))
+BUCKET_BY_ID = select(_buckets).where(_buckets.c.id == bindparam("bucket_id"))
 ACTIVE_SECRETS = (
     select(_credentials.c.key_id, _credentials.c.sealed_secret)
     .where(
@@ -220,15 +221,17 @@ class DirEntry:
     mime: str | None = None
 
 
-def make_engine(url: str, *, writer: bool = True) -> Engine:
+def make_engine(url: str, *, writer: bool = True, relaxed: bool = False) -> Engine:
+    """``relaxed``: an SQLite writer whose commits do not fsync (``synchronous=NORMAL``; see
+    :attr:`Catalog._relaxed_engine`), with a small pool (used under the write lock, one at a time)."""
     if url.startswith("sqlite"):
         # Sized for the worker threads (anyio's default limit is 40): an overflow connection is
         # closed on return, and reopening one (connect + PRAGMAs) cost more than the query itself.
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 30},
-            pool_size=48,
-            max_overflow=16,
+            pool_size=2 if relaxed else 48,
+            max_overflow=2 if relaxed else 16,
         )
 
         @event.listens_for(engine, "connect")
@@ -236,7 +239,7 @@ def make_engine(url: str, *, writer: bool = True) -> Engine:
             dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=FULL")
+            cur.execute("PRAGMA synchronous=NORMAL" if relaxed else "PRAGMA synchronous=FULL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
@@ -264,14 +267,26 @@ class Catalog:
             threading.RLock() if url.startswith("sqlite") else nullcontext()
         )
         self._committer = GroupCommitter(self._write_connection, self._replay, is_race=lost_race)
-        for engine in {self.engine, self._reader_engine}:
+        self._relaxed_engine = make_engine(url, relaxed=True) if url.startswith("sqlite") else self.engine
+        """Writes that need not reach the disk before they return (:meth:`_relaxed`): a task's
+        claim, lease renewal, failed attempt, and a ``done`` that publishes no object. Delivery is at least
+        once and tasks are idempotent, so losing one of those to a power cut only runs a task
+        again (a lost claim or done) or retries it sooner (a lost failure); the task's creation
+        stays durable in its upload's own transaction, and every object a task publishes commits
+        on the durable path. SQLite: a second connection with ``synchronous=NORMAL`` (WAL: its
+        commits skip the fsync; the next durable commit's WAL fsync covers them, and the delivery
+        loop's durable claim comes before any notification they queued is sent). PostgreSQL:
+        ``SET LOCAL synchronous_commit = off``, the same trade with the same guarantees. Without
+        an fsync to share there is nothing for a group commit to save, so these run in the
+        caller's thread: no hand-off to the committer thread and back."""
+        for engine in {self.engine, self._reader_engine, self._relaxed_engine}:
             faults.watch(engine)  # a database outage is a CatalogUnavailable, not a driver error
 
     def close(self) -> None:
         self._committer.close()
         self.engine.dispose()
-        if self._reader_engine is not self.engine:
-            self._reader_engine.dispose()
+        for engine in {self._reader_engine, self._relaxed_engine} - {self.engine}:
+            engine.dispose()
 
     @contextmanager
     def _write(self) -> Iterator[Session]:
@@ -283,6 +298,18 @@ class Catalog:
         """A write transaction on a bare Connection, for the group-committed hot path."""
         with self._write_lock, self.engine.begin() as conn:
             yield conn
+
+    def _relaxed(self, job: Callable[[Connection], T]) -> T:
+        """``job`` in a write transaction of its own whose commit need not be durable (see
+        :attr:`_relaxed_engine`), in this thread; replayed if it lost a race."""
+
+        def attempt() -> T:
+            with self._write_lock, self._relaxed_engine.begin() as conn:
+                if self._relaxed_engine.dialect.name == "postgresql":
+                    conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
+                return job(conn)
+
+        return self._retry(attempt)
 
     @staticmethod
     def _retry(attempt: Callable[[], T]) -> T:
@@ -1115,11 +1142,13 @@ class Catalog:
                 self._commit_object(conn, obj, False)
             _queue_outbox(conn, notes)
 
-        self._committer.run(job)
+        # no object: only task state and its notification, which a rerun recreates (see _relaxed)
+        relaxed = not objs and all(isinstance(n, TaskDone | Notification) for n in notes)
+        self._relaxed(job) if relaxed else self._committer.run(job)
 
     def get_bucket_by_id(self, bucket_id: int) -> Bucket | None:
-        with self._read() as s:
-            return s.get(Bucket, bucket_id)
+        rows = self._point_read(BUCKET_BY_ID, bucket_id=bucket_id)  # every task attempt reads it
+        return Bucket(**rows[0]._mapping) if rows else None
 
     def get_task(self, task_id: str) -> Task | None:
         with self._read() as s:
@@ -1219,17 +1248,20 @@ class Catalog:
             row = conn.execute(select(_tasks).where(_tasks.c.id == task_id)).one()
             return Task(**row._mapping)
 
-        return self._committer.run(job)
+        return self._relaxed(job)  # lost to a power cut: the task is simply claimed again
 
     def renew_task_lease(self, task_id: str, attempt: int, until: datetime) -> bool:
         """Extend a running attempt's lease (the worker's heartbeat); False if it is not ours."""
-        with self._write() as s:
-            result = s.execute(
-                update(Task)
-                .where(Task.id == task_id, Task.status == "running", Task.attempts == attempt)
+
+        def job(conn: Connection) -> bool:
+            result = conn.execute(
+                update(_tasks)
+                .where(_tasks.c.id == task_id, _tasks.c.status == "running", _tasks.c.attempts == attempt)
                 .values(lease_until=until)
             )
             return cast(CursorResult[Any], result).rowcount == 1
+
+        return self._relaxed(job)
 
     def end_task_attempt(
         self,
@@ -1265,7 +1297,7 @@ class Catalog:
             _queue_outbox(conn, notes if retry_at is None else ())
             return True
 
-        return self._committer.run(job)
+        return self._relaxed(job)  # lost: the attempt runs again, as after a killed worker
 
     def prune_tasks(self, finished_before: datetime) -> int:
         """Delete done and failed tasks that finished before ``finished_before``; returns how many."""
