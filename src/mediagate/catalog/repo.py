@@ -1191,43 +1191,47 @@ class Catalog:
         plus running ones whose worker's lease lapsed (it died: they become pending again). Each
         is marked handed-out until ``now + hold``, so that concurrent relays hand it out once;
         if the engine loses it, it is handed out again after ``hold``. Two relays colliding (a
-        deadlock between their row locks on PostgreSQL) replay the transaction (:meth:`_retry`)."""
-        return self._retry(lambda: self._dispatch_tasks(now, hold, limit))
+        deadlock between their row locks on PostgreSQL) replay the transaction (:meth:`_retry`).
+        Not durable (:attr:`_relaxed_engine`): a mark lost to a power cut hands a task out again,
+        and a duplicate hand-out is a no-op at the claim."""
 
-    def _dispatch_tasks(self, now: datetime, hold: timedelta, limit: int) -> list[str]:
-        with self._write() as s:
-            s.execute(
-                update(Task)
-                .where(Task.status == "running", Task.lease_until < now)
+        def job(conn: Connection) -> list[str]:
+            conn.execute(
+                update(_tasks)
+                .where(_tasks.c.status == "running", _tasks.c.lease_until < now)
                 .values(status="pending", lease_until=None, next_run_at=now, updated_at=now)
             )
-            rows = list(
-                s.scalars(
-                    select(Task)
+            ids = list(
+                conn.scalars(
+                    select(_tasks.c.id)
                     .where(
-                        Task.status == "pending",
-                        Task.next_run_at <= now,
-                        or_(Task.lease_until.is_(None), Task.lease_until < now),
+                        _tasks.c.status == "pending",
+                        _tasks.c.next_run_at <= now,
+                        or_(_tasks.c.lease_until.is_(None), _tasks.c.lease_until < now),
                     )
-                    .order_by(Task.next_run_at)
+                    .order_by(_tasks.c.next_run_at)
                     .limit(limit)
                     .with_for_update(skip_locked=True)
                 )
             )
-            for task in rows:
-                task.lease_until = now + hold
-            return [task.id for task in rows]
+            if ids:
+                conn.execute(update(_tasks).where(_tasks.c.id.in_(ids)).values(lease_until=now + hold))
+            return ids
+
+        return self._relaxed(job)
 
     def release_tasks(self, task_ids: Sequence[str]) -> None:
         """Undo :meth:`dispatch_tasks` for ids the engine did not take (it is unavailable), so the
         next relay round hands them out again instead of waiting for the hold."""
         if task_ids:
-            with self._write() as s:
-                s.execute(
-                    update(Task)
-                    .where(Task.id.in_(list(task_ids)), Task.status == "pending")
+            ids = list(task_ids)
+            self._relaxed(
+                lambda conn: conn.execute(
+                    update(_tasks)
+                    .where(_tasks.c.id.in_(ids), _tasks.c.status == "pending")
                     .values(lease_until=None)
                 )
+            )
 
     def claim_task(self, task_id: str, now: datetime, *, lease: timedelta) -> Task | None:
         """Take a due pending task for one attempt (running, attempts + 1, leased until
