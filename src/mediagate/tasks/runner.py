@@ -6,6 +6,7 @@ after the task is done: the claim makes those no-ops). Blocking; runs in a worke
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -46,6 +47,13 @@ class Runner:
         """Called after a notification was committed (wakes this process's delivery loop)."""
         self._helpers = threading.local()
         """Each worker thread's :class:`_Helper` (see :meth:`_within`)."""
+        self._all_helpers: list[_Helper] = []
+
+    def close(self) -> None:
+        """Let every helper thread end once its job in hand (if any) is done."""
+        helpers, self._all_helpers = self._all_helpers, []
+        for helper in helpers:
+            helper.abandon()
 
     @property
     def lease(self) -> timedelta:
@@ -164,6 +172,7 @@ class Runner:
         helper = getattr(self._helpers, "helper", None)
         if helper is None:
             helper = self._helpers.helper = _Helper(f"{threading.current_thread().name}-handler")
+            self._all_helpers.append(helper)
         done = helper.submit(work)
         deadline = time.monotonic() + seconds
         beat = max(0.1, self.gw.settings.task_lease_seconds / 3)
@@ -175,6 +184,8 @@ class Runner:
             if time.monotonic() >= deadline:
                 helper.abandon()
                 self._helpers.helper = None
+                with contextlib.suppress(ValueError):
+                    self._all_helpers.remove(helper)
                 raise TaskFailed(
                     f"the task took longer than {seconds:g} s and was stopped", status=504, retry=True
                 )
