@@ -368,3 +368,20 @@ class Quota(Base):
     """Uploads begun per minute with any one upload token of the bucket (/v1, tus)."""
     bytes_used: Mapped[int] = mapped_column(BigInteger, default=0)
     objects_used: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class TextRule(Base):
+    """One of a bucket's ``textjudge`` rules: a listed word (matched case- and width-insensitively)
+    or a regular expression, and the label a match gives (1 spam, 2 suspicious). Managed with
+    ``mediagate bucket textjudge``; read by the textjudge task (media.textjudge)."""
+
+    __tablename__ = "text_rules"
+    __table_args__ = (UniqueConstraint("bucket_id", "kind", "pattern", name="uq_text_rules_pattern"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    bucket_id: Mapped[int] = mapped_column(ForeignKey("buckets.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    """``word`` | ``regex``."""
+    pattern: Mapped[str] = mapped_column(String(512))
+    label: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

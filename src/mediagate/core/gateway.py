@@ -756,17 +756,22 @@ class Gateway:
         commit (the attempt lost its lease: ``LeaseLost``, a Conflict) leaves no object. Blobs are
         dropped at once when the commit certainly did not happen (not tried, or refused); after
         an outage during the commit they are left to the collector, which removes them once
-        their reservation lapses only if no committed row took them."""
+        their reservation lapses only if no committed row took them. Every output's bytes are
+        synced to the disk before its row commits; the reservations (one group commit for all
+        the outputs) are written while the files are hashed and synced, so their latencies
+        overlap instead of adding up."""
+        blob_ids = [new_blob_id() for _ in files]
+        reserved = [self.catalog.submit_reserve(b, lease=self.upload_lease) for b in blob_ids]
         objs: list[Object] = []
         committing = False
         try:
-            for key, path in files:
+            for (key, path), blob_id in zip(files, blob_ids, strict=True):
                 info = sniff(path, key)
-                size, md5, sha256, crc32 = hash_file(path)
+                size, md5, sha256, crc32 = hash_file(path, sync=True)
                 obj = Object(
                     bucket_id=bucket_id,
                     key=key,
-                    blob_id=new_blob_id(),
+                    blob_id=blob_id,
                     size=size,
                     md5=md5,
                     sha256=sha256,
@@ -780,7 +785,9 @@ class Gateway:
                     created_at=datetime.now(UTC),
                 )
                 objs.append(obj)
-                self._reserve(obj.blob_id)
+            for future in reserved:
+                future.result()
+            for obj, (_, path) in zip(objs, files, strict=True):
                 self.storage.put(obj.blob_id, path)
             committing = True
             self.catalog.commit_objects(objs, outbox=outbox)
@@ -788,9 +795,12 @@ class Gateway:
             for path in (p for _, p in files):
                 path.unlink(missing_ok=True)
             if not committing or isinstance(exc, Conflict | NotFound):
-                for obj in objs:
+                for future in reserved:  # none may be written after the blobs are dropped
+                    with contextlib.suppress(BaseException):
+                        future.result()
+                for blob_id in blob_ids:
                     with contextlib.suppress(Exception):
-                        self._drop_blob(obj.blob_id)
+                        self._drop_blob(blob_id)
             raise
         return objs
 

@@ -399,8 +399,10 @@ class _Base64Decoder:
             raise MalformedBody("file is not valid base64") from exc
 
 
-def hash_file(path: Path) -> tuple[int, str, str, int]:
-    """(size, md5, sha256, crc32) of a local file: MD5 in a second thread, as in ``receive``."""
+def hash_file(path: Path, *, sync: bool = False) -> tuple[int, str, str, int]:
+    """(size, md5, sha256, crc32) of a local file: MD5 in a second thread, as in ``receive``.
+    ``sync``: also ``fdatasync`` it, so that its bytes are on the disk before a catalog row
+    names them (storage's ``put`` only renames a local file into place)."""
     from concurrent.futures import ThreadPoolExecutor
 
     md5 = hashlib.md5()
@@ -413,4 +415,6 @@ def hash_file(path: Path) -> tuple[int, str, str, int]:
             crc = zlib.crc32(chunk, crc)
             size += len(chunk)
             job.result()
+        if sync:
+            os.fdatasync(f.fileno())
     return size, md5.hexdigest(), sha256.hexdigest(), crc
