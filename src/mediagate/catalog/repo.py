@@ -55,6 +55,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    tuple_,
     update,
 )
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -64,10 +65,12 @@ from sqlalchemy.orm.exc import StaleDataError
 from mediagate.catalog import faults
 from mediagate.catalog.batch import GroupCommitter
 from mediagate.catalog.models import (
+    ATTEMPTS_KEPT,
     ApiKey,
     Bucket,
     Credential,
     Delivery,
+    DeliveryAttempt,
     Feedback,
     Folder,
     GarbageBlob,
@@ -804,6 +807,19 @@ class Catalog:
             query = select(Object).where(Object.bucket_id == bucket_id, lower, live())
             return list(s.scalars(query.order_by(Object.key.asc()).limit(limit)))
 
+    def recent_objects(
+        self, bucket_id: int, *, before: tuple[datetime, int] | None = None, limit: int = 100
+    ) -> list[Object]:
+        """Live objects newest first, by (created_at, id) descending; ``before`` is the keyset
+        cursor: the (created_at, id) of the last object of the page before. Read in
+        ``ix_objects_recent`` order (a row-value bound seeks it on both backends)."""
+        query = select(Object).where(Object.bucket_id == bucket_id, live())
+        if before is not None:
+            query = query.where(tuple_(Object.created_at, Object.id) < tuple_(before[0], before[1]))
+        order = (Object.created_at.desc(), Object.id.desc())
+        with self._read() as s:
+            return list(s.scalars(query.order_by(*order).limit(limit)))
+
     def count_folders_in(self, bucket_id: int, dir_path: str) -> int:
         """Folders directly in ``dir_path``, counted in ``ix_folders_dir``."""
         with self._read() as s:
@@ -1063,6 +1079,23 @@ class Catalog:
             d.attempts += 1
             d.last_error = error
             d.last_status = status
+            s.add(
+                DeliveryAttempt(
+                    delivery_id=d.id, number=d.attempts, at=utcnow(), ok=ok, status=status, error=error
+                )
+            )
+            s.flush()
+            kept = (
+                select(DeliveryAttempt.id)
+                .where(DeliveryAttempt.delivery_id == d.id)
+                .order_by(DeliveryAttempt.id.desc())
+                .offset(ATTEMPTS_KEPT)
+                .limit(1)
+                .scalar_subquery()
+            )
+            s.execute(
+                delete(DeliveryAttempt).where(DeliveryAttempt.delivery_id == d.id, DeliveryAttempt.id <= kept)
+            )
             if ok:
                 d.state = "delivered"
                 d.delivered_at = utcnow()
@@ -1082,6 +1115,12 @@ class Catalog:
                 )
             )
             return int(cast(CursorResult[Any], result).rowcount)
+
+    def delivery_attempts(self, delivery_id: int) -> list[DeliveryAttempt]:
+        """The kept tries of a delivery, newest first (at most ``ATTEMPTS_KEPT``)."""
+        query = select(DeliveryAttempt).where(DeliveryAttempt.delivery_id == delivery_id)
+        with self._read() as s:
+            return list(s.scalars(query.order_by(DeliveryAttempt.id.desc()).limit(ATTEMPTS_KEPT)))
 
     def get_delivery(self, delivery_id: int) -> Delivery | None:
         with self._read() as s:
