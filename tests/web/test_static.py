@@ -689,7 +689,7 @@ def test_the_page_fits_a_phone(chromium: Any, server: LiveServer, seeded: tuple[
     page.locator("dialog#preview img.preview-media").wait_for()
     screenshot(page, "15-phone-preview")
     page.get_by_role("button", name="Close").click()
-    for view in ("Keys", "Deliveries"):
+    for view in ("Keys", "Upload tokens", "Recent uploads", "Deliveries"):
         page.get_by_role("link", name=view).click()
         page.locator("table, p.empty").first.wait_for()
         assert page.evaluate(fits), view
