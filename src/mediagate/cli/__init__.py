@@ -9,6 +9,7 @@ import mediagate.cli.apikeys
 import mediagate.cli.notify
 import mediagate.cli.sealing
 import mediagate.cli.task
+import mediagate.cli.watermark
 import mediagate.cli.webhook  # noqa: F401 - registers `bucket webhook`
 from mediagate.cli import bucket, home, keys, objects, policy, sts, token, upload, version  # noqa: F401 - registers the commands
 from mediagate.cli.common import app

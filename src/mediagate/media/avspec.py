@@ -90,6 +90,10 @@ class Watermark:
     gravity: str = "northeast"
     dx: int = -20
     dy: int = 15
+    scale: float | None = None
+    """Width as a fraction of the picture's width (Wantu templates); None = the image's own size."""
+    opacity: float | None = None
+    """0-1, multiplied into the image's own alpha (Wantu templates); None = as drawn."""
 
 
 @dataclass(frozen=True)

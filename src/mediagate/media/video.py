@@ -347,8 +347,11 @@ def transcode(
             mark = None
         if mark is None or mark.codec not in ("png", "webp") or not mark.width or not mark.height:
             raise BadMediaOptions("the watermark (/wmImg/) must be a PNG or WebP image")
+    mark_size = _mark_size(spec, source, mark) if watermark is not None and mark is not None else None
     with _staging(out_dir, name) as stage:
-        args = transcode_command(spec, src, source, stage, name, threads=limits.threads, watermark=watermark)
+        args = transcode_command(
+            spec, src, source, stage, name, threads=limits.threads, watermark=watermark, mark_size=mark_size
+        )
         paths = {src: "input", stage: "output", **({watermark: "watermark"} if watermark else {})}
         _ffmpeg(args, timeout=limits.timeout, paths=paths)
         return _publish(stage, out_dir)
@@ -363,8 +366,10 @@ def transcode_command(
     *,
     threads: int,
     watermark: Path | None = None,
+    mark_size: tuple[int, int] | None = None,
 ) -> list[str]:
-    """The exact ffmpeg argv :func:`transcode` runs (public so the benchmark can run it bare)."""
+    """The exact ffmpeg argv :func:`transcode` runs (public so the benchmark can run it bare).
+    ``mark_size``: the watermark's pixels when its template scales it (:func:`_mark_size`)."""
     out = stage / f"{name}.{spec.container.suffix}"
     args = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-threads", str(threads)]
     if spec.start is not None:
@@ -377,7 +382,7 @@ def transcode_command(
     if video and watermark is not None:
         args += input_args(watermark)
     if video:
-        args += _video_args(spec, source, watermarked=watermark is not None)
+        args += _video_args(spec, source, watermarked=watermark is not None, mark_size=mark_size)
     else:
         args += ["-vn"]
     if audio:
@@ -399,7 +404,9 @@ def transcode_command(
     return [*args, str(out)]
 
 
-def _video_args(spec: TranscodeSpec, source: MediaInfo, *, watermarked: bool) -> list[str]:
+def _video_args(
+    spec: TranscodeSpec, source: MediaInfo, *, watermarked: bool, mark_size: tuple[int, int] | None = None
+) -> list[str]:
     codec = spec.video_codec or spec.container.video_codec or "libx264"
     filters = _video_filters(spec, source)
     if codec == "copy":
@@ -411,7 +418,7 @@ def _video_args(spec: TranscodeSpec, source: MediaInfo, *, watermarked: bool) ->
     if watermarked and spec.watermark is not None:
         base = ",".join(filters) or "null"
         at = _overlay_at(spec.watermark)
-        graph = f"[0:v:0]{base}[base];[1:v:0]format=rgba[mark];[base][mark]overlay={at}[out]"
+        graph = f"[0:v:0]{base}[base];{_mark_chain(spec.watermark, mark_size)};[base][mark]overlay={at}[out]"
         args = ["-filter_complex", graph, "-map", "[out]", "-c:v", codec]
     else:
         args = ["-map", "0:v:0", "-c:v", codec]
@@ -420,6 +427,36 @@ def _video_args(spec: TranscodeSpec, source: MediaInfo, *, watermarked: bool) ->
     if codec in ("libx264", "libx265", "libvpx", "libvpx-vp9", "libtheora"):
         args += ["-pix_fmt", "yuv420p"]
     return args + _encoder_args(spec, source, codec)
+
+
+def _mark_chain(mark: Watermark, size: tuple[int, int] | None) -> str:
+    """The watermark input made ``[mark]``: RGBA, sized to ``size`` (a template's ``scale``), faded
+    by ``opacity``."""
+    chain = "[1:v:0]format=rgba"
+    if size is not None:
+        chain += f",scale={size[0]}:{size[1]}"
+    if mark.opacity is not None and mark.opacity < 1:
+        chain += f",colorchannelmixer=aa={mark.opacity:.3f}"
+    return chain + "[mark]"
+
+
+def _mark_size(spec: TranscodeSpec, source: MediaInfo, mark: StreamInfo) -> tuple[int, int] | None:
+    """The watermark's pixels when its width is ``scale`` x the output picture's width."""
+    scale = spec.watermark.scale if spec.watermark else None
+    shown = source.video.display_size if source.video else None
+    if scale is None or shown is None or not mark.width or not mark.height:
+        return None
+    if spec.rotate in ("90", "270"):
+        shown = (shown[1], shown[0])
+    target = _target_size(spec, source)
+    if target is None:
+        width = float(shown[0])
+    elif target[0] > 0:
+        width = float(target[0])
+    else:  # the width follows the aspect ratio of the given height
+        width = shown[0] * target[1] / shown[1]
+    w = max(1, round(width * scale))
+    return w, max(1, round(w * mark.height / mark.width))
 
 
 def _overlay_at(mark: Watermark) -> str:

@@ -178,18 +178,8 @@ def grab_keys(
 def _fetch_extra(ctx: TaskContext, path: str) -> Path:
     """A file the avopts name besides the source (``/wmImg/``, ``/i/``, ``/h/``), from this bucket,
     copied into the work folder: ffmpeg only ever sees our own local copies."""
-    from mediagate.storage.base import BlobNotFound
-
     try:
         key = normalise_key(path)
     except MediagateError as exc:
         raise TaskFailed(f"{path}: {exc.message}", status=400) from None
-    obj = ctx.gateway.catalog.get_object(ctx.bucket.id, key)
-    if obj is None:
-        raise TaskFailed(f"the file {path} named in avopts does not exist", status=404)
-    dest = ctx.workdir / f"extra-{len(list(ctx.workdir.glob('extra-*')))}"
-    try:
-        ctx.gateway.storage.assemble([obj.blob_id], dest)
-    except BlobNotFound:
-        raise TaskFailed(f"the bytes of {path} are missing from storage", retry=True) from None
-    return dest
+    return ctx.fetch_object(key, "named in avopts")
