@@ -25,8 +25,10 @@ pageSize=`` lists the namespace's feedback, newest first, in the file-listing pa
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
@@ -35,7 +37,6 @@ from starlette.responses import JSONResponse, Response
 
 from mediagate.core.errors import BadRequest, MediagateError, PayloadTooLarge, Unauthorized, UnsupportedMedia
 from mediagate.core.keys import split_key
-from mediagate.core.notify import is_http_url
 from mediagate.http import request_id
 from mediagate.protocols.wantu.media import key_of
 from mediagate.protocols.wantu.signing import ResourceId, parse_resource_id, path_to_dir
@@ -47,7 +48,11 @@ if TYPE_CHECKING:
 
 MAX_FILES = 50
 MAX_FEEDBACK = 100
-OK, INTERNAL, MISSING, WRONG_TYPE, BAD_ID, TOO_BIG = 0, 100, 2, 3, 4, 5
+OK, INTERNAL, MISSING, WRONG_TYPE, BAD_ID, TOO_BIG, TIMEOUT = 0, 100, 2, 3, 4, 5, 6
+URL_TIMEOUT = 20.0
+"""Seconds one ``url=`` download may take (resolving included); then status 6."""
+URL_DOWNLOADS = 4
+"""``url=`` downloads at once per request."""
 
 _moderator: Moderator | None = None
 
@@ -63,28 +68,28 @@ def _entry(status: int, message: str, file: dict[str, Any] | None = None) -> dic
 async def scan_porn(request: Request, gw: Gateway, bucket: Bucket, body: bytes) -> Response:
     ids = ";".join(_values(body, "resourceId"))
     urls = ";".join(_values(body, "url"))
+    if ids.strip(" ;") and urls.strip(" ;"):
+        raise BadRequest("send resourceId or url, not both", code="invalid_argument")
     items = [i.strip() for i in (ids or urls).split(";") if i.strip()]
     if not items:
-        raise BadRequest("resourceId (';'-separated file resourceIds) is required", code="invalid_argument")
+        raise BadRequest(
+            "resourceId (';'-separated file resourceIds) or url (';'-separated URLs) is required",
+            code="invalid_argument",
+        )
     if len(items) > MAX_FILES:
         raise BadRequest(f"at most {MAX_FILES} files per scan", code="invalid_argument")
-    result = []
-    for item in items:
-        if ids:
-            result.append(await _scan_one(gw, bucket, item))
-        elif not is_http_url(item):
-            result.append(_entry(BAD_ID, "not an http(s) URL", {"url": item[:1024]}))
-        else:
-            why = "this server scans files of its own namespaces only: send resourceId"
-            result.append(_entry(MISSING, why, {"url": item[:1024]}))
+    if ids:
+        result = [await _scan_one(gw, bucket, item) for item in items]
+    else:
+        gate = asyncio.Semaphore(URL_DOWNLOADS)
+        result = list(await asyncio.gather(*(_scan_url(gw, gate, item) for item in items)))
     rid = request_id(request)
     return JSONResponse({"message": "success", "result": result, "status": 0, "requestId": rid})
 
 
 async def _scan_one(gw: Gateway, bucket: Bucket, raw: str) -> dict[str, Any]:
-    from mediagate.media.moderation import MAX_BYTES, WANTU_FORMATS, ModerationUnavailable, Moderator
+    from mediagate.media.moderation import MAX_BYTES
 
-    global _moderator
     try:
         rid = parse_resource_id(raw, file=True)
     except MediagateError:
@@ -98,11 +103,37 @@ async def _scan_one(gw: Gateway, bucket: Bucket, raw: str) -> dict[str, Any]:
         return _entry(MISSING, "file download failed: no such file", file)
     if obj.size > MAX_BYTES:
         return _entry(TOO_BIG, "file too large: only files under 10 MB are scanned", file)
+    async with gw.local_copy(obj) as path:
+        return await _score(gw, path, file)
+
+
+async def _scan_url(gw: Gateway, gate: asyncio.Semaphore, url: str) -> dict[str, Any]:
+    """Download through the SSRF guard (at most 10 MB, :data:`URL_TIMEOUT` s), then score."""
+    from mediagate.core import fetch
+    from mediagate.media.moderation import MAX_BYTES
+
+    file = {"url": url[:1024]}
+    try:
+        async with gate, fetch.fetched(gw, url, max_bytes=MAX_BYTES, timeout=URL_TIMEOUT) as path:
+            return await _score(gw, path, file)
+    except fetch.BadUrl as exc:
+        return _entry(BAD_ID, f"url format error: {exc.message}", file)
+    except fetch.FetchTooLarge as exc:
+        return _entry(TOO_BIG, f"file too large: only files under 10 MB are scanned ({exc.message})", file)
+    except fetch.FetchTimeout as exc:
+        return _entry(TIMEOUT, f"file download timed out: {exc.message}", file)
+    except fetch.FetchFailed as exc:
+        return _entry(MISSING, f"file download failed: {exc.message}", file)
+
+
+async def _score(gw: Gateway, path: Path, file: dict[str, Any]) -> dict[str, Any]:
+    from mediagate.media.moderation import WANTU_FORMATS, ModerationUnavailable, Moderator
+
+    global _moderator
     if _moderator is None:
         _moderator = Moderator(gw.image_limits)
     try:
-        async with gw.local_copy(obj) as path:
-            verdict = await _moderator.ascore(path, formats=WANTU_FORMATS)
+        verdict = await _moderator.ascore(path, formats=WANTU_FORMATS)
     except UnsupportedMedia as exc:
         return _entry(WRONG_TYPE, f"wrong file type: only jpg, png and bmp are scanned ({exc.message})", file)
     except PayloadTooLarge as exc:
