@@ -64,6 +64,10 @@ def test_templates_place_the_watermark_where_they_say(
         "half": encode(wantu, ("/v", "flat.mp4"), ("/o", "half.mp4"), "video-generic-AVC-320x240",
                        watermark=logo, watermarkTemplate="half"),
     }  # fmt: skip
+    # the upload policy's mediaEncode takes the same fields
+    policy = {"encodeTemplate": "video-generic-AVC-320x240", "usePreset": 1, "watermark": logo,
+              "watermarkTemplate": "corner", "output": wantu.file_rid("/o", "policy.mp4")}  # fmt: skip
+    jobs["policy"] = put(wantu, "/v", "again.mp4", clip.read_bytes(), mediaEncode=policy)["taskId"]
     frames = {}
     for name, task_id in jobs.items():
         result = wait(wantu, "mediaEncodeResult", task_id)
@@ -77,6 +81,7 @@ def test_templates_place_the_watermark_where_they_say(
     assert near(frames["corner"].getpixel((294, 214)), GREEN)
     assert not near(bare.getpixel((294, 214)), GREEN)
     assert near(frames["corner"].getpixel((294, 26)), bare.getpixel((294, 26)))
+    assert near(frames["policy"].getpixel((294, 214)), GREEN)
     # no template: top-right, 10 px in
     assert near(frames["default"].getpixel((294, 26)), GREEN)
     assert near(frames["default"].getpixel((294, 214)), bare.getpixel((294, 214)))
