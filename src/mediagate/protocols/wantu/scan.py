@@ -12,8 +12,12 @@ as ``%3B``), at most :data:`MAX_FILES`. Each file is scored by the offline model
 cannot be had (no such file, or another namespace's); 3 not a jpg/png/bmp image; 4 a malformed
 resourceId or URL; 5 over 10 MB; 100 internal error, which includes "the moderation model is not
 installed" (the message says how to install it): no entry ever carries a score the model did not
-compute. ``url=`` lists are answered per entry (4 when not an http(s) URL, else 2: this server
-scans the files of its own namespaces, it downloads nothing). An empty list is 400 InvalidArgument.
+compute. ``url=<url>;<url>…`` (instead of resourceId, never both: 400) downloads each through the
+SSRF guard (core.fetch: public addresses only unless ``allow_private_callbacks``, no redirects,
+at most 10 MB and :data:`URL_TIMEOUT` s, :data:`URL_DOWNLOADS` at once) into staging, then
+scores it like a stored file; the entry's ``file`` is ``{"url": …}``. Per-URL status: 4 not an
+http(s) URL, 2 download failed (unresolvable host, refused address, unreachable, not a 200),
+5 over 10 MB, 6 download timed out, 3 not an image. An empty list is 400 InvalidArgument.
 
 feedback: repeated ``feedback=<JSON>`` fields, each ``{"file": {namespace, dir, name}, "type":
 0|1, "wrong": bool, "score": 0..1}`` (``score`` required when ``wrong``), at most
