@@ -316,6 +316,7 @@ def test_concatenation_and_chains_join_bucket_files_around_the_upload(site: Task
         naga("video", f"/i/{gone_}", "/j/x.mp4"),
         naga("video", f"/i/{large_}", "/j/y.mp4"),
         naga("video", f"/i/{i}/s/160x120", "/j/z.mp4"),
+        naga("chain", f"/video/i/{i}/video/vcodec/copy/s/160x120", "/j/w.mp4"),  # step 2 cannot run
     ]
     with Receiver() as hook:
         answer = form_upload(site, creds, clip, "/v/main.mp4", apps=apps, notify_url=hook.url("/hook"))
@@ -323,7 +324,7 @@ def test_concatenation_and_chains_join_bucket_files_around_the_upload(site: Task
         ids = answer.json()["task_ids"]
         tasks = [site.wait_task(t, "done", "failed", timeout=180) for t in ids]
         wait_for(lambda: len(by_task(hook.requests)) == len(apps), timeout=30)
-    full, copy, old, _small, shot, gone, bigger, mixed = tasks
+    full, copy, old, _small, shot, gone, bigger, mixed, halfway = tasks
     assert [t.status for t in tasks[:5]] == ["done"] * 5, [t.reason for t in tasks]
     for task, key, seconds in ((full, "j/full.mp4", 5.0), (copy, "j/copy.mp4", 4.0), (old, "j/old.mp4", 6.0)):
         assert task.outputs == [key]
@@ -354,4 +355,5 @@ def test_concatenation_and_chains_join_bucket_files_around_the_upload(site: Task
     assert "same resolution" in callbacks[bigger.id]["description"]
     assert "/parts/large.mp4 is 640x480" in (bigger.reason or "")
     assert callbacks[mixed.id]["status_code"] == 400 and "use type 'chain'" in (mixed.reason or "")
-    assert all(callbacks[t.id]["path"] == [] for t in (gone, bigger, mixed))
+    assert callbacks[halfway.id]["status_code"] == 400 and "/vcodec/copy" in (halfway.reason or "")
+    assert all(callbacks[t.id]["path"] == [] for t in (gone, bigger, mixed, halfway))
