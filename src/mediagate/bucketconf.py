@@ -25,6 +25,10 @@ setting            default    meaning
 ``webhook_url``    none       where ``/v1`` and tus uploads and ``/v1`` deletes are announced
                               (core.webhooks; an upload token's ``notify_url`` wins), signed
                               with the bucket's webhook secret (``mediagate bucket webhook``)
+``watermarks``     ``{}``     Wantu ``watermarkTemplate`` names -> placement of the
+                              ``watermark`` image on ``/3.0/mediaEncode`` outputs:
+                              ``{"gravity", "dx", "dy", "scale", "opacity"}``
+                              (``mediagate bucket watermark add B NAME --gravity southeast``)
 =================  =========  ==============================================================
 
 The settings are read on every request through :class:`BucketCache`, which keeps a bucket row
@@ -45,6 +49,7 @@ from anyio import to_thread
 from mediagate.catalog.models import Bucket
 from mediagate.core.errors import BadRequest
 from mediagate.core.gateway import Gateway
+from mediagate.media.avspec import GRAVITIES, Watermark
 
 DEFAULT_CORS_ORIGINS: tuple[str, ...] = ("*",)
 DEFAULT_CORS_MAX_AGE = 600
@@ -98,6 +103,83 @@ def check_version(name: str, spec: str) -> tuple[str, str]:
     text = spec.strip()
     parse_thumb(text)
     return name, text if text.startswith("/") else "/" + text
+
+
+@dataclass(frozen=True)
+class WatermarkTemplate:
+    """Where a Wantu ``watermark`` image goes (Wantu's templates are console objects with no
+    documented grammar; these fields are those of Alibaba's MTS watermark templates).
+
+    ``dx``/``dy`` are margins in pixels from the ``gravity`` corner *inwards* (for ``center``,
+    ``north``/``south`` along x and ``west``/``east``/``center`` along y: a shift east/south);
+    ``scale`` is the image's width as a fraction of the picture's (None: its own size);
+    ``opacity`` 0-1 fades it (None: as drawn).
+    """
+
+    gravity: str = "northeast"
+    dx: int = 10
+    dy: int = 10
+    scale: float | None = None
+    opacity: float | None = None
+
+    def as_setting(self) -> dict[str, Any]:
+        return {"gravity": self.gravity, "dx": self.dx, "dy": self.dy, "scale": self.scale,
+                "opacity": self.opacity}  # fmt: skip
+
+    def watermark(self, path: str) -> Watermark:
+        """The overlay of the image at bucket ``path`` (``dx`` east / ``dy`` south, signed)."""
+        dx = -self.dx if self.gravity.endswith("east") else self.dx
+        dy = -self.dy if self.gravity.startswith("south") else self.dy
+        return Watermark(path, self.gravity, dx, dy, scale=self.scale, opacity=self.opacity)
+
+
+DEFAULT_WATERMARK = WatermarkTemplate()
+"""Without ``watermarkTemplate``: the image at its own size, 10 px in from the top-right corner
+(MTS's default corner)."""
+WATERMARK_NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
+
+
+def check_watermark_template(
+    name: str,
+    *,
+    gravity: str = "northeast",
+    dx: int = 10,
+    dy: int = 10,
+    scale: float | None = None,
+    opacity: float | None = None,
+) -> WatermarkTemplate:
+    """A template as the CLI defines it, or BadRequest saying which field is wrong."""
+    import re
+
+    if not re.fullmatch(WATERMARK_NAME, name):
+        raise BadRequest(f"template name {name!r}: use 1-64 letters, digits, '_', '.', '-'")
+    if gravity not in GRAVITIES:
+        raise BadRequest(f"gravity must be one of {', '.join(GRAVITIES)}, got {gravity!r}")
+    if not (-4096 <= dx <= 4096 and -4096 <= dy <= 4096):
+        raise BadRequest("dx and dy must be from -4096 to 4096 pixels")
+    if scale is not None and not 0 < scale <= 1:
+        raise BadRequest("scale must be a fraction of the picture's width in (0, 1]")
+    if opacity is not None and not 0 <= opacity <= 1:
+        raise BadRequest("opacity must be from 0 (invisible) to 1 (as drawn)")
+    return WatermarkTemplate(gravity=gravity, dx=dx, dy=dy, scale=scale, opacity=opacity)
+
+
+def watermark_templates(settings: Mapping[str, Any] | None) -> dict[str, WatermarkTemplate]:
+    """The bucket's templates; a malformed entry (edited by hand) is left out."""
+    found: dict[str, WatermarkTemplate] = {}
+    raw = (settings or {}).get("watermarks")
+    for name, value in raw.items() if isinstance(raw, dict) else ():
+        if not isinstance(value, dict):
+            continue
+        try:
+            fields = {k: value[k] for k in value if k in _TEMPLATE_KEYS}
+            found[name] = check_watermark_template(name, **fields)
+        except (BadRequest, TypeError):
+            continue
+    return found
+
+
+_TEMPLATE_KEYS = ("gravity", "dx", "dy", "scale", "opacity")
 
 
 def normalise_origin(value: str) -> str:

@@ -6,7 +6,15 @@ import pytest
 
 from mediagate.media.averrors import BadMediaOptions
 from mediagate.media.avopts import SIZE_PRESETS, parse_avopts, parse_time
-from mediagate.media.avspec import ProbeSpec, ThumbnailSpec, TranscodeSpec, Watermark
+from mediagate.media.avspec import (
+    ChainSpec,
+    ConcatSpec,
+    ProbeSpec,
+    ThumbnailSpec,
+    TranscodeSpec,
+    Watermark,
+    container,
+)
 
 
 def video(avopts: str, save_as: str | None = None, type_: str = "video") -> TranscodeSpec:
@@ -122,6 +130,31 @@ def test_thumbnail_task() -> None:
     assert many == ThumbnailSpec(count=4, start=0.0, end=2.0, format="jpg")
 
 
+def test_concatenation_keeps_the_order_of_h_and_i_and_takes_its_format_from_save_as() -> None:
+    # /h/ /x.mp4 and /y.mp4 go before the source, /i/ /a/b/c.mp4 after it
+    spec = parse_avopts("video", "/h/L3gubXA0/i/L2EvYi9jLm1wNA/h/L3kubXA0/codec/copy", save_as="/o/j.mkv")
+    assert spec == ConcatSpec(container=container("mkv"), before=("/x.mp4", "/y.mp4"), after=("/a/b/c.mp4",),
+                              copy=True)  # fmt: skip
+    assert spec.extra_paths == ("/x.mp4", "/y.mp4", "/a/b/c.mp4")
+    # the doc's vconcat example (test vector C) = video + /i/
+    old = parse_avopts("vconcat", "/i/L2EvYi9jLm1wNA==/i/LzEvMi8zLm1wNA==", save_as="/concat/a.mp4")
+    assert old == ConcatSpec(container=container("mp4"), after=("/a/b/c.mp4", "/1/2/3.mp4"))
+    sound = parse_avopts("aconcat", "/i/L2EvYi9jLm1wNA/f/ogg")
+    assert isinstance(sound, ConcatSpec) and sound.audio_only and sound.container.name == "ogg"
+
+
+def test_chain_steps_take_their_own_keys_and_only_the_last_one_sees_save_as() -> None:
+    chain = parse_avopts("chain", "/vconcat/i/L2EvYi9jLm1wNA/video/s/240p(4:3)/r/15/thumbnail/o/1",
+                         save_as="/foo.jpg", return_info=True)  # fmt: skip
+    assert isinstance(chain, ChainSpec) and len(chain.steps) == 3
+    joined, small, shot = chain.steps
+    assert joined == ConcatSpec(container=container("mp4"), after=("/a/b/c.mp4",))
+    assert isinstance(small, TranscodeSpec) and (small.width, small.height, small.fps) == (320, 240, 15)
+    assert small.container.name == "mp4" and not small.return_info  # a step's file, not save_as's
+    assert shot == ThumbnailSpec(count=1)
+    assert chain.extra_paths == ("/a/b/c.mp4",)
+
+
 def test_probe_task() -> None:
     assert parse_avopts("probe", "") == ProbeSpec()
 
@@ -148,7 +181,18 @@ def test_return_info_travels_with_the_spec() -> None:
         ("video", "/ar/12345", "/ar/ must be one of"),
         ("video", "/f/doc", "unsupported output format 'doc'"),
         ("video", "/f/mp3", "needs a video format"),
-        ("video", "/i/L2EvYi9jLm1wNA==", "concatenation"),
+        ("video", "/i/L2EvYi9jLm1wNA==/s/240p(4:3)", "cannot be mixed with /s/: use type 'chain'"),
+        ("video", "/i/L2EvYi9jLm1wNA/codec/h264", "/codec/ must be copy"),
+        ("video", "/h/Li4vYS5tcDQ", "absolute bucket path"),
+        ("vconcat", "/f/mp4", "needs at least one /i/"),
+        ("thumbnail", "/o/1/i/L2EvYi9jLm1wNA", "needs type video or audio"),
+        ("video", "/cr/1", "not supported by this server"),
+        ("chain", "/s/240p(4:3)", "a chain starts with a step type"),
+        ("chain", "/thumbnail/o/1/video/r/25", "chain step 1 (thumbnail): frame grabs and HLS"),
+        ("chain", "/video/r/25/probe/x/1", "'probe' cannot be a step"),
+        ("chain", "/video/r/1/video/r/2/audio/ab/64/video/r/3/video/r/4", "at most 4 steps"),
+        ("chain", "/video/t/1/audio/ab/64", "chain step 1 (video): unknown avopts key /t/"),
+        ("chain", "", "at least one step"),
         ("video", "/wmImg/L2EvYi5qcGc", "must name a .png or .webp"),
         ("video", "/wmImg/Li4vYS5wbmc", "absolute bucket path"),
         ("video", "/wmImg/L2EvLi4vYi5wbmc", "absolute bucket path"),
@@ -157,7 +201,6 @@ def test_return_info_travels_with_the_spec() -> None:
         ("video", "/wmImg/L2EvYi5wbmc/wmGravity/top", "/wmGravity/ must be one of"),
         ("video", "/wmImg/L2EvYi5wbmc/wmDy/1.5", "/wmDy/ must be a whole number"),
         ("vthumbnail", "/o/1", "unknown type 'vthumbnail'"),
-        ("vconcat", "/i/L2EvYi9jLm1wNA==", "not supported by this server"),
         ("thumbnail", "/ss/00:00:01", "/o/ is required"),
         ("thumbnail", "/o/0", "/n/ (number of images) is required"),
         ("thumbnail", "/o/1/f/gif", "jpg or png"),

@@ -6,11 +6,16 @@ transcode, ``audio`` transcodes audio, ``thumbnail`` grabs frames, ``probe`` rea
 Anything we cannot honour is a :class:`BadMediaOptions` whose reason names the key, so the
 task fails with status 400 and a description the user can act on (§6.17), never a guess.
 
-Bucket paths inside values (``/wmImg/``) are URL-safe base64, padding optional; the caller
-fetches them (:attr:`TranscodeSpec.extra_paths`) and hands the files to ``video.transcode``.
+Bucket paths inside values (``/wmImg/``, ``/i/``, ``/h/``) are URL-safe base64, padding optional;
+the caller fetches them (``extra_paths``) and hands the files to ``video``.
 
-Not served (a clear 400): concatenation (``/i/``, ``/h/``, ``/codec/``, ``vconcat``,
-``aconcat``), ``/cr/`` and ``chain``.
+Concatenation: ``/h/`` (before the source) and ``/i/`` (after it) repeat and keep their order,
+``/codec/copy`` joins without re-encoding; ``vconcat``/``aconcat`` are the old names of
+``video``/``audio`` with ``/i/``. Concat keys take no other key but ``/f/`` (the spec: "use
+chain"). ``chain``: ``/<type>/<k>/<v>…/<type>/<k>/<v>…``, a type name in key position opens the
+next step, at most :data:`MAX_CHAIN` steps, frame grabs and HLS only last.
+
+Not served (a clear 400): ``/cr/`` (reversed GIF/WebP loops).
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ from mediagate.media.avspec import (
     MAX_SIDE,
     PROFILES,
     AvJob,
+    ChainSpec,
+    ConcatSpec,
     Container,
     ProbeSpec,
     ThumbnailSpec,
@@ -54,18 +61,16 @@ SIZE_PRESETS: dict[str, tuple[int, int, int]] = {
 """``/s/`` presets: width, height, bitrate cap in kbps (§2.6; the two old-page presets keep their
 old fixed rate as the cap)."""
 
-TYPES = ("video", "hls", "nbhd", "audio", "thumbnail", "probe")
-NOT_SERVED_TYPES = {
-    "vconcat": "concatenation",
-    "aconcat": "concatenation",
-    "chain": "chained processing",
-}
+TYPES = ("video", "hls", "nbhd", "audio", "thumbnail", "probe", "vconcat", "aconcat", "chain")
+STEP_TYPES = ("video", "hls", "nbhd", "audio", "thumbnail", "vconcat", "aconcat")
+"""Types that may be a step of a ``chain``; their names in key position open a step."""
+MAX_CHAIN = 4
+CONCAT_KEYS = frozenset(["i", "h", "codec"])
 NOT_SERVED_KEYS = {
-    "i": "concatenation",
-    "h": "concatenation",
-    "codec": "concatenation",
     "cr": "reversed GIF/WebP loops",
 }
+MAX_CONCAT = 20
+"""Files joined to one source (``/i/`` plus ``/h/``); each is bounded like a source."""
 SAMPLE_RATES = (0, 16000, 22050, 24000, 32000, 44100, 48000)
 CHANNELS = {"1": 1, "2": 2, "5.1": 6, "7.1": 8}
 ACODECS = {"libmp3lame": "libmp3lame", "libfdk_aac": "aac", "aac": "aac", "libvorbis": "libvorbis",
@@ -84,13 +89,20 @@ T = TypeVar("T")
 
 def parse_avopts(type_: str, avopts: str, *, save_as: str | None = None, return_info: bool = False) -> AvJob:
     """Parse one ``naga`` task. ``save_as`` only lends its suffix (the container, §2.2)."""
-    if type_ in NOT_SERVED_TYPES:
-        raise BadMediaOptions(f"type {type_!r} ({NOT_SERVED_TYPES[type_]}) is not supported by this server")
     if type_ not in TYPES:
         raise BadMediaOptions(f"unknown type {type_!r} (expected one of: {', '.join(TYPES)})")
-    pairs = _pairs(avopts)
+    if type_ == "chain":
+        return _chain(avopts, save_as, return_info)
+    return _step(type_, _tokens(avopts), save_as, return_info)
+
+
+def _step(type_: str, tokens: list[tuple[str, str]], save_as: str | None, return_info: bool) -> AvJob:
     if type_ == "probe":
+        _pairs(tokens)
         return ProbeSpec()
+    if type_ in ("vconcat", "aconcat") or any(k in CONCAT_KEYS for k, _ in tokens):
+        return _concat(type_, tokens, save_as, return_info)
+    pairs = _pairs(tokens)
     if type_ == "thumbnail":
         return _thumbnail(pairs, save_as)
     if type_ == "audio":
@@ -98,18 +110,93 @@ def parse_avopts(type_: str, avopts: str, *, save_as: str | None = None, return_
     return _video(type_, pairs, save_as, return_info)
 
 
-def _pairs(avopts: str) -> dict[str, str]:
+def _tokens(avopts: str) -> list[tuple[str, str]]:
+    """The ``/key/value`` pairs in order (``/i/`` and ``/h/`` repeat, so no dict here)."""
     parts = avopts.strip().strip("/").split("/") if avopts.strip().strip("/") else []
     if len(parts) % 2:
         raise BadMediaOptions(f"avopts must be /key/value pairs; {parts[-1]!r} has no value")
-    pairs: dict[str, str] = {}
-    for key, value in zip(parts[::2], parts[1::2], strict=True):
+    tokens = list(zip(parts[::2], parts[1::2], strict=True))
+    for key, value in tokens:
         if key in NOT_SERVED_KEYS:
             raise BadMediaOptions(f"/{key}/ ({NOT_SERVED_KEYS[key]}) is not supported by this server")
         if not value:
             raise BadMediaOptions(f"/{key}/ has an empty value")
+    return tokens
+
+
+def _pairs(tokens: list[tuple[str, str]]) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for key, value in tokens:
+        if key in CONCAT_KEYS:
+            raise BadMediaOptions(f"/{key}/ (concatenation) does not apply to this type")
         pairs[key] = value  # a repeated key: the later one wins, as UPYUN's processing does
     return pairs
+
+
+def _concat(type_: str, tokens: list[tuple[str, str]], save_as: str | None, return_info: bool) -> ConcatSpec:
+    """``/h/``… source ``/i/``…, ``/codec/copy``; nothing else but ``/f/`` (§2.3: use chain)."""
+    if type_ not in ("video", "audio", "vconcat", "aconcat"):
+        raise BadMediaOptions(f"concatenation (/i/, /h/) needs type video or audio, not {type_!r}")
+    audio = type_ in ("audio", "aconcat")
+    before = [bucket_path("h", v) for k, v in tokens if k == "h"]
+    after = [bucket_path("i", v) for k, v in tokens if k == "i"]
+    if not before and not after:
+        raise BadMediaOptions(f"type {type_!r} needs at least one /i/ (a base64 bucket path to append)")
+    if len(before) + len(after) > MAX_CONCAT:
+        raise BadMediaOptions(f"at most {MAX_CONCAT} files can be joined to the source")
+    others = sorted({k for k, _ in tokens} - CONCAT_KEYS - {"f"})
+    if others:
+        raise BadMediaOptions(
+            f"concatenation (/i/, /h/, /codec/) cannot be mixed with /{others[0]}/: "
+            "use type 'chain' to concatenate and then process"
+        )
+    pairs = {k: v for k, v in tokens}
+    copy = pairs.get("codec")
+    if copy is not None and copy != "copy":
+        raise BadMediaOptions(f"/codec/ must be copy (join without re-encoding), got {copy!r}")
+    out = _output_container(pairs, save_as, "mp3" if audio else "mp4")
+    if audio and out.audio_codec is None:
+        raise BadMediaOptions(f"audio concatenation needs an audio format, not {out.name!r}")
+    if not audio and (out.video_codec is None or out.muxer == "hls"):
+        raise BadMediaOptions(f"video concatenation cannot write {out.name!r} (mp4, flv, mkv, ts, webm…)")
+    return ConcatSpec(container=out, before=tuple(before), after=tuple(after), copy=copy == "copy",
+                      audio_only=audio, return_info=return_info)  # fmt: skip
+
+
+def _chain(avopts: str, save_as: str | None, return_info: bool) -> ChainSpec:
+    """``/video/s/240p(4:3)/thumbnail/o/1``: each step works on the previous one's output."""
+    parts = avopts.strip().strip("/").split("/") if avopts.strip().strip("/") else []
+    steps: list[tuple[str, list[str]]] = []
+    i = 0
+    while i < len(parts):
+        if parts[i] in STEP_TYPES:
+            steps.append((parts[i], []))
+            i += 1
+            continue
+        if parts[i] in ("chain", "probe"):
+            raise BadMediaOptions(f"type {parts[i]!r} cannot be a step of a chain")
+        if not steps:
+            raise BadMediaOptions(
+                f"a chain starts with a step type ({', '.join(STEP_TYPES)}), not /{parts[i]}/"
+            )
+        steps[-1][1].extend(parts[i : i + 2])
+        i += 2
+    if not steps:
+        raise BadMediaOptions("a chain needs at least one step, e.g. /video/s/240p(4:3)/thumbnail/o/1")
+    if len(steps) > MAX_CHAIN:
+        raise BadMediaOptions(f"a chain has at most {MAX_CHAIN} steps, got {len(steps)}")
+    jobs: list[TranscodeSpec | ThumbnailSpec | ConcatSpec] = []
+    for n, (type_, words) in enumerate(steps, start=1):
+        last = n == len(steps)
+        try:
+            job = _step(type_, _tokens("/".join(words)), save_as if last else None, return_info and last)
+        except BadMediaOptions as exc:
+            raise BadMediaOptions(f"chain step {n} ({type_}): {exc.reason}") from None
+        assert not isinstance(job, ProbeSpec | ChainSpec)  # _step never makes these
+        if not last and (isinstance(job, ThumbnailSpec) or job.is_hls):
+            raise BadMediaOptions(f"chain step {n} ({type_}): frame grabs and HLS can only be the last step")
+        jobs.append(job)
+    return ChainSpec(steps=tuple(jobs), return_info=return_info)
 
 
 def _check_keys(pairs: dict[str, str], allowed: frozenset[str], type_: str) -> None:

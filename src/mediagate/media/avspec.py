@@ -90,6 +90,10 @@ class Watermark:
     gravity: str = "northeast"
     dx: int = -20
     dy: int = 15
+    scale: float | None = None
+    """Width as a fraction of the picture's width (Wantu templates); None = the image's own size."""
+    opacity: float | None = None
+    """0-1, multiplied into the image's own alpha (Wantu templates); None = as drawn."""
 
 
 @dataclass(frozen=True)
@@ -156,10 +160,52 @@ class ThumbnailSpec:
     height: int | None = None
     format: Literal["jpg", "png"] = "jpg"
 
+    @property
+    def extra_paths(self) -> tuple[str, ...]:
+        return ()
+
 
 @dataclass(frozen=True)
 class ProbeSpec:
     """Metadata only: no output file (UPYUN ``type: probe``)."""
 
 
-AvJob = TranscodeSpec | ThumbnailSpec | ProbeSpec
+@dataclass(frozen=True)
+class ConcatSpec:
+    """Join bucket files around the source: ``before`` + source + ``after`` (UPYUN ``/h/`` and
+    ``/i/``, in the order given), into one output. Every input must have the same picture size;
+    ``copy`` joins the streams as they are (same codecs required), else they are re-encoded."""
+
+    container: Container
+    before: tuple[str, ...] = ()
+    after: tuple[str, ...] = ()
+    copy: bool = False
+    audio_only: bool = False
+    return_info: bool = False
+
+    @property
+    def is_hls(self) -> bool:
+        return False
+
+    @property
+    def extra_paths(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((*self.before, *self.after)))
+
+
+StepJob = TranscodeSpec | ThumbnailSpec | ConcatSpec
+
+
+@dataclass(frozen=True)
+class ChainSpec:
+    """UPYUN ``type: chain``: up to four steps, each working on the previous step's output; only
+    the last step's output is kept (frame grabs and HLS only as the last step)."""
+
+    steps: tuple[StepJob, ...]
+    return_info: bool = False
+
+    @property
+    def extra_paths(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(p for step in self.steps for p in step.extra_paths))
+
+
+AvJob = TranscodeSpec | ThumbnailSpec | ProbeSpec | ConcatSpec | ChainSpec

@@ -48,7 +48,7 @@ from mediagate.media.averrors import (
     TranscodeFailed,
     TranscodeTimeout,
 )
-from mediagate.media.avspec import ThumbnailSpec, TranscodeSpec, Watermark
+from mediagate.media.avspec import ConcatSpec, ThumbnailSpec, TranscodeSpec, Watermark
 
 STDERR_LIMIT = 1 << 20
 """Bytes of ffmpeg's stderr we read back: enough for any dump, bounded for hostile metadata."""
@@ -347,8 +347,11 @@ def transcode(
             mark = None
         if mark is None or mark.codec not in ("png", "webp") or not mark.width or not mark.height:
             raise BadMediaOptions("the watermark (/wmImg/) must be a PNG or WebP image")
+    mark_size = _mark_size(spec, source, mark) if watermark is not None and mark is not None else None
     with _staging(out_dir, name) as stage:
-        args = transcode_command(spec, src, source, stage, name, threads=limits.threads, watermark=watermark)
+        args = transcode_command(
+            spec, src, source, stage, name, threads=limits.threads, watermark=watermark, mark_size=mark_size
+        )
         paths = {src: "input", stage: "output", **({watermark: "watermark"} if watermark else {})}
         _ffmpeg(args, timeout=limits.timeout, paths=paths)
         return _publish(stage, out_dir)
@@ -363,8 +366,10 @@ def transcode_command(
     *,
     threads: int,
     watermark: Path | None = None,
+    mark_size: tuple[int, int] | None = None,
 ) -> list[str]:
-    """The exact ffmpeg argv :func:`transcode` runs (public so the benchmark can run it bare)."""
+    """The exact ffmpeg argv :func:`transcode` runs (public so the benchmark can run it bare).
+    ``mark_size``: the watermark's pixels when its template scales it (:func:`_mark_size`)."""
     out = stage / f"{name}.{spec.container.suffix}"
     args = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-threads", str(threads)]
     if spec.start is not None:
@@ -377,7 +382,7 @@ def transcode_command(
     if video and watermark is not None:
         args += input_args(watermark)
     if video:
-        args += _video_args(spec, source, watermarked=watermark is not None)
+        args += _video_args(spec, source, watermarked=watermark is not None, mark_size=mark_size)
     else:
         args += ["-vn"]
     if audio:
@@ -399,7 +404,9 @@ def transcode_command(
     return [*args, str(out)]
 
 
-def _video_args(spec: TranscodeSpec, source: MediaInfo, *, watermarked: bool) -> list[str]:
+def _video_args(
+    spec: TranscodeSpec, source: MediaInfo, *, watermarked: bool, mark_size: tuple[int, int] | None = None
+) -> list[str]:
     codec = spec.video_codec or spec.container.video_codec or "libx264"
     filters = _video_filters(spec, source)
     if codec == "copy":
@@ -411,7 +418,7 @@ def _video_args(spec: TranscodeSpec, source: MediaInfo, *, watermarked: bool) ->
     if watermarked and spec.watermark is not None:
         base = ",".join(filters) or "null"
         at = _overlay_at(spec.watermark)
-        graph = f"[0:v:0]{base}[base];[1:v:0]format=rgba[mark];[base][mark]overlay={at}[out]"
+        graph = f"[0:v:0]{base}[base];{_mark_chain(spec.watermark, mark_size)};[base][mark]overlay={at}[out]"
         args = ["-filter_complex", graph, "-map", "[out]", "-c:v", codec]
     else:
         args = ["-map", "0:v:0", "-c:v", codec]
@@ -420,6 +427,36 @@ def _video_args(spec: TranscodeSpec, source: MediaInfo, *, watermarked: bool) ->
     if codec in ("libx264", "libx265", "libvpx", "libvpx-vp9", "libtheora"):
         args += ["-pix_fmt", "yuv420p"]
     return args + _encoder_args(spec, source, codec)
+
+
+def _mark_chain(mark: Watermark, size: tuple[int, int] | None) -> str:
+    """The watermark input made ``[mark]``: RGBA, sized to ``size`` (a template's ``scale``), faded
+    by ``opacity``."""
+    chain = "[1:v:0]format=rgba"
+    if size is not None:
+        chain += f",scale={size[0]}:{size[1]}"
+    if mark.opacity is not None and mark.opacity < 1:
+        chain += f",colorchannelmixer=aa={mark.opacity:.3f}"
+    return chain + "[mark]"
+
+
+def _mark_size(spec: TranscodeSpec, source: MediaInfo, mark: StreamInfo) -> tuple[int, int] | None:
+    """The watermark's pixels when its width is ``scale`` x the output picture's width."""
+    scale = spec.watermark.scale if spec.watermark else None
+    shown = source.video.display_size if source.video else None
+    if scale is None or shown is None or not mark.width or not mark.height:
+        return None
+    if spec.rotate in ("90", "270"):
+        shown = (shown[1], shown[0])
+    target = _target_size(spec, source)
+    if target is None:
+        width = float(shown[0])
+    elif target[0] > 0:
+        width = float(target[0])
+    else:  # the width follows the aspect ratio of the given height
+        width = shown[0] * target[1] / shown[1]
+    w = max(1, round(width * scale))
+    return w, max(1, round(w * mark.height / mark.width))
 
 
 def _overlay_at(mark: Watermark) -> str:
@@ -513,6 +550,155 @@ def _target_size(spec: TranscodeSpec, source: MediaInfo) -> tuple[int, int] | No
     if spec.keep_orientation and shown and shown[1] > shown[0] and w > h > 0:
         w, h = h, w
     return (w - w % 2 if w > 0 else w, h - h % 2 if h > 0 else h)
+
+
+# --------------------------------------------------------------------------- concatenation
+
+
+def concat(
+    spec: ConcatSpec,
+    src: Path,
+    out_dir: Path,
+    *,
+    files: Mapping[str, Path],
+    name: str = "output",
+    limits: VideoLimits = VideoLimits(),
+) -> list[Path]:
+    """Join ``spec.before`` + ``src`` + ``spec.after`` (``files`` maps each bucket path to a local
+    copy) into ``out_dir/<name>.<suffix>``.
+
+    Every part is probed and bounded like a source (playlists refused, duration and frame size
+    limits; the total duration too). Pictures must all have the same size (UPYUN: "same
+    resolution required"). ``copy`` runs ffmpeg's concat demuxer on a list file this function
+    writes, naming only the local copies it was given (``-safe 0`` is needed for absolute paths;
+    no user text reaches the list); else the concat filter re-encodes every part.
+    """
+    missing = [p for p in spec.extra_paths if p not in files]
+    if missing:
+        raise ValueError(f"concat needs local copies of {missing}")
+    parts = [(p, files[p]) for p in spec.before] + [("the source", src)] + [(p, files[p]) for p in spec.after]
+    infos = []
+    for label, path in parts:
+        try:
+            infos.append(_check_source(probe(path, limits=limits), limits))
+        except NotMedia as exc:
+            raise NotMedia(f"{label}: {exc.reason}") from None
+        except BadMediaOptions as exc:
+            raise BadMediaOptions(f"{label}: {exc.reason}") from None
+    total = sum(i.duration or 0.0 for i in infos)
+    if total > limits.max_duration:
+        limit = limits.max_duration
+        raise BadMediaOptions(f"the joined files last {total:.0f} s; the limit is {limit:.0f} s")
+    labels = [label for label, _ in parts]
+    if spec.audio_only:
+        _all_have(infos, labels, "audio")
+    else:
+        _all_have(infos, labels, "video")
+        sizes = [i.video.display_size if i.video else None for i in infos]
+        for label, size in zip(labels, sizes, strict=True):
+            if size != sizes[len(spec.before)]:
+                shown = "x".join(map(str, sizes[len(spec.before)] or ()))
+                raise BadMediaOptions(
+                    f"files joined must have the same resolution: the source is {shown}, "
+                    f"{label} is {'x'.join(map(str, size or ()))}"
+                )
+    scrub = {path: label for label, path in parts}
+    with _staging(out_dir, name) as stage:
+        out = stage / f"{name}.{spec.container.suffix}"
+        scrub[stage] = "output"
+        args = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y"]
+        args += ["-threads", str(limits.threads)]
+        if spec.copy:
+            _same_codecs(infos, labels, spec.audio_only)
+            listing = stage.parent / f".{name}.concat.txt"  # beside the stage, never published
+            listing.write_text(
+                "ffconcat version 1.0\n" + "".join(f"file '{_quoted(path)}'\n" for _, path in parts), "utf-8"
+            )
+            scrub[listing] = "list"
+            try:
+                args += ["-f", "concat", "-safe", "0", *input_args(listing)]
+                args += ["-map", "0:a:0" if spec.audio_only else "0:v:0"]
+                if not spec.audio_only and all(i.audio for i in infos):
+                    args += ["-map", "0:a:0"]
+                args += ["-c", "copy", *_concat_tail(spec), str(out)]
+                _ffmpeg(args, timeout=limits.timeout, paths=scrub)
+            finally:
+                listing.unlink(missing_ok=True)
+        else:
+            args += _concat_filter_args(spec, [p for _, p in parts], infos)
+            args += ["-threads", str(limits.threads), *_concat_tail(spec), str(out)]
+            _ffmpeg(args, timeout=limits.timeout, paths=scrub)
+        return _publish(stage, out_dir)
+
+
+def _all_have(infos: list[MediaInfo], labels: list[str], kind: str) -> None:
+    for label, info in zip(labels, infos, strict=True):
+        if (info.video if kind == "video" else info.audio) is None:
+            raise BadMediaOptions(f"{label} has no {kind} stream to join")
+
+
+def _same_codecs(infos: list[MediaInfo], labels: list[str], audio_only: bool) -> None:
+    """/codec/copy joins streams as they are: every part needs the source's codecs."""
+    first = infos[0]
+    for label, info in zip(labels, infos, strict=True):
+        for kind in ("audio",) if audio_only else ("video", "audio"):
+            a, b = (first.video, info.video) if kind == "video" else (first.audio, info.audio)
+            if (a.codec if a else None) != (b.codec if b else None):
+                raise BadMediaOptions(
+                    f"/codec/copy needs the same {kind} codec in every file; {label} differs "
+                    "(leave out /codec/copy to re-encode)"
+                )
+
+
+def _quoted(path: Path) -> str:
+    """A local path for an ffconcat ``file '…'`` line (``'`` written as ``'\\''``)."""
+    return "file:" + str(path.absolute()).replace("'", "'\\''")
+
+
+def _concat_filter_args(spec: ConcatSpec, paths: list[Path], infos: list[MediaInfo]) -> list[str]:
+    args: list[str] = []
+    for path in paths:
+        args += input_args(path)
+    video = not spec.audio_only
+    audio = spec.container.audio_codec is not None and (spec.audio_only or any(i.audio for i in infos))
+    silent = 0
+    graph, labels = [], []
+    for k, info in enumerate(infos):
+        if video:
+            graph.append(f"[{k}:v:0]setsar=1[v{k}]")
+            labels.append(f"[v{k}]")
+        if audio:
+            if info.audio is not None:
+                labels.append(f"[{k}:a:0]")
+            else:  # a part without sound gets silence of its length, so picture and sound stay in step
+                silent += 1
+                n = len(paths) + silent - 1
+                args += ["-f", "lavfi", "-t", _secs(info.duration or 0.1), "-i", "anullsrc=r=44100:cl=stereo"]
+                labels.append(f"[{n}:a:0]")
+    outs = ("[v]" if video else "") + ("[a]" if audio else "")
+    graph.append(f"{''.join(labels)}concat=n={len(infos)}:v={int(video)}:a={int(audio)}{outs}")
+    args += ["-filter_complex", ";".join(graph)]
+    if video:
+        codec = spec.container.video_codec or "libx264"
+        args += ["-map", "[v]", "-c:v", codec]
+        if codec in ("libx264", "libx265", "libvpx", "libvpx-vp9", "libtheora"):
+            args += ["-pix_fmt", "yuv420p"]
+        if spec.container.muxer == "webp":
+            args += ["-loop", "0"]
+    else:
+        args += ["-vn"]
+    if audio:
+        args += ["-map", "[a]", "-c:a", spec.container.audio_codec or "aac"]
+    else:
+        args += ["-an"]
+    return args
+
+
+def _concat_tail(spec: ConcatSpec) -> list[str]:
+    tail = ["-map_metadata", "-1"]
+    if spec.container.muxer in ("mp4", "mov", "ipod"):
+        tail += ["-movflags", "+faststart"]
+    return [*tail, "-f", spec.container.muxer]
 
 
 # --------------------------------------------------------------------------- frame grabs

@@ -89,6 +89,22 @@ class TaskContext:
             ) from None
         return dest
 
+    def fetch_object(self, key: str, what: str) -> Path:
+        """Another object of the task's bucket (a watermark, a file to join), copied into
+        ``workdir``, so that ffmpeg reads only our own local copies. ``what`` says where it was
+        named, for the 404 reason ("named in avopts")."""
+        from mediagate.storage.base import BlobNotFound
+
+        obj = self.gateway.catalog.get_object(self.bucket.id, key)
+        if obj is None:
+            raise TaskFailed(f"the file /{key} {what} does not exist", status=404)
+        dest = self.workdir / f"extra-{len(list(self.workdir.glob('extra-*')))}"
+        try:
+            self.gateway.storage.assemble([obj.blob_id], dest)
+        except BlobNotFound:
+            raise TaskFailed(f"the bytes of /{key} are missing from storage", retry=True) from None
+        return dest
+
 
 @dataclass
 class TaskResult:

@@ -282,3 +282,78 @@ def test_several_frame_grabs_are_numbered_from_one_and_one_grab_is_saved_as_aske
     ]
     assert [k for k, _ in grab_keys(files[:1], "p/img.png", "v/a.mp4", "t" * 32, "png")] == ["p/img.png"]
     assert [k for k, _ in grab_keys(files[:1], None, "v/a.mp4", "t" * 32, "jpg")] == [f"v/a_{'t' * 32}.jpg"]
+
+
+def b64path(path: str) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(path.encode()).decode().rstrip("=")
+
+
+def test_concatenation_and_chains_join_bucket_files_around_the_upload(site: TaskSite, tmp_path: Path) -> None:
+    """``/h/`` + upload + ``/i/``: the joined file lasts the sum; ``/codec/copy`` too; a chain
+    joins, shrinks and grabs a frame; a missing object is a 404 callback, another size a 400."""
+    creds = site.bucket()
+    intro = make_video(tmp_path / "intro.mp4", seconds=1).read_bytes()
+    outro = make_video(tmp_path / "outro.mp4", seconds=2).read_bytes()
+    large = make_video(tmp_path / "large.mp4", size="640x480", seconds=1).read_bytes()
+    for key, content in (("/parts/intro.mp4", intro), ("/parts/outro.mp4", outro)):
+        assert form_upload(site, creds, content, key).status_code == 200
+    assert form_upload(site, creds, large, "/parts/large.mp4").status_code == 200
+    clip = make_video(tmp_path / "in.mp4", seconds=2).read_bytes()
+    h, i = b64path("/parts/intro.mp4"), b64path("/parts/outro.mp4")
+    gone_, large_ = b64path("/parts/gone.mp4"), b64path("/parts/large.mp4")
+
+    def naga(type_: str, avopts: str, save_as: str, **more: object) -> dict[str, object]:
+        return {"name": "naga", "type": type_, "avopts": avopts, "save_as": save_as, **more}
+
+    apps = [
+        naga("video", f"/h/{h}/i/{i}", "/j/full.mp4", return_info=True),
+        naga("video", f"/i/{i}/codec/copy", "/j/copy.mp4"),
+        naga("vconcat", f"/i/{i}/i/{i}", "/j/old.mp4"),
+        naga("chain", f"/video/i/{i}/video/s/160x120/r/15", "/j/small.mp4"),
+        naga("chain", f"/video/h/{h}/thumbnail/o/1/ss/00:00:00.5", "/j/shot.png"),
+        naga("video", f"/i/{gone_}", "/j/x.mp4"),
+        naga("video", f"/i/{large_}", "/j/y.mp4"),
+        naga("video", f"/i/{i}/s/160x120", "/j/z.mp4"),
+        naga("chain", f"/video/i/{i}/video/vcodec/copy/s/160x120", "/j/w.mp4"),  # step 2 cannot run
+    ]
+    with Receiver() as hook:
+        answer = form_upload(site, creds, clip, "/v/main.mp4", apps=apps, notify_url=hook.url("/hook"))
+        assert answer.status_code == 200, answer.text
+        ids = answer.json()["task_ids"]
+        tasks = [site.wait_task(t, "done", "failed", timeout=180) for t in ids]
+        wait_for(lambda: len(by_task(hook.requests)) == len(apps), timeout=30)
+    full, copy, old, _small, shot, gone, bigger, mixed, halfway = tasks
+    assert [t.status for t in tasks[:5]] == ["done"] * 5, [t.reason for t in tasks]
+    for task, key, seconds in ((full, "j/full.mp4", 5.0), (copy, "j/copy.mp4", 4.0), (old, "j/old.mp4", 6.0)):
+        assert task.outputs == [key]
+        info = probe_object(site, creds.bucket, key, tmp_path)
+        assert info.duration is not None and abs(info.duration - seconds) < 0.3, (key, info.duration)
+        assert info.video is not None and (info.video.width, info.video.height) == (320, 240)
+        assert info.audio is not None
+    chained = probe_object(site, creds.bucket, "j/small.mp4", tmp_path)
+    assert chained.video is not None and (chained.video.width, chained.video.height) == (160, 120)
+    assert chained.duration is not None and abs(chained.duration - 4.0) < 0.3
+    assert round(chained.video.fps or 0) == 15
+    assert shot.outputs == ["j/shot.png"]
+    picture = probe_object(site, creds.bucket, "j/shot.png", tmp_path)
+    assert picture.video is not None and picture.video.codec == "png" and picture.video.width == 320
+    # only the chain's last output is kept; no step file, no list file anywhere
+    assert {k for k in keys_in(site.admin, creds.bucket) if k.startswith("j/")} == {
+        "j/full.mp4", "j/copy.mp4", "j/old.mp4", "j/small.mp4", "j/shot.png"
+    }  # fmt: skip
+
+    callbacks = by_task(hook.requests)
+    for path, headers, body in hook.requests:
+        if headers["content-type"] == "application/json":
+            verify_upyun_signature(creds, path, headers, body)
+    assert callbacks[full.id]["path"] == ["/j/full.mp4"] and callbacks[full.id]["status_code"] == 200
+    assert abs(callbacks[full.id]["info"]["format"]["duration"] - 5.0) < 0.3
+    assert callbacks[gone.id]["status_code"] == 404 and "/parts/gone.mp4" in callbacks[gone.id]["description"]
+    assert callbacks[bigger.id]["status_code"] == 400
+    assert "same resolution" in callbacks[bigger.id]["description"]
+    assert "/parts/large.mp4 is 640x480" in (bigger.reason or "")
+    assert callbacks[mixed.id]["status_code"] == 400 and "use type 'chain'" in (mixed.reason or "")
+    assert callbacks[halfway.id]["status_code"] == 400 and "/vcodec/copy" in (halfway.reason or "")
+    assert all(callbacks[t.id]["path"] == [] for t in (gone, bigger, mixed, halfway))

@@ -174,3 +174,35 @@ def test_app_name_imgaudit_scores_a_stored_image_with_the_model(site: TaskSite, 
     assert callback["source"] == "p/b.png" and callback["status_code"] == 200
     assert callback["result"] == score_file(picture).upyun()
     assert query(site, creds, "result", [task_id])["tasks"][task_id] == callback
+
+
+def test_the_docs_vconcat_example_runs_through_the_sdk(site: TaskSite, tmp_path: Path) -> None:
+    """Test vector C of the spec (the docs' pretreatment example): a transcode and a ``vconcat`` of
+    /a/b/c.mp4 and /1/2/3.mp4 after the source; the joined file lasts the sum of the three."""
+    creds = site.bucket()
+    up = sdk(site, creds)
+    up.put("/v/in.mp4", make_video(tmp_path / "in.mp4", seconds=2).read_bytes())
+    up.put("/a/b/c.mp4", make_video(tmp_path / "c.mp4", seconds=1).read_bytes())
+    up.put("/1/2/3.mp4", make_video(tmp_path / "3.mp4", seconds=1, audio=False).read_bytes())
+    encoded = (
+        "W3siYXZvcHRzIjoiL3MvMjQwcCg0OjMpL2FzLzEvci8zMCIsInJldHVybl9pbmZvIjp0cnVlLCJzYXZlX2FzIjoiL2EvYi5tcDQiLCJ0"
+        "eXBlIjoidmlkZW8ifSx7ImF2b3B0cyI6Ii9pL0wyRXZZaTlqTG0xd05BPT0vaS9MekV2TWk4ekxtMXdOQT09Iiwic2F2ZV9hcyI6Ii9j"
+        "b25jYXQvYS5tcDQiLCJ0eXBlIjoidmNvbmNhdCJ9XQ=="
+    )
+    tasks = json.loads(base64.b64decode(encoded))
+    assert tasks[1] == {"avopts": "/i/L2EvYi9jLm1wNA==/i/LzEvMi8zLm1wNA==", "save_as": "/concat/a.mp4",
+                        "type": "vconcat"}  # fmt: skip
+    with Receiver() as hook:
+        ids = up.pretreat(tasks, "/v/in.mp4", hook.url("/cb"))
+        done = [site.wait_task(i, "done", "failed", timeout=120) for i in ids]
+        wait_for(lambda: len(by_task(hook.requests)) == 2, timeout=30)
+    assert [t.status for t in done] == ["done", "done"], [t.reason for t in done]
+    assert done[1].outputs == ["concat/a.mp4"]
+    joined = tmp_path / "joined.mp4"
+    joined.write_bytes(read_object(site, creds.bucket, "concat/a.mp4"))
+    info = video.probe(joined)
+    assert info.duration is not None and abs(info.duration - 4.0) < 0.3
+    assert info.audio is not None  # the silent part got silence, the others keep their sound
+    callback = by_task(hook.requests)[ids[1]]
+    assert callback["status_code"] == 200 and callback["path"] == ["/concat/a.mp4"]
+    assert up.status(ids) == {ids[0]: 100, ids[1]: 100}

@@ -262,7 +262,7 @@ def test_bad_requests_record_nothing(wantu: WantuClient, clip: bytes) -> None:
         (
             {"input": src, "output": out, "encodeTemplate": "video-web", "usePreset": "1", "watermark": src},
             400,
-            "NotSupported",
+            "InvalidArgument",  # the watermark must be a png/webp (tests: test_media_watermark.py)
         ),
     ]
     for fields, status, code in cases:

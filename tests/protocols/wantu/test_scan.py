@@ -16,6 +16,7 @@ from PIL import Image
 
 from mediagate.media import moderation
 from tests.protocols.wantu.client import WantuClient, b64
+from tests.support.fileserver import Route, file_server
 
 pytestmark = pytest.mark.skipif(not moderation.available(), reason="the moderation extra is not installed")
 
@@ -103,11 +104,38 @@ def test_scan_without_resources_is_invalid(wantu: WantuClient) -> None:
     assert r.status_code == 400
 
 
-def test_url_lists_are_answered_per_entry(wantu: WantuClient) -> None:
-    body = "url=" + quote("http://example.com/a.jpg;ftp://x/y.jpg", safe="")
-    r = wantu.manage("POST", "/3.1/scanPorn", body=body)
-    assert r.status_code == 200
-    assert [e["status"] for e in r.json()["result"]] == [2, 4]
+def test_urls_are_downloaded_and_scored_with_the_seeds_status_codes(
+    wantu: WantuClient, tmp_path: Path
+) -> None:
+    """``url=`` (the SDK's other list): each URL is fetched (the server allows loopback here),
+    bounded to 10 MB, and scored by the same model as a stored file."""
+    skin = image("JPEG", (224, 172, 140))
+    big = os.urandom(10 * 1024 * 1024 + 1)
+    routes = {
+        "/skin.jpg": Route(skin),
+        "/note.txt": Route(b"just text\n" * 20),
+        "/big.jpg": Route(big),
+        "/big-chunked.jpg": Route(big, chunked=True),
+        "/moved.jpg": Route(status=302, headers={"Location": "/skin.jpg"}),
+    }
+    with file_server(routes) as base:
+        urls = [f"{base}/skin.jpg", f"{base}/gone.jpg", f"{base}/note.txt", f"{base}/big.jpg",
+                f"{base}/big-chunked.jpg", f"{base}/moved.jpg", "ftp://x/y.jpg", "not a url"]  # fmt: skip
+        r = wantu.manage("POST", "/3.1/scanPorn", body="url=" + quote(";".join(urls), safe=""))
+    assert r.status_code == 200, r.text
+    result = r.json()["result"]
+    assert [e["status"] for e in result] == [0, 2, 3, 5, 5, 2, 4, 4]
+    assert [e["file"] for e in result] == [{"url": u} for u in urls]
+    local = tmp_path / "skin.jpg"
+    local.write_bytes(skin)
+    assert result[0]["score"] == moderation.score_file(local, formats=moderation.WANTU_FORMATS).score
+    assert "HTTP 404" in result[1]["message"] and "HTTP 302" in result[5]["message"]
+    for entry in result[1:]:
+        assert "score" not in entry and entry["message"]
+    both = f"resourceId={quote(wantu.file_rid('/scan', 'x.png'), safe='')}&url={quote(urls[0], safe='')}"
+    r = wantu.manage("POST", "/3.1/scanPorn", body=both)
+    assert r.status_code == 400 and r.json()["code"] == "InvalidArgument"
+    assert "not both" in r.json()["message"]
 
 
 def feedback_body(*items: object) -> str:

@@ -13,6 +13,11 @@ Spec: shared/specs/upyun-apps.md §2 (``type`` + ``avopts``), §3.2 (callback), 
 * At most ``settings.task_max_transcodes`` ffmpeg runs at once per process (a slot is waited for
   within the task's deadline), each with ``settings.task_transcode_threads`` threads and the time
   the task has left as its timeout.
+* Concatenation (``/h/`` + source + ``/i/``, ``vconcat``/``aconcat``) and ``chain`` (each step on
+  the previous step's file, in the task's work folder; only the last step's output is published).
+  Files the avopts name (``/i/``, ``/h/``, ``/wmImg/``) must be objects of the same bucket: else
+  the task fails with status 404 naming the path; each is copied into the work folder and bounded
+  like the source (size here, duration and frame size by media.video).
 * Bad ``type``/``avopts``/``save_as``: the task fails at once, status 400, with a reason naming
   the key (§6.17); a source that is not media: 415; ffmpeg failing: 500; past the deadline: 504
   (retried, like any timeout).
@@ -23,16 +28,19 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from mediagate.core.errors import MediagateError
 from mediagate.core.keys import normalise_key, split_key
 from mediagate.media.averrors import MediaTaskError, TranscodeTimeout
 from mediagate.media.avopts import parse_avopts
-from mediagate.media.avspec import ProbeSpec, ThumbnailSpec, TranscodeSpec
+from mediagate.media.avspec import AvJob, ChainSpec, ConcatSpec, ProbeSpec, StepJob, ThumbnailSpec
 from mediagate.protocols.upyun.apps import default_key, output_key
 from mediagate.tasks.registry import TaskContext, TaskFailed, TaskResult
+
+if TYPE_CHECKING:
+    from mediagate.media.video import VideoLimits
 
 KIND = "naga"
 LOCAL_NAME = "output"
@@ -88,34 +96,53 @@ def run_naga(ctx: TaskContext) -> TaskResult:
         slots.release()
 
 
-def _run(
-    ctx: TaskContext, job: TranscodeSpec | ThumbnailSpec | ProbeSpec, key: str | None, return_info: bool
-) -> TaskResult:
+def _run(ctx: TaskContext, job: AvJob, key: str | None, return_info: bool) -> TaskResult:
     from mediagate.media import video
 
-    settings = ctx.gateway.settings
-    remaining = ctx.deadline - time.monotonic()
-    if remaining <= 1:
-        raise TranscodeTimeout("the task's time limit was reached before ffmpeg could start")
-    limits = video.VideoLimits(timeout=remaining, threads=max(1, settings.task_transcode_threads))
     source = ctx.fetch_source()
     if isinstance(job, ProbeSpec):  # metadata only: no file, ``info`` always (§2.2)
-        return TaskResult(result={"info": video.probe(source, limits=limits).to_upyun()})
-    out = ctx.workdir / "out"
-    if isinstance(job, ThumbnailSpec):
-        files = video.snapshot(job, source, out, name=LOCAL_NAME, limits=limits)
-        return TaskResult(outputs=grab_keys(files, key, ctx.task.source, ctx.task.id, job.format))
+        return TaskResult(result={"info": video.probe(source, limits=_limits(ctx)).to_upyun()})
     extras = {path: _fetch_extra(ctx, path) for path in job.extra_paths}
-    files = video.transcode(job, source, out, name=LOCAL_NAME, limits=limits, files=extras)
+    if sum(p.stat().st_size for p in extras.values()) > ctx.gateway.settings.max_upload_size:
+        raise TaskFailed("the files named in avopts are larger in all than one upload may be", status=413)
+    steps = job.steps if isinstance(job, ChainSpec) else (job,)
+    for n, step in enumerate(steps, start=1):  # a chain: each step works on the last one's output
+        last = n == len(steps)
+        out = ctx.workdir / ("out" if last else f"step-{n}")
+        files = _step(ctx, step, source, out, extras)
+        source = files[0]
+    if isinstance(step, ThumbnailSpec):
+        return TaskResult(outputs=grab_keys(files, key, ctx.task.source, ctx.task.id, step.format))
     result: dict[str, Any] = {}
     if return_info:
-        result["info"] = video.probe(files[0], limits=limits, own_playlist=job.is_hls).to_upyun()
-    base = key if key is not None else default_key(ctx.task.source, ctx.task.id, job.container.suffix)
+        result["info"] = video.probe(files[0], limits=_limits(ctx), own_playlist=step.is_hls).to_upyun()
+    base = key if key is not None else default_key(ctx.task.source, ctx.task.id, step.container.suffix)
     outputs = [(base, files[0])]
-    if job.is_hls:  # the segments are outputs too, but the callback's ``path`` names the playlist
+    if step.is_hls:  # the segments are outputs too, but the callback's ``path`` names the playlist
         outputs = hls_keys(files, base)
         result["path"] = ["/" + base]
     return TaskResult(outputs=outputs, result=result)
+
+
+def _limits(ctx: TaskContext) -> VideoLimits:
+    """The time the task has left, for the next ffmpeg run."""
+    from mediagate.media.video import VideoLimits
+
+    remaining = ctx.deadline - time.monotonic()
+    if remaining <= 1:
+        raise TranscodeTimeout("the task's time limit was reached before ffmpeg could start")
+    return VideoLimits(timeout=remaining, threads=max(1, ctx.gateway.settings.task_transcode_threads))
+
+
+def _step(ctx: TaskContext, step: StepJob, source: Path, out: Path, extras: dict[str, Path]) -> list[Path]:
+    from mediagate.media import video
+
+    limits = _limits(ctx)
+    if isinstance(step, ThumbnailSpec):
+        return video.snapshot(step, source, out, name=LOCAL_NAME, limits=limits)
+    if isinstance(step, ConcatSpec):
+        return video.concat(step, source, out, name=LOCAL_NAME, limits=limits, files=extras)
+    return video.transcode(step, source, out, name=LOCAL_NAME, limits=limits, files=extras)
 
 
 def hls_keys(files: list[Path], base: str) -> list[tuple[str, Path]]:
@@ -149,19 +176,10 @@ def grab_keys(
 
 
 def _fetch_extra(ctx: TaskContext, path: str) -> Path:
-    """A file the avopts name besides the source (the ``/wmImg/`` watermark), from this bucket."""
-    from mediagate.storage.base import BlobNotFound
-
+    """A file the avopts name besides the source (``/wmImg/``, ``/i/``, ``/h/``), from this bucket,
+    copied into the work folder: ffmpeg only ever sees our own local copies."""
     try:
         key = normalise_key(path)
     except MediagateError as exc:
         raise TaskFailed(f"{path}: {exc.message}", status=400) from None
-    obj = ctx.gateway.catalog.get_object(ctx.bucket.id, key)
-    if obj is None:
-        raise TaskFailed(f"the file {path} named in avopts does not exist", status=404)
-    dest = ctx.workdir / f"extra-{len(list(ctx.workdir.glob('extra-*')))}"
-    try:
-        ctx.gateway.storage.assemble([obj.blob_id], dest)
-    except BlobNotFound:
-        raise TaskFailed(f"the bytes of {path} are missing from storage", retry=True) from None
-    return dest
+    return ctx.fetch_object(key, "named in avopts")

@@ -23,8 +23,15 @@ is 404 ResourceNotFound, like an unknown one.
 Outputs are named by the request, never at random: the output rid's key, HLS segments beside it
 as ``<stem>-00000.ts``…; a task that runs twice (a worker killed mid-way) publishes the same
 keys once. ``force=0`` and an existing output: the task succeeds without transcoding, its result
-says so (``skipped``), as the SDK documents. ``watermark`` is refused (400): Wantu's watermark
-templates are console objects with no documented grammar.
+says so (``skipped``), as the SDK documents.
+
+``watermark=<rid of a png/webp>`` lays that image over the output; ``watermarkTemplate=NAME``
+places it by the bucket's template NAME (Wantu's templates are console objects with no
+documented grammar; here an operator defines them: ``mediagate bucket watermark add B NAME
+--gravity southeast --dx 10 --dy 10 [--scale 0.2] [--opacity 0.8]``). No template: the image
+at its own size, 10 px in from the top-right corner. An unknown template, a template without
+an image, or an image that is not .png/.webp: 400 InvalidArgument; a missing image: 404. The
+policy's ``mediaEncode`` takes the same two fields.
 """
 
 from __future__ import annotations
@@ -33,7 +40,8 @@ import json
 import re
 import time
 import uuid
-from pathlib import PurePosixPath
+from dataclasses import replace
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote
 
@@ -41,7 +49,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from mediagate.core import notify
-from mediagate.core.errors import BadRequest, NotFound, NotSupported, Unauthorized
+from mediagate.core.errors import BadRequest, NotFound, Unauthorized
 from mediagate.core.keys import normalise_key, split_key
 from mediagate.core.outbox import NewTask, Notification
 from mediagate.http import request_id
@@ -52,6 +60,7 @@ from mediagate.tasks.registry import Registry, TaskContext, TaskFailed, TaskResu
 if TYPE_CHECKING:
     from mediagate.catalog.models import Bucket, Task
     from mediagate.core.gateway import Gateway, Stored
+    from mediagate.media.avspec import TranscodeSpec
 
 DIALECT = "wantu"
 ENCODE = "wantu.mediaEncode"
@@ -117,10 +126,6 @@ def encode_params(fields: dict[str, Any]) -> dict[str, Any]:
     template = str(fields.get("encodeTemplate") or "").strip()
     if not template:
         raise BadRequest("encodeTemplate is required", code="invalid_argument")
-    if fields.get("watermark") or fields.get("watermarkTemplate"):
-        raise NotSupported(
-            "watermark is not supported by this server (Wantu's watermark templates are undocumented)"
-        )
     strs = {k: str(v) for k, v in fields.items() if v is not None}
     use_preset, seek, duration = _flag(strs, "usePreset"), _seconds(strs, "seek"), _seconds(strs, "duration")
     params: dict[str, Any] = {
@@ -137,12 +142,48 @@ def encode_params(fields: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
+def watermark_params(bucket: Bucket, fields: dict[str, Any]) -> dict[str, Any] | None:
+    """``watermark`` (a png/webp file rid) placed by the bucket's ``watermarkTemplate``
+    (``mediagate bucket watermark add``), else by ``bucketconf.DEFAULT_WATERMARK``; resolved
+    now, so the task keeps the placement it was submitted with."""
+    from mediagate.bucketconf import DEFAULT_WATERMARK, watermark_templates
+
+    raw = str(fields.get("watermark") or "").strip()
+    name = str(fields.get("watermarkTemplate") or "").strip()
+    if not raw:
+        if name:
+            raise BadRequest(
+                "watermarkTemplate needs watermark (the resourceId of a png or webp image)",
+                code="invalid_argument",
+            )
+        return None
+    key = _file(bucket, {"watermark": raw}, "watermark")
+    if not key.lower().endswith((".png", ".webp")):
+        raise BadRequest("watermark must name a .png or .webp image", code="invalid_argument")
+    template = DEFAULT_WATERMARK
+    if name:
+        templates = watermark_templates(bucket.settings)
+        if name not in templates:
+            known = ", ".join(sorted(templates)) or "none defined"
+            raise BadRequest(
+                f"unknown watermarkTemplate {name[:64]!r} (this namespace has: {known}); an operator "
+                f"defines one with `mediagate bucket watermark add {bucket.name} NAME --gravity …`",
+                code="invalid_argument",
+            )
+        template = templates[name]
+    return {"key": key, "template": name or None} | template.as_setting()
+
+
 async def submit_encode(request: Request, gw: Gateway, bucket: Bucket, body: bytes) -> Response:
     fields = form(body)
     params = encode_params(fields)
+    mark = watermark_params(bucket, fields)
     source = _file(bucket, fields, "input")
     params["output"] = _file(bucket, fields, "output")
     await gw.get_object(bucket, source)  # 404 now, not a task that fails later
+    if mark is not None:
+        await gw.get_object(bucket, mark["key"])
+        params["watermark"] = mark
     return await _submit(request, gw, bucket, ENCODE, source, params, await _notify_url(gw, fields))
 
 
@@ -214,6 +255,9 @@ def policy_params(bucket: Bucket, value: Any) -> tuple[dict[str, Any], str | Non
     if not isinstance(value, dict):
         raise BadRequest("policy mediaEncode must be a JSON object", code="invalid_policy")
     params = encode_params(value)
+    mark = watermark_params(bucket, value)
+    if mark is not None:
+        params["watermark"] = mark
     if value.get("output"):
         params["output"] = _file(bucket, {"output": str(value["output"])}, "output")
     url = str(value.get("notifyUrl") or "").strip() or None
@@ -341,10 +385,13 @@ def run_encode(ctx: TaskContext) -> TaskResult:
             seek=p.get("seek"),
             duration=p.get("duration"),
         )
+        extras: dict[str, Path] = {}
+        if p.get("watermark"):
+            spec, extras = _with_watermark(ctx, spec, p["watermark"])
         source = ctx.fetch_source()
         limits = _limits(ctx)
         files = video.transcode(
-            spec, source, ctx.workdir / "out", name=_name(output, ctx.task.id), limits=limits
+            spec, source, ctx.workdir / "out", name=_name(output, ctx.task.id), limits=limits, files=extras
         )
         made = video.probe(files[0], limits=limits, own_playlist=spec.is_hls)
     except MediaTaskError as exc:
@@ -359,6 +406,19 @@ def run_encode(ctx: TaskContext) -> TaskResult:
         "height": v.height if v else None,
     }
     return TaskResult(outputs=outputs, result=info)
+
+
+def _with_watermark(
+    ctx: TaskContext, spec: TranscodeSpec, mark: dict[str, Any]
+) -> tuple[TranscodeSpec, dict[str, Path]]:
+    """The spec with the recorded watermark placement, and the image's local copy (404 when the
+    image is gone since the task was submitted)."""
+    from mediagate.bucketconf import WatermarkTemplate
+
+    key = str(mark["key"])
+    template = WatermarkTemplate(**{k: mark[k] for k in ("gravity", "dx", "dy", "scale", "opacity")})
+    local = ctx.fetch_object(key, "as watermark")
+    return replace(spec, watermark=template.watermark("/" + key)), {"/" + key: local}
 
 
 def run_snapshot(ctx: TaskContext) -> TaskResult:

@@ -12,8 +12,12 @@ as ``%3B``), at most :data:`MAX_FILES`. Each file is scored by the offline model
 cannot be had (no such file, or another namespace's); 3 not a jpg/png/bmp image; 4 a malformed
 resourceId or URL; 5 over 10 MB; 100 internal error, which includes "the moderation model is not
 installed" (the message says how to install it): no entry ever carries a score the model did not
-compute. ``url=`` lists are answered per entry (4 when not an http(s) URL, else 2: this server
-scans the files of its own namespaces, it downloads nothing). An empty list is 400 InvalidArgument.
+compute. ``url=<url>;<url>…`` (instead of resourceId, never both: 400) downloads each through the
+SSRF guard (core.fetch: public addresses only unless ``allow_private_callbacks``, no redirects,
+at most 10 MB and :data:`URL_TIMEOUT` s, :data:`URL_DOWNLOADS` at once) into staging, then
+scores it like a stored file; the entry's ``file`` is ``{"url": …}``. Per-URL status: 4 not an
+http(s) URL, 2 download failed (unresolvable host, refused address, unreachable, not a 200),
+5 over 10 MB, 6 download timed out, 3 not an image. An empty list is 400 InvalidArgument.
 
 scanAdvertising: the same request, checks and answer shape (spec §6.14), but there is no
 advertising classifier: a file that passes the checks gets status 100 with a message saying so,
@@ -29,9 +33,11 @@ pageSize=`` lists the namespace's feedback, newest first, in the file-listing pa
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
@@ -40,19 +46,22 @@ from starlette.responses import JSONResponse, Response
 
 from mediagate.core.errors import BadRequest, MediagateError, PayloadTooLarge, Unauthorized, UnsupportedMedia
 from mediagate.core.keys import split_key
-from mediagate.core.notify import is_http_url
 from mediagate.http import request_id
 from mediagate.protocols.wantu.media import key_of
 from mediagate.protocols.wantu.signing import ResourceId, parse_resource_id, path_to_dir
 
 if TYPE_CHECKING:
-    from mediagate.catalog.models import Bucket, Object
+    from mediagate.catalog.models import Bucket
     from mediagate.core.gateway import Gateway
     from mediagate.media.moderation import Moderator
 
 MAX_FILES = 50
 MAX_FEEDBACK = 100
-OK, INTERNAL, MISSING, WRONG_TYPE, BAD_ID, TOO_BIG = 0, 100, 2, 3, 4, 5
+OK, INTERNAL, MISSING, WRONG_TYPE, BAD_ID, TOO_BIG, TIMEOUT = 0, 100, 2, 3, 4, 5, 6
+URL_TIMEOUT = 20.0
+"""Seconds one ``url=`` download may take (resolving included); then status 6."""
+URL_DOWNLOADS = 4
+"""``url=`` downloads at once per request."""
 
 _moderator: Moderator | None = None
 
@@ -76,36 +85,35 @@ async def scan_advertising(request: Request, gw: Gateway, bucket: Bucket, body: 
     return await _scan(request, gw, bucket, body, _advertising_one)
 
 
-Scanner = Callable[["Gateway", "Bucket", "Object", dict[str, Any]], Awaitable[dict[str, Any]]]
+Scanner = Callable[["Gateway", Path, dict[str, Any]], Awaitable[dict[str, Any]]]
+"""Scores one local file (a stored object's copy or a downloaded URL) into its answer entry."""
 
 
 async def _scan(request: Request, gw: Gateway, bucket: Bucket, body: bytes, scan_one: Scanner) -> Response:
     ids = ";".join(_values(body, "resourceId"))
     urls = ";".join(_values(body, "url"))
+    if ids.strip(" ;") and urls.strip(" ;"):
+        raise BadRequest("send resourceId or url, not both", code="invalid_argument")
     items = [i.strip() for i in (ids or urls).split(";") if i.strip()]
     if not items:
-        raise BadRequest("resourceId (';'-separated file resourceIds) is required", code="invalid_argument")
+        raise BadRequest(
+            "resourceId (';'-separated file resourceIds) or url (';'-separated URLs) is required",
+            code="invalid_argument",
+        )
     if len(items) > MAX_FILES:
         raise BadRequest(f"at most {MAX_FILES} files per scan", code="invalid_argument")
-    result = []
-    for item in items:
-        if ids:
-            found = await _resolve(gw, bucket, item)
-            result.append(
-                found if "status" in found else await scan_one(gw, bucket, found["obj"], found["file"])
-            )
-        elif not is_http_url(item):
-            result.append(_entry(BAD_ID, "not an http(s) URL", {"url": item[:1024]}))
-        else:
-            why = "this server scans files of its own namespaces only: send resourceId"
-            result.append(_entry(MISSING, why, {"url": item[:1024]}))
+    if ids:
+        result = [await _scan_one(gw, bucket, item, scan_one) for item in items]
+    else:
+        gate = asyncio.Semaphore(URL_DOWNLOADS)
+        result = list(await asyncio.gather(*(_scan_url(gw, gate, item, scan_one) for item in items)))
     rid = request_id(request)
     return JSONResponse({"message": "success", "result": result, "status": 0, "requestId": rid})
 
 
-async def _resolve(gw: Gateway, bucket: Bucket, raw: str) -> dict[str, Any]:
-    """``{"file", "obj"}`` of a resourceId this namespace can scan, else its answer entry (status
-    4 not a file resourceId, 2 no such file here, 5 over 10 MB)."""
+async def _scan_one(gw: Gateway, bucket: Bucket, raw: str, scan_one: Scanner) -> dict[str, Any]:
+    """A resourceId of this namespace, checked (status 4 not a file resourceId, 2 no such file
+    here, 5 over 10 MB), then handed to ``scan_one`` as a local file."""
     from mediagate.media.moderation import MAX_BYTES
 
     try:
@@ -121,18 +129,37 @@ async def _resolve(gw: Gateway, bucket: Bucket, raw: str) -> dict[str, Any]:
         return _entry(MISSING, "file download failed: no such file", file)
     if obj.size > MAX_BYTES:
         return _entry(TOO_BIG, "file too large: only files under 10 MB are scanned", file)
-    return {"file": file, "obj": obj}
+    async with gw.local_copy(obj) as path:
+        return await scan_one(gw, path, file)
 
 
-async def _porn_one(gw: Gateway, bucket: Bucket, obj: Object, file: dict[str, Any]) -> dict[str, Any]:
+async def _scan_url(gw: Gateway, gate: asyncio.Semaphore, url: str, scan_one: Scanner) -> dict[str, Any]:
+    """Download through the SSRF guard (at most 10 MB, :data:`URL_TIMEOUT` s), then scan."""
+    from mediagate.core import fetch
+    from mediagate.media.moderation import MAX_BYTES
+
+    file = {"url": url[:1024]}
+    try:
+        async with gate, fetch.fetched(gw, url, max_bytes=MAX_BYTES, timeout=URL_TIMEOUT) as path:
+            return await scan_one(gw, path, file)
+    except fetch.BadUrl as exc:
+        return _entry(BAD_ID, f"url format error: {exc.message}", file)
+    except fetch.FetchTooLarge as exc:
+        return _entry(TOO_BIG, f"file too large: only files under 10 MB are scanned ({exc.message})", file)
+    except fetch.FetchTimeout as exc:
+        return _entry(TIMEOUT, f"file download timed out: {exc.message}", file)
+    except fetch.FetchFailed as exc:
+        return _entry(MISSING, f"file download failed: {exc.message}", file)
+
+
+async def _porn_one(gw: Gateway, path: Path, file: dict[str, Any]) -> dict[str, Any]:
     from mediagate.media.moderation import WANTU_FORMATS, ModerationUnavailable, Moderator
 
     global _moderator
     if _moderator is None:
         _moderator = Moderator(gw.image_limits)
     try:
-        async with gw.local_copy(obj) as path:
-            verdict = await _moderator.ascore(path, formats=WANTU_FORMATS)
+        verdict = await _moderator.ascore(path, formats=WANTU_FORMATS)
     except UnsupportedMedia as exc:
         return _entry(WRONG_TYPE, f"wrong file type: only jpg, png and bmp are scanned ({exc.message})", file)
     except PayloadTooLarge as exc:
@@ -148,15 +175,14 @@ NO_ADVERTISING_MODEL = (
 )
 
 
-async def _advertising_one(gw: Gateway, bucket: Bucket, obj: Object, file: dict[str, Any]) -> dict[str, Any]:
+async def _advertising_one(gw: Gateway, path: Path, file: dict[str, Any]) -> dict[str, Any]:
     """The checks scanPorn makes of the file itself (jpg/png/bmp), then status 100: no classifier."""
     from anyio import to_thread
 
     from mediagate.media.moderation import WANTU_FORMATS
     from mediagate.media.probe import probe_for_decode
 
-    async with gw.local_copy(obj) as path:
-        info = await to_thread.run_sync(probe_for_decode, path)
+    info = await to_thread.run_sync(probe_for_decode, path)
     if info is None or info.format not in WANTU_FORMATS:
         kind = "not an image" if info is None else f"{info.format.lower()} image"
         return _entry(WRONG_TYPE, f"wrong file type: only jpg, png and bmp are scanned ({kind})", file)
