@@ -118,10 +118,11 @@ def _prefix(raw: str) -> str:
     if not stripped:
         return ""
     try:
-        normalise_key(stripped + "x")
+        # normalised as keys are ('a//' is 'a/'): a prefix no normalised key starts with would
+        # make a token that can never upload
+        return normalise_key(stripped + "x")[:-1]
     except InvalidKey as exc:
         raise _bad(f"invalid prefix: {exc.message}") from exc
-    return stripped
 
 
 def issue_upload_token(

@@ -1,0 +1,137 @@
+"""A hostile client against the /v1 API and its tokens, on a live server: bodies that would fill
+memory, keys and prefixes that try to escape, secrets that must never reach the log. Each test
+is a defect found by attacking this surface (or a guard it must keep)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+import psutil
+
+from mediagate.core.buckets import BucketCredentials
+from mediagate.core.gateway import Gateway
+from tests.conftest import LiveServer
+from tests.protocols.native.api import client, error_of, new_key
+
+MIB = 1024 * 1024
+
+
+def _answer(sock: socket.socket) -> str:
+    chunks = []
+    try:
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    except OSError:
+        pass
+    return b"".join(chunks).decode("latin-1")
+
+
+def _send_chunked(server: LiveServer, path: str, total: int, headers: str = "") -> str:
+    """POST ``total`` bytes of one JSON string, chunked (no Content-Length), from a thread; the
+    answer as read to the connection's close (the server may stop reading early)."""
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{headers}"
+        "Transfer-Encoding: chunked\r\n\r\n"
+    )
+    piece = b"x" * MIB
+
+    def send() -> None:
+        try:
+            sock.sendall(head.encode() + b'3\r\n{"a\r\n')
+            sent = 0
+            while sent < total:
+                sock.sendall(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+                sent += len(piece)
+            sock.sendall(b'2\r\n"}\r\n0\r\n\r\n')
+        except OSError:
+            pass  # the server answered and closed: what a refusal looks like
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    with sock:
+        answer = _answer(sock)
+    sender.join(30)
+    return answer
+
+
+def test_a_json_body_beyond_its_limit_is_refused_without_reading_it(server: LiveServer) -> None:
+    """Defect: FastAPI reads a JSON body whole, before any key is checked, so one unauthenticated
+    client could make the server hold gigabytes (up to the upload limit). A JSON body is now
+    capped at 1 MiB: a declared one is refused unread, a chunked one as it passes the cap."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(
+            (
+                "POST /v1/keys HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {2 * MIB}\r\nExpect: 100-continue\r\n\r\n"
+            ).encode()
+        )
+        answer = _answer(sock)
+    assert answer.startswith("HTTP/1.1 413"), answer
+    assert '{"error":{"code":"payload_too_large"' in answer and "100 Continue" not in answer
+
+    process = psutil.Process(server.process.pid if server.process else 0)
+    before = process.memory_info().rss
+    answer = _send_chunked(server, "/v1/keys", 128 * MIB)
+    grown = process.memory_info().rss - before
+    assert answer.startswith("HTTP/1.1 413"), answer[:500]
+    assert '"code":"payload_too_large"' in answer
+    assert grown < 32 * MIB, grown
+
+
+def test_a_json_body_within_its_limit_still_works(server: LiveServer, admin: Gateway) -> None:
+    """The cap leaves room for any real request: a body of 200 KB passes."""
+    with client(server.url, new_key(admin, None)) as root:
+        made = root.post("/v1/keys", json={"scopes": ["read"], "label": "x" * 200})
+        assert made.status_code == 201, made.text
+        wide = root.post(
+            "/v1/keys",
+            content=b'{"scopes": ["read"]' + b" " * 200_000 + b"}",
+            headers={"Content-Type": "application/json"},
+        )
+        assert wide.status_code == 201, wide.text
+
+
+def test_an_upload_body_is_not_held_to_the_json_cap(
+    server: LiveServer, admin: Gateway, bucket: BucketCredentials
+) -> None:
+    """Object uploads (raw and multipart) stream, and may be as large as the server allows."""
+    with client(server.url, new_key(admin, bucket.bucket, "write")) as writer:
+        r = writer.put(f"/v1/buckets/{bucket.bucket}/objects/big.bin", content=b"z" * (3 * MIB))
+        assert r.status_code == 201 and r.json()["size"] == 3 * MIB, r.text
+        r = writer.post(
+            f"/v1/buckets/{bucket.bucket}/objects", files={"file": ("big2.bin", b"y" * (3 * MIB))}
+        )
+        assert r.status_code == 201 and r.json()["size"] == 3 * MIB, r.text
+
+
+def test_deep_and_malformed_json_is_a_400(server: LiveServer, admin: Gateway) -> None:
+    with client(server.url, new_key(admin, None)) as root:
+        for body in (b"[" * 100_000 + b"]" * 100_000, b'{"scopes":', b"\xff\xfe", b'{"scopes":["read"]}x'):
+            r = root.post("/v1/keys", content=body, headers={"Content-Type": "application/json"})
+            assert error_of(r)[0] == 400, r.text
+
+
+def test_a_token_prefix_is_kept_in_the_form_keys_take(
+    server: LiveServer, admin: Gateway, bucket: BucketCredentials
+) -> None:
+    """Defect: a prefix was stored as given ('u1//'), but every key is normalised ('u1/f'), so the
+    token could never upload anything. The prefix is now normalised as keys are."""
+    b = bucket.bucket
+    with client(server.url, new_key(admin, b, "write")) as writer:
+        made = writer.post(f"/v1/buckets/{b}/upload-tokens", json={"prefix": "//u1//", "max_uses": 3})
+        assert made.status_code == 201, made.text
+        assert made.json()["prefix"] == "u1/"
+        token = made.json()["token"]
+    with client(server.url, token) as browser:
+        assert browser.put(f"/v1/buckets/{b}/objects/u1/f.txt", content=b"hi").status_code == 201
+        assert error_of(browser.put(f"/v1/buckets/{b}/objects/u2/f.txt", content=b"hi")) == (
+            403,
+            "key_outside_prefix",
+        )
+        for escape in ("u1/%2e%2e/u2/f.txt", "u1%2f..%2fu2%2ff.txt"):
+            assert error_of(browser.put(f"/v1/buckets/{b}/objects/{escape}", content=b"hi")) == (
+                400,
+                "invalid_key",
+            )
