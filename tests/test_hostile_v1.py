@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import socket
 import threading
+from pathlib import Path
 
+import httpx
 import psutil
 
-from mediagate.core.buckets import BucketCredentials
+from mediagate.core.buckets import BucketCredentials, create_bucket
 from mediagate.core.gateway import Gateway
-from tests.conftest import LiveServer
+from mediagate.services import build_gateway
+from tests.conftest import LiveServer, make_home
 from tests.protocols.native.api import client, error_of, new_key
 
 MIB = 1024 * 1024
@@ -135,3 +138,67 @@ def test_a_token_prefix_is_kept_in_the_form_keys_take(
                 400,
                 "invalid_key",
             )
+
+
+def test_no_key_or_token_secret_reaches_the_log(tmp_path: Path) -> None:
+    """Secrets sent every way a client might (a good key, a revoked one, one cut short, a token in
+    the header, in the query, in tus metadata, in the path) and refused every way: the server's
+    log, at debug level, holds none of them (only the public ``mk_``/``ut_`` ids may appear)."""
+    home = make_home(tmp_path / "home")
+    live = LiveServer(home.home, env={"MEDIAGATE_LOG_LEVEL": "debug"}).start()
+    gw = build_gateway(home, migrate=False)
+    try:
+        b = create_bucket(gw.catalog, gw.secrets, "logs-a").bucket
+        other = create_bucket(gw.catalog, gw.secrets, "logs-b").bucket
+        key = new_key(gw, b, "read,write,admin")
+        revoked = new_key(gw, b, "read")
+        with client(live.url, key) as api:
+            token = api.post(f"/v1/buckets/{b}/upload-tokens", json={"max_uses": 5}).json()["token"]
+            made = api.post("/v1/keys", json={"bucket": b, "scopes": ["read"]}).json()["secret"]
+            assert api.delete(f"/v1/keys/mk_{revoked.split('_')[1]}").status_code == 200
+            api.get(f"/v1/buckets/{other}/objects")
+            api.put(f"/v1/buckets/{b}/objects/a%00b", content=b"x")
+        secrets = [key, revoked, token, made]
+        for secret in secrets:
+            for variant in (secret, secret[:-1], secret + "0", secret.upper()):
+                with client(live.url, variant) as c:
+                    c.get("/v1/me")
+                    c.put(f"/v1/buckets/{b}/objects/x.txt", content=b"hi")
+                    c.put(f"/v1/buckets/{other}/objects/x.txt", content=b"hi")
+                    c.post(f"/v1/tus/{b}/", headers={"Tus-Resumable": "1.0.0", "Upload-Length": "1"})
+            httpx.get(f"{live.url}/v1/me", params={"token": secret, "key": secret})
+            httpx.get(f"{live.url}/v1/me", headers={"Authorization": f"Basic {secret}"})
+            httpx.post(
+                f"{live.url}/v1/tus/{b}/",
+                headers={"Tus-Resumable": "1.0.0", "Upload-Length": "1", "Upload-Metadata": f"{secret} !"},
+            )
+    finally:
+        live.stop()
+        gw.catalog.close()
+    log = live.log()
+    assert "access" in log and "status=401" in log and "status=403" in log
+    for secret in secrets:
+        random = secret.rsplit("_", 1)[1]
+        assert random not in log and random.upper() not in log, secret
+
+
+def test_the_new_first_segments_are_reserved_and_their_neighbours_still_buckets(
+    server: LiveServer, admin: Gateway
+) -> None:
+    """The one-port rows added this session (/v1, /v1/tus, /docs, /redoc, /openapi.json, and /ui,
+    /metrics to come) take first path segments that were reserved bucket names from the first
+    release, so no install can hold such a bucket; a bucket whose name merely starts the same
+    way is still a bucket on every path."""
+    with client(server.url, new_key(admin, None)) as root:
+        for name in ("v1", "docs", "redoc", "metrics", "ui", "static", "healthz"):
+            assert error_of(root.post("/v1/buckets", json={"name": name}))[0] == 400, name
+        for name in ("v1x", "docs-site", "redoc1", "uix", "metrics2", "v1-tus"):
+            made = root.post("/v1/buckets", json={"name": name, "settings": {"public": True}})
+            assert made.status_code == 201, made.text
+            assert root.put(f"/v1/buckets/{name}/objects/a/b.txt", content=name.encode()).status_code == 201
+            read = httpx.get(f"{server.url}/{name}/a/b.txt")
+            assert read.status_code == 200 and read.content == name.encode(), (name, read.text)
+    for path in ("/redoc/x", "/openapi.json/x"):
+        assert httpx.get(f"{server.url}{path}").status_code == 404
+    assert httpx.get(f"{server.url}/docs").status_code == 200
+    assert error_of(httpx.get(f"{server.url}/docs/nothing")) == (404, "not_found")
