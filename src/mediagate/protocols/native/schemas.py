@@ -61,7 +61,11 @@ class BucketSettings(Strict):
     cors_origins: list[str] | None = Field(default=None, max_length=100)
     cors_max_age: Annotated[int, Field(ge=0, le=86_400 * 365)] | None = None
     autoformat: Literal["webp", "avif", False] | None = None
-    inline_active: bool | None = None
+    inline_active: bool | None = Field(
+        default=None,
+        description="Serve HTML, SVG, XML and JS inline on this server's origin; changed only with "
+        "a server-wide admin key.",
+    )
     versions: dict[str, str] | None = Field(default=None, max_length=100)
     normalise: NormaliseSettings | None = None
 
