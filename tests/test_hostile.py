@@ -29,7 +29,7 @@ import uuid
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import parse_qs, quote, unquote
 
 import httpx
 import pytest
@@ -194,9 +194,14 @@ def send(server: LiveServer, req: Req) -> Reply:
 def dialect_of(method: str, target: str) -> str:
     """The dialect that owns a request, by the routing table (on the decoded path, as the router
     sees it)."""
-    path = unquote(target.partition("?")[0], errors="replace")
+    path, _, query = target.partition("?")
+    path = unquote(path, errors="replace")
+    if path == "/" and method in ("GET", "HEAD") and "Action" not in parse_qs(query, keep_blank_values=True):
+        return "web"  # the landing page (never an error)
     if path == "/":
         return "imagex-action"
+    if path == "/ui" or path.startswith("/ui/"):
+        return "web"
     if path == "/mweb/v1/get_upload_token":
         return "imagex-token"
     sid, slash, _ = path.removeprefix("/tos-cn-i-").partition("/")

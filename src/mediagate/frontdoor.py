@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import unquote_to_bytes
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -89,6 +90,12 @@ _IMAGEX_STORE = re.compile(r"/tos-cn-i-([^/]+)/")
 _NATIVE_DOCS = frozenset({"/openapi.json", "/docs", "/redoc"})
 
 
+def _query_names(scope: Scope) -> set[bytes]:
+    """The parameter names of the query string, as Starlette decodes them (``+`` and ``%XX``)."""
+    query: bytes = scope.get("query_string", b"")
+    return {unquote_to_bytes(p.partition(b"=")[0].replace(b"+", b" ")) for p in query.split(b"&") if p}
+
+
 def face_of(scope: Scope) -> Face:
     """The routing table's answer to "who answers this request" (see :mod:`mediagate.routing`)."""
     path: str = scope["path"]
@@ -101,7 +108,11 @@ def face_of(scope: Scope) -> Face:
         bucket = parts[3] if len(parts) > 3 and parts[2] == "buckets" else ""
         return Face("v1", bucket, _native)
     if path == "/":
+        if scope["method"] in ("GET", "HEAD") and b"Action" not in _query_names(scope):
+            return Face("web", "", _plain)  # the landing page (web.pages)
         return Face("imagex", "", _imagex_action)
+    if path == "/ui" or path.startswith("/ui/"):
+        return Face("web", "", _plain)
     if path == "/mweb/v1/get_upload_token":
         return Face("imagex", "", _imagex_token)
     store = _IMAGEX_STORE.match(path.removeprefix("/upload/v1"))

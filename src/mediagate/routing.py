@@ -3,8 +3,10 @@
 | request                                                   | who answers                      |
 | --------------------------------------------------------- | -------------------------------- |
 | ``GET /healthz``, ``GET /livez``                          | operations (``health``)          |
-| ``GET/POST /?Action=…&Version=…``                         | ImageX OpenAPI (signed, both     |
+| ``GET/HEAD /`` without ``Action=``                        | the landing page (``web.pages``) |
+| ``GET/POST /?Action=…&Version=…``, any other ``/``        | ImageX OpenAPI (signed, both     |
 |                                                           | schemes): Apply/Commit, STS      |
+| ``GET/HEAD /ui``, ``/ui/<file>``                          | the web page's static files      |
 | ``POST /mweb/v1/get_upload_token`` (cookie ``sessionid``) | ImageX temporary credentials     |
 | ``POST /upload/v1/<StoreUri>``                            | ImageX upload host (seed)        |
 | ``PUT /tos-cn-i-<sid>/<name>`` (+ chunk queries)          | ImageX upload host (SDK); bucket |
@@ -60,6 +62,7 @@ from mediagate.protocols.wantu import blocks as wantu_blocks
 from mediagate.protocols.wantu import errors as wantu_errors
 from mediagate.protocols.wantu import manage as wantu_manage
 from mediagate.protocols.wantu import upload as wantu_upload
+from mediagate.web import pages
 
 
 class AnyPath(Convertor[str]):
@@ -198,8 +201,13 @@ def imagex_routes() -> list[BaseRoute]:
     """ImageX's fixed paths; before the ``/{bucket}`` rows ('mweb' and 'upload' are reserved bucket
     names, and no bucket name starts with ``tos-``)."""
     upload = imagex_errors.upload_error
+    actions = only(["GET", "POST"], imagex_actions.openapi, _imagex_action_refusal)
+
+    async def root(request: Request) -> Response:
+        return await (pages.landing(request) if pages.wants_landing(request) else actions(request))
+
     return [
-        row("/", only(["GET", "POST"], imagex_actions.openapi, _imagex_action_refusal)),
+        row("/", root),
         row("/mweb/v1/get_upload_token", only(["POST"], imagex_sts.get_upload_token, _imagex_token_refusal)),
         row("/upload/v1/{store_uri:anypath}", only(["POST"], imagex_upload.seed_upload, upload)),
         row("/tos-cn-i-{sid}/{name:anypath}", only(["GET", "PUT"], imagex_upload.store_endpoint, upload)),
@@ -254,6 +262,8 @@ def routes() -> list[BaseRoute]:
     return [
         row("/healthz", only(["GET"], healthz, _plain_refusal)),
         row("/livez", only(["GET"], health.livez, _plain_refusal)),
+        row("/ui", pages.ui_root),
+        row("/ui/{path:anypath}", pages.ui_file),
         *imagex_routes(),
         *wantu_routes(),
         *upyun_api_routes(),

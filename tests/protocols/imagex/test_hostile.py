@@ -173,7 +173,8 @@ def test_unknown_action_or_version(server: LiveServer, bucket: BucketCredentials
         404,
         "InvalidActionOrVersion",
     )
-    error_of(httpx.get(f"{server.url}/"), 404, "InvalidActionOrVersion")
+    error_of(httpx.get(f"{server.url}/", params={"Action": ""}), 404, "InvalidActionOrVersion")
+    error_of(httpx.post(f"{server.url}/"), 404, "InvalidActionOrVersion")  # GET / is the landing page
 
 
 def test_other_service_and_bad_parameters(server: LiveServer, bucket: BucketCredentials) -> None:
