@@ -202,3 +202,14 @@ def test_the_new_first_segments_are_reserved_and_their_neighbours_still_buckets(
         assert httpx.get(f"{server.url}{path}").status_code == 404
     assert httpx.get(f"{server.url}/docs").status_code == 200
     assert error_of(httpx.get(f"{server.url}/docs/nothing")) == (404, "not_found")
+
+
+def test_the_docs_pages_cannot_be_framed(server: LiveServer) -> None:
+    """Defect: /docs and /redoc (where an operator pastes an API key to try the API) had no
+    framing policy, so another site could frame them and click-jack "Execute". Like /ui/, they
+    now refuse every frame and send no referrer."""
+    for page in ("/docs", "/redoc", "/ui/"):
+        r = httpx.get(f"{server.url}{page}")
+        assert r.status_code == 200, page
+        assert "frame-ancestors 'none'" in r.headers["content-security-policy"], page
+        assert r.headers["x-frame-options"] == "DENY" and r.headers["referrer-policy"] == "no-referrer"
