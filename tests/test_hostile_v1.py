@@ -213,3 +213,30 @@ def test_the_docs_pages_cannot_be_framed(server: LiveServer) -> None:
         assert r.status_code == 200, page
         assert "frame-ancestors 'none'" in r.headers["content-security-policy"], page
         assert r.headers["x-frame-options"] == "DENY" and r.headers["referrer-policy"] == "no-referrer"
+
+
+def test_text_that_is_not_unicode_is_a_400_and_stores_nothing(
+    server: LiveServer, admin: Gateway, bucket: BucketCredentials
+) -> None:
+    """Defect: JSON may spell a lone surrogate (``"\\ud800"``), which is no Unicode text. In
+    object metadata and CORS origins it got past validation, was stored, and failed the answer
+    with a 500 (and every later read of the object). Every /v1 JSON body is now checked: 400
+    ``invalid_request``, nothing stored."""
+    b = bucket.bucket
+    with client(server.url, new_key(admin, None)) as root:
+        assert root.put(f"/v1/buckets/{b}/objects/src.txt", content=b"x").status_code == 201
+        bodies = [
+            ("PATCH", f"/v1/buckets/{b}/objects/src.txt", '{"meta": {"k": "\\ud800"}}'),
+            ("PATCH", f"/v1/buckets/{b}/objects/src.txt", '{"meta": {"\\udfff": "v"}}'),
+            ("PATCH", f"/v1/buckets/{b}", '{"settings": {"cors_origins": ["https://\\ud800.example"]}}'),
+            ("POST", f"/v1/buckets/{b}/upload-tokens", '{"content_types": ["image/\\ud800"]}'),
+            ("POST", "/v1/keys", '{"scopes": ["read"], "label": "\\ud800"}'),
+            ("POST", f"/v1/buckets/{b}/copy", '{"source": "src.txt", "destination": "d\\ud800"}'),
+        ]
+        for method, path, body in bodies:
+            r = root.request(method, path, content=body, headers={"Content-Type": "application/json"})
+            assert error_of(r)[0] == 400, (path, body, r.text)
+        got = root.get(f"/v1/buckets/{b}/objects/src.txt")
+        assert got.status_code == 200 and got.json()["meta"] == {}, got.text
+        assert root.get(f"/v1/buckets/{b}").json()["settings"].get("cors_origins") is None
+        assert root.get(f"/v1/buckets/{b}/objects").status_code == 200

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from mediagate.bucketconf import check_version, normalise_origin
 from mediagate.catalog.models import Bucket, Object
@@ -16,7 +16,33 @@ from mediagate.core.uploadtokens import UploadToken
 
 
 class Strict(BaseModel):
+    """A request body: no unknown fields, and only Unicode text (see :func:`_unicode_only`)."""
+
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _text(cls, data: Any) -> Any:
+        _unicode_only(data)
+        return data
+
+
+def _unicode_only(value: Any, depth: int = 0) -> None:
+    """Refuse a lone surrogate anywhere in a JSON body (``"\\ud800"`` is valid JSON but no
+    text): pydantic lets it through inside lists and dicts, the catalog stores it, and every
+    answer that carries it then fails to encode."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("text must be valid Unicode (a lone surrogate is not)") from None
+    elif isinstance(value, dict) and depth < 32:
+        for key, item in value.items():
+            _unicode_only(key, depth + 1)
+            _unicode_only(item, depth + 1)
+    elif isinstance(value, list) and depth < 32:
+        for item in value:
+            _unicode_only(item, depth + 1)
 
 
 # -- errors ------------------------------------------------------------------------------------------
