@@ -4,18 +4,21 @@ is a defect found by attacking this surface (or a guard it must keep)."""
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 from pathlib import Path
 
 import httpx
 import psutil
+import pytest
 
 from mediagate.core.buckets import BucketCredentials, create_bucket
 from mediagate.core.gateway import Gateway
 from mediagate.services import build_gateway
 from tests.conftest import LiveServer, make_home
 from tests.protocols.native.api import client, error_of, new_key
+from tests.support.pg import fresh_schema
 
 MIB = 1024 * 1024
 
@@ -240,3 +243,52 @@ def test_text_that_is_not_unicode_is_a_400_and_stores_nothing(
         assert got.status_code == 200 and got.json()["meta"] == {}, got.text
         assert root.get(f"/v1/buckets/{b}").json()["settings"].get("cors_origins") is None
         assert root.get(f"/v1/buckets/{b}/objects").status_code == 200
+
+
+@pytest.mark.postgres
+def test_a_nul_in_a_name_is_a_clear_4xx_on_postgresql(tmp_path: Path) -> None:
+    """Defect: PostgreSQL cannot hold or compare a NUL in text; the driver refused such a bucket
+    name, key, id or label with an error that became a 500 on every dialect (a public read of
+    ``/%00/x``, tus, and a dozen /v1 lookups). The hostile suites ran on SQLite, which has no such
+    limit. The catalog's border now answers it as a 400; JSON bodies refuse a NUL up front."""
+    with fresh_schema() as url:
+        home = make_home(tmp_path / "home", database_url=url)
+        live = LiveServer(home.home, env={"MEDIAGATE_DATABASE_URL": url}).start()
+        gw = build_gateway(home, migrate=False)
+        try:
+            b = create_bucket(gw.catalog, gw.secrets, "nul-a").bucket
+            root = new_key(gw, None)
+            with client(live.url, root) as api:
+                assert api.put(f"/v1/buckets/{b}/objects/src.txt", content=b"x").status_code == 201
+                v1 = [
+                    api.get("/v1/buckets/%00"),
+                    api.get("/v1/tasks/%00"),
+                    api.get("/v1/keys", params={"bucket": "\x00"}),
+                    api.get("/v1/tasks", params={"bucket": "a\x00"}),
+                    api.get("/v1/deliveries", params={"bucket": "\x00"}),
+                    api.get(f"/v1/buckets/{b}/objects", params={"prefix": "\x00"}),
+                    api.get(f"/v1/buckets/{b}/objects", params={"cursor": "YQBi"}),  # "a\0b"
+                    api.get(f"/v1/buckets/{b}/objects", params={"cursor": "YQBi", "delimiter": "/"}),
+                    api.delete(f"/v1/buckets/{b}/upload-tokens/ut_%00"),
+                    api.delete("/v1/keys/mk_%00"),
+                    api.post("/v1/keys", json={"scopes": ["read"], "label": "a\x00b"}),
+                    api.patch(f"/v1/buckets/{b}/objects/src.txt", json={"meta": {"k": "a\x00"}}),
+                    api.patch(f"/v1/buckets/{b}", json={"settings": {"cors_origins": ["https://a\x00.b"]}}),
+                ]
+                for r in v1:
+                    status, _ = error_of(r)
+                    assert 400 <= status < 500, (r.request.method, r.request.url, r.text)
+                assert api.get(f"/v1/buckets/{b}/objects/src.txt").json()["meta"] == {}
+                token = api.post(f"/v1/buckets/{b}/upload-tokens", json={}).json()["token"]
+            tus = httpx.post(
+                f"{live.url}/v1/tus/%00/",
+                headers={"Tus-Resumable": "1.0.0", "Upload-Length": "1", "Authorization": f"Bearer {token}"},
+            )
+            assert 400 <= tus.status_code < 500, tus.text
+            for path in ("/%00/x", "/ab%00c/x"):
+                read = httpx.get(f"{live.url}{path}")
+                assert 400 <= read.status_code < 500, (path, read.text)
+        finally:
+            live.stop()
+            gw.catalog.close()
+    assert not re.findall(r"status=5\d\d", live.log()), live.log()[-3000:]

@@ -28,14 +28,16 @@ class Strict(BaseModel):
 
 
 def _unicode_only(value: Any, depth: int = 0) -> None:
-    """Refuse a lone surrogate anywhere in a JSON body (``"\\ud800"`` is valid JSON but no
-    text): pydantic lets it through inside lists and dicts, the catalog stores it, and every
-    answer that carries it then fails to encode."""
+    """Refuse a lone surrogate or a NUL anywhere in a JSON body (``"\\ud800"`` is valid JSON
+    but no text): pydantic lets them through inside lists and dicts, the catalog stored them, and
+    every answer that carried one then failed to encode (or PostgreSQL refused the NUL)."""
     if isinstance(value, str):
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
             raise ValueError("text must be valid Unicode (a lone surrogate is not)") from None
+        if "\x00" in value:  # PostgreSQL cannot store it; no header or key can carry it
+            raise ValueError("text may not contain the NUL character")
     elif isinstance(value, dict) and depth < 32:
         for key, item in value.items():
             _unicode_only(key, depth + 1)
