@@ -40,6 +40,7 @@ bench: install
 	$(BIN)/python bench/moderation.py
 	$(BIN)/python bench/tus.py
 	$(BIN)/python bench/catalog.py
+	$(BIN)/python bench/quotas.py
 	$(BIN)/python bench/v1.py
 
 clean:

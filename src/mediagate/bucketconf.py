@@ -22,6 +22,9 @@ setting            default    meaning
                               downloads (``Content-Disposition: attachment``), so an upload
                               cannot script the gateway's origin. Turn on only when reads come
                               from a separate content origin (``serving.content_headers``)
+``webhook_url``    none       where ``/v1`` and tus uploads and ``/v1`` deletes are announced
+                              (core.webhooks; an upload token's ``notify_url`` wins), signed
+                              with the bucket's webhook secret (``mediagate bucket webhook``)
 =================  =========  ==============================================================
 
 The settings are read on every request through :class:`BucketCache`, which keeps a bucket row

@@ -101,6 +101,9 @@ class Settings(BaseSettings):
     """``MEDIAGATE_REDIS_URL`` (e.g. ``redis://127.0.0.1:6379/0``): Redis shared by the nodes. The
     asynchronous tasks run on it (huey's RedisHuey, shared by every worker process of every node) and
     ``/healthz`` checks it. Unset: the embedded default (in-process queue, nothing else to start)."""
+    metrics_token: SecretStr | None = None
+    """``MEDIAGATE_METRICS_TOKEN``: when set, ``GET /metrics`` needs ``Authorization: Bearer <it>``;
+    unset, the metrics are open to whoever reaches the port (they name no bucket, key or path)."""
     task_queue_name: str = "mediagate"
     """Name of the Redis queue (huey's key prefix); nodes of one installation share it."""
     run_workers: bool = True

@@ -14,7 +14,10 @@
 * **A clean connection**: a response sent before the request body was read to its end says
   ``Connection: close`` (the server then closes instead of reading an unknown rest as the next
   request), so a keep-alive client opens a new connection rather than meeting a reset.
-* **One access line** per request (:mod:`mediagate.logs`).
+* **One access line** per request (:mod:`mediagate.logs`), and its metrics (:mod:`mediagate.metrics`:
+  latency, error code, the uploads the core noted), labelled with the dialect found here.
+* **Retry-After** on every dialect's 429 (an upload rate limit, core.quotas), unless its renderer
+  set one.
 
 Must sit inside ``RequestIdMiddleware`` (it reads the request id that one assigns).
 """
@@ -22,6 +25,7 @@ Must sit inside ``RequestIdMiddleware`` (it reads the request id that one assign
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import unquote_to_bytes
@@ -30,7 +34,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mediagate import logs, serving
+from mediagate import logs, metrics, serving
 from mediagate.core.errors import MediagateError, PayloadTooLarge, from_os_error
 from mediagate.http import DRAIN_LIMIT, BodyProgress, drain_body, request_id, track_body
 from mediagate.protocols.imagex import errors as imagex_errors
@@ -99,7 +103,7 @@ def _query_names(scope: Scope) -> set[bytes]:
 def face_of(scope: Scope) -> Face:
     """The routing table's answer to "who answers this request" (see :mod:`mediagate.routing`)."""
     path: str = scope["path"]
-    if path in ("/healthz", "/livez"):
+    if path in ("/healthz", "/livez", "/metrics"):
         return Face("ops", "", _plain)
     if path == "/v1/tus" or path.startswith("/v1/tus/"):
         return Face("tus", path[len("/v1/tus/") :].partition("/")[0], tus_errors.error_response)
@@ -179,6 +183,8 @@ class FrontDoor:
         )
         logs.begin(record)
         declared = declared_length(scope)
+        if not _header(scope, b"content-type").lower().startswith(b"multipart/"):
+            record.body_size = declared
         chunked = b"chunked" in _header(scope, b"transfer-encoding").lower()
         body = BodyProgress(done=not chunked and not declared)
         body.awaiting_continue = not body.done and _header(scope, b"expect").lower() == b"100-continue"
@@ -197,6 +203,8 @@ class FrontDoor:
         async def tracked_send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 state.status = int(message["status"])
+                if state.status == 429 and record.retry_after is not None:
+                    message["headers"] = _with_retry_after(message.get("headers", []), record.retry_after)
                 if not body.done:
                     headers = [h for h in message.get("headers", []) if h[0].lower() != b"connection"]
                     message["headers"] = [*headers, (b"connection", b"close")]
@@ -214,6 +222,7 @@ class FrontDoor:
         finally:
             status = state.status or (499 if state.disconnected else 500)
             logs.write_access(record, status)
+            metrics.observe(record, status, time.monotonic() - record.started)
 
     @staticmethod
     def _too_large(scope: Scope, declared: int | None) -> MediagateError | None:
@@ -270,6 +279,13 @@ class FrontDoor:
 class _Exchange:
     disconnected: bool = False
     status: int = 0
+
+
+def _with_retry_after(headers: list[tuple[bytes, bytes]], seconds: int) -> list[tuple[bytes, bytes]]:
+    """A 429's headers with ``Retry-After`` (every dialect's, unless its renderer set one)."""
+    if any(name.lower() == b"retry-after" for name, _ in headers):
+        return headers
+    return [*headers, (b"retry-after", str(seconds).encode())]
 
 
 async def _no_receive() -> Message:

@@ -52,6 +52,19 @@ class RequestRecord:
     reason: str = ""
     cause: str = ""
     exc: BaseException | None = None
+    code: str = ""
+    """The stable code of the error answered (``mediagate_errors_total``)."""
+    uploads: list[tuple[str, int]] = field(default_factory=list)
+    """(outcome, bytes) of each upload the core saw in this request (``mediagate_uploads_total``)."""
+    body_size: int | None = None
+    """The declared length of a raw (not multipart) request body: an upload's size before a
+    byte is read (quota checks)."""
+    retry_after: int | None = None
+    """Seconds a refused client should wait (``Retry-After`` on a 429)."""
+    callers: list[tuple[str, str]] = field(default_factory=list)
+    """(``key`` or ``token``, its public id) that authenticated the request (per-caller limits)."""
+    quota_admitted: bool = False
+    """The request's upload passed admission (core.quotas): once per request."""
 
     def fields(self, status: int) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -87,8 +100,33 @@ def note_refusal(exc: MediagateError) -> None:
     if record is None:
         return
     record.reason = f"{exc.code}: {exc.message}"
+    record.code = exc.code
+    record.retry_after = getattr(exc, "retry_after", None)
     if exc.status >= 500 and exc.__cause__ is not None:
         record.cause = describe(exc.__cause__)
+
+
+def note_upload(outcome: str, size: int) -> None:
+    """An upload's outcome (``stored``, ``refused``, ``failed``), noted by the core at its commit or
+    refusal point; the front door counts it with the request's dialect (mediagate.metrics)."""
+    record = _current.get()
+    if record is not None:
+        record.uploads.append((outcome, size))
+
+
+def note_upload_failure(exc: BaseException, size: int) -> None:
+    """:func:`note_upload` for an upload that ended in ``exc``: ``refused`` for the client's
+    fault (a 4xx: too large, over quota, a bad checksum …), ``failed`` for anything else."""
+    error = exc if isinstance(exc, MediagateError) else from_os_error(exc)
+    note_upload("refused" if error is not None and error.status < 500 else "failed", size)
+
+
+def note_caller(kind: str, caller_id: str) -> None:
+    """The API key (``key``) or upload token (``token``) that authenticated this request, by its
+    public id (never its secret): its own rate limit applies (core.quotas)."""
+    record = _current.get()
+    if record is not None and (kind, caller_id) not in record.callers:
+        record.callers.append((kind, caller_id))
 
 
 def note_bucket(name: str) -> None:

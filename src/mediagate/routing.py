@@ -3,6 +3,7 @@
 | request                                                   | who answers                      |
 | --------------------------------------------------------- | -------------------------------- |
 | ``GET /healthz``, ``GET /livez``                          | operations (``health``)          |
+| ``GET /metrics``                                          | Prometheus text (``metrics``)    |
 | ``GET/HEAD /`` without ``Action=``                        | the landing page (``web.pages``) |
 | ``GET/POST /?Action=…&Version=…``, any other ``/``        | ImageX OpenAPI (signed, both     |
 |                                                           | schemes): Apply/Commit, STS      |
@@ -45,7 +46,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route, request_response
 from starlette.types import Receive, Scope, Send
 
-from mediagate import cors, health, serving
+from mediagate import cors, health, metrics, serving
 from mediagate.core.errors import Forbidden, MediagateError, MethodNotAllowed
 from mediagate.http import request_id
 from mediagate.protocols.imagex import actions as imagex_actions
@@ -264,6 +265,7 @@ def routes() -> list[BaseRoute]:
         row("/livez", only(["GET"], health.livez, _plain_refusal)),
         row("/ui", pages.ui_root),
         row("/ui/{path:anypath}", pages.ui_file),
+        row("/metrics", only(["GET"], metrics.endpoint, _plain_refusal)),
         *imagex_routes(),
         *wantu_routes(),
         *upyun_api_routes(),

@@ -343,6 +343,7 @@ def test_admin_views(
 
     page.get_by_role("link", name="Recent uploads").click()
     page.get_by_role("heading", name=f"Recent uploads in {bucket}").wait_for()
+    page.locator("td button.link", has_text="readme.txt").wait_for()  # rows arrive after the heading
     keys = page.locator("td button.link").all_inner_texts()
     assert set(keys) >= {"photos/cat.png", "photos/dog.png", "videos/clip.webm", HOSTILE, "readme.txt"}
     screenshot(page, "10-recent")

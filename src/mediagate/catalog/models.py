@@ -215,6 +215,9 @@ class Delivery(Base):
     last_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
     """The HTTP status of the last answer (None before one, or when there was no answer)."""
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    signing: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    """How each attempt is signed when it is sent (``"webhook"``: core.webhooks, with the bucket's
+    webhook secret and the time of sending); None: the stored headers already carry any signature."""
 
 
 class GarbageBlob(Base):
@@ -340,3 +343,28 @@ class UploadToken(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    notify_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """Where the uploads it allows are announced (core.webhooks); None: the bucket's webhook."""
+
+
+class Quota(Base):
+    """A bucket's limits and its usage counters (core.quotas), one row per bucket.
+
+    ``bytes_used`` / ``objects_used`` change in the very transaction that commits, replaces,
+    renames over or deletes an object, so they never drift from the objects table and an upload's
+    quota check is one row, not a SUM over the bucket. They count rows, so an expired object counts
+    until the collector removes it. A limit of None is no limit."""
+
+    __tablename__ = "quotas"
+
+    bucket_id: Mapped[int] = mapped_column(ForeignKey("buckets.id", ondelete="CASCADE"), primary_key=True)
+    max_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    max_objects: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    uploads_per_minute: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    """Uploads begun per minute in the whole bucket."""
+    key_uploads_per_minute: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    """Uploads begun per minute with any one API key of the bucket (/v1)."""
+    token_uploads_per_minute: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    """Uploads begun per minute with any one upload token of the bucket (/v1, tus)."""
+    bytes_used: Mapped[int] = mapped_column(BigInteger, default=0)
+    objects_used: Mapped[int] = mapped_column(BigInteger, default=0)

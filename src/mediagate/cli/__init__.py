@@ -8,8 +8,9 @@ from __future__ import annotations
 import mediagate.cli.apikeys
 import mediagate.cli.notify
 import mediagate.cli.sealing
-import mediagate.cli.task  # noqa: F401 - registers `task` and `worker`
-from mediagate.cli import bucket, home, keys, objects, policy, sts, token, upload, version  # noqa: F401 - registers the commands
+import mediagate.cli.task
+import mediagate.cli.webhook  # noqa: F401 - registers `bucket webhook`
+from mediagate.cli import bucket, home, keys, objects, policy, quota, sts, token, upload, version  # noqa: F401 - registers the commands
 from mediagate.cli.common import app
 
 

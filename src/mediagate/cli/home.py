@@ -78,6 +78,7 @@ def serve(
     if no_worker:
         os.environ["MEDIAGATE_RUN_WORKERS"] = "0"
     _log_settings(log_format, log_level)
+    metrics_dir(settings.home)
     from mediagate.startup import preflight
 
     preflight(settings)  # a wrong database_url, an unreachable database or S3: one line, exit 1
@@ -100,6 +101,22 @@ def serve(
         ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
         ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None,
     )
+
+
+def metrics_dir(home: Path) -> Path:
+    """Empty ``<home>/metrics`` and point ``PROMETHEUS_MULTIPROC_DIR`` at it, for the worker
+    processes about to start (mediagate.metrics): each writes its counters there and a scrape sums
+    them all. Emptied at each start, so counters begin at zero with the server, as Prometheus
+    expects of a restarted target. Set before anything imports prometheus-client (which reads the
+    variable once, on import): this module does not."""
+    import os
+    import shutil
+
+    path = (home / "metrics").resolve()
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+    return path
 
 
 def check_tls(certfile: Path | None, keyfile: Path | None) -> None:

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from mediagate.catalog import Catalog
 from mediagate.catalog.models import ApiKey as ApiKeyRow
 from mediagate.core.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
+from mediagate.logs import note_caller
 
 READ, WRITE, ADMIN = "read", "write", "admin"
 SCOPES = (READ, WRITE, ADMIN)
@@ -141,6 +142,7 @@ def authenticate_key(catalog: Catalog, secret: str) -> ApiKey:
     row, bucket = found
     if not hmac.compare_digest(row.secret_hash, hash_secret(secret)) or row.revoked_at is not None:
         raise refused
+    note_caller("key", row.key_id)  # its per-key upload rate limit (core.quotas)
     return _view(row, bucket)
 
 

@@ -40,5 +40,12 @@ def delivery_json(d: Delivery, bucket: str | None) -> dict[str, Any]:
         "next_attempt_at": _when(d.next_attempt_at) if d.state == "pending" else None,
         "created_at": _when(d.created_at),
         "delivered_at": _when(d.delivered_at),
-        "headers": sorted(str(name) for name in (d.headers or {})),
+        "headers": sorted([*(str(name) for name in (d.headers or {})), *_signed_at_send(d)]),
     }
+
+
+def _signed_at_send(d: Delivery) -> list[str]:
+    """The headers each attempt adds when it is signed as it is sent (core.webhooks)."""
+    if d.signing == "webhook":
+        return ["X-Mediagate-Delivery", "X-Mediagate-Signature"]
+    return []

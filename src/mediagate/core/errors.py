@@ -18,6 +18,8 @@ MediagateError is a bug and becomes a 500.
     ├── MethodNotAllowed (405)      the path is served, but not with this method
     ├── Conflict (409)              insert-only and the key exists; non-empty folder
     ├── PayloadTooLarge (413)
+    │   └── QuotaExceeded           the bucket's storage or object quota (core.quotas)
+    ├── TooManyRequests (429)       over an uploads-per-minute limit; ``retry_after`` seconds
     ├── RangeNotSatisfiable (416)
     ├── UnsupportedMedia (415)      the bytes are not what the grant requires (e.g. not an image)
     ├── NotSupported (501→400)      a feature the request asks for that we do not offer yet
@@ -118,6 +120,25 @@ class PayloadTooLarge(MediagateError):
     code = "payload_too_large"
     status = 413
     default_message = "payload too large"
+
+
+class QuotaExceeded(PayloadTooLarge):
+    """The upload does not fit the bucket's quota (bytes or objects); see core.quotas."""
+
+    code = "quota_exceeded"
+    default_message = "the bucket's quota is exceeded"
+
+
+class TooManyRequests(MediagateError):
+    """Over an uploads-per-minute limit; ``retry_after``: seconds until the window reopens."""
+
+    code = "rate_limited"
+    status = 429
+    default_message = "too many uploads; retry later"
+
+    def __init__(self, message: str | None = None, *, retry_after: int = 60, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = retry_after
 
 
 class RangeNotSatisfiable(MediagateError):

@@ -46,10 +46,11 @@ from mediagate.core.grant import UploadGrant
 from mediagate.core.ingest import Received, hash_file, new_staging_path, receive
 from mediagate.core.outbox import NewTask, Notification, Outgoing
 from mediagate.core.preprocess import preprocess, wants_processing
+from mediagate.core.quotas import Quotas
 from mediagate.core.savekey import FileFacts
 from mediagate.core.secrets import SecretBox
 from mediagate.core.staging import StagingArea, sweep
-from mediagate.logs import describe, is_outage, note_bucket
+from mediagate.logs import describe, is_outage, note_bucket, note_upload, note_upload_failure
 from mediagate.media.limits import ImageLimits
 from mediagate.storage.base import BlobNotFound, Storage
 
@@ -112,6 +113,7 @@ class Gateway:
         self.image_limits = ImageLimits.from_settings(settings)
         self._processor: Processor | None = None
         self._buckets: dict[str, tuple[float, Bucket | None]] = {}
+        self.quotas = Quotas(settings, catalog, self.bucket)
 
     @property
     def staging_dir(self) -> Path:
@@ -203,13 +205,18 @@ class Gateway:
                 )
             return PayloadTooLarge(f"file exceeds the maximum upload size of {limit} bytes")
 
-        return await receive(
-            chunks,
-            self.staging_dir,
-            max_size=limit,
-            too_large=too_large,
-            base64_encoded=grant.base64_encoded,
-        )
+        try:
+            await self.quotas.admit_grant(grant)
+            return await receive(
+                chunks,
+                self.staging_dir,
+                max_size=limit,
+                too_large=too_large,
+                base64_encoded=grant.base64_encoded,
+            )
+        except BaseException as exc:
+            note_upload_failure(exc, 0)
+            raise
 
     async def restage(self, grant: UploadGrant, staged: Received) -> Received:
         """Run a file staged before its grant was known (a form that sent its file before its
@@ -258,6 +265,7 @@ class Gateway:
         original = received
         try:
             bucket = await self.bucket(grant.bucket)
+            await self.quotas.admit(bucket, received.size)
             checked = grant
             info: MediaInfo | None = None
             processed = False
@@ -294,13 +302,15 @@ class Gateway:
             outbox = notify(stored) if notify is not None else ()
             commit = self.catalog.submit_commit(obj, insert_only=grant.insert_only, outbox=outbox)
             replaced = await asyncio.wrap_future(commit)
+            note_upload("stored", original.size)
             original.discard()
             if outbox:
                 _wake_delivery()
             if any(isinstance(item, NewTask) for item in outbox):
                 _wake_tasks()
             return replace(stored, replaced=replaced)
-        except BaseException:
+        except BaseException as exc:
+            note_upload_failure(exc, original.size)
             received.discard()
             original.discard()
             if _never_committed(commit):
@@ -390,9 +400,15 @@ class Gateway:
         path = self.storage.local_path(blob_id)
         return path if path is not None and path.exists() else None
 
-    async def delete_object(self, bucket: Bucket, key: str) -> None:
-        if not await to_thread.run_sync(self.catalog.delete_object, bucket.id, key):
+    async def delete_object(
+        self, bucket: Bucket, key: str, *, notify: Callable[[Object], Sequence[Notification]] | None = None
+    ) -> None:
+        """Delete the object at ``key``; ``notify`` makes the notifications owed about the deleted
+        row, committed in the same transaction (core.outbox)."""
+        if not await to_thread.run_sync(lambda: self.catalog.delete_object(bucket.id, key, outbox=notify)):
             raise NotFound("file not found", code="file_not_found")
+        if notify is not None:
+            _wake_delivery()
 
     # -- folders and listings --------------------------------------------------------------------
 
@@ -444,6 +460,11 @@ class Gateway:
         part_size: int | None = None,
         data: dict[str, Any] | None = None,
     ) -> UploadSession:
+        try:
+            await self.quotas.admit(bucket, total_size)
+        except BaseException as exc:
+            note_upload_failure(exc, 0)
+            raise
         session_id = uuid.uuid4().hex
         return await to_thread.run_sync(
             lambda: self.catalog.create_session(
@@ -560,6 +581,7 @@ class Gateway:
         """Assemble the parts (all, or exactly ``part_numbers`` in that order) and publish them
         through the same checks as a single upload. The session ends only on success; with
         ``keep_record`` its row stays as ``completed`` (see ``Catalog.finish_session``)."""
+        self.quotas.admitted_before()  # at start_session; the commit still checks the storage quota
         parts = {p.part_number: p for p in await self.parts(session)}
         order = part_numbers if part_numbers is not None else sorted(parts)
         missing = [n for n in order if n not in parts]

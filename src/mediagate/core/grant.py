@@ -43,3 +43,5 @@ class UploadGrant:
     ext_param: str | None = None
     max_size: int | None = None
     """Hard cap applied while streaming (the upper bound of size_range, or the server limit)."""
+    staging_only: bool = False
+    """Only stages a file sent before its policy: admitted to the quota at its commit instead."""

@@ -29,20 +29,24 @@ import logging
 import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from anyio import to_thread
 
 from mediagate import urlguard
+from mediagate.core import webhooks
 from mediagate.core.errors import BadRequest, Forbidden
 from mediagate.core.gateway import Gateway
+from mediagate.core.secrets import WrongSecretKey
 from mediagate.logs import FailureStreak
 from mediagate.urlguard import Target as Target
 from mediagate.urlguard import is_public_address as is_public_address
 
 if TYPE_CHECKING:  # imported where a call is made: most servers never make one (~3 MB of RSS)
     import httpx
+
+    from mediagate.catalog.models import Delivery
 
 log = logging.getLogger("mediagate.notify")
 
@@ -223,25 +227,30 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(MAX_BACKOFF_SECONDS, BACKOFF_SECONDS * BACKOFF_FACTOR ** (attempts - 1)))
 
 
-async def _deliver(
-    gw: Gateway, delivery_id: int, url: str, method: str, body: str, headers: dict[str, Any], attempts: int
-) -> None:
+async def _deliver(gw: Gateway, d: Delivery) -> None:
     settings = gw.settings
+    delivery_id, url, attempts = d.id, d.url, d.attempts
     error: str | None = None
     status: int | None = None
+    data = d.body.encode()
+    headers = {str(k): str(v) for k, v in (d.headers or {}).items()}
     try:
+        if d.signing == webhooks.SIGNING:  # signed now, so that the timestamp is this attempt's
+            headers |= await to_thread.run_sync(
+                lambda: webhooks.signed_headers(gw.catalog, gw.secrets, d.bucket_id, data, delivery_id)
+            )
         reply = await _send(
             url,
-            method=method,
-            body=body.encode(),
-            headers={str(k): str(v) for k, v in headers.items()},
+            method=d.method,
+            body=data,
+            headers=headers,
             timeout=settings.notify_timeout_seconds,
             allow_private=settings.allow_private_callbacks,
         )
         status = reply.status
         if not 200 <= reply.status < 300:
             error = f"answered HTTP {reply.status}"
-    except DeliveryFailed as exc:
+    except (DeliveryFailed, webhooks.NoSecret, WrongSecretKey) as exc:
         error = str(exc)
     done = attempts + 1
     retry_at = None
@@ -264,9 +273,7 @@ async def deliver_due(gw: Gateway) -> int:
         return 0
     lease = timedelta(seconds=gw.settings.notify_timeout_seconds + 30)
     rows = await to_thread.run_sync(lambda: gw.catalog.claim_deliveries(now, lease=lease, limit=CLAIM_BATCH))
-    await asyncio.gather(
-        *(_deliver(gw, d.id, d.url, d.method, d.body, dict(d.headers or {}), d.attempts) for d in rows)
-    )
+    await asyncio.gather(*(_deliver(gw, d) for d in rows))
     return len(rows)
 
 

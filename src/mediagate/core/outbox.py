@@ -23,6 +23,8 @@ class Notification:
     method: str = "POST"
     bucket_id: int | None = None
     """The bucket it is about, so that an operator can list a bucket's notifications."""
+    signing: str | None = None
+    """Signed at each attempt rather than once (``"webhook"``, see core.webhooks)."""
 
 
 @dataclass(frozen=True)

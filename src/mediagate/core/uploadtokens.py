@@ -26,12 +26,14 @@ from datetime import UTC, datetime, timedelta
 from mediagate.catalog import Catalog
 from mediagate.catalog.models import ApiKey as ApiKeyRow
 from mediagate.catalog.models import UploadToken as UploadTokenRow
+from mediagate.core import webhooks
 from mediagate.core.apikeys import WRITE, ApiKey, hash_secret, require
 from mediagate.core.checks import mime_matches
 from mediagate.core.errors import BadRequest, Forbidden, InvalidKey, NotFound, PayloadTooLarge, Unauthorized
 from mediagate.core.grant import UploadGrant
 from mediagate.core.keys import normalise_key
 from mediagate.core.savekey import FileFacts
+from mediagate.logs import note_caller
 
 _SECRET = re.compile(r"^mgt_([0-9a-f]{16})_([0-9a-f]{48})$")
 _MIME_PATTERN = re.compile(r"^(\*|\*/\*|[a-z0-9][a-z0-9!#$&^_.+-]*/(\*|[a-z0-9][a-z0-9!#$&^_.+-]*))$")
@@ -59,6 +61,8 @@ class UploadToken:
     expires_at: datetime
     created_at: datetime
     revoked_at: datetime | None
+    notify_url: str | None = None
+    """Where its uploads are announced (core.webhooks); None: the bucket's webhook."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,7 @@ class TokenGrant:
     expires_at: datetime
     uses_left: int
     consumed: bool
+    notify_url: str | None = None
 
     def upload_grant(self) -> UploadGrant:
         """The core's grant for this upload: the size caps the stream, the types the sniffed
@@ -104,6 +109,7 @@ def _view(row: UploadTokenRow, key: ApiKeyRow, bucket: str) -> UploadToken:
         expires_at=row.expires_at,
         created_at=row.created_at,
         revoked_at=row.revoked_at,
+        notify_url=row.notify_url,
     )
 
 
@@ -136,8 +142,11 @@ def issue_upload_token(
     key: str | None = None,
     max_size: int | None = None,
     content_types: Sequence[str] = (),
+    notify_url: str | None = None,
 ) -> tuple[UploadToken, str]:
-    """A new token for ``bucket`` and its secret (print it once). Needs ``write`` on the bucket."""
+    """A new token for ``bucket`` and its secret (print it once). Needs ``write`` on the bucket.
+    ``notify_url`` must have passed ``webhooks.check_url`` (an async check: the caller's); the
+    bucket must have a webhook secret to sign with."""
     require(issuer, WRITE, bucket)
     if not 1 <= ttl <= MAX_TTL:
         raise _bad(f"ttl must be between 1 and {MAX_TTL} seconds")
@@ -164,6 +173,8 @@ def issue_upload_token(
     if found is None or found[0].revoked_at is not None:
         raise Unauthorized("the API key is not valid (unknown, malformed or revoked)", code="invalid_api_key")
     target = catalog.require_bucket(bucket)
+    if notify_url is not None:
+        webhooks.require_secret(catalog, target)
     public, random = secrets.token_hex(8), secrets.token_hex(24)
     secret = f"mgt_{public}_{random}"
     now = datetime.now(UTC)
@@ -181,6 +192,7 @@ def issue_upload_token(
             uses=0,
             expires_at=now + timedelta(seconds=ttl),
             created_at=now,
+            notify_url=notify_url,
         )
     )
     return _view(row, found[0], bucket), secret
@@ -260,6 +272,8 @@ def check_upload_token(
         raise refused
     if token_bucket != bucket:
         raise Forbidden("this upload token belongs to another bucket", code="token_bucket_mismatch")
+    note_caller("token", row.id)  # per-token and per-key upload rate limits (core.quotas)
+    note_caller("key", issuer.key_id)
     now = datetime.now(UTC)
     if consume and row.expires_at <= now:
         raise Forbidden("the upload token has expired", code="token_expired")
@@ -297,6 +311,7 @@ def check_upload_token(
         expires_at=row.expires_at,
         uses_left=left,
         consumed=consume,
+        notify_url=row.notify_url,
     )
 
 

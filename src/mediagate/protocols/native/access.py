@@ -7,7 +7,7 @@ from anyio import to_thread
 from fastapi import APIRouter, Query
 from starlette.requests import Request
 
-from mediagate.core import apikeys, uploadtokens
+from mediagate.core import apikeys, uploadtokens, webhooks
 from mediagate.core.apikeys import ADMIN, WRITE, ApiKey
 from mediagate.core.errors import Forbidden, NotFound
 from mediagate.core.gateway import Gateway
@@ -88,9 +88,15 @@ async def issue_token(
     request: Request, bucket: str, new: schemas.UploadTokenCreate, key: Caller
 ) -> schemas.UploadTokenCreated:
     """A short-lived token for a browser or a phone: ``max_uses`` uploads under ``prefix`` (or to
-    ``key``), each at most ``max_size`` bytes of ``content_types``. Needs ``write``."""
+    ``key``), each at most ``max_size`` bytes of ``content_types``. Needs ``write``. With
+    ``notify_url`` each upload is announced there (see README "Webhooks")."""
     await bucket_for(request, key, bucket, WRITE)
     gw = gateway(request)
+    notify_url = None
+    if new.notify_url is not None:
+        notify_url = await webhooks.check_url(
+            new.notify_url, allow_private=gw.settings.allow_private_callbacks
+        )
     token, secret = await to_thread.run_sync(
         lambda: uploadtokens.issue_upload_token(
             gw.catalog,
@@ -102,6 +108,7 @@ async def issue_token(
             key=new.key,
             max_size=new.max_size,
             content_types=new.content_types,
+            notify_url=notify_url,
         )
     )
     return schemas.UploadTokenCreated(**schemas.UploadTokenOut.of(token).model_dump(), token=secret)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from anyio import to_thread
 from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mediagate.core import admin
+from mediagate.core import admin, webhooks
 from mediagate.core.apikeys import ADMIN, READ, require
-from mediagate.core.errors import Forbidden
+from mediagate.core.errors import Conflict, Forbidden
 from mediagate.http import gateway
 from mediagate.protocols.native import schemas
 from mediagate.protocols.native.auth import Caller, bucket_for
@@ -35,6 +36,12 @@ async def create_bucket(request: Request, new: schemas.BucketCreate, key: Caller
     (UPYUN, Wantu, ImageX) once."""
     require(key, ADMIN, None)
     settings = new.settings.changes() if new.settings is not None else {}
+    if settings.get(webhooks.SETTING) is not None:
+        raise Conflict(
+            "a new bucket has no webhook secret yet: create the bucket, then its secret "
+            "(POST /v1/buckets/{bucket}/webhook-secret), then set webhook_url",
+            code="webhook_secret_missing",
+        )
     bucket, creds = await admin.new_bucket(gateway(request), new.name, settings)
     out = schemas.BucketOut.of(bucket)
     return schemas.BucketCreated(
@@ -52,7 +59,8 @@ async def get_bucket(request: Request, bucket: str, key: Caller) -> schemas.Buck
 async def patch_bucket(
     request: Request, bucket: str, change: schemas.BucketPatch, key: Caller
 ) -> schemas.BucketOut:
-    await bucket_for(request, key, bucket, ADMIN)
+    target = await bucket_for(request, key, bucket, ADMIN)
+    gw = gateway(request)
     changes = change.settings.changes()
     named = [name for name in OPERATOR_SETTINGS if name in changes]
     if named and key.bucket is not None:
@@ -61,8 +69,30 @@ async def patch_bucket(
             "(or `mediagate bucket inline-active`)",
             code="bucket_forbidden",
         )
-    updated = await admin.change_settings(gateway(request), bucket, changes)
+    url = changes.get(webhooks.SETTING)
+    if url is not None:
+        changes[webhooks.SETTING] = await webhooks.check_url(
+            url, allow_private=gw.settings.allow_private_callbacks
+        )
+        await to_thread.run_sync(webhooks.require_secret, gw.catalog, target)
+    updated = await admin.change_settings(gw, bucket, changes)
     return schemas.BucketOut.of(updated)
+
+
+@router.post(
+    "/v1/buckets/{bucket}/webhook-secret",
+    status_code=201,
+    response_model=schemas.WebhookSecret,
+    summary="Create or rotate the webhook secret",
+    tags=["webhooks"],
+)
+async def rotate_webhook_secret(request: Request, bucket: str, key: Caller) -> schemas.WebhookSecret:
+    """A new secret for verifying ``X-Mediagate-Signature``, in this answer only. The one it
+    replaces keeps signing alongside it for 24 hours. Needs ``admin``."""
+    target = await bucket_for(request, key, bucket, ADMIN)
+    gw = gateway(request)
+    secret, until = await to_thread.run_sync(webhooks.rotate_secret, gw.catalog, gw.secrets, target)
+    return schemas.WebhookSecret(bucket=bucket, secret=secret, previous_valid_until=until)
 
 
 @router.delete("/v1/buckets/{bucket}", status_code=204, summary="Delete a bucket")

@@ -20,7 +20,7 @@ from fastapi import APIRouter, Query
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mediagate.core import admin
+from mediagate.core import admin, webhooks
 from mediagate.core.apikeys import READ, WRITE
 from mediagate.core.errors import BadRequest, Conflict, MediagateError
 from mediagate.core.formdata import MultipartReader, boundary_from_content_type
@@ -102,11 +102,13 @@ class _Upload:
         self.request, self.gw = request, gateway(request)
         self.bucket, self.overwrite = bucket, overwrite
         self.token: TokenGrant | None = None
+        self.key_id: str | None = None
 
     async def authorise_key(self, secret: str) -> None:
         """An API key with ``write`` on the bucket, from the headers alone."""
         api_key = await authenticate(self.gw, secret)
         await bucket_for(self.request, api_key, self.bucket, WRITE)
+        self.key_id = api_key.key_id
 
     def by_key(self, key: str) -> UploadGrant:
         """The grant of an authorised API key: this key, nothing else limited but the server's."""
@@ -130,8 +132,16 @@ class _Upload:
         return replace(self.token.upload_grant(), insert_only=not self.overwrite)
 
     async def store(self, grant: UploadGrant, chunks: AsyncIterator[bytes], name: str) -> Stored:
-        """Stream, check and commit (a key taken under ``overwrite=false`` is 409 ``key_exists``)."""
-        return await self.gw.upload(grant, chunks, filename=name)
+        """Stream, check and commit (a key taken under ``overwrite=false`` is 409 ``key_exists``),
+        with the webhook event owed, if any, in the object's own commit (core.webhooks)."""
+        row = await self.gw.bucket(self.bucket)
+        token = self.token
+        source = webhooks.Source(
+            via="v1", token_id=token.token_id if token else None, key_id=None if token else self.key_id
+        )
+        url = webhooks.target(row, token.notify_url if token else None)
+        notify = webhooks.on_created(row, url, source)
+        return await self.gw.upload(grant, chunks, filename=name, notify=notify)
 
     async def failed(self) -> None:
         """Give the token's use back; shielded, so that a cancelled request still does."""
@@ -338,8 +348,10 @@ async def patch_object(
 
 @router.delete("/v1/buckets/{bucket}/objects/{key:path}", status_code=204, summary="Delete an object")
 async def delete_object(request: Request, bucket: str, key: str, caller: Caller) -> Response:
+    """The bucket's webhook, if set, gets an ``object.deleted`` event."""
     target = await bucket_for(request, caller, bucket, WRITE)
-    await gateway(request).delete_object(target, normalise_key(key))
+    notify = webhooks.on_deleted(target, webhooks.Source(via="v1", key_id=caller.key_id))
+    await gateway(request).delete_object(target, normalise_key(key), notify=notify)
     return Response(status_code=204)
 
 

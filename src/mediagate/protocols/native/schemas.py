@@ -12,6 +12,7 @@ from mediagate.bucketconf import check_version, normalise_origin
 from mediagate.catalog.models import Bucket, Object
 from mediagate.core.apikeys import ApiKey
 from mediagate.core.errors import MediagateError
+from mediagate.core.notify import is_http_url
 from mediagate.core.uploadtokens import UploadToken
 
 
@@ -96,6 +97,19 @@ class BucketSettings(Strict):
     )
     versions: dict[str, str] | None = Field(default=None, max_length=100)
     normalise: NormaliseSettings | None = None
+    webhook_url: str | None = Field(
+        default=None,
+        max_length=2048,
+        description="Where /v1 and tus uploads (without a token notify_url) and /v1 deletes are "
+        "announced, signed with the bucket's webhook secret (create it first). See README 'Webhooks'.",
+    )
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook(cls, value: str | None) -> str | None:
+        if value is not None and not is_http_url(value.strip()):
+            raise ValueError("webhook_url must be an absolute http:// or https:// URL")
+        return value.strip() if value is not None else None
 
     @field_validator("cors_origins")
     @classmethod
@@ -279,6 +293,12 @@ class UploadTokenCreate(Strict):
     key: str | None = Field(default=None, max_length=1024, description="Or exactly this key.")
     max_size: int | None = Field(default=None, ge=0, description="Bytes per upload.")
     content_types: list[str] = Field(default_factory=list, max_length=50, description="e.g. image/*")
+    notify_url: str | None = Field(
+        default=None,
+        max_length=2048,
+        description="Webhook for this token's uploads (instead of the bucket's), signed with the "
+        "bucket's webhook secret. Refused now if the server would refuse to call it.",
+    )
 
 
 class UploadTokenOut(BaseModel):
@@ -294,6 +314,7 @@ class UploadTokenOut(BaseModel):
     expires_at: datetime
     created_at: datetime
     revoked_at: datetime | None
+    notify_url: str | None = None
 
     @classmethod
     def of(cls, token: UploadToken) -> UploadTokenOut:
@@ -310,6 +331,7 @@ class UploadTokenOut(BaseModel):
             expires_at=token.expires_at,
             created_at=token.created_at,
             revoked_at=token.revoked_at,
+            notify_url=token.notify_url,
         )
 
 
@@ -319,6 +341,14 @@ class UploadTokenCreated(UploadTokenOut):
 
 class UploadTokenList(BaseModel):
     upload_tokens: list[UploadTokenOut]
+
+
+class WebhookSecret(BaseModel):
+    bucket: str
+    secret: str = Field(description="Verifies X-Mediagate-Signature; shown once.")
+    previous_valid_until: datetime | None = Field(
+        description="Until then the secret this one replaced also signs (a second v1=); null: none."
+    )
 
 
 # -- tasks and notifications -------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from starlette.responses import Response
 
 from mediagate import cors
 from mediagate.catalog.models import Bucket, UploadSession
+from mediagate.core import webhooks
 from mediagate.core.errors import (
     BadRequest,
     Forbidden,
@@ -373,8 +374,11 @@ async def _complete(
         await gw.put_part(session, 0, _empty(), max_size=0, holder=holder)
     upload = replace(grant.upload_grant(), exact_size=total)
     filename = (session.data or {}).get("filename")
+    bucket = await gw.bucket(grant.bucket)
+    source = webhooks.Source(via="tus", token_id=grant.token_id, upload_id=session.id)
+    notify = webhooks.on_created(bucket, webhooks.target(bucket, grant.notify_url), source)
     try:
-        await gw.complete_session(session, upload, filename=filename, keep_record=True)
+        await gw.complete_session(session, upload, filename=filename, keep_record=True, notify=notify)
     except Unavailable:
         raise
     except MediagateError:

@@ -62,6 +62,8 @@ _CODE_INDEX = {
     "not_a_folder": 4,
     "folder_exists": 5,
     "payload_too_large": 1,
+    "quota_exceeded": 2,  # 41300002: the bucket's storage or object quota (core.quotas)
+    "rate_limited": 1,  # 42900001: over an uploads-per-minute limit (UPYUN answers 429 4290000x)
     "range_not_satisfiable": 1,
     "unsupported_media": 1,
     "not_an_image": 2,

@@ -13,6 +13,8 @@ prints responses as header lines.
 | key exists (insertOnly), folder exists       | 400  | NameDuplicated         |
 | folder not empty                             | 400  | NonEmpty               |
 | not supported yet                            | 400  | NotSupported           |
+| over the bucket's quota (bytes, objects)     | 403  | QuotaExceeded          |
+| over an uploads-per-minute limit             | 429  | Throttling             |
 | any other 4xx (bad field, size, type, md5 …) | 400  | InvalidArgument        |
 | a dependency down (catalog, storage)         | 503  | ServiceUnavailable     |
 | no space left                                | 507  | InsufficientStorage    |
@@ -39,6 +41,9 @@ METHOD_NOT_ALLOWED = "MethodNotAllowed"
 INTERNAL_ERROR = "InternalError"
 SERVICE_UNAVAILABLE = "ServiceUnavailable"
 INSUFFICIENT_STORAGE = "InsufficientStorage"
+QUOTA_EXCEEDED = "QuotaExceeded"
+THROTTLING = "Throttling"
+"""Alibaba Cloud's name for a request refused by flow control (the seed lists no such code)."""
 
 _DUPLICATE = frozenset({"key_exists", "folder_exists", "is_folder", "not_a_folder"})
 
@@ -57,6 +62,10 @@ def wantu_code(exc: MediagateError) -> tuple[int, str]:
         return 400, NON_EMPTY
     if exc.code == "not_supported":
         return 400, NOT_SUPPORTED
+    if exc.code == "quota_exceeded":
+        return 403, QUOTA_EXCEEDED
+    if exc.status == 429:
+        return 429, THROTTLING
     if 400 <= exc.status < 500:
         return 400, INVALID_ARGUMENT
     if exc.status == 503:

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0013_catalog_indexes"
-down_revision = "0009_api_keys"
+down_revision = "0012_quotas"
 branch_labels = None
 depends_on = None
 
