@@ -145,10 +145,13 @@ def test_a_token_prefix_is_kept_in_the_form_keys_take(
 
 def test_no_key_or_token_secret_reaches_the_log(tmp_path: Path) -> None:
     """Secrets sent every way a client might (a good key, a revoked one, one cut short, a token in
-    the header, in the query, in tus metadata, in the path) and refused every way: the server's
-    log, at debug level, holds none of them (only the public ``mk_``/``ut_`` ids may appear)."""
+    the header, in the query, in tus metadata, in the path; a webhook secret; the metrics token)
+    and refused every way: the server's log, at debug level, holds none of them (only the public
+    ``mk_``/``ut_`` ids may appear)."""
     home = make_home(tmp_path / "home")
-    live = LiveServer(home.home, env={"MEDIAGATE_LOG_LEVEL": "debug"}).start()
+    metrics_token = "mtok-0123456789abcdef0123456789abcdef"
+    env = {"MEDIAGATE_LOG_LEVEL": "debug", "MEDIAGATE_METRICS_TOKEN": metrics_token}
+    live = LiveServer(home.home, env=env).start()
     gw = build_gateway(home, migrate=False)
     try:
         b = create_bucket(gw.catalog, gw.secrets, "logs-a").bucket
@@ -161,7 +164,10 @@ def test_no_key_or_token_secret_reaches_the_log(tmp_path: Path) -> None:
             assert api.delete(f"/v1/keys/mk_{revoked.split('_')[1]}").status_code == 200
             api.get(f"/v1/buckets/{other}/objects")
             api.put(f"/v1/buckets/{b}/objects/a%00b", content=b"x")
-        secrets = [key, revoked, token, made]
+            hook = api.post(f"/v1/buckets/{b}/webhook-secret").json()["secret"]
+        secrets = [key, revoked, token, made, hook, metrics_token]
+        for sent in (metrics_token, metrics_token[:-1], hook):
+            httpx.get(f"{live.url}/metrics", headers={"Authorization": f"Bearer {sent}"})
         for secret in secrets:
             for variant in (secret, secret[:-1], secret + "0", secret.upper()):
                 with client(live.url, variant) as c:
@@ -181,7 +187,7 @@ def test_no_key_or_token_secret_reaches_the_log(tmp_path: Path) -> None:
     log = live.log()
     assert "access" in log and "status=401" in log and "status=403" in log
     for secret in secrets:
-        random = secret.rsplit("_", 1)[1]
+        random = secret.rsplit("_", 1)[-1]
         assert random not in log and random.upper() not in log, secret
 
 
