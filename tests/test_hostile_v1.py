@@ -280,6 +280,9 @@ def test_a_nul_in_a_name_is_a_clear_4xx_on_postgresql(tmp_path: Path) -> None:
                     api.post("/v1/keys", json={"scopes": ["read"], "label": "a\x00b"}),
                     api.patch(f"/v1/buckets/{b}/objects/src.txt", json={"meta": {"k": "a\x00"}}),
                     api.patch(f"/v1/buckets/{b}", json={"settings": {"cors_origins": ["https://a\x00.b"]}}),
+                    # an id past PostgreSQL's INTEGER was a driver error, a 500 (schemathesis on PG)
+                    api.get(f"/v1/deliveries/{2**62 - 1}"),
+                    api.post(f"/v1/deliveries/{2**31}/redeliver"),
                 ]
                 for r in v1:
                     status, _ = error_of(r)
@@ -298,3 +301,22 @@ def test_a_nul_in_a_name_is_a_clear_4xx_on_postgresql(tmp_path: Path) -> None:
             live.stop()
             gw.catalog.close()
     assert not re.findall(r"status=5\d\d", live.log()), live.log()[-3000:]
+
+
+def test_numbers_past_what_the_catalog_holds_are_a_400(
+    server: LiveServer, admin: Gateway, bucket: BucketCredentials
+) -> None:
+    """Defect: an upload token's ``max_size`` had no upper bound, and 2**63 or 10**20 failed in
+    the database driver with a 500 (on SQLite and PostgreSQL). It is bounded by what the catalog
+    holds (a signed 64-bit integer); a larger value is a 400."""
+    b = bucket.bucket
+    with client(server.url, new_key(admin, b, "write")) as writer:
+        for size in (2**63, 10**20, 10**400):
+            r = writer.post(
+                f"/v1/buckets/{b}/upload-tokens",
+                content=f'{{"max_size": {size}}}',
+                headers={"Content-Type": "application/json"},
+            )
+            assert error_of(r) == (400, "invalid_request"), r.text
+        ok = writer.post(f"/v1/buckets/{b}/upload-tokens", json={"max_size": 2**63 - 1})
+        assert ok.status_code == 201 and ok.json()["max_size"] == 2**63 - 1

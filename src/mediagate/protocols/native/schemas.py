@@ -13,7 +13,7 @@ from mediagate.catalog.models import Bucket, Object
 from mediagate.core.apikeys import ApiKey
 from mediagate.core.errors import MediagateError
 from mediagate.core.notify import is_http_url
-from mediagate.core.uploadtokens import UploadToken
+from mediagate.core.uploadtokens import MAX_SIZE, UploadToken
 
 
 class Strict(BaseModel):
@@ -291,7 +291,7 @@ class UploadTokenCreate(Strict):
     max_uses: int = Field(default=1, ge=1, le=10_000)
     prefix: str = Field(default="", max_length=1000, description="Keys must start with this.")
     key: str | None = Field(default=None, max_length=1024, description="Or exactly this key.")
-    max_size: int | None = Field(default=None, ge=0, description="Bytes per upload.")
+    max_size: int | None = Field(default=None, ge=0, le=MAX_SIZE, description="Bytes per upload.")
     content_types: list[str] = Field(default_factory=list, max_length=50, description="e.g. image/*")
     notify_url: str | None = Field(
         default=None,
