@@ -35,6 +35,7 @@ typecheck: install
 bench: install
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/small.py
+	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/tasks.py
 	$(BIN)/python bench/taskqueue.py
 	$(BIN)/python bench/moderation.py

@@ -181,6 +181,17 @@ def _middle_of_big(f: Filled) -> str:
     return f"{f.big // 2:07d}.jpg"
 
 
+_RECENT_MIDDLE: dict[int, tuple[datetime, int]] = {}
+
+
+def _middle_of_recent(f: Filled) -> tuple[datetime, int]:
+    """The (created_at, id) cursor half-way down the bucket's newest-first listing."""
+    if id(f) not in _RECENT_MIDDLE:
+        (newest,) = f.catalog.recent_objects(f.bucket_id, limit=1)
+        _RECENT_MIDDLE[id(f)] = (newest.created_at, newest.id - f.objects // 2)
+    return _RECENT_MIDDLE[id(f)]
+
+
 OPS = [
     Op("lookup by key", lambda f, rng, n: f.catalog.get_object(f.bucket_id, f.random_key(rng))),
     Op("UPYUN list big/, first page", lambda f, rng, n: f.catalog.list_dir(f.bucket_id, "big", limit=101)),
@@ -195,6 +206,11 @@ OPS = [
         lambda f, rng, n: f.catalog.objects_from(f.bucket_id, "big/", after=f.big_key(f.big // 2), limit=100),
     ),
     Op("folder create + delete", _folder_ops),
+    Op("/v1 newest first, first page", lambda f, rng, n: f.catalog.recent_objects(f.bucket_id, limit=101)),
+    Op(
+        "/v1 newest first, middle page",
+        lambda f, rng, n: f.catalog.recent_objects(f.bucket_id, before=_middle_of_recent(f), limit=101),
+    ),
     Op("Wantu files big/, page 1", lambda f, rng, n: _wantu_page(f, "big", 1), target=False),
     Op(
         "Wantu files big/, middle page",

@@ -1,16 +1,21 @@
-"""Task benchmark (issue 11), started with the media layer: one figure so far.
+"""Task benchmark (issue 11): transcode overhead and server memory under queued media tasks.
 
 * transcode: mediagate's :func:`mediagate.media.video.transcode` to Wantu's
   ``video-generic-AVC-320x240`` preset vs the very same ffmpeg argv (from
   :func:`transcode_command`) run bare with ``subprocess.run``. mediagate's run also probes the
   source, stages and publishes the output: that overhead is what the ratio measures.
   Target: <= 1.1x. Runs are interleaved; the table gives the median seconds.
+* server RSS: ``mediagate serve`` (its own in-process task workers, default settings) gets one
+  FORM upload of a video with 4 ``naga`` transcodes in its ``apps`` and one of a 12-megapixel
+  JPEG with 8 ``imgaudit`` tasks, all queued at once; psutil samples the server process every
+  50 ms until all 12 are done: peak RSS of the server alone (target < 300 MB) and with its ffmpeg
+  children.
 
-Still to add by the task queue (issue 11): thumb tasks/s vs the processing function in a loop
-(>= 0.9x), imgaudit per image vs a bare onnxruntime session (<= 1.2x), queue overhead per no-op
-task on the embedded default (<= 2 ms), server RSS with 4 transcodes and 8 audits queued.
+The other #11 figures live beside the code they measure: ``bench/taskqueue.py`` (queue overhead
+per no-op task, thumb tasks vs a process_file loop), ``bench/moderation.py`` (imgaudit vs a bare
+onnxruntime session).
 
-    .venv/bin/python bench/tasks.py [--seconds 10] [--size 640x480] [--runs 5] [--strict]
+    .venv/bin/python bench/tasks.py [--seconds 10] [--size 640x480] [--runs 5] [--strict] [--skip-rss]
 """
 
 from __future__ import annotations
@@ -71,6 +76,81 @@ def bench_transcode(work: Path, seconds: float, size: str, runs: int) -> float:
     return ratio
 
 
+def bench_rss(work: Path, size: str, seconds: float) -> int:
+    """Peak server RSS (bytes) while 4 transcodes and 8 audits queued at once run."""
+    import io
+    import threading
+
+    import httpx
+    import psutil
+    from _common import Mediagate, form_fields, load_average
+    from PIL import Image
+    from sqlalchemy import create_engine, func, select
+
+    from mediagate.catalog.models import Task
+    from mediagate.config import Settings
+
+    video = make_source(work / "rss.mp4", size, seconds).read_bytes()
+    buf = io.BytesIO()
+    Image.effect_noise((4000, 3000), 40).convert("RGB").save(buf, "JPEG", quality=90)
+    photo = buf.getvalue()
+    server = Mediagate(work).start()
+    engine = create_engine(Settings(home=server.home).catalog_url)
+    try:
+        proc = psutil.Process(server.pid)
+        idle = proc.memory_info().rss
+        peaks = {"server": idle, "tree": idle}
+        stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.wait(0.05):
+                try:
+                    own = proc.memory_info().rss
+                    tree = own + sum(c.memory_info().rss for c in proc.children(recursive=True))
+                except psutil.Error:
+                    continue
+                peaks["server"], peaks["tree"] = max(peaks["server"], own), max(peaks["tree"], tree)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        transcodes = [
+            {"name": "naga", "type": "video", "avopts": "/s/240p(4:3)/vb/300", "save_as": f"/out/v{n}.mp4"}
+            for n in range(4)
+        ]
+        audits = [{"name": "imgaudit"} for _ in range(8)]
+        started = time.perf_counter()
+        with httpx.Client(base_url=server.url, timeout=120) as client:
+            for key, data, apps in (("in/rss.mp4", video, transcodes), ("in/rss.jpg", photo, audits)):
+                fields = form_fields(server.creds, key, apps=apps)
+                answer = client.post(f"/{server.creds.bucket}", data=fields, files={"file": (key, data)})
+                answer.raise_for_status()
+        finished = select(func.count()).where(Task.status.in_(("done", "failed")))
+        with engine.connect() as conn:
+            while conn.execute(finished).scalar_one() < 12:
+                time.sleep(0.2)
+                conn.rollback()
+            failed = conn.execute(select(Task.kind, Task.reason).where(Task.status == "failed")).all()
+        elapsed = time.perf_counter() - started
+        stop.set()
+        sampler.join()
+    finally:
+        engine.dispose()
+        server.stop()
+    if failed or server.tracebacks():
+        raise RuntimeError(f"tasks failed: {failed}; see {server.log}")
+    mb = 1024 * 1024
+    print(
+        f"server RSS, 4 transcodes ({size} {seconds:g} s -> 240p(4:3)) + 8 imgaudit (12 MP JPEG) queued "
+        f"at once, done in {elapsed:.1f} s, {load_average()}"
+    )
+    print(
+        f"  idle {idle / mb:.1f} MB, peak {peaks['server'] / mb:.1f} MB "
+        f"(with ffmpeg children {peaks['tree'] / mb:.1f} MB); target < 300 MB: "
+        f"{'PASS' if peaks['server'] < 300 * mb else 'FAIL'}"
+    )
+    return peaks["server"]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -79,10 +159,13 @@ def main() -> int:
     parser.add_argument("--size", default="640x480")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--strict", action="store_true", help="exit non-zero when a target is missed")
+    parser.add_argument("--skip-rss", action="store_true", help="only the transcode ratio")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="mediagate-bench-tasks-") as tmp:
         ratio = bench_transcode(Path(tmp), args.seconds, args.size, args.runs)
-    return 1 if args.strict and ratio > 1.1 else 0
+        peak = 0 if args.skip_rss else bench_rss(Path(tmp), args.size, args.seconds)
+    missed = ratio > 1.1 or peak >= 300 * 1024 * 1024
+    return 1 if args.strict and missed else 0
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from mediagate.config import Settings
 
@@ -45,3 +46,14 @@ def test_invalid_values_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("MEDIAGATE_STORAGE", "floppy")
     with pytest.raises(ValueError, match="storage"):
         Settings(home=tmp_path)
+
+
+def test_s3_parts_must_hold_the_largest_upload(tmp_path: Path) -> None:
+    """S3 takes at most 10,000 parts: a part size that cannot carry max_upload_size is refused at
+    start-up, not by S3 at the 10,001st part of somebody's upload."""
+    assert Settings(home=tmp_path, storage="s3", max_upload_size=50 * 1024**3).s3_part_size == 8 * 1024**2
+    with pytest.raises(ValidationError, match="s3_part_size"):
+        Settings(home=tmp_path, storage="s3", max_upload_size=100 * 1024**3)
+    with pytest.raises(ValidationError):
+        Settings(home=tmp_path, s3_part_size=1024**2)  # under S3's 5 MiB
+    assert Settings(home=tmp_path, max_upload_size=100 * 1024**3).storage == "local"  # no parts

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -22,6 +22,10 @@ CONFIG_FILE = "mediagate.toml"
 
 def default_home() -> Path:
     return Path(os.environ.get("MEDIAGATE_HOME", "./data"))
+
+
+S3_MAX_PARTS = 10_000
+"""S3's most parts in one multipart upload."""
 
 
 class Settings(BaseSettings):
@@ -40,6 +44,30 @@ class Settings(BaseSettings):
     s3_prefix: str = ""
     s3_create_bucket: bool = True
     """Create ``s3_bucket`` on first use if it does not exist (needs s3:CreateBucket)."""
+    s3_part_size: int = Field(default=8 * 1024**2, ge=5 * 1024**2, le=5 * 1024**3)
+    """Multipart part size. A body larger than this streams to S3 as a multipart upload while it
+    arrives (only its first bytes stay staged, for sniffing), unless it must stay whole locally
+    (images, upload-time processing); smaller bodies are staged and sent with one PutObject. An
+    upload holds at most three parts (one filling, two being sent), in anonymous spool files
+    under the staging directory (the page cache, not the process's memory, holds them). S3 takes
+    at most 10,000 parts: ``max_upload_size`` must fit in as many."""
+    s3_stale_upload_seconds: int = 24 * 3600
+    """Multipart uploads older than this that were never completed nor aborted (their node died
+    mid-upload) are aborted by the garbage collector."""
+    s3_redirect_reads: bool = False
+    """Answer public reads of stored objects with a redirect (307) to a presigned S3 GET instead
+    of proxying the bytes; processed variants are still served by the node."""
+    s3_redirect_expiry_seconds: int = Field(default=300, ge=1, le=7 * 24 * 3600)
+    """How long a presigned read URL stays valid."""
+
+    @model_validator(mode="after")
+    def _parts_hold_the_largest_upload(self) -> Settings:
+        if self.storage == "s3" and self.s3_part_size * S3_MAX_PARTS < self.max_upload_size:
+            raise ValueError(
+                f"s3_part_size ({self.s3_part_size} bytes) is too small for max_upload_size "
+                f"({self.max_upload_size}): S3 takes at most {S3_MAX_PARTS} parts; raise s3_part_size"
+            )
+        return self
 
     public_url: str | None = None
     """Base URL clients reach us at; default: taken from each request's Host."""

@@ -34,6 +34,15 @@ Public read rules (``GET/HEAD /<bucket>/<key>`` without ``Authorization``):
   sandbox`` and ``Content-Disposition: attachment`` unless its bucket's ``inline_active`` setting
   opts in (do that only where user content has an origin of its own; see the README).
 * Errors are ``{"code": <status>, "message": ...}``; the middleware adds ``X-Request-Id``.
+* With ``s3_redirect_reads`` (S3 storage), a public GET of an original answers 307 to a presigned
+  S3 URL (valid ``s3_redirect_expiry_seconds``, ``Cache-Control: no-store``) that carries the
+  object's type as a response override, instead of streaming the bytes through the node. Only
+  after every rule above has passed (private buckets, secrets, expiry), and only for what needs
+  nothing of the node: conditional requests that end in 304/412 and HEAD are answered here, as
+  are processed variants; objects of an active type (unless the bucket set ``inline_active``)
+  are never redirected, since the store's origin cannot send ``Content-Security-Policy:
+  sandbox`` or ``nosniff`` and the bytes must not run inline anywhere: they are served by the
+  node with the headers above. A presigned URL is a bearer link until it expires.
 
 Bytes are streamed from storage in a worker thread (``Gateway.read``), never loaded whole.
 """
@@ -432,10 +441,33 @@ async def read(request: Request, bucket: str, path: str) -> Response:
         if spec_text is not None:
             return await variant_response(request, found, obj, spec_text, head=head)
         conf = BucketConf.of(found.settings)
+        if not head:
+            redirect = _redirect(request, obj, conf)
+            if redirect is not None:
+                return redirect
         return await object_response(request, obj, head=head, inline_active=conf.inline_active)
     except MediagateError as exc:
         note_refusal(exc)
         return error_response(exc.status, exc.message)
+
+
+def _redirect(request: Request, obj: Object, conf: BucketConf) -> Response | None:
+    """A 307 to a presigned storage URL for ``obj``, or None to serve it here (see the module
+    docstring: redirects off, a backend without URLs, an active type, a conditional request)."""
+    gw = gateway(request)
+    settings = gw.settings
+    if not settings.s3_redirect_reads or (is_active(obj.mime) and not conf.inline_active):
+        return None
+    if _precondition(request, etag_of(obj), last_modified_of(obj)) is not None:
+        return None  # 304/412 from the catalog alone, answered by object_response
+    url = gw.storage.read_url(
+        obj.blob_id,
+        expires=settings.s3_redirect_expiry_seconds,
+        content_type=obj.mime or "application/octet-stream",
+    )
+    if url is None:
+        return None
+    return Response(status_code=307, headers={"Location": url, "Cache-Control": "no-store"})
 
 
 # -- processed variants -------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from sqlalchemy import create_engine, func, make_url, select, text
 
 from mediagate.catalog import Catalog, DirEntry
 from mediagate.catalog.migrate import upgrade
-from mediagate.catalog.models import Bucket, Folder, GarbageBlob, Object
+from mediagate.catalog.models import ATTEMPTS_KEPT, Bucket, Folder, GarbageBlob, Object
 from mediagate.core.errors import Conflict, NotFound
 from tests.conftest import POSTGRES_URL
 from tests.support.pg import fresh_schema
@@ -649,6 +649,34 @@ def test_prune_deliveries_drops_only_finished_rows_older_than_the_cutoff(catalog
 
 
 STATES = ("delivered", "failed", "pending", "retrying")
+
+
+def test_each_try_of_a_delivery_is_kept_newest_first_bounded_and_pruned_with_it(catalog: Catalog) -> None:
+    did = catalog.enqueue_delivery("http://example.test/hook", "", {})
+    other = catalog.enqueue_delivery("http://example.test/other", "", {})
+    catalog.finish_delivery(did, ok=False, error="connection refused", retry_at=FUTURE)
+    catalog.finish_delivery(did, ok=False, error="HTTP 500", retry_at=FUTURE, status=500)
+    catalog.finish_delivery(did, ok=True, error=None, retry_at=None, status=204)
+    catalog.finish_delivery(other, ok=True, error=None, retry_at=None, status=200)
+    tries = [(a.number, a.ok, a.status, a.error) for a in catalog.delivery_attempts(did)]
+    assert tries == [
+        (3, True, 204, None),
+        (2, False, 500, "HTTP 500"),
+        (1, False, None, "connection refused"),
+    ]
+    catalog.requeue_delivery(did)  # a redelivery counts from 1 again; the history stays
+    catalog.finish_delivery(did, ok=True, error=None, retry_at=None, status=200)
+    assert [a.number for a in catalog.delivery_attempts(did)] == [1, 3, 2, 1]
+    for _ in range(ATTEMPTS_KEPT + 5):  # bounded: only the newest ATTEMPTS_KEPT stay
+        catalog.finish_delivery(did, ok=False, error="HTTP 502", retry_at=FUTURE, status=502)
+    kept = catalog.delivery_attempts(did)
+    assert len(kept) == ATTEMPTS_KEPT and kept[0].number == ATTEMPTS_KEPT + 6
+    assert [a.number for a in catalog.delivery_attempts(other)] == [1]
+    catalog.finish_delivery(did, ok=True, error=None, retry_at=None, status=200)
+    assert catalog.prune_deliveries(FUTURE) == 2
+    assert catalog.delivery_attempts(did) == [] and catalog.delivery_attempts(other) == []
+    with catalog.engine.connect() as conn:  # gone from the table, not only from the listing
+        assert conn.exec_driver_sql("SELECT count(*) FROM delivery_attempts").scalar_one() == 0
 
 
 def test_a_delivery_out_of_retries_fails(catalog: Catalog) -> None:

@@ -106,6 +106,33 @@ def test_keyset_pages_stay_put_under_concurrent_inserts(catalog: Catalog, filled
     assert names(second) == sorted(FOLDERS + LIVE)[10:20]
 
 
+def test_recent_objects_page_newest_first_by_created_time_then_id(catalog: Catalog, bucket: Bucket) -> None:
+    """Keyset pages by (created_at, id): equal timestamps (a batch) neither repeat nor skip, an
+    expired object is not shown, another bucket's objects never appear, and an upload made after
+    the first page does not shift the next one."""
+    other = catalog.create_bucket("other")
+    base = datetime(2026, 1, 1, tzinfo=UTC)
+    for i in range(23):
+        at = base + timedelta(seconds=i // 3)  # three objects per second: ties on created_at
+        expired = {"expires_at": PAST} if i == 7 else {}
+        for b, extra in ((bucket, expired), (other, {})):
+            obj = make_object(b, f"r/{i:02d}", **extra)
+            obj.created_at = at
+            catalog.commit_object(obj)
+    newest = [f"r/{i:02d}" for i in reversed(range(23)) if i != 7]
+    for size in (1, 4, 22, 50):
+        seen: list[str] = []
+        before = None
+        while page := catalog.recent_objects(bucket.id, before=before, limit=size):
+            seen += [o.key for o in page]
+            before = (page[-1].created_at, page[-1].id)
+            if len(seen) == 4 and size == 4:
+                commit(catalog, bucket, "r/late")  # newer than everything: on no later page
+        assert seen == newest, size
+        if size == 4:
+            newest.insert(0, "r/late")  # on the first page of the next listing
+
+
 def test_usage_of_a_prefix_is_the_folder_only(catalog: Catalog, bucket: Bucket) -> None:
     for key, size in (("p/a", 1), ("p/q/b", 2), ("p-x", 4), ("p0", 8), ("pa/c", 16), ("q", 32)):
         commit(catalog, bucket, key, b"x" * size)
@@ -202,6 +229,12 @@ def _cases(catalog: Catalog, b: Bucket) -> dict[str, tuple[Callable[[], object],
         "Wantu folders count": (lambda: catalog.count_folders_in(b.id, "d"), False),
         "Wantu folders page 2": (lambda: catalog.folders_in(b.id, "d", offset=5, limit=5), False),
         "Wantu feedback page 2": (lambda: catalog.list_feedback(b.id, offset=3, limit=3), False),
+        "/v1 recent uploads": (lambda: catalog.recent_objects(b.id, limit=10), False),
+        "/v1 recent uploads, by cursor": (
+            lambda: catalog.recent_objects(b.id, before=(key, 10**6), limit=10),
+            False,
+        ),
+        "delivery attempts": (lambda: catalog.delivery_attempts(1), False),
         "CLI ls": (lambda: catalog.objects_from(b.id, "d/", after="d/o03", limit=10), False),
         "task list of a bucket": (lambda: catalog.list_tasks(bucket_id=b.id, limit=10), False),
         "task list by status": (lambda: catalog.list_tasks(status="pending", limit=10), False),

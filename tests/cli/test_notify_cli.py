@@ -28,6 +28,7 @@ SHOW_FIELDS = {
     "created_at",
     "delivered_at",
     "headers",
+    "history",
 }
 
 
@@ -81,8 +82,11 @@ def test_list_show_and_redeliver_a_form_notification(
         assert detail["delivered_at"] is not None and detail["created_at"] is not None
         assert detail["next_attempt_at"] is None
         assert "Authorization" in detail["headers"]
+        tries = [(a["attempt"], a["ok"], a["status_code"]) for a in detail["history"]]
+        assert tries == [(2, True, 200), (1, False, 500)]  # each try, newest first
         signed = receiver.requests[-1][1]["authorization"]
         table = run_mediagate(server_home.home, "notify", "show", str(row["id"]))
+        assert "attempts (newest first)" in table.stdout and "500" in table.stdout
         for text in (shown.stdout, table.stdout):
             assert signed not in text and signed.split(":")[-1] not in text
             assert bucket.password not in text and bucket.form_api_secret not in text
@@ -104,6 +108,7 @@ def test_list_show_and_redeliver_a_form_notification(
         )
         again = json.loads(run_mediagate(server_home.home, "notify", "show", str(row["id"]), "--json").stdout)
         assert (again["status"], again["last_status_code"]) == ("delivered", 200)
+        assert [a["attempt"] for a in again["history"]] == [1, 2, 1]  # the history stays
 
 
 def test_a_failing_notification_is_listed_as_failed_with_its_reason(

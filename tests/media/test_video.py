@@ -28,7 +28,7 @@ from mediagate.media.averrors import (
 )
 from mediagate.media.avopts import parse_avopts
 from mediagate.media.avspec import ThumbnailSpec, TranscodeSpec
-from mediagate.media.video import MediaInfo, VideoLimits, ffmpeg_exe, probe, snapshot, transcode
+from mediagate.media.video import MediaInfo, VideoLimits, ffmpeg_exe, grab_every, probe, snapshot, transcode
 from mediagate.media.wantu_presets import encode_spec, snapshot_spec
 from tests.media.videos import make_video
 
@@ -555,3 +555,18 @@ def test_without_the_video_extra_or_an_ffmpeg_the_error_says_how_to_install_it()
     env = {k: v for k, v in os.environ.items() if k != "IMAGEIO_FFMPEG_EXE"} | {"PATH": "/nonexistent"}
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
     assert done.stdout.startswith("503 video tasks need ffmpeg: pip install 'mediagate[video]'"), done
+
+
+def test_grab_every_takes_one_frame_per_interval_in_one_pass(clip: Path, tmp_path: Path) -> None:
+    """videoaudit's grabs: 2 s at 0.5 s → 0, 0.5, 1, 1.5 s, resized, in play order; a video
+    shorter than the interval still gives its first frame; too many frames is refused."""
+    frames = grab_every(clip, tmp_path / "a", interval=0.5, size=(64, 48), name="f")
+    assert [t for t, _ in frames] == [0, 0.5, 1.0, 1.5]
+    assert [p.name for _, p in frames] == [f"f0000{k}.jpg" for k in range(1, 5)]
+    for _, path in frames:
+        with Image.open(path) as img:
+            assert (img.format, img.size) == ("JPEG", (64, 48))
+    assert [t for t, _ in grab_every(clip, tmp_path / "b", interval=10, fmt="png")] == [0]
+    with pytest.raises(BadMediaOptions, match="at most 3"):
+        grab_every(clip, tmp_path / "c", interval=0.5, max_frames=3)
+    assert not list((tmp_path / "c").glob("*.jpg"))

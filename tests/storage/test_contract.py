@@ -222,3 +222,21 @@ def test_local_path_is_the_blob_or_none(storage: Storage, staging: Path) -> None
         assert path.read_bytes() == b"local?"
     else:
         assert path is None
+
+
+@pytest.mark.parametrize("size", [0, 1000, 11 * MIB + 5])  # the last: a multipart copy on S3
+def test_copy_makes_an_independent_blob(storage: Storage, staging: Path, size: int) -> None:
+    data = os.urandom(size)
+    source = put(storage, staging, data)
+    copy = uuid.uuid4().hex
+    storage.copy(source, copy)
+    storage.delete(source)
+    assert read(storage, copy) == data
+    assert storage.size(copy) == size
+
+
+def test_copy_of_a_missing_blob_is_blob_not_found_and_makes_nothing(storage: Storage) -> None:
+    copy = uuid.uuid4().hex
+    with pytest.raises(BlobNotFound):
+        storage.copy(uuid.uuid4().hex, copy)
+    assert not storage.exists(copy)

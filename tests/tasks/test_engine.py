@@ -123,7 +123,7 @@ def test_thumb_task_is_published_and_its_signed_callback_delivered(site: TaskSit
     assert shown["reason"] is None
 
 
-def test_kinds_without_a_handler_and_bad_parameters_fail_with_a_reason(site: TaskSite) -> None:
+def test_wrong_sources_and_bad_parameters_fail_with_a_reason(site: TaskSite) -> None:
     creds = site.bucket()
     apps = [
         {"name": "videoaudit"},
@@ -140,17 +140,17 @@ def test_kinds_without_a_handler_and_bad_parameters_fail_with_a_reason(site: Tas
         wait_for(lambda: len(hook.requests) == 3 and len(own.requests) == 1)
 
     assert naga.status == "failed" and naga.attempts == 1  # retrying cannot help
-    assert "'videoaudit' is not available" in (naga.reason or "")
+    assert "not a video" in (naga.reason or "")
     assert bad.status == "failed" and bad.attempts == 1 and "fw" in (bad.reason or "")
-    assert audit.status == "failed" and "'textjudge' is not available" in (audit.reason or "")
+    assert audit.status == "failed" and audit.attempts == 1 and "not text" in (audit.reason or "")
     assert keys_in(site.admin, creds.bucket) == ["a.jpg"]  # no made-up output
 
     callbacks = by_task(hook.requests)
-    assert callbacks[naga.id]["status_code"] == 501 and callbacks[naga.id]["error"] == naga.reason
+    assert callbacks[naga.id]["status_code"] == 415 and callbacks[naga.id]["error"] == naga.reason
     assert callbacks[audit.id] | {"error": ""} == {
         "task_id": audit.id,
         "service": creds.bucket,
-        "status_code": 501,
+        "status_code": 415,
         "source": "a.jpg",
         "error": "",
     }

@@ -265,3 +265,15 @@ def test_a_missing_source_or_a_non_image_fails_at_once_with_the_reason(gw: Gatew
     task = gw.catalog.get_task(text)
     assert task is not None and task.attempts == 1 and task.result == {"status": 415}
     assert "not an image" in (task.reason or "")
+
+
+def test_a_kind_this_build_has_no_handler_for_fails_at_once_with_501(gw: Gateway) -> None:
+    """Every UPYUN kind has a handler today; a registry without one (a build that leaves a kind
+    out) fails its tasks with a reason saying so, never a made-up result."""
+    from mediagate.tasks.registry import Registry
+
+    task_id = upload_with_task(gw, "in/a.png", png(), "/fw/10")
+    assert Runner(gw, Registry()).run(task_id) == "failed"
+    task = gw.catalog.get_task(task_id)
+    assert task is not None and task.attempts == 1 and task.result == {"status": 501}
+    assert "'thumb' is not available in this mediagate build" in (task.reason or "")

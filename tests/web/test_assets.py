@@ -32,6 +32,10 @@ def test_the_page_has_no_inline_script_and_no_html_built_from_strings() -> None:
         source = path.read_text()
         for sink in SINKS:
             assert sink not in source, f"{path.name} uses {sink}"
+        # the key, upload tokens and unfinished uploads live as long as the tab, no longer
+        assert "localStorage" not in source.replace("Never localStorage", ""), (
+            f"{path.name} uses localStorage"
+        )
 
 
 def test_a_file_is_served_with_its_type_etag_and_cache_rule(server: LiveServer) -> None:

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
+import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -39,6 +41,7 @@ DATA = Path(__file__).with_name("data")
 HOSTILE = '"><img src=x onerror="window.__pwned=1">.png'
 VIEWPORT = {"width": 1280, "height": 860}
 MIMES = {"png": "image/png", "bin": "application/octet-stream"}
+MIB = 1024 * 1024
 
 
 def png(width: int, height: int, colour: tuple[int, int, int]) -> bytes:
@@ -301,6 +304,73 @@ def test_upload_several_files_resume_paste_and_drop(
     run.check()
 
 
+def test_an_upload_resumes_after_a_page_reload(
+    chromium: Any, server: LiveServer, seeded: tuple[str, str], tmp_path: Path
+) -> None:
+    """A large upload is cut after its first 8 MiB chunk and the page reloaded: the same file added
+    again asks the server for its offset (HEAD, with the upload token kept in sessionStorage) and
+    sends only the rest; no second upload is created."""
+    bucket, secret = seeded
+    require_tus(server, bucket)
+    run = open_page(chromium, server, secret)
+    page = run.page
+    body = os.urandom(9 * MIB + 321)
+    path = tmp_path / "resumed.bin"  # from disk: the same file (name, size, mtime) when re-added
+    path.write_bytes(body)
+    cut: list[str] = []
+
+    def refuse_the_rest(route: Any) -> None:
+        request = route.request
+        if request.method == "PATCH" and request.headers.get("upload-offset", "0") != "0":
+            cut.append(request.url)
+            route.abort("connectionreset")
+        else:
+            route.continue_()
+
+    page.route("**/v1/tus/**", refuse_the_rest)
+    log_in(run, server)
+    page.locator("a.folder-link", has_text="photos/").click()
+    page.locator("li.card.file", has_text="dog.png").wait_for()
+    page.locator("input.uppy-Dashboard-input").first.set_input_files(str(path))
+    for _ in range(300):
+        if cut:
+            break
+        page.wait_for_timeout(100)
+    assert cut, "the second chunk was never sent"
+    upload_url = cut[0]
+    kept = page.evaluate("Object.fromEntries(Object.entries(sessionStorage))")
+    tus = [json.loads(v) for k, v in kept.items() if k.startswith(f"mediagate.tus:{bucket}:photos/::")]
+    assert [t["uploadUrl"] for t in tus] == [upload_url]
+    tokens = [v for k, v in kept.items() if k.startswith(f"mediagate.uploadToken:{bucket}:photos/::")]
+    assert len(tokens) == 1 and tokens[0].startswith("mgt_")
+    assert page.evaluate("localStorage.length") == 0, "nothing of an upload in localStorage"
+    screenshot(page, "19-upload-cut")
+    page.unroute("**/v1/tus/**")
+
+    page.reload()  # same tab: sessionStorage (the key, the token, the tus URL) survives
+    page.locator("li.card.file", has_text="dog.png").wait_for()
+    assert "resumed.bin" not in page.locator("section.listing").inner_text()
+    reloaded_at = len(run.requests)
+    with page.expect_response(lambda r: r.request.method == "HEAD" and r.url == upload_url) as head:
+        page.locator("input.uppy-Dashboard-input").first.set_input_files(str(path))
+    assert head.value.status == 200
+    assert head.value.headers["upload-offset"] == str(8 * MIB), "the server kept the first chunk"
+    page.locator("li.card.file", has_text="resumed.bin").wait_for(timeout=60_000)
+    screenshot(page, "20-upload-resumed")
+    after = run.requests[reloaded_at:]
+    assert not [u for m, u in after if m == "POST" and "/v1/tus/" in u], "a new upload was created"
+    assert [m for m, u in after if u == upload_url] == ["HEAD", "PATCH"]  # only the last 1 MiB
+    resp = public(server, bucket, "photos/resumed.bin")
+    assert hashlib.md5(resp.content).hexdigest() == hashlib.md5(body).hexdigest()
+    leftovers = page.evaluate(
+        "Object.keys(sessionStorage).filter((k) => !k.startsWith('mediagate.') || "
+        "k.startsWith('mediagate.tus:') || k.startsWith('mediagate.uploadToken:'))"
+    )
+    assert leftovers == [], "a finished upload's URL or token stayed behind"
+    assert not [u for u in run.urls if "mgt_" in u or tokens[0] in u], "an upload token in a URL"
+    run.check()
+
+
 def test_admin_views(
     chromium: Any, server: LiveServer, bucket: BucketCredentials, seeded: tuple[str, str]
 ) -> None:
@@ -341,12 +411,48 @@ def test_admin_views(
     row.get_by_text("revoked").wait_for()
     assert httpx.get(f"{server.url}/v1/me", headers=bearer(new_secret)).status_code == 401
 
-    page.get_by_role("link", name="Recent uploads").click()
+    with page.expect_request(lambda r: "order=newest" in r.url) as recent:
+        page.get_by_role("link", name="Recent uploads").click()
+    assert recent.value.url.startswith(f"{server.url}/v1/buckets/{bucket}/objects?")
     page.get_by_role("heading", name=f"Recent uploads in {bucket}").wait_for()
     page.locator("td button.link", has_text="readme.txt").wait_for()  # rows arrive after the heading
     keys = page.locator("td button.link").all_inner_texts()
-    assert set(keys) >= {"photos/cat.png", "photos/dog.png", "videos/clip.webm", HOSTILE, "readme.txt"}
+    assert keys == ["readme.txt", HOSTILE, "videos/clip.webm", "photos/dog.png", "photos/cat.png"]
+    assert page.get_by_role("button", name="Older uploads").count() == 0
     screenshot(page, "10-recent")
+
+    # Upload tokens: the active ones listed, one revoked from its row (and refused from then on).
+    with httpx.Client(base_url=server.url, headers=bearer(secret), timeout=10) as client:
+        issued = [
+            client.post(f"/v1/buckets/{bucket}/upload-tokens", json=ask).json()
+            for ask in (
+                {"prefix": "phone/", "max_uses": 3, "max_size": 1 << 20, "content_types": ["image/*"]},
+                {"key": "fixed/one.txt"},
+            )
+        ]
+    page.get_by_role("link", name="Upload tokens").click()
+    page.get_by_role("heading", name=f"Upload tokens of {bucket}").wait_for()
+    first = page.locator("tr", has_text=issued[0]["token_id"])
+    first.wait_for()
+    cells = first.locator("td").all_inner_texts()
+    assert cells[1:5] == ["phone/…", "0 / 3", "1.0 MiB", "image/*"], cells
+    assert (
+        page.locator("tr", has_text=issued[1]["token_id"]).locator("td").nth(1).inner_text()
+        == "fixed/one.txt"
+    )
+    assert issued[0]["token"] not in page.content()  # the secret is never shown again
+    screenshot(page, "10c-upload-tokens")
+    first.get_by_role("button", name=f"Revoke {issued[0]['token_id']}").click()
+    page.get_by_text(f"Revoked {issued[0]['token_id']}.").wait_for()
+    first.wait_for(state="detached")  # gone from the active ones
+    page.get_by_label("Show used up, expired and revoked tokens too").check()
+    first.get_by_text("revoked").wait_for()
+    refused = httpx.put(
+        f"{server.url}/v1/buckets/{bucket}/objects/phone/a.png",
+        content=png(4, 4, (1, 2, 3)),
+        headers={**bearer(issued[0]["token"]), "Content-Type": "image/png"},
+    )
+    assert refused.status_code == 401, refused.text
 
     with httpx.Client(base_url=server.url, timeout=10) as client:
         apps = [{"name": "thumb", "x-gmkerl-thumb": "/fw/10"}]
@@ -411,6 +517,15 @@ def test_a_large_folder_pages_with_load_more(
     page.get_by_role("button", name="Load more").click()
     page.locator("a.folder-link", has_text="sub/").wait_for()
     assert files.count() == 205 and page.get_by_role("button", name="Load more").count() == 0
+
+    # Recent uploads page newest first, 50 at a time, from the server's index.
+    page.get_by_role("link", name="Recent uploads").click()
+    rows = page.locator("section.admin tbody tr")
+    page.locator("td button.link", has_text="many/sub/deep.txt").wait_for()
+    assert rows.count() == 50 and rows.first.locator("button.link").inner_text() == "many/sub/deep.txt"
+    page.get_by_role("button", name="Older uploads").click()
+    page.locator("td button.link", has_text="many/f106.txt").wait_for()
+    assert rows.count() == 100 and rows.nth(50).locator("button.link").inner_text() == "many/f155.txt"
     run.check()
 
 
@@ -463,6 +578,13 @@ def test_deliveries_show_their_attempts_and_redeliver(
         row.wait_for()
         cells = row.locator("td").all_inner_texts()
         assert cells[1] == "delivered" and cells[3] == "2" and cells[4] == "200", cells
+        row.get_by_role("button", name="Attempts of delivery").click()
+        tries = page.locator("#attempts tbody tr")
+        tries.first.wait_for()
+        assert [tries.nth(i).locator("td").all_inner_texts() for i in range(tries.count())] == [
+            ["2", tries.nth(0).locator("td").nth(1).inner_text(), "ok", "200", "—"],
+            ["1", tries.nth(1).locator("td").nth(1).inner_text(), "failed", "500", "answered HTTP 500"],
+        ]
         screenshot(page, "12-deliveries")
         row.get_by_role("button", name="Redeliver").click()
         page.get_by_text("queued again").wait_for()
@@ -494,6 +616,37 @@ def test_a_server_wide_admin_creates_a_bucket(chromium: Any, server: LiveServer,
     page.get_by_label("Name").fill("Not A Name")
     page.get_by_role("button", name="Create bucket").click()  # the browser's own check refuses it
     assert page.evaluate("document.getElementById('new-bucket').validity.valid") is False
+
+    # A server-wide key, made from the page.
+    page.get_by_role("link", name="Keys").click()
+    page.get_by_label("Reaches").select_option(label="all buckets (server-wide)")
+    page.get_by_label("Label").fill("ops")
+    page.get_by_role("button", name="Create key").click()
+    wide = page.locator("#new-secret").input_value()
+    me = httpx.get(f"{server.url}/v1/me", headers=bearer(wide)).json()
+    assert me["bucket"] is None and me["scopes"] == ["read", "write"] and me["label"] == "ops"
+    page.locator("tr", has_text=me["key_id"]).get_by_text("all buckets").wait_for()
+    screenshot(page, "18b-server-wide-key")
+
+    # Deleting the bucket: only once its name is typed; with objects in it, only with the box ticked.
+    put(server, secret, name, "inside.txt", b"x", "text/plain")
+    page.get_by_role("link", name="Buckets").click()
+    page.get_by_role("button", name=name, exact=True).click()
+    delete = page.get_by_role("button", name=f"Delete {name}")
+    confirm = page.get_by_label("Confirm deletion")
+    confirm.fill(name[:-1])
+    assert delete.is_disabled()
+    confirm.fill(name)
+    assert delete.is_enabled()
+    screenshot(page, "18c-delete-bucket")
+    delete.click()
+    page.get_by_role("alert").wait_for()  # the API's refusal: the bucket is not empty
+    assert httpx.get(f"{server.url}/v1/buckets/{name}", headers=bearer(secret)).status_code == 200
+    page.get_by_label("Also delete every object in it").check()
+    delete.click()
+    page.get_by_text(f"Deleted the bucket {name}.").wait_for()
+    assert httpx.get(f"{server.url}/v1/buckets/{name}", headers=bearer(secret)).status_code == 404
+    assert page.locator("#bucket-select option", has_text=name).count() == 0
     run.check()
 
 
@@ -536,7 +689,7 @@ def test_the_page_fits_a_phone(chromium: Any, server: LiveServer, seeded: tuple[
     page.locator("dialog#preview img.preview-media").wait_for()
     screenshot(page, "15-phone-preview")
     page.get_by_role("button", name="Close").click()
-    for view in ("Keys", "Deliveries"):
+    for view in ("Keys", "Upload tokens", "Recent uploads", "Deliveries"):
         page.get_by_role("link", name=view).click()
         page.locator("table, p.empty").first.wait_for()
         assert page.evaluate(fits), view
@@ -576,7 +729,7 @@ def test_every_view_passes_axe(chromium: Any, server: LiveServer, seeded: tuple[
     page.locator("dialog#preview img.preview-media").wait_for()
     findings += axe(page, source, "preview")
     page.get_by_role("button", name="Close").click()
-    for view in ("Buckets", "Keys", "Recent uploads", "Tasks", "Deliveries", "Usage"):
+    for view in ("Buckets", "Keys", "Recent uploads", "Upload tokens", "Tasks", "Deliveries", "Usage"):
         page.get_by_role("link", name=view).click()
         page.locator("section.admin table, section.admin p.empty").first.wait_for()
         findings += axe(page, source, view)

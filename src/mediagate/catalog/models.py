@@ -118,6 +118,9 @@ class Object(Base):
             sqlite_where=text("expires_at IS NOT NULL"),
             postgresql_where=text("expires_at IS NOT NULL"),
         ),
+        # a bucket's uploads newest first (/v1 ``order=newest``, the page's recent uploads),
+        # keyset-paged by (created_at, id)
+        Index("ix_objects_recent", "bucket_id", "created_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -218,6 +221,29 @@ class Delivery(Base):
     signing: Mapped[str | None] = mapped_column(String(16), nullable=True)
     """How each attempt is signed when it is sent (``"webhook"``: core.webhooks, with the bucket's
     webhook secret and the time of sending); None: the stored headers already carry any signature."""
+
+
+class DeliveryAttempt(Base):
+    """One try of a delivery: when, the HTTP answer or the error. Written in the transaction that
+    records the try on its Delivery; only the newest :data:`ATTEMPTS_KEPT` of a delivery are
+    kept, and they go with it (``ON DELETE CASCADE``) when it is pruned."""
+
+    __tablename__ = "delivery_attempts"
+    __table_args__ = (Index("ix_delivery_attempts_delivery", "delivery_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    """The delivery's attempt count after this try (a redelivery starts counting again at 1)."""
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ok: Mapped[bool] = mapped_column(Boolean)
+    status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+ATTEMPTS_KEPT = 20
+"""Attempts kept per delivery: enough to read a retry schedule, bounded however often it is
+redelivered."""
 
 
 class GarbageBlob(Base):
@@ -368,3 +394,20 @@ class Quota(Base):
     """Uploads begun per minute with any one upload token of the bucket (/v1, tus)."""
     bytes_used: Mapped[int] = mapped_column(BigInteger, default=0)
     objects_used: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class TextRule(Base):
+    """One of a bucket's ``textjudge`` rules: a listed word (matched case- and width-insensitively)
+    or a regular expression, and the label a match gives (1 spam, 2 suspicious). Managed with
+    ``mediagate bucket textjudge``; read by the textjudge task (media.textjudge)."""
+
+    __tablename__ = "text_rules"
+    __table_args__ = (UniqueConstraint("bucket_id", "kind", "pattern", name="uq_text_rules_pattern"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    bucket_id: Mapped[int] = mapped_column(ForeignKey("buckets.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    """``word`` | ``regex``."""
+    pattern: Mapped[str] = mapped_column(String(512))
+    label: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

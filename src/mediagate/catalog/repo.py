@@ -64,10 +64,12 @@ from sqlalchemy.orm.exc import StaleDataError
 from mediagate.catalog import faults
 from mediagate.catalog.batch import GroupCommitter
 from mediagate.catalog.models import (
+    ATTEMPTS_KEPT,
     ApiKey,
     Bucket,
     Credential,
     Delivery,
+    DeliveryAttempt,
     Feedback,
     Folder,
     GarbageBlob,
@@ -75,6 +77,7 @@ from mediagate.catalog.models import (
     Quota,
     SignatureUse,
     Task,
+    TextRule,
     UploadPart,
     UploadSession,
     UploadToken,
@@ -122,6 +125,7 @@ _tasks = cast(Table, Task.__table__)
 _quotas = cast(Table, Quota.__table__)
 
 BUCKET_BY_NAME = select(_buckets).where(_buckets.c.name == bindparam("name"))
+BUCKET_BY_ID = select(_buckets).where(_buckets.c.id == bindparam("bucket_id"))
 ACTIVE_SECRETS = (
     select(_credentials.c.key_id, _credentials.c.sealed_secret)
     .where(
@@ -264,15 +268,17 @@ class DirEntry:
     mime: str | None = None
 
 
-def make_engine(url: str, *, writer: bool = True) -> Engine:
+def make_engine(url: str, *, writer: bool = True, relaxed: bool = False) -> Engine:
+    """``relaxed``: an SQLite writer whose commits do not fsync (``synchronous=NORMAL``; see
+    :attr:`Catalog._relaxed_engine`), with a small pool (used under the write lock, one at a time)."""
     if url.startswith("sqlite"):
         # Sized for the worker threads (anyio's default limit is 40): an overflow connection is
         # closed on return, and reopening one (connect + PRAGMAs) cost more than the query itself.
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 30},
-            pool_size=48,
-            max_overflow=16,
+            pool_size=2 if relaxed else 48,
+            max_overflow=2 if relaxed else 16,
         )
 
         @event.listens_for(engine, "connect")
@@ -280,7 +286,7 @@ def make_engine(url: str, *, writer: bool = True) -> Engine:
             dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=FULL")
+            cur.execute("PRAGMA synchronous=NORMAL" if relaxed else "PRAGMA synchronous=FULL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
@@ -308,14 +314,26 @@ class Catalog:
             threading.RLock() if url.startswith("sqlite") else nullcontext()
         )
         self._committer = GroupCommitter(self._write_connection, self._replay, is_race=lost_race)
-        for engine in {self.engine, self._reader_engine}:
+        self._relaxed_engine = make_engine(url, relaxed=True) if url.startswith("sqlite") else self.engine
+        """Writes that need not reach the disk before they return (:meth:`_relaxed`): a task's
+        claim, lease renewal, failed attempt, and a ``done`` that publishes no object. Delivery is at least
+        once and tasks are idempotent, so losing one of those to a power cut only runs a task
+        again (a lost claim or done) or retries it sooner (a lost failure); the task's creation
+        stays durable in its upload's own transaction, and every object a task publishes commits
+        on the durable path. SQLite: a second connection with ``synchronous=NORMAL`` (WAL: its
+        commits skip the fsync; the next durable commit's WAL fsync covers them, and the delivery
+        loop's durable claim comes before any notification they queued is sent). PostgreSQL:
+        ``SET LOCAL synchronous_commit = off``, the same trade with the same guarantees. Without
+        an fsync to share there is nothing for a group commit to save, so these run in the
+        caller's thread: no hand-off to the committer thread and back."""
+        for engine in {self.engine, self._reader_engine, self._relaxed_engine}:
             faults.watch(engine)  # a database outage is a CatalogUnavailable, not a driver error
 
     def close(self) -> None:
         self._committer.close()
         self.engine.dispose()
-        if self._reader_engine is not self.engine:
-            self._reader_engine.dispose()
+        for engine in {self._reader_engine, self._relaxed_engine} - {self.engine}:
+            engine.dispose()
 
     @contextmanager
     def _write(self) -> Iterator[Session]:
@@ -327,6 +345,18 @@ class Catalog:
         """A write transaction on a bare Connection, for the group-committed hot path."""
         with self._write_lock, self.engine.begin() as conn:
             yield conn
+
+    def _relaxed(self, job: Callable[[Connection], T]) -> T:
+        """``job`` in a write transaction of its own whose commit need not be durable (see
+        :attr:`_relaxed_engine`), in this thread; replayed if it lost a race."""
+
+        def attempt() -> T:
+            with self._write_lock, self._relaxed_engine.begin() as conn:
+                if self._relaxed_engine.dialect.name == "postgresql":
+                    conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
+                return job(conn)
+
+        return self._retry(attempt)
 
     @staticmethod
     def _retry(attempt: Callable[[], T]) -> T:
@@ -863,6 +893,30 @@ class Catalog:
             query = select(Object).where(Object.bucket_id == bucket_id, lower, live())
             return list(s.scalars(query.order_by(Object.key.asc()).limit(limit)))
 
+    def recent_objects(
+        self, bucket_id: int, *, before: tuple[datetime, int] | None = None, limit: int = 100
+    ) -> list[Object]:
+        """Live objects newest first, by (created_at, id) descending; ``before`` is the keyset
+        cursor: the (created_at, id) of the last object of the page before. Read in
+        ``ix_objects_recent`` order.
+
+        A page after a cursor is two seeks (the rest of the cursor's own upload time, by id; then
+        the older times), not one row-value bound: SQLite seeks ``(created_at, id) < (?, ?)`` by
+        ``created_at`` alone, so a page inside a run of equal times (a bulk import) would read the
+        whole run before it (bench/catalog.py measured 7x at 10^5 objects)."""
+        order = (Object.created_at.desc(), Object.id.desc())
+        query = select(Object).where(Object.bucket_id == bucket_id, live())
+        with self._read() as s:
+            if before is None:
+                return list(s.scalars(query.order_by(*order).limit(limit)))
+            at, last_id = before
+            same = query.where(Object.created_at == at, Object.id < last_id)
+            page = list(s.scalars(same.order_by(Object.id.desc()).limit(limit)))
+            if len(page) < limit:
+                older = query.where(Object.created_at < at).order_by(*order).limit(limit - len(page))
+                page += s.scalars(older)
+            return page
+
     def count_folders_in(self, bucket_id: int, dir_path: str) -> int:
         """Folders directly in ``dir_path``, counted in ``ix_folders_dir``."""
         with self._read() as s:
@@ -1122,6 +1176,23 @@ class Catalog:
             d.attempts += 1
             d.last_error = error
             d.last_status = status
+            s.add(
+                DeliveryAttempt(
+                    delivery_id=d.id, number=d.attempts, at=utcnow(), ok=ok, status=status, error=error
+                )
+            )
+            s.flush()
+            kept = (
+                select(DeliveryAttempt.id)
+                .where(DeliveryAttempt.delivery_id == d.id)
+                .order_by(DeliveryAttempt.id.desc())
+                .offset(ATTEMPTS_KEPT)
+                .limit(1)
+                .scalar_subquery()
+            )
+            s.execute(
+                delete(DeliveryAttempt).where(DeliveryAttempt.delivery_id == d.id, DeliveryAttempt.id <= kept)
+            )
             if ok:
                 d.state = "delivered"
                 d.delivered_at = utcnow()
@@ -1141,6 +1212,12 @@ class Catalog:
                 )
             )
             return int(cast(CursorResult[Any], result).rowcount)
+
+    def delivery_attempts(self, delivery_id: int) -> list[DeliveryAttempt]:
+        """The kept tries of a delivery, newest first (at most ``ATTEMPTS_KEPT``)."""
+        query = select(DeliveryAttempt).where(DeliveryAttempt.delivery_id == delivery_id)
+        with self._read() as s:
+            return list(s.scalars(query.order_by(DeliveryAttempt.id.desc()).limit(ATTEMPTS_KEPT)))
 
     def get_delivery(self, delivery_id: int) -> Delivery | None:
         with self._read() as s:
@@ -1223,11 +1300,13 @@ class Catalog:
                 self._commit_object(conn, obj, False, enforce=False)
             _queue_outbox(conn, notes)
 
-        self._committer.run(job)
+        # no object: only task state and its notification, which a rerun recreates (see _relaxed)
+        relaxed = not objs and all(isinstance(n, TaskDone | Notification) for n in notes)
+        self._relaxed(job) if relaxed else self._committer.run(job)
 
     def get_bucket_by_id(self, bucket_id: int) -> Bucket | None:
-        with self._read() as s:
-            return s.get(Bucket, bucket_id)
+        rows = self._point_read(BUCKET_BY_ID, bucket_id=bucket_id)  # every task attempt reads it
+        return Bucket(**rows[0]._mapping) if rows else None
 
     def get_task(self, task_id: str) -> Task | None:
         with self._read() as s:
@@ -1271,43 +1350,47 @@ class Catalog:
         plus running ones whose worker's lease lapsed (it died: they become pending again). Each
         is marked handed-out until ``now + hold``, so that concurrent relays hand it out once;
         if the engine loses it, it is handed out again after ``hold``. Two relays colliding (a
-        deadlock between their row locks on PostgreSQL) replay the transaction (:meth:`_retry`)."""
-        return self._retry(lambda: self._dispatch_tasks(now, hold, limit))
+        deadlock between their row locks on PostgreSQL) replay the transaction (:meth:`_retry`).
+        Not durable (:attr:`_relaxed_engine`): a mark lost to a power cut hands a task out again,
+        and a duplicate hand-out is a no-op at the claim."""
 
-    def _dispatch_tasks(self, now: datetime, hold: timedelta, limit: int) -> list[str]:
-        with self._write() as s:
-            s.execute(
-                update(Task)
-                .where(Task.status == "running", Task.lease_until < now)
+        def job(conn: Connection) -> list[str]:
+            conn.execute(
+                update(_tasks)
+                .where(_tasks.c.status == "running", _tasks.c.lease_until < now)
                 .values(status="pending", lease_until=None, next_run_at=now, updated_at=now)
             )
-            rows = list(
-                s.scalars(
-                    select(Task)
+            ids = list(
+                conn.scalars(
+                    select(_tasks.c.id)
                     .where(
-                        Task.status == "pending",
-                        Task.next_run_at <= now,
-                        or_(Task.lease_until.is_(None), Task.lease_until < now),
+                        _tasks.c.status == "pending",
+                        _tasks.c.next_run_at <= now,
+                        or_(_tasks.c.lease_until.is_(None), _tasks.c.lease_until < now),
                     )
-                    .order_by(Task.next_run_at)
+                    .order_by(_tasks.c.next_run_at)
                     .limit(limit)
                     .with_for_update(skip_locked=True)
                 )
             )
-            for task in rows:
-                task.lease_until = now + hold
-            return [task.id for task in rows]
+            if ids:
+                conn.execute(update(_tasks).where(_tasks.c.id.in_(ids)).values(lease_until=now + hold))
+            return ids
+
+        return self._relaxed(job)
 
     def release_tasks(self, task_ids: Sequence[str]) -> None:
         """Undo :meth:`dispatch_tasks` for ids the engine did not take (it is unavailable), so the
         next relay round hands them out again instead of waiting for the hold."""
         if task_ids:
-            with self._write() as s:
-                s.execute(
-                    update(Task)
-                    .where(Task.id.in_(list(task_ids)), Task.status == "pending")
+            ids = list(task_ids)
+            self._relaxed(
+                lambda conn: conn.execute(
+                    update(_tasks)
+                    .where(_tasks.c.id.in_(ids), _tasks.c.status == "pending")
                     .values(lease_until=None)
                 )
+            )
 
     def claim_task(self, task_id: str, now: datetime, *, lease: timedelta) -> Task | None:
         """Take a due pending task for one attempt (running, attempts + 1, leased until
@@ -1328,17 +1411,20 @@ class Catalog:
             row = conn.execute(select(_tasks).where(_tasks.c.id == task_id)).one()
             return Task(**row._mapping)
 
-        return self._committer.run(job)
+        return self._relaxed(job)  # lost to a power cut: the task is simply claimed again
 
     def renew_task_lease(self, task_id: str, attempt: int, until: datetime) -> bool:
         """Extend a running attempt's lease (the worker's heartbeat); False if it is not ours."""
-        with self._write() as s:
-            result = s.execute(
-                update(Task)
-                .where(Task.id == task_id, Task.status == "running", Task.attempts == attempt)
+
+        def job(conn: Connection) -> bool:
+            result = conn.execute(
+                update(_tasks)
+                .where(_tasks.c.id == task_id, _tasks.c.status == "running", _tasks.c.attempts == attempt)
                 .values(lease_until=until)
             )
             return cast(CursorResult[Any], result).rowcount == 1
+
+        return self._relaxed(job)
 
     def end_task_attempt(
         self,
@@ -1374,7 +1460,7 @@ class Catalog:
             _queue_outbox(conn, notes if retry_at is None else ())
             return True
 
-        return self._committer.run(job)
+        return self._relaxed(job)  # lost: the attempt runs again, as after a killed worker
 
     def prune_tasks(self, finished_before: datetime) -> int:
         """Delete done and failed tasks that finished before ``finished_before``; returns how many."""
@@ -1592,6 +1678,49 @@ class Catalog:
                 tasks=[(st, k, int(n)) for st, k, n in tasks],
                 deliveries=[(st, int(n)) for st, n in deliveries],
             )
+
+    # -- textjudge rules ---------------------------------------------------------------------------
+
+    def set_text_rules(self, bucket_id: int, rules: Sequence[tuple[str, str, int]]) -> list[TextRule]:
+        """Add ``rules`` ((kind, pattern, label) each) to the bucket's, all or none; a rule the
+        bucket has already keeps its row and takes the new label. Returns the rules as stored."""
+        now = utcnow()
+        with self._write() as s:
+            stored = []
+            for kind, pattern, label in dict.fromkeys(rules):
+                rule = s.scalar(
+                    select(TextRule).where(
+                        TextRule.bucket_id == bucket_id, TextRule.kind == kind, TextRule.pattern == pattern
+                    )
+                )
+                if rule is None:
+                    rule = TextRule(
+                        bucket_id=bucket_id, kind=kind, pattern=pattern, label=label, created_at=now
+                    )
+                    s.add(rule)
+                rule.label = label
+                stored.append(rule)
+            s.flush()
+            return stored
+
+    def text_rules(self, bucket_id: int) -> list[TextRule]:
+        """The bucket's textjudge rules, oldest first."""
+        with self._read() as s:
+            query = select(TextRule).where(TextRule.bucket_id == bucket_id).order_by(TextRule.id)
+            return list(s.scalars(query))
+
+    def remove_text_rules(
+        self, bucket_id: int, *, ids: Sequence[int] = (), patterns: Sequence[tuple[str, str]] = ()
+    ) -> int:
+        """Delete the bucket's rules with one of ``ids`` or one of ``patterns`` ((kind, pattern)
+        each); returns how many went."""
+        conditions: list[ColumnElement[bool]] = [TextRule.id.in_(list(ids))] if ids else []
+        conditions += [and_(TextRule.kind == k, TextRule.pattern == p) for k, p in patterns]
+        if not conditions:
+            return 0
+        with self._write() as s:
+            result = s.execute(delete(TextRule).where(TextRule.bucket_id == bucket_id, or_(*conditions)))
+            return int(cast(CursorResult[Any], result).rowcount)
 
 
 def _key_in_use() -> Conflict:

@@ -9,7 +9,8 @@ import mediagate.cli.apikeys
 import mediagate.cli.notify
 import mediagate.cli.sealing
 import mediagate.cli.task
-import mediagate.cli.webhook  # noqa: F401 - registers `bucket webhook`
+import mediagate.cli.textjudge
+import mediagate.cli.webhook  # noqa: F401 - registers `bucket textjudge`, `bucket webhook`
 from mediagate.cli import bucket, home, keys, objects, policy, quota, sts, token, upload, version  # noqa: F401 - registers the commands
 from mediagate.cli.common import app
 

@@ -82,7 +82,9 @@ def show(
         d = gw.catalog.get_delivery(number)
         if d is None:
             raise fail(f"notification {number} does not exist", "see `mediagate notify list`")
-        row = delivery_json(d, bucket_names(gw).get(d.bucket_id) if d.bucket_id is not None else None)
+        history = gw.catalog.delivery_attempts(number)
+        bucket = bucket_names(gw).get(d.bucket_id) if d.bucket_id is not None else None
+        row = delivery_json(d, bucket, history)
     finally:
         gw.catalog.close()
     if as_json:
@@ -90,9 +92,18 @@ def show(
         return
     table = Table(show_header=False, title=f"notification {number}")
     for name, value in row.items():
+        if name == "history":
+            continue
         shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
         table.add_row(name, shown)
     console.print(table)
+    tries = Table(title="attempts (newest first)")
+    for column in ("#", "at", "HTTP", "error"):
+        tries.add_column(column)
+    for a in row["history"]:
+        status = str(a["status_code"]) if a["status_code"] is not None else "—"
+        tries.add_row(str(a["attempt"]), a["at"], status, a["error"] or ("ok" if a["ok"] else "—"))
+    console.print(tries if row["history"] else "no attempt yet")
 
 
 @notify_app.command("redeliver")

@@ -5,11 +5,12 @@ same things through the same catalog methods."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from anyio import to_thread
 
-from mediagate.catalog.models import Bucket, Delivery, Object, Task
+from mediagate.catalog.models import Bucket, Delivery, DeliveryAttempt, Object, Task
 from mediagate.core.buckets import BucketCredentials, create_bucket
 from mediagate.core.errors import Conflict, NotFound
 from mediagate.core.gateway import Gateway, is_expired
@@ -71,6 +72,18 @@ async def objects_page(
     return matching[:limit], more
 
 
+async def recent_page(
+    gw: Gateway, bucket: Bucket, *, before: tuple[datetime, int] | None, limit: int
+) -> tuple[list[Object], bool]:
+    """Live objects newest first, after the (created_at, id) ``before``; and whether more follow.
+    Keyset paging like :func:`objects_page`: an upload made meanwhile shifts no page."""
+    rows = await to_thread.run_sync(
+        lambda: gw.catalog.recent_objects(bucket.id, before=before, limit=limit + 1)
+    )
+    fresh = [o for o in rows[:limit] if not is_expired(o)]
+    return fresh, len(rows) > limit
+
+
 async def folder_page(
     gw: Gateway, bucket: Bucket, dir_path: str, *, after: str | None, limit: int
 ) -> tuple[list[str], list[Object], str | None]:
@@ -122,6 +135,11 @@ async def delivery(gw: Gateway, delivery_id: int) -> Delivery:
     if found is None:
         raise NotFound(f"notification {delivery_id} does not exist", code="delivery_not_found")
     return found
+
+
+async def delivery_attempts(gw: Gateway, delivery_id: int) -> list[DeliveryAttempt]:
+    """A delivery's kept tries, newest first."""
+    return await to_thread.run_sync(gw.catalog.delivery_attempts, delivery_id)
 
 
 async def redeliver_now(gw: Gateway, delivery_id: int) -> Delivery:

@@ -3,11 +3,12 @@ carries (bodies and header values hold signatures)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from mediagate.catalog.models import Delivery
+from mediagate.catalog.models import Delivery, DeliveryAttempt
 
 
 def _when(moment: datetime | None) -> str | None:
@@ -27,8 +28,16 @@ def shown_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def delivery_json(d: Delivery, bucket: str | None) -> dict[str, Any]:
-    return {
+def attempt_json(a: DeliveryAttempt) -> dict[str, Any]:
+    return {"attempt": a.number, "at": _when(a.at), "ok": a.ok, "status_code": a.status, "error": a.error}
+
+
+def delivery_json(
+    d: Delivery, bucket: str | None, history: Sequence[DeliveryAttempt] | None = None
+) -> dict[str, Any]:
+    """The listing's row; with ``history`` (newest first) also ``"history"``: one entry per kept
+    try (``show`` and ``GET /v1/deliveries/{id}``)."""
+    shown = {
         "id": d.id,
         "status": d.state,
         "bucket": bucket,
@@ -42,6 +51,9 @@ def delivery_json(d: Delivery, bucket: str | None) -> dict[str, Any]:
         "delivered_at": _when(d.delivered_at),
         "headers": sorted([*(str(name) for name in (d.headers or {})), *_signed_at_send(d)]),
     }
+    if history is not None:
+        shown["history"] = [attempt_json(a) for a in history]
+    return shown
 
 
 def _signed_at_send(d: Delivery) -> list[str]:

@@ -4,10 +4,11 @@ Dialects call :class:`Gateway`; it owns the catalog, the storage and the staging
 code never touches SQL or files. Blocking work (catalog, storage, hashing) runs in worker threads.
 
 Publishing order, which is what makes a crash safe:
-1. bytes land in a fsynced staging file (``ingest.receive``);
-2. checks run on the staging file; a failure deletes it and nothing else exists;
+1. bytes land in a fsynced staging file (``ingest.receive``), or, for a large body on a backend
+   that streams (S3), in a multipart upload that stays invisible (core.streaming);
+2. checks run on the staging file; a failure deletes it (and aborts the upload): nothing exists;
 3. the blob id is recorded as garbage under a lease (``upload_lease_seconds``), then the file is
-   moved into storage;
+   moved into storage (or the multipart upload completed);
 4. one catalog transaction inserts the row and un-records the blob (old version -> garbage,
    deleted after ``garbage_grace_seconds``).
 A crash before 4 leaves only garbage the collector removes; after 4 the object is whole.
@@ -43,13 +44,14 @@ from mediagate.core.errors import (
     PolicyViolation,
 )
 from mediagate.core.grant import UploadGrant
-from mediagate.core.ingest import Received, hash_file, new_staging_path, receive
+from mediagate.core.ingest import Received, Spill, discard, hash_file, new_staging_path, receive
 from mediagate.core.outbox import NewTask, Notification, Outgoing
 from mediagate.core.preprocess import preprocess, wants_processing
 from mediagate.core.quotas import Quotas
 from mediagate.core.savekey import FileFacts
 from mediagate.core.secrets import SecretBox
 from mediagate.core.staging import StagingArea, sweep
+from mediagate.core.streaming import part_spill, spill_for
 from mediagate.logs import describe, is_outage, note_bucket, note_upload, note_upload_failure
 from mediagate.media.limits import ImageLimits
 from mediagate.storage.base import BlobNotFound, Storage
@@ -213,10 +215,18 @@ class Gateway:
                 max_size=limit,
                 too_large=too_large,
                 base64_encoded=grant.base64_encoded,
+                spill=await self._spill(grant),
             )
         except BaseException as exc:
             note_upload_failure(exc, 0)
             raise
+
+    async def _spill(self, grant: UploadGrant) -> Spill | None:
+        """Where a large body under ``grant`` streams to (None: staged whole; core.streaming)."""
+        if self.storage.stream_from is None:
+            return None
+        bucket = await self.find_bucket(grant.bucket)
+        return spill_for(self.storage, grant, bucket.settings if bucket else None, new_blob_id)
 
     async def restage(self, grant: UploadGrant, staged: Received) -> Received:
         """Run a file staged before its grant was known (a form that sent its file before its
@@ -257,7 +267,7 @@ class Gateway:
         ``notify`` describes the notifications the stored object is owed; they are committed in
         the object's own transaction (see core.outbox). It is called before that commit, so the
         ``Stored`` it gets has ``replaced=False`` whatever the commit finds."""
-        blob_id = new_blob_id()
+        blob_id = received.blob_id or new_blob_id()
         # Reserving the blob is a durable catalog write; it goes first so that it runs while the
         # checks do, instead of adding its latency to every upload.
         reserved = self.catalog.submit_reserve(blob_id, lease=self.upload_lease)
@@ -311,8 +321,7 @@ class Gateway:
             return replace(stored, replaced=replaced)
         except BaseException as exc:
             note_upload_failure(exc, original.size)
-            received.discard()
-            original.discard()
+            await discard(received, original)
             if _never_committed(commit):
                 # reserved as garbage; remove now rather than waiting for the collector (after the
                 # reservation, so that it cannot land behind the removal)
@@ -362,7 +371,7 @@ class Gateway:
             expires_at=now + timedelta(seconds=grant.ttl_seconds) if grant.ttl_seconds else None,
         )
         reserved.result()
-        self.storage.put(publish.blob_id, received.path)
+        received.store(self.storage, publish.blob_id)
         return obj, info
 
     # -- reading ----------------------------------------------------------------------------------
@@ -510,8 +519,14 @@ class Gateway:
             def too_long() -> Exception:
                 return ChecksumMismatch(f"the part is longer than the declared {expected_size} bytes")
 
-        received = await receive(chunks, self.staging_dir, max_size=limit, too_large=too_long)
-        blob_id = new_blob_id()
+        received = await receive(
+            chunks,
+            self.staging_dir,
+            max_size=limit,
+            too_large=too_long,
+            spill=part_spill(self.storage, new_blob_id),
+        )
+        blob_id = received.blob_id or new_blob_id()
         try:
             if expected_md5 is not None and expected_md5.lower() != received.md5:
                 raise ChecksumMismatch("Content-MD5 does not match the part")
@@ -522,7 +537,7 @@ class Gateway:
             if expected_crc32 is not None and expected_crc32 != received.crc32:
                 raise ChecksumMismatch("the CRC32 declared for the part does not match its bytes")
             await to_thread.run_sync(self._reserve, blob_id)
-            await to_thread.run_sync(self.storage.put, blob_id, received.path)
+            await to_thread.run_sync(received.store, self.storage, blob_id)
             await to_thread.run_sync(
                 lambda: self.catalog.add_part(
                     session.id,
@@ -535,7 +550,7 @@ class Gateway:
                 )
             )
         except BaseException:
-            received.discard()
+            await discard(received)
             await _quietly(self._drop_blob, blob_id)
             raise
         return UploadPart(
@@ -587,19 +602,36 @@ class Gateway:
         missing = [n for n in order if n not in parts]
         if missing or not order:
             raise BadRequest(f"missing parts: {missing or 'all'}", code="missing_parts")
-        dest = new_staging_path(self.staging_dir)
-        try:
-            await to_thread.run_sync(self.storage.assemble, [parts[n].blob_id for n in order], dest)
-            size, md5, sha256, crc32 = await to_thread.run_sync(hash_file, dest)
-        except BaseException:
-            dest.unlink(missing_ok=True)
-            raise
         stored = await self.commit(
-            grant, Received(dest, size, md5, sha256, crc32), filename=filename, notify=notify
+            grant,
+            await self._assemble(grant, [parts[n].blob_id for n in order], sum(parts[n].size for n in order)),
+            filename=filename,
+            notify=notify,
         )
         end = self.catalog.finish_session if keep_record else self.catalog.end_session
         await to_thread.run_sync(end, session.id)
         return stored
+
+    async def _assemble(self, grant: UploadGrant, blob_ids: list[str], size: int) -> Received:
+        """The parts as one received body: on a backend that streams, read back part by part
+        and fed to a new upload (nothing whole on local disk); else concatenated into a staging
+        file by ``Storage.assemble`` (kernel-side for local files) and hashed."""
+        spill = await self._spill(grant)
+        if spill is not None:
+            return await receive(
+                _blob_chunks(self.storage, blob_ids),
+                self.staging_dir,
+                max_size=size,
+                spill=spill,
+            )
+        dest = new_staging_path(self.staging_dir)
+        try:
+            await to_thread.run_sync(self.storage.assemble, blob_ids, dest)
+            size, md5, sha256, crc32 = await to_thread.run_sync(hash_file, dest)
+        except BaseException:
+            dest.unlink(missing_ok=True)
+            raise
+        return Received(dest, size, md5, sha256, crc32)
 
     async def abort_session(self, session: UploadSession) -> None:
         await to_thread.run_sync(self.catalog.end_session, session.id)
@@ -639,43 +671,37 @@ class Gateway:
 
     async def copy_object(self, bucket: Bucket, source_key: str, dest_key: str) -> Object:
         """A new object at ``dest_key`` with the source's bytes and metadata (replacing what was
-        there). Storage copies the bytes into a new blob (kernel-side for local files), so every
-        object owns its blob and deleting one never affects the other."""
+        there). Storage copies the bytes into a new blob (kernel-side for local files, server-side
+        on S3), so every object owns its blob and deleting one never affects the other."""
         src = await self.get_object(bucket, source_key)
-        staged = new_staging_path(self.staging_dir)
-        blob_id: str | None = None
+        obj = Object(
+            bucket_id=bucket.id,
+            key=dest_key,
+            blob_id=new_blob_id(),
+            size=src.size,
+            md5=src.md5,
+            sha256=src.sha256,
+            crc32=src.crc32,
+            mime=src.mime,
+            width=src.width,
+            height=src.height,
+            frames=src.frames,
+            image_type=src.image_type,
+            meta=dict(src.meta or {}),
+            content_secret=src.content_secret,
+            created_at=datetime.now(UTC),
+            expires_at=src.expires_at,
+        )
         try:
+            await to_thread.run_sync(self._reserve, obj.blob_id)
             try:
-                await to_thread.run_sync(self.storage.assemble, [src.blob_id], staged)
+                await to_thread.run_sync(self.storage.copy, src.blob_id, obj.blob_id)
             except BlobNotFound as exc:
                 raise NotFound("file not found", code="file_not_found") from exc
-            obj = Object(
-                bucket_id=bucket.id,
-                key=dest_key,
-                blob_id=new_blob_id(),
-                size=src.size,
-                md5=src.md5,
-                sha256=src.sha256,
-                crc32=src.crc32,
-                mime=src.mime,
-                width=src.width,
-                height=src.height,
-                frames=src.frames,
-                image_type=src.image_type,
-                meta=dict(src.meta or {}),
-                content_secret=src.content_secret,
-                created_at=datetime.now(UTC),
-                expires_at=src.expires_at,
-            )
-            blob_id = obj.blob_id
-            await to_thread.run_sync(self._reserve, blob_id)
-            await to_thread.run_sync(self.storage.put, blob_id, staged)
             await to_thread.run_sync(self.catalog.commit_object, obj)
             return obj
         except BaseException:
-            staged.unlink(missing_ok=True)
-            if blob_id is not None:
-                await _quietly(self._drop_blob, blob_id)
+            await _quietly(self._drop_blob, obj.blob_id)
             raise
 
     async def move_object(
@@ -730,17 +756,22 @@ class Gateway:
         commit (the attempt lost its lease: ``LeaseLost``, a Conflict) leaves no object. Blobs are
         dropped at once when the commit certainly did not happen (not tried, or refused); after
         an outage during the commit they are left to the collector, which removes them once
-        their reservation lapses only if no committed row took them."""
+        their reservation lapses only if no committed row took them. Every output's bytes are
+        synced to the disk before its row commits; the reservations (one group commit for all
+        the outputs) are written while the files are hashed and synced, so their latencies
+        overlap instead of adding up."""
+        blob_ids = [new_blob_id() for _ in files]
+        reserved = [self.catalog.submit_reserve(b, lease=self.upload_lease) for b in blob_ids]
         objs: list[Object] = []
         committing = False
         try:
-            for key, path in files:
+            for (key, path), blob_id in zip(files, blob_ids, strict=True):
                 info = sniff(path, key)
-                size, md5, sha256, crc32 = hash_file(path)
+                size, md5, sha256, crc32 = hash_file(path, sync=True)
                 obj = Object(
                     bucket_id=bucket_id,
                     key=key,
-                    blob_id=new_blob_id(),
+                    blob_id=blob_id,
                     size=size,
                     md5=md5,
                     sha256=sha256,
@@ -754,7 +785,9 @@ class Gateway:
                     created_at=datetime.now(UTC),
                 )
                 objs.append(obj)
-                self._reserve(obj.blob_id)
+            for future in reserved:
+                future.result()
+            for obj, (_, path) in zip(objs, files, strict=True):
                 self.storage.put(obj.blob_id, path)
             committing = True
             self.catalog.commit_objects(objs, outbox=outbox)
@@ -762,9 +795,12 @@ class Gateway:
             for path in (p for _, p in files):
                 path.unlink(missing_ok=True)
             if not committing or isinstance(exc, Conflict | NotFound):
-                for obj in objs:
+                for future in reserved:  # none may be written after the blobs are dropped
+                    with contextlib.suppress(BaseException):
+                        future.result()
+                for blob_id in blob_ids:
                     with contextlib.suppress(Exception):
-                        self._drop_blob(obj.blob_id)
+                        self._drop_blob(blob_id)
             raise
         return objs
 
@@ -834,6 +870,7 @@ class Gateway:
             self.catalog.end_session(session_id)
         for obj in self.catalog.expired_objects(now):
             self.catalog.delete_object(obj.bucket_id, obj.key)
+        self.storage.abort_stale_writes(now - timedelta(seconds=self.settings.s3_stale_upload_seconds))
         removed = 0
         while batch := self.catalog.garbage(now - grace, now=as_of or now):
             for blob_id in batch:
@@ -888,6 +925,19 @@ async def _file_chunks(path: Path, size: int = 1024 * 1024) -> AsyncIterator[byt
             yield chunk
     finally:
         await to_thread.run_sync(f.close)
+
+
+async def _blob_chunks(storage: Storage, blob_ids: list[str]) -> AsyncIterator[bytes]:
+    """Blobs one after the other as an async byte stream, read in a worker thread."""
+    for blob_id in blob_ids:
+        chunks = await to_thread.run_sync(storage.open, blob_id)
+        try:
+            while (chunk := await to_thread.run_sync(next, chunks, None)) is not None:
+                yield chunk
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                await to_thread.run_sync(close)
 
 
 async def _quietly(fn: Any, *args: Any) -> None:

@@ -43,5 +43,7 @@ class UploadGrant:
     ext_param: str | None = None
     max_size: int | None = None
     """Hard cap applied while streaming (the upper bound of size_range, or the server limit)."""
-    staging_only: bool = False
-    """Only stages a file sent before its policy: admitted to the quota at its commit instead."""
+    prebuffered: bool = False
+    """A file received before its policy (a FORM whose file came first): staged whole, however
+    large, instead of streamed on to storage (core.streaming), and admitted to the quota at its
+    commit rather than before its bytes (core.quotas), since neither check is known yet."""

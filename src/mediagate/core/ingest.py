@@ -11,6 +11,13 @@ The write lane never waits for the disk mid-stream: every ``WRITEBACK_STEP`` byt
 thread ``fdatasync`` what is written so far (one sync at a time), so the disk and its cache drain
 while the rest of the body arrives and the final fsync only waits for the tail. The staging file
 is fsynced before ``receive`` returns, so ``Storage.put`` (a rename) publishes durable bytes.
+
+With a :class:`Spill` (a backend that streams, like S3), a body that grows past ``Spill.threshold``
+stops growing on local disk: unless its first bytes say it must stay whole (an image, which the
+checks probe in full), the write lane opens the storage's writer, hands it what is staged so far,
+cuts the staging file down to its head (``HEAD_BYTES``, all that sniffing reads) and from then on
+hands every buffer to the writer. The result is then a :class:`Received` whose ``upload`` holds
+the bytes; ``store`` commits it and ``discard`` aborts it, so a refused upload leaves nothing.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import base64
 import binascii
 import contextlib
 import hashlib
+import logging
 import os
 import uuid
 import zlib
@@ -29,9 +37,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import anyio
 from anyio import to_thread
 
 from mediagate.core.errors import MalformedBody, PayloadTooLarge
+from mediagate.logs import describe, is_outage
+from mediagate.storage.base import BlobWriter, Storage
+
+log = logging.getLogger("mediagate")
 
 ONE_HOP_SIZE = 1024 * 1024
 """A body smaller than this is created, written, hashed and fsynced in one worker-thread hop."""
@@ -39,6 +52,9 @@ BUFFER_SIZE = 512 * 1024
 """What a larger body's lanes take at a time (smaller buffers in flight: lower peak RSS)."""
 WRITEBACK_STEP = 16 * 1024 * 1024
 MAX_IN_FLIGHT = 4
+
+HEAD_BYTES = 64 * 1024
+"""What stays staged of a body that streams to storage: more than sniffing reads (8 KiB)."""
 
 MIN_PIECE = 64 * 1024
 """Chunks smaller than this are copied together, so a body that arrives in tiny pieces does not
@@ -48,26 +64,66 @@ Buffer = Sequence[bytes | bytearray]
 """Received chunks, in order: big ones handed on as they came (no copy), small ones joined."""
 
 
+@dataclass(frozen=True)
+class Spill:
+    """Where a body larger than ``threshold`` goes while it arrives, instead of staying whole on
+    local disk: ``open()`` starts a storage writer, unless ``keep_whole(head)`` says the body must
+    stay staged (its first ``HEAD_BYTES``)."""
+
+    threshold: int
+    open: Callable[[], BlobWriter]
+    keep_whole: Callable[[bytes], bool]
+
+
 @dataclass
 class Received:
-    """A fully received, fsynced staging file and its digests."""
+    """A received body and its digests: a fsynced staging file holding it all, or (``upload``
+    set) a staging file holding its head while the storage writer holds every byte."""
 
     path: Path
     size: int
     md5: str
     sha256: str
     crc32: int
+    upload: BlobWriter | None = None
+
+    @property
+    def whole(self) -> bool:
+        """Whether ``path`` holds every byte (else only the first ``HEAD_BYTES``)."""
+        return self.upload is None
+
+    @property
+    def blob_id(self) -> str | None:
+        """The blob the bytes were already written to, if they streamed to storage."""
+        return None if self.upload is None else self.upload.blob_id
+
+    def store(self, storage: Storage, blob_id: str) -> None:
+        """Make the bytes blob ``blob_id`` (blocking): ``put`` the staging file, or commit the
+        upload they streamed to (``blob_id`` must then be :attr:`blob_id`). The staging file is
+        consumed."""
+        if self.upload is None:
+            storage.put(blob_id, self.path)
+            return
+        if blob_id != self.upload.blob_id:
+            raise ValueError("a streamed upload is stored under the blob id it was written to")
+        self.upload.commit()
+        self.path.unlink(missing_ok=True)
 
     def discard(self) -> None:
+        """Remove the staging file and abort the upload, if any (blocking: a storage call)."""
         self.path.unlink(missing_ok=True)
+        if self.upload is not None:
+            self.upload.abort()
 
 
 class _Sink:
     """The staging file and the running digests. The file is created by the first write, in a
     worker thread, so that a small body costs a single hop (``finish``)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, spill: Spill | None = None) -> None:
         self.path = path
+        self.spill = spill
+        self.upload: BlobWriter | None = None
         self.fd = -1
         self.md5 = hashlib.md5()
         self.sha256 = hashlib.sha256()
@@ -88,11 +144,37 @@ class _Sink:
             self.crc32 = zlib.crc32(chunk, self.crc32)
 
     def write(self, buf: Buffer) -> None:
+        if self.upload is not None:
+            self.upload.write(buf)
+            return
         if self.fd < 0:
-            self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
         self.written += _write_all(self.fd, buf)
-        if self.written - self.synced >= WRITEBACK_STEP:
+        if self.spill is not None and self.written > self.spill.threshold:
+            self._start_upload(self.spill)
+        elif self.written - self.synced >= WRITEBACK_STEP:
             self._sync_in_background()
+
+    def _start_upload(self, spill: Spill) -> None:
+        """Past the threshold: move what is staged to a storage writer and keep only the head,
+        unless the head says the body stays whole (then staging goes on as for any body)."""
+        self.spill = None
+        if spill.keep_whole(os.pread(self.fd, HEAD_BYTES, 0)):
+            return
+        self._stop_syncing()  # the head need not be durable: storage holds the bytes
+        upload = spill.open()
+        try:
+            offset = 0
+            while offset < self.written:
+                chunk = os.pread(self.fd, BUFFER_SIZE * 2, offset)
+                upload.write((chunk,))
+                offset += len(chunk)
+            os.ftruncate(self.fd, HEAD_BYTES)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                upload.abort()
+            raise
+        self.upload = upload
 
     def _sync_in_background(self) -> None:
         """``fdatasync`` what is written so far in another thread, unless a sync is still running
@@ -120,14 +202,19 @@ class _Sink:
         self.hash_sha256_crc32(last)
         self.write(last)
         self._stop_syncing()
-        os.fsync(self.fd)
+        if self.upload is not None:
+            self.upload.finish()
+        else:
+            os.fsync(self.fd)
         os.close(self.fd)
         self.fd = -1
-        return Received(self.path, self.size, self.md5.hexdigest(), self.sha256.hexdigest(), self.crc32)
+        return Received(
+            self.path, self.size, self.md5.hexdigest(), self.sha256.hexdigest(), self.crc32, self.upload
+        )
 
     @property
     def created(self) -> bool:
-        return self.fd >= 0
+        return self.fd >= 0 or self.upload is not None
 
     def abort(self) -> None:
         with contextlib.suppress(OSError):
@@ -136,6 +223,11 @@ class _Sink:
             os.close(self.fd)
             self.fd = -1
         self.path.unlink(missing_ok=True)
+        if self.upload is not None:
+            # the caller's error is the one to raise; an upload left open (storage down) is
+            # aborted by the collector (Storage.abort_stale_writes)
+            with contextlib.suppress(Exception):
+                self.upload.abort()
 
 
 _IOV_MAX = 1024
@@ -167,13 +259,15 @@ async def receive(
     max_size: int,
     too_large: Callable[[], Exception] | None = None,
     base64_encoded: bool = False,
+    spill: Spill | None = None,
 ) -> Received:
     """Stream ``chunks`` into a new staging file; refuse as soon as ``max_size`` is passed.
 
     ``too_large`` builds the error raised when the limit is passed (default PayloadTooLarge), so
-    a policy's own size range can be reported as a policy violation.
+    a policy's own size range can be reported as a policy violation. With ``spill``, a large body
+    streams on to storage (see the module docstring); whatever fails, nothing of it is left.
     """
-    sink = _Sink(new_staging_path(staging_dir))
+    sink = _Sink(new_staging_path(staging_dir), spill)
     decoder = _Base64Decoder() if base64_encoded else None
     buf: list[bytes | bytearray] = []
     buffered = 0
@@ -197,14 +291,31 @@ async def receive(
             await lanes.drain()
         return await to_thread.run_sync(sink.finish, buf)
     except BaseException:
-        if lanes is not None:
-            await lanes.drain(raise_errors=False)
-        if sink.created:
-            await to_thread.run_sync(sink.abort)
+        with anyio.CancelScope(shield=True):  # a client gone must not leave a multipart upload
+            if lanes is not None:
+                await lanes.drain(raise_errors=False)
+            if sink.created:
+                await to_thread.run_sync(sink.abort)
         raise
     finally:
         if lanes is not None:
             lanes.close()
+
+
+async def discard(*received: Received | None) -> None:
+    """Discard received bodies (staging files, uploads to abort: blocking storage calls) in a
+    worker thread, and finish even when the request is being cancelled: a refused upload leaves
+    nothing behind. Never raises: cleanup must not hide the error that caused it."""
+    with anyio.CancelScope(shield=True):
+        for item in received:
+            if item is not None:
+                try:
+                    await to_thread.run_sync(item.discard)
+                except Exception as exc:  # the collector ends what is left
+                    if is_outage(exc):  # the request's own access line names the outage
+                        log.debug("discard failed during an outage: %s", describe(exc))
+                    else:
+                        log.exception("could not discard a received body")
 
 
 def _gather(buf: list[bytes | bytearray], chunk: bytes) -> None:
@@ -288,8 +399,10 @@ class _Base64Decoder:
             raise MalformedBody("file is not valid base64") from exc
 
 
-def hash_file(path: Path) -> tuple[int, str, str, int]:
-    """(size, md5, sha256, crc32) of a local file: MD5 in a second thread, as in ``receive``."""
+def hash_file(path: Path, *, sync: bool = False) -> tuple[int, str, str, int]:
+    """(size, md5, sha256, crc32) of a local file: MD5 in a second thread, as in ``receive``.
+    ``sync``: also ``fdatasync`` it, so that its bytes are on the disk before a catalog row
+    names them (storage's ``put`` only renames a local file into place)."""
     from concurrent.futures import ThreadPoolExecutor
 
     md5 = hashlib.md5()
@@ -302,4 +415,6 @@ def hash_file(path: Path) -> tuple[int, str, str, int]:
             crc = zlib.crc32(chunk, crc)
             size += len(chunk)
             job.result()
+        if sync:
+            os.fdatasync(f.fileno())
     return size, md5.hexdigest(), sha256.hexdigest(), crc

@@ -180,7 +180,7 @@ class Quotas:
         """:meth:`admit` for a single upload about to stream: its declared size is the grant's
         exact length, else the ``Content-Length`` of a raw request body. A grant for a file staged
         before its policy is known is not admitted yet (its commit is)."""
-        if grant.staging_only:
+        if grant.prebuffered:
             return
         record = logs.current()
         size = grant.exact_size if grant.exact_size is not None else record.body_size if record else None

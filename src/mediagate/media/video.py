@@ -39,7 +39,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from mediagate.media.averrors import (
     BadMediaOptions,
@@ -551,6 +551,45 @@ def snapshot(
             if not out.is_file():
                 raise TranscodeFailed(f"no frame could be decoded at {t:g} s")
         return _publish(stage, out_dir, key=_grab_order)
+
+
+def grab_every(
+    src: Path,
+    out_dir: Path,
+    *,
+    interval: float,
+    size: tuple[int, int] | None = None,
+    fmt: Literal["jpg", "png"] = "jpg",
+    max_frames: int = 500,
+    name: str = "output",
+    limits: VideoLimits = VideoLimits(),
+) -> list[tuple[float, Path]]:
+    """One frame every ``interval`` seconds from the start, in one decoding pass (ffmpeg's ``fps``
+    filter picks the frame nearest each instant): ``[(shot time in s, file)…]`` in play order,
+    files ``<name>00001.<fmt>`` …. More than ``max_frames`` instants → BadMediaOptions."""
+    source = _check_source(probe(src, limits=limits), limits)
+    if source.video is None:
+        raise NotMedia("the source has no video stream to take pictures from")
+    duration = source.duration
+    if not duration:
+        raise NotMedia("the source is not a video of known length (a still image?)")
+    count = int(duration // interval) + (0 if duration % interval == 0 and duration > 0 else 1)
+    if count > max_frames:
+        raise BadMediaOptions(
+            f"one frame every {interval:g} s of a {duration:g} s video is {count} frames; "
+            f"at most {max_frames}: give a longer interval"
+        )
+    vf = f"fps=1/{interval:g}:round=near:eof_action=pass"  # pass: a video shorter than one interval
+    if size is not None:
+        vf += f",scale={size[0]}:{size[1]},setsar=1"
+    codec = _grab_codec(ThumbnailSpec(format=fmt))
+    with _staging(out_dir, name) as stage:
+        args = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y"]
+        args += ["-threads", str(limits.threads), *input_args(src), "-map", "0:v:0", "-an"]
+        args += ["-vf", vf, "-frames:v", str(count), *codec, "-f", "image2", str(stage / f"{name}%05d.{fmt}")]
+        _ffmpeg(args, timeout=limits.timeout, paths={src: "input", stage: "output"})
+        files = _publish(stage, out_dir, key=_grab_order)
+    return [(round(k * interval, 3), f) for k, f in enumerate(files)]
 
 
 def _grab_filter(spec: ThumbnailSpec) -> str:

@@ -11,11 +11,16 @@ call                       used by                         IAM permission
 =========================  ==============================  ===========================================
 HeadBucket, CreateBucket   first use (``create_bucket``)   s3:ListBucket, s3:CreateBucket (optional)
 PutObject                  ``put`` below the threshold     s3:PutObject
-CreateMultipartUpload,     ``put`` of large files          s3:PutObject
-UploadPart,
-CompleteMultipartUpload
-AbortMultipartUpload       ``put`` that fails midway       s3:AbortMultipartUpload
-GetObject (with Range)     ``open``, ``assemble``          s3:GetObject
+CreateMultipartUpload,     ``put`` of large files,         s3:PutObject
+UploadPart,                ``writer`` (uploads streamed
+CompleteMultipartUpload    while they arrive)
+AbortMultipartUpload       a ``put`` or ``writer`` that    s3:AbortMultipartUpload
+                           fails, ``abort_stale_writes``
+ListMultipartUploads       ``abort_stale_writes`` (GC)     s3:ListBucketMultipartUploads
+CopyObject (UploadPartCopy ``copy``                        s3:GetObject, s3:PutObject
+above the threshold)
+GetObject (with Range)     ``open``, ``assemble``,         s3:GetObject
+                           presigned ``read_url``
 HeadObject                 ``size``, ``exists``            s3:GetObject (+ s3:ListBucket, without
                                                            which a missing key answers 403, not 404)
 DeleteObject               ``delete``                      s3:DeleteObject
@@ -24,16 +29,29 @@ DeleteObject               ``delete``                      s3:DeleteObject
 botocore's ``NoSuchKey``/``404`` become :class:`BlobNotFound` here, at the border; an endpoint that
 cannot be reached, answers 5xx or refuses us (every other botocore error) becomes the core's
 ``StorageUnavailable`` (503) in :func:`_outage`, with botocore's error chained for the log.
-Memory is bounded: a ``put`` holds at most ``max_concurrency`` parts of ``part_size`` bytes,
-reads hold one chunk at a time.
+Memory is bounded: a ``put`` holds at most ``max_concurrency`` parts of ``part_size`` bytes, a
+``writer`` spools its parts (the one being filled and at most two being sent) to anonymous local
+files, reads hold one chunk at a time.
+
+A ``writer`` (:class:`S3Writer`) is a multipart upload under the blob's own key: parts are sent as
+they fill while the body still arrives, and the object exists only once CompleteMultipartUpload
+returns, so a refused or broken upload is aborted and leaves neither an object nor an open
+multipart upload. Uploads whose process died are aborted by ``abort_stale_writes`` (the garbage
+collector, with ``s3_stale_upload_seconds`` of grace; an S3 lifecycle rule
+``AbortIncompleteMultipartUpload`` is a good second net).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
+import tempfile
 import threading
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,7 +62,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from mediagate.core.errors import StorageUnavailable
-from mediagate.storage.base import CHUNK_SIZE, BlobNotFound, check_blob_id
+from mediagate.storage.base import CHUNK_SIZE, BlobNotFound, Buffer, check_blob_id
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -52,6 +70,8 @@ if TYPE_CHECKING:
     from mediagate.config import Settings
 
 MIB = 1024 * 1024
+MIN_PART_SIZE = 5 * MIB
+"""S3's smallest part (every part but the last)."""
 _NOT_FOUND = frozenset({"NoSuchKey", "404", "NotFound"})
 
 
@@ -82,9 +102,16 @@ class S3Storage:
         part_size: int = 16 * MIB,
         multipart_threshold: int = 16 * MIB,
         max_concurrency: int = 4,
+        spool_dir: Path | None = None,
     ) -> None:
+        if part_size < MIN_PART_SIZE:
+            raise ValueError(f"S3 parts are at least {MIN_PART_SIZE} bytes (s3_part_size)")
         self.client = client
         self.bucket = bucket
+        self.part_size = part_size
+        self.stream_from: int | None = part_size
+        self.spool_dir = spool_dir
+        """Where a writer spools the parts it has not sent yet (None: the system's temp dir)."""
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.region = region
         self.create_bucket = create_bucket
@@ -97,6 +124,10 @@ class S3Storage:
         )
         self._ready = False
         self._ready_lock = threading.Lock()
+        self._writing: set[str] = set()
+        """Upload ids of this process's writers in progress (never stale while we feed them)."""
+        self._seen: dict[str, datetime] = {}
+        """When ``abort_stale_writes`` first listed each upload it did not abort."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> S3Storage:
@@ -104,6 +135,7 @@ class S3Storage:
             # a custom endpoint (MinIO, Ceph, moto) rarely has wildcard DNS for virtual hosts
             s3={"addressing_style": "path" if settings.s3_endpoint_url else "auto"},
             retries={"max_attempts": 5, "mode": "standard"},
+            signature_version="s3v4",  # presigned read URLs too (SigV2 is refused by newer regions)
             max_pool_connections=32,
             # default flexible checksums (boto3 >= 1.36) are refused by several S3-compatibles
             request_checksum_calculation="when_required",
@@ -123,6 +155,9 @@ class S3Storage:
             prefix=settings.s3_prefix,
             region=settings.s3_region,
             create_bucket=settings.s3_create_bucket,
+            part_size=settings.s3_part_size,
+            multipart_threshold=settings.s3_part_size,
+            spool_dir=settings.staging_dir,
         )
 
     # -- helpers -------------------------------------------------------------------------------
@@ -237,6 +272,166 @@ class S3Storage:
     def local_path(self, blob_id: str) -> Path | None:
         return None
 
+    def copy(self, source_id: str, dest_id: str) -> None:
+        """Server-side: no byte passes through this process (boto3's managed copy, a multipart
+        copy above the threshold, aborted if it fails)."""
+        source, dest = self._key(source_id), self._key(dest_id)
+        with _outage():
+            try:
+                self.client.copy(
+                    {"Bucket": self.bucket, "Key": source}, self.bucket, dest, Config=self.transfer
+                )
+            except ClientError as exc:
+                if _error_code(exc) in _NOT_FOUND:
+                    raise BlobNotFound(source_id) from exc
+                raise
+
+    def read_url(self, blob_id: str, *, expires: int, content_type: str) -> str | None:
+        """A presigned GetObject URL (computed locally, no request) whose answer carries
+        ``content_type`` whatever the object's own metadata says (a response override)."""
+        params: dict[str, Any] = {
+            "Bucket": self.bucket,
+            "Key": self.prefix + check_blob_id(blob_id),
+            "ResponseContentType": content_type,
+        }
+        with _outage():
+            return str(self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires))
+
+    def writer(self, blob_id: str) -> S3Writer:
+        """Start a multipart upload for ``blob_id`` (CreateMultipartUpload)."""
+        key = self._key(blob_id)
+        with _outage():
+            upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"]
+        self._writing.add(upload_id)
+        return S3Writer(self, blob_id, key, upload_id)
+
+    def abort_stale_writes(self, started_before: datetime) -> int:
+        """Abort this store's multipart uploads (keys that are our blob ids under our prefix)
+        started before ``started_before`` and not fed by this process: what a process that died
+        mid-upload left. "Started" is the later of the store's ``Initiated`` and when this
+        process first listed the upload, since some S3-compatible stores (moto among them)
+        report a made-up ``Initiated``; so after a restart a stale upload goes one grace later."""
+        aborted = 0
+        pattern = re.compile(re.escape(self.prefix) + r"[0-9a-f]{32}")
+        now = datetime.now(UTC)
+        seen: dict[str, datetime] = {}
+        with _outage():
+            self._ensure_bucket()
+            paginator = self.client.get_paginator("list_multipart_uploads")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
+                for upload in page.get("Uploads", []):
+                    key, upload_id = upload.get("Key", ""), upload.get("UploadId", "")
+                    if not pattern.fullmatch(key) or upload_id in self._writing:
+                        continue
+                    first = seen[upload_id] = self._seen.get(upload_id, now)
+                    initiated = upload.get("Initiated", now)
+                    if max(first, initiated) >= started_before:
+                        continue
+                    with contextlib.suppress(ClientError):  # finished or aborted meanwhile
+                        self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+                        aborted += 1
+                        del seen[upload_id]
+        self._seen = seen
+        return aborted
+
+
+class S3Writer:
+    """A multipart upload fed while the body arrives: parts of at least ``part_size`` bytes, one
+    being filled while at most ``IN_FLIGHT`` earlier ones are sent (UploadPart in threads of the
+    writer's own), so sending overlaps receiving. A part is spooled to an anonymous file
+    (``spool_dir``; unlinked from the start, so nothing outlives the process) rather than held in
+    memory: the kernel's page cache holds it, and memory stays flat whatever the part size."""
+
+    IN_FLIGHT = 2
+
+    def __init__(self, storage: S3Storage, blob_id: str, key: str, upload_id: str) -> None:
+        self.blob_id = blob_id
+        self._storage = storage
+        self._key = key
+        self._upload_id = upload_id
+        self._filling: _Part | None = None
+        self._parts: list[dict[str, Any]] = []
+        self._sending: deque[Future[None]] = deque()
+        self._sender = ThreadPoolExecutor(max_workers=self.IN_FLIGHT, thread_name_prefix="s3-part")
+        self._ended = False
+
+    def write(self, data: Buffer) -> None:
+        if self._filling is None:
+            self._filling = _Part(self._storage.spool_dir)
+        self._filling.write(data)
+        if self._filling.size >= self._storage.part_size:
+            self._send()
+
+    def _send(self) -> None:
+        """Hand the filled part to a sender once fewer than ``IN_FLIGHT`` parts are being sent."""
+        part, self._filling = self._filling or _Part(self._storage.spool_dir), None
+        try:
+            self._wait(self.IN_FLIGHT - 1)
+        except BaseException:
+            part.close()
+            raise
+        number = len(self._parts) + 1
+        self._parts.append({"PartNumber": number})
+        self._sending.append(self._sender.submit(self._upload_part, number, part))
+
+    def _upload_part(self, number: int, part: _Part) -> None:
+        storage = self._storage
+        try:
+            part.rewind()
+            with _outage():
+                answer = storage.client.upload_part(
+                    Bucket=storage.bucket,
+                    Key=self._key,
+                    UploadId=self._upload_id,
+                    PartNumber=number,
+                    ContentLength=part.size,
+                    Body=part,  # type: ignore[arg-type]
+                )
+        finally:
+            part.close()
+        self._parts[number - 1]["ETag"] = answer["ETag"]
+
+    def _wait(self, keep: int = 0) -> None:
+        """Wait until at most ``keep`` parts are still being sent; raise the first failure."""
+        while len(self._sending) > keep:
+            self._sending.popleft().result()
+
+    def finish(self) -> None:
+        if self._filling is not None or not self._parts:  # the last part may be short (or empty)
+            self._send()
+        self._wait()
+        self._sender.shutdown(wait=False)
+
+    def commit(self) -> None:
+        storage = self._storage
+        with _outage():
+            storage.client.complete_multipart_upload(
+                Bucket=storage.bucket,
+                Key=self._key,
+                UploadId=self._upload_id,
+                MultipartUpload={"Parts": self._parts},  # type: ignore[typeddict-item]
+            )
+        self._ended = True
+        storage._writing.discard(self._upload_id)
+
+    def abort(self) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        if self._filling is not None:
+            self._filling.close()
+            self._filling = None
+        while self._sending:
+            with contextlib.suppress(Exception):  # its error is the caller's, already raised
+                self._sending.popleft().result()
+        self._sender.shutdown(wait=False)
+        storage = self._storage
+        storage._writing.discard(self._upload_id)
+        with _outage(), contextlib.suppress(ClientError):  # NoSuchUpload: already gone
+            storage.client.abort_multipart_upload(
+                Bucket=storage.bucket, Key=self._key, UploadId=self._upload_id
+            )
+
 
 def _stream(body: Any) -> Iterator[bytes]:
     """A GetObject body chunk by chunk; the connection is released even if the reader stops early."""
@@ -245,3 +440,37 @@ def _stream(body: Any) -> Iterator[bytes]:
             yield from body.iter_chunks(CHUNK_SIZE)
     finally:
         body.close()
+
+
+class _Part:
+    """One part's bytes in an anonymous spool file, read back by botocore as the request body
+    (in large reads: http.client would otherwise send it 16 KiB at a time)."""
+
+    READ_SIZE = 1024 * 1024
+
+    def __init__(self, directory: Path | None) -> None:
+        self._file = tempfile.TemporaryFile(dir=directory, buffering=0)  # noqa: SIM115 - see close
+        self.size = 0
+
+    def write(self, data: Buffer) -> None:
+        fd = self._file.fileno()
+        for chunk in data:
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(fd, view) :]
+            self.size += len(chunk)
+
+    def rewind(self) -> None:
+        self._file.seek(0)
+
+    def read(self, size: int = -1) -> bytes:
+        return self._file.read(self.READ_SIZE if 0 <= size < self.READ_SIZE else size)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._file.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._file.tell()
+
+    def close(self) -> None:
+        self._file.close()

@@ -90,6 +90,7 @@ class TaskEngine:
         for thread in self._threads:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
         self._threads.clear()
+        self.runner.close()
 
     def _work(self) -> None:
         """One worker: huey's dequeue and execute (the Worker loop of huey's consumer, with an

@@ -9,6 +9,9 @@ pretreatment, Wantu mediaEncode, scanPorn …) plug in without touching the queu
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,13 +38,34 @@ class TaskFailed(Exception):
 @dataclass
 class TaskContext:
     """What a handler gets: the task, its bucket, the gateway, a private work directory that is
-    removed afterwards, and the moment (``time.monotonic``) by which it must be done."""
+    removed afterwards (made on first use, under ``staging``: a handler that needs none, such as
+    an audit of a local blob, costs no mkdir/rmtree), and the moment (``time.monotonic``) by
+    which it must be done."""
 
     task: Task
     bucket: Bucket
     gateway: Gateway
-    workdir: Path
+    staging: Path
     deadline: float
+    _workdir: Path | None = field(default=None, repr=False)
+    _closed: bool = field(default=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def workdir(self) -> Path:
+        with self._lock:
+            if self._closed:  # a handler still running past its timeout: its attempt is over
+                raise TaskFailed("the attempt is over (it ran past its time limit)", retry=True)
+            if self._workdir is None:
+                self._workdir = Path(tempfile.mkdtemp(prefix=f"task-{self.task.id}-", dir=self.staging))
+            return self._workdir
+
+    def cleanup(self) -> None:
+        """Remove the work directory, if one was made; none is made afterwards."""
+        with self._lock:
+            self._closed = True
+            if self._workdir is not None:
+                shutil.rmtree(self._workdir, ignore_errors=True)
 
     def fetch_source(self) -> Path:
         """The source object's bytes in a local file, to read only (404 TaskFailed when it is

@@ -6,15 +6,17 @@ after the task is done: the claim makes those no-ops). Blocking; runs in a worke
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import shutil
-import tempfile
+import queue
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from mediagate.catalog.models import Bucket, Task
 from mediagate.catalog.repo import LeaseLost
@@ -24,6 +26,7 @@ from mediagate.logs import describe, is_outage
 from mediagate.tasks.registry import Registry, TaskContext, TaskFailed, TaskResult
 
 log = logging.getLogger("mediagate.tasks")
+T = TypeVar("T")
 
 BACKOFF_FACTOR = 4.0
 MAX_BACKOFF_SECONDS = 3600.0
@@ -42,6 +45,15 @@ class Runner:
         self.registry = registry
         self.on_notify = on_notify
         """Called after a notification was committed (wakes this process's delivery loop)."""
+        self._helpers = threading.local()
+        """Each worker thread's :class:`_Helper` (see :meth:`_within`)."""
+        self._all_helpers: list[_Helper] = []
+
+    def close(self) -> None:
+        """Let every helper thread end once its job in hand (if any) is done."""
+        helpers, self._all_helpers = self._all_helpers, []
+        for helper in helpers:
+            helper.abandon()
 
     @property
     def lease(self) -> timedelta:
@@ -78,7 +90,7 @@ class Runner:
     def _attempt(self, task: Task, bucket: Bucket) -> str:
         handler = self.registry.handler(task.kind)
         timeout = self.gw.settings.task_timeout_seconds
-        workdir = tempfile.mkdtemp(prefix=f"task-{task.id}-", dir=self.gw.staging_dir)
+        ctx = TaskContext(task, bucket, self.gw, Path(self.gw.staging_dir), time.monotonic() + timeout)
         try:
             if handler is None:
                 raise TaskFailed(
@@ -86,7 +98,6 @@ class Runner:
                     "no handler is installed for it",
                     status=501,
                 )
-            ctx = TaskContext(task, bucket, self.gw, Path(workdir), time.monotonic() + timeout)
             outcome = self._within(task, timeout, lambda: handler(ctx))
             return self._succeed(task, bucket, outcome)
         except TaskFailed as exc:
@@ -101,7 +112,7 @@ class Runner:
                 log.exception("task %s (%s) attempt %s failed", task.id, task.kind, task.attempts)
             return self._fail(task, bucket, TaskFailed(_describe(exc), status=500, retry=True))
         finally:
-            shutil.rmtree(workdir, ignore_errors=True)
+            ctx.cleanup()
 
     def _succeed(self, task: Task, bucket: Bucket, outcome: TaskResult) -> str:
         keys = [key for key, _ in outcome.outputs]
@@ -151,35 +162,34 @@ class Runner:
         return "failed" if final else "pending"
 
     def _within(self, task: Task, seconds: float, work: Callable[[], TaskResult]) -> TaskResult:
-        """``work()`` in its own thread, waited for at most ``seconds`` while this thread renews
-        the lease every third of it. A thread cannot be killed: past the timeout the attempt is
-        failed (and retried) and the late thread's result is thrown away; its ``done`` would be
-        refused anyway (the attempt no longer holds the task). Handlers that run subprocesses
-        (ffmpeg) also get ``ctx.deadline`` and kill them themselves."""
-        box: dict[str, Any] = {}
-
-        def target() -> None:
-            try:
-                box["value"] = work()
-            except BaseException as exc:
-                box["error"] = exc
-
-        thread = threading.Thread(target=target, name=f"mediagate-task-{task.id[:8]}", daemon=True)
-        thread.start()
+        """``work()`` on this worker's helper thread, waited for at most ``seconds`` while this
+        thread renews the lease every third of it. A thread cannot be killed: past the timeout the
+        attempt is failed (and retried), the helper is abandoned to finish alone (its result is
+        thrown away; its ``done`` would be refused anyway, the attempt no longer holds the task)
+        and the next attempt gets a new helper. Handlers that run subprocesses (ffmpeg) also get
+        ``ctx.deadline`` and kill them themselves. The helper outlives the attempt: starting a
+        thread per attempt was a quarter of a no-op task's cost."""
+        helper = getattr(self._helpers, "helper", None)
+        if helper is None:
+            helper = self._helpers.helper = _Helper(f"{threading.current_thread().name}-handler")
+            self._all_helpers.append(helper)
+        done = helper.submit(work)
         deadline = time.monotonic() + seconds
         beat = max(0.1, self.gw.settings.task_lease_seconds / 3)
         while True:
-            thread.join(min(beat, max(0.0, deadline - time.monotonic())))
-            if not thread.is_alive():
-                break
+            try:
+                return done.result(min(beat, max(0.0, deadline - time.monotonic())))
+            except FutureTimeout:
+                pass
             if time.monotonic() >= deadline:
+                helper.abandon()
+                self._helpers.helper = None
+                with contextlib.suppress(ValueError):
+                    self._all_helpers.remove(helper)
                 raise TaskFailed(
                     f"the task took longer than {seconds:g} s and was stopped", status=504, retry=True
                 )
             self._renew(task)
-        if "error" in box:
-            raise box["error"]
-        return box["value"]  # type: ignore[no-any-return]
 
     def _notification(self, task: Task, bucket: Bucket, outcome: dict[str, Any]) -> Notification | None:
         notifier = self.registry.notifier(task.dialect)
@@ -192,6 +202,32 @@ class Runner:
                 raise  # the catalog is away: the attempt is recorded later, with its notification
             log.exception("task %s: its result notification could not be built", task.id)
             return None
+
+
+class _Helper:
+    """A daemon thread that runs one worker's handlers, one at a time, until abandoned (a daemon,
+    unlike ThreadPoolExecutor's, so a handler stuck past its timeout never holds up exit)."""
+
+    def __init__(self, name: str) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]] | None] = queue.SimpleQueue()
+        threading.Thread(target=self._loop, name=name, daemon=True).start()
+
+    def submit(self, work: Callable[[], T]) -> Future[T]:
+        future: Future[T] = Future()
+        self._jobs.put((work, future))
+        return future
+
+    def abandon(self) -> None:
+        """Stop after the job in hand (nothing else is ever given to it)."""
+        self._jobs.put(None)
+
+    def _loop(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            work, future = job
+            try:
+                future.set_result(work())
+            except BaseException as exc:
+                future.set_exception(exc)
 
 
 def _describe(exc: BaseException) -> str:

@@ -100,6 +100,43 @@ def test_listing_pages_with_a_cursor_and_a_prefix(api: httpx.Client, bucket: Buc
     assert error_of(api.get(f"/v1/buckets/{b}/objects", params={"limit": "0"})) == (400, "invalid_request")
 
 
+def test_newest_first_pages_the_whole_bucket_by_upload_time(
+    api: httpx.Client, bucket: BucketCredentials
+) -> None:
+    b = bucket.bucket
+    keys = [f"n/{i:02d}.txt" for i in range(7)] + ["a.txt", "z/deep/x.txt"]
+    for key in keys:
+        assert api.put(f"/v1/buckets/{b}/objects/{key}", content=key.encode()).status_code == 201
+    assert api.put(f"/v1/buckets/{b}/objects/n/03.txt", content=b"again").status_code == 201
+    newest = ["n/03.txt", "z/deep/x.txt", "a.txt", "n/06.txt", "n/05.txt", "n/04.txt", "n/02.txt"]
+    newest += ["n/01.txt", "n/00.txt"]
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params = {"order": "newest", "limit": "4", **({"cursor": cursor} if cursor else {})}
+        page = api.get(f"/v1/buckets/{b}/objects", params=params).json()
+        seen += [o["key"] for o in page["objects"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+        if len(seen) == 4:  # an upload after the first page is not on a later one
+            assert api.put(f"/v1/buckets/{b}/objects/late.txt", content=b"late").status_code == 201
+    assert seen == newest
+    first = api.get(f"/v1/buckets/{b}/objects", params={"order": "newest", "limit": "2"}).json()
+    assert [o["key"] for o in first["objects"]] == ["late.txt", "n/03.txt"]
+    by_name = api.get(f"/v1/buckets/{b}/objects", params={"limit": "1000", "order": "key"}).json()
+    assert [o["key"] for o in by_name["objects"]] == sorted([*keys, "late.txt"])
+    refused = api.get(f"/v1/buckets/{b}/objects", params={"order": "newest", "prefix": "n/"})
+    assert error_of(refused) == (400, "invalid_order")
+    name_cursor = api.get(f"/v1/buckets/{b}/objects", params={"limit": "1"}).json()["next_cursor"]
+    wrong = api.get(f"/v1/buckets/{b}/objects", params={"order": "newest", "cursor": name_cursor})
+    assert error_of(wrong) == (400, "invalid_cursor")
+    assert error_of(api.get(f"/v1/buckets/{b}/objects", params={"order": "oldest"})) == (
+        400,
+        "invalid_request",
+    )
+
+
 def test_metadata_delete_copy_move(api: httpx.Client, bucket: BucketCredentials) -> None:
     b = bucket.bucket
     api.put(f"/v1/buckets/{b}/objects/a.txt", content=b"A")

@@ -57,6 +57,16 @@ def test_tasks_and_deliveries(server: LiveServer, admin: Gateway, bucket: Bucket
         again = api.post(f"/v1/deliveries/{first['id']}/redeliver")
         assert again.status_code == 200 and again.json()["status"] == "pending"
         assert wait_until(lambda: len(receiver.requests) > before, timeout=30)
+        assert wait_until(lambda: len(api.get(f"/v1/deliveries/{first['id']}").json()["history"]) == 2)
+        history = api.get(f"/v1/deliveries/{first['id']}").json()["history"]  # newest first
+        assert [(a["attempt"], a["ok"], a["status_code"], a["error"]) for a in history] == [
+            (1, True, 200, None),
+            (1, True, 200, None),
+        ]
+        assert history[0]["at"] >= history[1]["at"]
+        assert "history" not in api.get("/v1/deliveries").json()["deliveries"][0] or all(
+            d["history"] is None for d in api.get("/v1/deliveries").json()["deliveries"]
+        )
         assert error_of(api.get("/v1/deliveries/999999999")) == (404, "delivery_not_found")
 
     with client(server.url, new_key(admin, b, "read")) as reader:

@@ -1,4 +1,4 @@
-"""Wantu ``/3.1/scanPorn`` and ``/3.0/feedback`` through a live server.
+"""Wantu ``/3.1/scanPorn``, ``/3.1/scanAdvertising`` and ``/3.0/feedback`` through a live server.
 
 Scores come from the offline model: each is compared with media.moderation run here on the same
 bytes (the real model, the same preprocessing), so a made-up score cannot pass."""
@@ -35,10 +35,12 @@ def put(wantu: WantuClient, name: str, data: bytes) -> None:
     assert r.status_code == 200, r.text
 
 
-def scan(wantu: WantuClient, *rids: str, encode_semicolons: bool = True) -> list[dict[str, object]]:
+def scan(
+    wantu: WantuClient, *rids: str, encode_semicolons: bool = True, call: str = "/3.1/scanPorn"
+) -> list[dict[str, object]]:
     value = ";".join(rids)
     body = "resourceId=" + (quote(value, safe="") if encode_semicolons else value)
-    r = wantu.manage("POST", "/3.1/scanPorn", body=body)
+    r = wantu.manage("POST", call, body=body)
     assert r.status_code == 200, r.text
     answer = r.json()
     assert answer["status"] == 0 and answer["message"] == "success"
@@ -154,9 +156,35 @@ def test_bad_feedback_stores_nothing(wantu: WantuClient) -> None:
     assert wantu.manage("GET", "/3.0/feedback").json()["totalCount"] == 0
 
 
-def test_scan_advertising_is_refused_clearly(wantu: WantuClient) -> None:
-    r = wantu.manage("POST", "/3.1/scanAdvertising", body="resourceId=" + wantu.file_rid("/", "a.jpg"))
-    assert r.status_code == 400 and r.json()["code"] == "NotSupported"
+def test_scan_advertising_answers_per_file_and_never_makes_up_a_score(wantu: WantuClient) -> None:
+    """No advertising classifier exists here: scanPorn's shape and per-file checks, then status
+    100 saying so for each file that passed them; no entry carries a score or a type."""
+    put(wantu, "ad.jpg", image("JPEG", (250, 200, 0)))
+    put(wantu, "ad.bmp", image("BMP", (0, 200, 250)))
+    put(wantu, "anim.gif", image("GIF", (120, 10, 10)))
+    put(wantu, "note.txt", b"buy now\n" * 10)
+    put(wantu, "big.png", os.urandom(10 * 1024 * 1024 + 1))
+    rids = [
+        wantu.file_rid("/scan", "ad.jpg"),
+        wantu.file_rid("/scan", "ad.bmp"),
+        wantu.file_rid("/scan", "missing.png"),
+        wantu.file_rid("/scan", "anim.gif"),
+        wantu.file_rid("/scan", "note.txt"),
+        wantu.file_rid("/scan", "big.png"),
+        "%%%not-base64",
+        wantu.file_rid("/scan", "ad.jpg", namespace="someone-else"),
+    ]
+    result = scan(wantu, *rids, call="/3.1/scanAdvertising")
+    assert [e["status"] for e in result] == [100, 100, 2, 3, 3, 5, 4, 2]
+    for entry in result:
+        assert set(entry) == {"file", "status", "message"} and entry["message"]
+    assert result[0]["file"] == {"dir": "/scan", "name": "ad.jpg", "namespace": wantu.namespace}
+    assert "no advertising classifier" in str(result[0]["message"])
+    assert scan(wantu, *rids[:2], encode_semicolons=False, call="/3.1/scanAdvertising") == result[:2]
+    for body in ("", "resourceId=%3B"):
+        r = wantu.manage("POST", "/3.1/scanAdvertising", body=body)
+        assert r.status_code == 400 and r.json()["code"] == "InvalidArgument", body
+    assert wantu.manage("GET", "/3.1/scanAdvertising").status_code == 404
 
 
 def test_without_a_working_model_each_file_says_how_to_install_it(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import binascii
 import re
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from anyio import CancelScope, to_thread
@@ -20,6 +21,7 @@ from fastapi import APIRouter, Query
 from starlette.requests import Request
 from starlette.responses import Response
 
+from mediagate.catalog.models import Object
 from mediagate.core import admin, webhooks
 from mediagate.core.apikeys import READ, WRITE
 from mediagate.core.errors import BadRequest, Conflict, MediagateError
@@ -259,6 +261,22 @@ def _cursor(key: str) -> str:
     return base64.urlsafe_b64encode(key.encode()).decode().rstrip("=")
 
 
+def _recent_cursor(obj: Object) -> str:
+    """Where a newest-first page ended: the last object's (created_at, id)."""
+    return _cursor(f"{obj.created_at.isoformat()}|{obj.id}")
+
+
+def _recent_before(cursor: str | None) -> tuple[datetime, int] | None:
+    text = _cursor_key(cursor)
+    if text is None:
+        return None
+    try:
+        moment, _, number = text.partition("|")
+        return datetime.fromisoformat(moment), int(number)
+    except ValueError as exc:
+        raise BadRequest("the cursor is not one this API gave", code="invalid_cursor") from exc
+
+
 @router.get("/v1/buckets/{bucket}/objects", response_model=schemas.ObjectList, summary="List objects")
 async def list_objects(
     request: Request,
@@ -273,11 +291,28 @@ async def list_objects(
         str | None, Query(max_length=2048, description="next_cursor of the page before.")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    order: Annotated[
+        Literal["key", "newest"],
+        Query(
+            description="'key': by key (bytewise); 'newest': newest upload first (no prefix nor delimiter)."
+        ),
+    ] = "key",
 ) -> schemas.ObjectList:
     """Objects by key (bytewise), one page at a time; with ``delimiter=/`` the folder ``prefix``
-    names, its subfolders and files merged by name."""
+    names, its subfolders and files merged by name; with ``order=newest`` the whole bucket, newest
+    upload first (keyset-paged by upload time, read in an index: as fast on page 1000 as on 1)."""
     gw = gateway(request)
     target = await bucket_for(request, key, bucket, READ)
+    if order == "newest":
+        if prefix or delimiter is not None:
+            raise BadRequest(
+                "order=newest lists the whole bucket: no prefix nor delimiter", code="invalid_order"
+            )
+        recent, more = await admin.recent_page(gw, target, before=_recent_before(cursor), limit=limit)
+        return schemas.ObjectList(
+            objects=[schemas.ObjectOut.of(bucket, o) for o in recent],
+            next_cursor=_recent_cursor(recent[-1]) if more and recent else None,
+        )
     start, after = prefix.lstrip("/"), _cursor_key(cursor)
     if delimiter is not None:
         if start and not start.endswith("/"):

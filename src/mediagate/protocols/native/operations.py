@@ -128,8 +128,11 @@ DeliveryId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 @router.get("/v1/deliveries/{delivery_id}", response_model=schemas.DeliveryOut, summary="A notification")
 async def get_delivery(request: Request, key: Caller, delivery_id: DeliveryId) -> schemas.DeliveryOut:
+    """One notification, with ``history``: its kept tries (newest first, at most 20), each with
+    its time, HTTP status or error."""
     found, name = await _delivery(request, key, delivery_id, READ)
-    return schemas.DeliveryOut.model_validate(delivery_json(found, name))
+    history = await admin.delivery_attempts(gateway(request), delivery_id)
+    return schemas.DeliveryOut.model_validate(delivery_json(found, name, history))
 
 
 @router.post(

@@ -378,6 +378,14 @@ class TaskList(BaseModel):
     tasks: list[TaskOut]
 
 
+class DeliveryAttemptOut(BaseModel):
+    attempt: int = Field(description="The attempt's number (a redelivery counts from 1 again).")
+    at: datetime
+    ok: bool
+    status_code: int | None = Field(description="The HTTP status answered; null if none came.")
+    error: str | None
+
+
 class DeliveryOut(BaseModel):
     id: int
     status: str
@@ -391,6 +399,10 @@ class DeliveryOut(BaseModel):
     created_at: datetime
     delivered_at: datetime | None
     headers: list[str] = Field(description="Header names only; values carry signatures.")
+    history: list[DeliveryAttemptOut] | None = Field(
+        default=None,
+        description="The kept tries, newest first (at most 20); in GET /v1/deliveries/{id} only.",
+    )
 
 
 class DeliveryList(BaseModel):

@@ -64,7 +64,7 @@ from mediagate.core.errors import (
 from mediagate.core.formdata import MultipartReader, boundary_from_content_type
 from mediagate.core.gateway import Gateway, Notifier, Stored
 from mediagate.core.grant import UploadGrant
-from mediagate.core.ingest import Received
+from mediagate.core.ingest import Received, discard
 from mediagate.core.outbox import Notification, Outgoing
 from mediagate.core.secrets import constant_time_equal
 from mediagate.http import body_stream, drain_body, gateway
@@ -121,10 +121,10 @@ class FormUpload:
         assert staged is not None
         return staged
 
-    def discard(self) -> None:
-        if self.staged is not None:
-            self.staged.discard()
-            self.staged = None
+    def take_staged_if_any(self) -> Received | None:
+        """The staged file part, if any, for the caller to discard (core.ingest ``discard``)."""
+        staged, self.staged = self.staged, None
+        return staged
 
 
 async def handle(request: Request, bucket: str) -> Response:
@@ -142,12 +142,12 @@ async def handle(request: Request, bucket: str) -> Response:
         )
     except MediagateError as exc:
         if upload is not None:
-            upload.discard()
+            await discard(upload.take_staged_if_any())
         await drain_body(body, seconds=DRAIN_SECONDS)
         return await _refuse(gw, upload, exc)
     except BaseException:
         if upload is not None:
-            upload.discard()
+            await discard(upload.take_staged_if_any())
         raise
     return await _tell(gw, upload, stored)
 

@@ -1,5 +1,6 @@
 """The UPYUN media task kinds of this module's siblings, registered in one place (``naga``,
-``imgaudit``); ``apps.register`` keeps ``thumb`` and the callback shape of every UPYUN task."""
+``imgaudit``, ``videoaudit``, ``textjudge``); ``apps.register`` keeps ``thumb`` and the callback
+shape of every UPYUN task."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from mediagate.tasks.registry import Registry
 
 
 def register(registry: Registry) -> None:
-    from mediagate.protocols.upyun import imgaudit, naga
+    from mediagate.protocols.upyun import imgaudit, naga, textjudge, videoaudit
 
     registry.register(naga.KIND, naga.run_naga)
     registry.register(imgaudit.KIND, imgaudit.run_imgaudit)
+    registry.register(textjudge.KIND, textjudge.run_textjudge)
+    registry.register(videoaudit.KIND, videoaudit.run_videoaudit)

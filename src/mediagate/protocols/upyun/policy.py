@@ -351,4 +351,4 @@ def prebuffer_grant(bucket: str, limit: int) -> UploadGrant:
     def never(facts: FileFacts) -> str:
         raise InvalidKey("a prebuffered file has no key before its policy is authorised")
 
-    return UploadGrant(bucket=bucket, render_key=never, max_size=limit, staging_only=True)
+    return UploadGrant(bucket=bucket, render_key=never, max_size=limit, prebuffered=True)

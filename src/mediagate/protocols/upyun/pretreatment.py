@@ -15,8 +15,9 @@ Every request is signed like a REST call by an UPYUN operator of ``service`` (th
 ``Authorization: UPYUN <operator>:<sig>`` over ``METHOD&URI&Date[&Content-MD5]`` (URI with its
 query); a POST's ``Content-MD5``, when sent (the python SDK does), must be the body's. The tasks
 are recorded in one transaction (all or none) and run on the task queue like FORM ``apps``: the
-same handlers (``naga`` by default; ``app_name`` picks ``imgaudit``/``thumb``), the same signed
-callbacks to ``notify_url``, signed by the operator who submitted them.
+same handlers (``naga`` by default; ``app_name`` picks ``imgaudit``, ``thumb``, ``textjudge`` or
+``videoaudit``), the same signed callbacks to ``notify_url``, signed by the operator who submitted
+them.
 
 Status: done 100, failed -1, running 0 (no finer progress is known), not started ``null``. A task
 id of another bucket, or none at all, is ``null`` in both queries, exactly like one not started, so
@@ -51,7 +52,7 @@ MAX_BODY = 256 * 1024
 """A pretreatment form is a few fields and ≤ 10 tasks: anything bigger is refused unread."""
 MAX_TASKS = 10
 MAX_QUERY_IDS = 20
-APP_KINDS = {"naga": "naga", "imgaudit": "imgaudit", "thumb": "thumb"}
+APP_KINDS = {k: k for k in ("naga", "imgaudit", "thumb", "textjudge", "videoaudit")}
 """``app_name`` → task kind (absent: ``naga``)."""
 
 

@@ -61,5 +61,6 @@ real client could have used):
     always exists (creating it -> NameDuplicated, deleting it -> InvalidArgument).
 15. Media tasks (``/3.0/mediaEncode``, ``/3.0/snapshot`` and their results, the policy's
     ``mediaEncode``): ``media``. ``/3.1/scanPorn`` (synchronous, the offline model) and
-    ``/3.0/feedback`` (stored, listable): ``scan``. ``/3.1/scanAdvertising`` -> 400 NotSupported.
+    ``/3.0/feedback`` (stored, listable): ``scan``. ``/3.1/scanAdvertising``: scanPorn's shape, each
+    file status 100 "no advertising classifier installed" (no score is ever made up).
 """

@@ -19,8 +19,7 @@ refused as an authentication failure.
 | ``GET /3.0/folders/<rid>/exist``    | 200                                  | 404                      |
 | ``GET /3.0/folders?…``              | 200 page of folder items             | 400, 404                 |
 | ``POST /3.0/mediaEncode``, ``/3.0/snapshot``, ``GET …Result/<id>`` | see protocols.wantu.media |
-| ``POST /3.1/scanPorn``, ``/3.0/feedback`` (+ ``GET``) | see protocols.wantu.scan |
-| ``POST /3.1/scanAdvertising``       | —                                    | 400 NotSupported         |
+| ``POST /3.1/scanPorn``, ``/3.1/scanAdvertising``, ``/3.0/feedback`` (+ ``GET``) | see protocols.wantu.scan |
 
 Pages: ``currentPage`` from 1 (default 1), ``pageSize`` 1-100 (default 20); the answer is
 ``{"totalCount", "totalPage", "currentPage", "pageSize", "result": [...]}`` with
@@ -45,7 +44,7 @@ from starlette.responses import JSONResponse, Response
 
 from mediagate.catalog.models import Bucket, Folder, Object
 from mediagate.core.buckets import AKSK
-from mediagate.core.errors import BadRequest, Conflict, MediagateError, NotFound, NotSupported, Unauthorized
+from mediagate.core.errors import BadRequest, Conflict, MediagateError, NotFound, Unauthorized
 from mediagate.core.gateway import Gateway
 from mediagate.core.keys import normalise_key
 from mediagate.http import body_stream, gateway, raw_target, request_id
@@ -304,8 +303,8 @@ async def _media(
         return await scan.feedback(request, gw, bucket, body)
     if version == "3.0" and head == "feedback" and not rest and request.method in ("GET", "HEAD"):
         return await scan.list_feedback(request, gw, bucket, *_page_args(request))
-    if version == "3.1" and head == "scanAdvertising" and not rest:
-        raise NotSupported("scanAdvertising is not supported by this server (no advertising model)")
+    if version == "3.1" and head == "scanAdvertising" and not rest and post:
+        return await scan.scan_advertising(request, gw, bucket, body)
     raise _no_such_api()
 
 

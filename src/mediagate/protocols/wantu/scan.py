@@ -15,6 +15,10 @@ installed" (the message says how to install it): no entry ever carries a score t
 compute. ``url=`` lists are answered per entry (4 when not an http(s) URL, else 2: this server
 scans the files of its own namespaces, it downloads nothing). An empty list is 400 InvalidArgument.
 
+scanAdvertising: the same request, checks and answer shape (spec §6.14), but there is no
+advertising classifier: a file that passes the checks gets status 100 with a message saying so,
+and no entry carries a ``score`` or ``type`` (§6.15).
+
 feedback: repeated ``feedback=<JSON>`` fields, each ``{"file": {namespace, dir, name}, "type":
 0|1, "wrong": bool, "score": 0..1}`` (``score`` required when ``wrong``), at most
 :data:`MAX_FEEDBACK`; all are checked, then all stored (catalog ``feedback``), or none: 400
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
@@ -41,7 +46,7 @@ from mediagate.protocols.wantu.media import key_of
 from mediagate.protocols.wantu.signing import ResourceId, parse_resource_id, path_to_dir
 
 if TYPE_CHECKING:
-    from mediagate.catalog.models import Bucket
+    from mediagate.catalog.models import Bucket, Object
     from mediagate.core.gateway import Gateway
     from mediagate.media.moderation import Moderator
 
@@ -61,6 +66,20 @@ def _entry(status: int, message: str, file: dict[str, Any] | None = None) -> dic
 
 
 async def scan_porn(request: Request, gw: Gateway, bucket: Bucket, body: bytes) -> Response:
+    return await _scan(request, gw, bucket, body, _porn_one)
+
+
+async def scan_advertising(request: Request, gw: Gateway, bucket: Bucket, body: bytes) -> Response:
+    """``/3.1/scanAdvertising``: scanPorn's request and answer (spec §6.14), but this server has
+    no advertising classifier, so a file that passes every check gets status 100 saying so, and
+    no entry ever has a ``score`` or ``type`` (spec §6.15)."""
+    return await _scan(request, gw, bucket, body, _advertising_one)
+
+
+Scanner = Callable[["Gateway", "Bucket", "Object", dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+async def _scan(request: Request, gw: Gateway, bucket: Bucket, body: bytes, scan_one: Scanner) -> Response:
     ids = ";".join(_values(body, "resourceId"))
     urls = ";".join(_values(body, "url"))
     items = [i.strip() for i in (ids or urls).split(";") if i.strip()]
@@ -71,7 +90,10 @@ async def scan_porn(request: Request, gw: Gateway, bucket: Bucket, body: bytes) 
     result = []
     for item in items:
         if ids:
-            result.append(await _scan_one(gw, bucket, item))
+            found = await _resolve(gw, bucket, item)
+            result.append(
+                found if "status" in found else await scan_one(gw, bucket, found["obj"], found["file"])
+            )
         elif not is_http_url(item):
             result.append(_entry(BAD_ID, "not an http(s) URL", {"url": item[:1024]}))
         else:
@@ -81,10 +103,11 @@ async def scan_porn(request: Request, gw: Gateway, bucket: Bucket, body: bytes) 
     return JSONResponse({"message": "success", "result": result, "status": 0, "requestId": rid})
 
 
-async def _scan_one(gw: Gateway, bucket: Bucket, raw: str) -> dict[str, Any]:
-    from mediagate.media.moderation import MAX_BYTES, WANTU_FORMATS, ModerationUnavailable, Moderator
+async def _resolve(gw: Gateway, bucket: Bucket, raw: str) -> dict[str, Any]:
+    """``{"file", "obj"}`` of a resourceId this namespace can scan, else its answer entry (status
+    4 not a file resourceId, 2 no such file here, 5 over 10 MB)."""
+    from mediagate.media.moderation import MAX_BYTES
 
-    global _moderator
     try:
         rid = parse_resource_id(raw, file=True)
     except MediagateError:
@@ -98,6 +121,13 @@ async def _scan_one(gw: Gateway, bucket: Bucket, raw: str) -> dict[str, Any]:
         return _entry(MISSING, "file download failed: no such file", file)
     if obj.size > MAX_BYTES:
         return _entry(TOO_BIG, "file too large: only files under 10 MB are scanned", file)
+    return {"file": file, "obj": obj}
+
+
+async def _porn_one(gw: Gateway, bucket: Bucket, obj: Object, file: dict[str, Any]) -> dict[str, Any]:
+    from mediagate.media.moderation import WANTU_FORMATS, ModerationUnavailable, Moderator
+
+    global _moderator
     if _moderator is None:
         _moderator = Moderator(gw.image_limits)
     try:
@@ -110,6 +140,27 @@ async def _scan_one(gw: Gateway, bucket: Bucket, raw: str) -> dict[str, Any]:
     except ModerationUnavailable as exc:
         return _entry(INTERNAL, exc.message, file)
     return {"file": file} | verdict.wantu()
+
+
+NO_ADVERTISING_MODEL = (
+    "advertising detection is not available: this server has no advertising classifier installed "
+    "(mediagate ships none), so no score is given"
+)
+
+
+async def _advertising_one(gw: Gateway, bucket: Bucket, obj: Object, file: dict[str, Any]) -> dict[str, Any]:
+    """The checks scanPorn makes of the file itself (jpg/png/bmp), then status 100: no classifier."""
+    from anyio import to_thread
+
+    from mediagate.media.moderation import WANTU_FORMATS
+    from mediagate.media.probe import probe_for_decode
+
+    async with gw.local_copy(obj) as path:
+        info = await to_thread.run_sync(probe_for_decode, path)
+    if info is None or info.format not in WANTU_FORMATS:
+        kind = "not an image" if info is None else f"{info.format.lower()} image"
+        return _entry(WRONG_TYPE, f"wrong file type: only jpg, png and bmp are scanned ({kind})", file)
+    return _entry(INTERNAL, NO_ADVERTISING_MODEL, file)
 
 
 # -- feedback --------------------------------------------------------------------------------------

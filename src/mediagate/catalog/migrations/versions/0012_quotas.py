@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0012_quotas"
-down_revision = "0009_api_keys"
+down_revision = "0010_text_rules"
 branch_labels = None
 depends_on = None
 

@@ -2,6 +2,8 @@
 // sent in the Authorization header only, and never appears in a URL.
 
 const STORE = 'mediagate.apiKey';
+/** sessionStorage keys of unfinished uploads (their tus URLs and upload tokens): they go with the key. */
+export const UPLOAD_STATE = ['mediagate.tus:', 'mediagate.uploadToken:'];
 
 export class ApiError extends Error {
   constructor(status, code, message) {
@@ -20,6 +22,12 @@ export const session = {
   },
   clear() {
     sessionStorage.removeItem(STORE);
+    const stale = [];
+    for (let i = 0; i < sessionStorage.length; i += 1) {
+      const name = sessionStorage.key(i);
+      if (name && UPLOAD_STATE.some((p) => name.startsWith(p))) stale.push(name);
+    }
+    stale.forEach((name) => sessionStorage.removeItem(name));
   },
 };
 
@@ -91,6 +99,7 @@ export const api = {
   buckets: () => call('GET', '/v1/buckets'),
   bucket: (bucket) => call('GET', b(bucket)),
   createBucket: (name) => call('POST', '/v1/buckets', { name }),
+  deleteBucket: (bucket, force) => call('DELETE', `${b(bucket)}${q({ force: force ? 'true' : '' })}`),
   updateBucket: (bucket, settings) => call('PATCH', b(bucket), { settings }),
   usage: () => call('GET', '/v1/usage'),
   objects: (bucket, prefix, cursor, limit = 1000) =>
@@ -99,12 +108,17 @@ export const api = {
   folder: (bucket, prefix, cursor, limit = 200) =>
     call('GET', `${b(bucket)}/objects${q({ prefix, cursor, limit, delimiter: '/' })}`),
   deleteObject: (bucket, key) => call('DELETE', `${b(bucket)}/objects/${encodePath(key)}`),
+  /** The bucket's uploads, newest first (keyset-paged by upload time on the server). */
+  recent: (bucket, cursor, limit = 50) => call('GET', `${b(bucket)}/objects${q({ order: 'newest', cursor, limit })}`),
   uploadToken: (bucket, request) => call('POST', `${b(bucket)}/upload-tokens`, request),
+  uploadTokens: (bucket) => call('GET', `${b(bucket)}/upload-tokens`),
+  revokeUploadToken: (bucket, id) => call('DELETE', `${b(bucket)}/upload-tokens/${encodeURIComponent(id)}`),
   keys: (bucket) => call('GET', `/v1/keys${q({ bucket })}`),
   createKey: (request) => call('POST', '/v1/keys', request),
   revokeKey: (keyId) => call('DELETE', `/v1/keys/${encodeURIComponent(keyId)}`),
   tasks: (bucket, status) => call('GET', `/v1/tasks${q({ bucket, status, limit: 100 })}`),
   retryTask: (id) => call('POST', `/v1/tasks/${encodeURIComponent(id)}/retry`),
   deliveries: (bucket, status) => call('GET', `/v1/deliveries${q({ bucket, status, limit: 100 })}`),
+  delivery: (id) => call('GET', `/v1/deliveries/${encodeURIComponent(id)}`),
   redeliver: (id) => call('POST', `/v1/deliveries/${encodeURIComponent(id)}/redeliver`),
 };

@@ -7,6 +7,7 @@ import { h, mount, notice } from '../dom.js';
 import { bytes, kindOf, when } from '../format.js';
 import { BlobUrls, show } from '../media.js';
 import { openPreview } from './preview.js';
+import { SessionUrlStorage, UploadTokens } from '../resume.js';
 import { Uppy, Dashboard, Tus } from '../../vendor/uppy-6.0.1/uppy.min.mjs';
 
 const THUMB = '/fw/256';
@@ -45,19 +46,28 @@ function thumbnail(ctx, obj, blobs) {
 }
 
 function makeUploader(target, ctx, prefix, onDone) {
-  const tokens = new Map();
+  // One upload token per file, asked for once; kept in sessionStorage (resume.js) with the tus
+  // URL so that the same file added again after a reload continues where it stopped.
+  const kept = new UploadTokens(ctx.bucket, prefix);
+  const asked = new Map();
   async function tokenFor(file) {
-    if (!tokens.has(file.id)) {
+    const stored = kept.get(file.id);
+    if (stored) return stored;
+    if (!asked.has(file.id)) {
       const request = { ttl: 3600, max_uses: 1, prefix, max_size: file.size || undefined };
-      tokens.set(file.id, api.uploadToken(ctx.bucket, request).then((t) => t.token));
+      asked.set(file.id, api.uploadToken(ctx.bucket, request).then((t) => t.token));
     }
     try {
-      return await tokens.get(file.id);
-    } catch (exc) {
-      tokens.delete(file.id);
-      throw exc;
+      const token = await asked.get(file.id);
+      kept.set(file.id, token);
+      return token;
+    } finally {
+      asked.delete(file.id);
     }
   }
+  const forget = (file) => {
+    if (file) kept.forget(file.id);
+  };
   const uppy = new Uppy({ autoProceed: true, id: 'mediagate' })
     .use(Dashboard, {
       inline: true,
@@ -68,19 +78,29 @@ function makeUploader(target, ctx, prefix, onDone) {
       theme: 'auto', // follows the system's light or dark, like the page
       showProgressDetails: true,
       hideProgressDetails: false,
-      note: `Into ${ctx.bucket}/${prefix}. Resumable: an interrupted upload continues where it stopped.`,
+      note: `Into ${ctx.bucket}/${prefix}. Resumable: an interrupted upload continues where it stopped, even after a reload (add the same file again).`,
     })
     .use(Tus, {
       endpoint: `/v1/tus/${encodeURIComponent(ctx.bucket)}/`,
       chunkSize: CHUNK,
       retryDelays: [0, 1000, 3000, 5000, 10000],
       removeFingerprintOnSuccess: true,
+      urlStorage: new SessionUrlStorage(ctx.bucket, prefix),
       allowedMetaFields: ['name', 'type'],
       async onBeforeRequest(req, file) {
         req.setHeader('Authorization', `Bearer ${await tokenFor(file)}`);
       },
     });
-  uppy.on('upload-success', () => onDone());
+  uppy.on('upload-success', (file) => {
+    forget(file);
+    onDone();
+  });
+  uppy.on('file-removed', forget);
+  uppy.on('upload-error', (file, error, response) => {
+    // a refused token (used up, expired, revoked) is of no more use: the next try asks anew
+    const status = response?.status ?? error?.originalResponse?.getStatus?.();
+    if (status === 401 || status === 403) forget(file);
+  });
   uppy.on('complete', () => onDone());
   return uppy;
 }
