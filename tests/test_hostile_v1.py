@@ -320,3 +320,43 @@ def test_numbers_past_what_the_catalog_holds_are_a_400(
             assert error_of(r) == (400, "invalid_request"), r.text
         ok = writer.post(f"/v1/buckets/{b}/upload-tokens", json={"max_size": 2**63 - 1})
         assert ok.status_code == 201 and ok.json()["max_size"] == 2**63 - 1
+
+
+def test_copies_and_tus_uploads_cannot_pass_a_bucket_quota(
+    server: LiveServer, admin: Gateway, bucket: BucketCredentials
+) -> None:
+    """Ways around a quota that do not look like an upload: a /v1 copy (a new object from no
+    body), a tus upload declared too large, and one whose length is known only at its end. Each
+    is refused in its own shape, stores nothing, and gives its token use back."""
+    b = bucket.bucket
+    admin.catalog.set_quota(admin.catalog.require_bucket(b).id, {"max_bytes": 3000})
+    with client(server.url, new_key(admin, b, "read,write")) as api:
+        assert api.put(f"/v1/buckets/{b}/objects/a.bin", content=b"a" * 1000).status_code == 201
+        for copy in ("c1", "c2"):
+            made = api.post(f"/v1/buckets/{b}/copy", json={"source": "a.bin", "destination": copy})
+            assert made.status_code == 201, made.text
+        over = api.post(f"/v1/buckets/{b}/copy", json={"source": "c1", "destination": "c3"})
+        assert error_of(over) == (413, "quota_exceeded")
+        assert api.delete(f"/v1/buckets/{b}/objects/c2").status_code == 204  # 1000 bytes free
+        token = api.post(f"/v1/buckets/{b}/upload-tokens", json={"max_uses": 2}).json()["token"]
+        tus = {"Tus-Resumable": "1.0.0", "Authorization": f"Bearer {token}"}
+        name = {"Upload-Metadata": "filename YmlnLmJpbg=="}  # big.bin
+        create = f"{server.url}/v1/tus/{b}/"
+        declared = httpx.post(create, headers={**tus, **name, "Upload-Length": "5000"})
+        assert error_of(declared) == (413, "quota_exceeded")
+        deferred = httpx.post(create, headers={**tus, **name, "Upload-Defer-Length": "1"})
+        assert deferred.status_code == 201, deferred.text
+        last = httpx.patch(
+            deferred.headers["location"],
+            headers={
+                **tus,
+                "Content-Type": "application/offset+octet-stream",
+                "Upload-Offset": "0",
+                "Upload-Length": "2000",
+            },
+            content=b"z" * 2000,
+        )
+        assert error_of(last) == (413, "quota_exceeded")
+        assert error_of(api.get(f"/v1/buckets/{b}/objects/big.bin")) == (404, "file_not_found")
+        assert api.get(f"/v1/buckets/{b}/upload-tokens").json()["upload_tokens"][0]["uses"] == 0
+        assert api.get(f"/v1/buckets/{b}/usage").json() == {"bucket": b, "bytes": 2000, "objects": 2}
