@@ -478,3 +478,50 @@ def test_database_down_for_reads_metadata_and_management_is_503(
         assert client.get(f"/{creds.bucket}/pic.png!/fw/8").status_code == 200
     wantu.close()
     assert "Traceback" not in server.log()
+
+
+@pytest.mark.postgres
+def test_database_down_is_the_v1_and_tus_503_and_spends_no_token_use(
+    pg_outage: tuple[LiveServer, TcpProxy, BucketCredentials],
+) -> None:
+    """The /v1 API and tus with the catalog unreachable: the 503 in their own error shape (tus with
+    Tus-Resumable), one quiet access line, and an upload token refused for the outage still has
+    every use once the catalog is back."""
+    from mediagate.config import Settings
+    from tests.protocols.native.api import client, error_of, new_key
+
+    server, proxy, creds = pg_outage
+    gw = build_gateway(Settings(home=server.home, database_url=server.env["MEDIAGATE_DATABASE_URL"]))
+    try:
+        key = new_key(gw, creds.bucket, "read,write")
+    finally:
+        gw.catalog.close()
+    b = creds.bucket
+    with client(server.url, key) as api:
+        token = api.post(f"/v1/buckets/{b}/upload-tokens", json={"max_uses": 2}).json()["token"]
+        proxy.cut()
+        offset = mark(server)
+        assert error_of(api.get("/v1/me")) == (503, "catalog_unavailable")
+        assert error_of(api.get(f"/v1/buckets/{b}/objects")) == (503, "catalog_unavailable")
+        with client(server.url, token) as browser:
+            put = browser.put(f"/v1/buckets/{b}/objects/o.txt", content=b"outage")
+            assert error_of(put) == (503, "catalog_unavailable")
+            assert_one_quiet_line(server, offset, put, 503, "catalog_unavailable")
+            tus = browser.post(
+                f"/v1/tus/{b}/",
+                headers={
+                    "Tus-Resumable": "1.0.0",
+                    "Upload-Length": "2",
+                    "Upload-Metadata": "filename YS50eHQ=",
+                },
+            )
+            assert error_of(tus) == (503, "catalog_unavailable") and tus.headers["tus-resumable"] == "1.0.0"
+            proxy.restore()
+            assert api.get(f"/v1/buckets/{b}/upload-tokens").json()["upload_tokens"][0]["uses"] == 0
+            for name in ("one.txt", "two.txt"):
+                assert browser.put(f"/v1/buckets/{b}/objects/{name}", content=b"back").status_code == 201
+            assert error_of(browser.put(f"/v1/buckets/{b}/objects/three.txt", content=b"x")) == (
+                403,
+                "token_used_up",
+            )
+    assert "Traceback" not in server.log()

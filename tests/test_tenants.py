@@ -560,3 +560,33 @@ def test_v1_key_of_a_cannot_reach_b(
         assert v1_error(browser.get(f"/v1/buckets/{B}/objects"), 403) == "upload_token_not_allowed"
     assert state_of(admin, b) == before
     assert admin.catalog.get_bucket(B) is not None and admin.catalog.get_bucket(B).settings == {}  # type: ignore[union-attr]
+
+
+def test_a_bucket_admin_key_cannot_serve_its_pages_as_the_server(
+    server: LiveServer, admin: Gateway, a: BucketCredentials
+) -> None:
+    """Defect: a bucket's own admin key could turn ``inline_active`` on through /v1, and have its
+    HTML served inline on the server's origin, the origin of the API docs (and the web console),
+    where its script would act with whatever key the operator's browser holds there. Whether a
+    bucket's active files run as the server is the operator's call (`mediagate bucket
+    inline-active`, or a server-wide admin key), not a tenant's."""
+    from tests.protocols.native.api import client, new_key
+
+    A = a.bucket
+    with client(server.url, new_key(admin, A, "read,write,admin")) as tenant:
+        refused = tenant.patch(f"/v1/buckets/{A}", json={"settings": {"inline_active": True}})
+        assert v1_error(refused, 403) == "bucket_forbidden"
+        assert "server-wide" in refused.json()["error"]["message"]
+        both = {"settings": {"public": True, "inline_active": True}}
+        assert v1_error(tenant.patch(f"/v1/buckets/{A}", json=both), 403) == "bucket_forbidden"
+        ok = tenant.patch(f"/v1/buckets/{A}", json={"settings": {"public": True, "inline_active": None}})
+        assert ok.status_code == 403  # null would reset it: still the operator's setting
+        assert tenant.patch(f"/v1/buckets/{A}", json={"settings": {"public": True}}).status_code == 200
+        page = b"<html><script>fetch('/v1/keys')</script></html>"
+        assert tenant.put(f"/v1/buckets/{A}/objects/p.html", content=page).status_code == 201
+    served = httpx.get(f"{server.url}/{A}/p.html")
+    assert served.status_code == 200 and served.headers["content-security-policy"] == "sandbox"
+    assert (admin.catalog.get_bucket(A).settings or {}).get("inline_active") is not True  # type: ignore[union-attr]
+    with client(server.url, new_key(admin, None)) as operator:
+        on = operator.patch(f"/v1/buckets/{A}", json={"settings": {"inline_active": True}})
+        assert on.status_code == 200 and on.json()["settings"]["inline_active"] is True

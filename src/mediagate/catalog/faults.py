@@ -7,15 +7,20 @@ a caller handles itself or what is a bug: unique-key races, deadlocks and serial
 (:meth:`Catalog._retry` replays those), pre-ping failures (the pool reconnects by itself) and
 programming errors (they stay 500s, to be fixed). The driver's error stays chained as the cause,
 for the log line; the client sees only the core error's safe message.
+
+One client error is found only here: PostgreSQL cannot hold or compare a NUL in text, and the driver
+refuses a parameter with one before it is sent. No name, key or id can contain it, so a request
+that carries one (``/%00/x``, ``?prefix=%00``) is a 400 in its dialect's shape, on any backend
+mediagate runs on (SQLite simply finds nothing).
 """
 
 from __future__ import annotations
 
 from sqlalchemy import Engine, event
 from sqlalchemy.engine import ExceptionContext
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 
-from mediagate.core.errors import CatalogUnavailable, InsufficientStorage
+from mediagate.core.errors import BadRequest, CatalogUnavailable, InsufficientStorage
 
 _REPLAYED_SQLSTATES = frozenset({"40001", "40P01"})  # serialization_failure, deadlock_detected
 _DISK_FULL_SQLSTATE = "53100"  # PostgreSQL disk_full
@@ -43,6 +48,8 @@ def translate(ctx: ExceptionContext) -> None:
             raise CatalogUnavailable() from original
         return
     sqlstate = getattr(original, "sqlstate", None)
+    if isinstance(ctx.sqlalchemy_exception, DataError) and "NUL (0x00)" in str(original):
+        raise BadRequest("a name, key or text may not contain the NUL character") from original
     if sqlstate == _DISK_FULL_SQLSTATE:
         raise InsufficientStorage("the catalog database has no space left; retry later") from original
     if sqlstate in _REPLAYED_SQLSTATES:

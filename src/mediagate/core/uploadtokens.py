@@ -40,6 +40,8 @@ _MIME_PATTERN = re.compile(r"^(\*|\*/\*|[a-z0-9][a-z0-9!#$&^_.+-]*/(\*|[a-z0-9][
 
 MAX_TTL = 86_400
 MAX_USES = 10_000
+MAX_SIZE = 2**63 - 1
+"""The largest ``max_size`` the catalog holds (a signed 64-bit column)."""
 DEFAULT_TTL = 900
 UNDECLARED = "application/octet-stream"
 
@@ -124,10 +126,11 @@ def _prefix(raw: str) -> str:
     if not stripped:
         return ""
     try:
-        normalise_key(stripped + "x")
+        # normalised as keys are ('a//' is 'a/'): a prefix no normalised key starts with would
+        # make a token that can never upload
+        return normalise_key(stripped + "x")[:-1]
     except InvalidKey as exc:
         raise _bad(f"invalid prefix: {exc.message}") from exc
-    return stripped
 
 
 def issue_upload_token(
@@ -151,8 +154,8 @@ def issue_upload_token(
         raise _bad(f"ttl must be between 1 and {MAX_TTL} seconds")
     if not 1 <= max_uses <= MAX_USES:
         raise _bad(f"max_uses must be between 1 and {MAX_USES}")
-    if max_size is not None and max_size < 0:
-        raise _bad("max_size must not be negative")
+    if max_size is not None and not 0 <= max_size <= MAX_SIZE:
+        raise _bad(f"max_size must be between 0 and {MAX_SIZE}")
     types = tuple(dict.fromkeys(t.strip().lower() for t in content_types))
     bad_type = next((t for t in types if not _MIME_PATTERN.match(t)), None)
     if bad_type is not None:

@@ -7,6 +7,7 @@ shares the outer app's ``state`` (the gateway, the caches), so the dialects' hel
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import FastAPI
@@ -16,6 +17,8 @@ from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
 from mediagate import cors
+from mediagate.core.errors import PayloadTooLarge
+from mediagate.core.numbers import parse_uint
 from mediagate.protocols.native import access, buckets, docs, errors, objects, operations
 from mediagate.protocols.native.schemas import ApiIndex, Error
 
@@ -27,6 +30,13 @@ notifications and usage. Authorise with `Authorization: Bearer <API key>` (make 
 `{"error": {"code": "...", "message": "...", "request_id": "..."}}` with a stable `code`."""
 
 ERROR_STATUSES = (400, 401, 403, 404, 409, 413, 415, 429, 503, 507)
+
+JSON_BODY_LIMIT = 1024 * 1024
+"""Largest body of a request that is not an object upload. FastAPI reads a JSON body whole, and
+before the key is checked: without a cap one client without a key could make the server hold a
+body as large as an upload may be."""
+
+_UPLOAD_PATH = re.compile(r"^/v1/buckets/[^/]+/objects(/.*)?\Z", re.DOTALL)
 
 
 def _version() -> str:
@@ -96,6 +106,33 @@ def bucket_of(path: str) -> str | None:
     return None
 
 
+def streams_body(method: str, path: str) -> bool:
+    """Whether the request is an object upload, whose body streams (never read whole)."""
+    return method in ("PUT", "POST") and _UPLOAD_PATH.match(path) is not None
+
+
+def too_large() -> PayloadTooLarge:
+    return PayloadTooLarge(f"a request body here is at most {JSON_BODY_LIMIT} bytes")
+
+
+def capped(receive: Receive) -> Receive:
+    """``receive`` that refuses a body growing past :data:`JSON_BODY_LIMIT` (a chunked body
+    declares no length), as FastAPI reads it: the refusal passes through FastAPI's body parsing
+    as an HTTPException and is answered in the error shape (``errors.on_framework_error``)."""
+    seen = 0
+
+    async def guarded() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > JSON_BODY_LIMIT:
+                raise errors.CoreHTTPException(too_large())
+        return message
+
+    return guarded
+
+
 class NativeApi:
     """The routing table's endpoint for the /v1 rows (see the module docstring).
 
@@ -107,6 +144,12 @@ class NativeApi:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.api.state = scope["app"].state
+        if scope["type"] == "http" and not streams_body(scope["method"], scope["path"]):
+            declared = parse_uint(Request(scope).headers.get("content-length", ""))
+            if declared is not None and declared > JSON_BODY_LIMIT:
+                await errors.error_response(Request(scope), too_large())(scope, receive, send)
+                return
+            receive = capped(receive)
         bucket = bucket_of(scope["path"]) if scope["type"] == "http" else None
         if bucket is None:
             await self.api(dict(scope), receive, send)

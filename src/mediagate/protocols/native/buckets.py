@@ -9,12 +9,17 @@ from starlette.responses import Response
 
 from mediagate.core import admin, webhooks
 from mediagate.core.apikeys import ADMIN, READ, require
-from mediagate.core.errors import Conflict
+from mediagate.core.errors import Conflict, Forbidden
 from mediagate.http import gateway
 from mediagate.protocols.native import schemas
 from mediagate.protocols.native.auth import Caller, bucket_for
 
 router = APIRouter(tags=["buckets"])
+
+OPERATOR_SETTINGS = ("inline_active",)
+"""Settings only a server-wide admin key changes: ``inline_active`` serves the bucket's HTML and
+scripts inline on the server's own origin (that of /docs and the console), where they would act
+with whatever key the operator's browser holds; a tenant's own admin key must not decide that."""
 
 
 @router.get("/v1/buckets", response_model=schemas.BucketList, summary="List buckets")
@@ -57,6 +62,13 @@ async def patch_bucket(
     target = await bucket_for(request, key, bucket, ADMIN)
     gw = gateway(request)
     changes = change.settings.changes()
+    named = [name for name in OPERATOR_SETTINGS if name in changes]
+    if named and key.bucket is not None:
+        raise Forbidden(
+            f"{named[0]} is the operator's setting: it needs a server-wide admin key "
+            "(or `mediagate bucket inline-active`)",
+            code="bucket_forbidden",
+        )
     url = changes.get(webhooks.SETTING)
     if url is not None:
         changes[webhooks.SETTING] = await webhooks.check_url(

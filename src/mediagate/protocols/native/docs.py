@@ -15,6 +15,17 @@ ASSETS_DIR = Path(__file__).resolve().parent.parent.parent / "static" / "apidocs
 ASSETS_URL = "/docs/assets"
 OPENAPI_URL = "/openapi.json"
 
+DOCS_HEADERS = {
+    "Content-Security-Policy": "; ".join(
+        ["frame-ancestors 'none'", "base-uri 'none'", "form-action 'none'", "object-src 'none'"]
+    ),
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
+"""The docs pages take an API key ("Authorize", "Try it out"): no other site may frame them (a
+click-jacked "Execute" would run with the operator's key) nor learn their address. Their viewers
+run inline scripts and styles, so the policy names only what those do not need."""
+
 router = APIRouter(include_in_schema=False)
 
 
@@ -24,7 +35,7 @@ def assets() -> StaticFiles:
 
 @router.get("/docs")
 async def swagger_ui() -> HTMLResponse:
-    return get_swagger_ui_html(
+    page = get_swagger_ui_html(
         openapi_url=OPENAPI_URL,
         title="mediagate /v1 API",
         swagger_js_url=f"{ASSETS_URL}/swagger-ui-bundle.js",
@@ -32,14 +43,18 @@ async def swagger_ui() -> HTMLResponse:
         swagger_favicon_url=f"{ASSETS_URL}/favicon-32x32.png",
         swagger_ui_parameters={"validatorUrl": None, "persistAuthorization": False},
     )
+    page.headers.update(DOCS_HEADERS)
+    return page
 
 
 @router.get("/redoc")
 async def redoc() -> HTMLResponse:
-    return get_redoc_html(
+    page = get_redoc_html(
         openapi_url=OPENAPI_URL,
         title="mediagate /v1 API",
         redoc_js_url=f"{ASSETS_URL}/redoc.standalone.js",
         redoc_favicon_url=f"{ASSETS_URL}/favicon-32x32.png",
         with_google_fonts=False,
     )
+    page.headers.update(DOCS_HEADERS)
+    return page

@@ -29,6 +29,15 @@ def body(code: str, message: str, request: Request, **extra: Any) -> dict[str, A
     return {"error": {"code": code, "message": message, "request_id": request_id(request), **extra}}
 
 
+class CoreHTTPException(HTTPException):
+    """A core error raised where FastAPI lets only an HTTPException through unchanged (while it
+    reads a request body); answered as that core error."""
+
+    def __init__(self, error: MediagateError) -> None:
+        super().__init__(error.status, error.message)
+        self.error = error
+
+
 def error_response(request: Request, exc: MediagateError) -> JSONResponse:
     """The answer for a core error (also used by the front door for refusals before routing)."""
     logs.note_refusal(exc)
@@ -60,6 +69,8 @@ async def on_invalid_request(request: Request, exc: Exception) -> Response:
 
 async def on_framework_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    if isinstance(exc, CoreHTTPException):
+        return error_response(request, exc.error)
     code = _FRAMEWORK_CODES.get(exc.status_code, "bad_request" if exc.status_code < 500 else "internal_error")
     message = str(exc.detail) if exc.detail else code.replace("_", " ")
     if exc.status_code == 404:

@@ -122,7 +122,8 @@ async def list_deliveries(
     return schemas.DeliveryList(deliveries=[schemas.DeliveryOut.model_validate(r) for r in rows])
 
 
-DeliveryId = Annotated[int, Path(ge=1, le=2**62)]
+DeliveryId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+"""A notification's id: the catalog's INTEGER key (a larger number would fail in PostgreSQL)."""
 
 
 @router.get("/v1/deliveries/{delivery_id}", response_model=schemas.DeliveryOut, summary="A notification")

@@ -6,18 +6,46 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from mediagate.bucketconf import check_version, normalise_origin
 from mediagate.catalog.models import Bucket, Object
 from mediagate.core.apikeys import ApiKey
 from mediagate.core.errors import MediagateError
 from mediagate.core.notify import is_http_url
-from mediagate.core.uploadtokens import UploadToken
+from mediagate.core.uploadtokens import MAX_SIZE, UploadToken
 
 
 class Strict(BaseModel):
+    """A request body: no unknown fields, and only Unicode text (see :func:`_unicode_only`)."""
+
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _text(cls, data: Any) -> Any:
+        _unicode_only(data)
+        return data
+
+
+def _unicode_only(value: Any, depth: int = 0) -> None:
+    """Refuse a lone surrogate or a NUL anywhere in a JSON body (``"\\ud800"`` is valid JSON
+    but no text): pydantic lets them through inside lists and dicts, the catalog stored them, and
+    every answer that carried one then failed to encode (or PostgreSQL refused the NUL)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("text must be valid Unicode (a lone surrogate is not)") from None
+        if "\x00" in value:  # PostgreSQL cannot store it; no header or key can carry it
+            raise ValueError("text may not contain the NUL character")
+    elif isinstance(value, dict) and depth < 32:
+        for key, item in value.items():
+            _unicode_only(key, depth + 1)
+            _unicode_only(item, depth + 1)
+    elif isinstance(value, list) and depth < 32:
+        for item in value:
+            _unicode_only(item, depth + 1)
 
 
 # -- errors ------------------------------------------------------------------------------------------
@@ -62,7 +90,11 @@ class BucketSettings(Strict):
     cors_origins: list[str] | None = Field(default=None, max_length=100)
     cors_max_age: Annotated[int, Field(ge=0, le=86_400 * 365)] | None = None
     autoformat: Literal["webp", "avif", False] | None = None
-    inline_active: bool | None = None
+    inline_active: bool | None = Field(
+        default=None,
+        description="Serve HTML, SVG, XML and JS inline on this server's origin; changed only with "
+        "a server-wide admin key.",
+    )
     versions: dict[str, str] | None = Field(default=None, max_length=100)
     normalise: NormaliseSettings | None = None
     webhook_url: str | None = Field(
@@ -259,7 +291,7 @@ class UploadTokenCreate(Strict):
     max_uses: int = Field(default=1, ge=1, le=10_000)
     prefix: str = Field(default="", max_length=1000, description="Keys must start with this.")
     key: str | None = Field(default=None, max_length=1024, description="Or exactly this key.")
-    max_size: int | None = Field(default=None, ge=0, description="Bytes per upload.")
+    max_size: int | None = Field(default=None, ge=0, le=MAX_SIZE, description="Bytes per upload.")
     content_types: list[str] = Field(default_factory=list, max_length=50, description="e.g. image/*")
     notify_url: str | None = Field(
         default=None,

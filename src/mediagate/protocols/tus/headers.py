@@ -90,17 +90,26 @@ def metadata(value: str | None) -> dict[str, str]:
     if len(value) > MAX_METADATA:
         raise BadRequest(f"Upload-Metadata is longer than {MAX_METADATA} bytes", code="invalid_metadata")
     found: dict[str, str] = {}
-    for pair in value.split(","):
+    # the pairs are named by position, never echoed: the answer's message goes to the access log,
+    # and a client may put anything there (its token, say)
+    for number, pair in enumerate(value.split(","), start=1):
         parts = pair.strip().split(" ")
         key = parts[0]
-        if not _METADATA_KEY.match(key) or len(parts) > 2 or key in found:
-            raise BadRequest(f"Upload-Metadata key {key[:40]!r} is malformed", code="invalid_metadata")
+        if not _METADATA_KEY.match(key) or len(parts) > 2:
+            raise BadRequest(
+                f"Upload-Metadata pair {number} is malformed: 'key base64value', the key printable "
+                "ASCII without spaces or commas",
+                code="invalid_metadata",
+            )
+        if key in found:
+            raise BadRequest(f"Upload-Metadata pair {number} repeats a key", code="invalid_metadata")
         try:
             decoded = base64.b64decode(parts[1], validate=True) if len(parts) == 2 else b""
             found[key] = decoded.decode("utf-8")
         except (binascii.Error, ValueError) as exc:
             raise BadRequest(
-                f"Upload-Metadata value of {key!r} is not base64 of UTF-8 text", code="invalid_metadata"
+                f"Upload-Metadata pair {number}: the value is not base64 of UTF-8 text",
+                code="invalid_metadata",
             ) from exc
     return found
 
