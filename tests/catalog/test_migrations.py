@@ -94,3 +94,26 @@ def test_a_current_schema_is_checked_without_importing_alembic(tmp_path: Path) -
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_tokens_issued_before_0018_keep_replacing(catalog_url: str) -> None:
+    """0018_token_overwrite: a token issued before it was issued under "uploads replace" and may be
+    in a browser already, so it keeps that; a token issued after it does not replace by default."""
+    from mediagate.core.apikeys import create_key
+    from mediagate.core.uploadtokens import issue_upload_token, list_upload_tokens
+
+    catalog = Catalog(catalog_url)
+    try:
+        upgrade(catalog.engine)
+        catalog.create_bucket("photos")
+        key, _ = create_key(catalog, bucket="photos", scopes=["write"])
+        old, _ = issue_upload_token(catalog, key, "photos", prefix="a/")
+        assert old.overwrite is False
+        downgrade(catalog.engine, "0017_delivery_attempts")
+        assert "overwrite" not in {c["name"] for c in inspect(catalog.engine).get_columns("upload_tokens")}
+        upgrade(catalog.engine)
+        new, _ = issue_upload_token(catalog, key, "photos", prefix="b/")
+        listed = {t.token_id: t.overwrite for t in list_upload_tokens(catalog, "photos")}
+        assert listed == {old.token_id: True, new.token_id: False}
+    finally:
+        catalog.close()

@@ -174,3 +174,18 @@ def test_racing_uploads_spend_exactly_max_uses(catalog: Catalog, writer: ApiKey)
     assert sorted(outcomes) == ["ok"] * 3 + ["token_used_up"] * 13
     [listed] = list_upload_tokens(catalog, "photos")
     assert listed.uses == 3
+
+
+def test_a_token_replaces_an_existing_object_only_if_issued_to(catalog: Catalog, writer: ApiKey) -> None:
+    plain, secret = issue_upload_token(catalog, writer, "photos", prefix="u/")
+    assert plain.overwrite is False
+    grant = check_upload_token(catalog, secret, bucket="photos", key="u/a.png")
+    assert not grant.overwrite and grant.upload_grant().insert_only  # the commit is insert-only
+    allowed, secret = issue_upload_token(catalog, writer, "photos", prefix="u/", overwrite=True)
+    assert allowed.overwrite is True
+    grant = check_upload_token(catalog, secret, bucket="photos", key="u/a.png")
+    assert grant.overwrite and not grant.upload_grant().insert_only
+    assert {t.token_id: t.overwrite for t in list_upload_tokens(catalog, "photos")} == {
+        plain.token_id: False,
+        allowed.token_id: True,
+    }

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.engine import Dialect
@@ -371,6 +372,8 @@ class UploadToken(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     notify_url: Mapped[str | None] = mapped_column(Text, nullable=True)
     """Where the uploads it allows are announced (core.webhooks); None: the bucket's webhook."""
+    overwrite: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """Whether its uploads may replace an existing object; off, the commit is insert-only."""
 
 
 class Quota(Base):

@@ -3,7 +3,10 @@ browser or a phone, so the client never holds an API key.
 
 A token is issued by an API key with the ``write`` scope for one bucket, and says: how long
 (``ttl``), how many uploads (``max_uses``), where (a key ``prefix``, or one fixed ``key``), how big
-(``max_size``) and what (``content_types``, patterns like ``image/*``). It is checked before any
+(``max_size``), what (``content_types``, patterns like ``image/*``) and whether its uploads may
+replace an existing object (``overwrite``, off by default: a browser holding a prefix token must
+not replace other people's objects; off, the commit is insert-only, so of two racing uploads of
+one key exactly one is stored and the other is 409 ``key_exists``). It is checked before any
 byte of the body is read (:func:`check_upload_token`), and its limits travel on in the
 :class:`~mediagate.core.grant.UploadGrant` so that a client lying about its size or type is still
 refused while streaming and after sniffing.
@@ -65,6 +68,8 @@ class UploadToken:
     revoked_at: datetime | None
     notify_url: str | None = None
     """Where its uploads are announced (core.webhooks); None: the bucket's webhook."""
+    overwrite: bool = False
+    """Whether its uploads may replace an existing object."""
 
 
 @dataclass(frozen=True)
@@ -80,10 +85,11 @@ class TokenGrant:
     uses_left: int
     consumed: bool
     notify_url: str | None = None
+    overwrite: bool = False
 
     def upload_grant(self) -> UploadGrant:
         """The core's grant for this upload: the size caps the stream, the types the sniffed
-        file."""
+        file; without ``overwrite`` the commit is insert-only (an existing key is ``key_exists``)."""
         key = self.key
 
         def render(_facts: FileFacts) -> str:
@@ -94,6 +100,7 @@ class TokenGrant:
             render_key=render,
             max_size=self.max_size,
             allowed_mime=self.content_types or None,
+            insert_only=not self.overwrite,
         )
 
 
@@ -112,6 +119,7 @@ def _view(row: UploadTokenRow, key: ApiKeyRow, bucket: str) -> UploadToken:
         created_at=row.created_at,
         revoked_at=row.revoked_at,
         notify_url=row.notify_url,
+        overwrite=row.overwrite,
     )
 
 
@@ -145,6 +153,7 @@ def issue_upload_token(
     max_size: int | None = None,
     content_types: Sequence[str] = (),
     notify_url: str | None = None,
+    overwrite: bool = False,
 ) -> tuple[UploadToken, str]:
     """A new token for ``bucket`` and its secret (print it once). Needs ``write`` on the bucket.
     ``notify_url`` must have passed ``webhooks.check_url`` (an async check: the caller's); the
@@ -195,6 +204,7 @@ def issue_upload_token(
             expires_at=now + timedelta(seconds=ttl),
             created_at=now,
             notify_url=notify_url,
+            overwrite=overwrite,
         )
     )
     return _view(row, found[0], bucket), secret
@@ -314,6 +324,7 @@ def check_upload_token(
         uses_left=left,
         consumed=consume,
         notify_url=row.notify_url,
+        overwrite=row.overwrite,
     )
 
 

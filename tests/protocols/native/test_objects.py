@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import socket
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -314,6 +315,82 @@ def test_revoking_a_token(server: LiveServer, api: httpx.Client, bucket: BucketC
     assert error_of(bad) == (400, "invalid_request")
     bad = api.post(f"/v1/buckets/{b}/upload-tokens", json={"content_types": ["nonsense"]})
     assert error_of(bad) == (400, "invalid_token_request")
+
+
+def uses_of(api: httpx.Client, bucket: str) -> int:
+    [listed] = api.get(f"/v1/buckets/{bucket}/upload-tokens").json()["upload_tokens"]
+    return int(listed["uses"])
+
+
+def test_a_token_does_not_replace_an_existing_object_by_default(
+    server: LiveServer, api: httpx.Client, bucket: BucketCredentials
+) -> None:
+    b = bucket.bucket
+    assert (
+        api.put(f"/v1/buckets/{b}/objects/uploads/theirs.txt", content=b"someone else's").status_code == 201
+    )
+    r = api.post(f"/v1/buckets/{b}/upload-tokens", json={"prefix": "uploads/", "max_uses": 3})
+    made = r.json()
+    assert r.status_code == 201 and made["overwrite"] is False
+    with client(server.url, made["token"]) as browser:
+        put = browser.put(f"/v1/buckets/{b}/objects/uploads/theirs.txt", content=b"replaced")
+        assert error_of(put) == (409, "key_exists")
+        body, ctype = multipart([("file", ("theirs.txt", b"replaced"))])
+        form = browser.post(f"/v1/buckets/{b}/objects", content=body, headers={"Content-Type": ctype})
+        assert error_of(form) == (409, "key_exists")
+        # asking for overwrite in the query does not lift the token's limit
+        forced = browser.put(
+            f"/v1/buckets/{b}/objects/uploads/theirs.txt?overwrite=true", content=b"replaced"
+        )
+        assert error_of(forced) == (409, "key_exists")
+        assert uses_of(api, b) == 0  # every refusal gave its use back
+        fresh = browser.put(f"/v1/buckets/{b}/objects/uploads/mine.txt", content=b"mine")
+        assert fresh.status_code == 201, fresh.text
+    assert api.get(f"/v1/buckets/{b}/content/uploads/theirs.txt").content == b"someone else's"
+    assert uses_of(api, b) == 1
+    [listed] = api.get(f"/v1/buckets/{b}/upload-tokens").json()["upload_tokens"]
+    assert listed["overwrite"] is False
+
+
+def test_a_token_issued_with_overwrite_replaces(
+    server: LiveServer, api: httpx.Client, bucket: BucketCredentials
+) -> None:
+    b = bucket.bucket
+    assert api.put(f"/v1/buckets/{b}/objects/avatars/u1.txt", content=b"old").status_code == 201
+    r = api.post(
+        f"/v1/buckets/{b}/upload-tokens", json={"key": "avatars/u1.txt", "max_uses": 2, "overwrite": True}
+    )
+    made = r.json()
+    assert r.status_code == 201 and made["overwrite"] is True
+    with client(server.url, made["token"]) as browser:
+        put = browser.put(f"/v1/buckets/{b}/objects/avatars/u1.txt", content=b"new")
+        assert put.status_code == 201, put.text
+        body, ctype = multipart([("file", ("u1.txt", b"newer"))])
+        form = browser.post(f"/v1/buckets/{b}/objects", content=body, headers={"Content-Type": ctype})
+        assert form.status_code == 201, form.text
+    assert api.get(f"/v1/buckets/{b}/content/avatars/u1.txt").content == b"newer"
+
+
+def test_racing_uploads_of_one_key_with_a_no_overwrite_token_store_exactly_one(
+    server: LiveServer, api: httpx.Client, bucket: BucketCredentials
+) -> None:
+    b = bucket.bucket
+    token = issue(api, b, prefix="race/", max_uses=8)
+
+    def upload(n: int) -> httpx.Response:
+        with client(server.url, token) as browser:
+            return browser.put(f"/v1/buckets/{b}/objects/race/same.txt", content=f"upload {n}".encode())
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(upload, range(8)))
+    won = [r for r in answers if r.status_code == 201]
+    assert len(won) == 1, [r.text for r in answers]
+    assert all(error_of(r) == (409, "key_exists") for r in answers if r.status_code != 201)
+    stored = api.get(f"/v1/buckets/{b}/content/race/same.txt").content
+    assert stored == f"upload {answers.index(won[0])}".encode()
+    listing = api.get(f"/v1/buckets/{b}/objects", params={"prefix": "race/"}).json()["objects"]
+    assert [o["key"] for o in listing] == ["race/same.txt"]
+    assert uses_of(api, b) == 1  # the seven refused gave theirs back
 
 
 def test_a_body_over_the_server_limit_is_refused_in_the_v1_shape(

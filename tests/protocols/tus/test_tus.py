@@ -838,3 +838,77 @@ def test_hostile_requests_get_clear_errors(
     assert r.headers["Tus-Resumable"] == "1.0.0"
     if method != "HEAD":
         assert r.json()["error"]["code"]
+
+
+# -- tokens that may not overwrite ---------------------------------------------------------------
+
+
+def put_with_key(server: LiveServer, admin: Gateway, bucket: str, key: str, data: bytes) -> None:
+    """Someone else's object, stored with an API key."""
+    from mediagate.core import apikeys
+
+    _, secret = apikeys.create_key(admin.catalog, bucket=bucket, scopes=["write"])
+    r = httpx.put(
+        f"{server.url}/v1/buckets/{bucket}/objects/{key}",
+        content=data,
+        headers={"Authorization": f"Bearer {secret}"},
+    )
+    assert r.status_code == 201, r.text
+
+
+def uses(admin: Gateway, bucket: str) -> list[int]:
+    from mediagate.core import uploadtokens
+
+    return [t.uses for t in uploadtokens.list_upload_tokens(admin.catalog, bucket)]
+
+
+def test_a_token_without_overwrite_learns_at_creation_that_the_key_is_taken(
+    server: LiveServer, bucket: BucketCredentials, admin: Gateway, issue: Issue, tmp_path: Path
+) -> None:
+    b = bucket.bucket
+    put_with_key(server, admin, b, "uploads/theirs.bin", b"someone else's")
+    token = issue(prefix="uploads/", max_uses=2)  # overwrite defaults to false
+    uploader = tus_client(server, b, token).uploader(
+        file_path=str(write_file(tmp_path, "theirs.bin", b"replaced")), metadata={"filename": "theirs.bin"}
+    )
+    with pytest.raises(TusCommunicationError) as caught:
+        uploader.upload()
+    assert caught.value.status_code == 409
+    refused = create(server.url, b, token, 8, **{"Upload-Metadata": meta(filename="theirs.bin")})
+    assert refused.status_code == 409 and "Location" not in refused.headers
+    assert refused.json()["error"]["code"] == "key_exists"
+    assert refused.headers["Tus-Resumable"] == "1.0.0"
+    assert read(server, b, "uploads/theirs.bin").content == b"someone else's"
+    assert uses(admin, b) == [0]
+
+
+def test_a_key_taken_during_the_upload_is_refused_at_completion(
+    server: LiveServer, bucket: BucketCredentials, admin: Gateway, issue: Issue
+) -> None:
+    b = bucket.bucket
+    token = issue(key="uploads/late.bin", max_uses=1)
+    made = create(server.url, b, token, 6)
+    assert made.status_code == 201, made.text
+    url = made.headers["Location"]
+    assert patch(url, token, 0, b"abc").status_code == 204
+    put_with_key(server, admin, b, "uploads/late.bin", b"first")  # taken meanwhile
+    last = patch(url, token, 3, b"def")
+    assert last.status_code == 409
+    assert set(last.json()) == {"error"} and last.json()["error"]["code"] == "key_exists"
+    assert last.headers["Tus-Resumable"] == "1.0.0"
+    assert read(server, b, "uploads/late.bin").content == b"first"
+    assert head(url, token).status_code in (404, 410)  # the upload ended, nothing of it stays
+    assert uses(admin, b) == [0]
+
+
+def test_a_token_issued_with_overwrite_replaces_through_tuspy(
+    server: LiveServer, bucket: BucketCredentials, admin: Gateway, issue: Issue, tmp_path: Path
+) -> None:
+    b = bucket.bucket
+    put_with_key(server, admin, b, "avatars/u1.bin", b"old")
+    token = issue(key="avatars/u1.bin", overwrite=True)
+    uploader = tus_client(server, b, token).uploader(
+        file_path=str(write_file(tmp_path, "u1.bin", b"new avatar")), metadata={"filename": "u1.bin"}
+    )
+    uploader.upload()
+    assert read(server, b, "avatars/u1.bin").content == b"new avatar"

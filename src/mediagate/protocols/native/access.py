@@ -88,8 +88,9 @@ async def issue_token(
     request: Request, bucket: str, new: schemas.UploadTokenCreate, key: Caller
 ) -> schemas.UploadTokenCreated:
     """A short-lived token for a browser or a phone: ``max_uses`` uploads under ``prefix`` (or to
-    ``key``), each at most ``max_size`` bytes of ``content_types``. Needs ``write``. With
-    ``notify_url`` each upload is announced there (see README "Webhooks")."""
+        ``key``), each at most ``max_size`` bytes of ``content_types``. Needs ``write``. With
+        ``notify_url`` each upload is announced there (see README "Webhooks"). Its uploads replace an
+    existing object only if issued with ``overwrite: true``."""
     await bucket_for(request, key, bucket, WRITE)
     gw = gateway(request)
     notify_url = None
@@ -109,6 +110,7 @@ async def issue_token(
             max_size=new.max_size,
             content_types=new.content_types,
             notify_url=notify_url,
+            overwrite=new.overwrite,
         )
     )
     return schemas.UploadTokenCreated(**schemas.UploadTokenOut.of(token).model_dump(), token=secret)

@@ -131,7 +131,8 @@ class _Upload:
                 content_type=content_type,
             )
         )
-        return replace(self.token.upload_grant(), insert_only=not self.overwrite)
+        grant = self.token.upload_grant()  # insert-only unless the token may overwrite
+        return replace(grant, insert_only=grant.insert_only or not self.overwrite)
 
     async def store(self, grant: UploadGrant, chunks: AsyncIterator[bytes], name: str) -> Stored:
         """Stream, check and commit (a key taken under ``overwrite=false`` is 409 ``key_exists``),

@@ -299,6 +299,11 @@ class UploadTokenCreate(Strict):
         description="Webhook for this token's uploads (instead of the bucket's), signed with the "
         "bucket's webhook secret. Refused now if the server would refuse to call it.",
     )
+    overwrite: bool = Field(
+        default=False,
+        description="Whether uploads with this token may replace an existing object. Off (the "
+        "default), an upload to a key that exists is refused with 409 key_exists.",
+    )
 
 
 class UploadTokenOut(BaseModel):
@@ -315,6 +320,7 @@ class UploadTokenOut(BaseModel):
     created_at: datetime
     revoked_at: datetime | None
     notify_url: str | None = None
+    overwrite: bool = False
 
     @classmethod
     def of(cls, token: UploadToken) -> UploadTokenOut:
@@ -332,6 +338,7 @@ class UploadTokenOut(BaseModel):
             created_at=token.created_at,
             revoked_at=token.revoked_at,
             notify_url=token.notify_url,
+            overwrite=token.overwrite,
         )
 
 

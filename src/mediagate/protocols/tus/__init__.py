@@ -6,7 +6,9 @@ token (``Authorization: Bearer mgt_…``, see :mod:`mediagate.core.uploadtokens`
 
 * ``POST /v1/tus/<bucket>/`` creates an upload (one use of the token; ``Upload-Length`` over the
   token's ``max_size`` is 413 before anything exists). The object key is the token's fixed key, or
-  its prefix + the ``filename`` metadata. ``HEAD``/``PATCH``/``DELETE /v1/tus/<bucket>/<id>`` need
+  its prefix + the ``filename`` metadata; a token without ``overwrite`` is refused 409
+  ``key_exists`` here when that key is taken (and again, insert-only, at completion, so of two
+  racing uploads one is stored). ``HEAD``/``PATCH``/``DELETE /v1/tus/<bucket>/<id>`` need
   the token that created the upload, but not its expiry or uses: an upload resumes after its
   token's ttl, until the upload itself expires.
 * An upload is a core session (dialect ``tus``) in the catalog; every ``PATCH`` body is one part in

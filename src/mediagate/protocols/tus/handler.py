@@ -14,10 +14,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from mediagate import cors
-from mediagate.catalog.models import Bucket, UploadSession
+from mediagate.catalog.models import Bucket, Object, UploadSession
 from mediagate.core import webhooks
 from mediagate.core.errors import (
     BadRequest,
+    Conflict,
     Forbidden,
     MalformedBody,
     MediagateError,
@@ -218,6 +219,7 @@ async def _create(request: Request, gw: Gateway, bucket: str) -> Response:
     content_type = meta.get("filetype") or meta.get("type") or None
     grant = await auth.create(gw, request, bucket, filename=filename, size=total, content_type=content_type)
     try:
+        await _refuse_taken(gw, row, grant)
         session = await gw.start_session(
             row,
             DIALECT,
@@ -251,6 +253,13 @@ async def _create(request: Request, gw: Gateway, bucket: str) -> Response:
             raise MalformedBody("the connection dropped before the upload was created")
         answer["Upload-Offset"] = str(offset)
     return Response(status_code=201, headers=answer)
+
+
+async def _refuse_taken(gw: Gateway, bucket: Bucket, grant: TokenGrant) -> None:
+    """A token that may not overwrite learns now, before sending a byte, that its key is taken;
+    the commit at completion is insert-only all the same (two racing uploads: one wins)."""
+    if not grant.overwrite and isinstance(await gw.stat_path(bucket, grant.key), Object):
+        raise Conflict("an object with this key already exists", code="key_exists")
 
 
 async def _forget(gw: Gateway, session_id: str, grant: TokenGrant) -> None:
