@@ -54,7 +54,8 @@ function makeUploader(target, ctx, prefix, onDone) {
     const stored = kept.get(file.id);
     if (stored) return stored;
     if (!asked.has(file.id)) {
-      const request = { ttl: 3600, max_uses: 1, prefix, max_size: file.size || undefined };
+      // the console's user holds the bucket's key, whose uploads replace: so do these tokens'
+      const request = { ttl: 3600, max_uses: 1, prefix, max_size: file.size || undefined, overwrite: true };
       asked.set(file.id, api.uploadToken(ctx.bucket, request).then((t) => t.token));
     }
     try {
