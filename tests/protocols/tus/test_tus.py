@@ -912,3 +912,30 @@ def test_a_token_issued_with_overwrite_replaces_through_tuspy(
     )
     uploader.upload()
     assert read(server, b, "avatars/u1.bin").content == b"new avatar"
+
+
+def test_racing_tus_uploads_of_one_key_store_exactly_one(
+    server: LiveServer, bucket: BucketCredentials, admin: Gateway, issue: Issue
+) -> None:
+    """Eight uploads created while the key is free all pass the creation check; their commits are
+    insert-only, so one is stored and seven are 409 ``key_exists``, their uses given back."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    b = bucket.bucket
+    token = issue(key="race/same.bin", max_uses=8)
+    urls = []
+    for _ in range(8):
+        made = create(server.url, b, token, 8)
+        assert made.status_code == 201, made.text
+        urls.append(made.headers["Location"])
+
+    def finish(n: int) -> httpx.Response:
+        return patch(urls[n], token, 0, f"upload {n}".encode())
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(finish, range(8)))
+    won = [n for n, r in enumerate(answers) if r.status_code == 204]
+    assert len(won) == 1, [r.text for r in answers]
+    assert all(r.json()["error"]["code"] == "key_exists" for r in answers if r.status_code != 204)
+    assert read(server, b, "race/same.bin").content == f"upload {won[0]}".encode()
+    assert uses(admin, b) == [1]
