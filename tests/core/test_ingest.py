@@ -84,7 +84,7 @@ def test_a_small_body_takes_one_worker_thread_hop(
     monkeypatch.setattr(anyio.to_thread, "run_sync", counting)
     data = os.urandom(length)
     got = run(data, staging)
-    assert hops == ["finish"]
+    assert hops == ["_finish_then"]  # sink.finish, then the caller's step (none here)
     assert got.path.read_bytes() == data
     assert got.md5 == hashlib.md5(data).hexdigest()
 

@@ -43,7 +43,8 @@ from mediagate.core.errors import (
     PolicyViolation,
 )
 from mediagate.core.grant import UploadGrant
-from mediagate.core.ingest import Received, hash_file, new_staging_path, receive
+from mediagate.core.ids import unique_hex
+from mediagate.core.ingest import Received, hash_file, new_staging_path, receive, receive_then
 from mediagate.core.outbox import NewTask, Notification, Outgoing
 from mediagate.core.preprocess import preprocess, wants_processing
 from mediagate.core.savekey import FileFacts
@@ -99,7 +100,7 @@ class _Publication:
 
 
 def new_blob_id() -> str:
-    return uuid.uuid4().hex
+    return unique_hex()
 
 
 class Gateway:
@@ -190,8 +191,8 @@ class Gateway:
             limits.append(grant.exact_size)
         return min(limits)
 
-    async def receive(self, grant: UploadGrant, chunks: AsyncIterable[bytes]) -> Received:
-        """Stream a file into staging, refusing it the moment it passes the grant's size limit."""
+    def _too_large(self, grant: UploadGrant) -> tuple[int, Callable[[], Exception]]:
+        """The grant's size limit, and the error passing it is."""
         limit = self._limit(grant)
 
         def too_large() -> Exception:
@@ -203,6 +204,11 @@ class Gateway:
                 )
             return PayloadTooLarge(f"file exceeds the maximum upload size of {limit} bytes")
 
+        return limit, too_large
+
+    async def receive(self, grant: UploadGrant, chunks: AsyncIterable[bytes]) -> Received:
+        """Stream a file into staging, refusing it the moment it passes the grant's size limit."""
+        limit, too_large = self._too_large(grant)
         return await receive(
             chunks,
             self.staging_dir,
@@ -228,8 +234,72 @@ class Gateway:
         filename: str | None,
         notify: Notifier | None = None,
     ) -> Stored:
-        received = await self.receive(grant, chunks)
-        return await self.commit(grant, received, filename=filename, notify=notify)
+        bucket = await self.bucket(grant.bucket)
+        if wants_processing(grant.processing, bucket.settings):
+            received = await self.receive(grant, chunks)
+            return await self.commit(grant, received, filename=filename, notify=notify)
+        return await self._upload_as_sent(bucket, grant, chunks, filename=filename, notify=notify)
+
+    async def _upload_as_sent(
+        self,
+        bucket: Bucket,
+        grant: UploadGrant,
+        chunks: AsyncIterable[bytes],
+        *,
+        filename: str | None,
+        notify: Notifier | None,
+    ) -> Stored:
+        """:meth:`commit` for an upload stored as it was sent (no upload-time processing), with the
+        file's last write and fsync, the checks and the move into storage in one worker-thread
+        hop (``ingest.receive_then``): the hops, not the steps, were most of a small upload's
+        cost. The blob is reserved the moment the body is complete, so that the reservation is
+        durable by the time the file is moved; same order, same guarantees as :meth:`commit`."""
+        blob_id = new_blob_id()
+        reserved: Future[None] | None = None
+        commit: Future[bool] | None = None
+
+        def reserve() -> None:
+            nonlocal reserved
+            reserved = self.catalog.submit_reserve(blob_id, lease=self.upload_lease)
+
+        def check_and_store(received: Received) -> tuple[Object, MediaInfo]:
+            assert reserved is not None
+            publish = _Publication(
+                grant=grant,
+                bucket_id=bucket.id,
+                blob_id=blob_id,
+                received=received,
+                sent=received,
+                filename=filename,
+                info=None,
+                processed=False,
+                created_at=datetime.now(UTC),
+            )
+            return self._check_and_store(publish, reserved)
+
+        limit, too_large = self._too_large(grant)
+        try:
+            obj, found = await receive_then(
+                chunks,
+                self.staging_dir,
+                check_and_store,
+                max_size=limit,
+                too_large=too_large,
+                base64_encoded=grant.base64_encoded,
+                complete=reserve,
+            )
+            stored = Stored(object=obj, info=found, replaced=False)
+            outbox = notify(stored) if notify is not None else ()
+            commit = self.catalog.submit_commit(obj, insert_only=grant.insert_only, outbox=outbox)
+            replaced = await asyncio.wrap_future(commit)
+            _wake_for(outbox)
+            return replace(stored, replaced=replaced)
+        except BaseException:
+            if reserved is not None and _never_committed(commit):
+                with contextlib.suppress(Exception):
+                    await asyncio.wrap_future(reserved)
+                await _quietly(self._drop_blob, blob_id)
+            raise
 
     async def commit(
         self,
@@ -294,11 +364,9 @@ class Gateway:
             outbox = notify(stored) if notify is not None else ()
             commit = self.catalog.submit_commit(obj, insert_only=grant.insert_only, outbox=outbox)
             replaced = await asyncio.wrap_future(commit)
-            original.discard()
-            if outbox:
-                _wake_delivery()
-            if any(isinstance(item, NewTask) for item in outbox):
-                _wake_tasks()
+            if original.path != received.path:  # storage consumed ``received``; a processed
+                original.discard()  # upload's original remains (a system call saved otherwise)
+            _wake_for(outbox)
             return replace(stored, replaced=replaced)
         except BaseException:
             received.discard()
@@ -811,6 +879,14 @@ class Gateway:
         core.staging), whatever its age, and loose files from older versions once older than
         ``older_than``. Another process's uploads in flight are never touched."""
         return sweep(self.settings.staging_dir, keep=self.staging.claimed, loose_older_than=older_than)
+
+
+def _wake_for(outbox: Sequence[Notification] | Sequence[Outgoing]) -> None:
+    """Wake what delivers ``outbox`` (just committed) in this process."""
+    if outbox:
+        _wake_delivery()
+    if any(isinstance(item, NewTask) for item in outbox):
+        _wake_tasks()
 
 
 def _wake_delivery() -> None:
