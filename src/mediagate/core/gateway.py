@@ -33,6 +33,7 @@ from mediagate.catalog import Catalog
 from mediagate.catalog.models import Bucket, Feedback, Folder, Object, Task, UploadPart, UploadSession
 from mediagate.catalog.repo import DirEntry
 from mediagate.config import Settings
+from mediagate.core import threads
 from mediagate.core.checks import MediaInfo, check_received, sniff
 from mediagate.core.errors import (
     BadRequest,
@@ -145,7 +146,7 @@ class Gateway:
         cached = self._buckets.get(name)
         if cached is not None and now - cached[0] < BUCKET_TTL:
             return cached[1]
-        found = await to_thread.run_sync(self.catalog.get_bucket, name)
+        found = await threads.run_sync(self.catalog.get_bucket, name)
         if len(self._buckets) > 10_000:  # unknown names from hostile clients must not grow it
             self._buckets.clear()
         self._buckets[name] = (now, found)
@@ -153,7 +154,7 @@ class Gateway:
 
     async def secrets_of(self, bucket: Bucket, kind: str) -> list[tuple[str, str]]:
         """(key_id, plaintext secret) of every active credential of ``kind``, newest first."""
-        sealed = await to_thread.run_sync(self.catalog.active_secrets, bucket.id, kind)
+        sealed = await threads.run_sync(self.catalog.active_secrets, bucket.id, kind)
         return [(key_id, self.secrets.open(secret)) for key_id, secret in sealed]
 
     async def find_key(self, kind: str, key_id: str) -> tuple[Bucket, str] | None:

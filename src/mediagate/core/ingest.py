@@ -31,6 +31,7 @@ from typing import TypeVar
 
 from anyio import to_thread
 
+from mediagate.core import threads
 from mediagate.core.errors import MalformedBody, PayloadTooLarge
 from mediagate.core.ids import unique_hex
 
@@ -229,7 +230,7 @@ async def receive_then(
             await lanes.drain()
         if complete is not None:
             complete()
-        return await to_thread.run_sync(_finish_then, sink, buf, then)
+        return await threads.run_sync(_finish_then, sink, buf, then)
     except BaseException:
         if lanes is not None:
             await lanes.drain(raise_errors=False)
