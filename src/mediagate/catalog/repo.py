@@ -254,7 +254,12 @@ class Catalog:
         self._reader_engine = make_engine(url, writer=False) if url.startswith("sqlite") else self.engine
         self._write_sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._read_sessions = sessionmaker(self._reader_engine, expire_on_commit=False)
-        self._point_reads = self._reader_engine.execution_options(**{POINT_READ: True})
+        point_options: dict[str, Any] = {POINT_READ: True}
+        if not url.startswith("sqlite"):
+            # no transaction around one SELECT: without it the pool's ROLLBACK on return was one
+            # more round trip to the server per lookup
+            point_options["isolation_level"] = "AUTOCOMMIT"
+        self._point_reads = self._reader_engine.execution_options(**point_options)
         self._write_lock: AbstractContextManager[object] = (
             threading.RLock() if url.startswith("sqlite") else nullcontext()
         )
