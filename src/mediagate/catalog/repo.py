@@ -33,7 +33,6 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, cast
 
@@ -78,6 +77,7 @@ from mediagate.catalog.models import (
 from mediagate.core.errors import Conflict, NotFound
 from mediagate.core.keys import parent_dirs, split_key
 from mediagate.core.outbox import NewTask, Notification, Outgoing, TaskDone
+from mediagate.core.values import DirEntry
 
 T = TypeVar("T")
 
@@ -204,15 +204,6 @@ def live() -> ColumnElement[bool]:
     An expired row stays until the collector deletes it; listings, counts and usage apply this one
     condition so that it never shows in the meantime (reads by key check the same in the Gateway)."""
     return or_(Object.expires_at.is_(None), Object.expires_at > utcnow())
-
-
-@dataclass(frozen=True)
-class DirEntry:
-    name: str
-    is_folder: bool
-    size: int
-    mtime: datetime
-    mime: str | None = None
 
 
 def make_engine(url: str, *, writer: bool = True) -> Engine:

@@ -7,10 +7,10 @@ import time
 
 from anyio import to_thread
 
-from mediagate.catalog.models import Bucket
 from mediagate.core import threads
 from mediagate.core.errors import NotFound
 from mediagate.core.gatewaybase import GatewayBase
+from mediagate.core.values import Bucket
 from mediagate.logs import note_bucket
 
 BUCKET_TTL = 1.0
@@ -34,7 +34,8 @@ class BucketAccess(GatewayBase):
         cached = self._buckets.get(name)
         if cached is not None and now - cached[0] < BUCKET_TTL:
             return cached[1]
-        found = await threads.run_sync(self.catalog.get_bucket, name)
+        row = await threads.run_sync(self.catalog.get_bucket, name)
+        found = None if row is None else Bucket.of(row)
         if len(self._buckets) > 10_000:  # unknown names from hostile clients must not grow it
             self._buckets.clear()
         self._buckets[name] = (now, found)
@@ -52,7 +53,7 @@ class BucketAccess(GatewayBase):
             return None
         cred, bucket = found
         note_bucket(bucket.name)  # the access line names the bucket the key belongs to
-        return bucket, self.secrets.open(cred.sealed_secret)
+        return Bucket.of(bucket), self.secrets.open(cred.sealed_secret)
 
     async def add_key(self, bucket: Bucket, kind: str, key_id: str, secret: str) -> None:
         """Record one more credential of ``kind`` for a bucket (sealed at rest), e.g. a dialect's

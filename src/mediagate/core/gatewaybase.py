@@ -7,16 +7,16 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from anyio import to_thread
 
 from mediagate.catalog import Catalog
-from mediagate.catalog.models import Bucket, Object
 from mediagate.config import Settings
 from mediagate.core.ids import unique_hex
 from mediagate.core.secrets import SecretBox
 from mediagate.core.staging import StagingArea
+from mediagate.core.values import Bucket
 from mediagate.logs import describe, is_outage
 from mediagate.media.limits import ImageLimits
 from mediagate.storage.base import Storage
@@ -69,7 +69,14 @@ class GatewayBase:
         self.catalog.forget_garbage([blob_id])
 
 
-def is_expired(obj: Object) -> bool:
+class Expiring(Protocol):
+    """An object row or value: anything with an ``expires_at``."""
+
+    @property
+    def expires_at(self) -> datetime | None: ...
+
+
+def is_expired(obj: Expiring) -> bool:
     """Whether the object's ttl has passed: it is gone for clients, though its row may remain
     until the collector runs."""
     if obj.expires_at is None:

@@ -11,12 +11,12 @@ from typing import Any
 
 from anyio import to_thread
 
-from mediagate.catalog.models import Bucket, Folder, Object
-from mediagate.catalog.repo import DirEntry
+from mediagate.catalog import models
 from mediagate.core.access import BucketAccess
 from mediagate.core.errors import NotFound
 from mediagate.core.gatewaybase import is_expired, new_blob_id, quietly
 from mediagate.core.ingest import new_staging_path
+from mediagate.core.values import Bucket, DirEntry, Folder, Object
 from mediagate.storage.base import BlobNotFound
 
 
@@ -27,7 +27,7 @@ class Namespace(BucketAccess):
         obj = await to_thread.run_sync(self.catalog.get_object, bucket.id, key)
         if obj is None or is_expired(obj):
             raise NotFound("file not found", code="file_not_found")
-        return obj
+        return Object.of(obj)
 
     def read(self, obj: Object, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         """A blocking iterator over the object's bytes (iterate it in a worker thread)."""
@@ -86,7 +86,7 @@ class Namespace(BucketAccess):
         page = await to_thread.run_sync(
             lambda: self.catalog.objects_in(bucket.id, dir_path, offset=offset, limit=limit)
         )
-        return total, page
+        return total, [Object.of(row) for row in page]
 
     async def list_folders(
         self, bucket: Bucket, dir_path: str, *, offset: int = 0, limit: int = 100
@@ -96,7 +96,7 @@ class Namespace(BucketAccess):
         page = await to_thread.run_sync(
             lambda: self.catalog.folders_in(bucket.id, dir_path, offset=offset, limit=limit)
         )
-        return total, page
+        return total, [Folder.of(row) for row in page]
 
     # -- paths: what a name is, listings, usage, copy and move ----------------------------------
 
@@ -104,11 +104,14 @@ class Namespace(BucketAccess):
         """What a normalised path names: a live object, a folder ('' is the bucket root, which
         always exists), or None. The catalog never holds an object and a folder of one name."""
         if not path:
-            return Folder(bucket_id=bucket.id, path="", dir="", name="", created_at=bucket.created_at)
+            return Folder(
+                id=None, bucket_id=bucket.id, path="", dir="", name="", created_at=bucket.created_at
+            )
         obj = await to_thread.run_sync(self.catalog.get_object, bucket.id, path)
         if obj is not None and not is_expired(obj):
-            return obj
-        return await to_thread.run_sync(self.catalog.get_folder, bucket.id, path)
+            return Object.of(obj)
+        folder = await to_thread.run_sync(self.catalog.get_folder, bucket.id, path)
+        return None if folder is None else Folder.of(folder)
 
     async def list_dir(
         self,
@@ -143,7 +146,7 @@ class Namespace(BucketAccess):
                 await to_thread.run_sync(self.storage.assemble, [src.blob_id], staged)
             except BlobNotFound as exc:
                 raise NotFound("file not found", code="file_not_found") from exc
-            obj = Object(
+            obj = models.Object(
                 bucket_id=bucket.id,
                 key=dest_key,
                 blob_id=new_blob_id(),
@@ -165,7 +168,7 @@ class Namespace(BucketAccess):
             await to_thread.run_sync(self._reserve, blob_id)
             await to_thread.run_sync(self.storage.put, blob_id, staged)
             await to_thread.run_sync(self.catalog.commit_object, obj)
-            return obj
+            return Object.of(obj)
         except BaseException:
             staged.unlink(missing_ok=True)
             if blob_id is not None:
@@ -178,9 +181,10 @@ class Namespace(BucketAccess):
         """Rename an object in one catalog transaction; its bytes are not touched. With
         ``replace=False`` an object already at ``dest_key`` is a Conflict (``key_exists``)."""
         await self.get_object(bucket, source_key)
-        return await to_thread.run_sync(
+        moved = await to_thread.run_sync(
             lambda: self.catalog.rename_object(bucket.id, source_key, dest_key, replace=replace)
         )
+        return Object.of(moved)
 
     async def edit_meta(
         self,
@@ -196,11 +200,11 @@ class Namespace(BucketAccess):
         (None: never). NotFound for a missing or expired object."""
         now = datetime.now(UTC)
 
-        def apply(obj: Object) -> None:
+        def apply(obj: models.Object) -> None:
             if is_expired(obj):
                 raise NotFound("file not found", code="file_not_found")
             obj.meta = edit(dict(obj.meta or {}))
             if set_expiry:
                 obj.expires_at = now + timedelta(seconds=expires_in) if expires_in is not None else None
 
-        return await to_thread.run_sync(self.catalog.edit_object, bucket.id, key, apply)
+        return Object.of(await to_thread.run_sync(self.catalog.edit_object, bucket.id, key, apply))

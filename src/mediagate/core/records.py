@@ -8,10 +8,11 @@ from datetime import UTC, datetime
 
 from anyio import to_thread
 
-from mediagate.catalog.models import Bucket, Feedback, Task
+from mediagate.catalog import models
 from mediagate.core.outbox import NewTask
 from mediagate.core.sessions import Sessions
 from mediagate.core.uploads import wake_tasks
+from mediagate.core.values import Bucket, Feedback, Task
 
 
 class Records(Sessions):
@@ -36,7 +37,7 @@ class Records(Sessions):
         task = await to_thread.run_sync(self.catalog.get_task, task_id)
         if task is None or task.bucket_id != bucket.id or task.dialect != dialect:
             return None
-        return task
+        return Task.of(task)
 
     async def add_feedback(
         self, bucket: Bucket, items: Sequence[tuple[str, int, bool, float | None]]
@@ -44,12 +45,13 @@ class Records(Sessions):
         """Store ``(key, type, wrong, score)`` verdicts on scan results, all or none."""
         now = datetime.now(UTC)
         rows = [
-            Feedback(bucket_id=bucket.id, key=key, type=kind, wrong=wrong, score=score, created_at=now)
+            models.Feedback(bucket_id=bucket.id, key=key, type=kind, wrong=wrong, score=score, created_at=now)
             for key, kind, wrong, score in items
         ]
         await to_thread.run_sync(self.catalog.add_feedback, rows)
 
     async def list_feedback(self, bucket: Bucket, *, offset: int, limit: int) -> tuple[int, list[Feedback]]:
-        return await to_thread.run_sync(
+        total, rows = await to_thread.run_sync(
             lambda: self.catalog.list_feedback(bucket.id, offset=offset, limit=limit)
         )
+        return total, [Feedback.of(row) for row in rows]

@@ -10,12 +10,12 @@ from typing import Any
 
 from anyio import to_thread
 
-from mediagate.catalog.models import Bucket, UploadPart, UploadSession
 from mediagate.core.errors import BadRequest, ChecksumMismatch, NotFound
 from mediagate.core.gatewaybase import new_blob_id, quietly
 from mediagate.core.grant import UploadGrant
 from mediagate.core.ingest import Received, hash_file, new_staging_path, receive
 from mediagate.core.uploads import Notifier, Stored, Uploads
+from mediagate.core.values import Bucket, UploadPart, UploadSession
 
 
 class Sessions(Uploads):
@@ -32,7 +32,7 @@ class Sessions(Uploads):
         data: dict[str, Any] | None = None,
     ) -> UploadSession:
         session_id = uuid.uuid4().hex
-        return await to_thread.run_sync(
+        made = await to_thread.run_sync(
             lambda: self.catalog.create_session(
                 session_id,
                 bucket.id,
@@ -43,12 +43,13 @@ class Sessions(Uploads):
                 data=data,
             )
         )
+        return UploadSession.of(made)
 
     async def session(self, session_id: str, *, bucket: Bucket | None = None) -> UploadSession:
         found = await to_thread.run_sync(self.catalog.get_session, session_id)
         if found is None or (bucket is not None and found.bucket_id != bucket.id):
             raise NotFound("upload session not found", code="session_not_found")
-        return found
+        return UploadSession.of(found)
 
     async def put_part(
         self,
@@ -106,6 +107,7 @@ class Sessions(Uploads):
             size=received.size,
             md5=received.md5,
             crc32=received.crc32,
+            created_at=None,
         )
 
     async def claim_session(self, session: UploadSession, *, expect: str, state: str) -> bool:
@@ -118,7 +120,7 @@ class Sessions(Uploads):
         await to_thread.run_sync(lambda: self.catalog.update_session(session.id, data=dict(data)))
 
     async def parts(self, session: UploadSession) -> list[UploadPart]:
-        return await to_thread.run_sync(self.catalog.parts, session.id)
+        return [UploadPart.of(part) for part in await to_thread.run_sync(self.catalog.parts, session.id)]
 
     async def complete_session(
         self,

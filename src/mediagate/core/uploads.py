@@ -14,7 +14,7 @@ from typing import Any
 
 from anyio import to_thread
 
-from mediagate.catalog.models import Bucket, Object
+from mediagate.catalog import models
 from mediagate.core.checks import MediaInfo, check_received, sniff
 from mediagate.core.errors import ChecksumMismatch, Conflict, NotFound, PayloadTooLarge, PolicyViolation
 from mediagate.core.gatewaybase import new_blob_id, quietly
@@ -24,6 +24,7 @@ from mediagate.core.namespace import Namespace
 from mediagate.core.outbox import NewTask, Notification, Outgoing
 from mediagate.core.preprocess import preprocess, wants_processing
 from mediagate.core.savekey import FileFacts
+from mediagate.core.values import Bucket, Object
 
 
 @dataclass(frozen=True)
@@ -146,7 +147,7 @@ class Uploads(Namespace):
             nonlocal reserved
             reserved = self.catalog.submit_reserve(blob_id, lease=self.upload_lease)
 
-        def check_and_store(received: Received) -> tuple[Object, MediaInfo]:
+        def check_and_store(received: Received) -> tuple[models.Object, MediaInfo]:
             assert reserved is not None
             publish = _Publication(
                 grant=grant,
@@ -172,12 +173,12 @@ class Uploads(Namespace):
                 base64_encoded=grant.base64_encoded,
                 complete=reserve,
             )
-            stored = Stored(object=obj, info=found, replaced=False)
+            stored = Stored(object=Object.of(obj), info=found, replaced=False)
             outbox = notify(stored) if notify is not None else ()
             commit = self.catalog.submit_commit(obj, insert_only=grant.insert_only, outbox=outbox)
             replaced = await asyncio.wrap_future(commit)
             _wake_for(outbox)
-            return replace(stored, replaced=replaced)
+            return replace(stored, object=Object.of(obj), replaced=replaced)
         except BaseException:
             if reserved is not None and _never_committed(commit):
                 with contextlib.suppress(Exception):
@@ -244,14 +245,16 @@ class Uploads(Namespace):
                 created_at=created_at or datetime.now(UTC),
             )
             obj, found = await to_thread.run_sync(self._check_and_store, publish, reserved)
-            stored = Stored(object=obj, info=found, replaced=False, processed=processed, extra=extra)
+            stored = Stored(
+                object=Object.of(obj), info=found, replaced=False, processed=processed, extra=extra
+            )
             outbox = notify(stored) if notify is not None else ()
             commit = self.catalog.submit_commit(obj, insert_only=grant.insert_only, outbox=outbox)
             replaced = await asyncio.wrap_future(commit)
             if original.path != received.path:  # storage consumed ``received``; a processed
                 original.discard()  # upload's original remains (a system call saved otherwise)
             _wake_for(outbox)
-            return replace(stored, replaced=replaced)
+            return replace(stored, object=Object.of(obj), replaced=replaced)
         except BaseException:
             received.discard()
             original.discard()
@@ -263,7 +266,9 @@ class Uploads(Namespace):
                 await quietly(self._drop_blob, blob_id)
             raise
 
-    def _check_and_store(self, publish: _Publication, reserved: Future[None]) -> tuple[Object, MediaInfo]:
+    def _check_and_store(
+        self, publish: _Publication, reserved: Future[None]
+    ) -> tuple[models.Object, MediaInfo]:
         """The blocking half of :meth:`commit`, in one worker-thread hop (each hop costs more than
         most of these steps): sniff, check, name, then move the file into storage once its
         reservation is durable. Returns the row to commit and what the file is."""
@@ -285,7 +290,7 @@ class Uploads(Namespace):
         if grant.insert_only and self.catalog.get_object(publish.bucket_id, key) is not None:
             raise Conflict("an object with this key already exists", code="key_exists")
         now = publish.created_at
-        obj = Object(
+        obj = models.Object(
             bucket_id=publish.bucket_id,
             key=key,
             blob_id=publish.blob_id,
@@ -320,13 +325,13 @@ class Uploads(Namespace):
         dropped at once when the commit certainly did not happen (not tried, or refused); after
         an outage during the commit they are left to the collector, which removes them once
         their reservation lapses only if no committed row took them."""
-        objs: list[Object] = []
+        objs: list[models.Object] = []
         committing = False
         try:
             for key, path in files:
                 info = sniff(path, key)
                 size, md5, sha256, crc32 = hash_file(path)
-                obj = Object(
+                obj = models.Object(
                     bucket_id=bucket_id,
                     key=key,
                     blob_id=new_blob_id(),
@@ -355,7 +360,7 @@ class Uploads(Namespace):
                     with contextlib.suppress(Exception):
                         self._drop_blob(obj.blob_id)
             raise
-        return objs
+        return [Object.of(obj) for obj in objs]
 
 
 def _wake_for(outbox: Sequence[Notification] | Sequence[Outgoing]) -> None:

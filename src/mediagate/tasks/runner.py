@@ -18,6 +18,7 @@ from typing import Any
 
 from mediagate.catalog.models import Bucket, Task
 from mediagate.catalog.repo import LeaseLost
+from mediagate.core import values
 from mediagate.core.gateway import Gateway
 from mediagate.core.outbox import Notification, Outgoing, TaskDone
 from mediagate.logs import describe, is_outage
@@ -86,7 +87,13 @@ class Runner:
                     "no handler is installed for it",
                     status=501,
                 )
-            ctx = TaskContext(task, bucket, self.gw, Path(workdir), time.monotonic() + timeout)
+            ctx = TaskContext(
+                values.Task.of(task),
+                values.Bucket.of(bucket),
+                self.gw,
+                Path(workdir),
+                time.monotonic() + timeout,
+            )
             outcome = self._within(task, timeout, lambda: handler(ctx))
             return self._succeed(task, bucket, outcome)
         except TaskFailed as exc:
@@ -186,7 +193,7 @@ class Runner:
         if notifier is None or not task.notify_url:
             return None
         try:
-            return notifier(self.gw, task, bucket, outcome)
+            return notifier(self.gw, values.Task.of(task), values.Bucket.of(bucket), outcome)
         except Exception as exc:  # a bug building it must not wedge the task: it finishes unannounced
             if is_outage(exc):
                 raise  # the catalog is away: the attempt is recorded later, with its notification
