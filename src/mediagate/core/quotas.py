@@ -41,11 +41,12 @@ from anyio import to_thread
 
 from mediagate import logs, redisconn
 from mediagate.catalog import Catalog
-from mediagate.catalog.models import Bucket, Quota
+from mediagate.catalog.models import Quota
 from mediagate.config import Settings
 from mediagate.core.errors import BadRequest, QuotaExceeded, RedisUnavailable, TooManyRequests
 from mediagate.core.grant import UploadGrant
 from mediagate.core.numbers import parse_uint
+from mediagate.core.values import Bucket
 
 if TYPE_CHECKING:
     import redis
