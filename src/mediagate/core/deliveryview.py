@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from mediagate.catalog.models import Delivery
+from mediagate.core import values
 
 
 def _when(moment: datetime | None) -> str | None:
@@ -27,7 +28,7 @@ def shown_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def delivery_json(d: Delivery, bucket: str | None) -> dict[str, Any]:
+def delivery_json(d: Delivery | values.Delivery, bucket: str | None) -> dict[str, Any]:
     return {
         "id": d.id,
         "status": d.state,
@@ -44,7 +45,7 @@ def delivery_json(d: Delivery, bucket: str | None) -> dict[str, Any]:
     }
 
 
-def _signed_at_send(d: Delivery) -> list[str]:
+def _signed_at_send(d: Delivery | values.Delivery) -> list[str]:
     """The headers each attempt adds when it is signed as it is sent (core.webhooks)."""
     if d.signing == "webhook":
         return ["X-Mediagate-Delivery", "X-Mediagate-Signature"]

@@ -165,7 +165,7 @@ class Quotas:
             if record.quota_admitted:
                 return
             record.quota_admitted = True
-        found = bucket if isinstance(bucket, Bucket) else await self.find_bucket(bucket)
+        found = await self.find_bucket(bucket) if isinstance(bucket, str) else bucket
         if self._no_limits.get(found.id, 0.0) > time.monotonic():
             return
         quota = await to_thread.run_sync(self.catalog.get_quota, found.id)

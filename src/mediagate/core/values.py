@@ -139,6 +139,27 @@ class Feedback(_FromRow):
 
 
 @dataclass(frozen=True)
+class Delivery(_FromRow):
+    """An outgoing notification as the API shows it: where it goes and how it went (never its
+    body: ``core.deliveryview`` shows header names only)."""
+
+    id: int
+    url: str
+    method: str
+    headers: dict[str, Any]
+    attempts: int
+    state: str
+    """pending | delivered | failed."""
+    next_attempt_at: datetime
+    last_error: str | None
+    created_at: datetime
+    bucket_id: int | None
+    last_status: int | None
+    delivered_at: datetime | None
+    signing: str | None
+
+
+@dataclass(frozen=True)
 class DirEntry:
     """One entry of a directory listing (a folder or an object)."""
 

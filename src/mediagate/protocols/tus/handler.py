@@ -14,7 +14,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from mediagate import cors
-from mediagate.catalog.models import Bucket, UploadSession
 from mediagate.core import webhooks
 from mediagate.core.errors import (
     BadRequest,
@@ -28,6 +27,7 @@ from mediagate.core.errors import (
 )
 from mediagate.core.gateway import Gateway
 from mediagate.core.uploadtokens import TokenGrant
+from mediagate.core.values import Bucket, UploadSession
 from mediagate.http import drain_body, gateway
 from mediagate.protocols.tus import auth
 from mediagate.protocols.tus.body import PatchBody
