@@ -81,6 +81,10 @@ def execute(conn: Connection, statement: Statement, params: Mapping[str, Any] | 
     assert dbapi_conn is not None
     cursor = dbapi_conn.cursor()
     sql = statement.text(is_pg)
+    listeners = conn.dispatch.before_cursor_execute
+    if listeners:  # whoever watches the engine's SQL (logging, tests/catalog) sees these too
+        for listener in listeners:
+            listener(conn, cursor, sql, params, None, False)
     try:
         cursor.execute(sql, params)
     except conn.dialect.loaded_dbapi.Error as exc:
