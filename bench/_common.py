@@ -160,13 +160,15 @@ def streamed_multipart(
 class Mediagate:
     """A fresh home with one bucket, served by ``python -m mediagate serve`` (uvicorn, 1 worker)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, database_url: str | None = None, workers: int = 1) -> None:
         from mediagate.config import Settings
         from mediagate.core.buckets import create_bucket
         from mediagate.services import build_gateway, init_home
 
         self.home = root / "mediagate-home"
-        settings = Settings(home=self.home)
+        self.database_url = database_url
+        self.workers = workers
+        settings = Settings(home=self.home, database_url=database_url)
         init_home(settings)
         gw = build_gateway(settings, migrate=False)
         try:
@@ -182,8 +184,12 @@ class Mediagate:
     def start(self) -> Mediagate:
         cmd = [sys.executable, "-m", "mediagate", "--home", str(self.home), "serve"]
         cmd += ["--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"]
+        cmd += ["--workers", str(self.workers)]
+        env = dict(os.environ)
+        if self.database_url:
+            env["MEDIAGATE_DATABASE_URL"] = self.database_url
         with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
         wait_http(f"{self.url}/healthz", self.process, self.log)
         return self
 
@@ -318,6 +324,35 @@ class RssSampler:
         if self._thread is not None:
             self._thread.join()
         self.peak = max(self.peak, self._rss())
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its children (uvicorn's worker processes)."""
+    proc = psutil.Process(pid)
+    total = 0.0
+    for p in [proc, *proc.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            total += sum(p.cpu_times()[:2])
+    return total
+
+
+@contextlib.contextmanager
+def postgres_database(url: str) -> Iterator[str]:
+    """A fresh PostgreSQL database (dropped afterwards) on the server of ``url``, a SQLAlchemy
+    URL such as ``postgresql+psycopg://postgres@127.0.0.1:5432/test``; yields its URL."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    base = make_url(url)
+    name = f"mediagate_bench_{uuid.uuid4().hex[:12]}"
+    admin = base.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def load_average() -> str:

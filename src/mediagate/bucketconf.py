@@ -46,9 +46,9 @@ from urllib.parse import urlsplit
 
 from anyio import to_thread
 
-from mediagate.catalog.models import Bucket
 from mediagate.core.errors import BadRequest
 from mediagate.core.gateway import Gateway
+from mediagate.core.values import Bucket
 from mediagate.media.avspec import GRAVITIES, Watermark
 
 DEFAULT_CORS_ORIGINS: tuple[str, ...] = ("*",)
@@ -246,7 +246,7 @@ class BucketCache:
 
 def update_settings(gateway: Gateway, name: str, changes: dict[str, Any]) -> Bucket:
     """Change some of a bucket's settings (blocking; the CLI's entry point)."""
-    return gateway.catalog.update_bucket_settings(name, changes)
+    return Bucket.of(gateway.catalog.update_bucket_settings(name, changes))
 
 
 async def update_settings_async(gateway: Gateway, name: str, changes: dict[str, Any]) -> Bucket:

@@ -24,8 +24,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from mediagate.catalog.models import Bucket
 from mediagate.core.gateway import Gateway
+from mediagate.core.values import Bucket
 
 EXPLAINERS: tuple[str, ...] = (
     "mediagate.protocols.wantu.explain:explain_manage_token",

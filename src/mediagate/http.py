@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
 from collections.abc import AsyncIterator
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mediagate.core.errors import MalformedBody
 from mediagate.core.gateway import Gateway
+from mediagate.core.ids import unique_hex
 
 
 def gateway(request: Request) -> Gateway:
@@ -22,7 +22,10 @@ def gateway(request: Request) -> Gateway:
 
 
 def request_id(request: Request) -> str:
-    rid: str = request.scope.setdefault("state", {}).setdefault("request_id", uuid.uuid4().hex)
+    state = request.scope.setdefault("state", {})
+    rid: str | None = state.get("request_id")
+    if rid is None:
+        rid = state["request_id"] = unique_hex()
     return rid
 
 
@@ -96,7 +99,7 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        rid = uuid.uuid4().hex
+        rid = unique_hex()
         scope.setdefault("state", {})["request_id"] = rid
 
         async def send_with_id(message: Message) -> None:

@@ -69,7 +69,6 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mediagate.bucketconf import BucketConf, bucket_cache
-from mediagate.catalog.models import Bucket, Object
 from mediagate.config import Settings
 from mediagate.core.errors import (
     Forbidden,
@@ -82,6 +81,7 @@ from mediagate.core.errors import (
 from mediagate.core.gateway import Gateway, is_expired
 from mediagate.core.keys import normalise_key
 from mediagate.core.preprocess import versions_of
+from mediagate.core.values import Bucket, Object
 from mediagate.http import gateway
 from mediagate.logs import note_refusal
 from mediagate.storage.base import BlobNotFound
@@ -430,7 +430,8 @@ async def _find(request: Request, bucket_name: str, path: str) -> tuple[Bucket, 
 def _objects(gw: Gateway, bucket_id: int, keys: list[str]) -> list[Object | None]:
     """The object row of every reading of a path, in ONE worker-thread hop (blocking): on a cached
     thumbnail hit (``key!/fw/256`` is two readings) the hops, not the queries, were the cost."""
-    return [gw.catalog.get_object(bucket_id, key) for key in keys]
+    rows = [gw.catalog.get_object(bucket_id, key) for key in keys]
+    return [None if row is None else Object.of(row) for row in rows]
 
 
 async def read(request: Request, bucket: str, path: str) -> Response:

@@ -11,10 +11,12 @@ import tracemalloc
 import zlib
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import anyio.to_thread
 import pytest
 
+from mediagate.core import threads
 from mediagate.core.errors import MalformedBody, PayloadTooLarge, PolicyViolation
 from mediagate.core.ingest import BUFFER_SIZE, ONE_HOP_SIZE, Received, hash_file, receive
 
@@ -75,16 +77,20 @@ def test_a_small_body_takes_one_worker_thread_hop(
     """Create, write, hash and fsync of a small upload are one hop: small uploads are bound by
     hops, and the gateway's small-upload path counts on it."""
     hops: list[str] = []
-    real = anyio.to_thread.run_sync
+    real_anyio, real_hop = anyio.to_thread.run_sync, threads.run_sync
 
-    async def counting(func: Callable[..., object], *args: object, **kw: object) -> object:
-        hops.append(getattr(func, "__name__", repr(func)))
-        return await real(func, *args, **kw)  # type: ignore[arg-type]
+    def counting(real: Callable[..., Any]) -> Callable[..., Any]:
+        async def hop(func: Callable[..., object], *args: object, **kw: object) -> object:
+            hops.append(getattr(func, "__name__", repr(func)))
+            return await real(func, *args, **kw)
 
-    monkeypatch.setattr(anyio.to_thread, "run_sync", counting)
+        return hop
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counting(real_anyio))
+    monkeypatch.setattr(threads, "run_sync", counting(real_hop))
     data = os.urandom(length)
     got = run(data, staging)
-    assert hops == ["finish"]
+    assert hops == ["_finish_then"]  # sink.finish, then the caller's step (none here)
     assert got.path.read_bytes() == data
     assert got.md5 == hashlib.md5(data).hexdigest()
 

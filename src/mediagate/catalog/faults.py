@@ -20,7 +20,7 @@ from sqlalchemy import Engine, event
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 
-from mediagate.core.errors import BadRequest, CatalogUnavailable, InsufficientStorage
+from mediagate.core.errors import BadRequest, CatalogUnavailable, InsufficientStorage, MediagateError
 
 _REPLAYED_SQLSTATES = frozenset({"40001", "40P01"})  # serialization_failure, deadlock_detected
 _DISK_FULL_SQLSTATE = "53100"  # PostgreSQL disk_full
@@ -39,20 +39,30 @@ def translate(ctx: ExceptionContext) -> None:
     """Raise the core error for an infrastructure failure; return (keep the driver's error) else."""
     if ctx.is_pre_ping:
         return
-    original = ctx.original_exception
+    error = core_error(ctx.original_exception, ctx.sqlalchemy_exception, is_disconnect=ctx.is_disconnect)
+    if error is not None:
+        raise error from ctx.original_exception
+
+
+def core_error(
+    original: BaseException, wrapped: BaseException | None, *, is_disconnect: bool
+) -> MediagateError | None:
+    """The core error a driver error ``original`` (``wrapped`` by SQLAlchemy) stands for, or None
+    when it is not an infrastructure failure. Shared by the engine hook and ``catalog.raw``."""
     sqlite_code = getattr(original, "sqlite_errorcode", None)
     if sqlite_code is not None:
         if sqlite_code & 0xFF == _SQLITE_FULL:
-            raise InsufficientStorage("the catalog database has no space left; retry later") from original
+            return InsufficientStorage("the catalog database has no space left; retry later")
         if sqlite_code & 0xFF in _SQLITE_OUTAGE:
-            raise CatalogUnavailable() from original
-        return
+            return CatalogUnavailable()
+        return None
     sqlstate = getattr(original, "sqlstate", None)
-    if isinstance(ctx.sqlalchemy_exception, DataError) and "NUL (0x00)" in str(original):
-        raise BadRequest("a name, key or text may not contain the NUL character") from original
+    if isinstance(wrapped, DataError | None) and "NUL (0x00)" in str(original):
+        return BadRequest("a name, key or text may not contain the NUL character")
     if sqlstate == _DISK_FULL_SQLSTATE:
-        raise InsufficientStorage("the catalog database has no space left; retry later") from original
+        return InsufficientStorage("the catalog database has no space left; retry later")
     if sqlstate in _REPLAYED_SQLSTATES:
-        return
-    if ctx.is_disconnect or isinstance(ctx.sqlalchemy_exception, OperationalError | InterfaceError):
-        raise CatalogUnavailable() from original
+        return None
+    if is_disconnect or isinstance(wrapped, OperationalError | InterfaceError):
+        return CatalogUnavailable()
+    return None

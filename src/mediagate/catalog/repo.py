@@ -43,7 +43,6 @@ from sqlalchemy import (
     CursorResult,
     Delete,
     Engine,
-    Row,
     Table,
     and_,
     bindparam,
@@ -61,7 +60,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
-from mediagate.catalog import faults
+from mediagate.catalog import faults, raw
 from mediagate.catalog.batch import GroupCommitter
 from mediagate.catalog.models import (
     ATTEMPTS_KEPT,
@@ -85,6 +84,7 @@ from mediagate.catalog.models import (
 from mediagate.core.errors import Conflict, NotFound, QuotaExceeded
 from mediagate.core.keys import parent_dirs, split_key
 from mediagate.core.outbox import NewTask, Notification, Outgoing, TaskDone
+from mediagate.core.values import DirEntry
 
 T = TypeVar("T")
 
@@ -124,45 +124,44 @@ _deliveries = cast(Table, Delivery.__table__)
 _tasks = cast(Table, Task.__table__)
 _quotas = cast(Table, Quota.__table__)
 
-BUCKET_BY_NAME = select(_buckets).where(_buckets.c.name == bindparam("name"))
-BUCKET_BY_ID = select(_buckets).where(_buckets.c.id == bindparam("bucket_id"))
-ACTIVE_SECRETS = (
-    select(_credentials.c.key_id, _credentials.c.sealed_secret)
-    .where(
-        _credentials.c.bucket_id == bindparam("bucket_id"),
-        _credentials.c.kind == bindparam("kind"),
-        _credentials.c.revoked_at.is_(None),
-    )
-    .order_by(_credentials.c.id.desc())
-)
 _at_key = (_objects.c.bucket_id == bindparam("bucket_id"), _objects.c.key == bindparam("key"))
-OBJECT_BY_KEY = select(_objects).where(*_at_key)
 OBJECT_ID_BY_KEY = select(_objects.c.id).where(*_at_key)
 FOLDER_ID_BY_PATH = select(_folders.c.id).where(
     _folders.c.bucket_id == bindparam("bucket_id"), _folders.c.path == bindparam("path")
 )
-COMMIT_FACTS = select(
+INSERT_FOLDER = insert(_folders)
+INSERT_DELIVERY = insert(_deliveries)
+
+# The upload's own statements go further, straight to the DB-API cursor (see catalog.raw): through
+# Core they still cost ~100 us of CPU each, on the one committer thread and the event loop.
+_bucket_columns = raw.Columns(_buckets)
+_object_columns = raw.Columns(_objects)
+RAW_BUCKET_BY_NAME = _bucket_columns.select("name = :name")
+RAW_ACTIVE_SECRETS = raw.Statement(
+    "SELECT key_id, sealed_secret FROM credentials"
+    " WHERE bucket_id = :bucket_id AND kind = :kind AND revoked_at IS NULL ORDER BY id DESC"
+)
+RAW_OBJECT_BY_KEY = _object_columns.select("bucket_id = :bucket_id AND key = :key")
+RAW_COMMIT_FACTS = raw.Statement(
     # what committing an object must know about its key, in one statement: the committer thread
     # runs every upload's catalog writes one after the other, so each statement there counts
-    select(_buckets.c.id).where(_buckets.c.id == bindparam("bucket_id")).scalar_subquery().label("bucket"),
-    select(_folders.c.id)
-    .where(_folders.c.bucket_id == bindparam("bucket_id"), _folders.c.path == bindparam("key"))
-    .scalar_subquery()
-    .label("folder_at_key"),
-    select(_folders.c.id)
-    .where(_folders.c.bucket_id == bindparam("bucket_id"), _folders.c.path == bindparam("dir"))
-    .scalar_subquery()
-    .label("parent_folder"),
-    select(_objects.c.id).where(*_at_key).scalar_subquery().label("object_id"),
-    select(_objects.c.blob_id).where(*_at_key).scalar_subquery().label("object_blob"),
-    select(_objects.c.size).where(*_at_key).scalar_subquery().label("object_size"),
+    "SELECT (SELECT id FROM buckets WHERE id = :bucket_id),"
+    " (SELECT id FROM folders WHERE bucket_id = :bucket_id AND path = :key),"
+    " (SELECT id FROM folders WHERE bucket_id = :bucket_id AND path = :dir),"
+    " (SELECT id FROM objects WHERE bucket_id = :bucket_id AND key = :key),"
+    " (SELECT blob_id FROM objects WHERE bucket_id = :bucket_id AND key = :key),"
+    " (SELECT size FROM objects WHERE bucket_id = :bucket_id AND key = :key)"
 )
-INSERT_OBJECT = insert(_objects)
-INSERT_FOLDER = insert(_folders)
-DELETE_OBJECT_BY_ID = delete(_objects).where(_objects.c.id == bindparam("object_id"))
-INSERT_GARBAGE = insert(_garbage)
-DELETE_GARBAGE = delete(_garbage).where(_garbage.c.blob_id == bindparam("blob_id"))
-INSERT_DELIVERY = insert(_deliveries)
+RAW_INSERT_OBJECT = _object_columns.insert(returning_id=True)
+RAW_DELETE_OBJECT_BY_ID = raw.Statement("DELETE FROM objects WHERE id = :object_id")
+RAW_INSERT_GARBAGE = raw.Statement(
+    "INSERT INTO garbage_blobs (blob_id, created_at, lease_until)"
+    " VALUES (:blob_id, :created_at, :lease_until)"
+)
+RAW_DELETE_GARBAGE = raw.Statement("DELETE FROM garbage_blobs WHERE blob_id = :blob_id")
+RAW_BUCKET_BY_ID = _bucket_columns.select("id = :bucket_id")
+_quota_columns = raw.Columns(_quotas)
+RAW_QUOTA_BY_BUCKET = _quota_columns.select("bucket_id = :bucket_id")
 QUOTA_BY_BUCKET = select(_quotas).where(_quotas.c.bucket_id == bindparam("bucket_id"))
 
 
@@ -259,15 +258,6 @@ class OperationsCounts:
     deliveries: list[tuple[str, int]]
 
 
-@dataclass(frozen=True)
-class DirEntry:
-    name: str
-    is_folder: bool
-    size: int
-    mtime: datetime
-    mime: str | None = None
-
-
 def make_engine(url: str, *, writer: bool = True, relaxed: bool = False) -> Engine:
     """``relaxed``: an SQLite writer whose commits do not fsync (``synchronous=NORMAL``; see
     :attr:`Catalog._relaxed_engine`), with a small pool (used under the write lock, one at a time)."""
@@ -309,7 +299,12 @@ class Catalog:
         self._reader_engine = make_engine(url, writer=False) if url.startswith("sqlite") else self.engine
         self._write_sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._read_sessions = sessionmaker(self._reader_engine, expire_on_commit=False)
-        self._point_reads = self._reader_engine.execution_options(**{POINT_READ: True})
+        point_options: dict[str, Any] = {POINT_READ: True}
+        if not url.startswith("sqlite"):
+            # no transaction around one SELECT: without it the pool's ROLLBACK on return was one
+            # more round trip to the server per lookup
+            point_options["isolation_level"] = "AUTOCOMMIT"
+        self._point_reads = self._reader_engine.execution_options(**point_options)
         self._write_lock: AbstractContextManager[object] = (
             threading.RLock() if url.startswith("sqlite") else nullcontext()
         )
@@ -387,10 +382,11 @@ class Catalog:
         with self._read_sessions() as session, session.begin():
             yield session
 
-    def _point_read(self, statement: Any, **params: Any) -> list[Row[Any]]:
-        """The rows of one prebuilt SELECT (see the hot-path statements): no session, no BEGIN."""
+    def _point_read(self, statement: raw.Statement, **params: Any) -> list[tuple[Any, ...]]:
+        """The rows of one hot-path SELECT on the raw cursor (see catalog.raw): no session, no
+        BEGIN (one SELECT is a consistent snapshot by itself)."""
         with self._point_reads.connect() as conn:
-            return list(conn.execute(statement, params))
+            return raw.fetch_all(conn, statement, params)
 
     # -- buckets -------------------------------------------------------------------------------
 
@@ -429,8 +425,8 @@ class Catalog:
             raise _key_in_use() from exc
 
     def get_bucket(self, name: str) -> Bucket | None:
-        rows = self._point_read(BUCKET_BY_NAME, name=name)
-        return Bucket(**rows[0]._mapping) if rows else None
+        rows = self._point_read(RAW_BUCKET_BY_NAME, name=name)
+        return Bucket(**_bucket_columns.load(rows[0])) if rows else None
 
     def require_bucket(self, name: str) -> Bucket:
         bucket = self.get_bucket(name)
@@ -496,8 +492,8 @@ class Catalog:
     def active_secrets(self, bucket_id: int, kind: str) -> list[tuple[str, str]]:
         """(key_id, sealed secret) of the active credentials of ``kind``, newest first: what every
         authorised request looks up, so plain rows, without building ORM objects."""
-        rows = self._point_read(ACTIVE_SECRETS, bucket_id=bucket_id, kind=kind)
-        return [(row.key_id, row.sealed_secret) for row in rows]
+        rows = self._point_read(RAW_ACTIVE_SECRETS, bucket_id=bucket_id, kind=kind)
+        return [(str(key_id), str(sealed)) for key_id, sealed in rows]
 
     def find_credential(self, kind: str, key_id: str) -> tuple[Credential, Bucket] | None:
         """An active credential by its public id (e.g. an access key id), with its bucket."""
@@ -549,8 +545,8 @@ class Catalog:
     def get_object(self, bucket_id: int, key: str) -> Object | None:
         """The object row, read with a Core statement (every public read and cached thumbnail hit
         does this lookup; the ORM's load machinery was most of its cost) into a detached Object."""
-        rows = self._point_read(OBJECT_BY_KEY, bucket_id=bucket_id, key=key)
-        return Object(**rows[0]._mapping) if rows else None
+        rows = self._point_read(RAW_OBJECT_BY_KEY, bucket_id=bucket_id, key=key)
+        return Object(**_object_columns.load(rows[0])) if rows else None
 
     def reserve_blob(self, blob_id: str, *, lease: timedelta = UPLOAD_LEASE) -> None:
         """Record a blob as garbage *before* it is stored; committing an object un-records it.
@@ -566,7 +562,9 @@ class Catalog:
 
         def job(conn: Connection) -> None:
             now = utcnow()
-            conn.execute(INSERT_GARBAGE, {"blob_id": blob_id, "created_at": now, "lease_until": now + lease})
+            pg = raw.is_postgresql(conn)
+            times = {"created_at": raw.db_time(now, pg), "lease_until": raw.db_time(now + lease, pg)}
+            raw.run(conn, RAW_INSERT_GARBAGE, {"blob_id": blob_id, **times})
 
         return self._committer.submit(job)
 
@@ -600,31 +598,36 @@ class Catalog:
         was accepted; they count, but are not refused)."""
         # The upload hot path: prebuilt Core statements (the ORM unit of work cost several times
         # the SQL itself). ``obj`` stays a plain, detached snapshot.
+        pg = raw.is_postgresql(conn)
         where = {"bucket_id": obj.bucket_id, "key": obj.key, "dir": obj.dir}
         _lock_names(conn, obj.bucket_id, exclusive=obj.key, shared=[obj.dir])  # before reading
-        facts = conn.execute(COMMIT_FACTS, where).one()
-        if facts.bucket is None:
+        facts = raw.fetch_one(conn, RAW_COMMIT_FACTS, where)
+        assert facts is not None
+        bucket, folder_at_key, parent_folder, object_id, object_blob, object_size = facts
+        if bucket is None:
             raise NotFound("bucket does not exist", code="bucket_not_found")  # deleted meanwhile
-        if facts.folder_at_key is not None:
+        if folder_at_key is not None:
             raise Conflict("a folder of that name exists", code="is_folder")
         now = utcnow()
-        if facts.object_id is not None:
+        if object_id is not None:
             if insert_only:
                 raise Conflict("an object with this key already exists", code="key_exists")
-            _delete_one(conn, DELETE_OBJECT_BY_ID, {"object_id": facts.object_id})
-            conn.execute(
-                INSERT_GARBAGE, {"blob_id": facts.object_blob, "created_at": now, "lease_until": None}
-            )
-        if facts.parent_folder is None:
+            if raw.run(conn, RAW_DELETE_OBJECT_BY_ID, {"object_id": object_id}) != 1:
+                raise StaleDataError("row deleted by a concurrent transaction")
+            garbage = {"blob_id": object_blob, "created_at": raw.db_time(now, pg), "lease_until": None}
+            raw.run(conn, RAW_INSERT_GARBAGE, garbage)
+        if parent_folder is None:
             self._ensure_folders(conn, obj.bucket_id, obj.dir, now)
-        values = {c.key: getattr(obj, c.key) for c in _objects.columns if c.key != "id"}
+        values = {name: getattr(obj, name) for name in _object_columns.names if name != "id"}
         values["meta"] = values["meta"] or {}
-        inserted = conn.execute(INSERT_OBJECT, values).inserted_primary_key
-        assert inserted is not None
-        obj.id = inserted[0]
-        conn.execute(DELETE_GARBAGE, {"blob_id": obj.blob_id})
-        replaced = facts.object_id is not None
-        grown = obj.size - (facts.object_size or 0) if replaced else obj.size
+        cursor = raw.execute(conn, RAW_INSERT_OBJECT, _object_columns.bind(values, pg))
+        try:
+            obj.id = cursor.fetchone()[0] if pg else cursor.lastrowid
+        finally:
+            cursor.close()
+        raw.run(conn, RAW_DELETE_GARBAGE, {"blob_id": obj.blob_id})
+        replaced = object_id is not None
+        grown = obj.size - (object_size or 0) if replaced else obj.size
         _count_usage(conn, obj.bucket_id, grown, 0 if replaced else 1, enforce=enforce)
         return replaced
 
@@ -1305,8 +1308,8 @@ class Catalog:
         self._relaxed(job) if relaxed else self._committer.run(job)
 
     def get_bucket_by_id(self, bucket_id: int) -> Bucket | None:
-        rows = self._point_read(BUCKET_BY_ID, bucket_id=bucket_id)  # every task attempt reads it
-        return Bucket(**rows[0]._mapping) if rows else None
+        rows = self._point_read(RAW_BUCKET_BY_ID, bucket_id=bucket_id)  # every task attempt reads it
+        return Bucket(**_bucket_columns.load(rows[0])) if rows else None
 
     def get_task(self, task_id: str) -> Task | None:
         with self._read() as s:
@@ -1639,8 +1642,8 @@ class Catalog:
     def get_quota(self, bucket_id: int) -> Quota | None:
         """The bucket's limits and usage counters (a point read: every upload to a bucket with
         limits does it)."""
-        rows = self._point_read(QUOTA_BY_BUCKET, bucket_id=bucket_id)
-        return Quota(**rows[0]._mapping) if rows else None
+        rows = self._point_read(RAW_QUOTA_BY_BUCKET, bucket_id=bucket_id)
+        return Quota(**_quota_columns.load(rows[0])) if rows else None
 
     def set_quota(self, bucket_id: int, limits: dict[str, int | None]) -> Quota:
         """Change the limits named in ``limits`` (None removes one); the others stay."""

@@ -17,6 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from mediagate.cli.common import app, console, err_console, fail, open_gateway, require_bucket
+from mediagate.core import values
 from mediagate.core.errors import MediagateError
 
 if TYPE_CHECKING:
@@ -142,7 +143,7 @@ async def _delete(gw: Gateway, bucket: Bucket, keys: list[str]) -> list[str]:
         task = bars.add_task("rm", total=len(keys))
         for key in keys:
             try:
-                await gw.delete_object(bucket, key)
+                await gw.delete_object(values.Bucket.of(bucket), key)
                 if not many:
                     console.print(f"deleted {bucket.name}/{key}", highlight=False, markup=False)
             except NotFound:

@@ -1,6 +1,7 @@
 """What an operator does through the /v1 API, in core terms: buckets and their settings, prefix
 listings with a cursor, usage, tasks and notifications. Async wrappers over the catalog (run in a
-worker thread), so that protocol code never touches the catalog or SQL itself; the CLI does the
+worker thread) that return ``core.values``, so that protocol code never touches the catalog, its
+rows or SQL itself; the CLI does the
 same things through the same catalog methods."""
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ from typing import Any
 
 from anyio import to_thread
 
-from mediagate.catalog.models import Bucket, Delivery, DeliveryAttempt, Object, Task
+from mediagate.catalog.models import DeliveryAttempt
 from mediagate.core.buckets import BucketCredentials, create_bucket
 from mediagate.core.errors import Conflict, NotFound
 from mediagate.core.gateway import Gateway, is_expired
 from mediagate.core.notify import redeliver
+from mediagate.core.values import Bucket, Delivery, Object, Task
 
 
 async def new_bucket(gw: Gateway, name: str, settings: dict[str, Any]) -> tuple[Bucket, BucketCredentials]:
@@ -22,21 +24,21 @@ async def new_bucket(gw: Gateway, name: str, settings: dict[str, Any]) -> tuple[
     creds = await to_thread.run_sync(lambda: create_bucket(gw.catalog, gw.secrets, name))
     if settings:
         return await change_settings(gw, name, settings), creds
-    return await to_thread.run_sync(gw.catalog.require_bucket, name), creds
+    return Bucket.of(await to_thread.run_sync(gw.catalog.require_bucket, name)), creds
 
 
 async def bucket(gw: Gateway, name: str) -> Bucket:
     """The bucket as stored now (not the gateway's short-lived cache: an API that just changed or
     deleted a bucket must not answer from before the change). NotFound ``bucket_not_found``."""
-    return await to_thread.run_sync(gw.catalog.require_bucket, name)
+    return Bucket.of(await to_thread.run_sync(gw.catalog.require_bucket, name))
 
 
 async def buckets(gw: Gateway) -> list[Bucket]:
-    return await to_thread.run_sync(gw.catalog.list_buckets)
+    return [Bucket.of(row) for row in await to_thread.run_sync(gw.catalog.list_buckets)]
 
 
 async def change_settings(gw: Gateway, name: str, changes: dict[str, Any]) -> Bucket:
-    return await to_thread.run_sync(gw.catalog.update_bucket_settings, name, changes)
+    return Bucket.of(await to_thread.run_sync(gw.catalog.update_bucket_settings, name, changes))
 
 
 async def delete_bucket(gw: Gateway, bucket: Bucket, *, force: bool) -> None:
@@ -67,7 +69,7 @@ async def objects_page(
     rows = await to_thread.run_sync(
         lambda: gw.catalog.objects_from(bucket.id, prefix, after=after, limit=limit + 1)
     )
-    matching = [o for o in rows if o.key.startswith(prefix) and not is_expired(o)]
+    matching = [Object.of(o) for o in rows if o.key.startswith(prefix) and not is_expired(o)]
     more = len(rows) > limit and rows[limit].key.startswith(prefix)
     return matching[:limit], more
 
@@ -80,7 +82,7 @@ async def recent_page(
     rows = await to_thread.run_sync(
         lambda: gw.catalog.recent_objects(bucket.id, before=before, limit=limit + 1)
     )
-    fresh = [o for o in rows[:limit] if not is_expired(o)]
+    fresh = [Object.of(o) for o in rows[:limit] if not is_expired(o)]
     return fresh, len(rows) > limit
 
 
@@ -97,44 +99,47 @@ async def folder_page(
     def path(name: str) -> str:
         return f"{dir_path}/{name}" if dir_path else name
 
-    def rows() -> list[Object | None]:  # one worker-thread hop for the page
-        return [gw.catalog.get_object(bucket.id, path(e.name)) for e in entries if not e.is_folder]
+    def rows() -> list[Object]:  # one worker-thread hop for the page
+        found = [gw.catalog.get_object(bucket.id, path(e.name)) for e in entries if not e.is_folder]
+        return [Object.of(o) for o in found if o is not None and not is_expired(o)]
 
-    objects = [o for o in await to_thread.run_sync(rows) if o is not None and not is_expired(o)]
+    objects = await to_thread.run_sync(rows)
     folders = [path(e.name) for e in entries if e.is_folder]
     return folders, objects, entries[-1].name if more and entries else None
 
 
 async def tasks(gw: Gateway, *, bucket: Bucket | None, status: str | None, limit: int) -> list[Task]:
     bucket_id = bucket.id if bucket is not None else None
-    return await to_thread.run_sync(
+    rows = await to_thread.run_sync(
         lambda: gw.catalog.list_tasks(bucket_id=bucket_id, status=status, limit=limit)
     )
+    return [Task.of(row) for row in rows]
 
 
 async def task(gw: Gateway, task_id: str) -> Task:
     found = await to_thread.run_sync(gw.catalog.get_task, task_id)
     if found is None:
         raise NotFound(f"task {task_id!r} does not exist", code="task_not_found")
-    return found
+    return Task.of(found)
 
 
 async def retry_task(gw: Gateway, task_id: str) -> Task:
-    return await to_thread.run_sync(gw.catalog.retry_task, task_id)
+    return Task.of(await to_thread.run_sync(gw.catalog.retry_task, task_id))
 
 
 async def deliveries(gw: Gateway, *, bucket: Bucket | None, status: str | None, limit: int) -> list[Delivery]:
     bucket_id = bucket.id if bucket is not None else None
-    return await to_thread.run_sync(
+    rows = await to_thread.run_sync(
         lambda: gw.catalog.list_deliveries(bucket_id=bucket_id, state=status, limit=limit)
     )
+    return [Delivery.of(row) for row in rows]
 
 
 async def delivery(gw: Gateway, delivery_id: int) -> Delivery:
     found = await to_thread.run_sync(gw.catalog.get_delivery, delivery_id)
     if found is None:
         raise NotFound(f"notification {delivery_id} does not exist", code="delivery_not_found")
-    return found
+    return Delivery.of(found)
 
 
 async def delivery_attempts(gw: Gateway, delivery_id: int) -> list[DeliveryAttempt]:

@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from mediagate.catalog.models import Delivery, DeliveryAttempt
+from mediagate.core import values
 
 
 def _when(moment: datetime | None) -> str | None:
@@ -33,7 +34,7 @@ def attempt_json(a: DeliveryAttempt) -> dict[str, Any]:
 
 
 def delivery_json(
-    d: Delivery, bucket: str | None, history: Sequence[DeliveryAttempt] | None = None
+    d: Delivery | values.Delivery, bucket: str | None, history: Sequence[DeliveryAttempt] | None = None
 ) -> dict[str, Any]:
     """The listing's row; with ``history`` (newest first) also ``"history"``: one entry per kept
     try (``show`` and ``GET /v1/deliveries/{id}``)."""
@@ -56,7 +57,7 @@ def delivery_json(
     return shown
 
 
-def _signed_at_send(d: Delivery) -> list[str]:
+def _signed_at_send(d: Delivery | values.Delivery) -> list[str]:
     """The headers each attempt adds when it is signed as it is sent (core.webhooks)."""
     if d.signing == "webhook":
         return ["X-Mediagate-Delivery", "X-Mediagate-Signature"]

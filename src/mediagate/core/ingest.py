@@ -29,22 +29,26 @@ import contextlib
 import hashlib
 import logging
 import os
-import uuid
 import zlib
 from collections import deque
 from collections.abc import AsyncIterable, Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import anyio
 from anyio import to_thread
 
+from mediagate.core import threads
 from mediagate.core.errors import MalformedBody, PayloadTooLarge
+from mediagate.core.ids import unique_hex
 from mediagate.logs import describe, is_outage
 from mediagate.storage.base import BlobWriter, Storage
 
 log = logging.getLogger("mediagate")
+
+T = TypeVar("T")
 
 ONE_HOP_SIZE = 1024 * 1024
 """A body smaller than this is created, written, hashed and fsynced in one worker-thread hop."""
@@ -249,7 +253,7 @@ def _write_all(fd: int, buf: Buffer) -> int:
 
 
 def new_staging_path(staging_dir: Path, suffix: str = ".part") -> Path:
-    return staging_dir / f"{uuid.uuid4().hex}{suffix}"
+    return staging_dir / f"{unique_hex()}{suffix}"
 
 
 async def receive(
@@ -266,6 +270,38 @@ async def receive(
     ``too_large`` builds the error raised when the limit is passed (default PayloadTooLarge), so
     a policy's own size range can be reported as a policy violation. With ``spill``, a large body
     streams on to storage (see the module docstring); whatever fails, nothing of it is left.
+    """
+    return await receive_then(
+        chunks,
+        staging_dir,
+        _as_received,
+        max_size=max_size,
+        too_large=too_large,
+        base64_encoded=base64_encoded,
+        spill=spill,
+    )
+
+
+def _as_received(received: Received) -> Received:
+    return received
+
+
+async def receive_then(
+    chunks: AsyncIterable[bytes],
+    staging_dir: Path,
+    then: Callable[[Received], T],
+    *,
+    max_size: int,
+    too_large: Callable[[], Exception] | None = None,
+    base64_encoded: bool = False,
+    complete: Callable[[], object] | None = None,
+    spill: Spill | None = None,
+) -> T:
+    """:func:`receive`, then ``then(received)`` in the same worker-thread hop as the file's final
+    write and fsync (each hop costs the event loop a wake-up and a wait for the GIL, more than
+    most of the steps it runs). ``complete`` is called on the event loop once the whole body has
+    arrived, before that hop. If ``then`` raises, the received body is discarded (staging file
+    removed, streamed upload aborted).
     """
     sink = _Sink(new_staging_path(staging_dir), spill)
     decoder = _Base64Decoder() if base64_encoded else None
@@ -289,7 +325,9 @@ async def receive(
             decoder.finish()
         if lanes is not None:
             await lanes.drain()
-        return await to_thread.run_sync(sink.finish, buf)
+        if complete is not None:
+            complete()
+        return await threads.run_sync(_finish_then, sink, buf, then)
     except BaseException:
         with anyio.CancelScope(shield=True):  # a client gone must not leave a multipart upload
             if lanes is not None:
@@ -316,6 +354,17 @@ async def discard(*received: Received | None) -> None:
                         log.debug("discard failed during an outage: %s", describe(exc))
                     else:
                         log.exception("could not discard a received body")
+
+
+def _finish_then(sink: _Sink, buf: Buffer, then: Callable[[Received], T]) -> T:
+    received = sink.finish(buf)
+    sink.upload = None  # the received body owns it now: ``receive_then``'s cleanup must not abort it
+    try:
+        return then(received)
+    except BaseException:
+        with contextlib.suppress(Exception):  # the collector ends an upload left open
+            received.discard()
+        raise
 
 
 def _gather(buf: list[bytes | bytearray], chunk: bytes) -> None:

@@ -41,11 +41,12 @@ from anyio import to_thread
 
 from mediagate import logs, redisconn
 from mediagate.catalog import Catalog
-from mediagate.catalog.models import Bucket, Quota
+from mediagate.catalog.models import Quota
 from mediagate.config import Settings
 from mediagate.core.errors import BadRequest, QuotaExceeded, RedisUnavailable, TooManyRequests
 from mediagate.core.grant import UploadGrant
 from mediagate.core.numbers import parse_uint
+from mediagate.core.values import Bucket
 
 if TYPE_CHECKING:
     import redis
@@ -164,7 +165,7 @@ class Quotas:
             if record.quota_admitted:
                 return
             record.quota_admitted = True
-        found = bucket if isinstance(bucket, Bucket) else await self.find_bucket(bucket)
+        found = await self.find_bucket(bucket) if isinstance(bucket, str) else bucket
         if self._no_limits.get(found.id, 0.0) > time.monotonic():
             return
         quota = await to_thread.run_sync(self.catalog.get_quota, found.id)

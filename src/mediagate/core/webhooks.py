@@ -28,8 +28,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
-from mediagate.catalog import Catalog
-from mediagate.catalog.models import Bucket, Object
+from mediagate.catalog import Catalog, models
+from mediagate.core import values
 from mediagate.core.errors import BadRequest, Conflict
 from mediagate.core.gateway import Notifier, Stored
 from mediagate.core.outbox import Notification
@@ -79,7 +79,9 @@ def _time(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def event_body(event: str, bucket: str, obj: Object, source: Source, *, at: datetime | None = None) -> str:
+def event_body(
+    event: str, bucket: str, obj: values.Object, source: Source, *, at: datetime | None = None
+) -> str:
     """The JSON body of one event (the shape the README's "Webhooks" section documents)."""
     body = {
         "id": f"evt_{secrets.token_hex(16)}",
@@ -99,7 +101,9 @@ def event_body(event: str, bucket: str, obj: Object, source: Source, *, at: date
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
 
 
-def notification(url: str, event: str, bucket: Bucket, obj: Object, source: Source) -> Notification:
+def notification(
+    url: str, event: str, bucket: values.Bucket, obj: values.Object, source: Source
+) -> Notification:
     return Notification(
         url=url,
         body=event_body(event, bucket.name, obj, source),
@@ -109,7 +113,7 @@ def notification(url: str, event: str, bucket: Bucket, obj: Object, source: Sour
     )
 
 
-def target(bucket: Bucket, token_url: str | None = None) -> str | None:
+def target(bucket: values.Bucket | models.Bucket, token_url: str | None = None) -> str | None:
     """Where an event about ``bucket`` goes: the upload token's URL, else the bucket's webhook."""
     if token_url:
         return token_url
@@ -117,7 +121,7 @@ def target(bucket: Bucket, token_url: str | None = None) -> str | None:
     return url if isinstance(url, str) and url else None
 
 
-def on_created(bucket: Bucket, url: str | None, source: Source) -> Notifier | None:
+def on_created(bucket: values.Bucket, url: str | None, source: Source) -> Notifier | None:
     """The ``notify`` a stored upload passes to ``Gateway.upload``/``commit`` (None: no webhook)."""
     if url is None:
         return None
@@ -129,13 +133,13 @@ def on_created(bucket: Bucket, url: str | None, source: Source) -> Notifier | No
     return notify
 
 
-def on_deleted(bucket: Bucket, source: Source) -> Callable[[Object], list[Notification]] | None:
+def on_deleted(bucket: values.Bucket, source: Source) -> Callable[[values.Object], list[Notification]] | None:
     """The outbox of a delete (``Gateway.delete_object(notify=…)``), or None without a webhook."""
     url = target(bucket)
     if url is None:
         return None
 
-    def notify(obj: Object) -> list[Notification]:
+    def notify(obj: values.Object) -> list[Notification]:
         return [notification(url, OBJECT_DELETED, bucket, obj, source)]
 
     return notify
@@ -171,7 +175,7 @@ def has_secret(catalog: Catalog, bucket_id: int) -> bool:
     return bool(catalog.active_secrets(bucket_id, KIND))
 
 
-def require_secret(catalog: Catalog, bucket: Bucket) -> None:
+def require_secret(catalog: Catalog, bucket: values.Bucket | models.Bucket) -> None:
     """Conflict unless the bucket can sign: a webhook without a secret could never be verified."""
     if not has_secret(catalog, bucket.id):
         raise Conflict(
@@ -182,7 +186,9 @@ def require_secret(catalog: Catalog, bucket: Bucket) -> None:
         )
 
 
-def rotate_secret(catalog: Catalog, box: SecretBox, bucket: Bucket) -> tuple[str, datetime | None]:
+def rotate_secret(
+    catalog: Catalog, box: SecretBox, bucket: values.Bucket | models.Bucket
+) -> tuple[str, datetime | None]:
     """A new webhook secret for ``bucket`` (return it once; only its sealed form is kept) and
     until when the one it replaces still signs (None if there was none)."""
     previous = catalog.credentials(bucket.id, KIND)

@@ -48,13 +48,14 @@ class LocalStorage:
         """Create ``path`` (a prefix directory) if needed and make its entry durable: fsync the
         parent of every directory between it and the root, so a power cut after the blob's rename
         cannot lose a new prefix directory and the blob with it. Once per prefix per process."""
-        if path in self._durable:
+        if path in self._durable or path == self.root:
             return
-        path.mkdir(parents=True, exist_ok=True)
-        parent = path
-        while parent != self.root:
-            parent = parent.parent
-            fsync_dir(parent)
+        parent = path.parent
+        if parent != self.root and parent not in self._durable:
+            self._durable_dir(parent)  # a new ``ab`` makes the root change too; a known one not
+        with contextlib.suppress(FileExistsError):
+            path.mkdir()
+        fsync_dir(parent)
         self._durable.add(path)
 
     def open(self, blob_id: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:

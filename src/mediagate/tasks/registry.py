@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 from mediagate.core.outbox import Notification
 
 if TYPE_CHECKING:
-    from mediagate.catalog.models import Bucket, Task
     from mediagate.core.gateway import Gateway
+    from mediagate.core.values import Bucket, Task
 
 
 class TaskFailed(Exception):

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from mediagate.catalog.models import Bucket, Task
 from mediagate.catalog.repo import LeaseLost
+from mediagate.core import values
 from mediagate.core.gateway import Gateway
 from mediagate.core.outbox import Notification, Outgoing, TaskDone
 from mediagate.logs import describe, is_outage
@@ -90,7 +91,13 @@ class Runner:
     def _attempt(self, task: Task, bucket: Bucket) -> str:
         handler = self.registry.handler(task.kind)
         timeout = self.gw.settings.task_timeout_seconds
-        ctx = TaskContext(task, bucket, self.gw, Path(self.gw.staging_dir), time.monotonic() + timeout)
+        ctx = TaskContext(
+            values.Task.of(task),
+            values.Bucket.of(bucket),
+            self.gw,
+            Path(self.gw.staging_dir),
+            time.monotonic() + timeout,
+        )
         try:
             if handler is None:
                 raise TaskFailed(
@@ -196,7 +203,7 @@ class Runner:
         if notifier is None or not task.notify_url:
             return None
         try:
-            return notifier(self.gw, task, bucket, outcome)
+            return notifier(self.gw, values.Task.of(task), values.Bucket.of(bucket), outcome)
         except Exception as exc:  # a bug building it must not wedge the task: it finishes unannounced
             if is_outage(exc):
                 raise  # the catalog is away: the attempt is recorded later, with its notification

@@ -18,10 +18,10 @@ from urllib.parse import urlsplit
 
 from starlette.requests import Request
 
-from mediagate.catalog.models import Bucket
 from mediagate.core.errors import BadRequest, Conflict, Forbidden, MediagateError, NotFound
 from mediagate.core.gateway import Gateway
 from mediagate.core.keys import normalise_key
+from mediagate.core.values import Bucket
 from mediagate.protocols.imagex.auth import Principal
 from mediagate.protocols.imagex.tokens import seal
 

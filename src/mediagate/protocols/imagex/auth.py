@@ -19,10 +19,10 @@ from datetime import UTC, datetime
 
 from starlette.requests import Request
 
-from mediagate.catalog.models import Bucket
 from mediagate.core.buckets import AKSK
 from mediagate.core.errors import BadRequest, Expired, Forbidden, Unauthorized
 from mediagate.core.gateway import Gateway
+from mediagate.core.values import Bucket
 from mediagate.protocols.imagex.tokens import Scope, open_sts2, parse_sts2, scope_from_policy
 from mediagate.signing import sigv4
 

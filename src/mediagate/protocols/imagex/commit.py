@@ -21,12 +21,12 @@ from typing import Any
 
 import anyio
 
-from mediagate.catalog.models import Object, UploadSession
 from mediagate.core import jsonin
 from mediagate.core.errors import BadRequest, Conflict, Expired, Forbidden, NotFound
 from mediagate.core.gateway import Gateway
 from mediagate.core.grant import UploadGrant
 from mediagate.core.savekey import FileFacts
+from mediagate.core.values import Object, UploadSession
 from mediagate.protocols.imagex.apply import SESSION_KEY_PURPOSE, split_store_uri
 from mediagate.protocols.imagex.auth import Principal
 from mediagate.protocols.imagex.tokens import unseal

@@ -22,10 +22,10 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from mediagate.catalog.models import Bucket
 from mediagate.core.buckets import AKSK
 from mediagate.core.errors import BadRequest, Expired, Forbidden, MediagateError, NotFound, Unauthorized
 from mediagate.core.gateway import Gateway
+from mediagate.core.values import Bucket
 from mediagate.http import gateway
 from mediagate.protocols.imagex.auth import SESSION_KIND, Principal
 from mediagate.protocols.imagex.errors import token_error

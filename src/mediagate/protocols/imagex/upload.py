@@ -26,7 +26,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from mediagate import serving
-from mediagate.catalog.models import Bucket, UploadSession
 from mediagate.core.errors import (
     BadRequest,
     ChecksumMismatch,
@@ -39,6 +38,7 @@ from mediagate.core.errors import (
     Unauthorized,
 )
 from mediagate.core.numbers import parse_uint
+from mediagate.core.values import Bucket, UploadSession
 from mediagate.http import body_stream, gateway
 from mediagate.protocols.imagex.apply import AUTH_PURPOSE, STORE_PREFIX
 from mediagate.protocols.imagex.errors import upload_error

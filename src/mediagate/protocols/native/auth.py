@@ -12,12 +12,12 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.requests import Request
 
 from mediagate import logs
-from mediagate.catalog.models import Bucket
 from mediagate.core import admin, apikeys
 from mediagate.core.apikeys import ApiKey
 from mediagate.core.errors import Forbidden, Unauthorized
 from mediagate.core.gateway import Gateway
 from mediagate.core.uploadtokens import is_upload_token
+from mediagate.core.values import Bucket
 from mediagate.http import gateway
 
 bearer = HTTPBearer(

@@ -21,7 +21,6 @@ from fastapi import APIRouter, Query
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mediagate.catalog.models import Object
 from mediagate.core import admin, webhooks
 from mediagate.core.apikeys import READ, WRITE
 from mediagate.core.errors import BadRequest, Conflict, MediagateError
@@ -38,6 +37,7 @@ from mediagate.core.uploadtokens import (
     release_upload_token,
     verify_upload_token,
 )
+from mediagate.core.values import Object
 from mediagate.http import body_stream, drain_body, gateway
 from mediagate.protocols.native import schemas
 from mediagate.protocols.native.auth import Caller, Credentials, authenticate, bearer_secret, bucket_for

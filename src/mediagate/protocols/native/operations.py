@@ -8,12 +8,12 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query
 from starlette.requests import Request
 
-from mediagate.catalog.models import Bucket, Delivery, Task
 from mediagate.core import admin
 from mediagate.core.apikeys import ADMIN, READ, ApiKey, require
 from mediagate.core.deliveryview import delivery_json
 from mediagate.core.errors import NotFound
 from mediagate.core.gateway import Gateway
+from mediagate.core.values import Bucket, Delivery, Task
 from mediagate.http import gateway
 from mediagate.protocols.native import schemas
 from mediagate.protocols.native.auth import Caller, bucket_for

@@ -9,11 +9,11 @@ from urllib.parse import quote
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from mediagate.bucketconf import check_version, normalise_origin
-from mediagate.catalog.models import Bucket, Object
 from mediagate.core.apikeys import ApiKey
 from mediagate.core.errors import MediagateError
 from mediagate.core.notify import is_http_url
 from mediagate.core.uploadtokens import MAX_SIZE, UploadToken
+from mediagate.core.values import Bucket, Object
 
 
 class Strict(BaseModel):

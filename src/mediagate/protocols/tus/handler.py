@@ -14,7 +14,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from mediagate import cors
-from mediagate.catalog.models import Bucket, Object, UploadSession
 from mediagate.core import webhooks
 from mediagate.core.errors import (
     BadRequest,
@@ -29,6 +28,7 @@ from mediagate.core.errors import (
 )
 from mediagate.core.gateway import Gateway
 from mediagate.core.uploadtokens import TokenGrant
+from mediagate.core.values import Bucket, Object, UploadSession
 from mediagate.http import drain_body, gateway
 from mediagate.protocols.tus import auth
 from mediagate.protocols.tus.body import PatchBody

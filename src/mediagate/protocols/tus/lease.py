@@ -9,8 +9,8 @@ import secrets
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
-from mediagate.catalog.models import UploadSession
 from mediagate.core.gateway import Gateway
+from mediagate.core.values import UploadSession
 from mediagate.protocols.tus.headers import Locked
 
 OPEN = "open"

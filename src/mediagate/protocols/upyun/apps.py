@@ -33,8 +33,8 @@ from mediagate.protocols.upyun import signing
 from mediagate.tasks.registry import Registry, TaskContext, TaskFailed, TaskResult
 
 if TYPE_CHECKING:
-    from mediagate.catalog.models import Bucket, Task
     from mediagate.core.gateway import Gateway
+    from mediagate.core.values import Bucket, Task
 
 DIALECT = "upyun"
 THUMB = "x-gmkerl-thumb"

@@ -51,7 +51,6 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from mediagate.catalog.models import Bucket
 from mediagate.core import notify
 from mediagate.core.buckets import FORM, UPYUN
 from mediagate.core.errors import (
@@ -67,6 +66,7 @@ from mediagate.core.grant import UploadGrant
 from mediagate.core.ingest import Received, discard
 from mediagate.core.outbox import Notification, Outgoing
 from mediagate.core.secrets import constant_time_equal
+from mediagate.core.values import Bucket
 from mediagate.http import body_stream, drain_body, gateway
 from mediagate.protocols.upyun import apps, signing
 from mediagate.protocols.upyun.errors import form_error

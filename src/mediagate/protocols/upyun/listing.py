@@ -25,9 +25,9 @@ import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mediagate.catalog.repo import DirEntry
 from mediagate.core.errors import BadRequest
 from mediagate.core.numbers import parse_uint
+from mediagate.core.values import DirEntry
 
 END_TOKEN = "g2gCZAAEbmV4dGQAA2VvZg"
 """UPYUN's "no more entries" iter token (from its public docs)."""

@@ -22,10 +22,10 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mediagate.catalog.models import Bucket
 from mediagate.core.errors import BadRequest
 from mediagate.core.gateway import Gateway
 from mediagate.core.keys import normalise_key
+from mediagate.core.values import Bucket
 from mediagate.protocols.upyun.objects import META_PREFIX, read_meta, ttl_of
 
 OPERATIONS = ("merge", "replace", "delete")

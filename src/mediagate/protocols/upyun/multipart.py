@@ -45,11 +45,11 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from mediagate.catalog.models import Bucket, UploadPart, UploadSession
 from mediagate.core.errors import BadRequest, ChecksumMismatch, NotFound, PayloadTooLarge
 from mediagate.core.gateway import Gateway
 from mediagate.core.keys import split_key
 from mediagate.core.numbers import parse_uint
+from mediagate.core.values import Bucket, UploadPart, UploadSession
 from mediagate.protocols.upyun.objects import UploadOptions, parse_md5, stored_headers, upload_options
 
 DIALECT = "upyun"

@@ -26,12 +26,12 @@ from typing import Any
 
 from starlette.datastructures import Headers
 
-from mediagate.catalog.models import Folder, Object
 from mediagate.core.errors import BadRequest
 from mediagate.core.grant import UploadGrant
 from mediagate.core.mediatype import is_media_type
 from mediagate.core.numbers import parse_uint
 from mediagate.core.savekey import FileFacts
+from mediagate.core.values import Folder, Object
 
 META_PREFIX = "x-upyun-meta-"
 MAX_TTL_DAYS = 180

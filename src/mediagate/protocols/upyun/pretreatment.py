@@ -38,11 +38,11 @@ from urllib.parse import parse_qsl
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from mediagate.catalog.models import Bucket, Task
 from mediagate.core.errors import BadRequest, MediagateError, PayloadTooLarge
 from mediagate.core.gateway import Gateway
 from mediagate.core.keys import normalise_key
 from mediagate.core.notify import is_http_url
+from mediagate.core.values import Bucket, Task
 from mediagate.http import body_stream, drain_body, gateway, request_id
 from mediagate.protocols.upyun import apps, signing
 from mediagate.protocols.upyun.errors import rest_error
@@ -212,7 +212,7 @@ def _tasks_of(gw: Gateway, bucket: Bucket, ids: list[str]) -> dict[str, Task]:
     for task_id in ids:
         task = gw.catalog.get_task(task_id) if len(task_id) <= 64 else None
         if task is not None and task.bucket_id == bucket.id and task.dialect == apps.DIALECT:
-            found[task_id] = task
+            found[task_id] = Task.of(task)
     return found
 
 

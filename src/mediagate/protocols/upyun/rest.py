@@ -38,7 +38,6 @@ from urllib.parse import unquote
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from mediagate.catalog.models import Bucket, Folder, Object
 from mediagate.core.buckets import UPYUN
 from mediagate.core.errors import (
     BadRequest,
@@ -53,6 +52,7 @@ from mediagate.core.errors import (
 from mediagate.core.gateway import Gateway
 from mediagate.core.keys import normalise_dir, normalise_key, split_key
 from mediagate.core.numbers import parse_uint
+from mediagate.core.values import Bucket, Folder, Object
 from mediagate.http import body_stream, drain_body, gateway, raw_target, request_id
 from mediagate.protocols.upyun import listing, metadata, multipart, signing
 from mediagate.protocols.upyun.errors import rest_error

@@ -38,10 +38,10 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mediagate.catalog.models import UploadPart, UploadSession
 from mediagate.core import jsonin
 from mediagate.core.errors import BadRequest, NotFound, Unauthorized
 from mediagate.core.gateway import Gateway
+from mediagate.core.values import UploadPart, UploadSession
 from mediagate.http import request_id
 from mediagate.protocols.wantu.policy import (
     KeyContext,

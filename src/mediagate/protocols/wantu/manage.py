@@ -42,11 +42,11 @@ from urllib.parse import unquote
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from mediagate.catalog.models import Bucket, Folder, Object
 from mediagate.core.buckets import AKSK
 from mediagate.core.errors import BadRequest, Conflict, MediagateError, NotFound, Unauthorized
 from mediagate.core.gateway import Gateway
 from mediagate.core.keys import normalise_key
+from mediagate.core.values import Bucket, Folder, Object
 from mediagate.http import body_stream, gateway, raw_target, request_id
 from mediagate.protocols.wantu.errors import as_headers, error_response
 from mediagate.protocols.wantu.signing import (

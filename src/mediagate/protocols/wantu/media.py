@@ -58,8 +58,8 @@ from mediagate.protocols.wantu.signing import ResourceId, dir_to_path, parse_res
 from mediagate.tasks.registry import Registry, TaskContext, TaskFailed, TaskResult
 
 if TYPE_CHECKING:
-    from mediagate.catalog.models import Bucket, Task
     from mediagate.core.gateway import Gateway, Stored
+    from mediagate.core.values import Bucket, Task
     from mediagate.media.avspec import TranscodeSpec
 
 DIALECT = "wantu"

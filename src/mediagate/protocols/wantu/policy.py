@@ -15,7 +15,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from mediagate.catalog.models import Bucket
 from mediagate.core.errors import BadRequest, Expired, PolicyViolation, Unauthorized
 from mediagate.core.exif import read_exif
 from mediagate.core.grant import UploadGrant
@@ -23,6 +22,7 @@ from mediagate.core.keys import normalise_key
 from mediagate.core.mediatype import is_media_type
 from mediagate.core.notify import is_http_url
 from mediagate.core.savekey import FileFacts, placeholder_names, render_dollar
+from mediagate.core.values import Bucket
 from mediagate.protocols.wantu.signing import check_dir, check_name
 
 IMAGE_SIZE_LIMIT = 10 * 1024 * 1024

@@ -51,8 +51,8 @@ from mediagate.protocols.wantu.media import key_of
 from mediagate.protocols.wantu.signing import ResourceId, parse_resource_id, path_to_dir
 
 if TYPE_CHECKING:
-    from mediagate.catalog.models import Bucket
     from mediagate.core.gateway import Gateway
+    from mediagate.core.values import Bucket
     from mediagate.media.moderation import Moderator
 
 MAX_FILES = 50

@@ -22,12 +22,12 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from mediagate.catalog.models import Bucket
 from mediagate.core import notify
 from mediagate.core.buckets import AKSK
 from mediagate.core.errors import BadRequest, MediagateError, Unauthorized
 from mediagate.core.formdata import MultipartReader, Part, boundary_from_content_type
 from mediagate.core.gateway import Gateway, Stored
+from mediagate.core.values import Bucket
 from mediagate.http import body_stream, drain_body, gateway, request_id
 from mediagate.protocols.wantu import media
 from mediagate.protocols.wantu.errors import as_headers, error_response
