@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from pathlib import Path
+from typing import Self
 from urllib.parse import quote
 
 import httpx
@@ -157,7 +158,47 @@ def streamed_multipart(
 # -- servers --------------------------------------------------------------------------------------
 
 
-class Mediagate:
+class ServeProcess:
+    """``python -m mediagate serve`` on ``self.home`` at ``self.port``: start (ready once
+    ``ready_path`` answers), pid, stop, tracebacks in its log. Subclasses set the home, port, url and
+    log, and add their own flags and environment."""
+
+    home: Path
+    port: int
+    url: str
+    log: Path
+    process: subprocess.Popen[bytes] | None = None
+    ready_path = "/healthz"
+
+    def serve_args(self) -> list[str]:
+        return []
+
+    def serve_env(self) -> dict[str, str]:
+        return dict(os.environ)
+
+    def start(self) -> Self:
+        cmd = [sys.executable, "-m", "mediagate", "--home", str(self.home), "serve"]
+        cmd += ["--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"]
+        cmd += self.serve_args()
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=self.serve_env())
+        wait_http(f"{self.url}{self.ready_path}", self.process, self.log)
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process(self.process)
+
+    def tracebacks(self) -> bool:
+        return "Traceback" in self.log.read_text(errors="replace")
+
+
+class Mediagate(ServeProcess):
     """A fresh home with one bucket, served by ``python -m mediagate serve`` (uvicorn, 1 worker)."""
 
     def __init__(self, root: Path, *, database_url: str | None = None, workers: int = 1) -> None:
@@ -179,31 +220,15 @@ class Mediagate:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = root / "mediagate.log"
-        self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> Mediagate:
-        cmd = [sys.executable, "-m", "mediagate", "--home", str(self.home), "serve"]
-        cmd += ["--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"]
-        cmd += ["--workers", str(self.workers)]
+    def serve_args(self) -> list[str]:
+        return ["--workers", str(self.workers)]
+
+    def serve_env(self) -> dict[str, str]:
         env = dict(os.environ)
         if self.database_url:
             env["MEDIAGATE_DATABASE_URL"] = self.database_url
-        with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
-        wait_http(f"{self.url}/healthz", self.process, self.log)
-        return self
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
-    def stop(self) -> None:
-        if self.process is not None:
-            stop_process(self.process)
-
-    def tracebacks(self) -> bool:
-        return "Traceback" in self.log.read_text(errors="replace")
+        return env
 
 
 NGINX_CONF = """\

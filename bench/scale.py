@@ -41,6 +41,7 @@ from _common import (
     Creds,
     MiB,
     RssSampler,
+    ServeProcess,
     busy_processes,
     file_chunks,
     free_port,
@@ -122,8 +123,10 @@ def fresh_schema(url: str) -> Iterator[str]:
         admin.dispose()
 
 
-class Node:
+class Node(ServeProcess):
     """One ``mediagate serve`` process with its own home and the cluster's shared settings."""
+
+    ready_path = "/livez"
 
     def __init__(self, root: Path, name: str, env: dict[str, str]) -> None:
         from mediagate.config import Settings
@@ -137,28 +140,9 @@ class Node:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = root / f"{name}.log"
-        self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> Node:
-        cmd = [sys.executable, "-m", "mediagate", "--home", str(self.home), "serve"]
-        cmd += ["--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"]
-        with open(self.log, "ab") as log:
-            env = {**os.environ, **self.env}
-            self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
-        wait_http(f"{self.url}/livez", self.process, self.log)
-        return self
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
-    def stop(self) -> None:
-        if self.process is not None:
-            stop_process(self.process)
-
-    def tracebacks(self) -> bool:
-        return "Traceback" in self.log.read_text(errors="replace")
+    def serve_env(self) -> dict[str, str]:
+        return {**os.environ, **self.env}
 
 
 def make_bucket(node: Node) -> Creds:
