@@ -361,6 +361,30 @@ def tree_cpu_seconds(pid: int) -> float:
     return total
 
 
+def thread_names(pid: int) -> dict[int, str]:
+    """OS thread id -> Python thread name (number dropped) of a process, from ``py-spy dump``:
+    Python does not give its threads OS names."""
+    import re
+
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    out = subprocess.run([spy, "dump", "--pid", str(pid)], capture_output=True, text=True).stdout
+    found = re.findall(r'^Thread (?:0x[0-9a-fA-F]+ )?\(?(\d+)\)?[^"]*"([^"]*)"', out, re.M)
+    return {int(tid): name.rstrip("0123456789") for tid, name in found}
+
+
+def thread_cpu_seconds(pid: int, names: dict[int, str]) -> dict[str, tuple[float, float]]:
+    """(user, system) CPU seconds of a process's threads, summed by ``names`` (others: "other")."""
+    by_name: dict[str, tuple[float, float]] = {}
+    ticks = os.sysconf("SC_CLK_TCK")
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            name = names.get(int(task.name), "other")
+            user, system = by_name.get(name, (0.0, 0.0))
+            by_name[name] = (user + int(fields[11]) / ticks, system + int(fields[12]) / ticks)
+    return by_name
+
+
 @contextlib.contextmanager
 def postgres_database(url: str) -> Iterator[str]:
     """A fresh PostgreSQL database (dropped afterwards) on the server of ``url``, a SQLAlchemy

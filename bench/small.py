@@ -25,6 +25,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -44,6 +45,8 @@ from _common import (
     postgres_database,
     rest_headers,
     stop_process,
+    thread_cpu_seconds,
+    thread_names,
     tree_cpu_seconds,
     wait_http,
     workdir,
@@ -306,6 +309,31 @@ def run_python(
     return stats
 
 
+def print_syscalls(summary: Path, requests: int) -> None:
+    """strace -c's table as calls per upload: where the kernel time of a request goes."""
+    print(f"system calls per upload ({requests} uploads, strace -f -c):")
+    for line in summary.read_text().splitlines():
+        cols = line.split()
+        if len(cols) >= 5 and cols[3].isdigit() and cols[-1] != "total":
+            print(f"  {cols[-1]:18s} {int(cols[3]) / max(requests, 1):8.2f}")
+
+
+def print_thread_cpu(
+    name: str, before: dict[str, tuple[float, float]], after: dict[str, tuple[float, float]], requests: int
+) -> None:
+    """Server CPU per upload by kind of thread (the event loop, worker threads, the committer),
+    user and system apart: where the interpreter's time goes and where the kernel's does."""
+    print(f"{name}: CPU ms per upload by thread ({requests} uploads)   user  system")
+    per = 1000 / max(requests, 1)
+    rows = []
+    for thread, (user, system) in after.items():
+        user0, system0 = before.get(thread, (0.0, 0.0))
+        rows.append((thread, (user - user0) * per, (system - system0) * per))
+    for thread, user, system in sorted(rows, key=lambda r: -(r[1] + r[2])):
+        if user + system > 0:
+            print(f"  {thread:28s} {user:6.3f}  {system:6.3f}")
+
+
 def measure(
     name: str,
     url: str,
@@ -316,23 +344,50 @@ def measure(
     args: argparse.Namespace,
 ) -> Outcome:
     cpu_before = tree_cpu_seconds(pid)
+    names = thread_names(pid) if args.threads and name != "warm-up" else {}
+    threads_before = thread_cpu_seconds(pid, names)
     spy = None
     if args.py_spy and name == "mediagate":
         fmt = {".txt": "raw", ".json": "speedscope"}.get(Path(args.py_spy).suffix, "flamegraph")
         spy_bin = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-        cmd = [spy_bin, "record", "-p", str(pid), "-d", str(round(args.duration)), "-r", "200"]
-        if args.py_spy_gil:  # only the thread holding the GIL, without pausing the server
-            cmd += ["--gil", "--nonblocking"]
+        # --nonblocking: pausing the server 200 times a second would triple its CPU per upload
+        cmd = [
+            spy_bin,
+            "record",
+            "-p",
+            str(pid),
+            "-d",
+            str(round(args.duration)),
+            "-r",
+            "200",
+            "--nonblocking",
+        ]
+        if args.py_spy_gil:  # only the thread holding the GIL
+            cmd += ["--gil"]
         spy = subprocess.Popen(
             [*cmd, "--threads", "-f", fmt, "-o", args.py_spy],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
+    tracer = None
+    if args.syscalls and name == "mediagate":  # counts, not times: strace slows the server down
+        tracer = subprocess.Popen(
+            ["strace", "-f", "-c", "-o", str(work / "syscalls.txt"), "-p", str(pid)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(0.5)
     runner = run_wrk if args.client == "wrk" else run_python
     stats = runner(url, reqs, body_path, work, args)
     if spy is not None:
         spy.wait(60)
+    if tracer is not None:
+        tracer.send_signal(signal.SIGINT)
+        tracer.wait(30)
+        print_syscalls(work / "syscalls.txt", int(stats["requests"]))
     cpu = tree_cpu_seconds(pid) - cpu_before
+    if args.threads and name != "warm-up":
+        print_thread_cpu(name, threads_before, thread_cpu_seconds(pid, names), int(stats["requests"]))
     errors = int(stats["status_errors"]) + int(
         sum(stats.get(k, 0) for k in ("connect", "read", "write", "timeout"))
     )
@@ -372,6 +427,10 @@ def main() -> int:
     parser.add_argument("--py-spy", default=None, help="record a py-spy profile of mediagate to this file")
     parser.add_argument(
         "--py-spy-gil", action="store_true", help="with --py-spy: sample only the thread holding the GIL"
+    )
+    parser.add_argument("--threads", action="store_true", help="server CPU per upload by kind of thread")
+    parser.add_argument(
+        "--syscalls", action="store_true", help="count mediagate's system calls per upload (strace -c)"
     )
     parser.add_argument("--dir", default=None, help="where to put the temp dir (default: the system temp)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when the target is missed")

@@ -13,7 +13,7 @@ from anyio import to_thread
 
 from mediagate.catalog import Catalog
 from mediagate.config import Settings
-from mediagate.core.ids import unique_hex
+from mediagate.core.ids import blob_hex
 from mediagate.core.secrets import SecretBox
 from mediagate.core.staging import StagingArea
 from mediagate.core.values import Bucket
@@ -28,7 +28,7 @@ log = logging.getLogger("mediagate")
 
 
 def new_blob_id() -> str:
-    return unique_hex()
+    return blob_hex()
 
 
 class GatewayBase:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import random
+import time
+from collections.abc import Callable
 
 _random = random.Random()  # seeded from os.urandom; again in a forked child (it must not repeat us)
 random_bits = _random.getrandbits
@@ -20,3 +22,19 @@ os.register_at_fork(after_in_child=_random.seed)
 def unique_hex() -> str:
     """32 hex digits (128 random bits), as ``uuid4().hex`` looks, without its system call."""
     return f"{random_bits(128):032x}"
+
+
+BLOB_WINDOW_SECONDS = 10
+"""How long new blob ids share their first four hex digits."""
+
+
+def blob_hex(clock: Callable[[], float] = time.time) -> str:
+    """32 hex digits for a blob: four that change every ``BLOB_WINDOW_SECONDS`` (cycling through
+    all 65,536 values in about a week), then 112 random bits.
+
+    Local storage files a blob under ``<first two>/<next two>/``. Fully random ids put nearly
+    every upload into a directory of its own until all 65,536 exist, and a new directory costs a
+    ``mkdir`` and an fsync of its parent before the blob's rename may be trusted; ids made close
+    together now share one directory, while over a week they still spread evenly."""
+    window = int(clock() // BLOB_WINDOW_SECONDS) % 0x10000
+    return f"{window:04x}{random_bits(112):028x}"
