@@ -26,7 +26,6 @@ from starlette.types import Receive, Scope, Send
 
 from mediagate.core.buckets import BucketCredentials, create_bucket
 from mediagate.frontdoor import FrontDoor
-from mediagate.http import RequestIdMiddleware
 from mediagate.services import build_gateway
 from tests.conftest import LiveServer, make_home
 from tests.protocols.upyun.rest_client import object_uri, sign
@@ -250,7 +249,7 @@ async def _bug(scope: Scope, receive: Receive, send: Send) -> None:
 
 def call(*requests: tuple[str, str, dict[str, str]]) -> list[httpx.Response]:
     """Send ``requests`` in process to the buggy app behind the front door."""
-    app = RequestIdMiddleware(FrontDoor(_bug))
+    app = FrontDoor(_bug)
 
     async def run() -> list[httpx.Response]:
         transport = httpx.ASGITransport(app=app)

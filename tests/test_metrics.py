@@ -7,6 +7,7 @@ answers it, reports the uploads of both workers.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import signal
@@ -154,15 +155,13 @@ def test_metrics_token_guards_the_scrape(tmp_path_factory: pytest.TempPathFactor
     assert "s3cret-scrape" not in live.log()
 
 
-@pytest.fixture
-def two_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Settings]]:
-    home = make_home(tmp_path_factory.mktemp("workers"))
-    (home.home / "metrics").mkdir()
-    (home.home / "metrics" / "counter_999999.db").write_bytes(b"left by a previous run")
+@contextlib.contextmanager
+def serving(home: Settings, workers: int) -> Iterator[str]:
+    """``mediagate serve --workers N`` on ``home``; yields its URL."""
     port = free_port()
     env = {**os.environ, "MEDIAGATE_HOME": str(home.home)}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    command = [sys.executable, "-m", "mediagate", "serve", "--workers", "2", "--port", str(port)]
+    command = [sys.executable, "-m", "mediagate", "serve", "--workers", str(workers), "--port", str(port)]
     command += ["--log-level", "warning"]
     log = open(home.home / "serve.log", "wb")  # noqa: SIM115 - closed below
     process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -178,7 +177,7 @@ def two_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
                 pass
             assert time.monotonic() < deadline, (home.home / "serve.log").read_text()
             time.sleep(0.2)
-        yield url, home
+        yield url
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -187,6 +186,27 @@ def two_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
             process.kill()
             process.wait()
         log.close()
+
+
+@pytest.fixture
+def two_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Settings]]:
+    home = make_home(tmp_path_factory.mktemp("workers"))
+    (home.home / "metrics").mkdir()
+    (home.home / "metrics" / "counter_999999.db").write_bytes(b"left by a previous run")
+    with serving(home, workers=2) as url:
+        yield url, home
+
+
+def test_serve_with_one_process_counts_in_its_own_registry_without_shared_files(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    home = make_home(tmp_path_factory.mktemp("one-worker"))
+    with serving(home, workers=1) as url:
+        assert httpx.get(f"{url}/nowhere-bucket/x").status_code in (401, 404)
+        samples = scrape(url)
+        assert value(samples, "mediagate_catalog_scrape_ok") == 1
+        assert any(name.startswith("mediagate_request_duration_seconds") for name, _ in samples)
+    assert not (home.home / "metrics").exists()
 
 
 def test_serve_with_two_workers_reports_both_workers_in_every_scrape(

@@ -19,9 +19,7 @@ from mediagate import logs, routing
 from mediagate.config import Settings
 from mediagate.core.gateway import Gateway
 from mediagate.frontdoor import FrontDoor
-from mediagate.http import RequestIdMiddleware
 from mediagate.services import build_gateway
-from mediagate.serving import NoSniffMiddleware
 
 log = logging.getLogger("mediagate")
 
@@ -122,12 +120,11 @@ def create_app(settings: Settings | None = None, *, gateway: Gateway | None = No
 
     app = Starlette(
         routes=routing.routes(),
-        middleware=[Middleware(RequestIdMiddleware), Middleware(FrontDoor)],
+        middleware=[Middleware(FrontDoor)],
         lifespan=lifespan,
         exception_handlers={Exception: server_error, HTTPException: http_error},
     )
     app.state.gateway = gw
-    app.add_middleware(NoSniffMiddleware)
     return app
 
 

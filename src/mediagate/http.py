@@ -9,7 +9,6 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 
 from starlette.requests import ClientDisconnect, Request
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mediagate.core.errors import MalformedBody
 from mediagate.core.gateway import Gateway
@@ -87,26 +86,3 @@ async def drain_body(
                 seen += len(chunk)
                 if seen > limit:
                     break
-
-
-class RequestIdMiddleware:
-    """Gives every request an id and returns it as ``X-Request-Id`` (the UPYUN SDK reads it)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        rid = unique_hex()
-        scope.setdefault("state", {})["request_id"] = rid
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                headers.append((b"x-request-id", rid.encode()))
-                message["headers"] = headers
-            await send(message)
-
-        await self.app(scope, receive, send_with_id)

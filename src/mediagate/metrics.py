@@ -14,7 +14,7 @@ What is counted, and where:
   ``mediagate_upload_sessions_open`` by dialect, ``mediagate_tasks`` by ``status`` and ``kind``,
   ``mediagate_deliveries`` by ``state`` (``pending``, ``failed``, ``delivered``).
 
-Several worker processes (``serve --workers N``): prometheus-client's multiprocess mode. ``serve``
+Several worker processes (``serve --workers N``, N > 1): prometheus-client's multiprocess mode. ``serve``
 points ``PROMETHEUS_MULTIPROC_DIR`` at ``<home>/metrics``, emptied at each start (see
 :func:`mediagate.cli.home.metrics_dir`), before any worker imports prometheus-client; each worker writes
 its counters to its own files there and a scrape, answered by any worker, sums them all. Without

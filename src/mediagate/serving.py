@@ -29,11 +29,11 @@ Public read rules (``GET/HEAD /<bucket>/<key>`` without ``Authorization``):
 * A folder, the bucket root, an expired object, an unknown bucket: 404. Listing needs REST auth.
 * User metadata (``x-upyun-meta-*``) is never sent on public reads.
 * User content cannot script the gateway's origin (see :func:`content_headers`): every response
-  says ``X-Content-Type-Options: nosniff`` (:class:`NoSniffMiddleware`), and an object of an
+  says ``X-Content-Type-Options: nosniff`` (added by :mod:`mediagate.frontdoor`), and an object of an
   active type (HTML, SVG, XML, XHTML, JavaScript …) is served with ``Content-Security-Policy:
   sandbox`` and ``Content-Disposition: attachment`` unless its bucket's ``inline_active`` setting
   opts in (do that only where user content has an origin of its own; see the README).
-* Errors are ``{"code": <status>, "message": ...}``; the middleware adds ``X-Request-Id``.
+* Errors are ``{"code": <status>, "message": ...}``; the front door adds ``X-Request-Id``.
 * With ``s3_redirect_reads`` (S3 storage), a public GET of an original answers 307 to a presigned
   S3 URL (valid ``s3_redirect_expiry_seconds``, ``Cache-Control: no-store``) that carries the
   object's type as a response override, instead of streaming the bytes through the node. Only
@@ -66,7 +66,6 @@ from anyio import to_thread
 from starlette.concurrency import iterate_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mediagate.bucketconf import BucketConf, bucket_cache
 from mediagate.config import Settings
@@ -281,30 +280,6 @@ def content_headers(mime: str | None, *, inline_active: bool = False) -> dict[st
     if not is_active(mime) or inline_active:
         return {}
     return {"Content-Security-Policy": "sandbox", "Content-Disposition": "attachment"}
-
-
-class NoSniffMiddleware:
-    """``X-Content-Type-Options: nosniff`` on every response: a browser must not guess a type
-    (render an upload declared as text or octets as HTML)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_nosniff(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = [
-                    (k, v) for k, v in message.get("headers", []) if k.lower() != b"x-content-type-options"
-                ]
-                headers.append((b"x-content-type-options", b"nosniff"))
-                message["headers"] = headers
-            await send(message)
-
-        await self.app(scope, receive, send_nosniff)
 
 
 # -- responses ------------------------------------------------------------------------------------

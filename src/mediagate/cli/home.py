@@ -78,7 +78,8 @@ def serve(
     if no_worker:
         os.environ["MEDIAGATE_RUN_WORKERS"] = "0"
     _log_settings(log_format, log_level)
-    metrics_dir(settings.home)
+    if workers > 1:  # one process serves its own registry: no shared files, no lock, no getpid per count
+        metrics_dir(settings.home)
     from mediagate.startup import preflight
 
     preflight(settings)  # a wrong database_url, an unreachable database or S3: one line, exit 1

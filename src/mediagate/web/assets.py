@@ -58,7 +58,7 @@ PAGE_HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
 }
 """Headers of every page response (``X-Content-Type-Options: nosniff`` is added for all responses
-by :class:`mediagate.serving.NoSniffMiddleware`)."""
+by :class:`mediagate.frontdoor.FrontDoor`)."""
 
 
 @dataclass(frozen=True)
