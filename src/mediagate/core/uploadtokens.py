@@ -35,7 +35,6 @@ from mediagate.core.checks import mime_matches
 from mediagate.core.errors import BadRequest, Forbidden, InvalidKey, NotFound, PayloadTooLarge, Unauthorized
 from mediagate.core.grant import UploadGrant
 from mediagate.core.keys import normalise_key
-from mediagate.core.savekey import FileFacts
 from mediagate.logs import note_caller
 
 _SECRET = re.compile(r"^mgt_([0-9a-f]{16})_([0-9a-f]{48})$")
@@ -90,14 +89,9 @@ class TokenGrant:
     def upload_grant(self) -> UploadGrant:
         """The core's grant for this upload: the size caps the stream, the types the sniffed
         file; without ``overwrite`` the commit is insert-only (an existing key is ``key_exists``)."""
-        key = self.key
-
-        def render(_facts: FileFacts) -> str:
-            return key
-
-        return UploadGrant(
-            bucket=self.bucket,
-            render_key=render,
+        return UploadGrant.for_key(
+            self.bucket,
+            self.key,
             max_size=self.max_size,
             allowed_mime=self.content_types or None,
             insert_only=not self.overwrite,

@@ -30,7 +30,6 @@ from mediagate.core.errors import BadRequest
 from mediagate.core.grant import UploadGrant
 from mediagate.core.mediatype import is_media_type
 from mediagate.core.numbers import parse_uint
-from mediagate.core.savekey import FileFacts
 from mediagate.core.values import Folder, Object
 
 META_PREFIX = "x-upyun-meta-"
@@ -80,12 +79,9 @@ class UploadOptions:
     def grant(
         self, bucket: str, key: str, *, content_md5: str | None = None, exact_size: int | None = None
     ) -> UploadGrant:
-        def render(_facts: FileFacts) -> str:
-            return key
-
-        return UploadGrant(
-            bucket=bucket,
-            render_key=render,
+        return UploadGrant.for_key(
+            bucket,
+            key,
             content_type=self.content_type,
             meta=dict(self.meta),
             content_secret=self.content_secret,
