@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mediagate.core.savekey import FileFacts
+from mediagate.core.usermeta import check_user_meta
 
 KeyRenderer = Callable[[FileFacts], str]
 """Turns the facts of a received file into the final (normalised) key."""
@@ -50,6 +51,9 @@ class UploadGrant:
     key: str | None = None
     """The key, when it is known before the file is (a REST PUT's path, a token's key; see
     :meth:`for_key`): quota admission then counts the object a replacement frees (core.quotas)."""
+
+    def __post_init__(self) -> None:
+        check_user_meta(self.meta)  # before any byte of the upload is read (core.usermeta)
 
     @classmethod
     def for_key(cls, bucket: str, key: str, **fields: Any) -> UploadGrant:
