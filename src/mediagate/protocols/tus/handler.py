@@ -225,6 +225,7 @@ async def _create(request: Request, gw: Gateway, bucket: str) -> Response:
             DIALECT,
             grant.key,
             total_size=total,
+            max_open=gw.settings.max_tus_sessions_per_bucket,
             data={
                 "token_id": grant.token_id,
                 "metadata": raw_meta.strip()[:MAX_METADATA],
