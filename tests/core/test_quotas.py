@@ -194,6 +194,15 @@ def test_a_full_bucket_takes_a_replacement_that_fits_at_the_early_check(
     other = signed(client, creds, "PUT", object_uri(creds.bucket, "/other.bin"), content=b"o")
     assert other.status_code == 413, other.text
     assert usage(admin, creds) == (400, 1)
+    # a multi-part upload declaring its length at the start is admitted the same way
+    init = {"X-Upyun-Multi-Stage": "initiate", "X-Upyun-Multi-Part-Size": str(1024 * 1024)}
+    started = client.put(uri, headers={**init, "X-Upyun-Multi-Length": "1000", **sign(creds, "PUT", uri)})
+    assert started.status_code == 204, started.text
+    other_uri = object_uri(creds.bucket, "/other.bin")
+    refused = client.put(
+        other_uri, headers={**init, "X-Upyun-Multi-Length": "1", **sign(creds, "PUT", other_uri)}
+    )
+    assert refused.status_code == 413, refused.text
     # /v1: a key may replace; a token without overwrite may not, and is refused early as new
     secret = api.new_key(admin, creds.bucket, "write")
     with api.client(server.url, secret) as c:

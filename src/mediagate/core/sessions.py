@@ -36,12 +36,14 @@ class Sessions(Uploads):
         part_size: int | None = None,
         data: dict[str, Any] | None = None,
         max_open: int | None = None,
+        replacing: str | None = None,
     ) -> UploadSession:
         """A new session of ``dialect`` for ``key``. ``max_open``: refused (LimitExceeded) when
         the bucket already has that many unfinished sessions of the dialect (abandoned ones count
-        until ``session_max_age_seconds`` have passed since they were last touched)."""
+        until ``session_max_age_seconds`` have passed since they were last touched). ``replacing``:
+        the key, when the upload may replace it (its quota admission frees the old object)."""
         try:
-            await self.quotas.admit(bucket, total_size)
+            await self.quotas.admit(bucket, total_size, replacing=replacing)
         except BaseException as exc:
             note_upload_failure(exc, 0)
             raise

@@ -226,6 +226,7 @@ async def _create(request: Request, gw: Gateway, bucket: str) -> Response:
             grant.key,
             total_size=total,
             max_open=gw.settings.max_tus_sessions_per_bucket,
+            replacing=grant.key if grant.overwrite else None,
             data={
                 "token_id": grant.token_id,
                 "metadata": raw_meta.strip()[:MAX_METADATA],
