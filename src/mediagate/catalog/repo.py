@@ -1579,14 +1579,19 @@ class Catalog:
 
     def add_upload_token(self, token: UploadToken, *, cap: Cap | None = None) -> UploadToken:
         """Store a new token; with ``cap``, refused when its bucket has ``cap.limit`` live ones
-        (not revoked, not expired, uses left)."""
+        (not revoked, nor the key that issued it; not expired; uses left)."""
         with self._write() as s:
             if cap is not None:
-                live = select(UploadToken.id).where(
-                    UploadToken.bucket_id == token.bucket_id,
-                    UploadToken.revoked_at.is_(None),
-                    UploadToken.expires_at > utcnow(),
-                    UploadToken.uses < UploadToken.max_uses,
+                live = (
+                    select(UploadToken.id)
+                    .join(ApiKey, ApiKey.id == UploadToken.api_key_id)
+                    .where(
+                        UploadToken.bucket_id == token.bucket_id,
+                        UploadToken.revoked_at.is_(None),
+                        ApiKey.revoked_at.is_(None),  # a revoked key's tokens are dead too
+                        UploadToken.expires_at > utcnow(),
+                        UploadToken.uses < UploadToken.max_uses,
+                    )
                 )
                 _within(s, token.bucket_id, live, cap)
             s.add(token)

@@ -97,6 +97,12 @@ def test_live_upload_tokens_per_bucket(limited: tuple[LiveServer, Gateway]) -> N
         time.sleep(1.1)
         assert issuer.post(target, json={}).status_code == 201
         assert api.error_of(issuer.post(target, json={})) == (409, "limit_exceeded")
+    # revoking the key that issued them ends its tokens, and frees their places
+    with api.client(server.url, api.new_key(gw, None)) as operator:
+        key_id = operator.get("/v1/keys", params={"bucket": mine.bucket}).json()["keys"][0]["key_id"]
+        assert operator.delete(f"/v1/keys/{key_id}").status_code == 200
+        fresh = operator.post(target, json={"max_uses": 1})
+        assert fresh.status_code == 201, fresh.text
 
 
 def test_open_tus_uploads_per_bucket(limited: tuple[LiveServer, Gateway]) -> None:
