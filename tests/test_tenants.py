@@ -803,3 +803,43 @@ def test_metrics_and_the_web_page_name_no_tenant(
             "secret.txt",
         ):
             assert secret not in page.text, (path, secret)
+
+
+def test_another_tenant_cannot_tell_which_bucket_names_exist(
+    server: LiveServer, http: httpx.Client, admin: Gateway, a: BucketCredentials, b: BucketCredentials
+) -> None:
+    """Defect: A's UPYUN operator on B got "not authorised for this bucket" and on a made-up name
+    "does not exist or not authorised", and A's tus token 403 on B but 404 ``bucket_not_found`` on
+    a made-up name: either told A which names are buckets. Now the answers are the same."""
+    from tests.protocols.native.api import client, new_key
+    from tests.protocols.tus.conftest import create, head, issue_token, meta
+
+    token = issue_token(admin, a.bucket)
+    b_token = issue_token(admin, b.bucket, prefix="t/")
+    b_upload = create(server.url, b.bucket, b_token, 3, **{"Upload-Metadata": meta(filename="x")})
+    upload_id = b_upload.headers["Location"].rsplit("/", 1)[1]
+
+    def answers(name: str) -> list[Any]:
+        uri = f"/{name}/x.txt"
+        rest = http.put(uri, content=b"x", headers=sign(a, "PUT", uri))
+        made = create(server.url, name, token, 3, **{"Upload-Metadata": meta(filename="x")})
+        resumed = head(f"{server.url}/v1/tus/{name}/{upload_id}", token)
+        imagex = _apply(server, _long_term(a), name)
+        wantu = WantuClient(server.url, a.access_key_id, a.secret_access_key, a.bucket)
+        try:
+            policy = wantu.policy(namespace=name)
+            w = wantu.upload(b"x", policy=policy, fields={"dir": "/", "name": "x.txt"})
+        finally:
+            wantu.close()
+        with client(server.url, new_key(admin, a.bucket)) as api:
+            v1 = api.get(f"/v1/buckets/{name}/objects")
+        return [
+            (rest.status_code, rest.json()["code"], rest.json()["msg"]),
+            (made.status_code, made.json()["error"]["code"]),
+            resumed.status_code,
+            (imagex.status_code, imagex.json()["ResponseMetadata"]["Error"]["Code"]),
+            (w.status_code, w.json()["code"], w.json()["message"]),
+            (v1.status_code, v1.json()["error"]["code"]),
+        ]
+
+    assert answers(b.bucket) == answers(f"z{uuid.uuid4().hex[:12]}")
