@@ -431,12 +431,11 @@ def test_imagex_credentials_of_a_cannot_apply_or_commit_for_b(
     assert len(keys_of(admin, b)) == len(before) + 1
 
 
-def test_imagex_session_key_of_b_cannot_be_committed_into_a(
-    server: LiveServer, admin: Gateway, a: BucketCredentials, b: BucketCredentials
-) -> None:
-    """A SessionKey names its bucket: committing B's upload with A's credentials under A's
-    ServiceId must not publish B's bytes into A (nor into B)."""
-    applied = _apply(server, _long_term(b), b.bucket).json()["Result"]["UploadAddress"]
+def _applied_and_uploaded(server: LiveServer, creds: BucketCredentials) -> dict[str, Any]:
+    """ApplyImageUpload's UploadAddress, its one file uploaded but not committed yet."""
+    applied: dict[str, Any] = _apply(server, _long_term(creds), creds.bucket).json()["Result"][
+        "UploadAddress"
+    ]
     [info] = applied["StoreInfos"]
     data = png()
     httpx.put(
@@ -444,6 +443,15 @@ def test_imagex_session_key_of_b_cannot_be_committed_into_a(
         content=data,
         headers={"Authorization": info["Auth"], "Content-CRC32": f"{zlib.crc32(data):08x}"},
     ).raise_for_status()
+    return applied
+
+
+def test_imagex_session_key_of_b_cannot_be_committed_into_a(
+    server: LiveServer, admin: Gateway, a: BucketCredentials, b: BucketCredentials
+) -> None:
+    """A SessionKey names its bucket: committing B's upload with A's credentials under A's
+    ServiceId must not publish B's bytes into A (nor into B)."""
+    applied = _applied_and_uploaded(server, b)
     before = state_of(admin, b)
     imagex_error(_commit(server, _long_term(a), a.bucket, applied["SessionKey"]), 400, 403, 404)
     assert keys_of(admin, a) == []
@@ -714,14 +722,7 @@ def test_wantu_media_of_a_cannot_name_b_files(
 def test_imagex_session_key_commits_once(server: LiveServer, admin: Gateway, b: BucketCredentials) -> None:
     """A SessionKey publishes its upload once: replayed (even by its own service), it is refused
     and publishes nothing more."""
-    applied = _apply(server, _long_term(b), b.bucket).json()["Result"]["UploadAddress"]
-    [info] = applied["StoreInfos"]
-    data = png()
-    httpx.put(
-        f"{server.url}/{info['StoreUri']}",
-        content=data,
-        headers={"Authorization": info["Auth"], "Content-CRC32": f"{zlib.crc32(data):08x}"},
-    ).raise_for_status()
+    applied = _applied_and_uploaded(server, b)
     assert _commit(server, _long_term(b), b.bucket, applied["SessionKey"]).status_code == 200
     after = state_of(admin, b)
     imagex_error(_commit(server, _long_term(b), b.bucket, applied["SessionKey"]), 400, 404, 409)
