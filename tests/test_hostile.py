@@ -19,6 +19,7 @@ header bytes and fix Content-Length). What a route's error looks like:
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import random
@@ -1045,10 +1046,21 @@ def test_wantu_uploads_with_garbage_fields(server: LiveServer, target: BucketCre
 @pytest.mark.parametrize("filename", ["图片.png", "ü ß.jpg", "\ufeff\u202e.bin", "😀.gif"])
 def test_utf8_and_odd_filenames_upload(server: LiveServer, bucket: BucketCredentials, filename: str) -> None:
     """Browsers send a part's filename as raw UTF-8: FORM and Wantu uploads with one succeed (they
-    were 500s: the multipart header parser wants Latin-1), and ``{filename}`` in a save-key is it."""
+    were 500s: the multipart header parser wants Latin-1), and ``{filename}`` in a save-key is it;
+    a name with invisible characters (a BOM, a bidi override) is refused as a key, a 400 in either
+    dialect's shape (core.keys)."""
     from tests.protocols.upyun.forms import upload
     from tests.protocols.wantu.client import WantuClient
 
+    if filename.startswith("\ufeff"):
+        with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
+            r = upload(client, bucket, b"form bytes", filename=filename, key="/f/{filename}{.suffix}")
+            assert r.status_code == 400 and "U+FEFF" in r.json()["message"], r.text
+        wantu = WantuClient(server.url, bucket.access_key_id, bucket.secret_access_key, bucket.bucket)
+        with contextlib.closing(wantu):
+            r2 = wantu.upload(b"wantu bytes", fields={"dir": "/w", "name": filename}, filename=filename)
+            assert r2.status_code == 400 and r2.json()["code"], r2.text
+        return
     with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
         r = upload(client, bucket, b"form bytes", filename=filename, key="/f/{filename}{.suffix}")
         assert r.status_code == 200, r.text

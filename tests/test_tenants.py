@@ -431,12 +431,11 @@ def test_imagex_credentials_of_a_cannot_apply_or_commit_for_b(
     assert len(keys_of(admin, b)) == len(before) + 1
 
 
-def test_imagex_session_key_of_b_cannot_be_committed_into_a(
-    server: LiveServer, admin: Gateway, a: BucketCredentials, b: BucketCredentials
-) -> None:
-    """A SessionKey names its bucket: committing B's upload with A's credentials under A's
-    ServiceId must not publish B's bytes into A (nor into B)."""
-    applied = _apply(server, _long_term(b), b.bucket).json()["Result"]["UploadAddress"]
+def _applied_and_uploaded(server: LiveServer, creds: BucketCredentials) -> dict[str, Any]:
+    """ApplyImageUpload's UploadAddress, its one file uploaded but not committed yet."""
+    applied: dict[str, Any] = _apply(server, _long_term(creds), creds.bucket).json()["Result"][
+        "UploadAddress"
+    ]
     [info] = applied["StoreInfos"]
     data = png()
     httpx.put(
@@ -444,6 +443,15 @@ def test_imagex_session_key_of_b_cannot_be_committed_into_a(
         content=data,
         headers={"Authorization": info["Auth"], "Content-CRC32": f"{zlib.crc32(data):08x}"},
     ).raise_for_status()
+    return applied
+
+
+def test_imagex_session_key_of_b_cannot_be_committed_into_a(
+    server: LiveServer, admin: Gateway, a: BucketCredentials, b: BucketCredentials
+) -> None:
+    """A SessionKey names its bucket: committing B's upload with A's credentials under A's
+    ServiceId must not publish B's bytes into A (nor into B)."""
+    applied = _applied_and_uploaded(server, b)
     before = state_of(admin, b)
     imagex_error(_commit(server, _long_term(a), a.bucket, applied["SessionKey"]), 400, 403, 404)
     assert keys_of(admin, a) == []
@@ -590,3 +598,249 @@ def test_a_bucket_admin_key_cannot_serve_its_pages_as_the_server(
     with client(server.url, new_key(admin, None)) as operator:
         on = operator.patch(f"/v1/buckets/{A}", json={"settings": {"inline_active": True}})
         assert on.status_code == 200 and on.json()["settings"]["inline_active"] is True
+
+
+# -- more surfaces: list cursors, pretreatment, Wantu media, ImageX SessionKey reuse, tus, /v1 ids ---------
+
+
+def test_upyun_list_iter_of_b_does_not_page_a(
+    http: httpx.Client, admin: Gateway, a: BucketCredentials, b: BucketCredentials
+) -> None:
+    """B's cursor names B's folder and bucket; on A (same folder name, even the same keys) it is
+    refused, never answered with a page of either bucket."""
+    for key in ("secret.txt", "dir/inner.txt"):
+        assert upyun_signed(http, a, "PUT", object_uri(a.bucket, key), content=b"a").status_code == 200
+    b_root = f"/{b.bucket}/"
+    first = http.get(b_root, headers={"X-List-Limit": "1", **sign(b, "GET", b_root)})
+    assert first.status_code == 200, first.text
+    cursor = first.headers["x-upyun-list-iter"]
+    a_root = f"/{a.bucket}/"
+    for headers in ({"X-List-Iter": cursor}, {"X-List-Iter": cursor, "X-List-Order": "asc"}):
+        resp = http.get(a_root, headers={**headers, "X-List-Limit": "1", **sign(a, "GET", a_root)})
+        assert "X-List-Iter" in upyun_error(resp, 400)["msg"]
+
+
+def test_pretreatment_of_a_cannot_reach_b(
+    server: LiveServer, admin: Gateway, a: BucketCredentials, b: BucketCredentials
+) -> None:
+    """UPYUN's processing API: A's operator cannot submit for service B, nor see B's task ids;
+    a source path naming B's bucket is a key in A (which does not exist), never B's file."""
+    import base64
+    from urllib.parse import urlencode
+
+    def post(creds: BucketCredentials, service: str, source: str) -> httpx.Response:
+        tasks = base64.b64encode(json.dumps([{"type": "probe", "avopts": ""}]).encode()).decode()
+        fields = {"service": service, "notify_url": "", "source": source, "tasks": tasks, "accept": "json"}
+        body = urlencode(fields).encode()
+        digest = hashlib.md5(body).hexdigest()
+        headers = {"Content-Type": "application/x-www-form-urlencoded", "Content-MD5": digest}
+        headers |= sign(creds, "POST", "/pretreatment/", content_md5=digest)
+        return httpx.post(f"{server.url}/pretreatment/", content=body, headers=headers)
+
+    def query(creds: BucketCredentials, what: str, ids: list[str]) -> httpx.Response:
+        uri = f"/{what}/?" + urlencode({"service": creds.bucket, "task_ids": ",".join(ids)})
+        return httpx.get(server.url + uri, headers=sign(creds, "GET", uri))
+
+    upyun_error(post(a, b.bucket, "/secret.txt"), 401)
+    theirs = post(b, b.bucket, "/secret.txt")
+    assert theirs.status_code == 200, theirs.text
+    ids = theirs.json()
+    for what in ("status", "result"):
+        answer = query(a, what, ids)
+        assert answer.status_code == 200 and answer.json()["tasks"] == {i: None for i in ids}, answer.text
+        assert SECRET.decode() not in answer.text
+    for source in (f"/{b.bucket}/secret.txt", f"/../{b.bucket}/secret.txt", f"/./{b.bucket}/secret.txt"):
+        mine = post(a, a.bucket, source)
+        if mine.status_code == 200:  # recorded as A's (missing) key: it fails 404 in A, reads nothing of B
+            [task_id] = mine.json()
+            task = admin.catalog.get_task(task_id)
+            assert task is not None and task.bucket_id == admin.catalog.require_bucket(a.bucket).id
+        else:
+            upyun_error(mine, 400, 404)
+
+
+def test_wantu_media_of_a_cannot_name_b_files(
+    wantu_a: WantuClient, wantu_b: WantuClient, admin: Gateway, a: BucketCredentials, b: BucketCredentials
+) -> None:
+    """mediaEncode/snapshot inputs, outputs and watermarks, and scanPorn resourceIds, of B's
+    namespace are refused (scanPorn: the per-file "no such file" status, never a score), and B's
+    task ids are unknown to A. Nothing is recorded or written in B."""
+    from urllib.parse import quote
+
+    before = state_of(admin, b)
+    assert wantu_a.upload(b"mine", fields={"dir": "/", "name": "mine.mp4"}).status_code == 200
+    theirs, mine = wantu_b.file_rid("/", "secret.txt"), wantu_a.file_rid("/", "mine.mp4")
+    planted = wantu_b.file_rid("/", "planted.mp4")
+
+    def submit(client: WantuClient, path: str, **fields: str) -> httpx.Response:
+        return client.manage(
+            "POST", path, body="&".join(f"{k}={quote(v, safe='')}" for k, v in fields.items())
+        )
+
+    attacks = [
+        (
+            "/3.0/mediaEncode",
+            {"input": theirs, "output": wantu_a.file_rid("/", "o.mp4"), "encodeTemplate": "mp4-360p"},
+        ),
+        ("/3.0/mediaEncode", {"input": mine, "output": planted, "encodeTemplate": "mp4-360p"}),
+        (
+            "/3.0/mediaEncode",
+            {
+                "input": mine,
+                "output": wantu_a.file_rid("/", "w.mp4"),
+                "encodeTemplate": "mp4-360p",
+                "watermark": wantu_b.file_rid("/", "logo.png"),
+            },
+        ),
+        ("/3.0/snapshot", {"input": theirs, "output": wantu_a.file_rid("/", "s.jpg"), "time": "0"}),
+        ("/3.0/snapshot", {"input": mine, "output": wantu_b.file_rid("/", "s.jpg"), "time": "0"}),
+    ]
+    for path, fields in attacks:
+        wantu_error(submit(wantu_a, path, usePreset="1", **fields), 400, 401, 403, 404)
+    scanned = submit(wantu_a, "/3.1/scanPorn", resourceId=theirs)
+    assert scanned.status_code == 200, scanned.text
+    [entry] = scanned.json()["result"]
+    assert entry["status"] == 2 and "score" not in entry, entry  # 2: no such file in this namespace
+    # B's task, looked up by A
+    clip = b"\x00" * 16
+    assert wantu_b.upload(clip, fields={"dir": "/", "name": "v.mp4"}).status_code == 200
+    task = submit(
+        wantu_b,
+        "/3.0/snapshot",
+        input=wantu_b.file_rid("/", "v.mp4"),
+        output=wantu_b.file_rid("/", "v.jpg"),
+        time="0",
+    )
+    assert task.status_code == 200, task.text
+    task_id = task.json()["taskId"]
+    for which in ("snapshotResult", "mediaEncodeResult"):
+        wantu_error(wantu_a.manage("GET", f"/3.0/{which}/{task_id}"), 404)
+    assert {k for k, _, _ in state_of(admin, b)} >= {k for k, _, _ in before}
+    assert "planted.mp4" not in keys_of(admin, b) and "s.jpg" not in keys_of(admin, b)
+
+
+def test_imagex_session_key_commits_once(server: LiveServer, admin: Gateway, b: BucketCredentials) -> None:
+    """A SessionKey publishes its upload once: replayed (even by its own service), it is refused
+    and publishes nothing more."""
+    applied = _applied_and_uploaded(server, b)
+    assert _commit(server, _long_term(b), b.bucket, applied["SessionKey"]).status_code == 200
+    after = state_of(admin, b)
+    imagex_error(_commit(server, _long_term(b), b.bucket, applied["SessionKey"]), 400, 404, 409)
+    assert state_of(admin, b) == after
+
+
+def test_tus_upload_of_b_is_unknown_to_a(
+    server: LiveServer, admin: Gateway, a: BucketCredentials, b: BucketCredentials
+) -> None:
+    from tests.protocols.tus.conftest import auth, create, head, issue_token, meta, patch
+
+    b_token = issue_token(admin, b.bucket, prefix="tus/")
+    a_token = issue_token(admin, a.bucket, prefix="tus/", max_uses=5)
+    url = create(server.url, b.bucket, b_token, 8, **{"Upload-Metadata": meta(filename="t.bin")}).headers[
+        "Location"
+    ]
+    assert patch(url, b_token, 0, b"BBBB").status_code == 204
+    session_id = url.rsplit("/", 1)[1]
+    under_a = url.replace(f"/v1/tus/{b.bucket}/", f"/v1/tus/{a.bucket}/")
+    for target, token, refused in (
+        (url, a_token, (403, 404)),
+        (under_a, a_token, (404,)),
+        (under_a, b_token, (403, 404)),
+    ):
+        assert head(target, token).status_code in refused
+        assert patch(target, token, 4, b"AAAA").status_code in refused
+        assert httpx.delete(target, headers=auth(token)).status_code in refused
+    assert admin.catalog.get_session(session_id) is not None
+    assert head(url, b_token).headers["Upload-Offset"] == "4"
+    assert patch(url, b_token, 4, b"bbbb").status_code == 204
+    assert httpx.get(f"{server.url}/{b.bucket}/tus/t.bin").content == b"BBBBbbbb"
+    assert keys_of(admin, a) == []
+
+
+def test_v1_ids_of_b_are_unknown_to_a(
+    server: LiveServer, admin: Gateway, a: BucketCredentials, b: BucketCredentials
+) -> None:
+    """Revoking by id: B's API key and B's upload token are as unknown to A's admin key as
+    made-up ids (under A's path too); /v1/usage and /v1/me show A only."""
+    from tests.protocols.native.api import client, new_key
+
+    with client(server.url, new_key(admin, b.bucket, "read,write,admin")) as owner:
+        b_key = owner.post("/v1/keys", json={"bucket": b.bucket, "scopes": ["read"]}).json()["key_id"]
+        b_tok = owner.post(f"/v1/buckets/{b.bucket}/upload-tokens", json={}).json()["token_id"]
+    with client(server.url, new_key(admin, a.bucket, "read,write,admin")) as api:
+        assert v1_error(api.delete(f"/v1/keys/{b_key}"), 404) == "key_not_found"
+        assert v1_error(api.get(f"/v1/keys/{b_key}"), 404, 405) in ("key_not_found", "method_not_allowed")
+        gone = api.delete(f"/v1/buckets/{a.bucket}/upload-tokens/{b_tok}")
+        assert v1_error(gone, 404) == "token_not_found"
+        assert [u["bucket"] for u in api.get("/v1/usage").json()["buckets"]] == [a.bucket]
+        assert b.bucket not in api.get("/v1/me").text
+        assert b_key not in api.get("/v1/keys").text
+    with client(server.url, new_key(admin, b.bucket, "read,write,admin")) as owner:
+        assert [k["revoked_at"] for k in owner.get("/v1/keys").json()["keys"] if k["key_id"] == b_key] == [
+            None
+        ]
+        tokens = owner.get(f"/v1/buckets/{b.bucket}/upload-tokens").json()["upload_tokens"]
+        assert [t["revoked_at"] for t in tokens if t["token_id"] == b_tok] == [None]
+
+
+def test_metrics_and_the_web_page_name_no_tenant(
+    http: httpx.Client, a: BucketCredentials, b: BucketCredentials
+) -> None:
+    """/metrics and /ui/ are the same for everyone: after traffic of both buckets neither names a
+    bucket, an operator, a key or a path."""
+    upyun_signed(http, a, "PUT", object_uri(a.bucket, "m.txt"), content=b"m")
+    http.get(f"/{b.bucket}/secret.txt")
+    http.get(f"/{b.bucket}/nope.txt")
+    for path in ("/metrics", "/ui/", "/"):
+        page = http.get(path)
+        assert page.status_code == 200, path
+        for secret in (
+            a.bucket,
+            b.bucket,
+            a.operator,
+            b.operator,
+            a.access_key_id,
+            b.access_key_id,
+            "secret.txt",
+        ):
+            assert secret not in page.text, (path, secret)
+
+
+def test_another_tenant_cannot_tell_which_bucket_names_exist(
+    server: LiveServer, http: httpx.Client, admin: Gateway, a: BucketCredentials, b: BucketCredentials
+) -> None:
+    """Defect: A's UPYUN operator on B got "not authorised for this bucket" and on a made-up name
+    "does not exist or not authorised", and A's tus token 403 on B but 404 ``bucket_not_found`` on
+    a made-up name: either told A which names are buckets. Now the answers are the same."""
+    from tests.protocols.native.api import client, new_key
+    from tests.protocols.tus.conftest import create, head, issue_token, meta
+
+    token = issue_token(admin, a.bucket)
+    b_token = issue_token(admin, b.bucket, prefix="t/")
+    b_upload = create(server.url, b.bucket, b_token, 3, **{"Upload-Metadata": meta(filename="x")})
+    upload_id = b_upload.headers["Location"].rsplit("/", 1)[1]
+
+    def answers(name: str) -> list[Any]:
+        uri = f"/{name}/x.txt"
+        rest = http.put(uri, content=b"x", headers=sign(a, "PUT", uri))
+        made = create(server.url, name, token, 3, **{"Upload-Metadata": meta(filename="x")})
+        resumed = head(f"{server.url}/v1/tus/{name}/{upload_id}", token)
+        imagex = _apply(server, _long_term(a), name)
+        wantu = WantuClient(server.url, a.access_key_id, a.secret_access_key, a.bucket)
+        try:
+            policy = wantu.policy(namespace=name)
+            w = wantu.upload(b"x", policy=policy, fields={"dir": "/", "name": "x.txt"})
+        finally:
+            wantu.close()
+        with client(server.url, new_key(admin, a.bucket)) as api:
+            v1 = api.get(f"/v1/buckets/{name}/objects")
+        return [
+            (rest.status_code, rest.json()["code"], rest.json()["msg"]),
+            (made.status_code, made.json()["error"]["code"]),
+            resumed.status_code,
+            (imagex.status_code, imagex.json()["ResponseMetadata"]["Error"]["Code"]),
+            (w.status_code, w.json()["code"], w.json()["message"]),
+            (v1.status_code, v1.json()["error"]["code"]),
+        ]
+
+    assert answers(b.bucket) == answers(f"z{uuid.uuid4().hex[:12]}")

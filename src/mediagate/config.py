@@ -83,6 +83,15 @@ class Settings(BaseSettings):
     form_prebuffer_limit: int = 100 * 1024**2
     """Largest file part read before the policy fields when a form sends the file first."""
 
+    max_api_keys_per_bucket: int = Field(default=100, ge=1)
+    """Active (unrevoked) /v1 API keys one bucket may have; creating one more is 409
+    ``limit_exceeded`` until one is revoked. Server-wide keys are not counted."""
+    max_upload_tokens_per_bucket: int = Field(default=10_000, ge=1)
+    """Live upload tokens (not expired, revoked or used up) one bucket may have at once."""
+    max_tus_sessions_per_bucket: int = Field(default=1000, ge=1)
+    """Unfinished tus uploads one bucket may have open (abandoned ones count until they are
+    ``session_max_age_seconds`` old)."""
+
     date_skew_seconds: int = 1800
     notify_timeout_seconds: float = 5.0
     notify_retries: int = 5

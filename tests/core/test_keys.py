@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import time
+
+import httpx
 import pytest
 
+from mediagate.core.buckets import BucketCredentials
 from mediagate.core.errors import InvalidKey
+from mediagate.core.gateway import Gateway
 from mediagate.core.keys import MAX_KEY_BYTES, normalise_dir, normalise_key, parent_dirs, split_key
+from tests.conftest import LiveServer
 
 
 @pytest.mark.parametrize(
@@ -83,3 +89,129 @@ def test_split_key_and_parent_dirs() -> None:
     assert split_key("c.jpg") == ("", "c.jpg")
     assert parent_dirs("a/b/c") == ["a", "a/b", "a/b/c"]
     assert parent_dirs("") == []
+
+
+# -- invisible characters: refused the same way by every dialect ------------------------------------------
+
+KEEP = {0x200C, 0x200D, *range(0x0600, 0x0606), 0x06DD, 0x070F, 0x0890, 0x0891, 0x08E2, 0x110BD, 0x110CD}
+"""Format characters that scripts need and that render visibly or join visible letters."""
+
+
+def test_every_control_format_surrogate_and_separator_character_is_refused() -> None:
+    """The whole of Unicode's Cc, Cf, Cs, Zl and Zp categories, as this Python knows them, but
+    the few kept on purpose (core.keys' docstring). A newer Unicode adding one fails here first."""
+    import unicodedata
+
+    for cp in range(0x110000):
+        char = chr(cp)
+        if unicodedata.category(char) in ("Cc", "Cf", "Cs", "Zl", "Zp") and cp not in KEEP:
+            with pytest.raises(InvalidKey):
+                normalise_key(f"dir/na{char}me.jpg")
+            with pytest.raises(InvalidKey):
+                normalise_dir(f"{char}")
+        elif cp in KEEP:
+            assert normalise_key(f"n{char}.jpg") == f"n{char}.jpg"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "evil\u202egpj.exe",  # RIGHT-TO-LEFT OVERRIDE: shows as "evilexe.jpg"
+        "a\u202ab",
+        "a\u2066b\u2069",
+        "\u200fx",
+        "zero\u200bwidth",
+        "\ufeffbom",
+        "tag\U000e0041",
+        "line\u2028sep",
+        "c1\x85",
+        "lone\ud800",
+    ],
+)
+def test_bidi_and_invisible_characters_are_refused_with_the_code_point(name: str) -> None:
+    with pytest.raises(InvalidKey) as refused:
+        normalise_key(f"dir/{name}")
+    assert "control" in refused.value.message
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "中文 名.jpg",
+        "\U0001f468\u200d\U0001f469\u200d\U0001f467.png",
+        "می\u200cخواهم.txt",
+        "\u0600١٢.txt",
+        "Ä\u0308.txt",
+    ],
+)
+def test_scripts_and_emoji_sequences_stay_valid(name: str) -> None:
+    assert normalise_key(name) == name
+
+
+def test_every_dialect_refuses_a_bidi_name_in_its_own_shape_and_stores_nothing(
+    server: LiveServer, admin: Gateway, bucket: BucketCredentials
+) -> None:
+    """The same rule whichever way the name comes: a REST path, a FORM save-key made of the
+    file's name, a Wantu ``name``, ImageX ``StoreKeys``, a /v1 path, a tus ``filename``."""
+    from urllib.parse import quote
+
+    from tests.protocols.imagex.conftest import signed as imagex_signed
+    from tests.protocols.native import api
+    from tests.protocols.tus.conftest import create, issue_token, meta
+    from tests.protocols.upyun import forms
+    from tests.protocols.upyun.rest_client import signed as upyun_signed
+    from tests.protocols.wantu.client import multipart as wantu_multipart
+    from tests.protocols.wantu.client import upload_token
+    from tests.support import uploads
+
+    evil = "evil\u202egpj.exe"
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        rest = upyun_signed(c, bucket, "PUT", f"/{bucket.bucket}/{quote(evil)}", content=b"x")
+        assert "U+202E" in uploads.assert_upyun_rest_error(rest, 400)["msg"]
+
+        policy = forms.policy_of(bucket, "/up/{filename}{.suffix}")
+        form = forms.post(
+            c,
+            bucket.bucket,
+            [("policy", policy), ("signature", forms.signature(bucket, policy)), ("file", (evil, b"x"))],
+        )
+        assert "U+202E" in uploads.assert_upyun_form_error(form, 400)["message"]
+
+        doc = {"namespace": bucket.bucket, "expiration": int(time.time() * 1000) + 600_000}
+        body, ctype = wantu_multipart([("dir", "/"), ("name", evil)], b"x")
+        token = upload_token(bucket.access_key_id, bucket.secret_access_key, doc)
+        wantu = c.post(
+            "/api/proxy/upload",
+            content=body,
+            headers={"Content-Type": ctype, "Authorization": f"UPLOAD_AK_TOP {token}"},
+        )
+        assert wantu.status_code == 400 and wantu.json()["message"], wantu.text
+
+        params = {
+            "Action": "ApplyImageUpload",
+            "Version": "2018-08-01",
+            "ServiceId": bucket.bucket,
+            "StoreKeys": evil,
+        }
+        imagex = imagex_signed(server, "GET", params, ak=bucket.access_key_id, sk=bucket.secret_access_key)
+        assert (
+            "U+202E"
+            in uploads.assert_imagex_action_error(
+                imagex, 400, imagex.json()["ResponseMetadata"]["Error"]["Code"]
+            )["ResponseMetadata"]["Error"]["Message"]
+        )
+
+    with api.client(server.url, api.new_key(admin, bucket.bucket, "write")) as v1:
+        status, code = api.error_of(
+            v1.put(f"/v1/buckets/{bucket.bucket}/objects/{quote(evil)}", content=b"x")
+        )
+        assert (status, code) == (400, "invalid_key")
+    tus = create(
+        server.url,
+        bucket.bucket,
+        issue_token(admin, bucket.bucket, prefix="in/"),
+        1,
+        **{"Upload-Metadata": meta(filename=evil)},
+    )
+    assert tus.status_code == 400 and "U+202E" in tus.json()["error"]["message"], tus.text
+    assert admin.catalog.usage(admin.catalog.require_bucket(bucket.bucket).id) == 0

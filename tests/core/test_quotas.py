@@ -176,6 +176,46 @@ def test_a_declared_size_over_the_quota_is_refused_before_the_body_is_read(
     assert usage(admin, creds) == (900, 1)
 
 
+def test_a_full_bucket_takes_a_replacement_that_fits_at_the_early_check(
+    server: LiveServer, admin: Gateway, client: httpx.Client
+) -> None:
+    """Defect: admission treated every upload as new, so a bucket at its byte (or object) quota
+    refused even a same-size replacement before reading it, though the commit would have charged
+    it nothing. With its key known and overwrite allowed, the early check frees the old bytes."""
+    creds = new_bucket(admin, max_bytes=1000, max_objects=1)
+    uri = object_uri(creds.bucket, "/full.bin")
+    assert signed(client, creds, "PUT", uri, content=b"f" * 1000).status_code == 200
+    for size in (1000, 400):  # declared by Content-Length: the early check decides
+        replaced = signed(client, creds, "PUT", uri, content=b"r" * size)
+        assert replaced.status_code == 200, replaced.text
+        assert usage(admin, creds) == (size, 1)
+    grown = signed(client, creds, "PUT", uri, content=b"g" * 1001)
+    assert grown.status_code == 413 and grown.json()["code"] == 41300002, grown.text
+    other = signed(client, creds, "PUT", object_uri(creds.bucket, "/other.bin"), content=b"o")
+    assert other.status_code == 413, other.text
+    assert usage(admin, creds) == (400, 1)
+    # a multi-part upload declaring its length at the start is admitted the same way
+    init = {"X-Upyun-Multi-Stage": "initiate", "X-Upyun-Multi-Part-Size": str(1024 * 1024)}
+    started = client.put(uri, headers={**init, "X-Upyun-Multi-Length": "1000", **sign(creds, "PUT", uri)})
+    assert started.status_code == 204, started.text
+    other_uri = object_uri(creds.bucket, "/other.bin")
+    refused = client.put(
+        other_uri, headers={**init, "X-Upyun-Multi-Length": "1", **sign(creds, "PUT", other_uri)}
+    )
+    assert refused.status_code == 413, refused.text
+    # /v1: a key may replace; a token without overwrite may not, and is refused early as new
+    secret = api.new_key(admin, creds.bucket, "write")
+    with api.client(server.url, secret) as c:
+        assert c.put(f"/v1/buckets/{creds.bucket}/objects/full.bin", content=b"v" * 900).status_code == 201
+        token = c.post(
+            f"/v1/buckets/{creds.bucket}/upload-tokens", json={"key": "full.bin", "max_uses": 2}
+        ).json()["token"]
+    with api.client(server.url, token) as browser:
+        refused = browser.put(f"/v1/buckets/{creds.bucket}/objects/full.bin", content=b"t" * 10)
+        assert api.error_of(refused)[0] in (409, 413), refused.text
+    assert usage(admin, creds) == (900, 1)
+
+
 def burst(urls: list[str], creds: BucketCredentials, count: int) -> list[int]:
     """``count`` UPYUN REST PUTs of 1000 bytes at once, streamed without a Content-Length (so
     nothing is refused before the body), spread over ``urls``; their statuses."""

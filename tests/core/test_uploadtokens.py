@@ -189,3 +189,40 @@ def test_a_token_replaces_an_existing_object_only_if_issued_to(catalog: Catalog,
         plain.token_id: False,
         allowed.token_id: True,
     }
+
+
+def test_two_nodes_issuing_at_once_never_pass_the_bucket_limit(catalog: Catalog, catalog_url: str) -> None:
+    """``max_upload_tokens_per_bucket`` is counted in the insert's own transaction (the bucket row
+    locked on PostgreSQL, one writer on SQLite): sixteen issues racing on two catalogs (two nodes)
+    for five places get exactly five tokens; the rest are 409 ``limit_exceeded``. The same holds
+    for API keys (one code path, ``Catalog._within``)."""
+    catalog.create_bucket("photos")
+    issuer, _ = create_key(catalog, bucket="photos", scopes=["write"])
+    other = Catalog(catalog_url)
+    outcomes: list[str] = []
+    barrier = threading.Barrier(16)
+
+    def issue(n: int) -> None:
+        node = catalog if n % 2 else other
+        barrier.wait()
+        try:
+            issue_upload_token(node, issuer, "photos", max_per_bucket=5)
+            outcomes.append("issued")
+        except MediagateError as exc:
+            outcomes.append(exc.code)
+
+    threads = [threading.Thread(target=issue, args=(n,)) for n in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    other.close()
+    assert sorted(outcomes) == ["issued"] * 5 + ["limit_exceeded"] * 11
+    keys = []
+    for _ in range(3):
+        keys.append(create_key(catalog, bucket="photos", scopes=["read"], max_per_bucket=4)[0])
+    with pytest.raises(MediagateError) as refused:
+        create_key(catalog, bucket="photos", scopes=["read"], max_per_bucket=4)
+    assert refusal(refused) == (409, "limit_exceeded")
+    revoke_key(catalog, keys[0].key_id)
+    create_key(catalog, bucket="photos", scopes=["read"], max_per_bucket=4)

@@ -43,6 +43,7 @@ from sqlalchemy import (
     CursorResult,
     Delete,
     Engine,
+    Select,
     Table,
     and_,
     bindparam,
@@ -81,7 +82,7 @@ from mediagate.catalog.models import (
     UploadSession,
     UploadToken,
 )
-from mediagate.core.errors import Conflict, NotFound, QuotaExceeded
+from mediagate.core.errors import Conflict, LimitExceeded, NotFound, QuotaExceeded
 from mediagate.core.keys import parent_dirs, split_key
 from mediagate.core.outbox import NewTask, Notification, Outgoing, TaskDone
 from mediagate.core.values import DirEntry
@@ -938,9 +939,21 @@ class Catalog:
         total_size: int | None = None,
         part_size: int | None = None,
         data: dict[str, Any] | None = None,
+        cap: Cap | None = None,
     ) -> UploadSession:
+        """A new open session; with ``cap``, refused (its error) when the bucket already has
+        ``cap.limit`` unfinished sessions of ``dialect`` updated within ``cap.window``."""
         now = utcnow()
         with self._write() as s:
+            if cap is not None:
+                since = now - (cap.window or timedelta(0))
+                live = select(UploadSession.id).where(
+                    UploadSession.bucket_id == bucket_id,
+                    UploadSession.dialect == dialect,
+                    UploadSession.state != "completed",
+                    UploadSession.updated_at > since,
+                )
+                _within(s, bucket_id, live, cap)
             session = UploadSession(
                 id=session_id,
                 bucket_id=bucket_id,
@@ -1526,8 +1539,12 @@ class Catalog:
 
     # -- /v1 API keys and upload tokens (core.apikeys, core.uploadtokens) ---------------------------
 
-    def add_api_key(self, key: ApiKey) -> ApiKey:
+    def add_api_key(self, key: ApiKey, *, cap: Cap | None = None) -> ApiKey:
+        """Store a new key; with ``cap``, refused when its bucket has ``cap.limit`` active keys."""
         with self._write() as s:
+            if cap is not None and key.bucket_id is not None:
+                live = select(ApiKey.id).where(ApiKey.bucket_id == key.bucket_id, ApiKey.revoked_at.is_(None))
+                _within(s, key.bucket_id, live, cap)
             s.add(key)
             s.flush()
             return key
@@ -1560,8 +1577,23 @@ class Catalog:
             )
             return cast(CursorResult[Any], result).rowcount == 1
 
-    def add_upload_token(self, token: UploadToken) -> UploadToken:
+    def add_upload_token(self, token: UploadToken, *, cap: Cap | None = None) -> UploadToken:
+        """Store a new token; with ``cap``, refused when its bucket has ``cap.limit`` live ones
+        (not revoked, nor the key that issued it; not expired; uses left)."""
         with self._write() as s:
+            if cap is not None:
+                live = (
+                    select(UploadToken.id)
+                    .join(ApiKey, ApiKey.id == UploadToken.api_key_id)
+                    .where(
+                        UploadToken.bucket_id == token.bucket_id,
+                        UploadToken.revoked_at.is_(None),
+                        ApiKey.revoked_at.is_(None),  # a revoked key's tokens are dead too
+                        UploadToken.expires_at > utcnow(),
+                        UploadToken.uses < UploadToken.max_uses,
+                    )
+                )
+                _within(s, token.bucket_id, live, cap)
             s.add(token)
             s.flush()
             return token
@@ -1728,6 +1760,28 @@ class Catalog:
 
 def _key_in_use() -> Conflict:
     return Conflict("that access key id is already in use by another bucket", code="access_key_exists")
+
+
+@dataclass(frozen=True)
+class Cap:
+    """At most ``limit`` live rows of one kind per bucket, else ``refusal`` (a LimitExceeded the
+    core words). ``window``: for sessions, how recently a live one was last touched."""
+
+    limit: int
+    refusal: LimitExceeded
+    window: timedelta | None = None
+
+
+def _within(s: Session, bucket_id: int, live: Select[Any], cap: Cap) -> None:
+    """Raise ``cap.refusal`` when ``live`` (the bucket's live rows) already holds ``cap.limit``,
+    in the caller's write transaction, before its insert. On PostgreSQL the bucket's row is locked
+    first, so that two nodes adding the last one at once are counted one after the other (SQLite
+    has one writer at a time). The count stops at the limit: its cost does not grow past it."""
+    if s.get_bind().dialect.name == "postgresql":
+        s.execute(select(Bucket.id).where(Bucket.id == bucket_id).with_for_update())
+    held = s.scalar(select(func.count()).select_from(live.limit(cap.limit).subquery())) or 0
+    if held >= cap.limit:
+        raise cap.refusal
 
 
 def _count_usage(

@@ -53,7 +53,13 @@ def create(
         raise fail("give either --bucket B or --admin", f"e.g. {example}")
     gw = open_gateway()
     try:
-        key, secret = create_key(gw.catalog, bucket=bucket, scopes=SCOPES if admin else [scope], label=label)
+        key, secret = create_key(
+            gw.catalog,
+            bucket=bucket,
+            scopes=SCOPES if admin else [scope],
+            label=label,
+            max_per_bucket=gw.settings.max_api_keys_per_bucket,
+        )
     except MediagateError as exc:
         hint = "see `mediagate bucket list`" if exc.code == "bucket_not_found" else None
         raise fail(exc.message, hint) from None

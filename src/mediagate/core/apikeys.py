@@ -20,9 +20,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from mediagate.catalog import Catalog
+from mediagate.catalog import Cap, Catalog
 from mediagate.catalog.models import ApiKey as ApiKeyRow
-from mediagate.core.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
+from mediagate.core.errors import BadRequest, Conflict, Forbidden, LimitExceeded, NotFound, Unauthorized
 from mediagate.logs import note_caller
 
 READ, WRITE, ADMIN = "read", "write", "admin"
@@ -85,9 +85,16 @@ def _view(row: ApiKeyRow, bucket: str | None) -> ApiKey:
 
 
 def create_key(
-    catalog: Catalog, *, bucket: str | None, scopes: Iterable[str], label: str = ""
+    catalog: Catalog,
+    *,
+    bucket: str | None,
+    scopes: Iterable[str],
+    label: str = "",
+    max_per_bucket: int | None = None,
 ) -> tuple[ApiKey, str]:
-    """A new key and its secret (print it once; only its hash is stored)."""
+    """A new key and its secret (print it once; only its hash is stored). ``max_per_bucket``
+    (the ``max_api_keys_per_bucket`` setting): a bucket with that many active keys gets no more
+    (LimitExceeded), so that a tenant's admin key cannot fill the catalog with keys."""
     wanted = parse_scopes(scopes)
     if len(label) > 200:
         raise BadRequest("a key label is at most 200 characters", code="invalid_label")
@@ -102,9 +109,17 @@ def create_key(
             label=label,
             secret_hash=hash_secret(secret),
             created_at=datetime.now(UTC),
-        )
+        ),
+        cap=None if max_per_bucket is None else Cap(max_per_bucket, _too_many_keys(bucket, max_per_bucket)),
     )
     return _view(row, bucket), secret
+
+
+def _too_many_keys(bucket: str | None, limit: int) -> LimitExceeded:
+    return LimitExceeded(
+        f"bucket {bucket!r} already has {limit} active API keys, the most the server allows one bucket "
+        "(max_api_keys_per_bucket): revoke one first"
+    )
 
 
 def list_keys(catalog: Catalog, *, bucket: str | None = None, include_revoked: bool = True) -> list[ApiKey]:

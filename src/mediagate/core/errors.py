@@ -116,6 +116,14 @@ class Conflict(MediagateError):
     default_message = "conflict"
 
 
+class LimitExceeded(Conflict):
+    """A bucket holds as many API keys, live upload tokens or open tus uploads as the server allows
+    one bucket (``max_*_per_bucket`` settings; see core.apikeys, core.uploadtokens, core.sessions)."""
+
+    code = "limit_exceeded"
+    default_message = "the bucket has reached a limit of the server"
+
+
 class PayloadTooLarge(MediagateError):
     code = "payload_too_large"
     status = 413

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mediagate.core.savekey import FileFacts
+from mediagate.core.usermeta import check_user_meta
 
 KeyRenderer = Callable[[FileFacts], str]
 """Turns the facts of a received file into the final (normalised) key."""
@@ -47,3 +48,18 @@ class UploadGrant:
     """A file received before its policy (a FORM whose file came first): staged whole, however
     large, instead of streamed on to storage (core.streaming), and admitted to the quota at its
     commit rather than before its bytes (core.quotas), since neither check is known yet."""
+    key: str | None = None
+    """The key, when it is known before the file is (a REST PUT's path, a token's key; see
+    :meth:`for_key`): quota admission then counts the object a replacement frees (core.quotas)."""
+
+    def __post_init__(self) -> None:
+        check_user_meta(self.meta)  # before any byte of the upload is read (core.usermeta)
+
+    @classmethod
+    def for_key(cls, bucket: str, key: str, **fields: Any) -> UploadGrant:
+        """A grant whose key is ``key`` whatever the file (``render_key`` ignores its facts)."""
+
+        def render(_facts: FileFacts) -> str:
+            return key
+
+        return cls(bucket=bucket, render_key=render, key=key, **fields)

@@ -1,8 +1,24 @@
 """Object keys: normalised, and refused if they could escape the bucket.
 
-A key is a relative, '/'-separated path with no empty, '.' or '..' segment, no NUL or control
-character, at most 1024 UTF-8 bytes. Leading slashes and doubled slashes are folded away (the
-dialects all write keys as '/a/b.jpg'); what remains must name a file, not the root.
+A key is a relative, '/'-separated path with no empty, '.' or '..' segment, no invisible
+character (below), at most 1024 UTF-8 bytes. Leading slashes and doubled slashes are folded away
+(the dialects all write keys as '/a/b.jpg'); what remains must name a file, not the root.
+
+Invisible characters are refused, by every dialect alike (each renders InvalidKey its own way),
+whether the key comes from a path, a policy, a form's filename or a tus ``filename``: the C0 and C1
+controls (UPYUN and OSS refuse control characters; a newline in a key splits log lines and
+listings), the bidirectional controls U+202A-U+202E, U+2066-U+2069, U+200E/U+200F, U+061C (they
+make ``evil<U+202E>gpj.exe`` show as ``evilexe.jpg``), the other invisible format characters (zero
+width space U+200B, word joiner and invisible operators U+2060-U+2064, byte order mark U+FEFF,
+soft hyphen U+00AD, Mongolian vowel separator U+180E, interlinear annotations U+FFF9-U+FFFB,
+tag characters U+E0000-U+E007F, which smuggle invisible text to readers such as language models,
+and the layout controls of Egyptian, Duployan and musical notation), the line and paragraph
+separators U+2028/U+2029, and lone surrogates (not text; UTF-8 cannot hold them). That is every
+character of Unicode's Cc, Cf, Cs, Zl and Zp categories but three kinds, which scripts need and
+which render visibly or join visible letters: the zero width non-joiner and joiner U+200C/U+200D
+(Persian and Indic spelling, emoji sequences) and the prepended concatenation marks (Arabic
+number signs U+0600-U+0605 and their kin). Keys are never rewritten to remove them: a key that is
+not what the client sent would be a silent surprise, so the client gets a clear error instead.
 """
 
 from __future__ import annotations
@@ -12,7 +28,22 @@ import re
 from mediagate.core.errors import InvalidKey
 
 MAX_KEY_BYTES = 1024
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = re.compile(
+    "[\x00-\x1f\x7f-\x9f\xad\u061c\u180e\u200b\u200e\u200f\u2028-\u202e\u2060-\u206f"
+    "\ud800-\udfff\ufeff\ufff9-\ufffb\U00013430-\U0001343f\U0001bca0-\U0001bca3"
+    "\U0001d173-\U0001d17a\U000e0000-\U000e007f]"
+)
+"""The characters a key may not hold (the module docstring)."""
+
+
+def _refused(found: re.Match[str], what: str) -> InvalidKey:
+    char = found.group()
+    if char < " " or char == "\x7f":
+        return InvalidKey(f"{what} contains control characters")
+    return InvalidKey(
+        f"{what} contains the invisible or control character U+{ord(char):04X}, which names "
+        "cannot hold (bidirectional controls, zero width and other format characters are refused)"
+    )
 
 
 def normalise_key(raw: str, *, allow_folder: bool = False) -> str:
@@ -21,8 +52,8 @@ def normalise_key(raw: str, *, allow_folder: bool = False) -> str:
     With ``allow_folder`` a trailing slash is accepted and dropped (a folder path); the root
     itself is still refused.
     """
-    if _CONTROL.search(raw):
-        raise InvalidKey("key contains control characters")
+    if found := _CONTROL.search(raw):
+        raise _refused(found, "key")
     if raw.endswith("/") and not allow_folder and raw.strip("/"):
         raise InvalidKey("key ends with '/', which names a folder, not a file")
     segments = [s for s in raw.split("/") if s]
@@ -39,8 +70,8 @@ def normalise_key(raw: str, *, allow_folder: bool = False) -> str:
 def normalise_dir(raw: str) -> str:
     """A directory path: like a key, but '' (the root) is allowed."""
     if not raw.strip("/"):
-        if _CONTROL.search(raw):
-            raise InvalidKey("path contains control characters")
+        if found := _CONTROL.search(raw):
+            raise _refused(found, "path")
         return ""
     return normalise_key(raw, allow_folder=True)
 

@@ -17,6 +17,7 @@ from mediagate.core.errors import NotFound
 from mediagate.core.gatewaybase import is_expired, new_blob_id, quietly
 from mediagate.core.ingest import new_staging_path
 from mediagate.core.outbox import Notification
+from mediagate.core.usermeta import check_user_meta
 from mediagate.core.values import Bucket, DirEntry, Folder, Object
 from mediagate.storage.base import BlobNotFound
 
@@ -199,13 +200,16 @@ class Namespace(BucketAccess):
     ) -> Object:
         """Replace a live object's metadata with ``edit(current metadata)``, atomically (the bytes
         are untouched). With ``set_expiry`` its expiry becomes ``expires_in`` seconds from now
-        (None: never). NotFound for a missing or expired object."""
+        (None: never). NotFound for a missing or expired object; BadRequest
+        ``metadata_too_large`` for a result no client could read back (core.usermeta)."""
         now = datetime.now(UTC)
 
         def apply(obj: models.Object) -> None:
             if is_expired(obj):
                 raise NotFound("file not found", code="file_not_found")
-            obj.meta = edit(dict(obj.meta or {}))
+            meta = edit(dict(obj.meta or {}))
+            check_user_meta(meta)
+            obj.meta = meta
             if set_expiry:
                 obj.expires_at = now + timedelta(seconds=expires_in) if expires_in is not None else None
 

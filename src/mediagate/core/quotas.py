@@ -16,8 +16,11 @@ Where they are checked:
   the one that would not fit is refused at its commit and leaves nothing. Nothing has to be
   reserved at the start and released on failure, and a crash leaks no reservation.
 
-Admission treats every upload as new; an upload that replaces an object is charged its growth at
-the commit, but a full bucket refuses it at admission (delete first, or raise the quota).
+An upload whose key is known at admission (a REST PUT, a /v1 PUT, an upload token's key) and that
+may replace an object is admitted as what it would be: the replaced object's bytes are freed and no
+object is added, so a full bucket still takes a replacement that fits. An upload whose key is only
+known from its bytes (a ``{filemd5}`` save-key) is admitted as new; the commit charges every
+replacement its growth only, exactly.
 
 Rate limits are fixed one-minute windows (at most twice the limit across a window boundary), keyed
 by the bucket id or the key/token id: in Redis when ``MEDIAGATE_REDIS_URL`` is set (one Lua script
@@ -157,9 +160,12 @@ class Quotas:
         self.limiter = RateLimiter(settings)
         self._no_limits: dict[int, float] = {}
 
-    async def admit(self, bucket: str | Bucket, size: int | None = None) -> None:
+    async def admit(
+        self, bucket: str | Bucket, size: int | None = None, *, replacing: str | None = None
+    ) -> None:
         """Admit one upload of ``size`` bytes (None: not declared) to ``bucket``, once per request
-        (later calls in the same request are no-ops). QuotaExceeded or TooManyRequests."""
+        (later calls in the same request are no-ops). QuotaExceeded or TooManyRequests.
+        ``replacing``: the key the upload will replace if it exists (the module docstring)."""
         record = logs.current()
         if record is not None:
             if record.quota_admitted:
@@ -174,18 +180,32 @@ class Quotas:
                 self._no_limits.clear()
             self._no_limits[found.id] = time.monotonic() + NO_LIMITS_TTL
             return
-        check_storage(quota, size)
+        try:
+            check_storage(quota, size)
+        except QuotaExceeded:
+            # only a refusal pays for the lookup of the object a replacement would free
+            old = None
+            if replacing is not None:
+                old = await to_thread.run_sync(self.catalog.get_object, found.id, replacing)
+            if old is None:
+                raise
+            check_storage(quota, size, replacing=old.size)
         await self.limiter.hit(windows(found.name, quota, record))
 
-    async def admit_grant(self, grant: UploadGrant) -> None:
-        """:meth:`admit` for a single upload about to stream: its declared size is the grant's
-        exact length, else the ``Content-Length`` of a raw request body. A grant for a file staged
-        before its policy is known is not admitted yet (its commit is)."""
-        if grant.prebuffered:
+    async def admit_grant(
+        self, grant: UploadGrant, *, size: int | None = None, bucket: Bucket | None = None
+    ) -> None:
+        """:meth:`admit` for a single upload: its size is ``size`` when known (a staged file), else
+        the grant's exact length, else the ``Content-Length`` of a raw request body. A grant for a
+        file staged before its policy is known is admitted at its commit (with ``size``), not
+        before. A grant with a known key that may replace is admitted as the replacement."""
+        if grant.prebuffered and size is None:
             return
-        record = logs.current()
-        size = grant.exact_size if grant.exact_size is not None else record.body_size if record else None
-        await self.admit(grant.bucket, size)
+        if size is None:
+            record = logs.current()
+            size = grant.exact_size if grant.exact_size is not None else record.body_size if record else None
+        replacing = grant.key if not grant.insert_only else None
+        await self.admit(bucket or grant.bucket, size, replacing=replacing)
 
     @staticmethod
     def admitted_before() -> None:
@@ -195,21 +215,23 @@ class Quotas:
             record.quota_admitted = True
 
 
-def check_storage(quota: Quota, size: int | None) -> None:
+def check_storage(quota: Quota, size: int | None, *, replacing: int | None = None) -> None:
     """Refuse an upload that cannot fit: ``size`` more bytes (or, not declared, any byte at all)
-    or one more object."""
-    if quota.max_objects is not None and quota.objects_used >= quota.max_objects:
+    or one more object. ``replacing``: the size of the object the upload replaces, whose bytes
+    it frees (and it adds no object)."""
+    if replacing is None and quota.max_objects is not None and quota.objects_used >= quota.max_objects:
         raise QuotaExceeded(
             f"the bucket holds {quota.objects_used} objects, its quota is {quota.max_objects}"
         )
     if quota.max_bytes is None:
         return
-    if size is not None and quota.bytes_used + size > quota.max_bytes:
+    used = quota.bytes_used - (replacing or 0)
+    if size is not None and used + size > quota.max_bytes:
         raise QuotaExceeded(
             f"an upload of {size} bytes does not fit the bucket's quota of {quota.max_bytes} bytes "
             f"({quota.bytes_used} used)"
         )
-    if quota.bytes_used >= quota.max_bytes:
+    if used >= quota.max_bytes:
         raise QuotaExceeded(f"the bucket's quota of {quota.max_bytes} bytes is used up")
 
 

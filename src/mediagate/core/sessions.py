@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 from anyio import to_thread
 
-from mediagate.core.errors import BadRequest, ChecksumMismatch, NotFound
+from mediagate.catalog import Cap
+from mediagate.core.errors import BadRequest, ChecksumMismatch, LimitExceeded, NotFound
 from mediagate.core.gatewaybase import new_blob_id, quietly
 from mediagate.core.grant import UploadGrant
 from mediagate.core.ingest import Received, discard, hash_file, new_staging_path, receive
@@ -33,13 +35,26 @@ class Sessions(Uploads):
         total_size: int | None = None,
         part_size: int | None = None,
         data: dict[str, Any] | None = None,
+        max_open: int | None = None,
+        replacing: str | None = None,
     ) -> UploadSession:
+        """A new session of ``dialect`` for ``key``. ``max_open``: refused (LimitExceeded) when
+        the bucket already has that many unfinished sessions of the dialect (abandoned ones count
+        until ``session_max_age_seconds`` have passed since they were last touched). ``replacing``:
+        the key, when the upload may replace it (its quota admission frees the old object)."""
         try:
-            await self.quotas.admit(bucket, total_size)
+            await self.quotas.admit(bucket, total_size, replacing=replacing)
         except BaseException as exc:
             note_upload_failure(exc, 0)
             raise
         session_id = uuid.uuid4().hex
+        cap = None
+        if max_open is not None:
+            refusal = LimitExceeded(
+                f"bucket {bucket.name!r} already has {max_open} unfinished uploads, the most the server "
+                "allows one bucket: finish or terminate some first"
+            )
+            cap = Cap(max_open, refusal, window=timedelta(seconds=self.settings.session_max_age_seconds))
         made = await to_thread.run_sync(
             lambda: self.catalog.create_session(
                 session_id,
@@ -49,6 +64,7 @@ class Sessions(Uploads):
                 total_size=total_size,
                 part_size=part_size,
                 data=data,
+                cap=cap,
             )
         )
         return UploadSession.of(made)

@@ -241,7 +241,7 @@ class Uploads(Namespace):
         original = received
         try:
             bucket = await self.bucket(grant.bucket)
-            await self.quotas.admit(bucket, received.size)
+            await self.quotas.admit_grant(grant, size=received.size, bucket=bucket)
             checked = grant
             info: MediaInfo | None = None
             processed = False

@@ -26,16 +26,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from mediagate.catalog import Catalog
+from mediagate.catalog import Cap, Catalog
 from mediagate.catalog.models import ApiKey as ApiKeyRow
 from mediagate.catalog.models import UploadToken as UploadTokenRow
 from mediagate.core import webhooks
 from mediagate.core.apikeys import WRITE, ApiKey, hash_secret, require
 from mediagate.core.checks import mime_matches
-from mediagate.core.errors import BadRequest, Forbidden, InvalidKey, NotFound, PayloadTooLarge, Unauthorized
+from mediagate.core.errors import (
+    BadRequest,
+    Forbidden,
+    InvalidKey,
+    LimitExceeded,
+    NotFound,
+    PayloadTooLarge,
+    Unauthorized,
+)
 from mediagate.core.grant import UploadGrant
 from mediagate.core.keys import normalise_key
-from mediagate.core.savekey import FileFacts
 from mediagate.logs import note_caller
 
 _SECRET = re.compile(r"^mgt_([0-9a-f]{16})_([0-9a-f]{48})$")
@@ -90,14 +97,9 @@ class TokenGrant:
     def upload_grant(self) -> UploadGrant:
         """The core's grant for this upload: the size caps the stream, the types the sniffed
         file; without ``overwrite`` the commit is insert-only (an existing key is ``key_exists``)."""
-        key = self.key
-
-        def render(_facts: FileFacts) -> str:
-            return key
-
-        return UploadGrant(
-            bucket=self.bucket,
-            render_key=render,
+        return UploadGrant.for_key(
+            self.bucket,
+            self.key,
             max_size=self.max_size,
             allowed_mime=self.content_types or None,
             insert_only=not self.overwrite,
@@ -154,10 +156,13 @@ def issue_upload_token(
     content_types: Sequence[str] = (),
     notify_url: str | None = None,
     overwrite: bool = False,
+    max_per_bucket: int | None = None,
 ) -> tuple[UploadToken, str]:
     """A new token for ``bucket`` and its secret (print it once). Needs ``write`` on the bucket.
     ``notify_url`` must have passed ``webhooks.check_url`` (an async check: the caller's); the
-    bucket must have a webhook secret to sign with."""
+    bucket must have a webhook secret to sign with. ``max_per_bucket`` (the
+    ``max_upload_tokens_per_bucket`` setting): a bucket with that many live tokens (not expired,
+    revoked or used up) gets no more until some lapse (LimitExceeded)."""
     require(issuer, WRITE, bucket)
     if not 1 <= ttl <= MAX_TTL:
         raise _bad(f"ttl must be between 1 and {MAX_TTL} seconds")
@@ -205,9 +210,17 @@ def issue_upload_token(
             created_at=now,
             notify_url=notify_url,
             overwrite=overwrite,
-        )
+        ),
+        cap=None if max_per_bucket is None else Cap(max_per_bucket, _too_many_tokens(bucket, max_per_bucket)),
     )
     return _view(row, found[0], bucket), secret
+
+
+def _too_many_tokens(bucket: str, limit: int) -> LimitExceeded:
+    return LimitExceeded(
+        f"bucket {bucket!r} already has {limit} live upload tokens, the most the server allows one "
+        "bucket (max_upload_tokens_per_bucket): wait for some to expire or be used, or revoke some"
+    )
 
 
 def is_upload_token(secret: str) -> bool:

@@ -47,7 +47,13 @@ async def create_key(request: Request, new: schemas.KeyCreate, key: Caller) -> s
         raise Forbidden(f"a key cannot grant the {beyond[0]!r} scope it lacks", code="insufficient_scope")
     gw = gateway(request)
     made, secret = await to_thread.run_sync(
-        lambda: apikeys.create_key(gw.catalog, bucket=new.bucket, scopes=new.scopes, label=new.label)
+        lambda: apikeys.create_key(
+            gw.catalog,
+            bucket=new.bucket,
+            scopes=new.scopes,
+            label=new.label,
+            max_per_bucket=gw.settings.max_api_keys_per_bucket,
+        )
     )
     return schemas.KeyCreated(**schemas.KeyOut.of(made).model_dump(), secret=secret)
 
@@ -111,6 +117,7 @@ async def issue_token(
             content_types=new.content_types,
             notify_url=notify_url,
             overwrite=new.overwrite,
+            max_per_bucket=gw.settings.max_upload_tokens_per_bucket,
         )
     )
     return schemas.UploadTokenCreated(**schemas.UploadTokenOut.of(token).model_dump(), token=secret)

@@ -29,7 +29,6 @@ from mediagate.core.gateway import Stored
 from mediagate.core.grant import UploadGrant
 from mediagate.core.keys import normalise_dir, normalise_key, split_key
 from mediagate.core.numbers import parse_uint
-from mediagate.core.savekey import FileFacts
 from mediagate.core.uploadtokens import (
     TokenGrant,
     check_upload_token,
@@ -79,13 +78,6 @@ MULTIPART_BODY: dict[str, Any] = {
 BYTES = {200: {"content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}}}
 
 
-def _fixed(key: str) -> UploadGrant:
-    def render(_facts: FileFacts) -> str:
-        return key
-
-    return UploadGrant(bucket="", render_key=render)
-
-
 def _declared_size(request: Request) -> int | None:
     value = request.headers.get("content-length")
     if value is None:
@@ -114,7 +106,7 @@ class _Upload:
 
     def by_key(self, key: str) -> UploadGrant:
         """The grant of an authorised API key: this key, nothing else limited but the server's."""
-        return replace(_fixed(key), bucket=self.bucket, insert_only=not self.overwrite)
+        return UploadGrant.for_key(self.bucket, key, insert_only=not self.overwrite)
 
     async def by_token(
         self, secret: str, key: str | None, filename: str | None, size: int | None, content_type: str | None

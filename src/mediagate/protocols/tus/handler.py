@@ -127,7 +127,12 @@ async def _dispatch(
         return await _create(request, gw, bucket)
     if method not in ("HEAD", "PATCH", "DELETE"):
         raise MethodNotAllowed(f"{method} is not allowed on an upload; use HEAD, PATCH or DELETE")
-    row = await gw.bucket(bucket)
+    row = await gw.find_bucket(bucket)
+    if row is None:
+        # answered as for an existing bucket: the token's refusal (no token belongs to a bucket
+        # that does not exist), so that nobody learns which bucket names exist
+        await auth.resume(gw, request, bucket, "-")
+        raise NotFound("upload not found", code="upload_not_found")
     session = await _session(gw, row, upload_id)
     grant = await auth.resume(gw, request, bucket, session.key)
     if (session.data or {}).get("token_id") != grant.token_id:
@@ -214,17 +219,20 @@ async def _create(request: Request, gw: Gateway, bucket: str) -> Response:
     if with_body:
         _check_patch_type(request)
     declared = checksum(headers.get("upload-checksum")) if with_body else None
-    row = await gw.bucket(bucket)
     filename = meta.get("filename") or meta.get("name") or None
     content_type = meta.get("filetype") or meta.get("type") or None
+    # the token first: a token of another bucket is refused alike whether this bucket exists or not
     grant = await auth.create(gw, request, bucket, filename=filename, size=total, content_type=content_type)
     try:
+        row = await gw.bucket(bucket)
         await _refuse_taken(gw, row, grant)
         session = await gw.start_session(
             row,
             DIALECT,
             grant.key,
             total_size=total,
+            max_open=gw.settings.max_tus_sessions_per_bucket,
+            replacing=grant.key if grant.overwrite else None,
             data={
                 "token_id": grant.token_id,
                 "metadata": raw_meta.strip()[:MAX_METADATA],

@@ -32,6 +32,7 @@ _CODE_INDEX = {
     "missing_file": 10,
     "too_many_files": 11,
     "invalid_url": 12,
+    "metadata_too_large": 13,  # 40000013: more x-upyun-meta-* than a read could return
     "tasks_number": 10003,  # 40010003 "tasks number error" (UPYUN's own code)
     "decode_tasks": 10033,  # 40010033 "decode tasks error"
     "unauthorized": 1,

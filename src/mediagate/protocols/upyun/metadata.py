@@ -10,8 +10,8 @@ empty 200. The request's ``x-upyun-meta-<name>`` headers say what changes:
 ``ttl`` (days) is metadata that also sets the file's expiry, counted from now; removing it (by
 ``delete`` or a ``replace`` without it) makes the file permanent again. The metadata is stored
 in the catalog and returned as ``x-upyun-meta-*`` headers by ``HEAD`` and ``GET``, so the
-result, as header lines, must fit in ``max_header_size`` (what one PUT may carry): merges that
-pile up more are refused, or the object's own answers would grow past what clients read.
+result must stay within what clients read back (core.usermeta): merges that pile up more are
+refused (400, code 40000013), and the file keeps its metadata.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from mediagate.core.errors import BadRequest
 from mediagate.core.gateway import Gateway
 from mediagate.core.keys import normalise_key
 from mediagate.core.values import Bucket
-from mediagate.protocols.upyun.objects import META_PREFIX, read_meta, ttl_of
+from mediagate.protocols.upyun.objects import read_meta, ttl_of
 
 OPERATIONS = ("merge", "replace", "delete")
 TTL = "ttl"
@@ -40,20 +40,7 @@ async def patch(request: Request, gw: Gateway, bucket: Bucket, path: str) -> Res
     if path.endswith("/") or not path.strip("/"):
         raise BadRequest("metadata belongs to files: name a file, not a folder")
     plan, set_expiry, expires_in = _plan(operation, given)
-    limit = gw.settings.max_header_size
-
-    def edit(meta: dict[str, Any]) -> dict[str, Any]:
-        result = plan(meta)
-        size = sum(len(META_PREFIX) + len(str(k)) + len(str(v).encode()) + 4 for k, v in result.items())
-        if size > limit:
-            raise BadRequest(
-                f"the file's metadata would be {size} bytes as headers, more than {limit}: "
-                "delete some names or use ?metadata=replace",
-                code="bad_request",
-            )
-        return result
-
-    await gw.edit_meta(bucket, normalise_key(path), edit, set_expiry=set_expiry, expires_in=expires_in)
+    await gw.edit_meta(bucket, normalise_key(path), plan, set_expiry=set_expiry, expires_in=expires_in)
     return Response(status_code=200)
 
 

@@ -180,6 +180,7 @@ async def _initiate(
         total_size=total,
         part_size=part_size,
         data={"protocol": protocol, "options": options.to_data()},
+        replacing=key,  # a REST upload replaces what the key names
     )
     next_id = 0
     try:

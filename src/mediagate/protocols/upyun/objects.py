@@ -30,7 +30,7 @@ from mediagate.core.errors import BadRequest
 from mediagate.core.grant import UploadGrant
 from mediagate.core.mediatype import is_media_type
 from mediagate.core.numbers import parse_uint
-from mediagate.core.savekey import FileFacts
+from mediagate.core.usermeta import check_user_meta
 from mediagate.core.values import Folder, Object
 
 META_PREFIX = "x-upyun-meta-"
@@ -80,12 +80,9 @@ class UploadOptions:
     def grant(
         self, bucket: str, key: str, *, content_md5: str | None = None, exact_size: int | None = None
     ) -> UploadGrant:
-        def render(_facts: FileFacts) -> str:
-            return key
-
-        return UploadGrant(
-            bucket=bucket,
-            render_key=render,
+        return UploadGrant.for_key(
+            bucket,
+            key,
             content_type=self.content_type,
             meta=dict(self.meta),
             content_secret=self.content_secret,
@@ -147,6 +144,7 @@ def upload_options(headers: Headers, *, content_type: str | None) -> UploadOptio
     """Read metadata, TTL and secret from ``headers``; ``content_type`` is chosen by the caller
     (Content-Type for a single PUT, X-Upyun-Multi-Type for a multi-part one)."""
     meta = read_meta(headers)
+    check_user_meta(meta)  # a multi-part upload learns it at its start
     ttl_seconds = ttl_of(meta)
     secret = headers.get("content-secret")
     if secret is not None:

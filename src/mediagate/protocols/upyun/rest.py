@@ -97,16 +97,18 @@ async def authenticate(request: Request, gw: Gateway, bucket_name: str) -> Bucke
     dates = signing.request_dates(request.headers.get("date"), request.headers.get("x-date"))
     for date in dates:
         signing.check_date(date, skew_seconds=gw.settings.date_skew_seconds)
+    # an unknown bucket and another bucket's operator get the same 401 (UPYUN answers so): no
+    # way to probe which bucket names exist
+    unknown = Unauthorized(
+        "the bucket does not exist or the operator is not authorised for it", code="unknown_operator"
+    )
     bucket = await gw.find_bucket(bucket_name)
     if bucket is None:
-        # 401 like a wrong operator (UPYUN answers so): no way to probe which bucket names exist
-        raise Unauthorized(
-            "the bucket does not exist or the operator is not authorised for it", code="unknown_operator"
-        )
+        raise unknown
     keys = dict(await gw.secrets_of(bucket, UPYUN))
     password_md5 = keys.get(operator)
     if password_md5 is None:
-        raise Unauthorized("the operator is not authorised for this bucket", code="unknown_operator")
+        raise unknown
     content_md5 = request.headers.get("content-md5", "")
     target = raw_target(request)
     messages = [signing.string_to_sign(request.method, target, d, "", content_md5) for d in dates]
