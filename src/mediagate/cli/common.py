@@ -11,9 +11,9 @@ from rich.console import Console
 from rich.table import Table
 
 from mediagate.config import Settings, default_home
+from mediagate.core.values import Bucket
 
 if TYPE_CHECKING:
-    from mediagate.catalog.models import Bucket
     from mediagate.core.gateway import Gateway
 
 app = typer.Typer(
@@ -56,7 +56,7 @@ def require_bucket(gw: Gateway, name: str) -> Bucket:
     found = gw.catalog.get_bucket(name)
     if found is None:
         raise fail(f"bucket {name!r} does not exist", "see `mediagate bucket list`")
-    return found
+    return Bucket.of(found)
 
 
 def bucket_names(gw: Gateway) -> dict[int, str]:
