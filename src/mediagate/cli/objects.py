@@ -18,7 +18,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from mediagate.cli.common import app, console, err_console, fail, open_gateway, require_bucket
-from mediagate.core import admin
 from mediagate.core.errors import MediagateError
 from mediagate.core.values import Bucket, Object
 
@@ -31,6 +30,8 @@ BucketArg = Annotated[str, typer.Argument(help="Bucket name.", show_default=Fals
 
 async def walk(gw: Gateway, bucket: Bucket, prefix: str) -> AsyncGenerator[Object, None]:
     """Every live object whose key starts with ``prefix``, by key, a page at a time."""
+    from mediagate.core import admin
+
     after: str | None = None
     while True:
         page, more = await admin.objects_page(gw, bucket, prefix, after=after, limit=PAGE)
