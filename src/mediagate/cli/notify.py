@@ -33,11 +33,18 @@ app.add_typer(notify_app, name="notify")
 STATUSES = ("pending", "delivered", "failed")
 
 
+MAX_ID = 2**31 - 1
+"""The largest notification id: the catalog's INTEGER key (a larger one fails in the database)."""
+
+
 def _id(value: str) -> int:
     try:
-        return int(value)
+        number = int(value)
     except ValueError:
-        raise fail(f"{value!r} is not a notification id", "see `mediagate notify list`") from None
+        number = 0
+    if not 0 < number <= MAX_ID:
+        raise fail(f"{value!r} is not a notification id", "see `mediagate notify list`")
+    return number
 
 
 @notify_app.command("list")
