@@ -77,11 +77,6 @@ def require_bucket(gw: Gateway, name: str) -> Bucket:
     return Bucket.of(found)
 
 
-def bucket_names(gw: Gateway) -> dict[int, str]:
-    """Bucket id -> name, for listings whose rows carry only the id."""
-    return {b.id: b.name for b in gw.catalog.list_buckets()}
-
-
 def check_status(status: str | None, statuses: Sequence[str]) -> None:
     """Exit with the choices unless ``status`` (a listing's filter) is one of them or None."""
     if status is not None and status not in statuses:
