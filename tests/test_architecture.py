@@ -1,6 +1,6 @@
-"""The seams the handbook draws, checked on the source: protocol code never imports the catalog (the
-core hands it ``core.values``), and the core never imports a dialect. Every import counts, also
-one inside a function or under ``TYPE_CHECKING``."""
+"""The seams the handbook draws, checked on the source: protocol code and the CLI never import the
+catalog (the core hands them ``core.values``), and the core never imports a dialect. Every import
+counts, also one inside a function or under ``TYPE_CHECKING``."""
 
 from __future__ import annotations
 
@@ -46,6 +46,13 @@ def offenders(package: str, forbidden: str) -> list[str]:
 
 def test_protocol_code_never_imports_the_catalog() -> None:
     assert offenders("protocols", "mediagate.catalog") == []
+
+
+def test_the_cli_never_imports_the_catalog() -> None:
+    """Its commands type what they print with ``core.values`` and get it from core functions
+    (``core.admin``, ``core.credentials``), so a change of the catalog's rows is not a change of
+    the CLI."""
+    assert offenders("cli", "mediagate.catalog") == []
 
 
 def test_the_core_never_imports_a_dialect() -> None:

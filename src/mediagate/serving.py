@@ -74,12 +74,10 @@ from mediagate.core.errors import (
     InvalidKey,
     MediagateError,
     NotFound,
-    UnsupportedMedia,
-    from_os_error,
 )
 from mediagate.core.gateway import Gateway, is_expired
 from mediagate.core.keys import normalise_key
-from mediagate.core.preprocess import versions_of
+from mediagate.core.preprocess import processing_errors, versions_of
 from mediagate.core.values import Bucket, Object
 from mediagate.http import gateway
 from mediagate.logs import note_refusal
@@ -562,14 +560,6 @@ async def _process_object(gw: Gateway, obj: Object, spec: ProcessingSpec, dest: 
     """Process the object's bytes into ``dest``; returns the output format. The header probe and
     the bomb guard run in the decode slot's own worker-thread hop (see ``Processor.process``)."""
     async with gw.processor.admission(), gw.local_copy(obj) as src:
-        try:
+        with processing_errors(" for a public read"):
             result = await gw.processor.process(src, spec, dest)
-        except MediagateError:
-            raise
-        except Exception as exc:  # a decoder's complaint about the bytes, not our bug
-            failure = from_os_error(exc)  # our disk (full, failing), not the client's image
-            if failure is not None:
-                raise failure from exc
-            log.warning("image processing failed for a public read: %s: %s", type(exc).__name__, exc)
-            raise UnsupportedMedia("the image is malformed or truncated and cannot be processed") from None
     return result.format

@@ -142,6 +142,8 @@ def test_unknown_ids_buckets_and_statuses_say_what_to_do(server_home: Settings) 
         (("notify", "show", "987654321", "--json"), "notification 987654321 does not exist"),
         (("notify", "redeliver", "987654321"), "notification 987654321 does not exist"),
         (("notify", "show", "abc"), "'abc' is not a notification id"),
+        (("notify", "show", "9" * 20), f"'{'9' * 20}' is not a notification id"),  # not an INTEGER
+        (("notify", "redeliver", str(2**31)), f"'{2**31}' is not a notification id"),
         (("notify", "list", "--bucket", "nosuch"), "bucket 'nosuch' does not exist"),
         (("notify", "list", "--status", "lost"), "unknown status 'lost'"),
     ]:

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import update
 
 from mediagate.catalog.models import Credential
-from mediagate.core import notify, webhooks
+from mediagate.core import notify, values, webhooks
 from mediagate.core.buckets import create_bucket
 from mediagate.core.gateway import Gateway
 from mediagate.core.outbox import Notification
@@ -32,7 +32,9 @@ def gw(tmp_path: Path) -> Iterator[Gateway]:
 
 
 def test_a_rotated_secret_signs_alongside_for_a_day_then_stops(gw: Gateway) -> None:
-    bucket = gw.catalog.require_bucket(create_bucket(gw.catalog, gw.secrets, "hooks").bucket)
+    bucket = values.Bucket.of(
+        gw.catalog.require_bucket(create_bucket(gw.catalog, gw.secrets, "hooks").bucket)
+    )
     first, until = webhooks.rotate_secret(gw.catalog, gw.secrets, bucket)
     assert until is None
     second, until = webhooks.rotate_secret(gw.catalog, gw.secrets, bucket)
@@ -72,7 +74,9 @@ def test_an_event_without_a_secret_fails_with_a_reason_and_is_never_sent_unsigne
 
 
 def test_an_old_secret_past_its_window_no_longer_signs(gw: Gateway) -> None:
-    bucket = gw.catalog.require_bucket(create_bucket(gw.catalog, gw.secrets, "window").bucket)
+    bucket = values.Bucket.of(
+        gw.catalog.require_bucket(create_bucket(gw.catalog, gw.secrets, "window").bucket)
+    )
     old, _ = webhooks.rotate_secret(gw.catalog, gw.secrets, bucket)
     new, _ = webhooks.rotate_secret(gw.catalog, gw.secrets, bucket)
     with gw.catalog.engine.begin() as conn:  # the rotation happened two days ago

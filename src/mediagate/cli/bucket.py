@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -60,7 +60,7 @@ def bucket_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> Non
     """List buckets with their creation times and sizes in bytes."""
     gw = open_gateway()
     try:
-        rows = [
+        rows: list[dict[str, Any]] = [
             {
                 "bucket": b.name,
                 "created": b.created_at.isoformat(timespec="seconds"),

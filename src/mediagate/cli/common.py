@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Callable, Collection, Coroutine, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from mediagate.config import Settings, default_home
+from mediagate.core.errors import MediagateError
+from mediagate.core.values import Bucket
 
 if TYPE_CHECKING:
-    from mediagate.catalog.models import Bucket
     from mediagate.core.gateway import Gateway
 
 app = typer.Typer(
@@ -41,7 +44,7 @@ def fail(message: str, hint: str | None = None) -> typer.Exit:
     return typer.Exit(code=1)
 
 
-def open_gateway() -> Any:
+def open_gateway() -> Gateway:
     from mediagate.services import build_gateway
 
     settings = State.settings()
@@ -51,17 +54,62 @@ def open_gateway() -> Any:
         raise fail(str(exc)) from None
 
 
+T = TypeVar("T")
+
+
+def on_home(work: Callable[[Gateway], Coroutine[Any, Any, T]]) -> T:
+    """Run ``work`` on a gateway opened on the home, then close it; a refusal (MediagateError)
+    exits with its message."""
+    gw = open_gateway()
+    try:
+        return asyncio.run(work(gw))
+    except MediagateError as exc:
+        raise fail(exc.message) from None
+    finally:
+        gw.catalog.close()
+
+
 def require_bucket(gw: Gateway, name: str) -> Bucket:
     """The bucket called ``name``, or exit with a hint."""
     found = gw.catalog.get_bucket(name)
     if found is None:
         raise fail(f"bucket {name!r} does not exist", "see `mediagate bucket list`")
-    return found
+    return Bucket.of(found)
 
 
-def bucket_names(gw: Gateway) -> dict[int, str]:
-    """Bucket id -> name, for listings whose rows carry only the id."""
-    return {b.id: b.name for b in gw.catalog.list_buckets()}
+def check_status(status: str | None, statuses: Sequence[str]) -> None:
+    """Exit with the choices unless ``status`` (a listing's filter) is one of them or None."""
+    if status is not None and status not in statuses:
+        raise fail(f"unknown status {status!r}", f"one of {', '.join(statuses)}")
+
+
+def print_listing(
+    rows: list[dict[str, Any]],
+    as_json: bool,
+    *,
+    title: str,
+    columns: Sequence[str],
+    cells: Callable[[dict[str, Any]], Sequence[str]],
+) -> None:
+    """A listing: the rows as one JSON array, or a table of ``columns`` filled by ``cells``."""
+    if as_json:
+        typer.echo(json.dumps(rows, ensure_ascii=False))
+        return
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*cells(row))
+    console.print(table)
+
+
+def print_fields(row: dict[str, Any], *, title: str, skip: Collection[str] = ()) -> None:
+    """One object as a table of its fields: strings as they are, other values as JSON."""
+    table = Table(show_header=False, title=title)
+    for name, value in row.items():
+        if name not in skip:
+            table.add_row(name, value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
+    console.print(table)
 
 
 def bucket_settings(name: str) -> dict[str, Any]:

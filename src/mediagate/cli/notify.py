@@ -4,13 +4,26 @@ sees and replays. Never prints a body or a header value: they carry signatures."
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
-from mediagate.cli.common import app, bucket_names, console, fail, open_gateway, require_bucket
+from mediagate.cli.common import (
+    app,
+    check_status,
+    console,
+    fail,
+    on_home,
+    open_gateway,
+    print_fields,
+    print_listing,
+    require_bucket,
+)
 from mediagate.core.deliveryview import delivery_json
+
+if TYPE_CHECKING:
+    from mediagate.core.gateway import Gateway
 
 notify_app = typer.Typer(
     help="Outgoing notifications (notify-url, task results): list, show, redeliver.", no_args_is_help=True
@@ -20,11 +33,18 @@ app.add_typer(notify_app, name="notify")
 STATUSES = ("pending", "delivered", "failed")
 
 
+MAX_ID = 2**31 - 1
+"""The largest notification id: the catalog's INTEGER key (a larger one fails in the database)."""
+
+
 def _id(value: str) -> int:
     try:
-        return int(value)
+        number = int(value)
     except ValueError:
-        raise fail(f"{value!r} is not a notification id", "see `mediagate notify list`") from None
+        number = 0
+    if not 0 < number <= MAX_ID:
+        raise fail(f"{value!r} is not a notification id", "see `mediagate notify list`")
+    return number
 
 
 @notify_app.command("list")
@@ -37,27 +57,19 @@ def list_notifications(
     as_json: Annotated[bool, typer.Option("--json", help="A JSON array of notification objects.")] = False,
 ) -> None:
     """Notifications, newest first."""
-    if status is not None and status not in STATUSES:
-        raise fail(f"unknown status {status!r}", f"one of {', '.join(STATUSES)}")
-    gw = open_gateway()
-    try:
-        bucket_id = require_bucket(gw, bucket).id if bucket is not None else None
-        names = bucket_names(gw)
-        rows = [
-            delivery_json(d, names.get(d.bucket_id) if d.bucket_id is not None else None)
-            for d in gw.catalog.list_deliveries(bucket_id=bucket_id, state=status, limit=limit)
-        ]
-    finally:
-        gw.catalog.close()
-    if as_json:
-        typer.echo(json.dumps(rows, ensure_ascii=False))
-        return
-    table = Table(title=f"{len(rows)} notification(s)")
-    for column in ("id", "status", "bucket", "url", "attempts", "last answer", "created"):
-        table.add_column(column)
-    for row in rows:
+    from mediagate.core import admin
+
+    check_status(status, STATUSES)
+
+    async def rows(gw: Gateway) -> list[dict[str, Any]]:
+        scope = require_bucket(gw, bucket) if bucket is not None else None
+        names = await admin.bucket_names(gw)
+        found = await admin.deliveries(gw, bucket=scope, status=status, limit=limit)
+        return [delivery_json(d, names.get(d.bucket_id) if d.bucket_id is not None else None) for d in found]
+
+    def cells(row: dict[str, Any]) -> list[str]:
         answer = row["last_error"] or (str(row["last_status_code"]) if row["last_status_code"] else "")
-        table.add_row(
+        return [
             str(row["id"]),
             row["status"],
             row["bucket"] or "",
@@ -65,8 +77,11 @@ def list_notifications(
             str(row["attempts"]),
             answer,
             row["created_at"] or "",
-        )
-    console.print(table)
+        ]
+
+    shown = on_home(rows)
+    columns = ("id", "status", "bucket", "url", "attempts", "last answer", "created")
+    print_listing(shown, as_json, title=f"{len(shown)} notification(s)", columns=columns, cells=cells)
 
 
 @notify_app.command("show")
@@ -76,34 +91,32 @@ def show(
 ) -> None:
     """One notification: URL, status, attempts, last answer or error, next attempt, times
     (header names only: their values carry signatures)."""
+    from mediagate.core import admin
+    from mediagate.core.errors import NotFound
+
     number = _id(delivery_id)
-    gw = open_gateway()
-    try:
-        d = gw.catalog.get_delivery(number)
-        if d is None:
-            raise fail(f"notification {number} does not exist", "see `mediagate notify list`")
-        history = gw.catalog.delivery_attempts(number)
-        bucket = bucket_names(gw).get(d.bucket_id) if d.bucket_id is not None else None
-        row = delivery_json(d, bucket, history)
-    finally:
-        gw.catalog.close()
+
+    async def row(gw: Gateway) -> dict[str, Any]:
+        try:
+            d = await admin.delivery(gw, number)
+        except NotFound as exc:
+            raise fail(exc.message, "see `mediagate notify list`") from None
+        history = await admin.delivery_attempts(gw, number)
+        names = await admin.bucket_names(gw)
+        return delivery_json(d, names.get(d.bucket_id) if d.bucket_id is not None else None, history)
+
+    shown = on_home(row)
     if as_json:
-        typer.echo(json.dumps(row, ensure_ascii=False))
+        typer.echo(json.dumps(shown, ensure_ascii=False))
         return
-    table = Table(show_header=False, title=f"notification {number}")
-    for name, value in row.items():
-        if name == "history":
-            continue
-        shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-        table.add_row(name, shown)
-    console.print(table)
+    print_fields(shown, title=f"notification {number}", skip=("history",))
     tries = Table(title="attempts (newest first)")
     for column in ("#", "at", "HTTP", "error"):
         tries.add_column(column)
-    for a in row["history"]:
+    for a in shown["history"]:
         status = str(a["status_code"]) if a["status_code"] is not None else "—"
         tries.add_row(str(a["attempt"]), a["at"], status, a["error"] or ("ok" if a["ok"] else "—"))
-    console.print(tries if row["history"] else "no attempt yet")
+    console.print(tries if shown["history"] else "no attempt yet")
 
 
 @notify_app.command("redeliver")

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -17,29 +18,43 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from mediagate.cli.common import app, console, err_console, fail, open_gateway, require_bucket
-from mediagate.core import values
 from mediagate.core.errors import MediagateError
+from mediagate.core.values import Bucket, Object
 
 if TYPE_CHECKING:
-    from mediagate.catalog.models import Bucket, Object
     from mediagate.core.gateway import Gateway
 
 PAGE = 1000
 BucketArg = Annotated[str, typer.Argument(help="Bucket name.", show_default=False)]
 
 
-def walk(gw: Gateway, bucket: Bucket, prefix: str) -> Iterator[Object]:
+async def walk(gw: Gateway, bucket: Bucket, prefix: str) -> AsyncGenerator[Object, None]:
     """Every live object whose key starts with ``prefix``, by key, a page at a time."""
+    from mediagate.core import admin
+
     after: str | None = None
     while True:
-        page = gw.catalog.objects_from(bucket.id, prefix, after=after, limit=PAGE)
+        page, more = await admin.objects_page(gw, bucket, prefix, after=after, limit=PAGE)
         for obj in page:
-            if not obj.key.startswith(prefix):
-                return
             yield obj
-        if len(page) < PAGE:
+        if not more or not page:
             return
         after = page[-1].key
+
+
+async def _first(gw: Gateway, bucket: Bucket, prefix: str, limit: int) -> tuple[list[Object], bool]:
+    """The first ``limit`` objects under ``prefix`` (0: all), and whether more follow."""
+    found: list[Object] = []
+    async with aclosing(walk(gw, bucket, prefix)) as objects:
+        async for obj in objects:
+            if limit and len(found) >= limit:
+                return found, True
+            found.append(obj)
+    return found, False
+
+
+async def _keys_under(gw: Gateway, bucket: Bucket, prefixes: list[str]) -> list[str]:
+    return [obj.key for prefix in prefixes async for obj in walk(gw, bucket, prefix)]
 
 
 def _row(obj: Object) -> dict[str, Any]:
@@ -62,18 +77,13 @@ def ls(
     """List a bucket's objects (all, or those whose key starts with PREFIX), by key."""
     prefix = prefix.lstrip("/")
     gw = open_gateway()
-    rows: list[dict[str, Any]] = []
-    more = False
     try:
         found = require_bucket(gw, bucket)
         with err_console.status(f"listing {bucket}/{prefix}…", spinner="dots"):
-            for obj in walk(gw, found, prefix):
-                if limit and len(rows) >= limit:
-                    more = True
-                    break
-                rows.append(_row(obj))
+            objects, more = asyncio.run(_first(gw, found, prefix, limit))
     finally:
         gw.catalog.close()
+    rows = [_row(obj) for obj in objects]
     if as_json:
         typer.echo(json.dumps(rows, ensure_ascii=False))
         return
@@ -113,7 +123,7 @@ def rm(
         found = require_bucket(gw, bucket)
         try:
             if recursive:
-                targets = [o.key for p in keys for o in walk(gw, found, p.lstrip("/"))]
+                targets = asyncio.run(_keys_under(gw, found, [p.lstrip("/") for p in keys]))
                 if not targets:
                     raise fail(f"no objects in {bucket} under {', '.join(map(repr, keys))}")
                 if not yes:
@@ -143,7 +153,7 @@ async def _delete(gw: Gateway, bucket: Bucket, keys: list[str]) -> list[str]:
         task = bars.add_task("rm", total=len(keys))
         for key in keys:
             try:
-                await gw.delete_object(values.Bucket.of(bucket), key)
+                await gw.delete_object(bucket, key)
                 if not many:
                     console.print(f"deleted {bucket.name}/{key}", highlight=False, markup=False)
             except NotFound:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mediagate.cli.common import app, fail, open_gateway, print_credentials
-from mediagate.core.errors import MediagateError
+from mediagate.cli.common import app, on_home, print_credentials
+
+if TYPE_CHECKING:
+    from mediagate.core.gateway import Gateway
 
 sts_app = typer.Typer(help="Temporary (STS) credentials for the ImageX dialect.", no_args_is_help=True)
 app.add_typer(sts_app, name="sts")
@@ -27,17 +28,10 @@ def sts_create(
     """Mint AKTP… credentials vouched for by the bucket's newest access key (rotating it revokes them)."""
     from mediagate.protocols.imagex import sts
 
-    gw = open_gateway()
-
-    async def run() -> dict[str, str]:
+    async def run(gw: Gateway) -> dict[str, str]:
         b = await gw.bucket(bucket)
         scope = sts.make_scope(b.name, actions=actions or None, key_prefix=key_prefix)
         return (await sts.mint(gw, b, ttl=ttl, scope=scope)).as_dict()
 
-    try:
-        creds = asyncio.run(run())
-    except MediagateError as exc:
-        raise fail(exc.message) from None
-    finally:
-        gw.catalog.close()
+    creds = on_home(run)
     print_credentials(creds, as_json, title=f"temporary credentials for {bucket}")

@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
-from mediagate.cli.common import State, app, bucket_names, console, fail, open_gateway, require_bucket
+from mediagate.cli.common import (
+    State,
+    app,
+    check_status,
+    console,
+    fail,
+    on_home,
+    open_gateway,
+    print_fields,
+    print_listing,
+    require_bucket,
+)
+
+if TYPE_CHECKING:
+    from mediagate.core.gateway import Gateway
 
 task_app = typer.Typer(help="Asynchronous tasks (UPYUN apps …): list, show, retry.", no_args_is_help=True)
 app.add_typer(task_app, name="task")
@@ -26,29 +39,20 @@ def list_tasks(
     as_json: Annotated[bool, typer.Option("--json", help="A JSON array of task objects.")] = False,
 ) -> None:
     """Tasks, newest first."""
+    from mediagate.core import admin
     from mediagate.tasks.view import task_json
 
-    if status is not None and status not in STATUSES:
-        raise fail(f"unknown status {status!r}", f"one of {', '.join(STATUSES)}")
-    gw = open_gateway()
-    try:
-        bucket_id = require_bucket(gw, bucket).id if bucket is not None else None
-        names = bucket_names(gw)
-        rows = [
-            task_json(t, names.get(t.bucket_id, "?"))
-            for t in gw.catalog.list_tasks(bucket_id=bucket_id, status=status, limit=limit)
-        ]
-    finally:
-        gw.catalog.close()
-    if as_json:
-        typer.echo(json.dumps(rows, ensure_ascii=False))
-        return
-    table = Table(title=f"{len(rows)} task(s)")
-    for column in ("id", "status", "kind", "bucket", "source", "attempts", "outputs / reason"):
-        table.add_column(column)
-    for row in rows:
+    check_status(status, STATUSES)
+
+    async def rows(gw: Gateway) -> list[dict[str, Any]]:
+        scope = require_bucket(gw, bucket) if bucket is not None else None
+        names = await admin.bucket_names(gw)
+        found = await admin.tasks(gw, bucket=scope, status=status, limit=limit)
+        return [task_json(t, names.get(t.bucket_id, "?")) for t in found]
+
+    def cells(row: dict[str, Any]) -> list[str]:
         detail = ", ".join(row["outputs"]) if row["status"] == "done" else (row["reason"] or "")
-        table.add_row(
+        return [
             row["id"],
             row["status"],
             row["kind"],
@@ -56,8 +60,11 @@ def list_tasks(
             row["source"],
             f"{row['attempts']}/{row['max_attempts']}",
             detail,
-        )
-    console.print(table)
+        ]
+
+    shown = on_home(rows)
+    columns = ("id", "status", "kind", "bucket", "source", "attempts", "outputs / reason")
+    print_listing(shown, as_json, title=f"{len(shown)} task(s)", columns=columns, cells=cells)
 
 
 @task_app.command("show")
@@ -66,23 +73,22 @@ def show(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
 ) -> None:
     """One task: status, attempts, outputs, the reason it failed."""
+    from mediagate.core import admin
+    from mediagate.core.errors import NotFound
     from mediagate.tasks.view import task_json
 
-    gw = open_gateway()
-    try:
-        task = gw.catalog.get_task(task_id)
-        if task is None:
-            raise fail(f"task {task_id!r} does not exist", "see `mediagate task list`")
-        row = task_json(task, bucket_names(gw).get(task.bucket_id, "?"))
-    finally:
-        gw.catalog.close()
+    async def row(gw: Gateway) -> dict[str, Any]:
+        try:
+            task = await admin.task(gw, task_id)
+        except NotFound as exc:
+            raise fail(exc.message, "see `mediagate task list`") from None
+        return task_json(task, (await admin.bucket_names(gw)).get(task.bucket_id, "?"))
+
+    shown = on_home(row)
     if as_json:
-        typer.echo(json.dumps(row, ensure_ascii=False))
+        typer.echo(json.dumps(shown, ensure_ascii=False))
         return
-    table = Table(show_header=False, title=f"task {task_id}")
-    for name, value in row.items():
-        table.add_row(name, value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
-    console.print(table)
+    print_fields(shown, title=f"task {task_id}")
 
 
 @task_app.command("retry")

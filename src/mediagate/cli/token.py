@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mediagate.cli.common import app, console, fail, open_gateway
-from mediagate.core.errors import MediagateError
+from mediagate.cli.common import app, console, fail, on_home, open_gateway
+
+if TYPE_CHECKING:
+    from mediagate.core.gateway import Gateway
 
 token_app = typer.Typer(help="Web sessions for the ImageX token endpoint.", no_args_is_help=True)
 app.add_typer(token_app, name="token")
@@ -25,17 +27,10 @@ def token_create(
     """Create a revocable sessionid for a bucket."""
     from mediagate.protocols.imagex import sts
 
-    gw = open_gateway()
-
-    async def run() -> str:
+    async def run(gw: Gateway) -> str:
         return await sts.create_web_session(gw, await gw.bucket(bucket), ttl=ttl)
 
-    try:
-        sessionid = asyncio.run(run())
-    except MediagateError as exc:
-        raise fail(exc.message) from None
-    finally:
-        gw.catalog.close()
+    sessionid = on_home(run)
     if as_json:
         typer.echo(json.dumps({"sessionid": sessionid}))
     else:

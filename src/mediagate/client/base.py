@@ -8,6 +8,8 @@ from typing import Any
 
 import httpx
 
+from mediagate.client.sources import Source
+
 
 class UploadError(Exception):
     """The server refused an upload; ``status``/``code``/``message`` come from its answer."""
@@ -63,3 +65,14 @@ def error_from(resp: httpx.Response, what: str) -> UploadError:
         status=resp.status_code,
         code=str(code) if code is not None else None,
     )
+
+
+def upload_key(key: str | None, source: Source) -> str:
+    """The key an upload goes to: the one asked for, else the content's MD5 with the file's
+    extension (lower-cased, up to 9 letters); never with a leading slash."""
+    return (key or f"{source.md5}{_ext(source.filename)}").lstrip("/")
+
+
+def _ext(filename: str) -> str:
+    dot = filename.rfind(".")
+    return filename[dot:].lower() if 0 < dot < len(filename) - 1 and len(filename) - dot <= 10 else ""

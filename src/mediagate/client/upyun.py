@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 import httpx
 
-from mediagate.client.base import ObjectExists, UploadResult, error_from
+from mediagate.client.base import ObjectExists, UploadResult, error_from, upload_key
 from mediagate.client.sources import ChunkReader, Progress, Source
 from mediagate.signing import upyun as signing
 
@@ -48,7 +48,7 @@ class UpyunClient:
         overwrite: bool = False,
         progress: Progress | None = None,
     ) -> UploadResult:
-        key = (key or f"{source.md5}{_ext(source.filename)}").lstrip("/")
+        key = upload_key(key, source)
         uri = quote(f"/{self.bucket}/{key}")
         if not overwrite and self.exists(key):
             raise ObjectExists(f"/{self.bucket}/{key} already exists", status=409, code="40900002")
@@ -77,8 +77,3 @@ class UpyunClient:
             source.size,
             source.md5,
         )
-
-
-def _ext(filename: str) -> str:
-    dot = filename.rfind(".")
-    return filename[dot:].lower() if 0 < dot < len(filename) - 1 and len(filename) - dot <= 10 else ""

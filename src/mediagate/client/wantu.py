@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from mediagate.client.base import UploadResult, error_from
+from mediagate.client.base import UploadResult, error_from, upload_key
 from mediagate.client.sources import Progress, Source
 from mediagate.signing.wantu import upload_token
 
@@ -59,7 +59,7 @@ class WantuClient:
         overwrite: bool = False,
         progress: Progress | None = None,
     ) -> UploadResult:
-        key = (key or f"{source.md5}{_ext(source.filename)}").lstrip("/")
+        key = upload_key(key, source)
         folder, _, name = key.rpartition("/")
         policy = {
             "namespace": self.namespace,
@@ -91,8 +91,3 @@ class WantuClient:
             source.size,
             source.md5,
         )
-
-
-def _ext(filename: str) -> str:
-    dot = filename.rfind(".")
-    return filename[dot:].lower() if 0 < dot < len(filename) - 1 and len(filename) - dot <= 10 else ""

@@ -11,12 +11,11 @@ from typing import Any
 
 from anyio import to_thread
 
-from mediagate.catalog.models import DeliveryAttempt
 from mediagate.core.buckets import BucketCredentials, create_bucket
 from mediagate.core.errors import Conflict, NotFound
 from mediagate.core.gateway import Gateway, is_expired
 from mediagate.core.notify import redeliver
-from mediagate.core.values import Bucket, Delivery, Object, Task
+from mediagate.core.values import Bucket, Delivery, DeliveryAttempt, Object, Task
 
 
 async def new_bucket(gw: Gateway, name: str, settings: dict[str, Any]) -> tuple[Bucket, BucketCredentials]:
@@ -144,7 +143,8 @@ async def delivery(gw: Gateway, delivery_id: int) -> Delivery:
 
 async def delivery_attempts(gw: Gateway, delivery_id: int) -> list[DeliveryAttempt]:
     """A delivery's kept tries, newest first."""
-    return await to_thread.run_sync(gw.catalog.delivery_attempts, delivery_id)
+    rows = await to_thread.run_sync(gw.catalog.delivery_attempts, delivery_id)
+    return [DeliveryAttempt.of(row) for row in rows]
 
 
 async def redeliver_now(gw: Gateway, delivery_id: int) -> Delivery:

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from mediagate.catalog import Catalog
-from mediagate.catalog.models import Bucket
 from mediagate.core.buckets import AKSK, FORM, UPYUN
 from mediagate.core.errors import BadRequest, NotFound
 from mediagate.core.secrets import SecretBox, generate_secret
+from mediagate.core.values import Bucket
 
 KINDS = (UPYUN, FORM, AKSK)
 """Every kind a bucket is created with, in the order `bucket create` prints them."""

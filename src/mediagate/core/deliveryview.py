@@ -8,8 +8,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from mediagate.catalog.models import Delivery, DeliveryAttempt
-from mediagate.core import values
+from mediagate.core.values import Delivery, DeliveryAttempt
 
 
 def _when(moment: datetime | None) -> str | None:
@@ -34,7 +33,7 @@ def attempt_json(a: DeliveryAttempt) -> dict[str, Any]:
 
 
 def delivery_json(
-    d: Delivery | values.Delivery, bucket: str | None, history: Sequence[DeliveryAttempt] | None = None
+    d: Delivery, bucket: str | None, history: Sequence[DeliveryAttempt] | None = None
 ) -> dict[str, Any]:
     """The listing's row; with ``history`` (newest first) also ``"history"``: one entry per kept
     try (``show`` and ``GET /v1/deliveries/{id}``)."""
@@ -57,7 +56,7 @@ def delivery_json(
     return shown
 
 
-def _signed_at_send(d: Delivery | values.Delivery) -> list[str]:
+def _signed_at_send(d: Delivery) -> list[str]:
     """The headers each attempt adds when it is signed as it is sent (core.webhooks)."""
     if d.signing == "webhook":
         return ["X-Mediagate-Delivery", "X-Mediagate-Signature"]

@@ -29,7 +29,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -253,20 +254,29 @@ async def _run(
     the process that received it, see core.staging), re-hashed."""
     dest = new_staging_path(src.path.parent)
     made.append(dest)
-    try:
+    with processing_errors():
         await processor.process(src.path, spec, dest)
-    except MediagateError:
-        raise
-    except Exception as exc:  # a decoder's complaint about the bytes, not our bug
-        failure = from_os_error(exc)  # our disk (full, failing), not the client's image
-        if failure is not None:
-            raise failure from exc
-        log.warning("image processing failed: %s: %s", type(exc).__name__, exc)
-        raise UnsupportedMedia("the image is malformed or truncated and cannot be processed") from None
     size, md5, sha256, crc32 = await to_thread.run_sync(hash_file, dest)
     if src.path in made:
         src.path.unlink(missing_ok=True)
     return Received(dest, size, md5, sha256, crc32)
+
+
+@contextmanager
+def processing_errors(context: str = "") -> Iterator[None]:
+    """A processing pass's failure as the client's error: a core error as it is, our disk's
+    (full, failing) as its own (``from_os_error``), anything else a decoder's complaint about the
+    bytes, not our bug: logged (``context`` says where), 415 UnsupportedMedia."""
+    try:
+        yield
+    except MediagateError:
+        raise
+    except Exception as exc:
+        failure = from_os_error(exc)
+        if failure is not None:
+            raise failure from exc
+        log.warning("image processing failed%s: %s: %s", context, type(exc).__name__, exc)
+        raise UnsupportedMedia("the image is malformed or truncated and cannot be processed") from None
 
 
 async def _info(info_type: str, processing: Mapping[str, str], path: Path) -> dict[str, Any]:

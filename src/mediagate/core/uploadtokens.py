@@ -29,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 from mediagate.catalog import Cap, Catalog
 from mediagate.catalog.models import ApiKey as ApiKeyRow
 from mediagate.catalog.models import UploadToken as UploadTokenRow
-from mediagate.core import webhooks
+from mediagate.core import values, webhooks
 from mediagate.core.apikeys import WRITE, ApiKey, hash_secret, require
 from mediagate.core.checks import mime_matches
 from mediagate.core.errors import (
@@ -190,7 +190,7 @@ def issue_upload_token(
         raise Unauthorized("the API key is not valid (unknown, malformed or revoked)", code="invalid_api_key")
     target = catalog.require_bucket(bucket)
     if notify_url is not None:
-        webhooks.require_secret(catalog, target)
+        webhooks.require_secret(catalog, values.Bucket.of(target))
     public, random = secrets.token_hex(8), secrets.token_hex(24)
     secret = f"mgt_{public}_{random}"
     now = datetime.now(UTC)

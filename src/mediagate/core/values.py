@@ -160,6 +160,18 @@ class Delivery(_FromRow):
 
 
 @dataclass(frozen=True)
+class DeliveryAttempt(_FromRow):
+    """One kept try of a delivery: when, and the HTTP answer or the error."""
+
+    number: int
+    """The delivery's attempt count after this try (a redelivery starts counting again at 1)."""
+    at: datetime
+    ok: bool
+    status: int | None
+    error: str | None
+
+
+@dataclass(frozen=True)
 class DirEntry:
     """One entry of a directory listing (a folder or an object)."""
 

@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
-from mediagate.catalog import Catalog, models
+from mediagate.catalog import Catalog
 from mediagate.core import values
 from mediagate.core.errors import BadRequest, Conflict
 from mediagate.core.gateway import Notifier, Stored
@@ -113,7 +113,7 @@ def notification(
     )
 
 
-def target(bucket: values.Bucket | models.Bucket, token_url: str | None = None) -> str | None:
+def target(bucket: values.Bucket, token_url: str | None = None) -> str | None:
     """Where an event about ``bucket`` goes: the upload token's URL, else the bucket's webhook."""
     if token_url:
         return token_url
@@ -175,7 +175,7 @@ def has_secret(catalog: Catalog, bucket_id: int) -> bool:
     return bool(catalog.active_secrets(bucket_id, KIND))
 
 
-def require_secret(catalog: Catalog, bucket: values.Bucket | models.Bucket) -> None:
+def require_secret(catalog: Catalog, bucket: values.Bucket) -> None:
     """Conflict unless the bucket can sign: a webhook without a secret could never be verified."""
     if not has_secret(catalog, bucket.id):
         raise Conflict(
@@ -186,9 +186,7 @@ def require_secret(catalog: Catalog, bucket: values.Bucket | models.Bucket) -> N
         )
 
 
-def rotate_secret(
-    catalog: Catalog, box: SecretBox, bucket: values.Bucket | models.Bucket
-) -> tuple[str, datetime | None]:
+def rotate_secret(catalog: Catalog, box: SecretBox, bucket: values.Bucket) -> tuple[str, datetime | None]:
     """A new webhook secret for ``bucket`` (return it once; only its sealed form is kept) and
     until when the one it replaces still signs (None if there was none)."""
     previous = catalog.credentials(bucket.id, KIND)

@@ -5,11 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from mediagate.catalog.models import Task
-from mediagate.core import values
+from mediagate.core.values import Task
 
 
-def task_json(task: Task | values.Task, bucket: str) -> dict[str, Any]:
+def task_json(task: Task, bucket: str) -> dict[str, Any]:
     def when(value: datetime | None) -> str | None:
         return value.isoformat() if value is not None else None
 

@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -80,14 +82,22 @@ def run_naga(ctx: TaskContext) -> TaskResult:
         job = parse_avopts(type_, str(params.get("avopts") or ""), save_as=key, return_info=return_info)
     except MediaTaskError as exc:
         raise TaskFailed(f"avopts: {exc.reason}", status=exc.status) from None
-    settings = ctx.gateway.settings
-    slots = transcode_slots(settings.task_max_transcodes)
+    with transcoding(ctx):
+        return _run(ctx, job, key, return_info)
+
+
+@contextmanager
+def transcoding(ctx: TaskContext) -> Iterator[None]:
+    """Hold one of the process's ffmpeg slots (waited for within the task's deadline, else 504,
+    retried) while media.video runs, its failures turned into the task's: a timeout 504 and
+    retried, another its own status."""
+    slots = transcode_slots(ctx.gateway.settings.task_max_transcodes)
     if not slots.acquire(timeout=max(0.0, ctx.deadline - time.monotonic())):
         raise TaskFailed(
             "no transcoding slot became free within the task's time limit", status=504, retry=True
         )
     try:
-        return _run(ctx, job, key, return_info)
+        yield
     except TranscodeTimeout as exc:
         raise TaskFailed(exc.reason, status=exc.status, retry=True) from None
     except MediaTaskError as exc:

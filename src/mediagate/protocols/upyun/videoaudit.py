@@ -23,11 +23,11 @@ from pathlib import PurePosixPath
 from typing import Any, Literal
 
 from mediagate.core.errors import MediagateError
-from mediagate.media.averrors import MediaTaskError, TranscodeTimeout
+from mediagate.media.averrors import TranscodeTimeout
 from mediagate.media.moderation import ModerationUnavailable, model_path
 from mediagate.protocols.upyun.apps import output_key
 from mediagate.protocols.upyun.imgaudit import moderator
-from mediagate.protocols.upyun.naga import transcode_slots
+from mediagate.protocols.upyun.naga import transcoding
 from mediagate.tasks.registry import TaskContext, TaskFailed, TaskResult
 
 KIND = "videoaudit"
@@ -45,19 +45,8 @@ def run_videoaudit(ctx: TaskContext) -> TaskResult:
     interval = _interval(params.get("interval"))
     size = _resize(params.get("resize"))
     template, fmt = _save_as(ctx, params.get("save_as"))
-    slots = transcode_slots(ctx.gateway.settings.task_max_transcodes)
-    if not slots.acquire(timeout=max(0.0, ctx.deadline - time.monotonic())):
-        raise TaskFailed(
-            "no transcoding slot became free within the task's time limit", status=504, retry=True
-        )
-    try:
+    with transcoding(ctx):
         frames = _grab(ctx, interval, size, fmt)
-    except TranscodeTimeout as exc:
-        raise TaskFailed(exc.reason, status=exc.status, retry=True) from None
-    except MediaTaskError as exc:
-        raise TaskFailed(exc.reason, status=exc.status) from None
-    finally:
-        slots.release()
     judge = moderator(ctx)
     outputs, filelist, worst = [], [], None
     for index, (shot, path) in enumerate(frames):
