@@ -14,13 +14,19 @@ SQLAlchemy did for them done by hand:
   mapping (``faults.core_error``) applies, exactly as the engine's ``handle_error`` hook would.
 
 Only statements whose shape never changes live here; everything else stays on SQLAlchemy.
+
+On PostgreSQL they may also be *pipelined* (:func:`pipeline`, :func:`send`): sent without waiting for
+the server, their results read once the pipeline is synced, so that the group committer pays one
+round trip for many statements (catalog.batch). :func:`execute` and its readers always wait for
+their own statement, inside a pipeline too.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -73,7 +79,46 @@ def from_db_json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str | bytes) else value
 
 
-def execute(conn: Connection, statement: Statement, params: Mapping[str, Any] | Sequence[Any] = ()) -> Any:
+_PIPELINE = "mediagate_pipeline"
+"""Key of ``Connection.info`` holding the psycopg pipeline the connection is in, if any."""
+
+
+def pipeline(conn: Connection) -> AbstractContextManager[object] | None:
+    """A pipeline on ``conn`` (PostgreSQL; None elsewhere): inside it :func:`send` does not wait
+    for the server; on leaving it, every result is in (an error of any statement sent in it is
+    raised there, as :func:`execute` would raise it)."""
+    return _pipelined(conn) if is_postgresql(conn) else None
+
+
+@contextmanager
+def _pipelined(conn: Connection) -> Iterator[object]:
+    dbapi_conn = conn.connection.dbapi_connection
+    assert dbapi_conn is not None
+    try:
+        with dbapi_conn.pipeline() as pipe:
+            conn.info[_PIPELINE] = pipe
+            try:
+                yield pipe
+            finally:
+                conn.info.pop(_PIPELINE, None)
+    except conn.dialect.loaded_dbapi.Error as exc:
+        raise _translated(conn, "(pipeline)", None, exc) from exc
+
+
+def send(conn: Connection, statement: Statement, params: Mapping[str, Any] | Sequence[Any] = ()) -> Any:
+    """Run ``statement`` like :func:`execute`, but inside a :func:`pipeline` only send it: its
+    cursor has its result (rows, ``rowcount``) once the pipeline is synced, and its error, if
+    any, is raised there or by a later statement. The cursor may be left to the garbage collector."""
+    return execute(conn, statement, params, wait=False)
+
+
+def execute(
+    conn: Connection,
+    statement: Statement,
+    params: Mapping[str, Any] | Sequence[Any] = (),
+    *,
+    wait: bool = True,
+) -> Any:
     """Run ``statement`` on ``conn``'s DB-API connection (inside whatever transaction it has) and
     return the cursor; driver errors are raised as SQLAlchemy's, or as the core outage errors."""
     is_pg = is_postgresql(conn)
@@ -87,6 +132,9 @@ def execute(conn: Connection, statement: Statement, params: Mapping[str, Any] | 
             listener(conn, cursor, sql, params, None, False)
     try:
         cursor.execute(sql, params)
+        pipe = conn.info.get(_PIPELINE) if wait and is_pg else None
+        if pipe is not None:
+            pipe.sync()  # this statement's result (a rowcount, a row) is read right away
     except conn.dialect.loaded_dbapi.Error as exc:
         cursor.close()
         raise _translated(conn, sql, params, exc) from exc
@@ -94,7 +142,11 @@ def execute(conn: Connection, statement: Statement, params: Mapping[str, Any] | 
 
 
 def fetch_one(conn: Connection, statement: Statement, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
-    cursor = execute(conn, statement, params)
+    return take_one(execute(conn, statement, params))
+
+
+def take_one(cursor: Any) -> tuple[Any, ...] | None:
+    """The first row of a cursor from :func:`execute` or :func:`send` (once synced); closes it."""
     try:
         row = cursor.fetchone()
     finally:
