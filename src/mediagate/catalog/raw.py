@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager, ExitStack
 from datetime import UTC, datetime
 from typing import Any
 
@@ -80,29 +80,41 @@ def from_db_json(value: Any) -> Any:
 
 
 _PIPELINE = "mediagate_pipeline"
-"""Key of ``Connection.info`` holding the psycopg pipeline the connection is in, if any."""
+"""Key of ``Connection.info`` holding the :class:`_Pipeline` the connection is in, if any."""
 
 
 def pipeline(conn: Connection) -> AbstractContextManager[object] | None:
     """A pipeline on ``conn`` (PostgreSQL; None elsewhere): inside it :func:`send` does not wait
     for the server; on leaving it, every result is in (an error of any statement sent in it is
     raised there, as :func:`execute` would raise it)."""
-    return _pipelined(conn) if is_postgresql(conn) else None
+    return _Pipeline(conn) if is_postgresql(conn) else None
 
 
-@contextmanager
-def _pipelined(conn: Connection) -> Iterator[object]:
-    dbapi_conn = conn.connection.dbapi_connection
-    assert dbapi_conn is not None
-    try:
-        with dbapi_conn.pipeline() as pipe:
-            conn.info[_PIPELINE] = pipe
-            try:
-                yield pipe
-            finally:
-                conn.info.pop(_PIPELINE, None)
-    except conn.dialect.loaded_dbapi.Error as exc:
-        raise _translated(conn, "(pipeline)", None, exc) from exc
+class _Pipeline:
+    """psycopg's pipeline mode, entered at the first statement :func:`send` sends: leaving a
+    pipeline costs a round trip (a Sync) even when nothing was sent in it."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.pipe: Any = None
+        self._stack = ExitStack()
+
+    def send_next(self) -> None:
+        if self.pipe is None:
+            dbapi_conn = self.conn.connection.dbapi_connection
+            assert dbapi_conn is not None
+            self.pipe = self._stack.enter_context(dbapi_conn.pipeline())
+
+    def __enter__(self) -> _Pipeline:
+        self.conn.info[_PIPELINE] = self
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.conn.info.pop(_PIPELINE, None)
+        try:
+            self._stack.__exit__(*exc_info)
+        except self.conn.dialect.loaded_dbapi.Error as exc:
+            raise _translated(self.conn, "(pipeline)", None, exc) from exc
 
 
 def send(conn: Connection, statement: Statement, params: Mapping[str, Any] | Sequence[Any] = ()) -> Any:
@@ -130,11 +142,13 @@ def execute(
     if listeners:  # whoever watches the engine's SQL (logging, tests/catalog) sees these too
         for listener in listeners:
             listener(conn, cursor, sql, params, None, False)
+    pipeline: _Pipeline | None = conn.info.get(_PIPELINE) if is_pg else None
     try:
+        if pipeline is not None and not wait:
+            pipeline.send_next()
         cursor.execute(sql, params)
-        pipe = conn.info.get(_PIPELINE) if wait and is_pg else None
-        if pipe is not None:
-            pipe.sync()  # this statement's result (a rowcount, a row) is read right away
+        if pipeline is not None and wait and pipeline.pipe is not None:
+            pipeline.pipe.sync()  # this statement's result (a rowcount, a row) is read right away
     except conn.dialect.loaded_dbapi.Error as exc:
         cursor.close()
         raise _translated(conn, sql, params, exc) from exc
