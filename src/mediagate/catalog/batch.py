@@ -59,6 +59,7 @@ PLAIN = Stage.PLAIN
 Steps = Generator[Stage, None, T]
 StagedJob = Callable[[Connection], "Steps[Any]"]
 _Item = tuple[StagedJob, "Future[Any]"]
+_Outcomes = tuple[list[tuple["Future[Any]", Any]], list[tuple["Future[Any]", Exception]], list[_Item]]
 Pipeline = Callable[[Connection], AbstractContextManager[object] | None]
 """A pipeline on the connection (statements sent without waiting, results read at its end), or
 None where the database has none."""
@@ -95,12 +96,16 @@ class GroupCommitter:
         *,
         is_race: Callable[[BaseException], bool],
         pipeline: Pipeline = lambda conn: None,
+        found_dead: Callable[[Connection], bool] = lambda conn: False,
         max_batch: int = 256,
     ) -> None:
+        """``found_dead``: whether a transaction's connection turned out to be one the server had
+        ended (see :meth:`_transaction`); ``write`` may then lend connections without a ping."""
         self._write = write
         self._retry = retry
         self._is_race = is_race
         self._pipeline = pipeline
+        self._found_dead = found_dead
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -162,11 +167,27 @@ class GroupCommitter:
             return
         self._run_apart(live)
 
+    def _transaction(self, body: Callable[[Connection], T]) -> T:
+        """``body`` in a write transaction, committed. A connection found dead before the commit
+        (the server restarted since it was last used) wrote nothing: the body runs once more, on
+        a new one. So the connection needs no ping when it is lent, a round trip per batch."""
+        for attempt in (1, 2):
+            dead = False
+            try:
+                with self._write() as conn:
+                    try:
+                        return body(conn)  # committed on leaving the block
+                    finally:
+                        dead = attempt == 1 and self._found_dead(conn)
+            except Exception:
+                if not dead:
+                    raise
+        raise AssertionError("unreachable")
+
     def _run_together(self, live: list[_Item]) -> bool:
         """Every job in one plain transaction; False (and nothing written) if any of them raised."""
         try:
-            with self._write() as conn:
-                values = self._run_all(conn, [job for job, _ in live])
+            values = self._transaction(lambda conn: self._run_all(conn, [job for job, _ in live]))
         except Exception:
             return False
         for (_, future), value in zip(live, values, strict=True):
@@ -200,25 +221,29 @@ class GroupCommitter:
 
     def _run_apart(self, live: list[_Item]) -> None:
         """One transaction, each job in its own savepoint, so that a failing job fails alone."""
-        done: list[tuple[Future[Any], Any]] = []
-        failed: list[tuple[Future[Any], Exception]] = []
-        replay: list[_Item] = []
         if not live:
             return
+
+        def body(conn: Connection) -> _Outcomes:
+            done: list[tuple[Future[Any], Any]] = []
+            failed: list[tuple[Future[Any], Exception]] = []
+            replay: list[_Item] = []
+            if len(live) == 1:  # alone: its failure is the transaction's, handled below
+                job, future = live[0]
+                done.append((future, self._run_all(conn, [job])[0]))
+            for job, future in live if len(live) > 1 else ():
+                try:
+                    with conn.begin_nested():
+                        done.append((future, run_through(job(conn))))
+                except Exception as exc:
+                    if self._is_race(exc):
+                        replay.append((job, future))
+                    else:
+                        failed.append((future, exc))
+            return done, failed, replay
+
         try:
-            with self._write() as conn:
-                if len(live) == 1:  # alone: its failure is the transaction's, handled below
-                    job, future = live[0]
-                    done.append((future, self._run_all(conn, [job])[0]))
-                for job, future in live if len(live) > 1 else ():
-                    try:
-                        with conn.begin_nested():
-                            done.append((future, run_through(job(conn))))
-                    except Exception as exc:
-                        if self._is_race(exc):
-                            replay.append((job, future))
-                        else:
-                            failed.append((future, exc))
+            done, failed, replay = self._transaction(body)
         except Exception as exc:  # the transaction itself failed: none of its writes happened
             if self._is_race(exc):
                 self._replay_alone(live)

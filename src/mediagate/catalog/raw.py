@@ -23,6 +23,7 @@ their own statement, inside a pipeline too.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -106,11 +107,19 @@ class _Pipeline:
             self.pipe = self._stack.enter_context(dbapi_conn.pipeline())
 
     def __enter__(self) -> _Pipeline:
-        self.conn.info[_PIPELINE] = self
+        self._info = self.conn.info  # kept: an invalidated connection refuses to show it
+        self._info[_PIPELINE] = self
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
-        self.conn.info.pop(_PIPELINE, None)
+        self._info.pop(_PIPELINE, None)
+        if exc_info[1] is not None and self.conn.invalidated:
+            # the connection is gone, and the pipeline with it: the error that found it out is
+            # raised; leaving the pipeline fails too, which psycopg would log as a (plain-text)
+            # warning were it told of that error
+            with contextlib.suppress(Exception):
+                self._stack.__exit__(None, None, None)
+            return
         try:
             self._stack.__exit__(*exc_info)
         except self.conn.dialect.loaded_dbapi.Error as exc:

@@ -289,19 +289,24 @@ class Catalog:
         self._write_sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._read_sessions = sessionmaker(self._reader_engine, expire_on_commit=False)
         point_options: dict[str, Any] = {POINT_READ: True}
-        self._point_engine = self._reader_engine
+        self._unpinged = self._reader_engine
         if not url.startswith("sqlite"):
             # no transaction around one SELECT: without it the pool's ROLLBACK on return was one
             # more round trip to the server per lookup; and no pre-ping, another one (a lookup on a
-            # connection the server ended is run again on a new one instead, see _point_read)
+            # connection the server ended is run again on a new one instead, see _point_read; the
+            # committer's batches come from this pool too, see _batch_connection)
             point_options["isolation_level"] = "AUTOCOMMIT"
-            self._point_engine = make_engine(url, pre_ping=False)
-        self._point_reads = self._point_engine.execution_options(**point_options)
+            self._unpinged = make_engine(url, pre_ping=False)
+        self._point_reads = self._unpinged.execution_options(**point_options)
         self._write_lock: AbstractContextManager[object] = (
             threading.RLock() if url.startswith("sqlite") else nullcontext()
         )
         self._committer = GroupCommitter(
-            self._write_connection, self._replay, is_race=lost_race, pipeline=raw.pipeline
+            self._batch_connection,
+            self._replay,
+            is_race=lost_race,
+            pipeline=raw.pipeline,
+            found_dead=self._found_dead,
         )
         self._relaxed_engine = make_engine(url, relaxed=True) if url.startswith("sqlite") else self.engine
         """Writes that need not reach the disk before they return (:meth:`_relaxed`): a task's
@@ -315,13 +320,13 @@ class Catalog:
         ``SET LOCAL synchronous_commit = off``, the same trade with the same guarantees. Without
         an fsync to share there is nothing for a group commit to save, so these run in the
         caller's thread: no hand-off to the committer thread and back."""
-        for engine in {self.engine, self._reader_engine, self._relaxed_engine, self._point_engine}:
+        for engine in {self.engine, self._reader_engine, self._relaxed_engine, self._unpinged}:
             faults.watch(engine)  # a database outage is a CatalogUnavailable, not a driver error
 
     def close(self) -> None:
         self._committer.close()
         self.engine.dispose()
-        for engine in {self._reader_engine, self._relaxed_engine, self._point_engine} - {self.engine}:
+        for engine in {self._reader_engine, self._relaxed_engine, self._unpinged} - {self.engine}:
             engine.dispose()
 
     @contextmanager
@@ -334,6 +339,23 @@ class Catalog:
         """A write transaction on a bare Connection, for the group-committed hot path."""
         with self._write_lock, self.engine.begin() as conn:
             yield conn
+
+    @contextmanager
+    def _batch_connection(self) -> Iterator[Connection]:
+        """:meth:`_write_connection` for the committer's batches: on PostgreSQL from the pool
+        that lends without a ping (the committer runs a batch again if its connection turns out
+        dead before the commit, see ``GroupCommitter._transaction``)."""
+        engine = self.engine if self.url.startswith("sqlite") else self._unpinged
+        with self._write_lock, engine.begin() as conn:
+            yield conn
+
+    def _found_dead(self, conn: Connection) -> bool:
+        """Whether ``conn`` was found ended by the server; then so were the pool's others: a new
+        pool (without closing the old connections: there is no one to tell)."""
+        if self.url.startswith("sqlite") or not conn.invalidated:
+            return False
+        self._unpinged.dispose(close=False)
+        return True
 
     def _relaxed(self, job: Callable[[Connection], T]) -> T:
         """``job`` in a write transaction of its own whose commit need not be durable (see
@@ -388,7 +410,7 @@ class Catalog:
                 except CatalogUnavailable:
                     if attempt == 2 or not conn.invalidated:
                         raise
-            self._point_engine.dispose(close=False)  # its other connections went with the server
+            self._unpinged.dispose(close=False)  # its other connections went with the server
         raise AssertionError("unreachable")
 
     # -- buckets -------------------------------------------------------------------------------
