@@ -320,7 +320,8 @@ def measure(
     if args.py_spy and name == "mediagate":
         fmt = {".txt": "raw", ".json": "speedscope"}.get(Path(args.py_spy).suffix, "flamegraph")
         spy_bin = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-        cmd = [spy_bin, "record", "-p", str(pid), "--subprocesses", "-d", str(round(args.duration)), "-r", "200"]
+        cmd = [spy_bin, "record", "-p", str(pid), "-d", str(round(args.duration)), "-r", "200"]
+        cmd += ["--subprocesses"]  # uvicorn's worker processes (--workers)
         if args.py_spy_gil:  # only the thread holding the GIL, without pausing the server
             cmd += ["--gil", "--nonblocking"]
         spy = subprocess.Popen(

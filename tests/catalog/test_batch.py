@@ -14,9 +14,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import event, select, text
+from sqlalchemy import Connection, event, select, text
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 from sqlalchemy.pool import Pool
 
 from mediagate.catalog import Catalog, raw
@@ -136,7 +135,7 @@ def test_a_write_that_lost_a_race_is_replayed(catalog: Catalog, bucket: Bucket) 
     """A job failing with a unique-key collision is run again alone, on the new state."""
     attempts: list[int] = []
 
-    def job(s: Session) -> str:
+    def job(s: Connection) -> str:
         attempts.append(1)
         if len(attempts) == 1:  # the first run collides with a row committed meanwhile
             s.execute(
@@ -227,13 +226,17 @@ def test_each_write_is_acknowledged_only_once_committed(catalog: Catalog, bucket
     try:
         objs = [new_object(bucket, f"k{i}") for i in range(8)]
 
+        def look(key: str) -> Callable[[Future[bool]], None]:
+            def done(_: Future[bool]) -> None:
+                seen[key] = other.get_object(bucket.id, key) is not None
+
+            return done
+
         def submit() -> list[Future[Any]]:
             futures = []
             for o in objs:
                 future = catalog.submit_commit(o)
-                future.add_done_callback(
-                    lambda f, key=o.key: seen.__setitem__(key, other.get_object(bucket.id, key) is not None)
-                )
+                future.add_done_callback(look(o.key))
                 futures.append(future)
             return futures
 
