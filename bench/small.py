@@ -351,17 +351,8 @@ def measure(
         fmt = {".txt": "raw", ".json": "speedscope"}.get(Path(args.py_spy).suffix, "flamegraph")
         spy_bin = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
         # --nonblocking: pausing the server 200 times a second would triple its CPU per upload
-        cmd = [
-            spy_bin,
-            "record",
-            "-p",
-            str(pid),
-            "-d",
-            str(round(args.duration)),
-            "-r",
-            "200",
-            "--nonblocking",
-        ]
+        cmd = [spy_bin, "record", "-p", str(pid), "-d", str(round(args.duration)), "-r", "200"]
+        cmd += ["--subprocesses", "--nonblocking"]  # --subprocesses: uvicorn's worker processes
         if args.py_spy_gil:  # only the thread holding the GIL
             cmd += ["--gil"]
         spy = subprocess.Popen(

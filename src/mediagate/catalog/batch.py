@@ -17,14 +17,26 @@ bounds upload throughput):
 * a job's future resolves only after the commit, so "done" means durable.
 
 Batches form by themselves: while one commits, the next requests queue up behind it.
+
+On PostgreSQL each statement is a round trip to the server, and the committer runs them one after
+the other: six per upload made the batch's statements, not its one WAL flush, the committer's
+time. So a job may be *staged* (:meth:`GroupCommitter.submit_staged`): a generator that sends its
+statements without reading their results (``raw.send``) and yields :data:`SYNC` where it needs
+them. The committer runs every staged job of a batch up to its next ``SYNC`` inside one pipeline
+(``pipeline``: psycopg's pipeline mode), so that a batch of any size costs a round trip per stage,
+not per statement. A stage that needs more than sending raw statements (SQLAlchemy, which cannot
+run in pipeline mode) yields :data:`PLAIN` first: the rest of that job runs after the pipelined
+stages, statement by statement. Without a pipeline (SQLite, where a statement is a function
+call), when a batch runs apart, and on replays, a staged job simply runs through.
 """
 
 from __future__ import annotations
 
 import contextlib
+import enum
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from concurrent.futures import Future
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar
@@ -33,7 +45,47 @@ from sqlalchemy import Connection
 
 T = TypeVar("T")
 Job = Callable[[Connection], Any]
-_Item = tuple[Job, "Future[Any]"]
+
+
+class Stage(enum.Enum):
+    SYNC = "sync"
+    """The results of the statements sent so far are needed; the job goes on pipelined."""
+    PLAIN = "plain"
+    """The rest of the job runs outside the pipeline (it uses SQLAlchemy, or reads as it goes)."""
+
+
+SYNC = Stage.SYNC
+PLAIN = Stage.PLAIN
+Steps = Generator[Stage, None, T]
+StagedJob = Callable[[Connection], "Steps[Any]"]
+_Item = tuple[StagedJob, "Future[Any]"]
+_Outcomes = tuple[list[tuple["Future[Any]", Any]], list[tuple["Future[Any]", Exception]], list[_Item]]
+Pipeline = Callable[[Connection], AbstractContextManager[object] | None]
+"""A pipeline on the connection (statements sent without waiting, results read at its end), or
+None where the database has none."""
+
+
+def run_through(steps: Steps[T]) -> T:
+    """A staged job's value, its stages run one after the other (no pipeline)."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+
+
+def _through(job: StagedJob) -> Job:
+    return lambda conn: run_through(job(conn))
+
+
+def staged(job: Callable[[Connection], T]) -> Callable[[Connection], Steps[T]]:
+    """A plain job as a staged one that runs outside the pipeline."""
+
+    def steps(conn: Connection) -> Steps[T]:
+        yield PLAIN
+        return job(conn)
+
+    return steps
 
 
 class GroupCommitter:
@@ -43,17 +95,27 @@ class GroupCommitter:
         retry: Callable[[Job], Any],
         *,
         is_race: Callable[[BaseException], bool],
+        pipeline: Pipeline = lambda conn: None,
+        found_dead: Callable[[Connection], bool] = lambda conn: False,
         max_batch: int = 256,
     ) -> None:
+        """``found_dead``: whether a transaction's connection turned out to be one the server had
+        ended (see :meth:`_transaction`); ``write`` may then lend connections without a ping."""
         self._write = write
         self._retry = retry
         self._is_race = is_race
+        self._pipeline = pipeline
+        self._found_dead = found_dead
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
 
     def submit(self, job: Callable[[Connection], T]) -> Future[T]:
+        return self.submit_staged(staged(job))
+
+    def submit_staged(self, job: Callable[[Connection], Steps[T]]) -> Future[T]:
+        """Submit a staged job (see the module docstring); its future gets the generator's value."""
         future: Future[T] = Future()
         self._ensure_thread()
         self._queue.put((job, future))
@@ -105,38 +167,83 @@ class GroupCommitter:
             return
         self._run_apart(live)
 
+    def _transaction(self, body: Callable[[Connection], T]) -> T:
+        """``body`` in a write transaction, committed. A connection found dead before the commit
+        (the server restarted since it was last used) wrote nothing: the body runs once more, on
+        a new one. So the connection needs no ping when it is lent, a round trip per batch."""
+        for attempt in (1, 2):
+            dead = False
+            try:
+                with self._write() as conn:
+                    try:
+                        return body(conn)  # committed on leaving the block
+                    finally:
+                        dead = attempt == 1 and self._found_dead(conn)
+            except Exception:
+                if not dead:
+                    raise
+        raise AssertionError("unreachable")
+
     def _run_together(self, live: list[_Item]) -> bool:
         """Every job in one plain transaction; False (and nothing written) if any of them raised."""
         try:
-            with self._write() as conn:
-                values = [job(conn) for job, _ in live]
+            values = self._transaction(lambda conn: self._run_all(conn, [job for job, _ in live]))
         except Exception:
             return False
         for (_, future), value in zip(live, values, strict=True):
             future.set_result(value)
         return True
 
+    def _run_all(self, conn: Connection, jobs: list[StagedJob]) -> list[Any]:
+        """Every job's value: their pipelined stages in lockstep, one pipeline (one round trip)
+        per stage, then what each runs plainly; the first error raised ends it."""
+        pipeline = self._pipeline(conn)
+        if pipeline is None:
+            return [run_through(job(conn)) for job in jobs]
+        steps = [job(conn) for job in jobs]
+        values: list[Any] = [None] * len(steps)
+        piped, plain = list(range(len(steps))), list[int]()
+        while piped:
+            going_on: list[int] = []
+            with pipeline or contextlib.nullcontext():
+                for i in piped:
+                    try:
+                        stage = next(steps[i])
+                    except StopIteration as stop:
+                        values[i] = stop.value
+                        continue
+                    (going_on if stage is SYNC else plain).append(i)
+            piped = going_on
+            pipeline = self._pipeline(conn) if piped else None
+        for i in plain:
+            values[i] = run_through(steps[i])
+        return values
+
     def _run_apart(self, live: list[_Item]) -> None:
         """One transaction, each job in its own savepoint, so that a failing job fails alone."""
-        done: list[tuple[Future[Any], Any]] = []
-        failed: list[tuple[Future[Any], Exception]] = []
-        replay: list[_Item] = []
         if not live:
             return
+
+        def body(conn: Connection) -> _Outcomes:
+            done: list[tuple[Future[Any], Any]] = []
+            failed: list[tuple[Future[Any], Exception]] = []
+            replay: list[_Item] = []
+            if len(live) == 1:  # alone: its failure is the transaction's, handled below
+                job, future = live[0]
+                done.append((future, self._run_all(conn, [job])[0]))
+            for job, future in live if len(live) > 1 else ():
+                try:
+                    with conn.begin_nested():
+                        done.append((future, run_through(job(conn))))
+                except Exception as exc:
+                    if self._is_race(exc):
+                        replay.append((job, future))
+                    else:
+                        failed.append((future, exc))
+            return done, failed, replay
+
         try:
-            with self._write() as conn:
-                if len(live) == 1:  # alone: its failure is the transaction's, handled below
-                    job, future = live[0]
-                    done.append((future, job(conn)))
-                for job, future in live if len(live) > 1 else ():
-                    try:
-                        with conn.begin_nested():
-                            done.append((future, job(conn)))
-                    except Exception as exc:
-                        if self._is_race(exc):
-                            replay.append((job, future))
-                        else:
-                            failed.append((future, exc))
+            done, failed, replay = self._transaction(body)
         except Exception as exc:  # the transaction itself failed: none of its writes happened
             if self._is_race(exc):
                 self._replay_alone(live)
@@ -153,7 +260,7 @@ class GroupCommitter:
     def _replay_alone(self, items: list[_Item]) -> None:
         for job, future in items:
             try:
-                future.set_result(self._retry(job))
+                future.set_result(self._retry(_through(job)))
             except Exception as exc:
                 with contextlib.suppress(Exception):
                     future.set_exception(exc)

@@ -14,13 +14,20 @@ SQLAlchemy did for them done by hand:
   mapping (``faults.core_error``) applies, exactly as the engine's ``handle_error`` hook would.
 
 Only statements whose shape never changes live here; everything else stays on SQLAlchemy.
+
+On PostgreSQL they may also be *pipelined* (:func:`pipeline`, :func:`send`): sent without waiting for
+the server, their results read once the pipeline is synced, so that the group committer pays one
+round trip for many statements (catalog.batch). :func:`execute` and its readers always wait for
+their own statement, inside a pipeline too.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager, ExitStack
 from datetime import UTC, datetime
 from typing import Any
 
@@ -73,7 +80,66 @@ def from_db_json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str | bytes) else value
 
 
-def execute(conn: Connection, statement: Statement, params: Mapping[str, Any] | Sequence[Any] = ()) -> Any:
+_PIPELINE = "mediagate_pipeline"
+"""Key of ``Connection.info`` holding the :class:`_Pipeline` the connection is in, if any."""
+
+
+def pipeline(conn: Connection) -> AbstractContextManager[object] | None:
+    """A pipeline on ``conn`` (PostgreSQL; None elsewhere): inside it :func:`send` does not wait
+    for the server; on leaving it, every result is in (an error of any statement sent in it is
+    raised there, as :func:`execute` would raise it)."""
+    return _Pipeline(conn) if is_postgresql(conn) else None
+
+
+class _Pipeline:
+    """psycopg's pipeline mode, entered at the first statement :func:`send` sends: leaving a
+    pipeline costs a round trip (a Sync) even when nothing was sent in it."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.pipe: Any = None
+        self._stack = ExitStack()
+
+    def send_next(self) -> None:
+        if self.pipe is None:
+            dbapi_conn = self.conn.connection.dbapi_connection
+            assert dbapi_conn is not None
+            self.pipe = self._stack.enter_context(dbapi_conn.pipeline())
+
+    def __enter__(self) -> _Pipeline:
+        self._info = self.conn.info  # kept: an invalidated connection refuses to show it
+        self._info[_PIPELINE] = self
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._info.pop(_PIPELINE, None)
+        if exc_info[1] is not None and self.conn.invalidated:
+            # the connection is gone, and the pipeline with it: the error that found it out is
+            # raised; leaving the pipeline fails too, which psycopg would log as a (plain-text)
+            # warning were it told of that error
+            with contextlib.suppress(Exception):
+                self._stack.__exit__(None, None, None)
+            return
+        try:
+            self._stack.__exit__(*exc_info)
+        except self.conn.dialect.loaded_dbapi.Error as exc:
+            raise _translated(self.conn, "(pipeline)", None, exc) from exc
+
+
+def send(conn: Connection, statement: Statement, params: Mapping[str, Any] | Sequence[Any] = ()) -> Any:
+    """Run ``statement`` like :func:`execute`, but inside a :func:`pipeline` only send it: its
+    cursor has its result (rows, ``rowcount``) once the pipeline is synced, and its error, if
+    any, is raised there or by a later statement. The cursor may be left to the garbage collector."""
+    return execute(conn, statement, params, wait=False)
+
+
+def execute(
+    conn: Connection,
+    statement: Statement,
+    params: Mapping[str, Any] | Sequence[Any] = (),
+    *,
+    wait: bool = True,
+) -> Any:
     """Run ``statement`` on ``conn``'s DB-API connection (inside whatever transaction it has) and
     return the cursor; driver errors are raised as SQLAlchemy's, or as the core outage errors."""
     is_pg = is_postgresql(conn)
@@ -85,8 +151,13 @@ def execute(conn: Connection, statement: Statement, params: Mapping[str, Any] | 
     if listeners:  # whoever watches the engine's SQL (logging, tests/catalog) sees these too
         for listener in listeners:
             listener(conn, cursor, sql, params, None, False)
+    pipeline: _Pipeline | None = conn.info.get(_PIPELINE) if is_pg else None
     try:
+        if pipeline is not None and not wait:
+            pipeline.send_next()
         cursor.execute(sql, params)
+        if pipeline is not None and wait and pipeline.pipe is not None:
+            pipeline.pipe.sync()  # this statement's result (a rowcount, a row) is read right away
     except conn.dialect.loaded_dbapi.Error as exc:
         cursor.close()
         raise _translated(conn, sql, params, exc) from exc
@@ -94,7 +165,11 @@ def execute(conn: Connection, statement: Statement, params: Mapping[str, Any] | 
 
 
 def fetch_one(conn: Connection, statement: Statement, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
-    cursor = execute(conn, statement, params)
+    return take_one(execute(conn, statement, params))
+
+
+def take_one(cursor: Any) -> tuple[Any, ...] | None:
+    """The first row of a cursor from :func:`execute` or :func:`send` (once synced); closes it."""
     try:
         row = cursor.fetchone()
     finally:

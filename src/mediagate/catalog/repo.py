@@ -62,7 +62,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
 from mediagate.catalog import faults, raw
-from mediagate.catalog.batch import GroupCommitter
+from mediagate.catalog.batch import PLAIN, SYNC, GroupCommitter, Steps, run_through
 from mediagate.catalog.models import (
     ATTEMPTS_KEPT,
     ApiKey,
@@ -82,7 +82,7 @@ from mediagate.catalog.models import (
     UploadSession,
     UploadToken,
 )
-from mediagate.core.errors import Conflict, LimitExceeded, NotFound, QuotaExceeded
+from mediagate.core.errors import CatalogUnavailable, Conflict, LimitExceeded, NotFound, QuotaExceeded
 from mediagate.core.keys import parent_dirs, split_key
 from mediagate.core.outbox import NewTask, Notification, Outgoing, TaskDone
 from mediagate.core.values import DirEntry
@@ -166,36 +166,22 @@ RAW_QUOTA_BY_BUCKET = _quota_columns.select("bucket_id = :bucket_id")
 QUOTA_BY_BUCKET = select(_quotas).where(_quotas.c.bucket_id == bindparam("bucket_id"))
 
 
-def _usage_update(paramstyle: str, check_bytes: bool, check_objects: bool) -> str:
+def _usage_update(check_bytes: bool, check_objects: bool) -> raw.Statement:
     """SQL adding ``db`` bytes and ``dn`` objects to a bucket's usage counters; with a check, only
-    if the result stays within that limit (no row updated = over quota). Plain SQL in the driver's
-    parameter style, run with ``exec_driver_sql``: every commit runs it, and a Core statement cost
-    four times as much in SQLAlchemy as SQLite takes to run it (~55 us against ~15 us, measured)."""
-
-    def param(name: str) -> str:
-        return {"pyformat": f"%({name})s", "named": f":{name}", "format": "%s"}.get(paramstyle, "?")
-
-    # only the driver's placeholders are put into the text, never a value
-    db, dn, bucket = param("db"), param("dn"), param("bucket")
-    sql = f"UPDATE quotas SET bytes_used = bytes_used + {db}, objects_used = objects_used + {dn}"  # noqa: S608
-    sql += f" WHERE bucket_id = {bucket}"
+    if the result stays within that limit (no row updated = over quota). On the raw cursor: every
+    commit runs it, and a Core statement cost four times as much in SQLAlchemy as SQLite takes to
+    run it (~55 us against ~15 us, measured); on PostgreSQL it is pipelined with the commit's
+    other statements (see :meth:`Catalog._commit_steps`)."""
+    sql = "UPDATE quotas SET bytes_used = bytes_used + :db, objects_used = objects_used + :dn"
+    sql += " WHERE bucket_id = :bucket"
     if check_bytes:
-        sql += f" AND (max_bytes IS NULL OR bytes_used + {param('db')} <= max_bytes)"
+        sql += " AND (max_bytes IS NULL OR bytes_used + :db <= max_bytes)"
     if check_objects:
-        sql += f" AND (max_objects IS NULL OR objects_used + {param('dn')} <= max_objects)"
-    return sql
+        sql += " AND (max_objects IS NULL OR objects_used + :dn <= max_objects)"
+    return raw.Statement(sql)
 
 
-def _usage_params(
-    paramstyle: str, check_bytes: bool, check_objects: bool, bucket: int, db: int, dn: int
-) -> Any:
-    """The parameters of :func:`_usage_update`'s SQL, by name or in the order they appear."""
-    if paramstyle in ("pyformat", "named"):
-        return {"bucket": bucket, "db": db, "dn": dn}
-    return (db, dn, bucket, *((db,) if check_bytes else ()), *((dn,) if check_objects else ()))
-
-
-_USAGE_SQL: dict[tuple[str, bool, bool], str] = {}
+_USAGE_SQL = {(b, o): _usage_update(b, o) for b in (False, True) for o in (False, True)}
 
 POINT_READ = "mediagate_point_read"
 """Execution option of the connections :meth:`Catalog._point_read` uses: no explicit BEGIN."""
@@ -222,6 +208,7 @@ def _name_key(bucket_id: int, path: str) -> int:
 
 
 _LOCK_NAME = text("SELECT pg_advisory_xact_lock(:name), pg_advisory_xact_lock_shared(:parent)")
+RAW_LOCK_NAME = raw.Statement("SELECT pg_advisory_xact_lock(:name), pg_advisory_xact_lock_shared(:parent)")
 
 
 def _lock_names(
@@ -259,9 +246,11 @@ class OperationsCounts:
     deliveries: list[tuple[str, int]]
 
 
-def make_engine(url: str, *, writer: bool = True, relaxed: bool = False) -> Engine:
+def make_engine(url: str, *, writer: bool = True, relaxed: bool = False, pre_ping: bool = True) -> Engine:
     """``relaxed``: an SQLite writer whose commits do not fsync (``synchronous=NORMAL``; see
-    :attr:`Catalog._relaxed_engine`), with a small pool (used under the write lock, one at a time)."""
+    :attr:`Catalog._relaxed_engine`), with a small pool (used under the write lock, one at a time).
+    ``pre_ping`` (PostgreSQL): a round trip at every checkout to find a connection the server has
+    ended; off for a caller that retries on a fresh connection itself (:meth:`Catalog._point_read`)."""
     if url.startswith("sqlite"):
         # Sized for the worker threads (anyio's default limit is 40): an overflow connection is
         # closed on return, and reopening one (connect + PRAGMAs) cost more than the query itself.
@@ -290,7 +279,7 @@ def make_engine(url: str, *, writer: bool = True, relaxed: bool = False) -> Engi
             conn.connection.dbapi_connection.execute("BEGIN IMMEDIATE" if writer else "BEGIN")
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return create_engine(url, pool_pre_ping=pre_ping, pool_size=10, max_overflow=20)
 
 
 class Catalog:
@@ -301,15 +290,25 @@ class Catalog:
         self._write_sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._read_sessions = sessionmaker(self._reader_engine, expire_on_commit=False)
         point_options: dict[str, Any] = {POINT_READ: True}
+        self._unpinged = self._reader_engine
         if not url.startswith("sqlite"):
             # no transaction around one SELECT: without it the pool's ROLLBACK on return was one
-            # more round trip to the server per lookup
+            # more round trip to the server per lookup; and no pre-ping, another one (a lookup on a
+            # connection the server ended is run again on a new one instead, see _point_read; the
+            # committer's batches come from this pool too, see _batch_connection)
             point_options["isolation_level"] = "AUTOCOMMIT"
-        self._point_reads = self._reader_engine.execution_options(**point_options)
+            self._unpinged = make_engine(url, pre_ping=False)
+        self._point_reads = self._unpinged.execution_options(**point_options)
         self._write_lock: AbstractContextManager[object] = (
             threading.RLock() if url.startswith("sqlite") else nullcontext()
         )
-        self._committer = GroupCommitter(self._write_connection, self._replay, is_race=lost_race)
+        self._committer = GroupCommitter(
+            self._batch_connection,
+            self._replay,
+            is_race=lost_race,
+            pipeline=raw.pipeline,
+            found_dead=self._found_dead,
+        )
         self._relaxed_engine = make_engine(url, relaxed=True) if url.startswith("sqlite") else self.engine
         """Writes that need not reach the disk before they return (:meth:`_relaxed`): a task's
         claim, lease renewal, failed attempt, and a ``done`` that publishes no object. Delivery is at least
@@ -322,13 +321,13 @@ class Catalog:
         ``SET LOCAL synchronous_commit = off``, the same trade with the same guarantees. Without
         an fsync to share there is nothing for a group commit to save, so these run in the
         caller's thread: no hand-off to the committer thread and back."""
-        for engine in {self.engine, self._reader_engine, self._relaxed_engine}:
+        for engine in {self.engine, self._reader_engine, self._relaxed_engine, self._unpinged}:
             faults.watch(engine)  # a database outage is a CatalogUnavailable, not a driver error
 
     def close(self) -> None:
         self._committer.close()
         self.engine.dispose()
-        for engine in {self._reader_engine, self._relaxed_engine} - {self.engine}:
+        for engine in {self._reader_engine, self._relaxed_engine, self._unpinged} - {self.engine}:
             engine.dispose()
 
     @contextmanager
@@ -341,6 +340,23 @@ class Catalog:
         """A write transaction on a bare Connection, for the group-committed hot path."""
         with self._write_lock, self.engine.begin() as conn:
             yield conn
+
+    @contextmanager
+    def _batch_connection(self) -> Iterator[Connection]:
+        """:meth:`_write_connection` for the committer's batches: on PostgreSQL from the pool
+        that lends without a ping (the committer runs a batch again if its connection turns out
+        dead before the commit, see ``GroupCommitter._transaction``)."""
+        engine = self.engine if self.url.startswith("sqlite") else self._unpinged
+        with self._write_lock, engine.begin() as conn:
+            yield conn
+
+    def _found_dead(self, conn: Connection) -> bool:
+        """Whether ``conn`` was found ended by the server; then so were the pool's others: a new
+        pool (without closing the old connections: there is no one to tell)."""
+        if self.url.startswith("sqlite") or not conn.invalidated:
+            return False
+        self._unpinged.dispose(close=False)
+        return True
 
     def _relaxed(self, job: Callable[[Connection], T]) -> T:
         """``job`` in a write transaction of its own whose commit need not be durable (see
@@ -385,9 +401,18 @@ class Catalog:
 
     def _point_read(self, statement: raw.Statement, **params: Any) -> list[tuple[Any, ...]]:
         """The rows of one hot-path SELECT on the raw cursor (see catalog.raw): no session, no
-        BEGIN (one SELECT is a consistent snapshot by itself)."""
-        with self._point_reads.connect() as conn:
-            return raw.fetch_all(conn, statement, params)
+        BEGIN (one SELECT is a consistent snapshot by itself). On PostgreSQL the pool does not
+        ping a connection before lending it: a lookup that finds its connection ended by the
+        server (a restart) starts a new pool and runs once more, as a pre-ping would have."""
+        for attempt in (1, 2):
+            with self._point_reads.connect() as conn:
+                try:
+                    return raw.fetch_all(conn, statement, params)
+                except CatalogUnavailable:
+                    if attempt == 2 or not conn.invalidated:
+                        raise
+            self._unpinged.dispose(close=False)  # its other connections went with the server
+        raise AssertionError("unreachable")
 
     # -- buckets -------------------------------------------------------------------------------
 
@@ -561,13 +586,15 @@ class Catalog:
     def submit_reserve(self, blob_id: str, *, lease: timedelta = UPLOAD_LEASE) -> Future[None]:
         """:meth:`reserve_blob` through group commit (shares a transaction with concurrent writers)."""
 
-        def job(conn: Connection) -> None:
+        def job(conn: Connection) -> Steps[None]:
             now = utcnow()
             pg = raw.is_postgresql(conn)
             times = {"created_at": raw.db_time(now, pg), "lease_until": raw.db_time(now + lease, pg)}
-            raw.run(conn, RAW_INSERT_GARBAGE, {"blob_id": blob_id, **times})
+            raw.send(conn, RAW_INSERT_GARBAGE, {"blob_id": blob_id, **times})
+            return
+            yield  # a staged job: the insert goes in the batch's pipeline, nothing to wait for
 
-        return self._committer.submit(job)
+        return self._committer.submit_staged(job)
 
     def commit_object(
         self, obj: Object, *, insert_only: bool = False, outbox: Sequence[Outgoing] = ()
@@ -586,23 +613,37 @@ class Catalog:
         obj.dir, obj.name = split_key(obj.key)
         notes = tuple(outbox)
 
-        def job(conn: Connection) -> bool:
-            replaced = self._commit_object(conn, obj, insert_only)
-            _queue_outbox(conn, notes)
+        def job(conn: Connection) -> Steps[bool]:
+            replaced = yield from self._commit_steps(conn, obj, insert_only)
+            if notes:
+                yield PLAIN  # the outbox rows go through SQLAlchemy
+                _queue_outbox(conn, notes)
             return replaced
 
-        return self._committer.submit(job)
+        return self._committer.submit_staged(job)
 
     def _commit_object(self, conn: Connection, obj: Object, insert_only: bool, enforce: bool = True) -> bool:
         """Insert or replace the row, and count it in the bucket's usage: refused (QuotaExceeded)
         when that passes the bucket's quota, unless ``enforce`` is off (a task's outputs: the work
         was accepted; they count, but are not refused)."""
-        # The upload hot path: prebuilt Core statements (the ORM unit of work cost several times
-        # the SQL itself). ``obj`` stays a plain, detached snapshot.
+        return run_through(self._commit_steps(conn, obj, insert_only, enforce))
+
+    def _commit_steps(
+        self, conn: Connection, obj: Object, insert_only: bool, enforce: bool = True
+    ) -> Steps[bool]:
+        """:meth:`_commit_object` as a staged job (catalog.batch): on PostgreSQL the committer
+        pipelines the stages of a whole batch, so the common case (a new key in an existing
+        folder) costs every upload of the batch two shared round trips, not six of its own."""
+        # The upload hot path: raw statements (the ORM unit of work, then Core, cost several
+        # times the SQL itself). ``obj`` stays a plain, detached snapshot.
         pg = raw.is_postgresql(conn)
         where = {"bucket_id": obj.bucket_id, "key": obj.key, "dir": obj.dir}
-        _lock_names(conn, obj.bucket_id, exclusive=obj.key, shared=[obj.dir])  # before reading
-        facts = raw.fetch_one(conn, RAW_COMMIT_FACTS, where)
+        if pg:  # the name locks (see _lock_names), before reading
+            locks = {"name": _name_key(obj.bucket_id, obj.key), "parent": _name_key(obj.bucket_id, obj.dir)}
+            raw.send(conn, RAW_LOCK_NAME, locks)
+        facts_cursor = raw.send(conn, RAW_COMMIT_FACTS, where)
+        yield SYNC
+        facts = raw.take_one(facts_cursor)
         assert facts is not None
         bucket, folder_at_key, parent_folder, object_id, object_blob, object_size = facts
         if bucket is None:
@@ -610,26 +651,31 @@ class Catalog:
         if folder_at_key is not None:
             raise Conflict("a folder of that name exists", code="is_folder")
         now = utcnow()
+        deleted = None
         if object_id is not None:
             if insert_only:
                 raise Conflict("an object with this key already exists", code="key_exists")
-            if raw.run(conn, RAW_DELETE_OBJECT_BY_ID, {"object_id": object_id}) != 1:
-                raise StaleDataError("row deleted by a concurrent transaction")
+            deleted = raw.send(conn, RAW_DELETE_OBJECT_BY_ID, {"object_id": object_id})
             garbage = {"blob_id": object_blob, "created_at": raw.db_time(now, pg), "lease_until": None}
-            raw.run(conn, RAW_INSERT_GARBAGE, garbage)
+            raw.send(conn, RAW_INSERT_GARBAGE, garbage)
         if parent_folder is None:
+            yield PLAIN  # made through SQLAlchemy, reading as it goes
             self._ensure_folders(conn, obj.bucket_id, obj.dir, now)
         values = {name: getattr(obj, name) for name in _object_columns.names if name != "id"}
         values["meta"] = values["meta"] or {}
-        cursor = raw.execute(conn, RAW_INSERT_OBJECT, _object_columns.bind(values, pg))
-        try:
-            obj.id = cursor.fetchone()[0] if pg else cursor.lastrowid
-        finally:
-            cursor.close()
-        raw.run(conn, RAW_DELETE_GARBAGE, {"blob_id": obj.blob_id})
+        inserted = raw.send(conn, RAW_INSERT_OBJECT, _object_columns.bind(values, pg))
+        raw.send(conn, RAW_DELETE_GARBAGE, {"blob_id": obj.blob_id})
         replaced = object_id is not None
         grown = obj.size - (object_size or 0) if replaced else obj.size
-        _count_usage(conn, obj.bucket_id, grown, 0 if replaced else 1, enforce=enforce)
+        added = 0 if replaced else 1
+        counted = _send_usage(conn, obj.bucket_id, grown, added, enforce=enforce)
+        yield SYNC
+        if deleted is not None and deleted.rowcount != 1:
+            raise StaleDataError("row deleted by a concurrent transaction")
+        obj.id = raw.take_one(inserted)[0] if pg else inserted.lastrowid  # type: ignore[index]
+        if counted is not None and counted.rowcount != 1:
+            yield PLAIN
+            _usage_refused(conn, obj.bucket_id, grown, added)
         return replaced
 
     def delete_object(
@@ -1791,16 +1837,30 @@ def _count_usage(
     transaction (after its change to the objects table). With ``enforce``, growth past the bucket's
     limits raises QuotaExceeded, rolling the caller's transaction back: the commit is the exact
     check, however many uploads race (their row updates queue on the one row)."""
+    cursor = _send_usage(conn, bucket_id, grown, added, enforce=enforce, create=create)
+    if cursor is None:
+        return
+    try:
+        if cursor.rowcount == 1:
+            return
+    finally:
+        cursor.close()
+    _usage_refused(conn, bucket_id, grown, added)
+
+
+def _send_usage(
+    conn: Connection, bucket_id: int, grown: int, added: int, *, enforce: bool, create: bool = False
+) -> Any:
+    """Send :func:`_count_usage`'s UPDATE (``raw.send``): its cursor, whose ``rowcount`` is 1 if
+    the usage was counted; None when there is nothing to count."""
     if not (grown or added or create):
-        return
-    style = conn.dialect.paramstyle
+        return None
     checks = (enforce and grown > 0, enforce and added > 0)
-    sql = _USAGE_SQL.get((style, *checks))
-    if sql is None:
-        sql = _USAGE_SQL[(style, *checks)] = _usage_update(style, *checks)
-    params = _usage_params(style, *checks, bucket_id, grown, added)
-    if conn.exec_driver_sql(sql, params).rowcount == 1:
-        return
+    return raw.send(conn, _USAGE_SQL[checks], {"bucket": bucket_id, "db": grown, "dn": added})
+
+
+def _usage_refused(conn: Connection, bucket_id: int, grown: int, added: int) -> None:
+    """The usage UPDATE changed no row: count a bucket that has no quota row yet, or refuse."""
     quota = conn.execute(QUOTA_BY_BUCKET, {"bucket_id": bucket_id}).first()
     if quota is None:  # a bucket older than its row (made by a node not yet upgraded): count it now
         totals = conn.execute(
