@@ -20,29 +20,33 @@ from mediagate.deferred import Deferred
 from tests.conftest import make_home
 
 PROBE = """
-import json, sys
+import asyncio, json, sys
 from pathlib import Path
-from starlette.testclient import TestClient
+import httpx
 from mediagate.app import create_app
 from mediagate.config import Settings
 
 def loaded():
     return {name: name in sys.modules for name in ("fastapi", "mediagate.protocols.native.app", "boto3")}
 
-seen = {"made": loaded()}
-client = TestClient(create_app(Settings(home=Path(sys.argv[1]))))  # no lifespan: no workers
-answers = {
-    "ui": client.get("/ui/").status_code,
-    "upyun": client.get("/nosuchbucket/a.txt").status_code,
-    "tus": client.options("/v1/tus/nosuchbucket").status_code,
-}
-seen["served others"] = loaded()
-answers["v1"] = client.get("/v1").json()["name"]
-seen["after /v1"] = loaded()
-answers["openapi"] = sorted(client.get("/openapi.json").json())[:3]
-answers["docs"] = client.get("/docs").status_code
-answers["v1 error"] = client.get("/v1/nosuch").json()["error"]["code"]
-print(json.dumps({"seen": seen, "answers": answers}))
+async def main():
+    seen = {"made": loaded()}
+    app = create_app(Settings(home=Path(sys.argv[1])))  # no lifespan: no workers
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://node")
+    answers = {
+        "ui": (await client.get("/ui/")).status_code,
+        "upyun": (await client.get("/nosuchbucket/a.txt")).status_code,
+        "tus": (await client.options("/v1/tus/nosuchbucket")).status_code,
+    }
+    seen["served others"] = loaded()
+    answers["v1"] = (await client.get("/v1")).json()["name"]
+    seen["after /v1"] = loaded()
+    answers["openapi"] = sorted((await client.get("/openapi.json")).json())[:3]
+    answers["docs"] = (await client.get("/docs")).status_code
+    answers["v1 error"] = (await client.get("/v1/nosuch")).json()["error"]["code"]
+    print(json.dumps({"seen": seen, "answers": answers}))
+
+asyncio.run(main())
 """
 
 
