@@ -34,11 +34,11 @@ def put(url: str, creds: BucketCredentials, body: bytes) -> int:
 def settled_rss(pid: int, seconds: float = 5.0) -> int:
     """The process's RSS once it stops falling (a trim runs in the background)."""
     process = psutil.Process(pid)
-    last = process.memory_info().rss
+    last = int(process.memory_info().rss)
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         time.sleep(0.5)
-        now = process.memory_info().rss
+        now = int(process.memory_info().rss)
         if now >= last:
             return now
         last = now
