@@ -15,7 +15,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from mediagate import logs, routing
+from mediagate import logs, redisconn, routing
 from mediagate.config import Settings
 from mediagate.core.gateway import Gateway
 from mediagate.frontdoor import FrontDoor
@@ -100,6 +100,8 @@ def create_app(settings: Settings | None = None, *, gateway: Gateway | None = No
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await notify.close()
+            gw.quotas.close()
+            redisconn.close_shared(app.state)
 
     async def server_error(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)

@@ -16,6 +16,8 @@
   request), so a keep-alive client opens a new connection rather than meeting a reset.
 * **One access line** per request (:mod:`mediagate.logs`), and its metrics (:mod:`mediagate.metrics`:
   latency, error code, the uploads the core noted), labelled with the dialect found here.
+* **Memory given back** (:mod:`mediagate.memory`): when the last request in flight ends after
+  request bodies of some size, freed heap pages go back to the system.
 * **Retry-After** on every dialect's 429 (an upload rate limit, core.quotas), unless its renderer
   set one.
 * **Headers every response carries**: ``X-Request-Id`` (the id given to the request here; the
@@ -42,6 +44,7 @@ from mediagate import logs, metrics, serving
 from mediagate.core.errors import MediagateError, PayloadTooLarge, from_os_error
 from mediagate.core.ids import unique_hex
 from mediagate.http import DRAIN_LIMIT, BodyProgress, drain_body, request_id, track_body
+from mediagate.memory import QuietTrim
 from mediagate.protocols.imagex import errors as imagex_errors
 from mediagate.protocols.native import errors as native_errors
 from mediagate.protocols.tus import errors as tus_errors
@@ -174,6 +177,8 @@ class FrontDoor:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self.quiet = QuietTrim()
+        """Gives memory back once the server goes quiet after request bodies (mediagate.memory)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -199,14 +204,17 @@ class FrontDoor:
         body.awaiting_continue = not body.done and _header(scope, b"expect").lower() == b"100-continue"
         track_body(body)
         state = _Exchange()
+        self.quiet.started()
 
         async def tracked_receive() -> Message:
             body.awaiting_continue = False
             message = await receive()
             if message["type"] == "http.disconnect":
                 state.disconnected = True
-            elif not message.get("more_body", False):
-                body.done = True
+            else:
+                self.quiet.read(len(message.get("body", b"")))
+                if not message.get("more_body", False):
+                    body.done = True
             return message
 
         async def tracked_send(message: Message) -> None:
@@ -237,6 +245,7 @@ class FrontDoor:
         except Exception as exc:
             await self._fault(face, request, record, state, exc, tracked_send)
         finally:
+            self.quiet.ended()
             status = state.status or (499 if state.disconnected else 500)
             logs.write_access(record, status)
             metrics.observe(record, status, time.monotonic() - record.started)

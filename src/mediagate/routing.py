@@ -44,16 +44,16 @@ from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route, request_response
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mediagate import cors, health, metrics, serving
 from mediagate.core.errors import Forbidden, MediagateError, MethodNotAllowed
+from mediagate.deferred import Deferred
 from mediagate.http import request_id
 from mediagate.protocols.imagex import actions as imagex_actions
 from mediagate.protocols.imagex import errors as imagex_errors
 from mediagate.protocols.imagex import sts as imagex_sts
 from mediagate.protocols.imagex import upload as imagex_upload
-from mediagate.protocols.native.app import NativeApi
 from mediagate.protocols.tus import handler as tus
 from mediagate.protocols.upyun import errors as upyun_errors
 from mediagate.protocols.upyun import form as upyun_form
@@ -246,11 +246,21 @@ def tus_routes() -> list[BaseRoute]:
     ]
 
 
+def _native_api() -> ASGIApp:
+    from mediagate.memory import release_memory
+    from mediagate.protocols.native.app import NativeApi
+
+    api = NativeApi()
+    release_memory()  # building it frees a few MB of schema-building scratch: give them back
+    return api
+
+
 def native_routes() -> list[BaseRoute]:
     """mediagate's own API, its OpenAPI schema and docs ('v1', 'docs', 'redoc' and
     'openapi.json' are reserved bucket names). The FastAPI app answers every method itself, in
-    the /v1 error shape."""
-    api = NativeApi()
+    the /v1 error shape; it is built on the first request to one of these rows
+    (:mod:`mediagate.deferred`), so a node that only serves the dialects never loads FastAPI."""
+    api = Deferred(_native_api)
     found: list[BaseRoute] = []
     for path in ("/v1", "/v1/{rest:anypath}", "/openapi.json", "/docs", "/docs/{rest:anypath}", "/redoc"):
         route = Route(path, api)

@@ -148,6 +148,13 @@ return 0
             raise RedisUnavailable() from exc
         return windows[full - 1] if full else None
 
+    def close(self) -> None:
+        """Close the Redis client, if one was made (at shutdown: its connections end with the
+        server, not whenever the process object is collected)."""
+        client, self._redis = self._redis, None
+        if client is not None:
+            client.close()
+
 
 class Quotas:
     """Admission of uploads against their bucket's quota and rate limits (module docstring)."""
@@ -159,6 +166,10 @@ class Quotas:
         self.find_bucket = find_bucket
         self.limiter = RateLimiter(settings)
         self._no_limits: dict[int, float] = {}
+
+    def close(self) -> None:
+        """Let go of the rate limiter's Redis connections (app shutdown)."""
+        self.limiter.close()
 
     async def admit(
         self, bucket: str | Bucket, size: int | None = None, *, replacing: str | None = None

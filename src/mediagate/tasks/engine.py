@@ -91,6 +91,9 @@ class TaskEngine:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
         self._threads.clear()
         self.runner.close()
+        pool = getattr(self.huey.storage, "pool", None)
+        if pool is not None:  # RedisHuey's connections (a MemoryHuey has none)
+            pool.disconnect()
 
     def _work(self) -> None:
         """One worker: huey's dequeue and execute (the Worker loop of huey's consumer, with an

@@ -56,7 +56,7 @@ def build() -> FastAPI:
         openapi_url=docs.OPENAPI_URL,
         docs_url=None,
         redoc_url=None,
-        exception_handlers=errors.HANDLERS,  # type: ignore[arg-type]
+        exception_handlers=errors.handlers(),  # type: ignore[arg-type]
     )
     common: dict[int | str, dict[str, Any]] = {
         s: {"model": Error, "description": "Error"} for s in ERROR_STATUSES

@@ -4,14 +4,18 @@
 
 ``code`` is the core error's stable code and the status its status; request validation is 400
 ``invalid_request`` (with ``details``), the framework's own 404/405 keep their status. Anything
-else is a bug: a 500 ``internal_error`` in the same shape (never a traceback)."""
+else is a bug: a 500 ``internal_error`` in the same shape (never a traceback).
+
+This module is imported at start-up (the front door and tus answer in this shape); FastAPI is not:
+it is loaded with the /v1 app on its first request (``mediagate.deferred``), so only
+:func:`handlers` and :func:`on_invalid_request` name FastAPI's types, and import them there."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -59,6 +63,8 @@ def _detail(error: Any) -> dict[str, Any]:
 
 
 async def on_invalid_request(request: Request, exc: Exception) -> Response:
+    from fastapi.exceptions import RequestValidationError
+
     assert isinstance(exc, RequestValidationError)
     details = [_detail(e) for e in exc.errors()][:20]
     first = details[0] if details else {"location": [], "message": "invalid request"}
@@ -93,9 +99,16 @@ async def on_bug(request: Request, exc: Exception) -> Response:
     )
 
 
-HANDLERS = {
-    MediagateError: on_core_error,
-    RequestValidationError: on_invalid_request,
-    HTTPException: on_framework_error,
-    Exception: on_bug,
-}
+Handler = Callable[[Request, Exception], Awaitable[Response]]
+
+
+def handlers() -> dict[type[Exception], Handler]:
+    """The /v1 app's exception handlers, for FastAPI's ``exception_handlers``."""
+    from fastapi.exceptions import RequestValidationError
+
+    return {
+        MediagateError: on_core_error,
+        RequestValidationError: on_invalid_request,
+        HTTPException: on_framework_error,
+        Exception: on_bug,
+    }
