@@ -288,6 +288,24 @@ def test_stale_sessions_are_collected(gw: Gateway, bucket: Bucket) -> None:
     assert len(blobs(gw)) == 1
 
 
+def test_a_session_past_its_own_expiry_is_collected_however_fresh(gw: Gateway, bucket: Bucket) -> None:
+    """A dialect whose credentials for a session expire (ImageX's apply) gives it ``expires_at``:
+    the collector ends it then, with its parts, not once idle for ``session_max_age_seconds``."""
+
+    async def run(expires_at: datetime) -> str:
+        session = await gw.start_session(bucket, "test", "x.bin", expires_at=expires_at)
+        await gw.put_part(session, 1, chunks(b"one"))
+        return session.id
+
+    now = datetime.now(UTC)
+    dead, alive = asyncio.run(run(now - timedelta(seconds=1))), asyncio.run(run(now + timedelta(hours=1)))
+    gw.collect_garbage(grace=ZERO)
+    with pytest.raises(NotFound):
+        asyncio.run(gw.session(dead))
+    assert asyncio.run(gw.session(alive)).id == alive
+    assert gw.collect_garbage(grace=ZERO) == 1  # the dead session's part
+
+
 def test_a_backlog_of_stale_sessions_goes_in_one_round(gw: Gateway, bucket: Bucket) -> None:
     """Under sustained load sessions go stale at the upload rate (abandoned ones, and completed
     ones whose record is kept): one round must end all of them, not one batch of 100, or the

@@ -938,6 +938,7 @@ class Catalog:
         total_size: int | None = None,
         part_size: int | None = None,
         data: dict[str, Any] | None = None,
+        expires_at: datetime | None = None,
     ) -> UploadSession:
         now = utcnow()
         with self._write() as s:
@@ -952,6 +953,7 @@ class Catalog:
                 data=data or {},
                 created_at=now,
                 updated_at=now,
+                expires_at=expires_at,
             )
             s.add(session)
             return session
@@ -1087,11 +1089,21 @@ class Catalog:
                 .values(state="completed", updated_at=now)
             )
 
-    def stale_sessions(self, older_than: datetime, limit: int = 100) -> list[str]:
+    def stale_sessions(
+        self, older_than: datetime, limit: int = 100, *, now: datetime | None = None
+    ) -> list[str]:
+        """Sessions idle since before ``older_than``, or whose own expiry has passed by ``now``
+        (default: the present)."""
+        moment = now or utcnow()
         with self._read() as s:
-            return list(
-                s.scalars(select(UploadSession.id).where(UploadSession.updated_at < older_than).limit(limit))
+            idle = select(UploadSession.id).where(UploadSession.updated_at < older_than).limit(limit)
+            expired = (
+                select(UploadSession.id)
+                .where(UploadSession.expires_at.is_not(None), UploadSession.expires_at < moment)
+                .limit(limit)
             )
+            found = list(s.scalars(idle))
+            return found + [i for i in s.scalars(expired) if i not in found][: max(0, limit - len(found))]
 
     # -- garbage -------------------------------------------------------------------------------
 

@@ -32,7 +32,7 @@ class Maintenance(Records):
         # (a batch with nothing new in it ends the round: no row can keep it going for ever)
         stale_before = now - timedelta(seconds=self.settings.session_max_age_seconds)
         ended: set[str] = set()
-        while stale := set(self.catalog.stale_sessions(stale_before)) - ended:
+        while stale := set(self.catalog.stale_sessions(stale_before, now=now)) - ended:
             for session_id in stale:
                 self.catalog.end_session(session_id)
             ended |= stale

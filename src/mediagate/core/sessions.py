@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator
+from datetime import datetime
 from typing import Any
 
 from anyio import to_thread
@@ -33,7 +34,10 @@ class Sessions(Uploads):
         total_size: int | None = None,
         part_size: int | None = None,
         data: dict[str, Any] | None = None,
+        expires_at: datetime | None = None,
     ) -> UploadSession:
+        """A new session; ``expires_at``: when the dialect's own credentials for it expire (the
+        collector ends it then, else once idle for ``session_max_age_seconds``)."""
         try:
             await self.quotas.admit(bucket, total_size)
         except BaseException as exc:
@@ -49,6 +53,7 @@ class Sessions(Uploads):
                 total_size=total_size,
                 part_size=part_size,
                 data=data,
+                expires_at=expires_at,
             )
         )
         return UploadSession.of(made)
