@@ -68,6 +68,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mediagate import logs
 from mediagate.bucketconf import BucketConf, bucket_cache
 from mediagate.config import Settings
 from mediagate.core.errors import (
@@ -91,6 +92,8 @@ if TYPE_CHECKING:
     from mediagate.media.spec import ProcessingSpec
 
 log = logging.getLogger("mediagate")
+bad_images = logs.Throttled(log)
+"""A corrupt image is read (and refused) as often as clients ask for its variants."""
 
 SUFFIX_SEPARATOR = "!"
 
@@ -595,6 +598,6 @@ async def _process_object(gw: Gateway, obj: Object, spec: ProcessingSpec, dest: 
             failure = from_os_error(exc)  # our disk (full, failing), not the client's image
             if failure is not None:
                 raise failure from exc
-            log.warning("image processing failed for a public read: %s: %s", type(exc).__name__, exc)
+            bad_images.warning("image processing failed for a public read: %s: %s", type(exc).__name__, exc)
             raise UnsupportedMedia("the image is malformed or truncated and cannot be processed") from None
     return result.format

@@ -39,6 +39,7 @@ from anyio import to_thread
 from mediagate.core.errors import BadRequest, MediagateError, UnsupportedMedia, from_os_error
 from mediagate.core.ingest import Received, hash_file, new_staging_path
 from mediagate.core.numbers import parse_uint
+from mediagate.logs import Throttled
 from mediagate.media.spec import LEGACY_FIELDS
 
 if TYPE_CHECKING:
@@ -47,6 +48,8 @@ if TYPE_CHECKING:
     from mediagate.media.spec import ProcessingSpec
 
 log = logging.getLogger("mediagate")
+bad_images = Throttled(log)
+"""Clients upload as many corrupt images as they like."""
 
 THUMB = "x-gmkerl-thumb"
 THUMBNAIL = "x-gmkerl-thumbnail"
@@ -261,7 +264,7 @@ async def _run(
         failure = from_os_error(exc)  # our disk (full, failing), not the client's image
         if failure is not None:
             raise failure from exc
-        log.warning("image processing failed: %s: %s", type(exc).__name__, exc)
+        bad_images.warning("image processing failed: %s: %s", type(exc).__name__, exc)
         raise UnsupportedMedia("the image is malformed or truncated and cannot be processed") from None
     size, md5, sha256, crc32 = await to_thread.run_sync(hash_file, dest)
     if src.path in made:
@@ -284,5 +287,5 @@ async def _info(info_type: str, processing: Mapping[str, str], path: Path) -> di
         failure = from_os_error(exc)  # our disk (full, failing), not the client's image
         if failure is not None:
             raise failure from exc
-        log.warning("image metadata failed: %s: %s", type(exc).__name__, exc)
+        bad_images.warning("image metadata failed: %s: %s", type(exc).__name__, exc)
         raise UnsupportedMedia("the image is malformed or truncated and cannot be read") from None
