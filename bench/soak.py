@@ -49,6 +49,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 
 import httpx
@@ -781,11 +782,13 @@ TOLERANCE: dict[str, tuple[float, float]] = {
     "tcp": (0.5, 10.0),
     "staging": (0.5, 10.0),
     "db_conn": (0.5, 3.0),
-    "upload_sessions": (0.5, 30.0),
-    "upload_parts": (0.5, 60.0),
-    "garbage_blobs": (0.5, 50.0),
+    "upload_sessions": (0.5, 20.0),
+    "upload_parts": (0.5, 20.0),
+    "garbage_blobs": (0.5, 20.0),
 }
 """Metric -> (relative, absolute) growth allowed between the first and the last third."""
+PER_RATE = frozenset({"upload_sessions", "upload_parts", "garbage_blobs"})
+"""Rows judged per operation/s (the seconds of load they stand for; tolerance in seconds)."""
 
 
 def slope(xs: list[float], ys: list[float]) -> float:
@@ -801,10 +804,18 @@ def slope_report(rows: list[dict[str, float]], warmup: float) -> list[str]:
     if len(steady) < 6:
         return ["too few samples after the warm-up for a slope report (run longer)"]
     third = len(steady) // 3
-    out = []
+    rates = [0.0] + [max(0.1, (b["ops"] - a["ops"]) / max(0.1, b["t"] - a["t"])) for a, b in pairwise(rows)]
+    rate_of = {id(r): rate for r, rate in zip(rows, rates, strict=True)}
+    first_rate = sum(rate_of[id(r)] for r in steady[:third]) / third
+    last_rate = sum(rate_of[id(r)] for r in steady[-third:]) / third
+    out = [f"     operations/s       first third {first_rate:9.1f}  last third {last_rate:9.1f}"]
     for name, (rel, absolute) in TOLERANCE.items():
         first = sum(r[name] for r in steady[:third]) / third
         last = sum(r[name] for r in steady[-third:]) / third
+        if name in PER_RATE:
+            # rows in flight scale with the load (the machine is shared: it varies); what must not
+            # grow is how many seconds of operations they stand for
+            first, last = first / first_rate, last / last_rate
         per_min = slope([r["t"] for r in steady], [r[name] for r in steady]) * 60
         grew = last > first * (1 + rel) + absolute
         verdict = "GREW" if grew else "ok  "
