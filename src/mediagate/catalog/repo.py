@@ -632,18 +632,30 @@ class Catalog:
         return replaced
 
     def delete_object(
-        self, bucket_id: int, key: str, *, outbox: Callable[[Object], Sequence[Notification]] | None = None
+        self,
+        bucket_id: int,
+        key: str,
+        *,
+        outbox: Callable[[Object], Sequence[Notification]] | None = None,
+        only_blob: str | None = None,
     ) -> bool:
         """Hide the object at ``key`` (its blob becomes garbage); False if there was none. The
-        notifications ``outbox`` makes of the deleted row are queued in the same transaction."""
-        return self._retry(lambda: self._delete_object(bucket_id, key, outbox))
+        notifications ``outbox`` makes of the deleted row are queued in the same transaction.
+        ``only_blob``: only if the object there is still that version (the collector deleting an
+        expired one must not delete the upload that replaced it since it looked; every version has
+        its own blob, while SQLite may give the new row the old one's id)."""
+        return self._retry(lambda: self._delete_object(bucket_id, key, outbox, only_blob))
 
     def _delete_object(
-        self, bucket_id: int, key: str, outbox: Callable[[Object], Sequence[Notification]] | None
+        self,
+        bucket_id: int,
+        key: str,
+        outbox: Callable[[Object], Sequence[Notification]] | None,
+        only_blob: str | None = None,
     ) -> bool:
         with self._write() as s:
             existing = s.scalar(select(Object).where(Object.bucket_id == bucket_id, Object.key == key))
-            if existing is None:
+            if existing is None or (only_blob is not None and existing.blob_id != only_blob):
                 return False
             s.merge(GarbageBlob(blob_id=existing.blob_id, created_at=utcnow()))
             _delete_one(s, delete(Object).where(Object.id == existing.id))

@@ -39,7 +39,7 @@ class Maintenance(Records):
         deleted: set[int] = set()
         while expired := [o for o in self.catalog.expired_objects(now) if o.id not in deleted]:
             for obj in expired:
-                self.catalog.delete_object(obj.bucket_id, obj.key)
+                self.catalog.delete_object(obj.bucket_id, obj.key, only_blob=obj.blob_id)
                 deleted.add(obj.id)
         self.storage.abort_stale_writes(now - timedelta(seconds=self.settings.s3_stale_upload_seconds))
         removed = 0
