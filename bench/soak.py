@@ -137,6 +137,7 @@ class Ledger:
 
     acked: dict[str, str] = field(default_factory=dict)
     deleted: set[str] = field(default_factory=set)
+    deleting: set[str] = field(default_factory=set)
     outcomes: Counter[str] = field(default_factory=Counter)
     unexpected: list[str] = field(default_factory=list)
     abandoned_sessions: list[float] = field(default_factory=list)
@@ -212,11 +213,13 @@ class Driver:
             return
         uri = object_uri(self.keys.bucket, key)
         method = self.rng.choice(("GET", "HEAD"))
+        with self.ledger.lock:  # judged by what was acknowledged before the request went out
+            gone, deleting = key in self.ledger.deleted, key in self.ledger.deleting
         r = self.http.request(method, uri, headers=rest_headers(self.keys.creds, method, uri))
-        with self.ledger.lock:
-            gone = key in self.ledger.deleted
         if gone:
             self.expect(f"rest {method} deleted", r, 404)
+        elif deleting:
+            self.expect(f"rest {method} being deleted", r, 200, 404)
         elif (
             self.expect(f"rest {method}", r, 200)
             and method == "GET"
@@ -230,12 +233,15 @@ class Driver:
         if key is None:
             return
         with self.ledger.lock:
-            if key in self.ledger.deleted:
+            if key in self.ledger.deleted or key in self.ledger.deleting:
                 return
-            self.ledger.deleted.add(key)
+            self.ledger.deleting.add(key)
         uri = object_uri(self.keys.bucket, key)
         r = self.http.delete(uri, headers=rest_headers(self.keys.creds, "DELETE", uri))
         self.expect("rest delete", r, 200)
+        with self.ledger.lock:
+            self.ledger.deleting.discard(key)
+            self.ledger.deleted.add(key)
         self.ledger.count("rest delete")
 
     def form_post(self) -> None:
