@@ -62,6 +62,7 @@ from _common import (
     object_uri,
     postgres_database,
     rest_headers,
+    tree_cpu_seconds,
     workdir,
 )
 
@@ -889,6 +890,7 @@ def run(args: argparse.Namespace, root: Path, database_url: str | None) -> int:
     try:
         images = make_images(server, keys)
         started = time.monotonic()
+        cpu_before = tree_cpu_seconds(server.pid)
         deadline = started + args.duration * 60
         stop = threading.Event()
         drivers = [Driver(server, keys, ledger, images, args.seed + i) for i in range(args.concurrency)]
@@ -917,6 +919,9 @@ def run(args: argparse.Namespace, root: Path, database_url: str | None) -> int:
         for d in drivers:
             d.close()
         loaded_until = time.monotonic()
+        cpu = tree_cpu_seconds(server.pid) - cpu_before
+        with ledger.lock:
+            ops = sum(ledger.outcomes.values())
         # the collector's turn: one session TTL and two collector rounds
         while time.monotonic() < loaded_until + args.session_ttl + 12:
             time.sleep(min(args.sample, loaded_until + args.session_ttl + 12 - time.monotonic()))
@@ -924,6 +929,10 @@ def run(args: argparse.Namespace, root: Path, database_url: str | None) -> int:
             print(line(rows[-1]) + "  (idle)", flush=True)
         final = rows[-1]
         print(f"\n{load_average()} at the end")
+        print(
+            f"server CPU {cpu:.1f} s for {ops} operations in {loaded_until - started:.0f} s: "
+            f"{cpu / max(1, ops) * 1000:.2f} ms per operation"
+        )
         print("\noutcomes:")
         for name, n in sorted(ledger.outcomes.items()):
             print(f"  {n:7d}  {name}")
