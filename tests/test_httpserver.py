@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from mediagate.core.buckets import BucketCredentials
-from tests.conftest import LiveServer, free_port
+from tests.conftest import LiveServer, free_port, make_home
 from tests.protocols.wantu.client import b64, hmac_sha1, resource_id, upload_token
 from tests.support.cli import run_mediagate
 
@@ -479,3 +479,16 @@ def test_a_stalled_head_is_408_in_the_dialects_shape(impatient: LiveServer) -> N
     assert status_of(answered) == 408, answered
     doc = body_of(answered)
     assert doc["success"] == -1 and doc["ResponseMetadata"], doc
+
+
+def test_a_flood_of_malformed_requests_is_not_a_flood_of_log_lines(tmp_path: Path) -> None:
+    """Each refusal is answered, but a client sending garbage as fast as it can gets at most ten
+    'refused a request' lines a minute into the log (logs.Throttled), not one per request."""
+    live = LiveServer(make_home(tmp_path / "home").home).start()
+    try:
+        for _ in range(40):
+            assert status_of(exchange(live, b"NOT HTTP AT ALL\r\n\r\n")) == 400
+    finally:
+        live.stop()
+    refused = [line for line in live.log().splitlines() if "refused a request" in line]
+    assert len(refused) == 10, refused

@@ -8,6 +8,7 @@ no Authorization value, no signature, no token from a query string.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -20,6 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from mediagate import logs
 from mediagate.config import Settings
 from mediagate.core.buckets import BucketCredentials, create_bucket
 from mediagate.services import build_gateway
@@ -172,3 +174,19 @@ def test_serve_writes_json_lines_instead_of_uvicorns_access_log(home: Settings, 
     assert '"path": "/livez"' not in text, "a successful health check is logged only at DEBUG"
     records = [json.loads(x) for x in text.splitlines()]  # uvicorn's own lines are JSON too
     assert any(r["logger"] == "uvicorn.error" and "running on" in r["msg"].lower() for r in records)
+
+
+def test_throttled_lines_say_how_many_were_left_out(caplog: pytest.LogCaptureFixture) -> None:
+    """At most ``limit`` lines per window; the first line of the next window counts the rest."""
+    throttled = logs.Throttled(logging.getLogger("mediagate.test-throttle"), limit=3, window=0.3)
+    with caplog.at_level(logging.INFO, logger="mediagate.test-throttle"):
+        for n in range(10):
+            throttled.warning("bad thing %s", n)
+        time.sleep(0.35)
+        throttled.info("bad thing %s", 10)
+    assert [r.getMessage() for r in caplog.records] == [
+        "bad thing 0",
+        "bad thing 1",
+        "bad thing 2",
+        "bad thing 10 (and 7 more like it in the 0.3 s before, not logged)",
+    ]

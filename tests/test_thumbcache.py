@@ -94,3 +94,14 @@ def test_a_cleared_cache_directory_is_made_again(tmp_path: Path) -> None:
     assert not made.hit and made.path.read_bytes() == b"b"
     again = get(cache, key(1), b"A")
     assert not again.hit and again.path.read_bytes() == b"A"
+
+
+def test_the_index_is_bounded_in_entries_too(tmp_path: Path) -> None:
+    """Tiny variants (a 16-px thumbnail, each width another variant) stay far under any byte bound:
+    the in-memory index and the files are bounded by their count as well."""
+    cache = ThumbCache(tmp_path, max_bytes=10**9, max_entries=5)
+    for n in range(8):
+        get(cache, key(n), b"t" * 10)
+    assert cache.stats()["entries"] == 5 and cache.total_bytes == 50
+    assert sorted(p.name[:64] for p in tmp_path.rglob("*.jpg")) == [key(n) for n in range(3, 8)]
+    assert get(cache, key(7), b"").hit and not get(cache, key(0), b"t" * 10).hit

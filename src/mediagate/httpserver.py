@@ -52,7 +52,11 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
+from mediagate import logs
+
 log = logging.getLogger("mediagate.http")
+refusals = logs.Throttled(log)
+"""Refused heads and idle connections: a client makes them at will, so they are throttled."""
 
 LINE_FACTOR = 2
 """One header line or request target may be this many times ``max_header_size``."""
@@ -174,7 +178,7 @@ class HTTPProtocol(HttpToolsProtocol):
             self._arm_head_timer()  # a request is being answered; we may not be reading: wait
             return
         if not self.got_bytes:
-            log.info("closed a connection that sent nothing for %s s", self.head_timeout)
+            refusals.info("closed a connection that sent nothing for %s s", self.head_timeout)
             self.stopped = True
             self.transport.close()
             return
@@ -237,7 +241,7 @@ class HTTPProtocol(HttpToolsProtocol):
         malformed) is told the client went away, so that it stops waiting for the body and its
         own answer is dropped; if that answer has begun, the connection is just closed."""
         self.stopped = True
-        log.warning("refused a request: %s %s", status, message)
+        refusals.warning("refused a request: %s %s", status, message)
         cycle = self.cycle
         if cycle is not None and not cycle.response_complete:
             if cycle.response_started:

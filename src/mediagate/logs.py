@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
 import time
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -245,6 +246,44 @@ class FailureStreak:
         if self.failing:
             self.logger.warning("%s works again", self.what)
         self.failing = False
+
+
+class Throttled:
+    """One kind of log line a client can cause at will (a malformed request, a corrupt image, a
+    callback URL that fails): at most ``limit`` lines per ``window`` seconds, so that a hostile or
+    broken client cannot flood the log (and the disk) at the request rate. Lines over the limit
+    are counted, and the first line of the next window says how many were left out."""
+
+    def __init__(self, logger: logging.Logger, limit: int = 10, window: float = 60.0) -> None:
+        self.logger = logger
+        self.limit = limit
+        self.window = window
+        self._lock = threading.Lock()
+        self._started = -window
+        self._written = 0
+        self._dropped = 0
+
+    def log(self, level: int, msg: str, *args: object) -> None:
+        now = time.monotonic()
+        with self._lock:
+            dropped = 0
+            if now - self._started >= self.window:
+                self._started, self._written = now, 0
+                dropped, self._dropped = self._dropped, 0
+            if self._written >= self.limit:
+                self._dropped += 1
+                return
+            self._written += 1
+        if dropped:
+            msg += " (and %s more like it in the %g s before, not logged)"
+            args = (*args, dropped, self.window)
+        self.logger.log(level, msg, *args)
+
+    def warning(self, msg: str, *args: object) -> None:
+        self.log(logging.WARNING, msg, *args)
+
+    def info(self, msg: str, *args: object) -> None:
+        self.log(logging.INFO, msg, *args)
 
 
 def uvicorn_log_config(log_format: LogFormat) -> dict[str, Any]:

@@ -8,7 +8,8 @@ before answering, so eviction (an unlink) never cuts a response short.
 
 Each process keeps an index of what is on disk in least-recently-used order, loaded from the
 directory (by mtime) at start; a hit moves the entry to the end and touches the file's mtime, so
-the order survives a restart. When the total passes ``max_bytes`` the oldest entries are removed.
+the order survives a restart. When the total passes ``max_bytes``, or the entries ``max_entries``,
+the oldest entries are removed.
 Several server processes on one home each keep their own index: a variant another process made is
 simply made again (and replaces the file atomically), and each bounds what it knows of.
 
@@ -48,6 +49,10 @@ MIME_BY_EXT = {
 EXT_ALIASES = {"jpeg": "jpg", "heic": "heif", "tif": "tiff"}
 HOT_BYTES = 8 * 1024 * 1024
 HOT_ITEM_BYTES = 256 * 1024
+MAX_ENTRIES = 100_000
+"""Variants one process indexes, whatever their bytes: the index lives in memory (a few hundred
+bytes an entry), and a size bound alone lets tiny variants (a 16-px thumbnail is a few hundred
+bytes; every width and quality is another variant) grow it to millions of entries."""
 
 
 def variant_key(source_md5: str, source_size: int, canonical_spec: str) -> str:
@@ -79,9 +84,12 @@ class ThumbCache:
     """The index and the in-memory copies are changed on the event loop only; files are written,
     renamed and unlinked in worker threads."""
 
-    def __init__(self, root: Path, max_bytes: int, hot_bytes: int = HOT_BYTES) -> None:
+    def __init__(
+        self, root: Path, max_bytes: int, hot_bytes: int = HOT_BYTES, max_entries: int = MAX_ENTRIES
+    ) -> None:
         self.root = root
         self.max_bytes = max_bytes
+        self.max_entries = max_entries
         self.hot_bytes = hot_bytes
         self.misses = 0
         """Variants made by this process (a cache miss that did the work), for tests and stats."""
@@ -124,7 +132,7 @@ class ThumbCache:
 
     async def _evict(self) -> None:
         victims = []
-        while self._total > self.max_bytes and self._index:
+        while self._index and (self._total > self.max_bytes or len(self._index) > self.max_entries):
             key, (ext, size) = self._index.popitem(last=False)
             self._total -= size
             self._forget_hot(key)

@@ -238,6 +238,20 @@ def test_delete_object(catalog: Catalog, bucket: Bucket) -> None:
     assert catalog.get_folder(bucket.id, "a") is not None  # folders stay until removed
 
 
+def test_deleting_one_row_leaves_the_upload_that_replaced_it(catalog: Catalog, bucket: Bucket) -> None:
+    """The collector lists expired objects, then deletes them one by one: an upload that replaced
+    one in between is another version (its own blob; on SQLite maybe the same row id), and
+    deleting only the listed version leaves it alone (deleting by key lost an acknowledged upload)."""
+    past = datetime.now(UTC) - timedelta(minutes=1)
+    expired = make_object(bucket, "k.bin", b"old", expires_at=past)
+    catalog.commit_object(expired)
+    fresh = commit(catalog, bucket, "k.bin", b"new")
+    assert catalog.delete_object(bucket.id, "k.bin", only_blob=expired.blob_id) is False
+    kept = catalog.get_object(bucket.id, "k.bin")
+    assert kept is not None and kept.blob_id == fresh.blob_id
+    assert catalog.delete_object(bucket.id, "k.bin", only_blob=fresh.blob_id) is True
+
+
 def test_objects_are_per_bucket(catalog: Catalog, bucket: Bucket) -> None:
     other = catalog.create_bucket("other")
     commit(catalog, bucket, "same.bin", b"mine")

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import update
 
 from mediagate.catalog.models import Bucket, Delivery
+from mediagate.catalog.models import Object as ObjectRow
 from mediagate.core.errors import BadRequest, Conflict, NotFound, PolicyViolation
 from mediagate.core.gateway import Gateway, Stored
 from mediagate.core.grant import UploadGrant
@@ -285,6 +286,63 @@ def test_stale_sessions_are_collected(gw: Gateway, bucket: Bucket) -> None:
         asyncio.run(gw.session(stale))
     assert asyncio.run(gw.session(fresh)).id == fresh
     assert len(blobs(gw)) == 1
+
+
+def test_a_session_past_its_own_expiry_is_collected_however_fresh(gw: Gateway, bucket: Bucket) -> None:
+    """A dialect whose credentials for a session expire (ImageX's apply) gives it ``expires_at``:
+    the collector ends it then, with its parts, not once idle for ``session_max_age_seconds``."""
+
+    async def run(expires_at: datetime) -> str:
+        session = await gw.start_session(bucket, "test", "x.bin", expires_at=expires_at)
+        await gw.put_part(session, 1, chunks(b"one"))
+        return session.id
+
+    now = datetime.now(UTC)
+    dead, alive = asyncio.run(run(now - timedelta(seconds=1))), asyncio.run(run(now + timedelta(hours=1)))
+    gw.collect_garbage(grace=ZERO)
+    with pytest.raises(NotFound):
+        asyncio.run(gw.session(dead))
+    assert asyncio.run(gw.session(alive)).id == alive
+    assert gw.collect_garbage(grace=ZERO) == 1  # the dead session's part
+
+
+def test_a_backlog_of_stale_sessions_goes_in_one_round(gw: Gateway, bucket: Bucket) -> None:
+    """Under sustained load sessions go stale at the upload rate (abandoned ones, and completed
+    ones whose record is kept): one round must end all of them, not one batch of 100, or the
+    backlog grows for as long as more than a batch per round (30 s) goes stale."""
+    for n in range(250):
+        gw.catalog.create_session(f"s{n:03d}", bucket.id, "test", f"k{n}.bin")
+        gw.catalog.update_session(f"s{n:03d}", updated_at=datetime(2000, 1, 1, tzinfo=UTC))
+    fresh = asyncio.run(gw.start_session(bucket, "test", "fresh.bin"))
+    gw.collect_garbage(grace=ZERO)
+    assert gw.catalog.stale_sessions(datetime.now(UTC)) == [fresh.id]
+
+
+def test_a_backlog_of_expired_objects_goes_in_one_round(gw: Gateway, bucket: Bucket) -> None:
+    """Objects with a ttl expire at the upload rate: one round deletes all of them, not 500."""
+    past = datetime.now(UTC) - timedelta(hours=1)
+    rows = [
+        ObjectRow(
+            bucket_id=bucket.id,
+            key=f"t/{n}.bin",
+            blob_id=f"{n:032x}",
+            size=1,
+            md5="0" * 32,
+            sha256="0" * 64,
+            crc32=0,
+            mime="application/octet-stream",
+            meta={},
+            created_at=past,
+            expires_at=past + timedelta(minutes=1),
+        )
+        for n in range(1200)
+    ]
+    gw.catalog.commit_objects(rows)
+    keep = upload(gw, "keep.bin", b"keep", ttl_seconds=3600)
+    gw.collect_garbage(grace=ZERO)
+    assert gw.catalog.expired_objects(datetime.now(UTC)) == []
+    assert all(gw.catalog.get_object(bucket.id, f"t/{n}.bin") is None for n in (0, 600, 1199))
+    assert read(gw, bucket, keep.object.key) == b"keep"
 
 
 def test_finished_deliveries_are_pruned_after_the_retention(gw: Gateway) -> None:

@@ -166,6 +166,15 @@ class UploadSession(Base):
     Lives in the catalog so that the next part may land on another process or after a restart."""
 
     __tablename__ = "upload_sessions"
+    __table_args__ = (
+        # the collector's "what has expired": only sessions with an expiry are in it
+        Index(
+            "ix_upload_sessions_expiring",
+            "expires_at",
+            sqlite_where=text("expires_at IS NOT NULL"),
+            postgresql_where=text("expires_at IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     bucket_id: Mapped[int] = mapped_column(ForeignKey("buckets.id", ondelete="CASCADE"), index=True)
@@ -178,6 +187,9 @@ class UploadSession(Base):
     """Dialect-specific state (the grant's fields, headers to apply on completion …)."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    """When the dialect's own credentials for the session expire (ImageX: the apply's hour): the
+    collector ends it then, whatever ``session_max_age_seconds`` says. None: by its age only."""
 
 
 class UploadPart(Base):

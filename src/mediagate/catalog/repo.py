@@ -679,18 +679,30 @@ class Catalog:
         return replaced
 
     def delete_object(
-        self, bucket_id: int, key: str, *, outbox: Callable[[Object], Sequence[Notification]] | None = None
+        self,
+        bucket_id: int,
+        key: str,
+        *,
+        outbox: Callable[[Object], Sequence[Notification]] | None = None,
+        only_blob: str | None = None,
     ) -> bool:
         """Hide the object at ``key`` (its blob becomes garbage); False if there was none. The
-        notifications ``outbox`` makes of the deleted row are queued in the same transaction."""
-        return self._retry(lambda: self._delete_object(bucket_id, key, outbox))
+        notifications ``outbox`` makes of the deleted row are queued in the same transaction.
+        ``only_blob``: only if the object there is still that version (the collector deleting an
+        expired one must not delete the upload that replaced it since it looked; every version has
+        its own blob, while SQLite may give the new row the old one's id)."""
+        return self._retry(lambda: self._delete_object(bucket_id, key, outbox, only_blob))
 
     def _delete_object(
-        self, bucket_id: int, key: str, outbox: Callable[[Object], Sequence[Notification]] | None
+        self,
+        bucket_id: int,
+        key: str,
+        outbox: Callable[[Object], Sequence[Notification]] | None,
+        only_blob: str | None = None,
     ) -> bool:
         with self._write() as s:
             existing = s.scalar(select(Object).where(Object.bucket_id == bucket_id, Object.key == key))
-            if existing is None:
+            if existing is None or (only_blob is not None and existing.blob_id != only_blob):
                 return False
             s.merge(GarbageBlob(blob_id=existing.blob_id, created_at=utcnow()))
             _delete_one(s, delete(Object).where(Object.id == existing.id))
@@ -986,6 +998,7 @@ class Catalog:
         part_size: int | None = None,
         data: dict[str, Any] | None = None,
         cap: Cap | None = None,
+        expires_at: datetime | None = None,
     ) -> UploadSession:
         """A new open session; with ``cap``, refused (its error) when the bucket already has
         ``cap.limit`` unfinished sessions of ``dialect`` updated within ``cap.window``."""
@@ -1011,6 +1024,7 @@ class Catalog:
                 data=data or {},
                 created_at=now,
                 updated_at=now,
+                expires_at=expires_at,
             )
             s.add(session)
             return session
@@ -1146,11 +1160,21 @@ class Catalog:
                 .values(state="completed", updated_at=now)
             )
 
-    def stale_sessions(self, older_than: datetime, limit: int = 100) -> list[str]:
+    def stale_sessions(
+        self, older_than: datetime, limit: int = 100, *, now: datetime | None = None
+    ) -> list[str]:
+        """Sessions idle since before ``older_than``, or whose own expiry has passed by ``now``
+        (default: the present)."""
+        moment = now or utcnow()
         with self._read() as s:
-            return list(
-                s.scalars(select(UploadSession.id).where(UploadSession.updated_at < older_than).limit(limit))
+            idle = select(UploadSession.id).where(UploadSession.updated_at < older_than).limit(limit)
+            expired = (
+                select(UploadSession.id)
+                .where(UploadSession.expires_at.is_not(None), UploadSession.expires_at < moment)
+                .limit(limit)
             )
+            found = list(s.scalars(idle))
+            return found + [i for i in s.scalars(expired) if i not in found][: max(0, limit - len(found))]
 
     # -- garbage -------------------------------------------------------------------------------
 

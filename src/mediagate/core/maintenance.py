@@ -27,12 +27,20 @@ class Maintenance(Records):
         self.catalog.prune_deliveries(now - timedelta(seconds=self.settings.delivery_retention_seconds))
         self.catalog.prune_signatures(now)
         self.catalog.prune_tasks(now - timedelta(seconds=self.settings.task_retention_seconds))
-        for session_id in self.catalog.stale_sessions(
-            now - timedelta(seconds=self.settings.session_max_age_seconds)
-        ):
-            self.catalog.end_session(session_id)
-        for obj in self.catalog.expired_objects(now):
-            self.catalog.delete_object(obj.bucket_id, obj.key)
+        # every batch, not one per round: a backlog larger than a batch (sessions and expired
+        # objects come at the upload rate) would otherwise grow for as long as the load lasts
+        # (a batch with nothing new in it ends the round: no row can keep it going for ever)
+        stale_before = now - timedelta(seconds=self.settings.session_max_age_seconds)
+        ended: set[str] = set()
+        while stale := set(self.catalog.stale_sessions(stale_before, now=now)) - ended:
+            for session_id in stale:
+                self.catalog.end_session(session_id)
+            ended |= stale
+        deleted: set[int] = set()
+        while expired := [o for o in self.catalog.expired_objects(now) if o.id not in deleted]:
+            for obj in expired:
+                self.catalog.delete_object(obj.bucket_id, obj.key, only_blob=obj.blob_id)
+                deleted.add(obj.id)
         self.storage.abort_stale_writes(now - timedelta(seconds=self.settings.s3_stale_upload_seconds))
         removed = 0
         while batch := self.catalog.garbage(now - grace, now=as_of or now):

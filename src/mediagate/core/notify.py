@@ -39,7 +39,7 @@ from mediagate.core import webhooks
 from mediagate.core.errors import BadRequest, Forbidden
 from mediagate.core.gateway import Gateway
 from mediagate.core.secrets import WrongSecretKey
-from mediagate.logs import FailureStreak
+from mediagate.logs import FailureStreak, Throttled
 from mediagate.urlguard import Target as Target
 from mediagate.urlguard import is_public_address as is_public_address
 
@@ -49,6 +49,8 @@ if TYPE_CHECKING:  # imported where a call is made: most servers never make one 
     from mediagate.catalog.models import Delivery
 
 log = logging.getLogger("mediagate.notify")
+failed_attempts = Throttled(log)
+"""A notify-url is the uploader's choice: every upload may name one that fails, five times."""
 
 POLL_SECONDS = 1.0
 BACKOFF_SECONDS = 2.0
@@ -257,7 +259,9 @@ async def _deliver(gw: Gateway, d: Delivery) -> None:
     if error is not None and done <= settings.notify_retries:
         retry_at = datetime.now(UTC) + backoff(done)
     if error is not None:
-        log.warning("notification %s to %s: attempt %s failed: %s", delivery_id, _safe(url), done, error)
+        failed_attempts.warning(
+            "notification %s to %s: attempt %s failed: %s", delivery_id, _safe(url), done, error
+        )
     await to_thread.run_sync(
         lambda: gw.catalog.finish_delivery(
             delivery_id, ok=error is None, error=error, retry_at=retry_at, status=status

@@ -40,6 +40,7 @@ from anyio import to_thread
 from mediagate.core.errors import BadRequest, MediagateError, UnsupportedMedia, from_os_error
 from mediagate.core.ingest import Received, hash_file, new_staging_path
 from mediagate.core.numbers import parse_uint
+from mediagate.logs import Throttled
 from mediagate.media.spec import LEGACY_FIELDS
 
 if TYPE_CHECKING:
@@ -48,6 +49,8 @@ if TYPE_CHECKING:
     from mediagate.media.spec import ProcessingSpec
 
 log = logging.getLogger("mediagate")
+bad_images = Throttled(log)
+"""Clients upload as many corrupt images as they like."""
 
 THUMB = "x-gmkerl-thumb"
 THUMBNAIL = "x-gmkerl-thumbnail"
@@ -275,7 +278,7 @@ def processing_errors(context: str = "") -> Iterator[None]:
         failure = from_os_error(exc)
         if failure is not None:
             raise failure from exc
-        log.warning("image processing failed%s: %s: %s", context, type(exc).__name__, exc)
+        bad_images.warning("image processing failed%s: %s: %s", context, type(exc).__name__, exc)
         raise UnsupportedMedia("the image is malformed or truncated and cannot be processed") from None
 
 
@@ -294,5 +297,5 @@ async def _info(info_type: str, processing: Mapping[str, str], path: Path) -> di
         failure = from_os_error(exc)  # our disk (full, failing), not the client's image
         if failure is not None:
             raise failure from exc
-        log.warning("image metadata failed: %s: %s", type(exc).__name__, exc)
+        bad_images.warning("image metadata failed: %s: %s", type(exc).__name__, exc)
         raise UnsupportedMedia("the image is malformed or truncated and cannot be read") from None

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from anyio import to_thread
@@ -37,11 +37,14 @@ class Sessions(Uploads):
         data: dict[str, Any] | None = None,
         max_open: int | None = None,
         replacing: str | None = None,
+        expires_at: datetime | None = None,
     ) -> UploadSession:
         """A new session of ``dialect`` for ``key``. ``max_open``: refused (LimitExceeded) when
         the bucket already has that many unfinished sessions of the dialect (abandoned ones count
         until ``session_max_age_seconds`` have passed since they were last touched). ``replacing``:
-        the key, when the upload may replace it (its quota admission frees the old object)."""
+        the key, when the upload may replace it (its quota admission frees the old object).
+        ``expires_at``: when the dialect's own credentials for it expire (the collector ends it
+        then, else once idle for ``session_max_age_seconds``)."""
         try:
             await self.quotas.admit(bucket, total_size, replacing=replacing)
         except BaseException as exc:
@@ -65,6 +68,7 @@ class Sessions(Uploads):
                 part_size=part_size,
                 data=data,
                 cap=cap,
+                expires_at=expires_at,
             )
         )
         return UploadSession.of(made)

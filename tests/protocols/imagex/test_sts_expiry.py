@@ -14,6 +14,7 @@ from volcengine.Policy import ComplexEncoder, InnerToken
 from volcengine.util.Util import Util
 
 from mediagate.core.buckets import BucketCredentials
+from mediagate.core.gateway import Gateway
 from tests.conftest import LiveServer
 from tests.protocols.imagex.conftest import png, signed
 from tests.protocols.imagex.test_hostile import V, commit, error_of, put
@@ -40,11 +41,16 @@ def short_sts2(lt_ak: str, lt_sk: str, seconds: int) -> tuple[str, str, str, int
     return inner.access_key_id, secret, token, inner.expired_time
 
 
-def expiry_of(sealed: str) -> int:
-    """The ``e`` of one of our sealed tokens (its payload is signed, not secret)."""
+def seal_payload(sealed: str) -> dict[str, Any]:
+    """The payload of one of our sealed tokens (signed, not secret)."""
     body = sealed.split(".")[0]
     payload: dict[str, Any] = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-    return int(payload["e"])
+    return payload
+
+
+def expiry_of(sealed: str) -> int:
+    """The ``e`` of one of our sealed tokens."""
+    return int(seal_payload(sealed)["e"])
 
 
 def apply_with(server: LiveServer, bucket: BucketCredentials, **creds: Any) -> dict[str, Any]:
@@ -81,3 +87,22 @@ def test_a_long_term_keys_upload_tokens_last_the_full_hour(
     addr = apply_with(server, bucket, ak=bucket.access_key_id, sk=bucket.secret_access_key)
     for sealed in [i["Auth"] for i in addr["StoreInfos"]] + [addr["SessionKey"]]:
         assert before + 3600 <= expiry_of(sealed) <= int(time.time()) + 3600
+
+
+def test_an_apply_never_committed_is_collected_when_its_tokens_expire(
+    server: LiveServer, bucket: BucketCredentials, admin: Gateway
+) -> None:
+    """Its sessions (and the bytes already uploaded to them) are dead once the Auth and SessionKey
+    expire: the collector ends them then, not after ``session_max_age_seconds`` (a week), or a
+    client that applies and never commits piles them up for a week under sustained load."""
+    ak, sk, token, sts_expires = short_sts2(bucket.access_key_id, bucket.secret_access_key, seconds=2)
+    addr = apply_with(server, bucket, ak=ak, sk=sk, token=token)
+    first, _ = addr["StoreInfos"]
+    assert put(server, first, png(4, 4)).status_code == 200
+    sessions = seal_payload(addr["SessionKey"])["s"]
+    assert all(admin.catalog.get_session(s) is not None for s in sessions)
+    admin.collect_garbage()
+    assert all(admin.catalog.get_session(s) is not None for s in sessions)  # alive until the expiry
+    time.sleep(max(0.0, sts_expires - time.time()) + 0.2)
+    admin.collect_garbage()
+    assert [s for s in sessions if admin.catalog.get_session(s) is not None] == []

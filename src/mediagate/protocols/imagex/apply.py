@@ -5,7 +5,8 @@ on any process) and an ``Auth`` token bound to that StoreUri, its session, the d
 and an expiry. The ``SessionKey`` seals the bucket, the sessions and an expiry; it is what
 ``CommitImageUpload`` presents (once). Both expire after ``UPLOAD_TTL_SECONDS``, or when the
 temporary credentials that applied expire, whichever is first: an upload address never outlives
-the STS that asked for it.
+the STS that asked for it. The sessions carry that expiry too, so the collector ends an apply
+never committed (and drops its bytes) then, not a week later.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import re
 import secrets
 import time
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -135,7 +137,9 @@ async def apply_image_upload(
     infos = []
     session_ids = []
     for name in names:
-        session = await gw.start_session(bucket, DIALECT, name, total_size=size, data=data)
+        session = await gw.start_session(
+            bucket, DIALECT, name, total_size=size, data=data, expires_at=datetime.fromtimestamp(expires, UTC)
+        )
         uri = store_uri(bucket.name, name)
         auth = seal(auth_key, {"b": bucket.name, "u": uri, "s": session.id, "n": size, "e": expires})
         infos.append({"StoreUri": uri, "Auth": auth})

@@ -29,6 +29,7 @@ from mediagate.core.formdata import MultipartReader, Part, boundary_from_content
 from mediagate.core.gateway import Gateway, Stored
 from mediagate.core.values import Bucket
 from mediagate.http import body_stream, drain_body, gateway, request_id
+from mediagate.logs import Throttled
 from mediagate.protocols.wantu import media
 from mediagate.protocols.wantu.errors import as_headers, error_response
 from mediagate.protocols.wantu.policy import (
@@ -49,6 +50,8 @@ from mediagate.protocols.wantu.signing import (
 )
 
 log = logging.getLogger("mediagate.wantu")
+failed_callbacks = Throttled(log)
+"""The callbackUrl is the client's choice: it may fail on every upload."""
 
 FILE_FIELD = "content"
 DEFAULT_CALLBACK_TYPE = "application/x-www-form-urlencoded"
@@ -204,7 +207,7 @@ async def call_back(gw: Gateway, ctx: KeyContext, fields: dict[str, Any]) -> str
             allow_private=gw.settings.allow_private_callbacks,
         )
     except notify.DeliveryFailed as exc:
-        log.warning("wantu callbackUrl failed: %s", exc)
+        failed_callbacks.warning("wantu callbackUrl failed: %s", exc)
         return ""
     return reply.body.decode("utf-8", "replace")
 
