@@ -67,7 +67,6 @@ from starlette.concurrency import iterate_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from mediagate import logs
 from mediagate.bucketconf import BucketConf, bucket_cache
 from mediagate.config import Settings
 from mediagate.core.errors import (
@@ -89,7 +88,6 @@ if TYPE_CHECKING:
     from mediagate.media.spec import ProcessingSpec
 
 log = logging.getLogger("mediagate")
-bad_images = logs.Throttled(log)
 """A corrupt image is read (and refused) as often as clients ask for its variants."""
 
 SUFFIX_SEPARATOR = "!"
