@@ -76,7 +76,7 @@ from mediagate.core.errors import (
     NotFound,
 )
 from mediagate.core.gateway import Gateway, is_expired
-from mediagate.core.keys import normalise_key
+from mediagate.core.keys import existing_key
 from mediagate.core.preprocess import processing_errors, versions_of
 from mediagate.core.values import Bucket, Object
 from mediagate.http import gateway
@@ -111,11 +111,11 @@ def parse_public_path(path: str) -> list[PublicPath]:
     """The readings of ``path`` to try, in order: the whole path as a key (keys may contain
     ``!``), then the path split at its last ``!`` (``key!secret``). Raises InvalidKey for a
     path that cannot name an object (control characters, ``..``, a trailing ``/``)."""
-    readings = [PublicPath(normalise_key(path))]
+    readings = [PublicPath(existing_key(path))]
     head, sep, tail = path.rpartition(SUFFIX_SEPARATOR)
     if sep and head and tail:
         with contextlib.suppress(InvalidKey):
-            readings.append(PublicPath(normalise_key(head), tail))
+            readings.append(PublicPath(existing_key(head), tail))
     return readings
 
 

@@ -10,7 +10,15 @@ import pytest
 from mediagate.core.buckets import BucketCredentials
 from mediagate.core.errors import InvalidKey
 from mediagate.core.gateway import Gateway
-from mediagate.core.keys import MAX_KEY_BYTES, normalise_dir, normalise_key, parent_dirs, split_key
+from mediagate.core.keys import (
+    MAX_KEY_BYTES,
+    existing_dir,
+    existing_key,
+    normalise_dir,
+    normalise_key,
+    parent_dirs,
+    split_key,
+)
 from tests.conftest import LiveServer
 
 
@@ -215,3 +223,72 @@ def test_every_dialect_refuses_a_bidi_name_in_its_own_shape_and_stores_nothing(
     )
     assert tus.status_code == 400 and "U+202E" in tus.json()["error"]["message"], tus.text
     assert admin.catalog.usage(admin.catalog.require_bucket(bucket.bucket).id) == 0
+
+
+def test_a_lookup_lets_through_what_only_the_naming_rule_refuses() -> None:
+    assert existing_key("/old/evil\u202egpj.exe") == "old/evil\u202egpj.exe"
+    assert existing_dir("/old\u200b/") == "old\u200b"
+    for raw in ("a\x00b", "a\nb", "../a", "a/\ud800"):
+        with pytest.raises(InvalidKey):
+            existing_key(raw)
+
+
+def test_an_object_named_before_the_rule_can_still_be_read_moved_away_and_deleted(
+    server: LiveServer, admin: Gateway, bucket: BucketCredentials
+) -> None:
+    """A key stored by an earlier version, holding a character names may no longer hold: every
+    dialect still finds it by that name (nothing acknowledged becomes unreachable), while a new
+    name with the character is refused."""
+    from urllib.parse import quote
+
+    from sqlalchemy import update
+
+    from mediagate.catalog.models import Object
+    from tests.protocols.native import api
+    from tests.protocols.upyun.rest_client import signed as upyun_signed
+    from tests.support import uploads
+
+    old = "old/evil\u202egpj.exe"
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        for key in ("old/plain.bin", "old/second.bin"):
+            put = upyun_signed(c, bucket, "PUT", f"/{bucket.bucket}/{key}", content=b"stored earlier")
+            assert put.status_code == 200, put.text
+        with admin.catalog._write() as s:  # what an earlier version stored
+            s.execute(update(Object).where(Object.key == "old/plain.bin").values(key=old, name=old[4:]))
+            s.execute(
+                update(Object).where(Object.key == "old/second.bin").values(key=old + "2", name=old[4:] + "2")
+            )
+        got = upyun_signed(c, bucket, "GET", f"/{bucket.bucket}/{quote(old)}")
+        assert (got.status_code, got.content) == (200, b"stored earlier")
+        assert c.get(f"/{bucket.bucket}/{quote(old)}").content == b"stored earlier"  # public read
+        moved = upyun_signed(
+            c,
+            bucket,
+            "PUT",
+            f"/{bucket.bucket}/old/fixed.bin",
+            headers={"X-Upyun-Move-Source": f"/{bucket.bucket}/{quote(old)}"},
+        )
+        assert moved.status_code == 200, moved.text
+        assert upyun_signed(c, bucket, "GET", f"/{bucket.bucket}/old/fixed.bin").content == b"stored earlier"
+        again = upyun_signed(
+            c,
+            bucket,
+            "PUT",
+            f"/{bucket.bucket}/old/fixed.bin",
+            headers={"X-Upyun-Copy-Source": f"/{bucket.bucket}/{quote(old + '2')}"},
+        )
+        assert again.status_code == 200, again.text
+        renamed_into = upyun_signed(
+            c,
+            bucket,
+            "PUT",
+            f"/{bucket.bucket}/{quote(old + '3')}",
+            headers={"X-Upyun-Copy-Source": f"/{bucket.bucket}/old/fixed.bin"},
+        )
+        assert "U+202E" in uploads.assert_upyun_rest_error(renamed_into, 400)["msg"]
+    with api.client(server.url, api.new_key(admin, bucket.bucket)) as v1:
+        where = f"/v1/buckets/{bucket.bucket}"
+        content = v1.get(f"{where}/content/{quote(old + '2')}")
+        assert content.content == b"stored earlier", content.text
+        assert v1.delete(f"{where}/objects/{quote(old + '2')}").status_code == 204
+        assert v1.get(f"{where}/objects/{quote(old + '2')}").status_code == 404

@@ -116,7 +116,7 @@ def rm(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before deleting by prefix.")] = False,
 ) -> None:
     """Delete objects. Exit code 1 if a KEY named no object."""
-    from mediagate.core.keys import normalise_key
+    from mediagate.core.keys import existing_key
 
     gw = open_gateway()
     try:
@@ -129,7 +129,7 @@ def rm(
                 if not yes:
                     typer.confirm(f"Delete {len(targets)} objects from {bucket}?", abort=True)
             else:
-                targets = [normalise_key(k) for k in keys]
+                targets = [existing_key(k) for k in keys]
         except MediagateError as exc:
             raise fail(exc.message) from None
         missing = asyncio.run(_delete(gw, found, list(dict.fromkeys(targets))))

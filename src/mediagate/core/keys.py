@@ -35,6 +35,9 @@ _CONTROL = re.compile(
 )
 """The characters a key may not hold (the module docstring)."""
 
+_NEVER_STORED = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
+"""The characters no version of mediagate ever stored in a key: all a lookup refuses."""
+
 
 def _refused(found: re.Match[str], what: str) -> InvalidKey:
     char = found.group()
@@ -52,7 +55,19 @@ def normalise_key(raw: str, *, allow_folder: bool = False) -> str:
     With ``allow_folder`` a trailing slash is accepted and dropped (a folder path); the root
     itself is still refused.
     """
-    if found := _CONTROL.search(raw):
+    return _normalise(raw, allow_folder, _CONTROL)
+
+
+def existing_key(raw: str, *, allow_folder: bool = False) -> str:
+    """:func:`normalise_key` for a name that is looked up, not given to something new (a read, a
+    delete, a copy's or move's source, a metadata edit): the invisible characters refused since
+    session 5 are let through, so an object stored before that rule can still be read, renamed
+    away or deleted. A new name still meets the whole rule."""
+    return _normalise(raw, allow_folder, _NEVER_STORED)
+
+
+def _normalise(raw: str, allow_folder: bool, refused: re.Pattern[str]) -> str:
+    if found := refused.search(raw):
         raise _refused(found, "key")
     if raw.endswith("/") and not allow_folder and raw.strip("/"):
         raise InvalidKey("key ends with '/', which names a folder, not a file")
@@ -69,11 +84,20 @@ def normalise_key(raw: str, *, allow_folder: bool = False) -> str:
 
 def normalise_dir(raw: str) -> str:
     """A directory path: like a key, but '' (the root) is allowed."""
+    return _dir(raw, _CONTROL)
+
+
+def existing_dir(raw: str) -> str:
+    """:func:`normalise_dir` for a path that is looked up (see :func:`existing_key`)."""
+    return _dir(raw, _NEVER_STORED)
+
+
+def _dir(raw: str, refused: re.Pattern[str]) -> str:
     if not raw.strip("/"):
-        if found := _CONTROL.search(raw):
+        if found := refused.search(raw):
             raise _refused(found, "path")
         return ""
-    return normalise_key(raw, allow_folder=True)
+    return _normalise(raw, True, refused)
 
 
 def split_key(key: str) -> tuple[str, str]:

@@ -27,7 +27,7 @@ from mediagate.core.errors import BadRequest, Conflict, MediagateError
 from mediagate.core.formdata import MultipartReader, boundary_from_content_type
 from mediagate.core.gateway import Stored
 from mediagate.core.grant import UploadGrant
-from mediagate.core.keys import normalise_dir, normalise_key, split_key
+from mediagate.core.keys import existing_dir, existing_key, normalise_key, split_key
 from mediagate.core.numbers import parse_uint
 from mediagate.core.uploadtokens import (
     TokenGrant,
@@ -312,7 +312,7 @@ async def list_objects(
             raise BadRequest(
                 "with delimiter=/ the prefix names a folder: '' or ending in '/'", code="invalid_prefix"
             )
-        folder = normalise_dir(start)
+        folder = existing_dir(start)
         folders, objects, last = await admin.folder_page(gw, target, folder, after=after, limit=limit)
         return schemas.ObjectList(
             objects=[schemas.ObjectOut.of(bucket, o) for o in objects],
@@ -333,7 +333,7 @@ async def list_objects(
 )
 async def get_object(request: Request, bucket: str, key: str, caller: Caller) -> schemas.ObjectOut:
     target = await bucket_for(request, caller, bucket, READ)
-    obj = await gateway(request).get_object(target, normalise_key(key))
+    obj = await gateway(request).get_object(target, existing_key(key))
     return schemas.ObjectOut.of(bucket, obj)
 
 
@@ -345,7 +345,7 @@ async def get_object(request: Request, bucket: str, key: str, caller: Caller) ->
 )
 async def head_object(request: Request, bucket: str, key: str, caller: Caller) -> Response:
     target = await bucket_for(request, caller, bucket, READ)
-    obj = await gateway(request).get_object(target, normalise_key(key))
+    obj = await gateway(request).get_object(target, existing_key(key))
     return await object_response(request, obj, head=True)
 
 
@@ -358,7 +358,7 @@ async def head_object(request: Request, bucket: str, key: str, caller: Caller) -
 async def get_content(request: Request, bucket: str, key: str, caller: Caller) -> Response:
     """The bytes (with ``Range``), for private buckets too."""
     target = await bucket_for(request, caller, bucket, READ)
-    obj = await gateway(request).get_object(target, normalise_key(key))
+    obj = await gateway(request).get_object(target, existing_key(key))
     return await object_response(request, obj, head=False)
 
 
@@ -370,7 +370,7 @@ async def patch_object(
 ) -> schemas.ObjectOut:
     target = await bucket_for(request, caller, bucket, WRITE)
     meta = dict(change.meta)
-    obj = await gateway(request).edit_meta(target, normalise_key(key), lambda _old: meta)
+    obj = await gateway(request).edit_meta(target, existing_key(key), lambda _old: meta)
     return schemas.ObjectOut.of(bucket, obj)
 
 
@@ -379,7 +379,7 @@ async def delete_object(request: Request, bucket: str, key: str, caller: Caller)
     """The bucket's webhook, if set, gets an ``object.deleted`` event."""
     target = await bucket_for(request, caller, bucket, WRITE)
     notify = webhooks.on_deleted(target, webhooks.Source(via="v1", key_id=caller.key_id))
-    await gateway(request).delete_object(target, normalise_key(key), notify=notify)
+    await gateway(request).delete_object(target, existing_key(key), notify=notify)
     return Response(status_code=204)
 
 
@@ -391,7 +391,7 @@ async def copy_object(
 ) -> schemas.ObjectOut:
     gw = gateway(request)
     target = await bucket_for(request, caller, bucket, WRITE)
-    source, dest = normalise_key(transfer.source), normalise_key(transfer.destination)
+    source, dest = existing_key(transfer.source), normalise_key(transfer.destination)
     if source == dest:
         return schemas.ObjectOut.of(bucket, await gw.get_object(target, source))
     if not transfer.overwrite and await gw.stat_path(target, dest) is not None:
@@ -405,7 +405,7 @@ async def move_object(
 ) -> schemas.ObjectOut:
     gw = gateway(request)
     target = await bucket_for(request, caller, bucket, WRITE)
-    source, dest = normalise_key(transfer.source), normalise_key(transfer.destination)
+    source, dest = existing_key(transfer.source), normalise_key(transfer.destination)
     if source == dest:
         return schemas.ObjectOut.of(bucket, await gw.get_object(target, source))
     obj = await gw.move_object(target, source, dest, replace=transfer.overwrite)

@@ -24,7 +24,7 @@ from starlette.responses import Response
 
 from mediagate.core.errors import BadRequest
 from mediagate.core.gateway import Gateway
-from mediagate.core.keys import normalise_key
+from mediagate.core.keys import existing_key
 from mediagate.core.values import Bucket
 from mediagate.protocols.upyun.objects import read_meta, ttl_of
 
@@ -40,7 +40,7 @@ async def patch(request: Request, gw: Gateway, bucket: Bucket, path: str) -> Res
     if path.endswith("/") or not path.strip("/"):
         raise BadRequest("metadata belongs to files: name a file, not a folder")
     plan, set_expiry, expires_in = _plan(operation, given)
-    await gw.edit_meta(bucket, normalise_key(path), plan, set_expiry=set_expiry, expires_in=expires_in)
+    await gw.edit_meta(bucket, existing_key(path), plan, set_expiry=set_expiry, expires_in=expires_in)
     return Response(status_code=200)
 
 

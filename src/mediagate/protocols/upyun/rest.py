@@ -50,7 +50,7 @@ from mediagate.core.errors import (
     Unauthorized,
 )
 from mediagate.core.gateway import Gateway
-from mediagate.core.keys import normalise_dir, normalise_key, split_key
+from mediagate.core.keys import existing_dir, existing_key, normalise_dir, normalise_key, split_key
 from mediagate.core.numbers import parse_uint
 from mediagate.core.values import Bucket, Folder, Object
 from mediagate.http import body_stream, drain_body, gateway, raw_target, request_id
@@ -148,7 +148,7 @@ async def _dispatch(
         if method == "GET" and headers.get("x-upyun-multi-uuid") is not None:
             return await multipart.list_parts(request, gw, bucket, _file_key(path))
         if method == "GET" and "usage" in request.query_params:
-            prefix = normalise_dir(path)
+            prefix = existing_dir(path)
             return PlainTextResponse(str(await gw.usage(bucket, prefix)))
         return await _read(request, gw, bucket, path, head=method == "HEAD")
     if method == "DELETE":
@@ -236,7 +236,7 @@ async def _source_key(gw: Gateway, bucket: Bucket, value: str, header: str) -> s
         first, _, rest = text.lstrip("/").partition("/")
         if first != bucket.name:
             raise Forbidden(f"{header} must name a file in this bucket: /{bucket.name}/<path>")
-        readings.append(normalise_key(rest))
+        readings.append(existing_key(rest))
     for key in readings:
         if isinstance(await gw.stat_path(bucket, key), Object):
             return key
@@ -248,12 +248,12 @@ async def _source_key(gw: Gateway, bucket: Bucket, value: str, header: str) -> s
 
 async def _read(request: Request, gw: Gateway, bucket: Bucket, path: str, *, head: bool) -> Response:
     if not path.strip("/") or path.endswith("/"):
-        folder_path = normalise_dir(path)
+        folder_path = existing_dir(path)
         found: Object | Folder | None = await gw.stat_path(bucket, folder_path)
         if not isinstance(found, Folder):
             raise NotFound("folder not found", code="folder_not_found")
     else:
-        found = await gw.stat_path(bucket, normalise_key(path))
+        found = await gw.stat_path(bucket, existing_key(path))
     if found is None:
         raise NotFound("file not found", code="file_not_found")
     if isinstance(found, Object):
@@ -293,7 +293,7 @@ async def _listing(request: Request, gw: Gateway, bucket: Bucket, folder: str) -
 async def _delete(gw: Gateway, bucket: Bucket, path: str) -> Response:
     if not path.strip("/"):
         raise Forbidden("the bucket root cannot be deleted", code="forbidden")
-    target = normalise_dir(path)
+    target = existing_dir(path)
     found = await gw.stat_path(bucket, target)
     if isinstance(found, Object) and not path.endswith("/"):
         await gw.delete_object(bucket, target)

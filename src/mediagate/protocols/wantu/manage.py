@@ -45,7 +45,7 @@ from starlette.responses import JSONResponse, Response
 from mediagate.core.buckets import AKSK
 from mediagate.core.errors import BadRequest, Conflict, MediagateError, NotFound, Unauthorized
 from mediagate.core.gateway import Gateway
-from mediagate.core.keys import normalise_key
+from mediagate.core.keys import existing_key, normalise_key
 from mediagate.core.values import Bucket, Folder, Object
 from mediagate.http import body_stream, gateway, raw_target, request_id
 from mediagate.protocols.wantu.errors import as_headers, error_response
@@ -157,9 +157,12 @@ def _ok(request: Request, fields: dict[str, Any] | None = None) -> JSONResponse:
     return JSONResponse(body, headers=as_headers({k: v for k, v in body.items() if not isinstance(v, list)}))
 
 
-def _file_key(rid: ResourceId) -> str:
+def _file_key(rid: ResourceId, *, existing: bool = True) -> str:
+    """The key of a file resource: one that exists (looked up), else a new name (``existing``
+    False: a rename's target), which meets the whole naming rule (core.keys)."""
     assert rid.name is not None
-    return normalise_key(f"{dir_to_path(rid.dir)}/{rid.name}")
+    path = f"{dir_to_path(rid.dir)}/{rid.name}"
+    return existing_key(path) if existing else normalise_key(path)
 
 
 def _page_args(request: Request) -> tuple[int, int]:
@@ -233,7 +236,7 @@ async def _rename(request: Request, gw: Gateway, bucket: Bucket, key: str, new_r
     replaced (NameDuplicated), the target's folders are created."""
     target = parse_resource_id(new_rid, file=True)
     _own(bucket, target.namespace)
-    new_key = _file_key(target)
+    new_key = _file_key(target, existing=False)
     if new_key == key:
         await gw.get_object(bucket, key)
     else:
