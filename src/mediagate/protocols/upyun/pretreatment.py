@@ -40,7 +40,7 @@ from starlette.responses import JSONResponse, Response
 
 from mediagate.core.errors import BadRequest, MediagateError, PayloadTooLarge
 from mediagate.core.gateway import Gateway
-from mediagate.core.keys import normalise_key
+from mediagate.core.keys import existing_key
 from mediagate.core.notify import is_http_url
 from mediagate.core.values import Bucket, Task
 from mediagate.http import body_stream, drain_body, gateway, request_id
@@ -152,7 +152,7 @@ async def _record(gw: Gateway, bucket: Bucket, operator: str, fields: dict[str, 
     if not source:
         raise BadRequest("the form field 'source' (the file to process) is required", code="missing_field")
     try:
-        key = normalise_key(source)
+        key = existing_key(source)
     except MediagateError as exc:
         raise BadRequest(f"source: {exc.message}", code="invalid_key") from None
     notify_url = fields.get("notify_url") or None
