@@ -159,3 +159,21 @@ def test_a_multipart_put_abandoned_in_an_outage_is_aborted_once_s3_is_back(
     assert upload_id and open_uploads(s3_server, storage) == [key]
     assert storage.abort_stale_writes(datetime.now(UTC) - timedelta(days=1)) == 1
     assert open_uploads(s3_server, storage) == []
+
+
+def test_a_bucket_that_vanished_is_made_again(s3_server: MotoServer, tmp_path: Path) -> None:
+    """An S3-compatible store restarted empty (moto, a MinIO on a wiped volume): before, the
+    bucket checked once at first use was never looked for again, and every upload was a 503
+    until mediagate restarted. The call that finds it gone is still a 503; the next works."""
+    storage = make_s3_storage(s3_server)
+    source = tmp_path / "blob"
+    source.write_bytes(b"before")
+    storage.put("a" * 32, source)
+    client = s3_client(s3_server)
+    client.delete_object(Bucket=storage.bucket, Key="a" * 32)
+    client.delete_bucket(Bucket=storage.bucket)
+    source.write_bytes(b"after")
+    with pytest.raises(StorageUnavailable):
+        storage.put("b" * 32, source)
+    storage.put("b" * 32, source)
+    assert b"".join(storage.open("b" * 32)) == b"after"

@@ -83,12 +83,25 @@ def _error_code(exc: ClientError) -> str:
 
 
 @contextlib.contextmanager
-def _outage() -> Iterator[None]:
-    """botocore/boto3 failures that are not a missing blob become ``StorageUnavailable``."""
+def _outage(storage: S3Storage | None = None) -> Iterator[None]:
+    """botocore/boto3 failures that are not a missing blob become ``StorageUnavailable``. A
+    bucket that is gone (an S3-compatible store restarted empty, a bucket deleted by hand) makes
+    ``storage`` look for it again on its next call, and create it if it may."""
     try:
         yield
     except (BotoCoreError, ClientError, Boto3Error) as exc:
+        if storage is not None and _no_such_bucket(exc):
+            storage.bucket_lost()
         raise StorageUnavailable() from exc
+
+
+def _no_such_bucket(exc: BaseException | None) -> bool:
+    """NoSuchBucket, maybe wrapped (boto3's transfer manager raises S3UploadFailedError)."""
+    while exc is not None:
+        if isinstance(exc, ClientError) and _error_code(exc) == "NoSuchBucket":
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 class S3Storage:
@@ -169,7 +182,7 @@ class S3Storage:
     # -- helpers -------------------------------------------------------------------------------
 
     def _key(self, blob_id: str) -> str:
-        with _outage():
+        with _outage(self):
             self._ensure_bucket()
         return self.prefix + check_blob_id(blob_id)
 
@@ -192,6 +205,12 @@ class S3Storage:
                 self._create()
             self._ready = True
 
+    def bucket_lost(self) -> None:
+        """The bucket answered NoSuchBucket: check (and create, if allowed) again on next use.
+        Without ``create_bucket`` nothing changes: every call stays a 503 until it is back."""
+        if self.create_bucket:
+            self._ready = False
+
     def _create(self) -> None:
         try:
             if self.region == "us-east-1":
@@ -210,7 +229,7 @@ class S3Storage:
         kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
         if byte_range is not None:
             kwargs["Range"] = byte_range
-        with _outage():
+        with _outage(self):
             try:
                 return self.client.get_object(**kwargs)
             except ClientError as exc:
@@ -224,7 +243,7 @@ class S3Storage:
         """Upload ``source`` (multipart above the threshold), then delete it."""
         key = self._key(blob_id)
         try:
-            with _outage():
+            with _outage(self):
                 self.client.upload_file(str(source), self.bucket, key, Config=self.transfer)
         except StorageUnavailable:
             if source.stat().st_size >= self.transfer.multipart_threshold:
@@ -250,7 +269,7 @@ class S3Storage:
 
     def size(self, blob_id: str) -> int:
         key = self._key(blob_id)
-        with _outage():
+        with _outage(self):
             try:
                 return int(self.client.head_object(Bucket=self.bucket, Key=key)["ContentLength"])
             except ClientError as exc:
@@ -267,7 +286,7 @@ class S3Storage:
 
     def delete(self, blob_id: str) -> None:
         key = self._key(blob_id)
-        with _outage():
+        with _outage(self):
             self.client.delete_object(Bucket=self.bucket, Key=key)
 
     def assemble(self, part_ids: list[str], dest: Path) -> None:
@@ -287,7 +306,7 @@ class S3Storage:
         """Server-side: no byte passes through this process (boto3's managed copy, a multipart
         copy above the threshold, aborted if it fails)."""
         source, dest = self._key(source_id), self._key(dest_id)
-        with _outage():
+        with _outage(self):
             try:
                 self.client.copy(
                     {"Bucket": self.bucket, "Key": source}, self.bucket, dest, Config=self.transfer
@@ -305,13 +324,13 @@ class S3Storage:
             "Key": self.prefix + check_blob_id(blob_id),
             "ResponseContentType": content_type,
         }
-        with _outage():
+        with _outage(self):
             return str(self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires))
 
     def writer(self, blob_id: str) -> S3Writer:
         """Start a multipart upload for ``blob_id`` (CreateMultipartUpload)."""
         key = self._key(blob_id)
-        with _outage():
+        with _outage(self):
             upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"]
         self._writing.add(upload_id)
         return S3Writer(self, blob_id, key, upload_id)
@@ -336,7 +355,7 @@ class S3Storage:
         with self._given_up_lock:
             given_up, self._given_up = self._given_up, set()
         try:
-            with _outage():
+            with _outage(self):
                 self._ensure_bucket()
                 paginator = self.client.get_paginator("list_multipart_uploads")
                 for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
@@ -369,7 +388,7 @@ class S3Storage:
     def _abort(self, key: str, upload_id: str) -> bool:
         """AbortMultipartUpload; False when the upload was gone already (finished or aborted
         meanwhile). Any other refusal is the store's trouble: ``StorageUnavailable``."""
-        with _outage():
+        with _outage(self):
             try:
                 self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
             except ClientError as exc:
@@ -422,7 +441,7 @@ class S3Writer:
         storage = self._storage
         try:
             part.rewind()
-            with _outage():
+            with _outage(storage):
                 answer = storage.client.upload_part(
                     Bucket=storage.bucket,
                     Key=self._key,
@@ -448,7 +467,7 @@ class S3Writer:
 
     def commit(self) -> None:
         storage = self._storage
-        with _outage():
+        with _outage(storage):
             storage.client.complete_multipart_upload(
                 Bucket=storage.bucket,
                 Key=self._key,
