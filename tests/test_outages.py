@@ -12,8 +12,6 @@ size limit on the server process, which makes writes fail the same way with EFBI
 
 from __future__ import annotations
 
-import contextlib
-import resource
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -30,6 +28,7 @@ from mediagate.core.buckets import BucketCredentials, create_bucket
 from mediagate.services import build_gateway
 from tests.conftest import POSTGRES_URL, LiveServer, make_home, staging_files
 from tests.support import uploads
+from tests.support.fulldisk import FileSizeLimit, FullDisk, SmallTmpfs
 from tests.support.moto import MotoServer, new_bucket_name
 from tests.support.pg import fresh_schema
 from tests.support.proxy import TcpProxy
@@ -221,69 +220,6 @@ def test_database_restart_is_survived(pg_outage: tuple[LiveServer, TcpProxy, Buc
 
 
 # -- a full disk ---------------------------------------------------------------------------------------
-
-
-class FullDisk:
-    """Makes the server's staging writes fail for lack of space, and undoes it."""
-
-    def prepare(self, home: Path) -> None: ...
-
-    def fill(self, server: LiveServer) -> None: ...
-
-    def free(self, server: LiveServer) -> None: ...
-
-    def close(self) -> None: ...
-
-
-class SmallTmpfs(FullDisk):
-    """The home's staging and blobs on a 4 MiB tmpfs (symlinked, so the log and the catalog stay
-    on the ordinary disk), filled by a file that leaves a few KiB."""
-
-    def __init__(self, root: Path) -> None:
-        self.mount = root / "disk"
-        self.mount.mkdir()
-        done = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(self.mount)], capture_output=True
-        )
-        if done.returncode != 0:
-            pytest.skip(f"mounting a tmpfs is not permitted here: {done.stderr.decode().strip()}")
-
-    def prepare(self, home: Path) -> None:
-        home.mkdir()
-        for sub in ("staging", "blobs"):
-            (self.mount / sub).mkdir()
-            (home / sub).symlink_to(self.mount / sub)
-
-    def fill(self, server: LiveServer) -> None:
-        with contextlib.suppress(OSError), open(self.mount / "filler", "wb") as f:
-            while True:
-                f.write(b"\0" * 4096)
-                f.flush()
-
-    def free(self, server: LiveServer) -> None:
-        (self.mount / "filler").unlink()
-
-    def close(self) -> None:
-        subprocess.run(["umount", "-l", str(self.mount)], check=False)
-
-
-class FileSizeLimit(FullDisk):
-    """A soft RLIMIT_FSIZE on the server process: a write past 1 MiB in any file fails (EFBIG;
-    Python ignores SIGXFSZ). Works anywhere, without privileges."""
-
-    LIMIT = 1024 * 1024
-
-    def prepare(self, home: Path) -> None:
-        home.mkdir()
-
-    def fill(self, server: LiveServer) -> None:
-        assert server.process is not None
-        resource.prlimit(server.process.pid, resource.RLIMIT_FSIZE, (self.LIMIT, resource.RLIM_INFINITY))
-
-    def free(self, server: LiveServer) -> None:
-        assert server.process is not None
-        unlimited = (resource.RLIM_INFINITY, resource.RLIM_INFINITY)  # the soft limit only was lowered
-        resource.prlimit(server.process.pid, resource.RLIMIT_FSIZE, unlimited)
 
 
 @pytest.fixture(params=["tmpfs", "file-size-limit"])

@@ -1521,10 +1521,13 @@ class Catalog:
         retry_at: datetime | None,
         result: dict[str, Any] | None = None,
         outbox: Sequence[Outgoing] = (),
+        uncounted: bool = False,
     ) -> bool:
         """A failed attempt: pending again from ``retry_at``, or failed for good (None), with
         ``reason``; ``outbox`` (the failure notification) commits with it. False, and nothing
-        written, when the attempt is no longer the task's current one (its lease lapsed)."""
+        written, when the attempt is no longer the task's current one (its lease lapsed).
+        ``uncounted``: the attempt is given back (a dependency outage, not the task's fault), so
+        it does not bring the task nearer to its ``max_attempts``."""
         now = utcnow()
         notes = tuple(outbox)
 
@@ -1534,6 +1537,8 @@ class Catalog:
                 values |= {"status": "failed", "finished_at": now}
             else:
                 values |= {"status": "pending", "next_run_at": retry_at}
+            if uncounted:
+                values["attempts"] = _tasks.c.attempts - 1
             if result is not None:
                 values["result"] = result
             done = conn.execute(

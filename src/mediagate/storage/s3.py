@@ -38,7 +38,10 @@ they fill while the body still arrives, and the object exists only once Complete
 returns, so a refused or broken upload is aborted and leaves neither an object nor an open
 multipart upload. Uploads whose process died are aborted by ``abort_stale_writes`` (the garbage
 collector, with ``s3_stale_upload_seconds`` of grace; an S3 lifecycle rule
-``AbortIncompleteMultipartUpload`` is a good second net).
+``AbortIncompleteMultipartUpload`` is a good second net). An upload this process gave up on while
+S3 was out of reach (its AbortMultipartUpload failed too, or boto3's ``put`` could not abort) is
+remembered by key and aborted at the collector's first round once S3 answers again, without the
+grace: its blob id is never used again, so nothing can still be feeding it.
 """
 
 from __future__ import annotations
@@ -80,12 +83,25 @@ def _error_code(exc: ClientError) -> str:
 
 
 @contextlib.contextmanager
-def _outage() -> Iterator[None]:
-    """botocore/boto3 failures that are not a missing blob become ``StorageUnavailable``."""
+def _outage(storage: S3Storage | None = None) -> Iterator[None]:
+    """botocore/boto3 failures that are not a missing blob become ``StorageUnavailable``. A
+    bucket that is gone (an S3-compatible store restarted empty, a bucket deleted by hand) makes
+    ``storage`` look for it again on its next call, and create it if it may."""
     try:
         yield
     except (BotoCoreError, ClientError, Boto3Error) as exc:
+        if storage is not None and _no_such_bucket(exc):
+            storage.bucket_lost()
         raise StorageUnavailable() from exc
+
+
+def _no_such_bucket(exc: BaseException | None) -> bool:
+    """NoSuchBucket, maybe wrapped (boto3's transfer manager raises S3UploadFailedError)."""
+    while exc is not None:
+        if isinstance(exc, ClientError) and _error_code(exc) == "NoSuchBucket":
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 class S3Storage:
@@ -128,6 +144,9 @@ class S3Storage:
         """Upload ids of this process's writers in progress (never stale while we feed them)."""
         self._seen: dict[str, datetime] = {}
         """When ``abort_stale_writes`` first listed each upload it did not abort."""
+        self._given_up: set[str] = set()
+        """Keys of uploads this process abandoned during an outage, to abort when S3 is back."""
+        self._given_up_lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> S3Storage:
@@ -163,7 +182,7 @@ class S3Storage:
     # -- helpers -------------------------------------------------------------------------------
 
     def _key(self, blob_id: str) -> str:
-        with _outage():
+        with _outage(self):
             self._ensure_bucket()
         return self.prefix + check_blob_id(blob_id)
 
@@ -186,6 +205,12 @@ class S3Storage:
                 self._create()
             self._ready = True
 
+    def bucket_lost(self) -> None:
+        """The bucket answered NoSuchBucket: check (and create, if allowed) again on next use.
+        Without ``create_bucket`` nothing changes: every call stays a 503 until it is back."""
+        if self.create_bucket:
+            self._ready = False
+
     def _create(self) -> None:
         try:
             if self.region == "us-east-1":
@@ -204,7 +229,7 @@ class S3Storage:
         kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
         if byte_range is not None:
             kwargs["Range"] = byte_range
-        with _outage():
+        with _outage(self):
             try:
                 return self.client.get_object(**kwargs)
             except ClientError as exc:
@@ -216,9 +241,14 @@ class S3Storage:
 
     def put(self, blob_id: str, source: Path) -> None:
         """Upload ``source`` (multipart above the threshold), then delete it."""
-        with _outage():
-            key = self._key(blob_id)
-            self.client.upload_file(str(source), self.bucket, key, Config=self.transfer)
+        key = self._key(blob_id)
+        try:
+            with _outage(self):
+                self.client.upload_file(str(source), self.bucket, key, Config=self.transfer)
+        except StorageUnavailable:
+            if source.stat().st_size >= self.transfer.multipart_threshold:
+                self.give_up(key)  # boto3's own abort may have failed in the same outage
+            raise
         source.unlink(missing_ok=True)
 
     def open(self, blob_id: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
@@ -239,7 +269,7 @@ class S3Storage:
 
     def size(self, blob_id: str) -> int:
         key = self._key(blob_id)
-        with _outage():
+        with _outage(self):
             try:
                 return int(self.client.head_object(Bucket=self.bucket, Key=key)["ContentLength"])
             except ClientError as exc:
@@ -256,7 +286,7 @@ class S3Storage:
 
     def delete(self, blob_id: str) -> None:
         key = self._key(blob_id)
-        with _outage():
+        with _outage(self):
             self.client.delete_object(Bucket=self.bucket, Key=key)
 
     def assemble(self, part_ids: list[str], dest: Path) -> None:
@@ -276,7 +306,7 @@ class S3Storage:
         """Server-side: no byte passes through this process (boto3's managed copy, a multipart
         copy above the threshold, aborted if it fails)."""
         source, dest = self._key(source_id), self._key(dest_id)
-        with _outage():
+        with _outage(self):
             try:
                 self.client.copy(
                     {"Bucket": self.bucket, "Key": source}, self.bucket, dest, Config=self.transfer
@@ -294,16 +324,22 @@ class S3Storage:
             "Key": self.prefix + check_blob_id(blob_id),
             "ResponseContentType": content_type,
         }
-        with _outage():
+        with _outage(self):
             return str(self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires))
 
     def writer(self, blob_id: str) -> S3Writer:
         """Start a multipart upload for ``blob_id`` (CreateMultipartUpload)."""
         key = self._key(blob_id)
-        with _outage():
+        with _outage(self):
             upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"]
         self._writing.add(upload_id)
         return S3Writer(self, blob_id, key, upload_id)
+
+    def give_up(self, key: str) -> None:
+        """Any multipart upload under ``key`` is garbage (an abandoned blob's key): the next
+        ``abort_stale_writes`` aborts it whatever its age."""
+        with self._given_up_lock:
+            self._given_up.add(key)
 
     def abort_stale_writes(self, started_before: datetime) -> int:
         """Abort this store's multipart uploads (keys that are our blob ids under our prefix)
@@ -315,24 +351,51 @@ class S3Storage:
         pattern = re.compile(re.escape(self.prefix) + r"[0-9a-f]{32}")
         now = datetime.now(UTC)
         seen: dict[str, datetime] = {}
-        with _outage():
-            self._ensure_bucket()
-            paginator = self.client.get_paginator("list_multipart_uploads")
-            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
-                for upload in page.get("Uploads", []):
-                    key, upload_id = upload.get("Key", ""), upload.get("UploadId", "")
-                    if not pattern.fullmatch(key) or upload_id in self._writing:
-                        continue
-                    first = seen[upload_id] = self._seen.get(upload_id, now)
-                    initiated = upload.get("Initiated", now)
-                    if max(first, initiated) >= started_before:
-                        continue
-                    with contextlib.suppress(ClientError):  # finished or aborted meanwhile
-                        self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
-                        aborted += 1
+        refused: set[str] = set()
+        with self._given_up_lock:
+            given_up, self._given_up = self._given_up, set()
+        try:
+            with _outage(self):
+                self._ensure_bucket()
+                paginator = self.client.get_paginator("list_multipart_uploads")
+                for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
+                    for upload in page.get("Uploads", []):
+                        key, upload_id = upload.get("Key", ""), upload.get("UploadId", "")
+                        if not pattern.fullmatch(key) or upload_id in self._writing:
+                            continue
+                        first = seen[upload_id] = self._seen.get(upload_id, now)
+                        initiated = upload.get("Initiated", now)
+                        if max(first, initiated) >= started_before and key not in given_up:
+                            continue
+                        try:
+                            if self._abort(key, upload_id):
+                                aborted += 1
+                        except StorageUnavailable as exc:
+                            if not isinstance(exc.__cause__, ClientError):
+                                raise
+                            refused.add(key)  # a 5xx, a missing permission: tried next round
+                            continue
                         del seen[upload_id]
+        except BaseException:
+            with self._given_up_lock:
+                self._given_up |= given_up  # S3 still out of reach: the next round tries again
+            raise
+        with self._given_up_lock:
+            self._given_up |= refused & given_up
         self._seen = seen
         return aborted
+
+    def _abort(self, key: str, upload_id: str) -> bool:
+        """AbortMultipartUpload; False when the upload was gone already (finished or aborted
+        meanwhile). Any other refusal is the store's trouble: ``StorageUnavailable``."""
+        with _outage(self):
+            try:
+                self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+            except ClientError as exc:
+                if _error_code(exc) != "NoSuchUpload":
+                    raise
+                return False
+        return True
 
 
 class S3Writer:
@@ -378,7 +441,7 @@ class S3Writer:
         storage = self._storage
         try:
             part.rewind()
-            with _outage():
+            with _outage(storage):
                 answer = storage.client.upload_part(
                     Bucket=storage.bucket,
                     Key=self._key,
@@ -404,7 +467,7 @@ class S3Writer:
 
     def commit(self) -> None:
         storage = self._storage
-        with _outage():
+        with _outage(storage):
             storage.client.complete_multipart_upload(
                 Bucket=storage.bucket,
                 Key=self._key,
@@ -427,10 +490,11 @@ class S3Writer:
         self._sender.shutdown(wait=False)
         storage = self._storage
         storage._writing.discard(self._upload_id)
-        with _outage(), contextlib.suppress(ClientError):  # NoSuchUpload: already gone
-            storage.client.abort_multipart_upload(
-                Bucket=storage.bucket, Key=self._key, UploadId=self._upload_id
-            )
+        try:
+            storage._abort(self._key, self._upload_id)
+        except StorageUnavailable:
+            storage.give_up(self._key)
+            raise
 
 
 def _stream(body: Any) -> Iterator[bytes]:

@@ -21,9 +21,10 @@ from typing import Any, TypeVar
 from mediagate.catalog.models import Bucket, Task
 from mediagate.catalog.repo import LeaseLost
 from mediagate.core import values
+from mediagate.core.errors import MediagateError, from_os_error
 from mediagate.core.gateway import Gateway
 from mediagate.core.outbox import Notification, Outgoing, TaskDone
-from mediagate.logs import describe, is_outage
+from mediagate.logs import FailureStreak, describe, is_outage
 from mediagate.tasks.registry import Registry, TaskContext, TaskFailed, TaskResult
 
 log = logging.getLogger("mediagate.tasks")
@@ -31,6 +32,8 @@ T = TypeVar("T")
 
 BACKOFF_FACTOR = 4.0
 MAX_BACKOFF_SECONDS = 3600.0
+OUTAGE_BACKOFF_SECONDS = 60.0
+"""Longest wait between tries of a task held up by a dependency outage."""
 
 
 def backoff(base_seconds: float, attempts: int) -> timedelta:
@@ -49,6 +52,9 @@ class Runner:
         self._helpers = threading.local()
         """Each worker thread's :class:`_Helper` (see :meth:`_within`)."""
         self._all_helpers: list[_Helper] = []
+        self._outage = FailureStreak(log, "task runner")
+        self._outages = 0
+        """Attempts given back to an outage since a task last succeeded (the backoff grows)."""
 
     def close(self) -> None:
         """Let every helper thread end once its job in hand (if any) is done."""
@@ -113,15 +119,39 @@ class Runner:
             log.warning("task %s: attempt %s lost its lease; another attempt owns it", task.id, task.attempts)
             return "lost"
         except Exception as exc:
-            if is_outage(exc):  # the catalog or storage is away: one line, and another attempt
-                log.warning("task %s (%s) attempt %s: %s", task.id, task.kind, task.attempts, describe(exc))
-            else:
-                log.exception("task %s (%s) attempt %s failed", task.id, task.kind, task.attempts)
+            if is_outage(exc):
+                return self._wait_out(task, exc)
+            log.exception("task %s (%s) attempt %s failed", task.id, task.kind, task.attempts)
             return self._fail(task, bucket, TaskFailed(_describe(exc), status=500, retry=True))
         finally:
             ctx.cleanup()
 
+    def _wait_out(self, task: Task, exc: Exception) -> str:
+        """A dependency outage (the disk full, the blob store or the catalog out of reach) is not
+        the task's fault: the attempt is given back and the task waits, however long the outage
+        lasts, trying again after a backoff of at most ``OUTAGE_BACKOFF_SECONDS`` so that it runs
+        soon after the dependency is back. The log says so once per outage (``FailureStreak``),
+        not once per task and attempt."""
+        error = exc if isinstance(exc, MediagateError) else from_os_error(exc)
+        assert error is not None  # is_outage(exc)
+        self._outage.failed(exc)
+        self._outages += 1
+        delay = min(
+            backoff(self.gw.settings.task_backoff_seconds, self._outages),
+            timedelta(seconds=OUTAGE_BACKOFF_SECONDS),
+        )
+        ok = self.gw.catalog.end_task_attempt(
+            task.id,
+            task.attempts,
+            reason=f"waiting: {error.message}",
+            retry_at=datetime.now(UTC) + delay,
+            uncounted=True,
+        )
+        return "pending" if ok else "lost"
+
     def _succeed(self, task: Task, bucket: Bucket, outcome: TaskResult) -> str:
+        self._outages = 0
+        self._outage.succeeded()
         keys = [key for key, _ in outcome.outputs]
         done = TaskDone(task.id, task.attempts, keys, outcome.result)
         note = self._notification(
@@ -238,8 +268,6 @@ class _Helper:
 
 
 def _describe(exc: BaseException) -> str:
-    from mediagate.core.errors import MediagateError
-
     if isinstance(exc, MediagateError):
         return exc.message
     return f"internal error ({type(exc).__name__}: {exc})"[:500]
