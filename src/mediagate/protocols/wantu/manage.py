@@ -45,17 +45,16 @@ from starlette.responses import JSONResponse, Response
 from mediagate.core.buckets import AKSK
 from mediagate.core.errors import BadRequest, Conflict, MediagateError, NotFound, Unauthorized
 from mediagate.core.gateway import Gateway
-from mediagate.core.keys import existing_key, normalise_key
 from mediagate.core.values import Bucket, Folder, Object
 from mediagate.http import body_stream, gateway, raw_target, request_id
 from mediagate.protocols.wantu.errors import as_headers, error_response
 from mediagate.protocols.wantu.signing import (
     MANAGE_TYPE,
     ManageToken,
-    ResourceId,
     check_date,
     check_dir,
     dir_to_path,
+    key_of,
     manage_signature_ok,
     manage_strings,
     parse_manage_token,
@@ -157,14 +156,6 @@ def _ok(request: Request, fields: dict[str, Any] | None = None) -> JSONResponse:
     return JSONResponse(body, headers=as_headers({k: v for k, v in body.items() if not isinstance(v, list)}))
 
 
-def _file_key(rid: ResourceId, *, existing: bool = True) -> str:
-    """The key of a file resource: one that exists (looked up), else a new name (``existing``
-    False: a rename's target), which meets the whole naming rule (core.keys)."""
-    assert rid.name is not None
-    path = f"{dir_to_path(rid.dir)}/{rid.name}"
-    return existing_key(path) if existing else normalise_key(path)
-
-
 def _page_args(request: Request) -> tuple[int, int]:
     values = []
     for name, default, high in (("currentPage", 1, None), ("pageSize", DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)):
@@ -215,7 +206,7 @@ async def _files(request: Request, gw: Gateway, bucket: Bucket, rest: list[str])
         raise _no_such_api()
     rid = parse_resource_id(rest[0], file=True)
     _own(bucket, rid.namespace)
-    key = _file_key(rid)
+    key = key_of(rid)
     if len(rest) == 2 and rest[1] == "exist" and method in ("GET", "HEAD"):
         await gw.get_object(bucket, key)
         return _ok(request)
@@ -236,7 +227,7 @@ async def _rename(request: Request, gw: Gateway, bucket: Bucket, key: str, new_r
     replaced (NameDuplicated), the target's folders are created."""
     target = parse_resource_id(new_rid, file=True)
     _own(bucket, target.namespace)
-    new_key = _file_key(target, existing=False)
+    new_key = key_of(target, existing=False)
     if new_key == key:
         await gw.get_object(bucket, key)
     else:

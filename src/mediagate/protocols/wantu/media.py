@@ -50,11 +50,11 @@ from starlette.responses import JSONResponse, Response
 
 from mediagate.core import notify
 from mediagate.core.errors import BadRequest, NotFound, Unauthorized
-from mediagate.core.keys import existing_key, normalise_key, split_key
+from mediagate.core.keys import normalise_key, split_key
 from mediagate.core.outbox import NewTask, Notification
 from mediagate.http import request_id
 from mediagate.media.averrors import MediaTaskError, TranscodeTimeout
-from mediagate.protocols.wantu.signing import ResourceId, dir_to_path, parse_resource_id, path_to_dir
+from mediagate.protocols.wantu.signing import key_of, parse_resource_id, path_to_dir
 from mediagate.tasks.registry import Registry, TaskContext, TaskFailed, TaskResult
 
 if TYPE_CHECKING:
@@ -105,14 +105,6 @@ def _file(bucket: Bucket, fields: dict[str, str], name: str) -> str:
     if rid.namespace not in ("", bucket.name):
         raise Unauthorized(f"the {name} namespace does not belong to this access key", code="bucket_mismatch")
     return key_of(rid, existing=name != "output")
-
-
-def key_of(rid: ResourceId, *, existing: bool = True) -> str:
-    """The key of a file resource: one looked up (an input, a watermark), else a new name (an
-    output: ``existing`` False), which meets the whole naming rule (core.keys)."""
-    assert rid.name is not None
-    path = f"{dir_to_path(rid.dir)}/{rid.name}"
-    return existing_key(path) if existing else normalise_key(path)
 
 
 async def _notify_url(gw: Gateway, fields: dict[str, str]) -> str | None:

@@ -47,8 +47,7 @@ from starlette.responses import JSONResponse, Response
 from mediagate.core.errors import BadRequest, MediagateError, PayloadTooLarge, Unauthorized, UnsupportedMedia
 from mediagate.core.keys import split_key
 from mediagate.http import request_id
-from mediagate.protocols.wantu.media import key_of
-from mediagate.protocols.wantu.signing import ResourceId, parse_resource_id, path_to_dir
+from mediagate.protocols.wantu.signing import ResourceId, key_of, parse_resource_id, path_to_dir
 
 if TYPE_CHECKING:
     from mediagate.core.gateway import Gateway

@@ -33,6 +33,7 @@ from typing import Any
 
 from mediagate.core import jsonin
 from mediagate.core.errors import BadRequest, Unauthorized
+from mediagate.core.keys import existing_key, normalise_key
 from mediagate.signing.wantu import (
     b64decode,
     b64encode,
@@ -275,6 +276,15 @@ def parse_resource_id(value: str, *, file: bool) -> ResourceId:
 def dir_to_path(dir: str) -> str:
     """'/a/b' -> 'a/b' (the catalog's folder path); '/' -> ''."""
     return dir.strip("/")
+
+
+def key_of(rid: ResourceId, *, existing: bool = True) -> str:
+    """The object key of a file resource: one looked up (``existing``: a file to read, delete,
+    rename or process), else a new name (a rename's target, a task's output), which meets the
+    whole naming rule (core.keys)."""
+    assert rid.name is not None
+    path = f"{dir_to_path(rid.dir)}/{rid.name}"
+    return existing_key(path) if existing else normalise_key(path)
 
 
 def path_to_dir(path: str) -> str:
